@@ -1,0 +1,9 @@
+"""Adds every capability's commands to the ``tether`` CLI."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
+    """Attach capability sub-apps and simulator commands."""

@@ -1,0 +1,100 @@
+"""The ``tether`` command line: database, API server, workers, simulators and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tether.core import db, migrations
+from tether.core.logging import configure_logging
+from tether.core.settings import Settings, load_settings
+
+console = Console(stderr=True)
+
+app = typer.Typer(
+    name="tether",
+    help=(
+        "tether keeps local PostgreSQL copies of externally mastered data true.\n\n"
+        "Configuration comes from TETHER_* environment variables (and DATABASE_URL); "
+        "without DATABASE_URL an embedded PostgreSQL is started in TETHER_DATA_DIR (.tether)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Run a simulator of an external system (a real HTTP server with fault modes).",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(simulate_app, name="simulate")
+
+
+def settings_from_env() -> Settings:
+    """Settings for a CLI command, with logging configured from them."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (safe to run concurrently and repeatedly)."""
+    settings = settings_from_env()
+    url = db.resolve_database_url(settings)
+    applied = migrations.upgrade(url)
+    for m in applied:
+        console.print(f"applied {m.component} {m.version:04d}_{m.name}")
+    console.print(f"[green]database is up to date[/] ({len(applied)} migration(s) applied)")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations that are not applied yet."""
+    settings = settings_from_env()
+    pending = migrations.pending(db.resolve_database_url(settings))
+    for m in pending:
+        console.print(f"pending {m.component} {m.version:04d}_{m.name}")
+    console.print(f"{len(pending)} pending migration(s)")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server if it is the one in use)."""
+    typer.echo(db.resolve_database_url(settings_from_env()))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [TETHER_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [TETHER_PORT].")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first."""
+    import uvicorn
+
+    from tether.app import create_app
+
+    settings = settings_from_env()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``tether`` script."""
+    from tether import capabilities_cli
+
+    capabilities_cli.register(app, simulate_app)
+    app()
+
+
+def run(coro: object) -> None:
+    """Run a coroutine from a synchronous Typer command."""
+    asyncio.run(coro)  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""The database gateway: the embedded server, the pool, and three verbs over psycopg 3.
+
+``execute`` returns nothing, ``fetch_one`` returns a dict row or raises ``NotFound``, ``fetch_all``
+returns dict rows. Each takes a connection so a use case can run several calls in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.errors import ConfigurationError, NotFound
+from tether.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Connection = psycopg.AsyncConnection[DictRow]
+Params = Mapping[str, Any] | None
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL kept in ``data_dir``; return its URL.
+
+    The server outlives this process on purpose: workers started later join the same server.
+    """
+    import pgserver  # imported here: only the embedded mode needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        str(data_dir.resolve() / "pgdata"), cleanup_mode=None
+    )
+    uri: str = server.get_uri()
+    logger.info("embedded postgres ready", extra={"action": "embedded_pg_started"})
+    return uri
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured ``DATABASE_URL``, or the URL of the embedded server."""
+    if settings.database_url:
+        return settings.database_url
+    try:
+        return start_embedded_postgres(settings.data_dir)
+    except Exception as exc:  # pgserver raises plain exceptions with useful text
+        raise ConfigurationError(
+            f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}. "
+            "Set DATABASE_URL to use an existing server instead."
+        ) from exc
+
+
+async def _configure(conn: Connection) -> None:
+    await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.commit()
+
+
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Any]:
+    """An unopened async pool of dict-row connections."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs={"row_factory": dict_row, "autocommit": False},
+        configure=_configure,
+        name="tether",
+    )
+
+
+@asynccontextmanager
+async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection]:
+    """One connection in one transaction: commit at the end, roll back on any error."""
+    async with pool.connection() as conn, conn.transaction():
+        yield conn
+
+
+async def execute(conn: Connection, query: LiteralString, params: Params = None) -> int:
+    """Run a statement; return the affected row count."""
+    cur = await conn.execute(query, params)
+    return cur.rowcount
+
+
+async def fetch_one(conn: Connection, query: LiteralString, params: Params = None) -> DictRow:
+    """First row of a query, or ``NotFound``."""
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def fetch_optional(
+    conn: Connection, query: LiteralString, params: Params = None
+) -> DictRow | None:
+    """First row of a query, or ``None``."""
+    cur = await conn.execute(query, params)
+    return await cur.fetchone()
+
+
+async def fetch_all(conn: Connection, query: LiteralString, params: Params = None) -> list[DictRow]:
+    """All rows of a query."""
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()

@@ -1,0 +1,94 @@
+"""The exception tree of tether. Every error tether raises on purpose is a ``TetherError``.
+
+TetherError
+ ├── ConfigurationError            settings that cannot work
+ ├── NotFound                      a row or remote object that does not exist
+ ├── Conflict                      a state that forbids the operation (e.g. data is stale)
+ ├── Forbidden                     the caller may not see or change this
+ ├── InvalidInput                  a caller sent something malformed
+ └── UpstreamError                 an external system failed us
+      ├── UpstreamNotFound         it says the object does not exist (404)
+      ├── UpstreamRejected         it refused our request (4xx other than 404)
+      ├── UpstreamUnavailable      down, timed out, 5xx, or circuit open
+      └── UpstreamInvalidPayload   it answered with data that breaks the contract
+
+A bug in tether itself is never a ``TetherError``: it surfaces as a 500, not as "upstream down".
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TetherError(Exception):
+    """Something tether expected could go wrong."""
+
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigurationError(TetherError):
+    """The configuration cannot work; fix the TETHER_* variables."""
+
+
+class NotFound(TetherError):
+    """No such object."""
+
+    status_code = 404
+
+
+class Conflict(TetherError):
+    """The object is in a state that forbids this operation."""
+
+    status_code = 409
+
+
+class Forbidden(TetherError):
+    """The caller may not see or change this object."""
+
+    status_code = 403
+
+
+class InvalidInput(TetherError):
+    """The request is malformed."""
+
+    status_code = 422
+
+
+class UpstreamError(TetherError):
+    """An external system failed us."""
+
+    status_code = 502
+    reason: ClassVar[str] = "upstream_error"
+
+
+class UpstreamNotFound(UpstreamError):
+    """The external system does not know this object."""
+
+    status_code = 404
+    reason = "upstream_not_found"
+
+
+class UpstreamRejected(UpstreamError):
+    """The external system refused the request."""
+
+    reason = "upstream_rejected"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The external system is down, slow or failing."""
+
+    status_code = 503
+    reason = "upstream_unavailable"
+
+
+class UpstreamInvalidPayload(UpstreamError):
+    """The external system answered with data that breaks its contract."""
+
+    reason = "upstream_invalid_payload"

@@ -1,0 +1,115 @@
+"""Forward-only, numbered SQL migrations, one folder per component.
+
+Each component (``core`` first, then every capability) ships ``<package>/migrations/NNNN_name.sql``.
+Applied versions are recorded in ``tether.schema_migration``; an advisory lock makes concurrent
+upgrades (a demo and its workers starting together) safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS: tuple[str, ...] = (
+    "tether.core",
+    "tether.accountingpoints",
+    "tether.elicensing",
+)
+_FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+_LOCK_KEY = 7_404_211  # arbitrary, constant: the advisory lock that serialises upgrades
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    component: str
+    version: int
+    name: str
+    sql: str
+
+
+def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+    """Every migration file, in the order it must run."""
+    found: list[Migration] = []
+    for component in components:
+        folder = resources.files(component).joinpath("migrations")
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if not entry.name.endswith(".sql"):
+                continue
+            match = _FILENAME.match(entry.name)
+            if match is None:
+                raise ValueError(f"migration {component}/{entry.name} is not NNNN_snake_name.sql")
+            found.append(
+                Migration(
+                    component=component,
+                    version=int(match["version"]),
+                    name=match["name"],
+                    sql=entry.read_text("utf-8"),
+                )
+            )
+    return found
+
+
+def upgrade(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+    """Apply pending migrations, each in its own transaction; return the ones applied."""
+    applied: list[Migration] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS tether")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tether.schema_migration ("
+                " component text NOT NULL, version int NOT NULL, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (component, version))"
+            )
+            done = {
+                (c, v)
+                for c, v in conn.execute(
+                    "SELECT component, version FROM tether.schema_migration"
+                ).fetchall()
+            }
+            for migration in discover(components):
+                if (migration.component, migration.version) in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.SQL(migration.sql))
+                    conn.execute(
+                        "INSERT INTO tether.schema_migration (component, version, name)"
+                        " VALUES (%s, %s, %s)",
+                        (migration.component, migration.version, migration.name),
+                    )
+                logger.info(
+                    "applied migration %s/%04d_%s",
+                    migration.component,
+                    migration.version,
+                    migration.name,
+                    extra={"action": "migration_applied"},
+                )
+                applied.append(migration)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied
+
+
+def pending(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+    """Migrations not yet applied to the database at ``url``."""
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("SELECT to_regclass('tether.schema_migration')").fetchone()
+        done: set[tuple[str, int]] = set()
+        if exists and exists[0]:
+            done = {
+                (c, v)
+                for c, v in conn.execute(
+                    "SELECT component, version FROM tether.schema_migration"
+                ).fetchall()
+            }
+    return [m for m in discover(components) if (m.component, m.version) not in done]

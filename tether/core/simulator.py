@@ -1,0 +1,217 @@
+"""What every simulator shares: a real HTTP server with a separate control port and fault modes.
+
+The data port serves the simulated external system. The control port (``/faults``, ``/stats``,
+plus routes a capability adds) switches faults. ``down`` really closes the data port, so clients
+see "connection refused", as they would when the real system is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+
+class FaultMode(StrEnum):
+    """Faults every simulator can play. Capabilities add their own on top."""
+
+    NONE = "none"
+    DOWN = "down"  # data port closed: connection refused
+    SLOW = "slow"  # answers after `slow_s`, longer than any sane client timeout
+    ERROR_500 = "500"  # HTTP 500 with a text body
+    GARBAGE = "garbage"  # HTTP 200 with a body that is not JSON
+
+
+@dataclass
+class SimulatorState:
+    """Mutable state shared by the data and control apps of one simulator."""
+
+    mode: str = FaultMode.NONE
+    latency_s: float = 0.0
+    slow_s: float = 15.0
+    calls: Counter[str] = field(default_factory=Counter)
+    on_mode_change: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+
+
+class FaultsIn(BaseModel):
+    mode: str = FaultMode.NONE
+    latency_ms: float | None = None
+    slow_ms: float | None = None
+
+
+def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
+    """Apply latency, ``slow``, ``500`` and ``garbage`` to every request of the data app."""
+
+    @app.middleware("http")
+    async def _faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
+        if state.latency_s:
+            await asyncio.sleep(state.latency_s)
+        if state.mode == FaultMode.SLOW:
+            await asyncio.sleep(state.slow_s)
+        if state.mode == FaultMode.ERROR_500:
+            return PlainTextResponse("simulated internal server error", status_code=500)
+        if state.mode == FaultMode.GARBAGE:
+            body = b"<html>\x00\xff not json"
+            return Response(body, status_code=200, media_type="application/json")
+        return await call_next(request)
+
+
+def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
+    """``/faults`` and ``/stats`` for the control port."""
+    router = APIRouter()
+
+    @router.get("/faults")
+    async def get_faults() -> dict[str, Any]:
+        return {"mode": state.mode, "latency_ms": state.latency_s * 1000, "modes": list(modes)}
+
+    @router.put("/faults")
+    async def put_faults(body: FaultsIn) -> dict[str, Any]:
+        if body.mode not in set(modes):
+            return JSONResponse({"detail": f"unknown mode; one of {list(modes)}"}, 422)  # type: ignore[return-value]
+        state.mode = body.mode
+        if body.latency_ms is not None:
+            state.latency_s = body.latency_ms / 1000
+        if body.slow_ms is not None:
+            state.slow_s = body.slow_ms / 1000
+        for hook in state.on_mode_change:
+            await hook(state.mode)
+        return await get_faults()
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return {"calls": dict(state.calls), "total": sum(state.calls.values())}
+
+    @router.delete("/stats")
+    async def reset_stats() -> dict[str, Any]:
+        state.calls.clear()
+        return {"calls": {}, "total": 0}
+
+    return router
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+class SimulatorServer:
+    """Runs a data app and a control app on two ports; the data port can go down and up."""
+
+    def __init__(
+        self,
+        data_app: FastAPI,
+        control_app: FastAPI,
+        state: SimulatorState,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_port: int = 0,
+    ) -> None:
+        self.data_app = data_app
+        self.control_app = control_app
+        self.state = state
+        self.host = host
+        self._data_sock = _bind(host, port)
+        self._control_sock = _bind(host, control_port)
+        self.port: int = self._data_sock.getsockname()[1]
+        self.control_port: int = self._control_sock.getsockname()[1]
+        self._data_server: uvicorn.Server | None = None
+        self._data_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        state.on_mode_change.append(self._follow_mode)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.host}:{self.control_port}"
+
+    def _server(self, app: FastAPI) -> uvicorn.Server:
+        config = uvicorn.Config(
+            app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
+        )
+        server = uvicorn.Server(config)
+        return server
+
+    async def _start_data(self) -> None:
+        if self._data_sock.fileno() == -1:
+            self._data_sock = _bind(self.host, self.port)
+        self._data_server = self._server(self.data_app)
+        self._data_task = asyncio.create_task(self._data_server.serve(sockets=[self._data_sock]))
+        while not self._data_server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
+            await asyncio.sleep(0.005)
+
+    async def _stop_data(self) -> None:
+        if self._data_server is None or self._data_task is None:
+            return
+        self._data_server.should_exit = True
+        self._data_server.force_exit = True
+        await self._data_task
+        self._data_sock.close()
+        self._data_server = None
+        self._data_task = None
+
+    async def _follow_mode(self, mode: str) -> None:
+        if mode == FaultMode.DOWN:
+            await self._stop_data()
+        elif self._data_server is None:
+            await self._start_data()
+
+    async def serve(self) -> None:
+        """Serve until ``stop()``; the control port stays up even while the data port is down."""
+        self._loop = asyncio.get_running_loop()
+        control = self._server(self.control_app)
+        control_task = asyncio.create_task(control.serve(sockets=[self._control_sock]))
+        if self.state.mode != FaultMode.DOWN:
+            await self._start_data()
+        while not control.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
+            await asyncio.sleep(0.005)
+        self.ready.set()
+        await self._stopped.wait()
+        await self._stop_data()
+        control.should_exit = True
+        await control_task
+
+    def stop(self) -> None:
+        """Stop from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def set_mode(self, mode: str, *, latency_ms: float | None = None) -> None:
+        """Switch the fault mode from any thread (tests use this instead of the control port)."""
+        assert self._loop is not None, "server not started"
+
+        async def _apply() -> None:
+            self.state.mode = mode
+            if latency_ms is not None:
+                self.state.latency_s = latency_ms / 1000
+            for hook in self.state.on_mode_change:
+                await hook(mode)
+
+        asyncio.run_coroutine_threadsafe(_apply(), self._loop).result(timeout=10)
+
+    def start_in_thread(self) -> SimulatorServer:
+        """Run the servers on a background thread's own event loop; return once listening."""
+        thread = threading.Thread(target=asyncio.run, args=(self.serve(),), daemon=True)
+        thread.start()
+        if not self.ready.wait(timeout=15):
+            raise RuntimeError("simulator did not start within 15 s")
+        return self
