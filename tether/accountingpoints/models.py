@@ -1,0 +1,70 @@
+"""Records of the accounting point capability: what the adapter tells us, and what we store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    PRODUCTION = "production"
+    CONSUMPTION = "consumption"
+
+
+class EntityType(StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Period:
+    """A ``[valid_from, valid_to)`` validity period; ``valid_to=None`` is open-ended."""
+
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndUserPeriod(Period):
+    business_id: str
+    entity_type: EntityType | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergySupplierPeriod(Period):
+    business_id: str  # GLN
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridAreaPeriod(Period):
+    business_id: str  # EIC-Y code
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectionPeriod(Period):
+    directions: tuple[Direction, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountingPointData:
+    """One adapter answer, parsed and validated; safe to merge into the database."""
+
+    gsrn: str
+    end_users: tuple[EndUserPeriod, ...]
+    energy_suppliers: tuple[EnergySupplierPeriod, ...]
+    metering_grid_areas: tuple[GridAreaPeriod, ...]
+    energy_directions: tuple[DirectionPeriod, ...] = ()
+    latitude: float | None = None
+    longitude: float | None = None
+    unknown_fields: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedSync:
+    """An accounting point a worker has claimed for syncing."""
+
+    accounting_point_id: int
+    gsrn: str
+    valid_from: datetime
+    attempts: int

@@ -1,0 +1,132 @@
+"""Thin change events: the CloudEvents envelope, and a durable NATS JetStream consumer.
+
+An event only says "object X changed"; the receiver fetches X itself. So events may be
+duplicated, reordered or coalesced without losing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tether.core.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: str = Field(default="1.0", pattern=r"^1\.0$")
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: datetime | None = None
+    datacontenttype: str | None = "application/json"
+    data: dict[str, Any] | None = None
+
+
+def make_event(*, type_: str, source: str, subject: str, data: dict[str, Any]) -> CloudEvent:
+    """A new event with a random id and the current time."""
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=type_,
+        subject=subject,
+        time=datetime.now(UTC),
+        data=data,
+    )
+
+
+def parse_event(raw: bytes) -> CloudEvent:
+    """Decode one event; anything malformed is ``InvalidInput`` with the reason."""
+    try:
+        return CloudEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput(f"not a CloudEvent: {where}: {first['msg']}") from exc
+
+
+async def ensure_stream(js: Any, stream: str, subject: str) -> None:
+    """Create the JetStream stream for ``subject`` if it does not exist yet."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        await js.add_stream(name=stream, subjects=[subject])
+
+
+async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEvent]) -> None:
+    """Publish events to a JetStream subject (the simulator and tests use this)."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream, subject)
+        for event in events:
+            await js.publish(subject, event.model_dump_json(exclude_none=True).encode())
+    finally:
+        await nc.drain()
+
+
+async def consume_nats(
+    *,
+    url: str,
+    stream: str,
+    subject: str,
+    durable: str,
+    handle: Callable[[list[CloudEvent]], Awaitable[None]],
+    stop: asyncio.Event,
+    batch: int = 100,
+) -> None:
+    """Pull events with a durable consumer until ``stop`` is set.
+
+    A batch is acknowledged only after ``handle`` returned, so a crash redelivers it. Malformed
+    messages are acknowledged and logged: redelivering them would never succeed.
+    """
+    import nats
+    from nats.errors import TimeoutError as NatsTimeout
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream, subject)
+        sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except NatsTimeout:
+                continue
+            good: list[CloudEvent] = []
+            for msg in msgs:
+                try:
+                    good.append(parse_event(msg.data))
+                except InvalidInput as exc:
+                    logger.warning(
+                        "dropped malformed event: %s",
+                        exc.message,
+                        extra={"action": "event_malformed"},
+                    )
+            if good:
+                await handle(good)
+            for msg in msgs:
+                await msg.ack()
+    finally:
+        await nc.drain()
+
+
+def event_json(event: CloudEvent) -> str:
+    return json.dumps(event.model_dump(mode="json", exclude_none=True))
