@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from tether.accountingpoints import api as ap_api
+from tether.accountingpoints import service as ap_service
 from tether.core.api import Capability
 
-CAPABILITIES: list[Capability] = []
+CAPABILITIES: list[Capability] = [
+    Capability(name="accountingpoints", router=ap_api.router, build=ap_service.build),
+]

@@ -6,6 +6,7 @@ tether rejects them here with a reason that is recorded on the sync state.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -58,7 +59,7 @@ def _check_periods(name: str, periods: Sequence[Period], tz: ZoneInfo) -> None:
                 raise InvalidAccountingPointData(
                     f"{name}: period bound {bound.isoformat()} is not midnight in {tz.key}"
                 )
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         if before.valid_to is None or before.valid_to > after.valid_from:
             raise InvalidAccountingPointData(
                 f"{name}: periods starting {before.valid_from.date()} and "

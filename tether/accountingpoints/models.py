@@ -66,5 +66,5 @@ class ClaimedSync:
 
     accounting_point_id: int
     gsrn: str
-    valid_from: datetime
+    started_at: datetime
     attempts: int

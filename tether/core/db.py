@@ -7,8 +7,8 @@ returns dict rows. Each takes a connection so a use case can run several calls i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from tether.core.errors import ConfigurationError, NotFound
+from tether.core.errors import Busy, ConfigurationError, DataRejected, NotFound
 from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,3 +106,20 @@ async def fetch_all(conn: Connection, query: LiteralString, params: Params = Non
     """All rows of a query."""
     cur = await conn.execute(query, params)
     return await cur.fetchall()
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Turn the database's refusals by our own rules into ``DataRejected`` / ``Busy``.
+
+    Only errors that PL/pgSQL raised on purpose (``RAISE ... USING HINT = '<reason>'``) and lock
+    timeouts are translated; any other database error is a bug and propagates as it is.
+    """
+    try:
+        yield
+    except psycopg.errors.RaiseException as exc:
+        raise DataRejected(
+            exc.diag.message_primary, reason=exc.diag.message_hint or "data_rejected"
+        ) from exc
+    except psycopg.errors.LockNotAvailable as exc:
+        raise Busy() from exc

@@ -4,6 +4,8 @@ TetherError
  ├── ConfigurationError            settings that cannot work
  ├── NotFound                      a row or remote object that does not exist
  ├── Conflict                      a state that forbids the operation (e.g. data is stale)
+ │    ├── DataRejected             the database refused data by one of our rules
+ │    └── Busy                     a row stayed locked longer than the lock timeout
  ├── Forbidden                     the caller may not see or change this
  ├── InvalidInput                  a caller sent something malformed
  └── UpstreamError                 an external system failed us
@@ -47,6 +49,20 @@ class Conflict(TetherError):
     """The object is in a state that forbids this operation."""
 
     status_code = 409
+
+
+class DataRejected(Conflict):
+    """The database refused the data by one of tether's rules."""
+
+    def __init__(self, message: str | None = None, *, reason: str = "data_rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Busy(Conflict):
+    """Another transaction held the row longer than the lock timeout; try again."""
+
+    reason = "busy"
 
 
 class Forbidden(TetherError):

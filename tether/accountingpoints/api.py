@@ -1,0 +1,208 @@
+"""HTTP routes of the accounting point capability."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, Field, model_validator
+
+from tether.accountingpoints.service import AccountingPointService, event_gsrn
+from tether.core.errors import Forbidden, InvalidInput
+from tether.core.events import parse_event
+
+router = APIRouter(prefix="/api/v1", tags=["accounting points"])
+
+
+def _service(request: Request) -> AccountingPointService:
+    service: AccountingPointService = request.app.state.accountingpoints
+    return service
+
+
+Service = Annotated[AccountingPointService, Depends(_service)]
+
+
+class LookupIn(BaseModel):
+    end_user: str = Field(pattern=r"^[1-9][0-9]{8}$|^[0-9]{11}$", description="Org or person id.")
+    accounting_point: str | None = Field(default=None, description="GSRN of the AP.")
+    controllable_unit: UUID | None = Field(default=None, description="Business id of a CU.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LookupIn:
+        if (self.accounting_point is None) == (self.controllable_unit is None):
+            raise ValueError("give exactly one of accounting_point and controllable_unit")
+        return self
+
+
+class Period(BaseModel):
+    valid_from: datetime
+    valid_to: datetime | None
+    value: str
+    name: str | None = None
+
+
+class SyncState(BaseModel):
+    last_sync_start: datetime | None
+    last_synced_at: datetime | None
+    version: int
+    next_sync_at: datetime | None
+    requested_at: datetime | None
+    attempts: int
+    last_error: str | None
+    last_error_reason: str | None
+    last_error_at: datetime | None
+    unknown_fields: list[str] | None
+
+
+class ControllableUnitOut(BaseModel):
+    business_id: UUID
+    name: str
+    accounting_point: str
+    start_date: date | None
+    created_at: datetime
+
+
+class AccountingPointOut(BaseModel):
+    gsrn: str
+    latitude: float | None
+    longitude: float | None
+    end_user: list[Period] = []
+    energy_supplier: list[Period] = []
+    metering_grid_area: list[Period] = []
+    energy_direction: list[Period] = []
+    sync: SyncState
+    controllable_units: list[ControllableUnitOut] = []
+
+
+class LookupOut(BaseModel):
+    accounting_point: AccountingPointOut
+    controllable_units: list[ControllableUnitOut]
+
+
+class ControllableUnitIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    accounting_point: str = Field(description="GSRN of the AP the unit sits on.")
+    start_date: date | None = None
+
+
+class EventsOut(BaseModel):
+    accepted: list[str]
+    ignored: list[str]
+
+
+class HistoryRow(BaseModel):
+    kind: str
+    valid_from: datetime | None
+    valid_to: datetime | None
+    value: str | None
+    history_operation: str
+    recorded_from: datetime | None
+    recorded_to: datetime | None
+    replaced_by: str | None
+
+
+def _cu(row: dict[str, Any]) -> ControllableUnitOut:
+    return ControllableUnitOut(
+        business_id=row["business_id"],
+        name=row["name"],
+        accounting_point=row["gsrn"],
+        start_date=row["start_date"],
+        created_at=row["created_at"],
+    )
+
+
+def _ap_out(
+    ap: dict[str, Any], timelines: list[dict[str, Any]], units: list[dict[str, Any]]
+) -> AccountingPointOut:
+    out = AccountingPointOut(
+        gsrn=ap["gsrn"],
+        latitude=ap["latitude"],
+        longitude=ap["longitude"],
+        sync=SyncState.model_validate(ap),
+        controllable_units=[_cu(u) for u in units],
+    )
+    for t in timelines:
+        getattr(out, t["kind"]).append(
+            Period(
+                valid_from=t["valid_from"],
+                valid_to=t["valid_to"],
+                value=t["value"],
+                name=t["extra"],
+            )
+        )
+    return out
+
+
+@router.post("/controllable-unit/lookup", response_model=LookupOut)
+async def lookup(body: LookupIn, service: Service) -> LookupOut:
+    """Find an AP (fetched from the datahub at once if unknown) and its controllable units.
+
+    403 when `end_user` is not the AP's current end user; 404 when neither tether nor the
+    datahub knows the AP or CU; 503 when the datahub cannot be reached (try again later).
+    """
+    result = await service.lookup(
+        end_user=body.end_user,
+        gsrn=body.accounting_point,
+        controllable_unit=None if body.controllable_unit is None else str(body.controllable_unit),
+    )
+    ap, timelines, units = await service.get(result.accounting_point["gsrn"])
+    return LookupOut(
+        accounting_point=_ap_out(ap, timelines, units),
+        controllable_units=[_cu(u) for u in result.controllable_units],
+    )
+
+
+@router.post("/controllable-units", response_model=ControllableUnitOut, status_code=201)
+async def register_controllable_unit(body: ControllableUnitIn, service: Service) -> Any:
+    """Register a controllable unit; its AP is fetched now if unknown and synced from then on."""
+    row = await service.register_controllable_unit(
+        gsrn=body.accounting_point, name=body.name, start_date=body.start_date
+    )
+    return _cu(row)
+
+
+@router.get("/accounting-points/{gsrn}", response_model=AccountingPointOut)
+async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOut:
+    """The stored AP: location, every timeline, sync state and controllable units."""
+    return _ap_out(*(await service.get(gsrn)))
+
+
+@router.get("/accounting-points/{gsrn}/history", response_model=list[HistoryRow])
+async def get_history(gsrn: str, service: Service) -> Any:
+    """Every replaced or deleted version of the AP and its timelines, newest first."""
+    return await service.history(gsrn)
+
+
+@router.post("/events", response_model=EventsOut, status_code=202)
+async def receive_events(
+    request: Request,
+    service: Service,
+    authorization: Annotated[str | None, Header()] = None,
+) -> EventsOut:
+    """Thin change events (CloudEvents JSON, one event or a batch array), bearer auth.
+
+    Each event names a GSRN (`data.gsrn` or `subject`); the AP is marked changed and synced by a
+    worker. Events for APs tether does not hold are ignored and reported in `ignored`.
+    """
+    expected = f"Bearer {service.settings.events_token.get_secret_value()}"
+    if authorization is None or not hmac.compare_digest(authorization, expected):
+        raise Forbidden("missing or wrong bearer token for events")
+    raw = await request.body()
+    stripped = raw.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            items = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInput("event batch is not JSON") from exc
+        events = [parse_event(json.dumps(item).encode()) for item in items]
+    else:
+        events = [parse_event(raw)]
+    gsrns = [g for e in events if (g := event_gsrn(e))]
+    if len(gsrns) != len(events):
+        raise InvalidInput("every event must name a GSRN in data.gsrn or subject")
+    outcome = await service.handle_changed(gsrns)
+    return EventsOut(accepted=outcome.accepted, ignored=outcome.ignored)

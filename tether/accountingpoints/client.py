@@ -1,0 +1,203 @@
+"""Client of the accounting point adapter (``accounting-point-adapter.openapi.yml``).
+
+A tolerant reader: fields the contract does not name are ignored and counted, never fatal (the
+reference broke every sync on a harmless extension). A strict validator: what the contract
+requires, and what tether's rules demand (midnight-aligned, non-overlapping periods, known
+enums, valid GSRN), is checked here, before the database sees anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from prometheus_client import Counter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+from tether.accountingpoints import domain
+from tether.accountingpoints.errors import InvalidAccountingPointData
+from tether.accountingpoints.models import (
+    AccountingPointData,
+    Direction,
+    DirectionPeriod,
+    EndUserPeriod,
+    EnergySupplierPeriod,
+    EntityType,
+    GridAreaPeriod,
+)
+from tether.core.http import RetryPolicy, UpstreamClient
+from tether.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_FIELDS = Counter(
+    "tether_adapter_unknown_fields_total",
+    "Fields in adapter answers that the contract does not name (ignored)",
+    ["field"],
+)
+_seen_unknown: set[str] = set()
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Period(_Wire):
+    valid_from: AwareDatetime
+    valid_to: AwareDatetime | None = None
+
+
+class _EndUser(_Period):
+    business_id: StrictStr
+    entity_type: EntityType | None = None
+
+
+class _BusinessPeriod(_Period):
+    business_id: StrictStr
+
+
+class _Direction(_Period):
+    direction: list[Direction]
+
+
+class _AccountingPoint(_Wire):
+    gsrn: StrictStr
+    end_user: list[_EndUser]
+    energy_supplier: list[_BusinessPeriod]
+    metering_grid_area: list[_BusinessPeriod]
+    energy_direction: list[_Direction] | None = None
+    latitude: StrictFloat | StrictInt | None = None
+    longitude: StrictFloat | StrictInt | None = None
+
+
+def _unknown_fields(model: _Wire, prefix: str = "") -> list[str]:
+    found = [f"{prefix}{key}" for key in (model.model_extra or {})]
+    for name, value in model:
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, _Wire):
+                found += _unknown_fields(item, f"{prefix}{name}[].")
+    return sorted(set(found))
+
+
+def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> AccountingPointData:
+    """Turn an adapter answer into validated records, or raise ``InvalidAccountingPointData``."""
+    try:
+        wire = _AccountingPoint.model_validate(payload)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        # the message names the field, never the value: values may be person ids
+        raise InvalidAccountingPointData(
+            f"adapter answer breaks the contract at {where}: {first['msg']}"
+        ) from exc
+    unknown = _unknown_fields(wire)
+    for field in unknown:
+        UNKNOWN_FIELDS.labels(field).inc()
+        if field not in _seen_unknown:
+            _seen_unknown.add(field)
+            logger.warning(
+                "adapter sent unknown field %r; ignored", field, extra={"action": "unknown_field"}
+            )
+    data = AccountingPointData(
+        gsrn=wire.gsrn,
+        end_users=tuple(
+            EndUserPeriod(
+                valid_from=p.valid_from,
+                valid_to=p.valid_to,
+                business_id=p.business_id,
+                entity_type=p.entity_type,
+            )
+            for p in wire.end_user
+        ),
+        energy_suppliers=tuple(
+            EnergySupplierPeriod(
+                valid_from=p.valid_from, valid_to=p.valid_to, business_id=p.business_id
+            )
+            for p in wire.energy_supplier
+        ),
+        metering_grid_areas=tuple(
+            GridAreaPeriod(valid_from=p.valid_from, valid_to=p.valid_to, business_id=p.business_id)
+            for p in wire.metering_grid_area
+        ),
+        energy_directions=tuple(
+            DirectionPeriod(
+                valid_from=p.valid_from, valid_to=p.valid_to, directions=tuple(p.direction)
+            )
+            for p in wire.energy_direction or []
+        ),
+        latitude=None if wire.latitude is None else float(wire.latitude),
+        longitude=None if wire.longitude is None else float(wire.longitude),
+        unknown_fields=tuple(unknown),
+    )
+    domain.validate(data, tz, requested_gsrn=gsrn)
+    return data
+
+
+class AdapterClient:
+    """Reads accounting points from the adapter over the core upstream client."""
+
+    def __init__(self, upstream: UpstreamClient, tz: ZoneInfo) -> None:
+        self.upstream = upstream
+        self.tz = tz
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> AdapterClient:
+        upstream = UpstreamClient(
+            system="accounting_point_adapter",
+            base_url=settings.adapter_url,
+            token=settings.adapter_token.get_secret_value(),
+            timeout=httpx.Timeout(settings.adapter_timeout_s, connect=2.0),
+            retry=RetryPolicy(attempts=1 + settings.adapter_retries),
+            transport=transport,
+            max_connections=max(10, settings.ap_fetch_concurrency),
+        )
+        return cls(upstream, ZoneInfo(settings.timezone))
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    async def get_accounting_point(
+        self, gsrn: str, valid_from: datetime, valid_to: datetime | None = None
+    ) -> AccountingPointData:
+        """``GET /accounting_point/{gsrn}``; ``valid_from`` is required by the contract."""
+        params = {"valid_from": valid_from.isoformat()}
+        if valid_to is not None:
+            params["valid_to"] = valid_to.isoformat()
+        payload = await self.upstream.get_json(f"/accounting_point/{gsrn}", params=params)
+        return parse_accounting_point(payload, gsrn=gsrn, tz=self.tz)
+
+
+def to_sync_payload(data: AccountingPointData) -> dict[str, Any]:
+    """The JSON document ``ap.apply_sync`` merges."""
+
+    def period(p: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "valid_from": p.valid_from.isoformat(),
+            "valid_to": None if p.valid_to is None else p.valid_to.isoformat(),
+            **extra,
+        }
+
+    payload: dict[str, Any] = {
+        "end_user": [
+            period(p, business_id=p.business_id, entity_type=p.entity_type) for p in data.end_users
+        ],
+        "energy_supplier": [period(p, business_id=p.business_id) for p in data.energy_suppliers],
+        "metering_grid_area": [
+            period(p, business_id=p.business_id) for p in data.metering_grid_areas
+        ],
+        "energy_direction": [
+            period(p, direction=[str(d) for d in p.directions]) for p in data.energy_directions
+        ],
+        "latitude": data.latitude,
+        "longitude": data.longitude,
+    }
+    if data.unknown_fields:
+        payload["unknown_fields"] = list(data.unknown_fields)
+    return payload

@@ -1,0 +1,167 @@
+-- Queries of the accounting point capability. Run only by repository.py.
+
+-- name: upsert_grid_areas
+-- Reference catalogue; names follow the catalogue, ids stay stable.
+INSERT INTO ap.metering_grid_area (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
+WHERE ap.metering_grid_area.name IS DISTINCT FROM EXCLUDED.name
+
+-- name: upsert_energy_suppliers
+INSERT INTO ap.energy_supplier (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
+WHERE ap.energy_supplier.name IS DISTINCT FROM EXCLUDED.name
+
+-- name: claim_due_syncs
+-- Claims up to `limit` due APs that have a controllable unit; never-synced first (-infinity),
+-- then the longest overdue. The claim is committed at once; it expires by itself after the
+-- dead-sync timeout, which is how a crashed worker's APs are recovered.
+WITH due AS (
+    SELECT s.accounting_point_id
+    FROM ap.accounting_point_sync s
+    WHERE s.next_sync_at <= now()
+      AND EXISTS (
+          SELECT 1 FROM ap.controllable_unit cu
+          WHERE cu.accounting_point_id = s.accounting_point_id
+      )
+    ORDER BY s.next_sync_at
+    LIMIT %(limit)s
+    FOR UPDATE OF s SKIP LOCKED
+)
+UPDATE ap.accounting_point_sync s
+SET last_sync_start = clock_timestamp(),
+    next_sync_at = now() + %(dead_timeout)s,
+    claimed_by = %(worker)s,
+    attempts = s.attempts + 1
+FROM due, ap.accounting_point a
+WHERE s.accounting_point_id = due.accounting_point_id AND a.id = s.accounting_point_id
+RETURNING s.accounting_point_id, a.gsrn, s.last_sync_start AS started_at, s.attempts,
+    (SELECT min(cu.start_date) FROM ap.controllable_unit cu
+     WHERE cu.accounting_point_id = s.accounting_point_id) AS earliest_start
+
+-- name: apply_sync
+SELECT ap.apply_sync(%(gsrn)s, %(data)s, %(started_at)s, %(resync)s, %(actor)s)
+    AS accounting_point_id
+
+-- name: record_sync_failure
+-- Only the worker still holding the claim records; the AP comes due again after the backoff.
+UPDATE ap.accounting_point_sync s
+SET last_sync_start = NULL,
+    claimed_by = NULL,
+    last_error = %(error)s,
+    last_error_reason = %(reason)s,
+    last_error_at = now(),
+    next_sync_at = now() + %(retry_after)s
+FROM ap.accounting_point a
+WHERE a.id = s.accounting_point_id AND a.gsrn = %(gsrn)s
+  AND s.last_sync_start IS NOT DISTINCT FROM %(started_at)s
+
+-- name: request_syncs
+-- A thin event: mark the APs as changed. One that is syncing right now keeps its claim; the
+-- sync sees requested_at > its start and makes the AP due again, so no update is lost.
+UPDATE ap.accounting_point_sync s
+SET requested_at = now(),
+    next_sync_at = CASE
+        WHEN s.last_sync_start IS NOT NULL AND s.next_sync_at > now() THEN s.next_sync_at
+        ELSE least(s.next_sync_at, now())
+    END
+FROM ap.accounting_point a
+WHERE a.id = s.accounting_point_id AND a.gsrn = ANY(%(gsrns)s::text[])
+RETURNING a.gsrn
+
+-- name: get_accounting_point
+SELECT a.id, a.gsrn, a.latitude, a.longitude, a.recorded_at,
+       s.last_sync_start, s.last_synced_at, s.version, s.next_sync_at, s.requested_at,
+       s.attempts, s.last_error, s.last_error_reason, s.last_error_at, s.unknown_fields
+FROM ap.accounting_point a
+JOIN ap.accounting_point_sync s ON s.accounting_point_id = a.id
+WHERE a.gsrn = %(gsrn)s
+
+-- name: get_timelines
+-- Every timeline of one AP, with business ids, as (kind, valid_from, valid_to, value, extra).
+SELECT 'end_user' AS kind, t.valid_from, t.valid_to, u.business_id AS value,
+       u.entity_type AS extra
+FROM ap.accounting_point_end_user t JOIN ap.end_user u ON u.id = t.end_user_id
+WHERE t.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'energy_supplier', t.valid_from, t.valid_to, s.business_id, s.name
+FROM ap.accounting_point_energy_supplier t JOIN ap.energy_supplier s ON s.id = t.energy_supplier_id
+WHERE t.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'metering_grid_area', t.valid_from, t.valid_to, m.business_id, m.name
+FROM ap.accounting_point_metering_grid_area t
+JOIN ap.metering_grid_area m ON m.id = t.metering_grid_area_id
+WHERE t.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'energy_direction', t.valid_from, t.valid_to, array_to_string(t.direction, ','), NULL
+FROM ap.accounting_point_energy_direction t
+WHERE t.accounting_point_id = %(id)s
+ORDER BY 1, 2
+
+-- name: get_history
+-- Replaced and deleted versions of the AP and its timelines, newest first.
+SELECT 'accounting_point' AS kind, NULL::timestamptz AS valid_from, NULL::timestamptz AS valid_to,
+       concat_ws(',', h.latitude, h.longitude) AS value, h.history_operation,
+       lower(h.record_time) AS recorded_from, upper(h.record_time) AS recorded_to, h.replaced_by
+FROM ap.accounting_point_history h WHERE h.id = %(id)s
+UNION ALL
+SELECT 'end_user', h.valid_from, h.valid_to, u.business_id, h.history_operation,
+       lower(h.record_time), upper(h.record_time), h.replaced_by
+FROM ap.accounting_point_end_user_history h JOIN ap.end_user u ON u.id = h.end_user_id
+WHERE h.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'energy_supplier', h.valid_from, h.valid_to, s.business_id, h.history_operation,
+       lower(h.record_time), upper(h.record_time), h.replaced_by
+FROM ap.accounting_point_energy_supplier_history h
+JOIN ap.energy_supplier s ON s.id = h.energy_supplier_id
+WHERE h.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'metering_grid_area', h.valid_from, h.valid_to, m.business_id, h.history_operation,
+       lower(h.record_time), upper(h.record_time), h.replaced_by
+FROM ap.accounting_point_metering_grid_area_history h
+JOIN ap.metering_grid_area m ON m.id = h.metering_grid_area_id
+WHERE h.accounting_point_id = %(id)s
+UNION ALL
+SELECT 'energy_direction', h.valid_from, h.valid_to, array_to_string(h.direction, ','),
+       h.history_operation, lower(h.record_time), upper(h.record_time), h.replaced_by
+FROM ap.accounting_point_energy_direction_history h
+WHERE h.accounting_point_id = %(id)s
+ORDER BY recorded_to DESC, kind, valid_from
+
+-- name: current_end_user
+SELECT u.business_id
+FROM ap.accounting_point_end_user t JOIN ap.end_user u ON u.id = t.end_user_id
+WHERE t.accounting_point_id = %(id)s
+  AND t.valid_from <= now() AND (t.valid_to IS NULL OR t.valid_to > now())
+
+-- name: list_controllable_units
+SELECT cu.business_id, cu.name, cu.start_date, cu.created_at, a.gsrn
+FROM ap.controllable_unit cu JOIN ap.accounting_point a ON a.id = cu.accounting_point_id
+WHERE cu.accounting_point_id = %(id)s
+ORDER BY cu.created_at, cu.id
+
+-- name: find_controllable_unit
+SELECT cu.business_id, a.gsrn
+FROM ap.controllable_unit cu JOIN ap.accounting_point a ON a.id = cu.accounting_point_id
+WHERE cu.business_id = %(business_id)s
+
+-- name: insert_controllable_unit
+-- A CU whose start lies before what we hold makes its AP due at once (to widen the window).
+WITH cu AS (
+    INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date)
+    SELECT %(name)s, a.id, %(start_date)s FROM ap.accounting_point a WHERE a.gsrn = %(gsrn)s
+    RETURNING business_id, name, start_date, created_at, accounting_point_id
+), due AS (
+    UPDATE ap.accounting_point_sync s SET next_sync_at = least(s.next_sync_at, now())
+    FROM cu WHERE s.accounting_point_id = cu.accounting_point_id AND s.last_sync_start IS NULL
+)
+SELECT cu.business_id, cu.name, cu.start_date, cu.created_at, %(gsrn)s AS gsrn FROM cu
+
+-- name: count_sync_states
+SELECT count(*) FILTER (WHERE s.last_synced_at IS NULL) AS never_synced,
+       count(*) FILTER (WHERE s.next_sync_at <= now()) AS due,
+       count(*) FILTER (WHERE s.last_sync_start IS NOT NULL) AS syncing,
+       count(*) FILTER (WHERE s.last_error IS NOT NULL) AS failing,
+       count(*) AS total
+FROM ap.accounting_point_sync s

@@ -1,0 +1,98 @@
+"""The background sync worker: claim due accounting points in batches, sync them concurrently.
+
+Any number of these run in any number of processes on any number of machines against one
+database; ``FOR UPDATE SKIP LOCKED`` in the claim keeps them from syncing an AP twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tether.accountingpoints.service import AccountingPointService, SyncOutcome, event_gsrn
+from tether.core.events import CloudEvent, consume_nats
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def run_worker(
+    service: AccountingPointService,
+    *,
+    stop: asyncio.Event,
+    worker_id: str | None = None,
+    batch: int | None = None,
+    concurrency: int | None = None,
+    once: bool = False,
+) -> WorkerStats:
+    """Sync due APs until ``stop`` is set (or, with ``once``, until none is due)."""
+    settings = service.settings
+    worker = worker_id or default_worker_id()
+    limit = batch or settings.ap_claim_batch
+    gate = asyncio.Semaphore(concurrency or settings.ap_fetch_concurrency)
+    stats = WorkerStats()
+
+    async def sync(gsrn: str, started_at: object, earliest: object, attempts: int) -> SyncOutcome:
+        async with gate:
+            return await service.sync_one(
+                gsrn,
+                started_at=started_at,  # type: ignore[arg-type]
+                earliest_start=earliest,  # type: ignore[arg-type]
+                attempts=attempts,
+                actor=f"sync:{worker}",
+            )
+
+    logger.info("worker %s started", worker, extra={"action": "worker_started"})
+    while not stop.is_set():
+        claimed = await service.claim_due(limit=limit, worker=worker)
+        if not claimed:
+            if once:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.ap_poll_interval_s)
+            continue
+        stats.claimed += len(claimed)
+        outcomes = await asyncio.gather(
+            *(sync(c.gsrn, c.started_at, earliest, c.attempts) for c, earliest in claimed)
+        )
+        stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
+    logger.info(
+        "worker %s stopped after %d claims",
+        worker,
+        stats.claimed,
+        extra={"action": "worker_stopped"},
+    )
+    return stats
+
+
+async def consume_events(service: AccountingPointService, *, stop: asyncio.Event) -> None:
+    """Pull thin events from NATS JetStream with a durable consumer and mark APs as changed."""
+    settings = service.settings
+    if not settings.nats_url:
+        raise ValueError("TETHER_NATS_URL is not set")
+
+    async def handle(events: list[CloudEvent]) -> None:
+        await service.handle_changed([gsrn for e in events if (gsrn := event_gsrn(e))])
+
+    await consume_nats(
+        url=settings.nats_url,
+        stream=settings.nats_stream,
+        subject=settings.nats_subject,
+        durable=settings.nats_durable,
+        handle=handle,
+        stop=stop,
+    )
