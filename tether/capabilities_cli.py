@@ -7,3 +7,6 @@ import typer
 
 def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
     """Attach capability sub-apps and simulator commands."""
+    from tether.accountingpoints import cli as ap_cli
+
+    simulate_app.command("datahub")(ap_cli.simulate)

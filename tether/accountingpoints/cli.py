@@ -1,0 +1,97 @@
+"""``tether accounting-points ...`` and ``tether simulate datahub``: the accounting point CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+app = typer.Typer(
+    help="Accounting point sync: keep the local copy of datahub accounting points true.",
+    no_args_is_help=True,
+)
+
+
+def simulate(
+    port: Annotated[int, typer.Option(help="Data port: the adapter contract.")] = 7001,
+    control_port: Annotated[int, typer.Option(help="Control port: faults, stats, changes.")] = 7101,
+    count: Annotated[int, typer.Option(help="Accounting points to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same datahub.")] = 1,
+    latency_ms: Annotated[float, typer.Option(help="Added to every data request.")] = 0,
+    token: Annotated[
+        str, typer.Option(envvar="TETHER_ADAPTER_TOKEN", help="Bearer token clients must send.")
+    ] = "dev-adapter-token",
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="POST change events here, e.g. http://127.0.0.1:8000/api/v1/events."),
+    ] = None,
+    webhook_token: Annotated[
+        str | None, typer.Option(envvar="TETHER_EVENTS_TOKEN", help="Bearer token for webhook.")
+    ] = None,
+    nats_url: Annotated[
+        str | None, typer.Option(envvar="TETHER_NATS_URL", help="Publish change events to NATS.")
+    ] = None,
+    tz: Annotated[str, typer.Option(envvar="TETHER_TIMEZONE", help="Datahub time zone.")] = (
+        "Europe/Oslo"
+    ),
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+) -> None:
+    """Run a simulated datahub behind the accounting point adapter contract.
+
+    Data port: GET /accounting_point/{gsrn}?valid_from=... with bearer auth.
+
+    Control port: GET/PUT /faults, GET/DELETE /stats, GET /accounting-points,
+    PUT /accounting-points/{gsrn}, POST /accounting-points/{gsrn}/changes,
+    POST /events.
+
+    Fault modes: none, down, slow, 500, garbage, unknown_fields,
+    contract_violation, overlapping, not_midnight, unknown_enum.
+
+    GSRNs are make_gsrn("70705750", n) for n = 1..count. Serves until Ctrl-C.
+    """
+    from tether.accountingpoints.simulator import build_simulator
+
+    server, datahub = build_simulator(
+        count=count,
+        seed=seed,
+        port=port,
+        control_port=control_port,
+        token=token,
+        latency_ms=latency_ms,
+        webhook_url=webhook_url,
+        webhook_token=webhook_token,
+        nats_url=nats_url,
+        tz=tz,
+        host=host,
+    )
+    gsrn, data, ctl = (
+        datahub.gsrns[0] if datahub.gsrns else "<gsrn>",
+        server.url,
+        server.control_url,
+    )
+    console.print(f"[green]datahub simulator[/]: {count} accounting points, seed {seed}")
+    console.print(f"  data     {data}/accounting_point/{{gsrn}}  (token {token!r})", soft_wrap=True)
+    console.print(f"  control  {ctl}/faults /stats /accounting-points /events")
+    console.print(f"  events   webhook={webhook_url or 'off'}  nats={nats_url or 'off'}")
+    console.print("examples:", highlight=False)
+    console.print(
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'{data}/accounting_point/{gsrn}?valid_from=2024-01-01T00:00:00%2B01:00'\n"
+        f"  curl '{ctl}/accounting-points?limit=10'\n"
+        f"  curl -X PUT {ctl}/faults -H 'Content-Type: application/json' "
+        f'-d \'{{"mode": "down"}}\'\n'
+        f"  curl -X POST {ctl}/accounting-points/{gsrn}/changes "
+        f"-H 'Content-Type: application/json' -d '{{\"kind\": \"supplier_switch\"}}'\n"
+        f"  curl -X POST {ctl}/events -H 'Content-Type: application/json' "
+        f'-d \'{{"gsrns": ["{gsrn}"]}}\'',
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve())
