@@ -69,17 +69,19 @@ def simulate(
         tz=tz,
         host=host,
     )
-    gsrn, data, ctl = (
-        datahub.gsrns[0] if datahub.gsrns else "<gsrn>",
-        server.url,
-        server.control_url,
-    )
     console.print(f"[green]datahub simulator[/]: {count} accounting points, seed {seed}")
-    console.print(f"  data     {data}/accounting_point/{{gsrn}}  (token {token!r})", soft_wrap=True)
-    console.print(f"  control  {ctl}/faults /stats /accounting-points /events")
     console.print(f"  events   webhook={webhook_url or 'off'}  nats={nats_url or 'off'}")
-    console.print("examples:", highlight=False)
+    _print_usage(server.url, server.control_url, token, datahub.gsrns[0] if count else "<gsrn>")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve())
+
+
+def _print_usage(data: str, ctl: str, token: str, gsrn: str) -> None:
+    """Where things are, and curl lines to copy (soft-wrapped so they stay one line each)."""
     console.print(
+        f"  data     {data}/accounting_point/{{gsrn}}  (token {token!r})\n"
+        f"  control  {ctl}/faults /stats /accounting-points /events\n"
+        "examples:\n"
         f"  curl -H 'Authorization: Bearer {token}' "
         f"'{data}/accounting_point/{gsrn}?valid_from=2024-01-01T00:00:00%2B01:00'\n"
         f"  curl '{ctl}/accounting-points?limit=10'\n"
@@ -93,5 +95,3 @@ def simulate(
         markup=False,
         soft_wrap=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
