@@ -10,3 +10,8 @@ def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
     from tether.accountingpoints import cli as ap_cli
 
     simulate_app.command("datahub")(ap_cli.simulate)
+
+    from tether.elicensing import cli as elicensing_cli
+
+    app.add_typer(elicensing_cli.app, name="elicensing")
+    simulate_app.command("elicensing")(elicensing_cli.simulate)

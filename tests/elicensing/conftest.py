@@ -1,0 +1,88 @@
+"""Fixtures of the e-licensing tests: a real simulator over sockets, real Postgres, the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.api import install_error_handlers
+from tether.core.bootstrap import Runtime
+from tether.core.settings import Settings
+from tether.elicensing import api
+from tether.elicensing.demo import seed_ledger
+from tether.elicensing.service import ElicensingService, build
+from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
+
+INVOICE_CALL = "GET /client/{id}/invoice"
+
+
+@pytest.fixture
+def sim() -> Iterator[ElicensingSimulatorServer]:
+    server = make_simulator(clients=3, seed=7)
+    server.state.slow_s = 2.0  # longer than the tests' read timeout, short enough to drain
+    server.start_in_thread()
+    yield server
+    server.stop()
+
+
+def make_settings(
+    db_url: str, sim: ElicensingSimulatorServer, tmp_path: Path, **kw: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "data_dir": tmp_path / "data",
+        "elicensing_url": sim.url,
+        "elicensing_connect_timeout_s": 0.5,
+        "elicensing_read_timeout_s": 0.5,
+        "breaker_failure_threshold": 2,
+        "breaker_open_s": 0.5,
+    }
+    values.update(kw)
+    return Settings(**values)
+
+
+@pytest.fixture
+def el_settings(db_url: str, sim: ElicensingSimulatorServer, tmp_path: Path) -> Settings:
+    return make_settings(db_url, sim, tmp_path)
+
+
+@pytest.fixture
+def runtime(el_settings: Settings, db_url: str, pool: AsyncConnectionPool[Any]) -> Runtime:
+    return Runtime(settings=el_settings, database_url=db_url, pool=pool)
+
+
+@pytest.fixture
+async def service(runtime: Runtime) -> AsyncIterator[ElicensingService]:
+    async with build(runtime) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def versions(runtime: Runtime, sim: ElicensingSimulatorServer) -> list[int]:
+    """Report versions 101.. linked to the simulator's invoices, none retrieved yet."""
+    return await seed_ledger(runtime, sim)
+
+
+def make_app(service: ElicensingService) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.state.elicensing = service
+    return app
+
+
+@pytest.fixture
+async def http(service: ElicensingService) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(make_app(service), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tether") as client:
+        yield client
+
+
+def invoice_number(sim: ElicensingSimulatorServer, index: int = 0) -> str:
+    return sorted(sim.ledger.invoices)[index]

@@ -1,0 +1,327 @@
+"""Client of the e-licensing API, on the core upstream client.
+
+A tolerant reader: fields the contract does not name are ignored, counted and logged once (the
+reference failed every refresh on a harmless new field). A strict validator: a missing or wrongly
+typed field, or a duplicate object id, is ``InvalidElicensingPayload`` before the database sees
+anything. Money is parsed straight from the JSON text into ``Decimal``; it never passes a float.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import httpx
+from prometheus_client import Counter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+from tether.core.http import RetryPolicy, UpstreamClient
+from tether.core.settings import Settings
+from tether.elicensing.errors import InvalidElicensingPayload
+from tether.elicensing.models import (
+    RemoteAdjustment,
+    RemoteFee,
+    RemoteInvoice,
+    RemotePayment,
+)
+
+logger = logging.getLogger(__name__)
+SYSTEM = "elicensing"
+
+UNKNOWN_FIELDS = Counter(
+    "tether_elicensing_unknown_fields_total",
+    "Fields in e-licensing answers that the contract does not name (ignored)",
+    ["field"],
+)
+_seen_unknown: set[str] = set()
+
+
+def _money(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError("money must be a string or a number")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation as exc:
+        raise ValueError("money is not a number") from exc
+    if not amount.is_finite():
+        raise ValueError("money must be finite")
+    return amount
+
+
+def _object_id(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("an object id must be a string or an integer")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("an object id must not be empty")
+    return text
+
+
+def _iso_date(value: object) -> date:
+    if not isinstance(value, str):
+        raise ValueError("a date must be a YYYY-MM-DD string")
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise ValueError("a date must be a YYYY-MM-DD string") from exc
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+ObjectId = Annotated[str, BeforeValidator(_object_id)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+class _Payment(_Wire):
+    paymentObjectId: ObjectId
+    receiptNumber: StrictStr | None = None
+    receivedDate: IsoDate | None = None
+    depositDate: IsoDate | None = None
+    amount: Money
+    method: StrictStr | None = None
+    cashHandlingArea: ObjectId | None = None
+    referenceNumber: ObjectId | None = None
+    onlineOrderNumber: ObjectId | None = None
+    onlineTransactionId: ObjectId | None = None
+    onlineApprovalCode: ObjectId | None = None
+    distributions: list[Any] = Field(default_factory=list)
+    adjustmentAmount: Money | None = None
+
+
+class _Adjustment(_Wire):
+    adjustmentObjectId: ObjectId
+    adjustmentTotal: Money
+    amount: Money
+    date: IsoDate | None
+    reason: StrictStr | None
+    type: StrictStr | None
+    adjustmentGUID: StrictStr | None = None
+    taxAmounts: Money | None = None
+    comment: StrictStr | None = None
+
+
+class _Fee(_Wire):
+    feeObjectId: ObjectId
+    feeGUID: StrictStr
+    businessAreaCode: StrictStr | None
+    feeDate: IsoDate
+    description: StrictStr
+    baseAmount: Money
+    taxTotal: Money
+    adjustmentTotal: Money
+    taxAdjustmentTotal: Money
+    paymentBaseAmount: Money
+    paymentTotal: Money
+    invoiceNumber: StrictStr | None = None
+    feeType: StrictStr | None = None
+    payments: list[_Payment]
+    adjustments: list[_Adjustment]
+
+
+class _Invoice(_Wire):
+    clientObjectId: ObjectId
+    clientGUID: StrictStr
+    invoiceNumber: StrictStr
+    invoicePaymentDueDate: IsoDate | None
+    invoiceOutstandingBalance: Money
+    invoiceFeeBalance: Money
+    invoiceInterestBalance: Money
+    fees: list[_Fee]
+
+
+def _unknown_fields(model: _Wire, prefix: str = "") -> set[str]:
+    found = {f"{prefix}{key}" for key in (model.model_extra or {})}
+    for name, value in model:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, _Wire):
+                found |= _unknown_fields(item, f"{prefix}{name}[].")
+    return found
+
+
+def _note_unknown(fields: set[str]) -> None:
+    for name in sorted(fields):
+        UNKNOWN_FIELDS.labels(name).inc()
+        if name not in _seen_unknown:
+            _seen_unknown.add(name)
+            logger.warning(
+                "e-licensing sent unknown field %r; ignored",
+                name,
+                extra={"action": "unknown_field", "field": name},
+            )
+
+
+def _check_unique(wire: _Invoice) -> None:
+    fee_ids = [f.feeObjectId for f in wire.fees]
+    if len(set(fee_ids)) != len(fee_ids):
+        raise InvalidElicensingPayload("e-licensing invoice lists one fee twice")
+    for fee in wire.fees:
+        pay = [p.paymentObjectId for p in fee.payments]
+        adj = [a.adjustmentObjectId for a in fee.adjustments]
+        if len(set(pay)) != len(pay) or len(set(adj)) != len(adj):
+            raise InvalidElicensingPayload(
+                f"e-licensing fee {fee.feeObjectId} lists a payment or adjustment twice"
+            )
+
+
+def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
+    """Turn an invoice answer into records, or raise ``InvalidElicensingPayload``."""
+    try:
+        wire = _Invoice.model_validate(payload)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidElicensingPayload(
+            f"e-licensing invoice breaks the contract at {where}: {first['msg']}"
+        ) from exc
+    if wire.invoiceNumber != invoice_number:
+        raise InvalidElicensingPayload(
+            f"asked e-licensing for invoice {invoice_number}, got {wire.invoiceNumber}"
+        )
+    _check_unique(wire)
+    _note_unknown(_unknown_fields(wire))
+    return RemoteInvoice(
+        client_object_id=wire.clientObjectId,
+        client_guid=wire.clientGUID,
+        invoice_number=wire.invoiceNumber,
+        due_date=wire.invoicePaymentDueDate,
+        outstanding_balance=wire.invoiceOutstandingBalance,
+        fee_balance=wire.invoiceFeeBalance,
+        interest_balance=wire.invoiceInterestBalance,
+        fees=tuple(_fee(f) for f in wire.fees),
+    )
+
+
+def _fee(f: _Fee) -> RemoteFee:
+    return RemoteFee(
+        fee_object_id=f.feeObjectId,
+        fee_guid=f.feeGUID,
+        business_area_code=f.businessAreaCode,
+        fee_date=f.feeDate,
+        description=f.description,
+        base_amount=f.baseAmount,
+        tax_total=f.taxTotal,
+        adjustment_total=f.adjustmentTotal,
+        tax_adjustment_total=f.taxAdjustmentTotal,
+        payment_base_amount=f.paymentBaseAmount,
+        payment_total=f.paymentTotal,
+        fee_type=f.feeType,
+        payments=tuple(
+            RemotePayment(
+                payment_object_id=p.paymentObjectId,
+                receipt_number=p.receiptNumber,
+                received_date=p.receivedDate,
+                deposit_date=p.depositDate,
+                amount=p.amount,
+                method=p.method,
+                cash_handling_area=p.cashHandlingArea,
+                reference_number=p.referenceNumber,
+            )
+            for p in f.payments
+        ),
+        adjustments=tuple(
+            RemoteAdjustment(
+                adjustment_object_id=a.adjustmentObjectId,
+                adjustment_total=a.adjustmentTotal,
+                amount=a.amount,
+                date=a.date,
+                reason=a.reason,
+                type=a.type,
+                comment=a.comment,
+            )
+            for a in f.adjustments
+        ),
+    )
+
+
+def decode(response: httpx.Response) -> Any:
+    """The JSON body with every non-integer number as ``Decimal`` (never a float)."""
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidElicensingPayload("e-licensing answered with a body that is not JSON") from exc
+
+
+class ElicensingClient:
+    """The e-licensing endpoints tether uses, with short timeouts and no retries on reads.
+
+    A read happens while a user waits: the circuit breaker, not retries, handles an outage.
+    """
+
+    def __init__(self, upstream: UpstreamClient) -> None:
+        self.upstream = upstream
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> ElicensingClient:
+        timeout = httpx.Timeout(
+            settings.elicensing_read_timeout_s,
+            connect=settings.elicensing_connect_timeout_s,
+        )
+        return cls(
+            UpstreamClient(
+                system=SYSTEM,
+                base_url=settings.elicensing_url,
+                token=settings.elicensing_token.get_secret_value(),
+                timeout=timeout,
+                retry=RetryPolicy(attempts=1),
+                transport=transport,
+            )
+        )
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return decode(await self.upstream.request(method, path, **kwargs))
+
+    async def get_invoice(self, client_object_id: str, invoice_number: str) -> RemoteInvoice:
+        """``GET /client/{id}/invoice?InvoiceNumber=``, validated."""
+        payload = await self._json(
+            "GET",
+            f"/client/{client_object_id}/invoice",
+            params={"InvoiceNumber": invoice_number},
+        )
+        return parse_invoice(payload, invoice_number=invoice_number)
+
+    async def adjust_fees(self, client_object_id: str, adjustments: list[dict[str, Any]]) -> Any:
+        """``POST /client/{id}/adjust``: apply adjustments (negative reduces a fee)."""
+        return await self._json(
+            "POST", f"/client/{client_object_id}/adjust", json_body={"adjustments": adjustments}
+        )
+
+    async def create_client(self, body: dict[str, Any]) -> Any:
+        """``POST /client``."""
+        return await self._json("POST", "/client", json_body=body)
+
+    async def get_client(self, client_object_id: str) -> Any:
+        """``GET /client/{id}``."""
+        return await self._json("GET", f"/client/{client_object_id}")
+
+    async def create_fees(self, client_object_id: str, fees: list[dict[str, Any]]) -> Any:
+        """``POST /client/{id}/fees``."""
+        return await self._json(
+            "POST", f"/client/{client_object_id}/fees", json_body={"fees": fees}
+        )
+
+    async def get_fees(self, client_object_id: str) -> Any:
+        """``GET /client/{id}/fees``."""
+        return await self._json("GET", f"/client/{client_object_id}/fees")
+
+    async def create_invoice(self, client_object_id: str, body: dict[str, Any]) -> Any:
+        """``POST /client/{id}/invoice``."""
+        return await self._json("POST", f"/client/{client_object_id}/invoice", json_body=body)
+
+    async def get_interest_rates(self) -> Any:
+        """``GET /interestRates``."""
+        return await self._json("GET", "/interestRates")
+
+
+__all__ = ["ElicensingClient", "decode", "parse_invoice"]

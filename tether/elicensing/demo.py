@@ -1,0 +1,72 @@
+"""Demo hooks: a seeded simulator, and local data pointing at its invoices."""
+
+from __future__ import annotations
+
+from tether.core import db
+from tether.core.bootstrap import Runtime
+from tether.core.simulator import SimulatorServer
+from tether.elicensing import repository
+from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
+
+FIRST_REPORT_VERSION = 101
+
+
+def start_simulator(port: int = 0, control_port: int = 0) -> SimulatorServer:
+    """A seeded e-licensing simulator, serving on a background thread."""
+    return make_simulator(port=port, control_port=control_port).start_in_thread()
+
+
+async def seed(runtime: Runtime, simulator: SimulatorServer) -> list[str]:
+    """Operators, client links and report versions for every simulator invoice; what to try."""
+    if not isinstance(simulator, ElicensingSimulatorServer):
+        raise TypeError("seed() needs the simulator that start_simulator() returned")
+    versions = await seed_ledger(runtime, simulator)
+    first = versions[0]
+    control = simulator.control_url
+    return [
+        f"E-licensing: obligation page at /compliance-report-versions/{first}/obligation "
+        f"(report versions {versions[0]}..{versions[-1]})",
+        f"  JSON: /api/v1/compliance-report-versions/{first}/obligation-summary",
+        f"  take e-licensing down: curl -X PUT {control}/faults -H 'content-type: "
+        'application/json\' -d \'{"mode":"down"}\'  then reload the page with ?force=true: '
+        "the stale-data alert appears",
+        '  bring it back: same with {"mode":"none"}; reload with ?force=true: the alert disappears',
+        f"  a payment arrives: curl -X POST {control}/ledger/invoices/<number>/payments "
+        "-H 'content-type: application/json' -d '{\"amount\":\"1000.00\"}'",
+    ]
+
+
+async def seed_ledger(runtime: Runtime, simulator: ElicensingSimulatorServer) -> list[int]:
+    """One operator, client link, report version and obligation per simulator invoice."""
+    ledger = simulator.ledger
+    versions = []
+    async with db.transaction(runtime.pool) as conn:
+        for i, (number, inv) in enumerate(sorted(ledger.invoices.items())):
+            client = ledger.clients[inv.client_object_id]
+            operator_id = await repository.insert_operator(
+                conn, legal_name=client.company_name, cra_business_number=f"{123456780 + i:09d}"
+            )
+            link = await repository.insert_client_operator(
+                conn,
+                operator_id=operator_id,
+                client_object_id=client.object_id,
+                client_guid=client.guid,
+            )
+            version = FIRST_REPORT_VERSION + i
+            await repository.insert_report_version(
+                conn, id=version, operator_id=operator_id, reporting_year=2024
+            )
+            fee = ledger.fees[inv.fee_ids[0]]
+            await repository.insert_obligation(
+                conn,
+                report_version_id=version,
+                obligation_id=f"24-{operator_id:04d}-1-1",
+                fee_amount=fee.base_amount,
+                client_operator_id=link,
+                invoice_number=number,
+            )
+            versions.append(version)
+    return versions
+
+
+__all__ = ["seed", "seed_ledger", "start_simulator"]

@@ -1,0 +1,238 @@
+-- Queries of the e-licensing capability. Only repository.py runs them.
+-- The refresh is set-based: a constant number of statements whatever the number of children.
+
+-- name: fetch_invoice_target
+-- Where a report version's invoice of one type lives (client and invoice number).
+SELECT t.compliance_report_version_id, t.invoice_type, co.client_object_id, t.invoice_number
+FROM (
+    SELECT compliance_report_version_id, 'obligation' AS invoice_type, client_operator_id,
+           invoice_number
+    FROM elicensing.obligation
+    UNION ALL
+    SELECT compliance_report_version_id, penalty_type, client_operator_id, invoice_number
+    FROM elicensing.penalty
+) t
+JOIN elicensing.client_operator co ON co.id = t.client_operator_id
+WHERE t.compliance_report_version_id = %(report_version_id)s
+  AND t.invoice_type = %(invoice_type)s
+  AND t.invoice_number IS NOT NULL
+
+-- name: fetch_refresh_state
+-- The refresh bookkeeping of an invoice, with the database clock to compare it against.
+SELECT i.last_refreshed, i.last_refresh_attempt, i.last_refresh_error_reason,
+       clock_timestamp() AS db_now
+FROM (SELECT 1) one
+LEFT JOIN elicensing.invoice i ON i.invoice_number = %(invoice_number)s
+
+-- name: fetch_invoice
+-- One invoice with its client's object id.
+SELECT i.id, i.invoice_number, co.client_object_id, i.due_date, i.outstanding_balance,
+       i.invoice_fee_balance, i.invoice_interest_balance, i.is_void, i.last_refreshed
+FROM elicensing.invoice i
+JOIN elicensing.client_operator co ON co.id = i.client_operator_id
+WHERE i.invoice_number = %(invoice_number)s
+
+-- name: fetch_line_items
+-- The fees of an invoice.
+SELECT id, object_id, guid::text AS guid, fee_date, description, base_amount, line_item_type
+FROM elicensing.line_item WHERE invoice_id = %(invoice_id)s ORDER BY fee_date, object_id
+
+-- name: fetch_payments
+-- Every payment on an invoice's fees.
+SELECT li.object_id AS fee_object_id, p.payment_object_id, p.receipt_number, p.received_date,
+       p.deposit_date, p.amount, p.method, p.reference_number
+FROM elicensing.payment p JOIN elicensing.line_item li ON li.id = p.line_item_id
+WHERE li.invoice_id = %(invoice_id)s
+ORDER BY p.received_date NULLS LAST, p.payment_object_id
+
+-- name: fetch_adjustments
+-- Every adjustment on an invoice's fees.
+SELECT li.object_id AS fee_object_id, a.adjustment_object_id, a.amount, a.adjustment_date,
+       a.reason, a.type, a.comment
+FROM elicensing.adjustment a JOIN elicensing.line_item li ON li.id = a.line_item_id
+WHERE li.invoice_id = %(invoice_id)s
+ORDER BY a.adjustment_date NULLS LAST, a.adjustment_object_id
+
+-- name: upsert_invoice
+-- The invoice itself, keyed by its number; marks the refresh successful.
+INSERT INTO elicensing.invoice AS i (
+    client_operator_id, invoice_number, due_date, outstanding_balance, invoice_fee_balance,
+    invoice_interest_balance, is_void, last_refreshed, last_refresh_attempt
+)
+SELECT co.id, %(invoice_number)s, %(due_date)s, %(outstanding_balance)s, %(fee_balance)s,
+       %(interest_balance)s, false, clock_timestamp(), clock_timestamp()
+FROM elicensing.client_operator co WHERE co.client_object_id = %(client_object_id)s
+ON CONFLICT (invoice_number) DO UPDATE
+SET client_operator_id = excluded.client_operator_id,
+    due_date = excluded.due_date,
+    outstanding_balance = excluded.outstanding_balance,
+    invoice_fee_balance = excluded.invoice_fee_balance,
+    invoice_interest_balance = excluded.invoice_interest_balance,
+    is_void = false,
+    last_refreshed = excluded.last_refreshed,
+    last_refresh_attempt = excluded.last_refresh_attempt,
+    last_refresh_error_reason = NULL,
+    last_refresh_error = NULL
+RETURNING id
+
+-- name: upsert_line_items
+-- Every fee of the answer, keyed by its e-licensing object id.
+INSERT INTO elicensing.line_item AS li (
+    invoice_id, object_id, guid, business_area_code, fee_date, description, base_amount,
+    tax_total, adjustment_total, tax_adjustment_total, payment_base_amount, payment_total,
+    line_item_type
+)
+SELECT %(invoice_id)s, f.object_id, f.guid, f.business_area_code, f.fee_date, f.description,
+       f.base_amount, f.tax_total, f.adjustment_total, f.tax_adjustment_total,
+       f.payment_base_amount, f.payment_total, coalesce(f.fee_type, 'Fee')
+FROM jsonb_to_recordset(%(fees)s) AS f(
+    object_id text, guid uuid, business_area_code text, fee_date date, description text,
+    base_amount numeric, tax_total numeric, adjustment_total numeric,
+    tax_adjustment_total numeric, payment_base_amount numeric, payment_total numeric,
+    fee_type text
+)
+ON CONFLICT (object_id) DO UPDATE
+SET invoice_id = excluded.invoice_id,
+    guid = excluded.guid,
+    business_area_code = excluded.business_area_code,
+    fee_date = excluded.fee_date,
+    description = excluded.description,
+    base_amount = excluded.base_amount,
+    tax_total = excluded.tax_total,
+    adjustment_total = excluded.adjustment_total,
+    tax_adjustment_total = excluded.tax_adjustment_total,
+    payment_base_amount = excluded.payment_base_amount,
+    payment_total = excluded.payment_total,
+    line_item_type = excluded.line_item_type
+
+-- name: delete_missing_line_items
+-- Fees e-licensing no longer lists on this invoice (their payments and adjustments cascade).
+DELETE FROM elicensing.line_item
+WHERE invoice_id = %(invoice_id)s AND object_id <> ALL(%(fee_ids)s::text[])
+
+-- name: upsert_payments
+-- Every payment of the answer, keyed by (fee, payment object id).
+INSERT INTO elicensing.payment AS p (
+    line_item_id, payment_object_id, receipt_number, received_date, deposit_date, amount, method,
+    cash_handling_area, reference_number
+)
+SELECT li.id, r.payment_object_id, r.receipt_number, r.received_date, r.deposit_date, r.amount,
+       r.method, r.cash_handling_area, r.reference_number
+FROM jsonb_to_recordset(%(payments)s) AS r(
+    fee_object_id text, payment_object_id text, receipt_number text, received_date date,
+    deposit_date date, amount numeric, method text, cash_handling_area text,
+    reference_number text
+)
+JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = %(invoice_id)s
+ON CONFLICT (line_item_id, payment_object_id) DO UPDATE
+SET receipt_number = excluded.receipt_number,
+    received_date = excluded.received_date,
+    deposit_date = excluded.deposit_date,
+    amount = excluded.amount,
+    method = excluded.method,
+    cash_handling_area = excluded.cash_handling_area,
+    reference_number = excluded.reference_number
+WHERE (p.receipt_number, p.received_date, p.deposit_date, p.amount, p.method,
+       p.cash_handling_area, p.reference_number)
+      IS DISTINCT FROM
+      (excluded.receipt_number, excluded.received_date, excluded.deposit_date, excluded.amount,
+       excluded.method, excluded.cash_handling_area, excluded.reference_number)
+
+-- name: delete_missing_payments
+-- Payments e-licensing no longer lists under their fee.
+DELETE FROM elicensing.payment p
+USING elicensing.line_item li
+WHERE li.id = p.line_item_id AND li.invoice_id = %(invoice_id)s
+  AND (li.object_id, p.payment_object_id) NOT IN (
+      SELECT r.fee_object_id, r.payment_object_id
+      FROM jsonb_to_recordset(%(payments)s) AS r(fee_object_id text, payment_object_id text)
+  )
+
+-- name: upsert_adjustments
+-- Every adjustment of the answer, keyed by (fee, adjustment object id).
+INSERT INTO elicensing.adjustment AS a (
+    line_item_id, adjustment_object_id, adjustment_total, amount, adjustment_date, reason, type,
+    comment
+)
+SELECT li.id, r.adjustment_object_id, r.adjustment_total, r.amount, r.adjustment_date, r.reason,
+       r.type, r.comment
+FROM jsonb_to_recordset(%(adjustments)s) AS r(
+    fee_object_id text, adjustment_object_id text, adjustment_total numeric, amount numeric,
+    adjustment_date date, reason text, type text, comment text
+)
+JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = %(invoice_id)s
+ON CONFLICT (line_item_id, adjustment_object_id) DO UPDATE
+SET adjustment_total = excluded.adjustment_total,
+    amount = excluded.amount,
+    adjustment_date = excluded.adjustment_date,
+    reason = excluded.reason,
+    type = excluded.type,
+    comment = excluded.comment
+WHERE (a.adjustment_total, a.amount, a.adjustment_date, a.reason, a.type, a.comment)
+      IS DISTINCT FROM
+      (excluded.adjustment_total, excluded.amount, excluded.adjustment_date, excluded.reason,
+       excluded.type, excluded.comment)
+
+-- name: delete_missing_adjustments
+-- Adjustments e-licensing no longer lists under their fee.
+DELETE FROM elicensing.adjustment a
+USING elicensing.line_item li
+WHERE li.id = a.line_item_id AND li.invoice_id = %(invoice_id)s
+  AND (li.object_id, a.adjustment_object_id) NOT IN (
+      SELECT r.fee_object_id, r.adjustment_object_id
+      FROM jsonb_to_recordset(%(adjustments)s) AS r(fee_object_id text, adjustment_object_id text)
+  )
+
+-- name: mark_invoice_void
+-- E-licensing no longer knows the invoice: keep it and its children, flagged void.
+UPDATE elicensing.invoice
+SET is_void = true, last_refreshed = clock_timestamp(), last_refresh_attempt = clock_timestamp(),
+    last_refresh_error_reason = NULL, last_refresh_error = NULL
+WHERE invoice_number = %(invoice_number)s
+RETURNING id
+
+-- name: record_refresh_failure
+-- A failed refresh touches only the bookkeeping, never the data or last_refreshed.
+UPDATE elicensing.invoice
+SET last_refresh_attempt = clock_timestamp(), last_refresh_error_reason = %(reason)s,
+    last_refresh_error = %(error)s
+WHERE invoice_number = %(invoice_number)s
+
+-- name: insert_operator
+-- A regulated operator.
+INSERT INTO elicensing.operator (legal_name, cra_business_number)
+VALUES (%(legal_name)s, %(cra_business_number)s)
+ON CONFLICT (cra_business_number) DO UPDATE SET legal_name = excluded.legal_name
+RETURNING id
+
+-- name: insert_client_operator
+-- Link an operator to its e-licensing client.
+INSERT INTO elicensing.client_operator (operator_id, client_object_id, client_guid)
+VALUES (%(operator_id)s, %(client_object_id)s, %(client_guid)s)
+ON CONFLICT (client_object_id) DO UPDATE SET client_guid = excluded.client_guid
+RETURNING id
+
+-- name: insert_report_version
+-- A compliance report version of an operator.
+INSERT INTO elicensing.compliance_report_version (id, operator_id, reporting_year)
+VALUES (%(id)s, %(operator_id)s, %(reporting_year)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: insert_obligation
+-- The obligation of a report version and the number of its invoice.
+INSERT INTO elicensing.obligation (
+    compliance_report_version_id, obligation_id, fee_amount, client_operator_id, invoice_number
+)
+VALUES (%(report_version_id)s, %(obligation_id)s, %(fee_amount)s, %(client_operator_id)s,
+        %(invoice_number)s)
+ON CONFLICT (compliance_report_version_id) DO UPDATE SET invoice_number = excluded.invoice_number
+
+-- name: insert_penalty
+-- A penalty of a report version and the number of its invoice.
+INSERT INTO elicensing.penalty (
+    compliance_report_version_id, penalty_type, penalty_amount, client_operator_id, invoice_number
+)
+VALUES (%(report_version_id)s, %(penalty_type)s, %(penalty_amount)s, %(client_operator_id)s,
+        %(invoice_number)s)
+ON CONFLICT (compliance_report_version_id, penalty_type)
+DO UPDATE SET invoice_number = excluded.invoice_number
