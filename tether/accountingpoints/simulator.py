@@ -115,9 +115,11 @@ class Datahub:
 
     @property
     def gsrns(self) -> list[str]:
+        """Every GSRN held, generated ones first in serial order."""
         return list(self._records)
 
     def today(self) -> date:
+        """The local date (fixed when generated with ``today=``, so tests can predict)."""
         return self._today or datetime.now(self.tz).date()
 
     def _iso(self, day: date) -> str:
@@ -427,11 +429,15 @@ class EventEmitter:
 
 
 class ChangeIn(BaseModel):
+    """Body of ``POST /accounting-points/{gsrn}/changes``."""
+
     kind: ChangeKind
     emit: bool = True
 
 
 class EventsIn(BaseModel):
+    """Body of ``POST /events``."""
+
     gsrns: list[str]
 
 
