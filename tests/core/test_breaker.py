@@ -1,0 +1,54 @@
+"""The shared circuit breaker and single-flight helpers, on their own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.breaker import CircuitBreaker, CircuitOpen, Decision
+from tether.core.locking import lock_key, single_flight
+
+
+async def test_breaker_opens_at_threshold_and_only_one_caller_probes(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    breaker = CircuitBreaker(pool, "thing", failure_threshold=2, open_s=0.2)
+    assert await breaker.acquire() is Decision.ALLOW
+    assert (await breaker.record_failure("boom")).state == "closed"
+    assert (await breaker.record_failure("boom")).state == "open"
+    with pytest.raises(CircuitOpen):
+        await breaker.acquire()
+    await asyncio.sleep(0.3)  # waiting for the open period to pass, not asserting on time
+    other = CircuitBreaker(pool, "thing", failure_threshold=2, open_s=0.2)
+    results = await asyncio.gather(breaker.acquire(), other.acquire(), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["CircuitOpen", "Decision"]
+    await breaker.record_success()
+    assert (await other.state()).state == "closed"
+    assert await other.acquire() is Decision.ALLOW
+
+
+async def test_single_flight_has_one_leader_and_waiters_wait_for_it(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    order: list[str] = []
+
+    async def worker(i: int) -> bool:
+        async with single_flight(pool, "job", wait_s=5) as leader:
+            if leader:
+                await asyncio.sleep(0.1)
+                order.append("leader done")
+            else:
+                order.append("waiter")
+            return leader
+
+    leaders = await asyncio.gather(*(worker(i) for i in range(12)))
+    assert leaders.count(True) >= 1
+    assert order.index("leader done") == 0
+
+
+def test_lock_key_is_stable_and_signed_64_bit() -> None:
+    assert lock_key("a") == lock_key("a") != lock_key("b")
+    assert -(2**63) <= lock_key("x") < 2**63

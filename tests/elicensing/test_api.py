@@ -1,0 +1,114 @@
+"""The HTTP API: freshness in every body, Age headers, honest errors, the fail-closed write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import psycopg
+
+from tether.elicensing.errors import STALE_MESSAGE
+from tether.elicensing.simulator import ElicensingSimulatorServer
+
+from .conftest import invoice_number
+
+BASE = "/api/v1/compliance-report-versions"
+
+
+async def test_every_read_carries_freshness_and_an_age_header(
+    http: httpx.AsyncClient, versions: list[int]
+) -> None:
+    for path in ("invoice", "payments", "obligation-summary", "last-refreshed"):
+        response = await http.get(f"{BASE}/{versions[0]}/{path}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["data_is_fresh"] is True
+        assert body["last_refreshed"] is not None
+        assert int(response.headers["Age"]) >= 0
+
+
+async def test_summary_computes_amount_due_from_fees_payments_and_adjustments(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    number = invoice_number(sim)
+    sim.ledger.add_payment(number, Decimal("100.00"))
+    sim.ledger.add_adjustment(number, Decimal("-40.00"))
+    body = (await http.get(f"{BASE}/{versions[0]}/obligation-summary")).json()
+    fees, paid, adjusted = (
+        Decimal(body[k]) for k in ("fees_total", "payments_total", "adjustments_total")
+    )
+    assert Decimal(body["amount_due"]) == fees - paid + adjusted
+    assert Decimal(body["amount_due"]) == Decimal(body["outstanding_balance"])
+
+
+async def test_reads_fail_open_with_the_local_copy(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    first = (await http.get(f"{BASE}/{versions[0]}/invoice")).json()
+    sim.set_mode("down")
+    response = await http.get(f"{BASE}/{versions[0]}/invoice", params={"force": "true"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data_is_fresh"] is False
+    assert body["stale_reason"] == "upstream_unavailable"
+    assert body["fees"] == first["fees"] and body["last_refreshed"] == first["last_refreshed"]
+    meta = (await http.get(f"{BASE}/{versions[0]}/last-refreshed")).json()
+    assert meta["last_refreshed_display"] != "never"
+
+
+async def test_report_version_without_invoice_is_a_clear_404(
+    http: httpx.AsyncClient, versions: list[int]
+) -> None:
+    response = await http.get(
+        f"{BASE}/{versions[0]}/invoice", params={"invoice_type": "automatic_overdue"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"] == "InvoiceNotFound"
+    assert (await http.get(f"{BASE}/424242/obligation-summary")).status_code == 404
+
+
+async def test_write_fails_closed_on_stale_data(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    await http.get(f"{BASE}/{versions[0]}/invoice")
+    sim.set_mode("down")
+    response = await http.post(
+        f"{BASE}/{versions[0]}/apply-compliance-units", json={"amount": "10.00"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == STALE_MESSAGE
+    sim.set_mode("none")
+    assert all(
+        a.reason != "Compliance Units Applied" or a.amount != Decimal("-10.00")
+        for f in sim.ledger.fees.values()
+        for a in f.adjustments
+    )
+
+
+async def test_write_applies_units_upstream_then_refreshes(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    before = (await http.get(f"{BASE}/{versions[0]}/obligation-summary")).json()
+    response = await http.post(
+        f"{BASE}/{versions[0]}/apply-compliance-units",
+        json={"amount": "1000.50", "comment": "units"},
+    )
+    assert response.status_code == 200, response.text
+    after = response.json()
+    assert after["data_is_fresh"] is True
+    assert Decimal(after["outstanding_balance"]) == Decimal(
+        before["outstanding_balance"]
+    ) - Decimal("1000.50")
+    fee = sim.ledger.fees[sim.ledger.invoices[invoice_number(sim)].fee_ids[0]]
+    assert fee.adjustments[-1].amount == Decimal("-1000.50")
+    assert sim.state.calls["POST /client/{id}/adjust"] == 1
+
+
+async def test_schema_drift_in_our_own_database_is_a_500_not_stale_data(
+    http: httpx.AsyncClient, versions: list[int], db_url: str
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute("ALTER TABLE elicensing.payment DROP COLUMN method CASCADE")
+    response = await http.get(f"{BASE}/{versions[0]}/invoice")
+    assert response.status_code == 500
+    assert "data_is_fresh" not in response.text

@@ -1,0 +1,123 @@
+"""Parsing e-licensing answers: tolerant of additions, strict about the contract, Decimal money."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tether.elicensing.client import decode, parse_invoice
+from tether.elicensing.errors import InvalidElicensingPayload
+
+EXAMPLE: dict[str, Any] = {
+    "clientObjectId": "123",
+    "clientGUID": "00000000-0000-0000-0000-000000000000",
+    "invoiceNumber": "INV-999",
+    "invoicePaymentDueDate": "2025-12-31",
+    "invoiceOutstandingBalance": "1000968.64",
+    "invoiceFeeBalance": "1000968.64",
+    "invoiceInterestBalance": "0.00",
+    "fees": [
+        {
+            "feeObjectId": 999,
+            "feeGUID": "11111111-1111-1111-1111-111111111111",
+            "businessAreaCode": "OBPS",
+            "feeDate": "2025-12-18",
+            "description": "2024 GGIRCA Compliance Obligation",
+            "baseAmount": "1000968.64",
+            "taxTotal": "0.00",
+            "adjustmentTotal": "0.00",
+            "taxAdjustmentTotal": "0.00",
+            "paymentBaseAmount": "0.00",
+            "paymentTotal": "0.00",
+            "invoiceNumber": "INV-999",
+            "payments": [
+                {
+                    "paymentObjectId": 2,
+                    "receiptNumber": "R192883",
+                    "receivedDate": "2025-11-30",
+                    "depositDate": "2025-11-30",
+                    "amount": "50.00",
+                    "method": "EFT/Wire - OBPS",
+                    "cashHandlingArea": "1",
+                    "referenceNumber": "1",
+                    "distributions": [],
+                }
+            ],
+            "adjustments": [
+                {
+                    "adjustmentObjectId": 3,
+                    "adjustmentTotal": "-10.11",
+                    "amount": "-10.11",
+                    "date": "2025-11-30",
+                    "reason": "Compliance Units Applied",
+                    "type": "Adjustment",
+                }
+            ],
+        }
+    ],
+}
+
+
+def test_parses_the_spec_example_with_ids_as_strings_and_decimal_money() -> None:
+    invoice = parse_invoice(EXAMPLE, invoice_number="INV-999")
+    fee = invoice.fees[0]
+    assert fee.fee_object_id == "999" and fee.payments[0].payment_object_id == "2"
+    assert fee.base_amount == Decimal("1000968.64")
+    assert fee.adjustments[0].amount == Decimal("-10.11")
+
+
+def test_json_numbers_become_exact_decimals() -> None:
+    body = b'{"a": 1000968.64, "b": 0.1}'
+    decoded = decode(httpx.Response(200, content=body))
+    assert decoded == {"a": Decimal("1000968.64"), "b": Decimal("0.1")}
+
+
+def test_added_fields_are_ignored_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    payload = copy.deepcopy(EXAMPLE)
+    payload["brandNewField"] = 1
+    payload["fees"][0]["payments"][0]["brandNewChildField"] = "x"
+    with caplog.at_level(logging.WARNING, logger="tether.elicensing.client"):
+        parse_invoice(payload, invoice_number="INV-999")
+        parse_invoice(payload, invoice_number="INV-999")
+    warned = [r.getMessage() for r in caplog.records if "unknown field" in r.getMessage()]
+    assert len(warned) == 2
+    assert any("fees[].payments[].brandNewChildField" in w for w in warned)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("invoiceOutstandingBalance",), None),
+        (("fees", 0, "baseAmount"), "lots"),
+        (("fees", 0, "baseAmount"), True),
+        (("fees", 0, "payments", 0, "amount"), 1.5j),
+        (("fees", 0, "feeDate"), 20251218),
+        (("fees", 0, "feeObjectId"), ""),
+        (("fees", 0, "description"), 42),
+    ],
+)
+def test_missing_or_wrongly_typed_fields_are_invalid(path: tuple[Any, ...], value: Any) -> None:
+    payload = copy.deepcopy(EXAMPLE)
+    target: Any = payload
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    with pytest.raises(InvalidElicensingPayload):
+        parse_invoice(payload, invoice_number="INV-999")
+
+
+def test_duplicate_object_ids_and_wrong_invoice_are_invalid() -> None:
+    payload = copy.deepcopy(EXAMPLE)
+    payload["fees"].append(copy.deepcopy(payload["fees"][0]))
+    with pytest.raises(InvalidElicensingPayload, match="twice"):
+        parse_invoice(payload, invoice_number="INV-999")
+    with pytest.raises(InvalidElicensingPayload, match="asked"):
+        parse_invoice(EXAMPLE, invoice_number="INV-1")
