@@ -169,7 +169,10 @@ class ElicensingService:
             REFRESHES.labels("ok").inc()
             return None
         REFRESHES.labels(failure.reason.value).inc()
-        logger.warning(
+        # an open circuit was already logged once, when it opened: no warning per read
+        level = logging.INFO if failure.reason is StaleReason.CIRCUIT_OPEN else logging.WARNING
+        logger.log(
+            level,
             "refresh of invoice %s failed (%s): %s",
             target.invoice_number,
             failure.reason.value,
