@@ -1,0 +1,33 @@
+"""The demo hooks: a seeded simulator, local data pointing at it, and lines of what to try."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tether.core.bootstrap import Runtime
+from tether.elicensing import demo
+from tether.elicensing.service import build
+from tether.elicensing.simulator import ElicensingSimulatorServer
+
+from .conftest import INVOICE_CALL, make_settings
+
+
+async def test_demo_seeds_report_versions_whose_invoices_refresh(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    server = demo.start_simulator()
+    try:
+        assert isinstance(server, ElicensingSimulatorServer)
+        lines = await demo.seed(runtime, server)
+        assert any("/compliance-report-versions/101/obligation" in line for line in lines)
+        assert any(f"{server.control_url}/faults" in line for line in lines)
+        settings = make_settings(runtime.database_url, server, tmp_path)
+        demo_runtime = Runtime(
+            settings=settings, database_url=runtime.database_url, pool=runtime.pool
+        )
+        async with build(demo_runtime) as service:
+            read = await service.read_invoice(101)
+        assert read.data_is_fresh and read.invoice.line_items
+        assert server.state.calls[INVOICE_CALL] == 1
+    finally:
+        server.stop()
