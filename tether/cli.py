@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Annotated
 
 import typer
@@ -87,9 +89,77 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(help="Worker processes to start.", min=1)] = 1,
+    once: Annotated[
+        bool, typer.Option(help="Exit when nothing is due instead of polling.")
+    ] = False,
+    batch: Annotated[
+        int | None, typer.Option(help="APs claimed per statement [TETHER_AP_CLAIM_BATCH].")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Adapter calls in flight per process.")
+    ] = None,
+    events: Annotated[
+        bool, typer.Option(help="Also consume thin events from NATS (TETHER_NATS_URL).")
+    ] = False,
+) -> None:
+    """Sync due accounting points: claim in batches with SKIP LOCKED, fetch, merge, repeat.
+
+    Run any number of these, on any number of machines, against one database. Never-synced APs
+    go first, then overdue ones; failures retry with exponential backoff; a crashed worker's
+    claims are taken over after TETHER_AP_DEAD_SYNC_TIMEOUT_S. Ctrl-C / SIGTERM stop cleanly.
+    """
+    from tether.worker import WorkerOptions, run_processes
+
+    settings = settings_from_env()
+    url = db.resolve_database_url(settings)
+    migrations.upgrade(url)
+    options = WorkerOptions(once=once, batch=batch, concurrency=concurrency, events=events)
+    failed = run_processes(settings, url, processes, options)
+    if failed:
+        console.print(f"[red]{failed} worker process(es) failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="API port (any free port if taken).")] = 8000,
+    accounting_points: Annotated[int, typer.Option(help="APs in the simulated datahub.")] = 300,
+    controllable_units: Annotated[
+        int, typer.Option(help="APs that get a controllable unit (and so are synced).")
+    ] = 100,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Run everything on this machine: embedded PostgreSQL, simulators, API, worker, demo data.
+
+    Uses its own database `tether_demo`, recreated on each run. Prints the URLs and what to try.
+    """
+    from tether.demo import DemoOptions, run_demo
+
+    settings = settings_from_env()
+    logging.getLogger("tether.core.http").setLevel(logging.WARNING)  # one line per call: too much
+    options = DemoOptions(
+        port=port,
+        accounting_points=accounting_points,
+        controllable_units=controllable_units,
+        duration_s=duration,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(settings, options, Console()))
+
+
 def main() -> None:
     """Entry point of the ``tether`` script."""
+    import warnings
+
     from tether import capabilities_cli
+
+    # pgserver's platformdirs warns on machines without XDG_RUNTIME_DIR; harmless, and noisy.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     capabilities_cli.register(app, simulate_app)
     app()

@@ -147,7 +147,7 @@ FROM ap.controllable_unit cu JOIN ap.accounting_point a ON a.id = cu.accounting_
 WHERE cu.business_id = %(business_id)s
 
 -- name: insert_controllable_unit
--- A CU whose start lies before what we hold makes its AP due at once (to widen the window).
+-- A CU with a start date makes its AP due at once: the fetch window may have to widen.
 WITH cu AS (
     INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date)
     SELECT %(name)s, a.id, %(start_date)s FROM ap.accounting_point a WHERE a.gsrn = %(gsrn)s
@@ -155,6 +155,7 @@ WITH cu AS (
 ), due AS (
     UPDATE ap.accounting_point_sync s SET next_sync_at = least(s.next_sync_at, now())
     FROM cu WHERE s.accounting_point_id = cu.accounting_point_id AND s.last_sync_start IS NULL
+      AND cu.start_date IS NOT NULL
 )
 SELECT cu.business_id, cu.name, cu.start_date, cu.created_at, %(gsrn)s AS gsrn FROM cu
 
