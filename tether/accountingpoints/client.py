@@ -14,8 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from prometheus_client import Counter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
+from pydantic import AwareDatetime, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.accountingpoints import domain
@@ -31,19 +30,15 @@ from tether.accountingpoints.models import (
 )
 from tether.core.http import RetryPolicy, UpstreamClient
 from tether.core.settings import Settings
+from tether.core.wire import WireModel, note_unknown_fields
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_FIELDS = Counter(
-    "tether_adapter_unknown_fields_total",
-    "Fields in adapter answers that the contract does not name (ignored)",
-    ["field"],
-)
-_seen_unknown: set[str] = set()
+_SYSTEM = "accounting_point_adapter"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+class _Wire(WireModel):
+    pass
 
 
 class _Period(_Wire):
@@ -74,16 +69,6 @@ class _AccountingPoint(_Wire):
     longitude: StrictFloat | StrictInt | None = None
 
 
-def _unknown_fields(model: _Wire, prefix: str = "") -> list[str]:
-    found = [f"{prefix}{key}" for key in (model.model_extra or {})]
-    for name, value in model:
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if isinstance(item, _Wire):
-                found += _unknown_fields(item, f"{prefix}{name}[].")
-    return sorted(set(found))
-
-
 def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> AccountingPointData:
     """Turn an adapter answer into validated records, or raise ``InvalidAccountingPointData``."""
     try:
@@ -95,14 +80,7 @@ def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> Accounti
         raise InvalidAccountingPointData(
             f"adapter answer breaks the contract at {where}: {first['msg']}"
         ) from exc
-    unknown = _unknown_fields(wire)
-    for field in unknown:
-        UNKNOWN_FIELDS.labels(field).inc()
-        if field not in _seen_unknown:
-            _seen_unknown.add(field)
-            logger.warning(
-                "adapter sent unknown field %r; ignored", field, extra={"action": "unknown_field"}
-            )
+    unknown = note_unknown_fields(_SYSTEM, wire)
     data = AccountingPointData(
         gsrn=wire.gsrn,
         end_users=tuple(
@@ -150,7 +128,7 @@ class AdapterClient:
         cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> AdapterClient:
         upstream = UpstreamClient(
-            system="accounting_point_adapter",
+            system=_SYSTEM,
             base_url=settings.adapter_url,
             token=settings.adapter_token.get_secret_value(),
             timeout=httpx.Timeout(settings.adapter_timeout_s, connect=2.0),

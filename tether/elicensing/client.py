@@ -15,12 +15,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import httpx
-from prometheus_client import Counter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BeforeValidator, Field, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.core.http import RetryPolicy, UpstreamClient
 from tether.core.settings import Settings
+from tether.core.wire import WireModel, note_unknown_fields
 from tether.elicensing.errors import InvalidElicensingPayload
 from tether.elicensing.models import (
     RemoteAdjustment,
@@ -31,13 +31,6 @@ from tether.elicensing.models import (
 
 logger = logging.getLogger(__name__)
 SYSTEM = "elicensing"
-
-UNKNOWN_FIELDS = Counter(
-    "tether_elicensing_unknown_fields_total",
-    "Fields in e-licensing answers that the contract does not name (ignored)",
-    ["field"],
-)
-_seen_unknown: set[str] = set()
 
 
 def _money(value: object) -> Decimal:
@@ -75,8 +68,8 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 ObjectId = Annotated[str, BeforeValidator(_object_id)]
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+class _Wire(WireModel):
+    pass
 
 
 class _Payment(_Wire):
@@ -136,27 +129,6 @@ class _Invoice(_Wire):
     fees: list[_Fee]
 
 
-def _unknown_fields(model: _Wire, prefix: str = "") -> set[str]:
-    found = {f"{prefix}{key}" for key in (model.model_extra or {})}
-    for name, value in model:
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, _Wire):
-                found |= _unknown_fields(item, f"{prefix}{name}[].")
-    return found
-
-
-def _note_unknown(fields: set[str]) -> None:
-    for name in sorted(fields):
-        UNKNOWN_FIELDS.labels(name).inc()
-        if name not in _seen_unknown:
-            _seen_unknown.add(name)
-            logger.warning(
-                "e-licensing sent unknown field %r; ignored",
-                name,
-                extra={"action": "unknown_field", "field": name},
-            )
-
-
 def _check_unique(wire: _Invoice) -> None:
     fee_ids = [f.feeObjectId for f in wire.fees]
     if len(set(fee_ids)) != len(fee_ids):
@@ -185,7 +157,7 @@ def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
             f"asked e-licensing for invoice {invoice_number}, got {wire.invoiceNumber}"
         )
     _check_unique(wire)
-    _note_unknown(_unknown_fields(wire))
+    note_unknown_fields(SYSTEM, wire)
     return RemoteInvoice(
         client_object_id=wire.clientObjectId,
         client_guid=wire.clientGUID,

@@ -1,0 +1,54 @@
+"""Tolerant reading of external payloads, shared by every client.
+
+The reference systems broke on any field their contract did not name. tether's wire models allow
+extra fields; ``note_unknown_fields`` counts them per system in one metric and logs each name
+once per process, so a contract extension is visible without being fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_FIELDS = Counter(
+    "tether_upstream_unknown_fields_total",
+    "Fields in external payloads that the contract does not name (ignored)",
+    ["system", "field"],
+)
+_seen: set[tuple[str, str]] = set()
+
+
+class WireModel(BaseModel):
+    """Base of every model of an external payload: extra fields allowed, values frozen."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+def unknown_fields(model: WireModel, prefix: str = "") -> list[str]:
+    """Dotted names of every extra field in ``model`` and the wire models nested in it."""
+    found = {f"{prefix}{key}" for key in (model.model_extra or {})}
+    for name, value in model:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, WireModel):
+                found.update(unknown_fields(item, f"{prefix}{name}[]."))
+    return sorted(found)
+
+
+def note_unknown_fields(system: str, model: WireModel) -> list[str]:
+    """Count the extra fields of ``model``; log each name the first time; return them."""
+    fields = unknown_fields(model)
+    for name in fields:
+        UNKNOWN_FIELDS.labels(system, name).inc()
+        if (system, name) not in _seen:
+            _seen.add((system, name))
+            logger.warning(
+                "%s sent unknown field %r; ignored",
+                system,
+                name,
+                extra={"action": "unknown_field", "system": system, "field": name},
+            )
+    return fields
