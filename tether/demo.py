@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,8 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             "elicensing_url": elicensing_server.url,
             "ap_resync_interval_s": 300.0,
             "ap_poll_interval_s": 0.5,
+            # short, so that reloading the obligation page shows the alert within seconds
+            "elicensing_freshness_s": 5.0,
         }
     )
     server = uvicorn.Server(
@@ -104,6 +107,9 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
         )
     )
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops gracefully, with a summary
+        loop.add_signal_handler(sig, stop.set)
     try:
         async with (
             open_runtime(settings, upgrade=False, database_url=url) as runtime,
