@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from tether.core import db, migrations
+from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
@@ -162,7 +163,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     capabilities_cli.register(app, simulate_app)
-    app()
+    try:
+        app()
+    except TetherError as exc:  # expected failures: one clear line, no traceback
+        console.print(f"[red]error:[/] {exc.message}")
+        raise SystemExit(1) from None
 
 
 def run(coro: object) -> None:

@@ -41,6 +41,20 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return uri
 
 
+@contextmanager
+def connect_errors_explained(url: str) -> Iterator[None]:
+    """A database that cannot be reached becomes a ``ConfigurationError`` saying what to do."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        where = f"{info.get('host', 'local socket')}:{info.get('port', 5432)}"
+        raise ConfigurationError(
+            f"cannot connect to PostgreSQL at {where} ({str(exc).strip().splitlines()[-1]}). "
+            "Check DATABASE_URL, or unset it to use the embedded PostgreSQL."
+        ) from exc
+
+
 def resolve_database_url(settings: Settings) -> str:
     """The configured ``DATABASE_URL``, or the URL of the embedded server."""
     if settings.database_url:

@@ -15,6 +15,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from tether.core import db
+
 logger = logging.getLogger(__name__)
 
 COMPONENTS: tuple[str, ...] = (
@@ -61,7 +63,9 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
 def upgrade(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     """Apply pending migrations, each in its own transaction; return the ones applied."""
     applied: list[Migration] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with db.connect_errors_explained(url):
+        conn = psycopg.connect(url, autocommit=True)
+    with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute("CREATE SCHEMA IF NOT EXISTS tether")
@@ -102,7 +106,9 @@ def upgrade(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migratio
 
 def pending(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     """Migrations not yet applied to the database at ``url``."""
-    with psycopg.connect(url) as conn:
+    with db.connect_errors_explained(url):
+        conn = psycopg.connect(url)
+    with conn:
         exists = conn.execute("SELECT to_regclass('tether.schema_migration')").fetchone()
         done: set[tuple[str, int]] = set()
         if exists and exists[0]:
