@@ -71,8 +71,10 @@ WHERE a.id = s.accounting_point_id AND a.gsrn = ANY(%(gsrns)s::text[])
 RETURNING a.gsrn
 
 -- name: get_accounting_point
+-- next_sync_at is NULL for '-infinity' (never synced, due first): Python has no such datetime.
 SELECT a.id, a.gsrn, a.latitude, a.longitude, a.recorded_at,
-       s.last_sync_start, s.last_synced_at, s.version, s.next_sync_at, s.requested_at,
+       s.last_sync_start, s.last_synced_at, s.version,
+       CASE WHEN isfinite(s.next_sync_at) THEN s.next_sync_at END AS next_sync_at, s.requested_at,
        s.attempts, s.last_error, s.last_error_reason, s.last_error_at, s.unknown_fields
 FROM ap.accounting_point a
 JOIN ap.accounting_point_sync s ON s.accounting_point_id = a.id
@@ -147,15 +149,21 @@ FROM ap.controllable_unit cu JOIN ap.accounting_point a ON a.id = cu.accounting_
 WHERE cu.business_id = %(business_id)s
 
 -- name: insert_controllable_unit
--- A CU with a start date makes its AP due at once: the fetch window may have to widen.
+-- A CU with a start date makes its AP due at once: the fetch window may have to widen. Like an
+-- event, it leaves a running sync its claim and sets requested_at, so that sync (which fetched
+-- with the old window) makes the AP due again when it applies.
 WITH cu AS (
     INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date)
     SELECT %(name)s, a.id, %(start_date)s FROM ap.accounting_point a WHERE a.gsrn = %(gsrn)s
     RETURNING business_id, name, start_date, created_at, accounting_point_id
 ), due AS (
-    UPDATE ap.accounting_point_sync s SET next_sync_at = least(s.next_sync_at, now())
-    FROM cu WHERE s.accounting_point_id = cu.accounting_point_id AND s.last_sync_start IS NULL
-      AND cu.start_date IS NOT NULL
+    UPDATE ap.accounting_point_sync s
+    SET requested_at = now(),
+        next_sync_at = CASE
+            WHEN s.last_sync_start IS NOT NULL AND s.next_sync_at > now() THEN s.next_sync_at
+            ELSE least(s.next_sync_at, now())
+        END
+    FROM cu WHERE s.accounting_point_id = cu.accounting_point_id AND cu.start_date IS NOT NULL
 )
 SELECT cu.business_id, cu.name, cu.start_date, cu.created_at, %(gsrn)s AS gsrn FROM cu
 

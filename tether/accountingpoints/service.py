@@ -151,11 +151,15 @@ class AccountingPointService:
     # --- lookup and registration ------------------------------------------------------------
 
     async def _ensure_known(self, gsrn: str, earliest_start: date | None = None) -> None:
-        """Fetch an AP we do not hold yet, synchronously (the lookup flow of the design)."""
+        """Fetch an AP we hold no data of yet, synchronously (the lookup flow of the design).
+
+        One held but never synced (imported, say) has no data either, so it is fetched too.
+        """
         if not domain.is_valid_gsrn(gsrn):
             raise InvalidGsrn()
         async with self.pool.connection() as conn:
-            if await repository.get_accounting_point(conn, gsrn) is not None:
+            held = await repository.get_accounting_point(conn, gsrn)
+            if held is not None and held["last_synced_at"] is not None:
                 return
         try:
             data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))

@@ -101,6 +101,7 @@ async def consume_nats(
     from nats.errors import TimeoutError as NatsTimeout
 
     nc = await nats.connect(url)
+    sub = None
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subject)
@@ -125,6 +126,10 @@ async def consume_nats(
             for msg in msgs:
                 await msg.ack()
     finally:
+        # Drop the pull subscription first: draining it would wait out the drain timeout (30 s)
+        # for the answer to a pull request that never comes, on every stop.
+        if sub is not None:
+            await sub.unsubscribe()
         await nc.drain()
 
 
