@@ -16,11 +16,14 @@ WHERE ap.energy_supplier.name IS DISTINCT FROM EXCLUDED.name
 -- name: claim_due_syncs
 -- Claims up to `limit` due APs that have a controllable unit; never-synced first (-infinity),
 -- then the longest overdue. The claim is committed at once; it expires by itself after the
--- dead-sync timeout, which is how a crashed worker's APs are recovered.
+-- dead-sync timeout, which is how a crashed worker's APs are recovered. has_controllable_unit
+-- (kept by a trigger) lets it scan accounting_point_sync_claimable_idx, which skips the APs that
+-- have no unit and so are never claimed.
 WITH due AS (
     SELECT s.accounting_point_id
     FROM ap.accounting_point_sync s
     WHERE s.next_sync_at <= now()
+      AND s.has_controllable_unit
       AND EXISTS (
           SELECT 1 FROM ap.controllable_unit cu
           WHERE cu.accounting_point_id = s.accounting_point_id

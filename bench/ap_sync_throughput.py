@@ -1,0 +1,369 @@
+"""Accounting point sync throughput: real worker processes against a simulator process.
+
+For each adapter latency (0 and 20 ms), worker process count (1, 4, 8) and claim mode (batch 1:
+one claim and one merge transaction per AP; batched: 100 APs per claim) it takes a fresh
+database, seeds N accounting points with one controllable unit each (set-based; the sync rows
+come from the trigger), and runs ``tether worker --processes W --once --batch B`` as a
+subprocess until every AP has ``last_synced_at``. History is on (it is part of the schema): each
+sync's coordinate update writes an ``accounting_point_history`` row.
+
+The simulator (``tether simulate datahub``) runs in its own process, so it does not share a GIL
+with the workers, but it does share the machine's cores with them and with PostgreSQL.
+
+Reported per run: wall time from starting the worker command until all N are synced (includes
+process start-up), the syncs/s that gives, the steady rate between the first and the last merge,
+and the peak RSS (VmHWM) of the largest worker process.
+
+Run: ``uv run python -m bench.ap_sync_throughput [--aps N] [--quick] [--server-url URL]``.
+Results are written to bench/RESULTS.md (``--no-write`` to only print).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tether.accountingpoints.domain import make_gsrn
+from tether.core import migrations
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADING = "## Accounting point sync throughput"
+TOKEN = "bench-adapter-token"
+RUN_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    latency_ms: int
+    workers: int
+    batch: int
+    aps: int
+    synced: int
+    failed: int
+    wall_s: float
+    steady_per_s: float
+    peak_rss_mb: float
+    history_rows: int
+
+    @property
+    def per_s(self) -> float:
+        return self.synced / self.wall_s if self.wall_s else 0.0
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"simulator exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {port} after {timeout_s} s") from None
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def simulator(count: int, latency_ms: int, log: Path) -> Iterator[str]:
+    """``tether simulate datahub`` in its own process; yields its data URL."""
+    port, control = _free_port(), _free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "tether",
+        "simulate",
+        "datahub",
+        "--count",
+        str(count),
+        "--latency-ms",
+        str(latency_ms),
+        "--port",
+        str(port),
+        "--control-port",
+        str(control),
+        "--token",
+        TOKEN,
+    ]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str, template: str) -> Iterator[str]:
+    name = f"bench_ap_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _with_dbname(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(url: str, count: int) -> None:
+    """``count`` APs (the simulator's GSRNs) with one CU each; the trigger adds the sync rows."""
+    gsrns = [make_gsrn("70705750", n) for n in range(1, count + 1)]
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT set_config('tether.actor', 'bench-seed', true)")
+        conn.execute("INSERT INTO ap.accounting_point (gsrn) SELECT unnest(%s::text[])", (gsrns,))
+        conn.execute(
+            "INSERT INTO ap.controllable_unit (name, accounting_point_id)"
+            " SELECT 'cu ' || a.gsrn, a.id FROM ap.accounting_point a"
+        )
+        # the seeded versions must be older than the sync's transaction for history to be kept
+        conn.execute("UPDATE ap.accounting_point SET recorded_at = now() - interval '1 hour'")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _worker_pids(parent: psutil.Process) -> list[int]:
+    """The spawned worker processes (not the launcher, not multiprocessing's helpers)."""
+    pids = []
+    with contextlib.suppress(psutil.Error):
+        for child in parent.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if any("spawn_main" in part for part in child.cmdline()):
+                    pids.append(child.pid)
+    return pids
+
+
+def run_once(
+    server_url: str,
+    template: str,
+    adapter_url: str,
+    *,
+    aps: int,
+    latency_ms: int,
+    workers: int,
+    batch: int,
+    log: Path,
+) -> Run:
+    with fresh_database(server_url, template) as url:
+        seed(url, aps)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+            "DATABASE_URL": url,
+            "TETHER_ADAPTER_URL": adapter_url,
+            "TETHER_ADAPTER_TOKEN": TOKEN,
+            "TETHER_LOG_LEVEL": "WARNING",
+        }
+        args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
+        args += ["--batch", str(batch)]
+        peak_kb: dict[int, int] = {}
+        synced = failed = 0
+        with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:
+            start = time.perf_counter()
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+            launcher = psutil.Process(proc.pid)
+            try:
+                deadline = start + RUN_TIMEOUT_S
+                while time.perf_counter() < deadline:
+                    for pid in _worker_pids(launcher):
+                        peak_kb[pid] = max(peak_kb.get(pid, 0), _hwm_kb(pid))
+                    row = conn.execute(
+                        "SELECT count(*) FILTER (WHERE last_synced_at IS NOT NULL),"
+                        " count(*) FILTER (WHERE last_error IS NOT NULL)"
+                        " FROM ap.accounting_point_sync"
+                    ).fetchone()
+                    assert row is not None
+                    synced, failed = row
+                    if synced >= aps:
+                        break
+                    if proc.poll() is not None:  # --once: it stops when nothing is due
+                        break
+                    time.sleep(0.1)
+                wall = time.perf_counter() - start
+                proc.wait(timeout=60)
+            finally:
+                _stop(proc)
+            span = conn.execute(
+                "SELECT extract(epoch FROM max(last_synced_at) - min(last_synced_at)),"
+                " (SELECT count(*) FROM ap.accounting_point_history)"
+                " FROM ap.accounting_point_sync"
+            ).fetchone()
+            assert span is not None
+        steady = (synced - 1) / float(span[0]) if span[0] else 0.0
+        return Run(
+            latency_ms=latency_ms,
+            workers=workers,
+            batch=batch,
+            aps=aps,
+            synced=synced,
+            failed=failed,
+            wall_s=wall,
+            steady_per_s=steady,
+            peak_rss_mb=max(peak_kb.values(), default=0) / 1024,
+            history_rows=int(span[1]),
+        )
+
+
+def _table(runs: list[Run]) -> list[str]:
+    lines = [
+        "| latency | workers | claim batch | synced | wall s | syncs/s | steady syncs/s "
+        "| peak worker RSS MB | history rows |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        synced = f"{r.synced}/{r.aps}" + (f" ({r.failed} failed)" if r.failed else "")
+        lines.append(
+            f"| {r.latency_ms} ms | {r.workers} | {r.batch} | {synced} | {r.wall_s:.1f} "
+            f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {r.peak_rss_mb:.0f} | {r.history_rows} |"
+        )
+    return lines
+
+
+def _write(section: str) -> None:
+    """Replace our section of RESULTS.md (or add it); other sections stay as they are."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    if HEADING in text:
+        start = text.index(HEADING)
+        nxt = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aps", type=int, default=None, help="APs per run (default 5000)")
+    parser.add_argument("--quick", action="store_true", help="1000 APs, batch 100 only")
+    parser.add_argument("--server-url", default=None, help="a PostgreSQL server (else embedded)")
+    parser.add_argument("--latencies", default="0,20", help="adapter latencies in ms")
+    parser.add_argument("--workers", default="1,4,8", help="worker process counts")
+    parser.add_argument("--batches", default=None, help="claim batch sizes (default 1,100)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    return parser.parse_args()
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
+    aps = opts.aps or (1000 if opts.quick else 5000)
+    batches = _ints(opts.batches or ("100" if opts.quick else "1,100"))
+    template = f"bench_ap_tpl_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{template}"')
+        print("PostgreSQL", conn.info.server_version, flush=True)
+    runs: list[Run] = []
+    try:
+        migrations.upgrade(_with_dbname(server_url, template))
+        for latency in _ints(opts.latencies):
+            with simulator(aps, latency, log) as adapter_url:
+                for batch in batches:
+                    for workers in _ints(opts.workers):
+                        run = run_once(
+                            server_url,
+                            template,
+                            adapter_url,
+                            aps=aps,
+                            latency_ms=latency,
+                            workers=workers,
+                            batch=batch,
+                            log=log,
+                        )
+                        print(_table([run])[-1], flush=True)
+                        runs.append(run)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    return runs
+
+
+def main() -> None:
+    opts = _parse()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "processes.log"
+        if opts.server_url:
+            server_desc = "PostgreSQL server at --server-url"
+            runs = bench(opts.server_url, opts, log)
+        else:
+            import pgserver
+
+            server = pgserver.get_server(str(Path(tmp) / "pg"), cleanup_mode="stop")
+            server_desc = "embedded PostgreSQL (pgserver)"
+            try:
+                runs = bench(server.get_uri(), opts, log)
+            finally:
+                server.cleanup()
+        errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln]
+    command = "uv run python -m bench.ap_sync_throughput " + " ".join(sys.argv[1:])
+    section = "\n".join(
+        [
+            HEADING,
+            "",
+            f"{date.today().isoformat()}, {os.cpu_count()} cores,"
+            f" {platform.python_implementation()}"
+            f" {platform.python_version()}, {server_desc}, simulator and workers as separate"
+            f" processes on the same machine (`{command.strip()}`).",
+            "",
+            *_table(runs),
+            "",
+        ]
+    )
+    print(section)
+    for line in errors[:10]:
+        print("worker/simulator log:", line)
+    if not opts.no_write:
+        _write(section)
+
+
+if __name__ == "__main__":
+    main()
