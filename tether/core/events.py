@@ -60,12 +60,16 @@ def parse_event(raw: bytes) -> CloudEvent:
 
 async def ensure_stream(js: Any, stream: str, subject: str) -> None:
     """Create the JetStream stream for ``subject`` if it does not exist yet."""
-    from nats.js.errors import NotFoundError
+    from nats.js.errors import BadRequestError, NotFoundError
 
     try:
         await js.stream_info(stream)
     except NotFoundError:
-        await js.add_stream(name=stream, subjects=[subject])
+        try:
+            await js.add_stream(name=stream, subjects=[subject])
+        except BadRequestError:
+            # a publisher and a consumer starting together race to create it: fine if it exists
+            await js.stream_info(stream)
 
 
 async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEvent]) -> None:
