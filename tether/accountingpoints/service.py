@@ -21,6 +21,7 @@ from tether.accountingpoints.errors import (
     EndUserMismatch,
     InvalidGsrn,
 )
+from tether.accountingpoints.models import AccountingPointData
 from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
@@ -88,16 +89,7 @@ class AccountingPointService:
         start = time.perf_counter()
         try:
             data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))
-            async with db.transaction(self.pool) as conn:
-                with db.translate_db_errors():
-                    await repository.apply_sync(
-                        conn,
-                        gsrn=gsrn,
-                        data=to_sync_payload(data),
-                        started_at=started_at,
-                        resync=timedelta(seconds=self.settings.ap_resync_interval_s),
-                        actor=actor,
-                    )
+            await self._apply(data, started_at=started_at, actor=actor)
         except (UpstreamError, DataRejected, Busy) as exc:
             reason = str(getattr(exc, "reason", type(exc).__name__))
             outcome = await self._record_failure(gsrn, started_at, attempts, reason, exc.message)
@@ -112,6 +104,21 @@ class AccountingPointService:
         SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
         SYNC_SECONDS.observe(time.perf_counter() - start)
         return outcome
+
+    async def _apply(
+        self, data: AccountingPointData, *, started_at: datetime | None, actor: str
+    ) -> None:
+        """Merge one validated adapter answer in one transaction (``ap.apply_sync``)."""
+        async with db.transaction(self.pool) as conn:
+            with db.translate_db_errors():
+                await repository.apply_sync(
+                    conn,
+                    gsrn=data.gsrn,
+                    data=to_sync_payload(data),
+                    started_at=started_at,
+                    resync=timedelta(seconds=self.settings.ap_resync_interval_s),
+                    actor=actor,
+                )
 
     async def _record_failure(
         self, gsrn: str, started_at: datetime | None, attempts: int, reason: str, message: str
@@ -167,16 +174,7 @@ class AccountingPointService:
             raise AccountingPointNotFound(
                 f"the datahub does not know accounting point {gsrn}"
             ) from exc
-        async with db.transaction(self.pool) as conn:
-            with db.translate_db_errors():
-                await repository.apply_sync(
-                    conn,
-                    gsrn=gsrn,
-                    data=to_sync_payload(data),
-                    started_at=None,
-                    resync=timedelta(seconds=self.settings.ap_resync_interval_s),
-                    actor="lookup",
-                )
+        await self._apply(data, started_at=None, actor="lookup")
 
     async def lookup(
         self, *, end_user: str, gsrn: str | None = None, controllable_unit: str | None = None
