@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tether.core import db, migrations
+from tether.core import db, loop, migrations
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
@@ -150,7 +149,7 @@ def demo(
         duration_s=duration,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(settings, options, Console()))
+        loop.run(run_demo(settings, options, Console()))
 
 
 def main() -> None:
@@ -172,4 +171,4 @@ def main() -> None:
 
 def run(coro: object) -> None:
     """Run a coroutine from a synchronous Typer command."""
-    asyncio.run(coro)  # type: ignore[arg-type]
+    loop.run(coro)  # type: ignore[arg-type]

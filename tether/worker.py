@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tether.accountingpoints import service as ap_service
 from tether.accountingpoints.tasks import WorkerStats, consume_events, run_worker
+from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings
@@ -54,10 +55,10 @@ async def run_one(
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
+    running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            running.add_signal_handler(sig, stop.set)
 
 
 def process_main(settings: Settings, database_url: str, options: WorkerOptions) -> None:
@@ -75,7 +76,7 @@ def process_main(settings: Settings, database_url: str, options: WorkerOptions) 
             extra={"action": "worker_done"},
         )
 
-    asyncio.run(main())
+    loop.run(main())
 
 
 def run_processes(

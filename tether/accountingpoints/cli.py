@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from tether.core import loop
 
 console = Console(stderr=True)
 
@@ -73,7 +74,7 @@ def simulate(
     console.print(f"  events   webhook={webhook_url or 'off'}  nats={nats_url or 'off'}")
     _print_usage(server.url, server.control_url, token, datahub.gsrns[0] if count else "<gsrn>")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
+        loop.run(server.serve())
 
 
 def _print_usage(data: str, ctl: str, token: str, gsrn: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hmac
-import logging
 import random
 import re
 from collections.abc import Callable
@@ -18,32 +17,37 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, Query
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from tether.accountingpoints.domain import local_midnight, make_gsrn
 from tether.accountingpoints.reference import ENERGY_SUPPLIERS, GRID_AREAS
-from tether.core.events import CloudEvent, make_event, publish_nats
-from tether.core.settings import Settings
+from tether.core.events import NATS_STREAM, NATS_SUBJECT, CloudEvent, EventEmitter, make_event
 from tether.core.simulator import (
+    GenericFaults,
+    Reply,
     SimulatorServer,
     SimulatorState,
     control_router,
-    install_generic_faults,
+    header,
+    json_bytes,
+    query,
+    send_reply,
+    serving_in_thread,
+    text_reply,
 )
-
-logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 ONE_DAY = timedelta(days=1)
 EVENT_TYPE = "no.datahub.accounting_point.changed"
 EVENT_SOURCE = "/simulator/datahub"
-_DEFAULTS = Settings.model_fields
+_TIMELINES = ("end_user", "energy_supplier", "metering_grid_area", "energy_direction")
+_WINDOWS_PER_GSRN = 4  # serialized answers kept per AP; a client uses one or two windows
+_ROUTE = re.compile(r"/accounting_point/([^/]+)")
 _GSRN_PATH = re.compile(r"[0-9]{18}")
+_CHALLENGE = (b"www-authenticate", b"Bearer")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -111,6 +115,7 @@ class Datahub:
         self.seed = seed
         self._today = today
         self._records: dict[str, Record] = {}
+        self._answers: dict[str, dict[tuple[datetime, datetime | None], bytes]] = {}
         self._rng = random.Random(f"{seed}:changes")
 
     @property
@@ -199,20 +204,44 @@ class Datahub:
     def put(self, gsrn: str, record: Record) -> None:
         """Install ``record`` exactly as given (it may even break the contract)."""
         self._records[gsrn] = copy.deepcopy(record)
+        self._answers.pop(gsrn, None)
 
-    def answer(self, gsrn: str, valid_from: datetime, valid_to: datetime | None) -> Record | None:
-        """What the adapter returns: periods overlapping ``[valid_from, valid_to)``, unclipped."""
-        found = self.record(gsrn)
+    def _windowed(
+        self, gsrn: str, valid_from: datetime, valid_to: datetime | None
+    ) -> Record | None:
+        """Periods overlapping ``[valid_from, valid_to)``, unclipped; shares the stored periods."""
+        found = self._records.get(gsrn)
         if found is None:
             return None
-        for key in ("end_user", "energy_supplier", "metering_grid_area", "energy_direction"):
-            if isinstance(found.get(key), list):
-                found[key] = [p for p in found[key] if _overlaps(p, valid_from, valid_to)]
-        return found
+        answer = dict(found)
+        for key in _TIMELINES:
+            if isinstance(answer.get(key), list):
+                answer[key] = [p for p in answer[key] if _overlaps(p, valid_from, valid_to)]
+        return answer
+
+    def answer(self, gsrn: str, valid_from: datetime, valid_to: datetime | None) -> Record | None:
+        """What the adapter returns (a copy the caller may change), or ``None`` if unknown."""
+        return copy.deepcopy(self._windowed(gsrn, valid_from, valid_to))
+
+    def answer_json(
+        self, gsrn: str, valid_from: datetime, valid_to: datetime | None
+    ) -> bytes | None:
+        """``answer`` as the data port sends it; cached until ``put``/``mutate`` change the AP."""
+        windows = self._answers.setdefault(gsrn, {}) if gsrn in self._records else {}
+        body = windows.get((valid_from, valid_to))
+        if body is None:
+            answer = self._windowed(gsrn, valid_from, valid_to)
+            if answer is None:
+                return None
+            if len(windows) >= _WINDOWS_PER_GSRN:
+                windows.clear()
+            body = windows[valid_from, valid_to] = json_bytes(answer)
+        return body
 
     def mutate(self, gsrn: str, kind: str) -> Record:
         """Apply one change from tomorrow's local midnight; ``KeyError``/``ValueError`` if bad."""
         record = self._records[gsrn]
+        self._answers.pop(gsrn, None)
         change = ChangeKind(kind)
         rng = self._rng
         if change is ChangeKind.RELOCATE:
@@ -262,7 +291,7 @@ def _overlaps(period: Record, start: datetime, end: datetime | None) -> bool:
 def _unknown_fields(body: Record, tz: ZoneInfo) -> Record:
     body["metering_point_category"] = "simulated-extension"
     body["x_datahub"] = {"revision": 7}
-    for key in ("end_user", "energy_supplier", "metering_grid_area", "energy_direction"):
+    for key in _TIMELINES:
         for period in body.get(key) or []:
             period["x_source"] = "simulator"
     return body
@@ -312,120 +341,64 @@ _BODY_FAULTS: dict[str, Callable[[Record, ZoneInfo], Record]] = {
 }
 
 
-def _text(status: int, message: str, **headers: str) -> PlainTextResponse:
-    return PlainTextResponse(message, status_code=status, headers=headers or None)
-
-
-def _window(request: Request) -> tuple[datetime, datetime | None]:
-    raw_from = request.query_params.get("valid_from")
+def _window(params: dict[str, str]) -> tuple[datetime, datetime | None]:
+    raw_from, raw_to = params.get("valid_from"), params.get("valid_to")
     if raw_from is None:
         raise ValueError("valid_from is required")
-    raw_to = request.query_params.get("valid_to")
     return _parse(raw_from), None if raw_to is None else _parse(raw_to)
 
 
-def create_data_app(datahub: Datahub, state: SimulatorState, token: str) -> FastAPI:
-    """The adapter's one operation, exactly per the contract; errors are text/plain."""
-    app = FastAPI(
-        title="Datahub simulator (accounting point adapter)", docs_url=None, redoc_url=None
-    )
-    expected = f"Bearer {token}".encode()
+class DataPort:
+    """The adapter's one operation, exactly per the contract; errors are text/plain.
 
-    async def _plain_http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
-        return _text(status, str(getattr(exc, "detail", exc)))
+    A bare ASGI app rather than FastAPI: this is the hot path of the sync benchmarks, where the
+    framework cost several times the answer. Other paths are 404, other methods 405.
+    """
 
-    app.add_exception_handler(StarletteHTTPException, _plain_http_error)
-    app.add_exception_handler(RequestValidationError, _plain_http_error)
-    install_generic_faults(app, state)
+    def __init__(self, datahub: Datahub, state: SimulatorState, token: str) -> None:
+        self.datahub = datahub
+        self.state = state
+        self.expected = f"Bearer {token}".encode()
 
-    @app.get("/accounting_point/{gsrn}")
-    async def read_accounting_point(gsrn: str, request: Request) -> Response:
-        auth = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(auth, expected):
-            return _text(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
-        state.calls[gsrn] += 1
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send_reply(send, self.reply(scope))
+
+    def reply(self, scope: Scope) -> Reply:
+        route = _ROUTE.fullmatch(scope["path"])
+        if route is None:
+            return text_reply(404, "Not Found")
+        if scope["method"] not in ("GET", "HEAD"):
+            return text_reply(405, "Method Not Allowed", (b"allow", b"GET, HEAD"))
+        if not hmac.compare_digest(header(scope, b"authorization"), self.expected):
+            return text_reply(401, "missing or wrong bearer token", _CHALLENGE)
+        gsrn = route[1]
+        self.state.calls[gsrn] += 1
         if not _GSRN_PATH.fullmatch(gsrn):
-            return _text(400, "gsrn must be 18 digits")
+            return text_reply(400, "gsrn must be 18 digits")
         try:
-            valid_from, valid_to = _window(request)
+            valid_from, valid_to = _window(query(scope))
         except ValueError as exc:
-            return _text(400, str(exc))
-        body = datahub.answer(gsrn, valid_from, valid_to)
+            return text_reply(400, str(exc))
+        body = self._body(gsrn, valid_from, valid_to)
         if body is None:
-            return _text(404, "unknown accounting point")
-        fault = _BODY_FAULTS.get(state.mode)
-        return JSONResponse(fault(body, datahub.tz) if fault else body)
+            return text_reply(404, "unknown accounting point")
+        return 200, body, b"application/json", ()
 
-    return app
+    def _body(self, gsrn: str, valid_from: datetime, valid_to: datetime | None) -> bytes | None:
+        fault = _BODY_FAULTS.get(self.state.mode)
+        if fault is None:
+            return self.datahub.answer_json(gsrn, valid_from, valid_to)
+        answer = self.datahub.answer(gsrn, valid_from, valid_to)
+        return None if answer is None else json_bytes(fault(answer, self.datahub.tz))
 
 
-class EventEmitter:
-    """Sends thin "AP changed" CloudEvents to a webhook and/or NATS; failures only log."""
-
-    def __init__(
-        self,
-        *,
-        webhook_url: str | None = None,
-        webhook_token: str | None = None,
-        nats_url: str | None = None,
-        nats_stream: str = str(_DEFAULTS["nats_stream"].default),
-        nats_subject: str = str(_DEFAULTS["nats_subject"].default),
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        default_token = _DEFAULTS["events_token"].default.get_secret_value()
-        self.webhook_url = webhook_url
-        self.webhook_token = webhook_token or default_token
-        self.nats_url = nats_url
-        self.nats_stream = nats_stream
-        self.nats_subject = nats_subject
-        self.transport = transport
-        self.sent: list[CloudEvent] = []
-
-    async def emit(self, gsrns: list[str]) -> dict[str, Any]:
-        """Emit one event per GSRN; report per target: ``sent``, ``failed`` or ``off``."""
-        events = [
-            make_event(type_=EVENT_TYPE, source=EVENT_SOURCE, subject=g, data={"gsrn": g})
-            for g in gsrns
-        ]
-        outcome: dict[str, Any] = {"events": len(events), "webhook": "off", "nats": "off"}
-        if not events:
-            return outcome
-        if self.webhook_url:
-            outcome["webhook"] = await self._guard("webhook", self._post(events))
-        if self.nats_url:
-            sending = publish_nats(self.nats_url, self.nats_stream, self.nats_subject, events)
-            outcome["nats"] = await self._guard("nats", sending)
-        self.sent.extend(events)
-        return outcome
-
-    async def _guard(self, target: str, sending: Any) -> str:
-        try:
-            await sending
-        except Exception as exc:  # any failure to deliver is the receiver's problem, not ours
-            logger.warning(
-                "emitting events to %s failed: %r",
-                target,
-                exc,
-                extra={"action": "event_emit_failed"},
-            )
-            return "failed"
-        return "sent"
-
-    async def _post(self, events: list[CloudEvent]) -> None:
-        assert self.webhook_url is not None
-        if len(events) == 1:
-            content, media = (
-                events[0].model_dump_json(exclude_none=True),
-                "application/cloudevents+json",
-            )
-        else:
-            dumped = ",".join(e.model_dump_json(exclude_none=True) for e in events)
-            content, media = f"[{dumped}]", "application/cloudevents-batch+json"
-        headers = {"Content-Type": media, "Authorization": f"Bearer {self.webhook_token}"}
-        async with httpx.AsyncClient(timeout=5.0, transport=self.transport) as http:
-            response = await http.post(self.webhook_url, content=content, headers=headers)
-            response.raise_for_status()
+def changed_events(gsrns: list[str]) -> list[CloudEvent]:
+    """One thin "AP changed" CloudEvent per GSRN."""
+    return [
+        make_event(type_=EVENT_TYPE, source=EVENT_SOURCE, subject=g, data={"gsrn": g})
+        for g in gsrns
+    ]
 
 
 class ChangeIn(BaseModel):
@@ -470,12 +443,12 @@ def create_control_app(datahub: Datahub, state: SimulatorState, emitter: EventEm
         if datahub.record(gsrn) is None:
             return JSONResponse({"detail": "unknown gsrn"}, 404)
         record = datahub.mutate(gsrn, change.kind)
-        emitted = await emitter.emit([gsrn]) if change.emit else None
+        emitted = await emitter.emit(changed_events([gsrn])) if change.emit else None
         return {"record": record, "emitted": emitted}
 
     @app.post("/events")
     async def emit_events(body: EventsIn) -> dict[str, Any]:
-        return await emitter.emit(body.gsrns)
+        return await emitter.emit(changed_events(body.gsrns))
 
     return app
 
@@ -491,8 +464,8 @@ def build_simulator(
     webhook_url: str | None = None,
     webhook_token: str | None = None,
     nats_url: str | None = None,
-    nats_stream: str = str(_DEFAULTS["nats_stream"].default),
-    nats_subject: str = str(_DEFAULTS["nats_subject"].default),
+    nats_stream: str = NATS_STREAM,
+    nats_subject: str = NATS_SUBJECT,
     tz: str = "Europe/Oslo",
     host: str = "127.0.0.1",
 ) -> tuple[SimulatorServer, Datahub]:
@@ -507,7 +480,7 @@ def build_simulator(
         nats_subject=nats_subject,
     )
     server = SimulatorServer(
-        create_data_app(datahub, state, token),
+        GenericFaults(DataPort(datahub, state, token), state),
         create_control_app(datahub, state, emitter),
         state,
         host=host,
@@ -517,35 +490,5 @@ def build_simulator(
     return server, datahub
 
 
-def start_simulator(
-    *,
-    count: int = 50,
-    seed: int = 1,
-    port: int = 0,
-    control_port: int = 0,
-    token: str = "dev-adapter-token",
-    latency_ms: float = 0,
-    webhook_url: str | None = None,
-    webhook_token: str | None = None,
-    nats_url: str | None = None,
-    nats_stream: str = str(_DEFAULTS["nats_stream"].default),
-    nats_subject: str = str(_DEFAULTS["nats_subject"].default),
-    tz: str = "Europe/Oslo",
-) -> tuple[SimulatorServer, Datahub]:
-    """Build the simulator and serve it on a background thread (tests, demo); ``stop()`` ends it."""
-    server, datahub = build_simulator(
-        count=count,
-        seed=seed,
-        port=port,
-        control_port=control_port,
-        token=token,
-        latency_ms=latency_ms,
-        webhook_url=webhook_url,
-        webhook_token=webhook_token,
-        nats_url=nats_url,
-        nats_stream=nats_stream,
-        nats_subject=nats_subject,
-        tz=tz,
-    )
-    server.start_in_thread()
-    return server, datahub
+start_simulator = serving_in_thread(build_simulator)
+"""``build_simulator``, then serve on a background thread (tests, demo); ``stop()`` ends it."""

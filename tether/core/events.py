@@ -1,4 +1,5 @@
-"""Thin change events: the CloudEvents envelope, and a durable NATS JetStream consumer.
+"""Thin change events: the CloudEvents envelope, a durable NATS JetStream consumer, and the
+emitter simulators use to send events to a webhook and/or NATS.
 
 An event only says "object X changed"; the receiver fetches X itself. So events may be
 duplicated, reordered or coalesced without losing anything.
@@ -14,11 +15,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tether.core.errors import InvalidInput
+from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+_DEFAULTS = Settings.model_fields
+NATS_STREAM = str(_DEFAULTS["nats_stream"].default)
+NATS_SUBJECT = str(_DEFAULTS["nats_subject"].default)
 
 
 class CloudEvent(BaseModel):
@@ -139,3 +146,65 @@ async def consume_nats(
 
 def event_json(event: CloudEvent) -> str:
     return json.dumps(event.model_dump(mode="json", exclude_none=True))
+
+
+class EventEmitter:
+    """Sends CloudEvents to a webhook and/or NATS JetStream; a failed delivery is only logged."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        webhook_token: str | None = None,
+        nats_url: str | None = None,
+        nats_stream: str = NATS_STREAM,
+        nats_subject: str = NATS_SUBJECT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        default_token = _DEFAULTS["events_token"].default.get_secret_value()
+        self.webhook_url = webhook_url
+        self.webhook_token = webhook_token or default_token
+        self.nats_url = nats_url
+        self.nats_stream = nats_stream
+        self.nats_subject = nats_subject
+        self.transport = transport
+        self.sent: list[CloudEvent] = []
+
+    async def emit(self, events: list[CloudEvent]) -> dict[str, Any]:
+        """Deliver ``events``; report per target: ``sent``, ``failed`` or ``off``."""
+        outcome: dict[str, Any] = {"events": len(events), "webhook": "off", "nats": "off"}
+        if not events:
+            return outcome
+        if self.webhook_url:
+            outcome["webhook"] = await self._guard("webhook", self._post(events))
+        if self.nats_url:
+            sending = publish_nats(self.nats_url, self.nats_stream, self.nats_subject, events)
+            outcome["nats"] = await self._guard("nats", sending)
+        self.sent.extend(events)
+        return outcome
+
+    async def _guard(self, target: str, sending: Awaitable[None]) -> str:
+        try:
+            await sending
+        except Exception as exc:  # any failure to deliver is the receiver's problem, not ours
+            logger.warning(
+                "emitting events to %s failed: %r",
+                target,
+                exc,
+                extra={"action": "event_emit_failed"},
+            )
+            return "failed"
+        return "sent"
+
+    async def _post(self, events: list[CloudEvent]) -> None:
+        assert self.webhook_url is not None
+        if len(events) == 1:
+            content = events[0].model_dump_json(exclude_none=True)
+            media = "application/cloudevents+json"
+        else:
+            dumped = ",".join(e.model_dump_json(exclude_none=True) for e in events)
+            content, media = f"[{dumped}]", "application/cloudevents-batch+json"
+        headers = {"Content-Type": media, "Authorization": f"Bearer {self.webhook_token}"}
+        async with httpx.AsyncClient(timeout=5.0, transport=self.transport) as http:
+            response = await http.post(self.webhook_url, content=content, headers=headers)
+            response.raise_for_status()

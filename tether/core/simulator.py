@@ -8,19 +8,23 @@ see "connection refused", as they would when the real system is down.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tether.core.loop import run
 
 
 class FaultMode(StrEnum):
@@ -50,21 +54,70 @@ class FaultsIn(BaseModel):
     slow_ms: float | None = None
 
 
-def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
-    """Apply latency, ``slow``, ``500`` and ``garbage`` to every request of the data app."""
+# --- bare ASGI: a data port is the hot path of benchmarks, so it can skip the framework -------
 
-    @app.middleware("http")
-    async def _faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
-        if state.latency_s:
-            await asyncio.sleep(state.latency_s)
-        if state.mode == FaultMode.SLOW:
-            await asyncio.sleep(state.slow_s)
-        if state.mode == FaultMode.ERROR_500:
-            return PlainTextResponse("simulated internal server error", status_code=500)
-        if state.mode == FaultMode.GARBAGE:
-            body = b"<html>\x00\xff not json"
-            return Response(body, status_code=200, media_type="application/json")
-        return await call_next(request)
+PLAIN_TEXT = b"text/plain; charset=utf-8"
+_GARBAGE = b"<html>\x00\xff not json"
+Header = tuple[bytes, bytes]
+Reply = tuple[int, bytes, bytes, Sequence[Header]]  # status, body, content type, more headers
+
+
+def text_reply(status: int, message: str, *headers: Header) -> Reply:
+    """A text/plain answer, as simulators give errors."""
+    return status, message.encode(), PLAIN_TEXT, headers
+
+
+def json_bytes(body: Any) -> bytes:
+    """Compact UTF-8 JSON, byte for byte what Starlette's ``JSONResponse`` sends."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def header(scope: Scope, name: bytes) -> bytes:
+    """The first value of request header ``name`` (lower case), or ``b""``."""
+    return next((value for key, value in scope["headers"] if key == name), b"")
+
+
+def query(scope: Scope) -> dict[str, str]:
+    """Query parameters, the last value winning, as Starlette's ``request.query_params``."""
+    return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    """Send a whole answer in two ASGI messages."""
+    status, body, content_type, headers = reply
+    start = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GenericFaults:
+    """ASGI middleware: latency, ``slow``, ``500`` and ``garbage`` on every HTTP request.
+
+    Pure ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs
+    every request through a task group and memory streams, which cost more than the answer.
+    """
+
+    def __init__(self, app: ASGIApp, state: SimulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        if scope["type"] == "http":
+            if state.latency_s:
+                await asyncio.sleep(state.latency_s)
+            if state.mode == FaultMode.SLOW:
+                await asyncio.sleep(state.slow_s)
+            if state.mode == FaultMode.ERROR_500:
+                return await send_reply(send, text_reply(500, "simulated internal server error"))
+            if state.mode == FaultMode.GARBAGE:
+                return await send_reply(send, (200, _GARBAGE, b"application/json", ()))
+        await self.app(scope, receive, send)
+
+
+def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
+    """Wrap a FastAPI data app in ``GenericFaults`` (outside the middlewares added before)."""
+    app.add_middleware(GenericFaults, state=state)
 
 
 def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
@@ -115,8 +168,8 @@ class SimulatorServer:
 
     def __init__(
         self,
-        data_app: FastAPI,
-        control_app: FastAPI,
+        data_app: ASGIApp,
+        control_app: ASGIApp,
         state: SimulatorState,
         *,
         host: str = "127.0.0.1",
@@ -146,12 +199,12 @@ class SimulatorServer:
     def control_url(self) -> str:
         return f"http://{self.host}:{self.control_port}"
 
-    def _server(self, app: FastAPI) -> uvicorn.Server:
+    def _server(self, app: ASGIApp) -> uvicorn.Server:
+        # http="auto" picks httptools (a dependency), several times cheaper than h11.
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
         )
-        server = uvicorn.Server(config)
-        return server
+        return uvicorn.Server(config)
 
     async def _start_data(self) -> None:
         if self._data_sock.fileno() == -1:
@@ -212,8 +265,25 @@ class SimulatorServer:
 
     def start_in_thread(self) -> SimulatorServer:
         """Run the servers on a background thread's own event loop; return once listening."""
-        thread = threading.Thread(target=asyncio.run, args=(self.serve(),), daemon=True)
+        thread = threading.Thread(target=run, args=(self.serve(),), daemon=True)
         thread.start()
         if not self.ready.wait(timeout=15):
             raise RuntimeError("simulator did not start within 15 s")
         return self
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def serving_in_thread(
+    build: Callable[P, tuple[SimulatorServer, T]],
+) -> Callable[P, tuple[SimulatorServer, T]]:
+    """``build``, then ``start_in_thread`` the server it returns (tests, demo)."""
+
+    def start(*args: P.args, **kwargs: P.kwargs) -> tuple[SimulatorServer, T]:
+        server, built = build(*args, **kwargs)
+        server.start_in_thread()
+        return server, built
+
+    return start

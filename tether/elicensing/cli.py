@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
@@ -48,7 +48,7 @@ def invoice(
             )
             console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
 
-    asyncio.run(_run())
+    loop.run(_run())
 
 
 def simulate(
@@ -75,4 +75,4 @@ def simulate(
         console.print(f"invoice {number} of client {inv.client_object_id}")
     console.print(f"e-licensing simulator on {sim.url}, control on {sim.control_url}")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(sim.serve())
+        loop.run(sim.serve())
