@@ -389,6 +389,30 @@ def test_control_installs_a_record_the_data_port_serves(
     assert _get(server, gsrn).json() == record
 
 
+def test_control_changes_are_served_at_once_though_answers_are_cached(
+    sim: tuple[SimulatorServer, Datahub],
+) -> None:
+    server, hub = sim
+    gsrn = hub.gsrns[4]
+    first = _get(server, gsrn).json()
+    assert _get(server, gsrn).json() == first  # a second read: from the cache
+    changes = f"{server.control_url}/accounting-points/{gsrn}/changes"
+    changed = httpx.post(changes, json={"kind": "supplier_switch", "emit": False}).json()
+    assert _get(server, gsrn).json() == changed["record"] != first
+    replaced = {**changed["record"], "latitude": 60.0}
+    httpx.put(f"{server.control_url}/accounting-points/{gsrn}", json=replaced)
+    assert _get(server, gsrn).json() == replaced
+
+
+def test_other_paths_and_methods_are_text_errors(sim: tuple[SimulatorServer, Datahub]) -> None:
+    server, hub = sim
+    other = httpx.get(f"{server.url}/accounting_points", headers=AUTH)
+    assert (other.status_code, other.text) == (404, "Not Found")
+    url = f"{server.url}/accounting_point/{hub.gsrns[0]}"
+    post = httpx.post(url, params={"valid_from": EARLY}, headers=AUTH)
+    assert post.status_code == 405 and post.headers["content-type"].startswith("text/plain")
+
+
 def test_control_change_of_unknown_gsrn_or_kind_is_refused(
     sim: tuple[SimulatorServer, Datahub],
 ) -> None:

@@ -7,12 +7,11 @@ events the real datahub would send (webhook and/or NATS JetStream).
 
 from __future__ import annotations
 
-import copy
 import hmac
 import random
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,8 +21,16 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from tether.accountingpoints.domain import local_midnight, make_gsrn
-from tether.accountingpoints.reference import ENERGY_SUPPLIERS, GRID_AREAS
+from tether.accountingpoints.reference import ENERGY_SUPPLIERS
+from tether.accountingpoints.simulated_datahub import (
+    TIMELINES,
+    ChangeKind,
+    Datahub,
+    Record,
+    Window,
+    parse_moment,
+    pick_other,
+)
 from tether.core.events import NATS_STREAM, NATS_SUBJECT, CloudEvent, EventEmitter, make_event
 from tether.core.simulator import (
     GenericFaults,
@@ -39,16 +46,21 @@ from tether.core.simulator import (
     text_reply,
 )
 
-Record = dict[str, Any]
-ONE_DAY = timedelta(days=1)
+__all__ = [
+    "EVENT_SOURCE",
+    "EVENT_TYPE",
+    "ChangeKind",
+    "Datahub",
+    "DatahubFault",
+    "build_simulator",
+    "start_simulator",
+]
+
 EVENT_TYPE = "no.datahub.accounting_point.changed"
 EVENT_SOURCE = "/simulator/datahub"
-_TIMELINES = ("end_user", "energy_supplier", "metering_grid_area", "energy_direction")
-_WINDOWS_PER_GSRN = 4  # serialized answers kept per AP; a client uses one or two windows
 _ROUTE = re.compile(r"/accounting_point/([^/]+)")
 _GSRN_PATH = re.compile(r"[0-9]{18}")
 _CHALLENGE = (b"www-authenticate", b"Bearer")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class DatahubFault(StrEnum):
@@ -66,232 +78,13 @@ class DatahubFault(StrEnum):
     UNKNOWN_ENUM = "unknown_enum"  # energy direction "storage"
 
 
-class ChangeKind(StrEnum):
-    """What ``Datahub.mutate`` can change on an accounting point."""
-
-    SUPPLIER_SWITCH = "supplier_switch"
-    MOVE = "move"
-    GRID_AREA_CHANGE = "grid_area_change"
-    RELOCATE = "relocate"
-
-
-def _parse(moment: str) -> datetime:
-    """An RFC 3339 date-time (offset required), or ``ValueError``."""
-    if not _RFC3339.fullmatch(moment):
-        raise ValueError(f"not an RFC 3339 date-time: {moment!r}")
-    return datetime.fromisoformat(moment.upper().replace("Z", "+00:00"))
-
-
-def _end_user(rng: random.Random) -> Record:
-    if rng.random() < 0.35:
-        return {
-            "business_id": str(rng.randrange(100_000_000, 1_000_000_000)),
-            "entity_type": "organisation",
-        }
-    born = date(1940, 1, 1) + timedelta(days=rng.randrange(60 * 365))
-    return {"business_id": f"{born:%d%m%y}{rng.randrange(100_000):05d}", "entity_type": "person"}
-
-
-def _other(rng: random.Random, choices: list[str], current: str | None) -> str:
-    return rng.choice([c for c in choices if c != current] or choices)
-
-
-def _position(rng: random.Random) -> tuple[float, float]:
-    """Somewhere in mainland Norway, roughly."""
-    return round(rng.uniform(58.0, 70.5), 5), round(rng.uniform(5.0, 30.0), 5)
-
-
-def _change_days(rng: random.Random, first: date, last: date, count: int) -> list[date]:
-    span = (last - first).days
-    picked = rng.sample(range(1, span + 1), min(count, max(span, 0)))
-    return [first + timedelta(days=d) for d in sorted(picked)]
-
-
-class Datahub:
-    """Accounting points with their timelines, held in memory as adapter-shaped JSON."""
-
-    def __init__(self, *, tz: str = "Europe/Oslo", seed: int = 1, today: date | None = None):
-        self.tz = ZoneInfo(tz)
-        self.seed = seed
-        self._today = today
-        self._records: dict[str, Record] = {}
-        self._answers: dict[str, dict[tuple[datetime, datetime | None], bytes]] = {}
-        self._rng = random.Random(f"{seed}:changes")
-
-    @property
-    def gsrns(self) -> list[str]:
-        """Every GSRN held, generated ones first in serial order."""
-        return list(self._records)
-
-    def today(self) -> date:
-        """The local date (fixed when generated with ``today=``, so tests can predict)."""
-        return self._today or datetime.now(self.tz).date()
-
-    def _iso(self, day: date) -> str:
-        return local_midnight(day, self.tz).isoformat()
-
-    @classmethod
-    def generate(
-        cls,
-        count: int,
-        *,
-        seed: int = 1,
-        tz: str = "Europe/Oslo",
-        start: date = date(2021, 1, 1),
-        gsrn_prefix: str = "70705750",
-        today: date | None = None,
-    ) -> Datahub:
-        """``count`` APs; serial ``n`` is ``make_gsrn(gsrn_prefix, n)``, the same for any count."""
-        hub = cls(tz=tz, seed=seed, today=today)
-        for serial in range(1, count + 1):
-            gsrn = make_gsrn(gsrn_prefix, serial)
-            hub._records[gsrn] = hub._generate_one(gsrn, random.Random(f"{seed}:{serial}"), start)
-        return hub
-
-    def _timeline(self, created: date, days: list[date], values: list[Record]) -> list[Record]:
-        bounds: list[date | None] = [created, *days, None]
-        return [
-            {**value, "valid_from": self._iso(first), "valid_to": last and self._iso(last)}
-            for value, first, last in zip(values, bounds, bounds[1:], strict=False)
-            if first is not None
-        ]
-
-    def _generate_one(self, gsrn: str, rng: random.Random, start: date) -> Record:
-        today = self.today()
-        created = start + timedelta(days=rng.randrange(int(max(0, (today - start).days) * 0.7) + 1))
-        moves = _change_days(rng, created, today, rng.choice([0, 0, 1, 1, 2, 3]))
-        switches = _change_days(rng, created, today, rng.choice([0, 1, 1, 2, 3, 5]))
-        mga_moves = _change_days(rng, created, today, int(rng.random() < 0.1))
-        suppliers: list[str] = []
-        for _ in range(len(switches) + 1):
-            suppliers.append(
-                _other(rng, list(ENERGY_SUPPLIERS), suppliers[-1] if suppliers else None)
-            )
-        areas: list[str] = []
-        for _ in range(len(mga_moves) + 1):
-            areas.append(_other(rng, list(GRID_AREAS), areas[-1] if areas else None))
-        record: Record = {
-            "gsrn": gsrn,
-            "end_user": self._timeline(
-                created, moves, [_end_user(rng) for _ in range(len(moves) + 1)]
-            ),
-            "energy_supplier": self._timeline(
-                created, switches, [{"business_id": s} for s in suppliers]
-            ),
-            "metering_grid_area": self._timeline(
-                created, mga_moves, [{"business_id": a} for a in areas]
-            ),
-        }
-        roll = rng.random()
-        if roll < 0.85:  # some adapters omit directions for plain consumers; so do 5% here
-            prosumer = _change_days(rng, created, today, int(roll < 0.15))
-            directions = [["consumption"], ["consumption", "production"]][: len(prosumer) + 1]
-            values = [{"direction": d} for d in directions]
-            record["energy_direction"] = self._timeline(created, prosumer, values)
-        elif roll < 0.95:
-            record["energy_direction"] = self._timeline(
-                created, [], [{"direction": ["consumption"]}]
-            )
-        if rng.random() < 0.9:
-            record["latitude"], record["longitude"] = _position(rng)
-        return record
-
-    def record(self, gsrn: str) -> Record | None:
-        """The full stored record (a copy), or ``None`` for an unknown GSRN."""
-        found = self._records.get(gsrn)
-        return copy.deepcopy(found) if found is not None else None
-
-    def put(self, gsrn: str, record: Record) -> None:
-        """Install ``record`` exactly as given (it may even break the contract)."""
-        self._records[gsrn] = copy.deepcopy(record)
-        self._answers.pop(gsrn, None)
-
-    def _windowed(
-        self, gsrn: str, valid_from: datetime, valid_to: datetime | None
-    ) -> Record | None:
-        """Periods overlapping ``[valid_from, valid_to)``, unclipped; shares the stored periods."""
-        found = self._records.get(gsrn)
-        if found is None:
-            return None
-        answer = dict(found)
-        for key in _TIMELINES:
-            if isinstance(answer.get(key), list):
-                answer[key] = [p for p in answer[key] if _overlaps(p, valid_from, valid_to)]
-        return answer
-
-    def answer(self, gsrn: str, valid_from: datetime, valid_to: datetime | None) -> Record | None:
-        """What the adapter returns (a copy the caller may change), or ``None`` if unknown."""
-        return copy.deepcopy(self._windowed(gsrn, valid_from, valid_to))
-
-    def answer_json(
-        self, gsrn: str, valid_from: datetime, valid_to: datetime | None
-    ) -> bytes | None:
-        """``answer`` as the data port sends it; cached until ``put``/``mutate`` change the AP."""
-        windows = self._answers.setdefault(gsrn, {}) if gsrn in self._records else {}
-        body = windows.get((valid_from, valid_to))
-        if body is None:
-            answer = self._windowed(gsrn, valid_from, valid_to)
-            if answer is None:
-                return None
-            if len(windows) >= _WINDOWS_PER_GSRN:
-                windows.clear()
-            body = windows[valid_from, valid_to] = json_bytes(answer)
-        return body
-
-    def mutate(self, gsrn: str, kind: str) -> Record:
-        """Apply one change from tomorrow's local midnight; ``KeyError``/``ValueError`` if bad."""
-        record = self._records[gsrn]
-        self._answers.pop(gsrn, None)
-        change = ChangeKind(kind)
-        rng = self._rng
-        if change is ChangeKind.RELOCATE:
-            record["latitude"], record["longitude"] = _position(rng)
-            return copy.deepcopy(record)
-        key, make = {
-            ChangeKind.SUPPLIER_SWITCH: (
-                "energy_supplier",
-                lambda cur: {"business_id": _other(rng, list(ENERGY_SUPPLIERS), cur)},
-            ),
-            ChangeKind.MOVE: ("end_user", lambda _cur: _end_user(rng)),
-            ChangeKind.GRID_AREA_CHANGE: (
-                "metering_grid_area",
-                lambda cur: {"business_id": _other(rng, list(GRID_AREAS), cur)},
-            ),
-        }[change]
-        self._switch(record.setdefault(key, []), make)
-        return copy.deepcopy(record)
-
-    def _switch(self, periods: list[Record], make: Callable[[str | None], Record]) -> None:
-        boundary = self.today() + ONE_DAY
-        current = None
-        if periods:
-            last = max(periods, key=lambda p: _parse(p["valid_from"]))
-            current = last.get("business_id")
-            started = _parse(last["valid_from"]).astimezone(self.tz).date()
-            boundary = max(boundary, started + ONE_DAY)
-            if last.get("valid_to") is not None:
-                boundary = max(boundary, _parse(last["valid_to"]).astimezone(self.tz).date())
-            else:
-                last["valid_to"] = self._iso(boundary)
-        periods.append({**make(current), "valid_from": self._iso(boundary), "valid_to": None})
-
-
-def _overlaps(period: Record, start: datetime, end: datetime | None) -> bool:
-    try:
-        begins = _parse(period["valid_from"])
-        ends = None if period.get("valid_to") is None else _parse(period["valid_to"])
-    except (KeyError, TypeError, ValueError):
-        return True  # an installed odd record: show it, let the client judge
-    return (ends is None or ends > start) and (end is None or begins < end)
-
-
 # --- capability faults: each turns a correct answer into a specific wrong (or new) one ---------
 
 
 def _unknown_fields(body: Record, tz: ZoneInfo) -> Record:
     body["metering_point_category"] = "simulated-extension"
     body["x_datahub"] = {"revision": 7}
-    for key in _TIMELINES:
+    for key in TIMELINES:
         for period in body.get(key) or []:
             period["x_source"] = "simulator"
     return body
@@ -307,7 +100,7 @@ def _overlapping(body: Record, tz: ZoneInfo) -> Record:
     periods = body.get("energy_supplier") or []
     if periods:
         first = periods[0]
-        other = _other(random.Random(0), list(ENERGY_SUPPLIERS), first.get("business_id"))
+        other = pick_other(random.Random(0), list(ENERGY_SUPPLIERS), first.get("business_id"))
         periods.append({"business_id": other, "valid_from": first["valid_from"], "valid_to": None})
     return body
 
@@ -315,7 +108,7 @@ def _overlapping(body: Record, tz: ZoneInfo) -> Record:
 def _not_midnight(body: Record, tz: ZoneInfo) -> Record:
     periods = body.get("end_user") or []
     if periods:
-        local = _parse(periods[0]["valid_from"]).astimezone(tz)
+        local = parse_moment(periods[0]["valid_from"]).astimezone(tz)
         periods[0]["valid_from"] = local.replace(hour=13, minute=37).isoformat()
     return body
 
@@ -341,11 +134,11 @@ _BODY_FAULTS: dict[str, Callable[[Record, ZoneInfo], Record]] = {
 }
 
 
-def _window(params: dict[str, str]) -> tuple[datetime, datetime | None]:
+def _window(params: dict[str, str]) -> Window:
     raw_from, raw_to = params.get("valid_from"), params.get("valid_to")
     if raw_from is None:
         raise ValueError("valid_from is required")
-    return _parse(raw_from), None if raw_to is None else _parse(raw_to)
+    return parse_moment(raw_from), None if raw_to is None else parse_moment(raw_to)
 
 
 class DataPort:
