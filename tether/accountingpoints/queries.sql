@@ -47,18 +47,31 @@ RETURNING s.accounting_point_id, a.gsrn, s.last_sync_start AS started_at, s.atte
 SELECT ap.apply_sync(%(gsrn)s, %(data)s, %(started_at)s, %(resync)s, %(actor)s)
     AS accounting_point_id
 
--- name: record_sync_failure
--- Only the worker still holding the claim records; the AP comes due again after the backoff.
+-- name: apply_sync_batch
+-- items: [{"gsrn", "started_at", "data"}]; one verdict row per distinct GSRN.
+SELECT gsrn, accounting_point_id, outcome, message
+FROM ap.apply_sync_batch(%(items)s, %(resync)s, %(actor)s)
+
+-- name: set_lock_timeout
+-- For this transaction only: wait at most this long for a row lock, then fail with Busy.
+SELECT set_config('lock_timeout', %(timeout)s, true)
+
+-- name: record_sync_failures
+-- Why syncs failed and when to retry (each AP due again after its backoff). Only the worker
+-- still holding a claim records it.
 UPDATE ap.accounting_point_sync s
 SET last_sync_start = NULL,
     claimed_by = NULL,
-    last_error = %(error)s,
-    last_error_reason = %(reason)s,
+    last_error = f.error,
+    last_error_reason = f.reason,
     last_error_at = now(),
-    next_sync_at = now() + %(retry_after)s
-FROM ap.accounting_point a
-WHERE a.id = s.accounting_point_id AND a.gsrn = %(gsrn)s
-  AND s.last_sync_start IS NOT DISTINCT FROM %(started_at)s
+    next_sync_at = now() + f.retry_after
+FROM unnest(%(gsrns)s::text[], %(started_ats)s::timestamptz[], %(errors)s::text[],
+            %(reasons)s::text[], %(retry_afters)s::interval[])
+         AS f(gsrn, started_at, error, reason, retry_after),
+     ap.accounting_point a
+WHERE a.gsrn = f.gsrn AND s.accounting_point_id = a.id
+  AND s.last_sync_start IS NOT DISTINCT FROM f.started_at
 
 -- name: request_syncs
 -- A thin event: mark the APs as changed. One that is syncing right now keeps its claim; the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -82,28 +83,65 @@ async def apply_sync(
     return int(row["accounting_point_id"])
 
 
-async def record_sync_failure(
-    conn: db.Connection,
-    *,
-    gsrn: str,
-    started_at: datetime | None,
-    error: str,
-    reason: str,
-    retry_after: timedelta,
-) -> bool:
-    """Record why a sync failed and when to retry; False if the claim was no longer ours."""
-    count = await db.execute(
-        conn,
-        queries["record_sync_failure"],
+@dataclass(frozen=True, kw_only=True)
+class BatchItem:
+    """One validated adapter answer of a batch; ``started_at`` is its claim (None: lookup)."""
+
+    gsrn: str
+    data: dict[str, Any]
+    started_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    gsrn: str
+    outcome: str  # "ok", "claim_lost" or "unknown_reference"
+    message: str | None
+
+
+async def apply_sync_batch(
+    conn: db.Connection, *, items: list[BatchItem], resync: timedelta, actor: str
+) -> list[Verdict]:
+    """Merge many adapter answers with one statement; rejected items are reported, not raised."""
+    doc = [
         {
-            "gsrn": gsrn,
-            "started_at": started_at,
-            "error": error,
-            "reason": reason,
-            "retry_after": retry_after,
+            "gsrn": i.gsrn,
+            "started_at": None if i.started_at is None else i.started_at.isoformat(),
+            "data": i.data,
+        }
+        for i in items
+    ]
+    rows = await db.fetch_all(
+        conn, queries["apply_sync_batch"], {"items": Jsonb(doc), "resync": resync, "actor": actor}
+    )
+    return [Verdict(gsrn=r["gsrn"], outcome=r["outcome"], message=r["message"]) for r in rows]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    gsrn: str
+    started_at: datetime
+    error: str
+    reason: str
+    retry_after: timedelta
+
+
+async def record_sync_failures(conn: db.Connection, failures: list[Failure]) -> int:
+    """Record why syncs failed and when to retry, skipping claims no longer ours."""
+    if not failures:
+        return 0
+    await db.execute(conn, queries["set_lock_timeout"], {"timeout": "1s"})
+    return await db.execute(
+        conn,
+        queries["record_sync_failures"],
+        {
+            "gsrns": [f.gsrn for f in failures],
+            "started_ats": [f.started_at for f in failures],
+            "errors": [f.error for f in failures],
+            "reasons": [f.reason for f in failures],
+            "retry_afters": [f.retry_after for f in failures],
         },
     )
-    return count > 0
 
 
 async def request_syncs(conn: db.Connection, gsrns: list[str]) -> list[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -48,6 +49,25 @@ class SyncOutcome:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Claim:
+    """What a sync needs to know of its claim: ``started_at`` None means an unclaimed fetch."""
+
+    gsrn: str
+    started_at: datetime | None
+    earliest_start: date | None = None
+    attempts: int = 1
+
+
+def _internal_error(gsrn: str, exc: Exception) -> SyncOutcome:
+    return SyncOutcome(
+        gsrn=gsrn,
+        ok=False,
+        reason="internal_error",
+        error=f"internal error {type(exc).__name__}: {exc}",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventsOutcome:
     accepted: list[str]
     ignored: list[str]
@@ -86,29 +106,167 @@ class AccountingPointService:
         actor: str = "sync",
     ) -> SyncOutcome:
         """Fetch outside any transaction, then merge in one; a failure changes no stored data."""
-        start = time.perf_counter()
-        try:
-            data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))
-            await self._apply(data, started_at=started_at, actor=actor)
-        except (UpstreamError, DataRejected, Busy) as exc:
-            reason = str(getattr(exc, "reason", type(exc).__name__))
-            outcome = await self._record_failure(gsrn, started_at, attempts, reason, exc.message)
-        except Exception as exc:  # a bug: recorded as one, and the batch goes on
-            logger.exception("sync of an accounting point crashed", extra={"action": "sync_bug"})
-            message = f"internal error {type(exc).__name__}: {exc}"
-            outcome = await self._record_failure(
-                gsrn, started_at, attempts, "internal_error", message
-            )
-        else:
-            outcome = SyncOutcome(gsrn=gsrn, ok=True)
-        SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
-        SYNC_SECONDS.observe(time.perf_counter() - start)
+        claim = Claim(
+            gsrn=gsrn, started_at=started_at, earliest_start=earliest_start, attempts=attempts
+        )
+        [outcome] = await self.sync_batch([claim], actor=actor)
         return outcome
+
+    async def sync_batch(
+        self, claims: Sequence[Claim], *, actor: str = "sync", gate: asyncio.Semaphore | None = None
+    ) -> list[SyncOutcome]:
+        """Fetch every claimed AP concurrently, then merge all good answers in one transaction.
+
+        A fetch that fails fails only its AP. If the merge of the whole batch fails (a constraint,
+        a lock timeout, a bug), each AP is merged again on its own, so one bad answer costs only
+        its own sync. Failures are recorded in one statement, with each AP's backoff.
+        """
+        start = time.perf_counter()
+        gate = gate or asyncio.Semaphore(len(claims) or 1)
+        fetched = await asyncio.gather(*(self._fetch(c, gate) for c in claims))
+        outcomes: dict[str, SyncOutcome] = {}
+        items: list[repository.BatchItem] = []
+        for claim, result in zip(claims, fetched, strict=True):
+            if isinstance(result, SyncOutcome):
+                outcomes[claim.gsrn] = result
+            else:
+                data = to_sync_payload(result)
+                items.append(
+                    repository.BatchItem(gsrn=claim.gsrn, data=data, started_at=claim.started_at)
+                )
+        if items:
+            outcomes.update(await self._apply_batch(items, actor=actor))
+        ordered = [outcomes[c.gsrn] for c in claims]
+        await self._record_failures(claims, ordered)
+        for outcome in ordered:
+            SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
+        if claims:
+            per_ap = (time.perf_counter() - start) / len(claims)
+            for _ in claims:
+                SYNC_SECONDS.observe(per_ap)
+        return ordered
+
+    async def _fetch(
+        self, claim: Claim, gate: asyncio.Semaphore
+    ) -> AccountingPointData | SyncOutcome:
+        """The adapter's answer, parsed and validated, or the failure it ended in."""
+        try:
+            async with gate:
+                return await self.client.get_accounting_point(
+                    claim.gsrn, self._valid_from(claim.earliest_start)
+                )
+        except (UpstreamError, DataRejected) as exc:
+            reason = str(getattr(exc, "reason", type(exc).__name__))
+            return SyncOutcome(gsrn=claim.gsrn, ok=False, reason=reason, error=exc.message)
+        except Exception as exc:  # a bug: recorded as one, and the batch goes on
+            logger.exception("fetch of an accounting point crashed", extra={"action": "sync_bug"})
+            return _internal_error(claim.gsrn, exc)
+
+    async def _apply_batch(
+        self, items: list[repository.BatchItem], *, actor: str
+    ) -> dict[str, SyncOutcome]:
+        try:
+            async with db.transaction(self.pool) as conn:
+                with db.translate_db_errors():
+                    verdicts = await repository.apply_sync_batch(
+                        conn,
+                        items=items,
+                        resync=timedelta(seconds=self.settings.ap_resync_interval_s),
+                        actor=actor,
+                    )
+        except (DataRejected, Busy) as exc:
+            if len(items) > 1:
+                return await self._apply_each(items, actor=actor)
+            reason = str(getattr(exc, "reason", type(exc).__name__))
+            return {
+                items[0].gsrn: SyncOutcome(
+                    gsrn=items[0].gsrn, ok=False, reason=reason, error=exc.message
+                )
+            }
+        except Exception as exc:
+            if len(items) > 1:
+                return await self._apply_each(items, actor=actor)
+            logger.exception("merge of an accounting point crashed", extra={"action": "sync_bug"})
+            return {items[0].gsrn: _internal_error(items[0].gsrn, exc)}
+        return {
+            v.gsrn: SyncOutcome(
+                gsrn=v.gsrn,
+                ok=v.outcome == "ok",
+                reason=None if v.outcome == "ok" else v.outcome,
+                error=v.message,
+            )
+            for v in verdicts
+        }
+
+    async def _apply_each(
+        self, items: list[repository.BatchItem], *, actor: str
+    ) -> dict[str, SyncOutcome]:
+        """The fallback after a failed batch: every item in its own transaction."""
+        logger.warning(
+            "merge of a batch of %d failed; merging its APs one by one",
+            len(items),
+            extra={"action": "batch_fallback"},
+        )
+        outcomes: dict[str, SyncOutcome] = {}
+        for item in items:
+            outcomes.update(await self._apply_batch([item], actor=actor))
+        return outcomes
+
+    async def _record_failures(self, claims: Sequence[Claim], outcomes: list[SyncOutcome]) -> None:
+        """Record each failed claimed sync with its backoff; lookups (no claim) record nothing."""
+        failures = []
+        for claim, outcome in zip(claims, outcomes, strict=True):
+            if outcome.ok:
+                continue
+            if outcome.reason == "claim_lost":
+                logger.info(
+                    "sync of %s dropped: %s",
+                    claim.gsrn,
+                    outcome.error,
+                    extra={"action": "sync_claim_lost"},
+                )
+                continue
+            retry_after = domain.backoff_seconds(
+                claim.attempts,
+                base_s=self.settings.ap_retry_base_s,
+                max_s=self.settings.ap_retry_max_s,
+            )
+            logger.warning(
+                "sync of %s failed (%s): %s; retry in %.0f s",
+                claim.gsrn,
+                outcome.reason,
+                outcome.error,
+                retry_after,
+                extra={"action": "sync_failed", "reason": outcome.reason},
+            )
+            if claim.started_at is not None:
+                failures.append(
+                    repository.Failure(
+                        gsrn=claim.gsrn,
+                        started_at=claim.started_at,
+                        error=(outcome.error or "")[:1000],
+                        reason=outcome.reason or "error",
+                        retry_after=timedelta(seconds=retry_after),
+                    )
+                )
+        if not failures:
+            return
+        try:
+            async with db.transaction(self.pool) as conn:
+                with db.translate_db_errors():
+                    await repository.record_sync_failures(conn, failures)
+        except Busy:
+            # their claims expire by themselves after the dead-sync timeout and are retried then
+            logger.warning(
+                "could not record %d failed syncs: rows locked by another transaction",
+                len(failures),
+                extra={"action": "sync_failures_not_recorded"},
+            )
 
     async def _apply(
         self, data: AccountingPointData, *, started_at: datetime | None, actor: str
     ) -> None:
-        """Merge one validated adapter answer in one transaction (``ap.apply_sync``)."""
+        """Merge one validated adapter answer in one transaction (``ap.apply_sync``), raising."""
         async with db.transaction(self.pool) as conn:
             with db.translate_db_errors():
                 await repository.apply_sync(
@@ -119,32 +277,6 @@ class AccountingPointService:
                     resync=timedelta(seconds=self.settings.ap_resync_interval_s),
                     actor=actor,
                 )
-
-    async def _record_failure(
-        self, gsrn: str, started_at: datetime | None, attempts: int, reason: str, message: str
-    ) -> SyncOutcome:
-        retry_after = domain.backoff_seconds(
-            attempts, base_s=self.settings.ap_retry_base_s, max_s=self.settings.ap_retry_max_s
-        )
-        logger.warning(
-            "sync of %s failed (%s): %s; retry in %.0f s",
-            gsrn,
-            reason,
-            message,
-            retry_after,
-            extra={"action": "sync_failed", "reason": reason},
-        )
-        if started_at is not None:
-            async with db.transaction(self.pool) as conn:
-                await repository.record_sync_failure(
-                    conn,
-                    gsrn=gsrn,
-                    started_at=started_at,
-                    error=message[:1000],
-                    reason=reason,
-                    retry_after=timedelta(seconds=retry_after),
-                )
-        return SyncOutcome(gsrn=gsrn, ok=False, reason=reason, error=message)
 
     async def claim_due(self, *, limit: int, worker: str) -> list[tuple[Any, date | None]]:
         async with db.transaction(self.pool) as conn:

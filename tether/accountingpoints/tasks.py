@@ -14,7 +14,12 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tether.accountingpoints.service import AccountingPointService, SyncOutcome, event_gsrn
+from tether.accountingpoints.service import (
+    AccountingPointService,
+    Claim,
+    SyncOutcome,
+    event_gsrn,
+)
 from tether.core.events import CloudEvent, consume_nats
 
 logger = logging.getLogger(__name__)
@@ -38,23 +43,28 @@ async def run_worker(
     batch: int | None = None,
     concurrency: int | None = None,
     once: bool = False,
+    batch_apply: bool | None = None,
 ) -> WorkerStats:
-    """Sync due APs until ``stop`` is set (or, with ``once``, until none is due)."""
+    """Sync due APs until ``stop`` is set (or, with ``once``, until none is due).
+
+    With ``batch_apply`` a claimed batch is fetched concurrently and merged in one transaction;
+    without, each AP is merged in its own transaction as soon as its fetch returns.
+    """
     settings = service.settings
     worker = worker_id or default_worker_id()
     limit = batch or settings.ap_claim_batch
     gate = asyncio.Semaphore(concurrency or settings.ap_fetch_concurrency)
+    together = settings.ap_batch_apply if batch_apply is None else batch_apply
+    actor = f"sync:{worker}"
     stats = WorkerStats()
 
-    async def sync(gsrn: str, started_at: object, earliest: object, attempts: int) -> SyncOutcome:
-        async with gate:
-            return await service.sync_one(
-                gsrn,
-                started_at=started_at,  # type: ignore[arg-type]
-                earliest_start=earliest,  # type: ignore[arg-type]
-                attempts=attempts,
-                actor=f"sync:{worker}",
-            )
+    async def sync(claims: list[Claim]) -> list[SyncOutcome]:
+        if together:
+            return await service.sync_batch(claims, actor=actor, gate=gate)
+        singles = await asyncio.gather(
+            *(service.sync_batch([c], actor=actor, gate=gate) for c in claims)
+        )
+        return [one for [one] in singles]
 
     logger.info("worker %s started", worker, extra={"action": "worker_started"})
     while not stop.is_set():
@@ -66,8 +76,16 @@ async def run_worker(
                 await asyncio.wait_for(stop.wait(), settings.ap_poll_interval_s)
             continue
         stats.claimed += len(claimed)
-        outcomes = await asyncio.gather(
-            *(sync(c.gsrn, c.started_at, earliest, c.attempts) for c, earliest in claimed)
+        outcomes = await sync(
+            [
+                Claim(
+                    gsrn=c.gsrn,
+                    started_at=c.started_at,
+                    earliest_start=earliest,
+                    attempts=c.attempts,
+                )
+                for c, earliest in claimed
+            ]
         )
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
     logger.info(

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     ap_retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
     ap_retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
     ap_claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
+    ap_batch_apply: bool = Field(
+        default=True,
+        description="Merge a claimed batch in one transaction (else one transaction per AP).",
+    )
     ap_fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
     ap_poll_interval_s: float = 1.0
 

@@ -1,0 +1,149 @@
+"""PostgreSQL cost of merging adapter answers: one AP per call versus a batch per call.
+
+No HTTP and no worker: answers come from the simulator's in-process ``Datahub``, are parsed and
+validated by the real client code (``parse_accounting_point``), and are merged with
+``ap.apply_sync`` (one transaction per AP) or ``ap.apply_sync_batch`` (one transaction per
+batch) from one connection. This isolates the database's share of a sync, which the
+end-to-end benchmark (``bench.ap_sync_throughput``) cannot separate from HTTP and Python.
+
+Two rounds per mode on a fresh database: the first sync of every AP (inserts) and a re-sync after
+``Datahub.mutate`` changed 10 % of them (mostly no-op merges, as a daily re-sync is).
+
+Run: ``uv run python -m bench.ap_apply_cost [--aps N] [--server-url URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
+
+from tether.accountingpoints.client import parse_accounting_point, to_sync_payload
+from tether.accountingpoints.simulator import ChangeKind, Datahub
+from tether.core import migrations
+
+TZ = "Europe/Oslo"
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    name = f"bench_apply_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(server_url, name)
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def payloads(hub: Datahub) -> list[tuple[str, dict[str, Any]]]:
+    tz = ZoneInfo(TZ)
+    since = datetime(2020, 1, 1, tzinfo=tz)
+    out = []
+    for gsrn in hub.gsrns:
+        answer = hub.answer(gsrn, since, None)
+        out.append((gsrn, to_sync_payload(parse_accounting_point(answer, gsrn=gsrn, tz=tz))))
+    return out
+
+
+def seed(conn: psycopg.Connection[Any]) -> None:
+    """Reference data, with the service's own statements."""
+    from tether.accountingpoints import reference
+    from tether.accountingpoints.repository import queries
+
+    for name, catalogue in (
+        ("upsert_grid_areas", reference.GRID_AREAS),
+        ("upsert_energy_suppliers", reference.ENERGY_SUPPLIERS),
+    ):
+        conn.execute(
+            queries[name],
+            {"business_ids": list(catalogue), "names": list(catalogue.values())},
+        )
+    conn.commit()
+
+
+def apply_each(conn: psycopg.Connection[Any], items: list[tuple[str, dict[str, Any]]]) -> float:
+    start = time.perf_counter()
+    for gsrn, data in items:
+        conn.execute("SELECT ap.apply_sync(%s, %s, NULL, '23 hours', 'bench')", (gsrn, Jsonb(data)))
+        conn.commit()
+    return time.perf_counter() - start
+
+
+def apply_batches(
+    conn: psycopg.Connection[Any], items: list[tuple[str, dict[str, Any]]], size: int
+) -> float:
+    start = time.perf_counter()
+    for at in range(0, len(items), size):
+        chunk = [{"gsrn": g, "started_at": None, "data": d} for g, d in items[at : at + size]]
+        rows = conn.execute(
+            "SELECT outcome FROM ap.apply_sync_batch(%s, '23 hours', 'bench')", (Jsonb(chunk),)
+        ).fetchall()
+        if any(r[0] != "ok" for r in rows):
+            raise RuntimeError(f"batch rejected items: {rows}")
+        conn.commit()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aps", type=int, default=2000)
+    parser.add_argument("--server-url", help="PostgreSQL server (default: embedded)")
+    args = parser.parse_args()
+
+    server_url = args.server_url
+    if server_url is None:
+        import tempfile
+
+        import pgserver
+
+        server = pgserver.get_server(tempfile.mkdtemp(prefix="tether-bench-"), cleanup_mode="stop")
+        server_url = server.get_uri()
+    with psycopg.connect(server_url) as probe:
+        version = probe.info.server_version
+    hub = Datahub.generate(args.aps, tz=TZ)
+    first = payloads(hub)
+    for gsrn in hub.gsrns[::10]:
+        hub.mutate(gsrn, ChangeKind.SUPPLIER_SWITCH)
+    second = payloads(hub)
+
+    print(f"# {datetime.now():%Y-%m-%d}, PostgreSQL {version}, {platform.python_version()}")
+    print("| mode | round | APs | seconds | ms per AP | APs/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, size in (
+        ("one AP per transaction", 1),
+        ("batch of 100", 100),
+        ("batch of 500", 500),
+    ):
+        with fresh_database(server_url) as url, psycopg.connect(url) as conn:
+            seed(conn)
+            for round_name, items in (("first sync", first), ("re-sync", second)):
+                took = apply_each(conn, items) if size == 1 else apply_batches(conn, items, size)
+                n = len(items)
+                print(
+                    f"| {label} | {round_name} | {n} | {took:.2f} | "
+                    f"{1000 * took / n:.3f} | {n / took:.0f} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
