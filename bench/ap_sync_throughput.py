@@ -46,6 +46,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Accounting point sync throughput"
 TOKEN = "bench-adapter-token"
 RUN_TIMEOUT_S = 300.0
+DEFAULT_MODES = "1/each,100/each,100/batch"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +54,7 @@ class Run:
     latency_ms: int
     workers: int
     batch: int
+    apply: str
     aps: int
     synced: int
     failed: int
@@ -191,6 +193,7 @@ def run_once(
     latency_ms: int,
     workers: int,
     batch: int,
+    apply: str,
     log: Path,
 ) -> Run:
     with fresh_database(server_url, template) as url:
@@ -201,6 +204,7 @@ def run_once(
             "TETHER_ADAPTER_URL": adapter_url,
             "TETHER_ADAPTER_TOKEN": TOKEN,
             "TETHER_LOG_LEVEL": "WARNING",
+            "TETHER_AP_BATCH_APPLY": "true" if apply == "batch" else "false",
         }
         args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
         args += ["--batch", str(batch)]
@@ -242,6 +246,7 @@ def run_once(
             latency_ms=latency_ms,
             workers=workers,
             batch=batch,
+            apply=apply,
             aps=aps,
             synced=synced,
             failed=failed,
@@ -254,17 +259,21 @@ def run_once(
 
 def _table(runs: list[Run]) -> list[str]:
     lines = [
-        "| latency | workers | claim batch | synced | wall s | syncs/s | steady syncs/s "
+        "| latency | workers | claim batch | merge | synced | wall s | syncs/s | steady syncs/s "
         "| peak worker RSS MB | history rows |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         synced = f"{r.synced}/{r.aps}" + (f" ({r.failed} failed)" if r.failed else "")
         lines.append(
-            f"| {r.latency_ms} ms | {r.workers} | {r.batch} | {synced} | {r.wall_s:.1f} "
+            f"| {r.latency_ms} ms | {r.workers} | {r.batch} | {_MERGE[r.apply]} | {synced} "
+            f"| {r.wall_s:.1f} "
             f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {r.peak_rss_mb:.0f} | {r.history_rows} |"
         )
     return lines
+
+
+_MERGE = {"each": "tx per AP", "batch": "tx per batch"}
 
 
 def _write(section: str) -> None:
@@ -286,7 +295,12 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--server-url", default=None, help="a PostgreSQL server (else embedded)")
     parser.add_argument("--latencies", default="0,20", help="adapter latencies in ms")
     parser.add_argument("--workers", default="1,4,8", help="worker process counts")
-    parser.add_argument("--batches", default=None, help="claim batch sizes (default 1,100)")
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help="claim batch/merge pairs: each = one transaction per AP, batch = one per claimed"
+        " batch (default 1/each,100/each,100/batch)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     return parser.parse_args()
 
@@ -297,7 +311,13 @@ def _ints(text: str) -> list[int]:
 
 def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
     aps = opts.aps or (1000 if opts.quick else 5000)
-    batches = _ints(opts.batches or ("100" if opts.quick else "1,100"))
+    modes = [
+        (int(size), apply)
+        for size, apply in (
+            m.split("/")
+            for m in (opts.modes or ("100/batch" if opts.quick else DEFAULT_MODES)).split(",")
+        )
+    ]
     template = f"bench_ap_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{template}"')
@@ -307,7 +327,7 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
         migrations.upgrade(_with_dbname(server_url, template))
         for latency in _ints(opts.latencies):
             with simulator(aps, latency, log) as adapter_url:
-                for batch in batches:
+                for batch, apply in modes:
                     for workers in _ints(opts.workers):
                         run = run_once(
                             server_url,
@@ -317,6 +337,7 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
                             latency_ms=latency,
                             workers=workers,
                             batch=batch,
+                            apply=apply,
                             log=log,
                         )
                         print(_table([run])[-1], flush=True)
