@@ -195,6 +195,7 @@ def run_once(
     batch: int,
     apply: str,
     log: Path,
+    worker_env: list[str],
 ) -> Run:
     with fresh_database(server_url, template) as url:
         seed(url, aps)
@@ -205,6 +206,7 @@ def run_once(
             "TETHER_ADAPTER_TOKEN": TOKEN,
             "TETHER_LOG_LEVEL": "WARNING",
             "TETHER_AP_BATCH_APPLY": "true" if apply == "batch" else "false",
+            **dict(kv.split("=", 1) for kv in worker_env),
         }
         args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
         args += ["--batch", str(batch)]
@@ -301,6 +303,13 @@ def _parse() -> argparse.Namespace:
         help="claim batch/merge pairs: each = one transaction per AP, batch = one per claimed"
         " batch (default 1/each,100/each,100/batch)",
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the workers, e.g. TETHER_DB_POOL_MAX=2 (repeatable)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     return parser.parse_args()
 
@@ -339,6 +348,7 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
                             batch=batch,
                             apply=apply,
                             log=log,
+                            worker_env=opts.worker_env,
                         )
                         print(_table([run])[-1], flush=True)
                         runs.append(run)

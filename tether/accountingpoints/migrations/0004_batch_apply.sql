@@ -11,6 +11,12 @@
 --     intermediate state is contained in the final one and never trips the exclusion constraint;
 --     an empty list from the adapter changes nothing;
 --   * location only when both coordinates are present; no-op updates write no history.
+-- Plans stay bounded by the batch, whatever the table sizes: PL/pgSQL caches one generic plan
+-- per statement and connection (plan_cache_mode = force_generic_plan: no re-planning per call),
+-- and a plan made while a table was nearly empty (a fresh install, a demo) would keep scanning
+-- it whole as it grows, since nothing invalidates the plan. So every table access carries an
+-- `= ANY(<ids of this batch>)` on an indexed column and the functions run with
+-- enable_seqscan = off: each scan is an index scan over the batch's rows, at any size.
 -- ap.apply_sync keeps its signature and errors (the lookup flow and one-AP syncs use it) and is
 -- now a batch of one, so there is a single merge path.
 
@@ -29,7 +35,8 @@ BEGIN
         EXECUTE format($fn$
 CREATE FUNCTION ap.%1$I(
     p_aps bigint[], p_from timestamptz[], p_to timestamptz[], p_value text[]
-) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $body$
+) RETURNS void LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $body$
 BEGIN
     IF cardinality(p_aps) = 0 THEN
         RETURN;
@@ -40,11 +47,13 @@ BEGIN
                       WHERE n.ap = t.accounting_point_id AND n.valid_from = t.valid_from);
     UPDATE ap.%2$I t SET valid_to = n.valid_to, %3$I = %4$s
     FROM unnest(p_aps, p_from, p_to, p_value) n(ap, valid_from, valid_to, value)
-    WHERE t.accounting_point_id = n.ap AND t.valid_from = n.valid_from
+    WHERE t.accounting_point_id = ANY(p_aps)
+      AND t.accounting_point_id = n.ap AND t.valid_from = n.valid_from
       AND coalesce(n.valid_to, 'infinity') < coalesce(t.valid_to, 'infinity');
     UPDATE ap.%2$I t SET valid_to = n.valid_to, %3$I = %4$s
     FROM unnest(p_aps, p_from, p_to, p_value) n(ap, valid_from, valid_to, value)
-    WHERE t.accounting_point_id = n.ap AND t.valid_from = n.valid_from
+    WHERE t.accounting_point_id = ANY(p_aps)
+      AND t.accounting_point_id = n.ap AND t.valid_from = n.valid_from
       AND (t.valid_to, t.%3$I) IS DISTINCT FROM (n.valid_to, %4$s);
     INSERT INTO ap.%2$I (accounting_point_id, valid_from, valid_to, %3$I)
     SELECT n.ap, n.valid_from, n.valid_to, %4$s
@@ -59,9 +68,13 @@ $migration$;
 
 CREATE FUNCTION ap.apply_sync_batch(p_items jsonb, p_resync interval, p_actor text)
 RETURNS TABLE (gsrn text, accounting_point_id bigint, outcome text, message text)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
+    -- the batch: its GSRNs and their AP ids
+    v_wanted text[];
+    v_all bigint[];
     -- every item, for the answer
     v_gsrns text[];
     v_ids bigint[];
@@ -80,15 +93,16 @@ BEGIN
     PERFORM set_config('lock_timeout', '1s', true);
     PERFORM set_config('tether.actor', p_actor, true);
 
+    SELECT array_agg(DISTINCT i->>'gsrn') INTO v_wanted FROM jsonb_array_elements(p_items) i;
     INSERT INTO ap.accounting_point (gsrn)
-    SELECT DISTINCT i->>'gsrn' FROM jsonb_array_elements(p_items) i ORDER BY 1
+    SELECT w FROM unnest(v_wanted) w ORDER BY 1
     ON CONFLICT (gsrn) DO NOTHING;
+    SELECT array_agg(a.id) INTO v_all FROM ap.accounting_point a WHERE a.gsrn = ANY(v_wanted);
 
-    PERFORM 1
-    FROM ap.accounting_point_sync s JOIN ap.accounting_point a ON a.id = s.accounting_point_id
-    WHERE a.gsrn IN (SELECT i->>'gsrn' FROM jsonb_array_elements(p_items) i)
+    PERFORM 1 FROM ap.accounting_point_sync s
+    WHERE s.accounting_point_id = ANY(v_all)
     ORDER BY s.accounting_point_id
-    FOR UPDATE OF s;
+    FOR UPDATE;
 
     -- The verdict on each item (the last one wins if a GSRN comes twice).
     WITH items AS (
@@ -107,8 +121,9 @@ BEGIN
                     THEN format('sync claim of %s was taken over by another worker', it.gsrn)
                     WHEN missing.what IS NOT NULL THEN 'unknown ' || missing.what END AS message
         FROM items it
-        JOIN ap.accounting_point a ON a.gsrn = it.gsrn
-        JOIN ap.accounting_point_sync s ON s.accounting_point_id = a.id
+        JOIN ap.accounting_point a ON a.gsrn = it.gsrn AND a.id = ANY(v_all)
+        JOIN ap.accounting_point_sync s
+            ON s.accounting_point_id = a.id AND s.accounting_point_id = ANY(v_all)
         LEFT JOIN LATERAL (
             SELECT 'energy supplier ' || (e->>'business_id') AS what
             FROM jsonb_array_elements(it.data->'energy_supplier') e
@@ -134,7 +149,7 @@ BEGIN
     SET latitude = (b.data->>'latitude')::double precision,
         longitude = (b.data->>'longitude')::double precision
     FROM unnest(v_ok, v_data) b(ap, data)
-    WHERE a.id = b.ap
+    WHERE a.id = ANY(v_ok) AND a.id = b.ap
       AND jsonb_typeof(b.data->'latitude') = 'number'
       AND jsonb_typeof(b.data->'longitude') = 'number'
       AND (a.latitude, a.longitude) IS DISTINCT FROM
@@ -152,7 +167,10 @@ BEGIN
            array_agg((e->>'valid_to')::timestamptz), array_agg(u.id::text)
     INTO t_aps, t_from, t_to, t_value
     FROM unnest(v_ok, v_data) b(ap, data), jsonb_array_elements(b.data->'end_user') e
-    JOIN ap.end_user u ON u.business_id = e->>'business_id';
+    JOIN ap.end_user u ON u.business_id = e->>'business_id'
+    WHERE u.business_id = ANY(ARRAY(
+        SELECT x->>'business_id'
+        FROM unnest(v_data) d(data), jsonb_array_elements(d.data->'end_user') x));
     PERFORM ap.merge_batch_accounting_point_end_user(t_aps, t_from, t_to, t_value);
 
     SELECT coalesce(array_agg(b.ap), '{}'), array_agg((e->>'valid_from')::timestamptz),
@@ -192,7 +210,7 @@ BEGIN
         next_sync_at = CASE WHEN s.requested_at > coalesce(b.started_at, now())
             THEN now() ELSE now() + p_resync END
     FROM unnest(v_ok, v_data, v_started) b(ap, data, started_at)
-    WHERE s.accounting_point_id = b.ap;
+    WHERE s.accounting_point_id = ANY(v_ok) AND s.accounting_point_id = b.ap;
 
     RETURN QUERY SELECT * FROM unnest(v_gsrns, v_ids, v_outcomes, v_messages);
 END;
