@@ -1,11 +1,13 @@
 """Accounting point sync throughput: real worker processes against a simulator process.
 
-For each adapter latency (0 and 20 ms), worker process count (1, 4, 8) and claim mode (batch 1:
-one claim and one merge transaction per AP; batched: 100 APs per claim) it takes a fresh
-database, seeds N accounting points with one controllable unit each (set-based; the sync rows
-come from the trigger), and runs ``tether worker --processes W --once --batch B`` as a
-subprocess until every AP has ``last_synced_at``. History is on (it is part of the schema): each
-sync's coordinate update writes an ``accounting_point_history`` row.
+For each adapter latency (0 and 20 ms), worker process count (1, 4, 8) and mode (claim batch /
+merge: ``1/each`` = one claim and one merge transaction per AP; ``100/each`` = claims of 100, each
+AP merged in its own transaction as its fetch returns; ``100/batch`` and ``500/batch`` = claims of
+100 or 500 merged in one transaction) it takes a fresh database, seeds N accounting points with
+one controllable unit each (set-based; the sync rows come from the trigger), and runs
+``tether worker --processes W --once --batch B [--each]`` as a subprocess until every AP has
+``last_synced_at``. History is on (it is part of the schema): each sync's coordinate update
+writes an ``accounting_point_history`` row.
 
 The simulator (``tether simulate datahub``) runs in its own process, so it does not share a GIL
 with the workers, but it does share the machine's cores with them and with PostgreSQL.
@@ -205,11 +207,10 @@ def run_once(
             "TETHER_ADAPTER_URL": adapter_url,
             "TETHER_ADAPTER_TOKEN": TOKEN,
             "TETHER_LOG_LEVEL": "WARNING",
-            "TETHER_AP_BATCH_APPLY": "true" if apply == "batch" else "false",
             **dict(kv.split("=", 1) for kv in worker_env),
         }
         args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
-        args += ["--batch", str(batch)]
+        args += ["--batch", str(batch), "--batch-apply" if apply == "batch" else "--each"]
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:

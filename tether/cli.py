@@ -101,6 +101,15 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Adapter calls in flight per process.")
     ] = None,
+    batch_apply: Annotated[
+        bool | None,
+        typer.Option(
+            "--batch-apply/--each",
+            help="Merge a claimed batch in one transaction, or each AP in its own"
+            " [TETHER_AP_BATCH_APPLY, default batch].",
+            show_default=False,
+        ),
+    ] = None,
     events: Annotated[
         bool, typer.Option(help="Also consume thin events from NATS (TETHER_NATS_URL).")
     ] = False,
@@ -116,7 +125,9 @@ def worker(
     settings = settings_from_env()
     url = db.resolve_database_url(settings)
     migrations.upgrade(url)
-    options = WorkerOptions(once=once, batch=batch, concurrency=concurrency, events=events)
+    options = WorkerOptions(
+        once=once, batch=batch, batch_apply=batch_apply, concurrency=concurrency, events=events
+    )
     failed = run_processes(settings, url, processes, options)
     if failed:
         console.print(f"[red]{failed} worker process(es) failed[/]")

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 class WorkerOptions:
     once: bool = False
     batch: int | None = None
+    batch_apply: bool | None = None
     concurrency: int | None = None
     events: bool = False
     worker_id: str | None = None
@@ -45,6 +46,7 @@ async def run_one(
                 stop=stop,
                 worker_id=options.worker_id,
                 batch=options.batch,
+                batch_apply=options.batch_apply,
                 concurrency=options.concurrency,
                 once=options.once,
             )

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 SYNCS = Counter("tether_ap_syncs_total", "Accounting point syncs by outcome", ["outcome"])
 SYNC_SECONDS = Histogram(
     "tether_ap_sync_seconds",
-    "Fetch plus merge of one accounting point",
+    "Fetch plus merge per accounting point (a batch's time divided by its size)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 15),
 )
 EVENTS = Counter("tether_ap_events_total", "Thin change events by result", ["result"])
