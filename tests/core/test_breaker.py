@@ -1,4 +1,4 @@
-"""The shared circuit breaker and single-flight helpers, on their own."""
+"""The shared circuit breaker and the advisory-lock helpers, on their own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.breaker import CircuitBreaker, CircuitOpen, Decision
-from tether.core.locking import lock_key, single_flight
+from tether.core.errors import Busy
+from tether.core.locking import exclusive, lock_key, single_flight
 
 
 async def test_breaker_opens_at_threshold_and_only_one_caller_probes(
@@ -47,6 +48,31 @@ async def test_single_flight_has_one_leader_and_waiters_wait_for_it(
     leaders = await asyncio.gather(*(worker(i) for i in range(12)))
     assert leaders.count(True) >= 1
     assert order.index("leader done") == 0
+
+
+async def test_exclusive_holders_take_turns_and_a_late_one_gets_busy(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    inside = 0
+    overlaps = 0
+
+    async def holder() -> None:
+        nonlocal inside, overlaps
+        async with exclusive(pool, "balance", wait_s=5):
+            inside += 1
+            overlaps += inside > 1
+            await asyncio.sleep(0.02)
+            inside -= 1
+
+    await asyncio.gather(*(holder() for _ in range(6)))
+    assert overlaps == 0
+
+    async with exclusive(pool, "balance", wait_s=1):
+        with pytest.raises(Busy, match="balance is held"):
+            async with exclusive(pool, "balance", wait_s=0.05):
+                pass  # pragma: no cover - never entered
+    async with exclusive(pool, "balance", wait_s=0.05):
+        pass  # released: free again
 
 
 def test_lock_key_is_stable_and_signed_64_bit() -> None:

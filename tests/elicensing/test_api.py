@@ -112,3 +112,32 @@ async def test_schema_drift_in_our_own_database_is_a_500_not_stale_data(
     response = await http.get(f"{BASE}/{versions[0]}/invoice")
     assert response.status_code == 500
     assert "data_is_fresh" not in response.text
+
+
+async def test_two_applies_at_once_cannot_overdraw_the_balance(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    """Each apply checks the balance, then writes: without turns, both would pass the check."""
+    import asyncio
+
+    before = (await http.get(f"{BASE}/{versions[0]}/obligation-summary")).json()
+    share = (Decimal(before["outstanding_balance"]) * Decimal("0.6")).quantize(Decimal("0.01"))
+    sim.set_mode("none", latency_ms=100)  # both reads would land before either write
+    try:
+        first, second = await asyncio.gather(
+            *(
+                http.post(
+                    f"{BASE}/{versions[0]}/apply-compliance-units", json={"amount": str(share)}
+                )
+                for _ in range(2)
+            )
+        )
+    finally:
+        sim.set_mode("none", latency_ms=0)
+
+    assert sorted([first.status_code, second.status_code]) == [200, 422]
+    refused = first if first.status_code == 422 else second
+    assert "exceeds the outstanding balance" in refused.json()["detail"]
+    assert sim.state.calls["POST /client/{id}/adjust"] == 1
+    after = (await http.get(f"{BASE}/{versions[0]}/obligation-summary?force=true")).json()
+    assert Decimal(after["outstanding_balance"]) == Decimal(before["outstanding_balance"]) - share

@@ -1,4 +1,7 @@
-"""Single-flight across processes: one caller does the work for a key, the others wait for it.
+"""Single-flight and mutual exclusion across processes, on session-level advisory locks.
+
+``single_flight``: one caller does the work for a key, the others wait for it and reuse it.
+``exclusive``: callers take turns, for read-check-write sequences such as a balance write.
 
 The leader holds a session-level advisory lock on the key, so no transaction stays open while it
 works (the work is usually an HTTP call). Waiters poll for the lock to be free with short
@@ -18,6 +21,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core import db
+from tether.core.errors import Busy
 from tether.core.sql import load_queries
 
 queries = load_queries("tether.core", "locking.sql")
@@ -51,6 +55,35 @@ async def single_flight(
             return
     await _wait_until_free(pool, key, wait_s=wait_s, poll_s=poll_s)
     yield False
+
+
+@asynccontextmanager
+async def exclusive(
+    pool: AsyncConnectionPool[Any], name: str, *, wait_s: float, poll_s: float = 0.01
+) -> AsyncIterator[None]:
+    """Hold ``name`` alone, in every process, for a read-check-write that must not interleave.
+
+    Waits up to ``wait_s`` for the holder to finish, polling with short statements (no pooled
+    connection is pinned while waiting); then raises ``Busy``.
+    """
+    key = lock_key(name)
+    deadline = time.monotonic() + wait_s
+    delay = poll_s
+    while True:
+        async with pool.connection() as conn:
+            row = await db.fetch_one(conn, queries["try_lock"], {"key": key})
+            await conn.commit()
+            if row["acquired"]:
+                try:
+                    yield
+                finally:
+                    await db.fetch_one(conn, queries["unlock"], {"key": key})
+                    await conn.commit()
+                return
+        if time.monotonic() >= deadline:
+            raise Busy(f"{name} is held by another request; try again")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
 
 
 async def _wait_until_free(

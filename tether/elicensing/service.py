@@ -227,6 +227,14 @@ class ElicensingService:
         """Reduce the obligation by ``amount`` (a negative adjustment), on fresh data only."""
         if amount <= 0:
             raise InvalidInput("the amount of compliance units applied must be positive")
+        # two applies at once would both check the same balance and could overdraw it together
+        name = f"elicensing:apply-compliance-units:{report_version_id}"
+        async with locking.exclusive(self.pool, name, wait_s=self.wait_s * 2):
+            return await self._apply_compliance_units(report_version_id, amount, comment)
+
+    async def _apply_compliance_units(
+        self, report_version_id: int, amount: Decimal, comment: str | None
+    ) -> InvoiceRead:
         read = await self.read_invoice(report_version_id, InvoiceType.OBLIGATION, force=True)
         if not read.data_is_fresh:
             raise ElicensingDataStale()
