@@ -320,6 +320,17 @@ def test_contract_violation_breaks_the_required_shape(sim: tuple[SimulatorServer
         parse_accounting_point(body, gsrn=gsrn, tz=OSLO)
 
 
+@pytest.mark.parametrize(("key", "value"), [("latitude", 95.0), ("longitude", -180.5)])
+def test_coordinates_outside_wgs84_are_rejected_before_the_database(
+    sim: tuple[SimulatorServer, Datahub], key: str, value: float
+) -> None:
+    server, hub = sim
+    gsrn = hub.gsrns[0]
+    body = {**_get(server, gsrn).json(), "latitude": 59.9, "longitude": 10.7, key: value}
+    with pytest.raises(InvalidAccountingPointData, match=key):
+        parse_accounting_point(body, gsrn=gsrn, tz=OSLO)
+
+
 def test_overlapping_returns_two_open_supplier_periods(
     sim: tuple[SimulatorServer, Datahub],
 ) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import AwareDatetime, StrictFloat, StrictInt, StrictStr
+from pydantic import AwareDatetime, Field, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.accountingpoints import domain
@@ -65,8 +65,9 @@ class _AccountingPoint(_Wire):
     energy_supplier: list[_BusinessPeriod]
     metering_grid_area: list[_BusinessPeriod]
     energy_direction: list[_Direction] | None = None
-    latitude: StrictFloat | StrictInt | None = None
-    longitude: StrictFloat | StrictInt | None = None
+    # WGS84 ranges, as the contract says; the database checks them too, as a last line
+    latitude: Annotated[StrictFloat | StrictInt, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[StrictFloat | StrictInt, Field(ge=-180, le=180)] | None = None
 
 
 def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> AccountingPointData:
