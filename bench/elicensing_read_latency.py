@@ -9,7 +9,6 @@ Run: ``uv run python -m bench.elicensing_read_latency``. Results are appended to
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import statistics
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tether.core import migrations
+from tether.core import loop, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.settings import Settings
 from tether.elicensing.demo import seed_ledger
@@ -134,7 +133,7 @@ def main() -> None:
             params["dbname"] = "bench_elicensing"
             url = make_conninfo(**params)  # type: ignore[arg-type]
             migrations.upgrade(url)
-            rows = asyncio.run(_run(url))
+            rows = loop.run(_run(url))  # the loop the service runs on in production
         finally:
             server.cleanup()
     section = _report(rows)
