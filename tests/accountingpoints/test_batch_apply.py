@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tether.accountingpoints.service import AccountingPointService, Claim, build
+from tether.accountingpoints.models import Claim
+from tether.accountingpoints.service import AccountingPointService, build
 from tether.accountingpoints.simulator import ChangeKind, Datahub, start_simulator
 from tether.accountingpoints.tasks import run_worker
 from tether.core import db
@@ -76,11 +77,7 @@ async def seed(service: AccountingPointService, gsrns: list[str]) -> None:
 
 
 async def claims(service: AccountingPointService, worker: str) -> list[Claim]:
-    claimed = await service.claim_due(limit=1000, worker=worker)
-    return [
-        Claim(gsrn=c.gsrn, started_at=c.started_at, earliest_start=e, attempts=c.attempts)
-        for c, e in claimed
-    ]
+    return await service.claim_due(limit=1000, worker=worker)
 
 
 async def stored(service: AccountingPointService, gsrns: list[str]) -> dict[str, Any]:

@@ -241,7 +241,7 @@ async def test_never_synced_are_claimed_before_the_longest_overdue(
     for _ in range(4):
         claimed = await service.claim_due(limit=1, worker="order-test")
         assert len(claimed) == 1
-        order.append(claimed[0][0].gsrn)
+        order.append(claimed[0].gsrn)
     assert order == [fresh, b, a, c]
     assert await service.claim_due(limit=1, worker="order-test") == []
 
@@ -386,15 +386,13 @@ async def test_an_event_during_a_sync_makes_the_accounting_point_due_again_at_on
     await work(service)
 
     await make_due(service, gsrn)
-    [(claim, earliest)] = await service.claim_due(limit=10, worker="w1")
+    [claim] = await service.claim_due(limit=10, worker="w1")
     # the change and its event land after the claim; say the fetch had already happened
     outcome = await service.handle_changed([gsrn])
     assert outcome.accepted == [gsrn]
     state = await sync_row(service, gsrn)
     assert state["claimed_by"] == "w1" and not state["due"]  # the claim is kept
-    result = await service.sync_one(
-        gsrn, started_at=claim.started_at, earliest_start=earliest, attempts=claim.attempts
-    )
+    result = await service.sync_one(claim)
     assert result.ok
     state = await sync_row(service, gsrn)
     assert state["due"] and state["requested_at"] is not None
@@ -413,13 +411,11 @@ async def test_a_controllable_unit_registered_during_a_sync_is_not_lost(
     await seed_never_synced(service, [gsrn], start=None)
     await work(service)  # synced with today's window
     await make_due(service, gsrn)
-    [(claim, earliest)] = await service.claim_due(limit=10, worker="w1")
-    assert earliest is None
+    [claim] = await service.claim_due(limit=10, worker="w1")
+    assert claim.earliest_start is None
     # a CU with an early start date arrives while the sync with today's window is in flight
     await service.register_controllable_unit(gsrn=gsrn, name="ev charger", start_date=EARLY)
-    result = await service.sync_one(
-        gsrn, started_at=claim.started_at, earliest_start=earliest, attempts=claim.attempts
-    )
+    result = await service.sync_one(claim)
     assert result.ok
     assert (await sync_row(service, gsrn))["due"]  # the wider window is still owed
     assert (await work(service)).outcomes == {"ok": 1}
@@ -464,27 +460,23 @@ async def test_a_stale_claim_is_refused_and_changes_nothing(
     await seed_never_synced(service, [gsrn])
     await work(service)
     await make_due(service, gsrn)
-    [(stale, earliest)] = await service.claim_due(limit=10, worker="w-dead")
+    [stale] = await service.claim_due(limit=10, worker="w-dead")
     # w-dead's claim times out (as if it hung); w-new takes the AP over
     await make_due(service, gsrn)
-    [(fresh, _)] = await service.claim_due(limit=10, worker="w-new")
+    [fresh] = await service.claim_due(limit=10, worker="w-new")
     assert fresh.gsrn == gsrn and fresh.started_at != stale.started_at
     hub.mutate(gsrn, "supplier_switch")
     before = await snapshot(service, gsrn)
     claim_state = await sync_row(service, gsrn)
 
-    late = await service.sync_one(
-        gsrn, started_at=stale.started_at, earliest_start=earliest, attempts=stale.attempts
-    )
+    late = await service.sync_one(stale)
     assert not late.ok and late.reason == "claim_lost"
     assert await snapshot(service, gsrn) == before
     after = await sync_row(service, gsrn)
     assert {**after, "db_now": None} == {**claim_state, "db_now": None}
     assert after["claimed_by"] == "w-new" and after["last_sync_start"] == fresh.started_at
 
-    done = await service.sync_one(
-        gsrn, started_at=fresh.started_at, earliest_start=earliest, attempts=fresh.attempts
-    )
+    done = await service.sync_one(fresh)
     assert done.ok
     await assert_matches_datahub(service, hub, gsrn)
     state = await sync_row(service, gsrn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 
@@ -61,10 +61,10 @@ class AccountingPointData:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClaimedSync:
-    """An accounting point a worker has claimed for syncing."""
+class Claim:
+    """One AP to sync: ``started_at`` is when its claim began (None: an unclaimed fetch)."""
 
-    accounting_point_id: int
     gsrn: str
-    started_at: datetime
-    attempts: int
+    started_at: datetime | None
+    earliest_start: date | None = None  # of its controllable units: the fetch window's start
+    attempts: int = 1

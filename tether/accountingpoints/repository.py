@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from tether.accountingpoints import reference
-from tether.accountingpoints.models import ClaimedSync
+from tether.accountingpoints.models import Claim
 from tether.core import db
 from tether.core.sql import load_queries
 
@@ -38,22 +38,19 @@ async def upsert_reference_data(conn: db.Connection) -> None:
 
 async def claim_due_syncs(
     conn: db.Connection, *, limit: int, dead_timeout: timedelta, worker: str
-) -> list[tuple[ClaimedSync, date | None]]:
-    """Claim due APs; return each with the earliest start date of its controllable units."""
+) -> list[Claim]:
+    """Claim due APs, each with the earliest start date of its controllable units."""
     rows = await db.fetch_all(
         conn,
         queries["claim_due_syncs"],
         {"limit": limit, "dead_timeout": dead_timeout, "worker": worker},
     )
     return [
-        (
-            ClaimedSync(
-                accounting_point_id=r["accounting_point_id"],
-                gsrn=r["gsrn"],
-                started_at=r["started_at"],
-                attempts=r["attempts"],
-            ),
-            r["earliest_start"],
+        Claim(
+            gsrn=r["gsrn"],
+            started_at=r["started_at"],
+            earliest_start=r["earliest_start"],
+            attempts=r["attempts"],
         )
         for r in rows
     ]

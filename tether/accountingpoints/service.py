@@ -22,7 +22,7 @@ from tether.accountingpoints.errors import (
     EndUserMismatch,
     InvalidGsrn,
 )
-from tether.accountingpoints.models import AccountingPointData
+from tether.accountingpoints.models import AccountingPointData, Claim
 from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
@@ -46,16 +46,6 @@ class SyncOutcome:
     ok: bool
     reason: str | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    """What a sync needs to know of its claim: ``started_at`` None means an unclaimed fetch."""
-
-    gsrn: str
-    started_at: datetime | None
-    earliest_start: date | None = None
-    attempts: int = 1
 
 
 def _internal_error(gsrn: str, exc: Exception) -> SyncOutcome:
@@ -96,19 +86,8 @@ class AccountingPointService:
         today = datetime.now(self.tz).date()
         return domain.local_midnight(earliest_start or today, self.tz)
 
-    async def sync_one(
-        self,
-        gsrn: str,
-        *,
-        started_at: datetime | None,
-        earliest_start: date | None,
-        attempts: int = 1,
-        actor: str = "sync",
-    ) -> SyncOutcome:
+    async def sync_one(self, claim: Claim, *, actor: str = "sync") -> SyncOutcome:
         """Fetch outside any transaction, then merge in one; a failure changes no stored data."""
-        claim = Claim(
-            gsrn=gsrn, started_at=started_at, earliest_start=earliest_start, attempts=attempts
-        )
         [outcome] = await self.sync_batch([claim], actor=actor)
         return outcome
 
@@ -278,7 +257,7 @@ class AccountingPointService:
                     actor=actor,
                 )
 
-    async def claim_due(self, *, limit: int, worker: str) -> list[tuple[Any, date | None]]:
+    async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
         async with db.transaction(self.pool) as conn:
             return await repository.claim_due_syncs(
                 conn,

@@ -14,12 +14,8 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tether.accountingpoints.service import (
-    AccountingPointService,
-    Claim,
-    SyncOutcome,
-    event_gsrn,
-)
+from tether.accountingpoints.models import Claim
+from tether.accountingpoints.service import AccountingPointService, SyncOutcome, event_gsrn
 from tether.core.events import CloudEvent, consume_nats
 
 logger = logging.getLogger(__name__)
@@ -76,17 +72,7 @@ async def run_worker(
                 await asyncio.wait_for(stop.wait(), settings.ap_poll_interval_s)
             continue
         stats.claimed += len(claimed)
-        outcomes = await sync(
-            [
-                Claim(
-                    gsrn=c.gsrn,
-                    started_at=c.started_at,
-                    earliest_start=earliest,
-                    attempts=c.attempts,
-                )
-                for c, earliest in claimed
-            ]
-        )
+        outcomes = await sync(claimed)
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
     logger.info(
         "worker %s stopped after %d claims",
