@@ -30,7 +30,7 @@ from tether.accountingpoints.models import (
 )
 from tether.core.http import RetryPolicy, UpstreamClient
 from tether.core.settings import Settings
-from tether.core.wire import WireModel, note_unknown_fields
+from tether.core.wire import WireModel, first_error, note_unknown_fields
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +75,8 @@ def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> Accounti
     try:
         wire = _AccountingPoint.model_validate(payload)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        # the message names the field, never the value: values may be person ids
         raise InvalidAccountingPointData(
-            f"adapter answer breaks the contract at {where}: {first['msg']}"
+            f"adapter answer breaks the contract at {first_error(exc)}"
         ) from exc
     unknown = note_unknown_fields(_SYSTEM, wire)
     data = AccountingPointData(

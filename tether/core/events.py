@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tether.core.errors import InvalidInput
 from tether.core.settings import Settings
+from tether.core.wire import first_error
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,7 @@ def parse_event(raw: bytes) -> CloudEvent:
     try:
         return CloudEvent.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidInput(f"not a CloudEvent: {where}: {first['msg']}") from exc
+        raise InvalidInput(f"not a CloudEvent: {first_error(exc)}") from exc
 
 
 async def ensure_stream(js: Any, stream: str, subject: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ class WireModel(BaseModel):
     """Base of every model of an external payload: extra fields allowed, values frozen."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+def first_error(exc: ValidationError) -> str:
+    """``<field path>: <what is wrong>`` of the first error, never the value (may be personal)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
 
 
 def unknown_fields(model: WireModel, prefix: str = "") -> list[str]:

@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tether.core.http import RetryPolicy, UpstreamClient
 from tether.core.settings import Settings
-from tether.core.wire import WireModel, note_unknown_fields
+from tether.core.wire import WireModel, first_error, note_unknown_fields
 from tether.elicensing.errors import InvalidElicensingPayload
 from tether.elicensing.models import (
     RemoteAdjustment,
@@ -147,10 +147,8 @@ def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
     try:
         wire = _Invoice.model_validate(payload)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
         raise InvalidElicensingPayload(
-            f"e-licensing invoice breaks the contract at {where}: {first['msg']}"
+            f"e-licensing invoice breaks the contract at {first_error(exc)}"
         ) from exc
     if wire.invoiceNumber != invoice_number:
         raise InvalidElicensingPayload(
