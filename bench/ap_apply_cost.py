@@ -17,42 +17,18 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from bench.common import postgres, scratch_database
 from tether.accountingpoints.client import parse_accounting_point, to_sync_payload
 from tether.accountingpoints.simulator import ChangeKind, Datahub
-from tether.core import migrations
 
 TZ = "Europe/Oslo"
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"bench_apply_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_dbname(server_url, name)
-    try:
-        migrations.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def payloads(hub: Datahub) -> list[tuple[str, dict[str, Any]]]:
@@ -110,39 +86,37 @@ def main() -> None:
     parser.add_argument("--server-url", help="PostgreSQL server (default: embedded)")
     args = parser.parse_args()
 
-    server_url = args.server_url
-    if server_url is None:
-        import tempfile
-
-        import pgserver
-
-        server = pgserver.get_server(tempfile.mkdtemp(prefix="tether-bench-"), cleanup_mode="stop")
-        server_url = server.get_uri()
-    with psycopg.connect(server_url) as probe:
-        version = probe.info.server_version
     hub = Datahub.generate(args.aps, tz=TZ)
     first = payloads(hub)
     for gsrn in hub.gsrns[::10]:
         hub.mutate(gsrn, ChangeKind.SUPPLIER_SWITCH)
     second = payloads(hub)
 
-    print(f"# {datetime.now():%Y-%m-%d}, PostgreSQL {version}, {platform.python_version()}")
-    print("| mode | round | APs | seconds | ms per AP | APs/s |")
-    print("|---|---|---:|---:|---:|---:|")
-    for label, size in (
-        ("one AP per transaction", 1),
-        ("batch of 100", 100),
-        ("batch of 500", 500),
-    ):
-        with fresh_database(server_url) as url, psycopg.connect(url) as conn:
-            seed(conn)
-            for round_name, items in (("first sync", first), ("re-sync", second)):
-                took = apply_each(conn, items) if size == 1 else apply_batches(conn, items, size)
-                n = len(items)
-                print(
-                    f"| {label} | {round_name} | {n} | {took:.2f} | "
-                    f"{1000 * took / n:.3f} | {n / took:.0f} |"
-                )
+    with postgres(args.server_url) as server_url:
+        with psycopg.connect(server_url) as probe:
+            version = probe.info.server_version
+        print(f"# {datetime.now():%Y-%m-%d}, PostgreSQL {version}, {platform.python_version()}")
+        print("| mode | round | APs | seconds | ms per AP | APs/s |")
+        print("|---|---|---:|---:|---:|---:|")
+        for label, size in (
+            ("one AP per transaction", 1),
+            ("batch of 100", 100),
+            ("batch of 500", 500),
+        ):
+            with (
+                scratch_database(server_url, "bench_apply", migrate=True) as url,
+                psycopg.connect(url) as conn,
+            ):
+                seed(conn)
+                for round_name, items in (("first sync", first), ("re-sync", second)):
+                    took = (
+                        apply_each(conn, items) if size == 1 else apply_batches(conn, items, size)
+                    )
+                    n = len(items)
+                    print(
+                        f"| {label} | {round_name} | {n} | {took:.2f} | "
+                        f"{1000 * took / n:.3f} | {n / took:.0f} |"
+                    )
 
 
 if __name__ == "__main__":

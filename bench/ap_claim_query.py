@@ -25,34 +25,18 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.common import percentile, postgres, scratch_database, write_section
 from tether.accountingpoints.repository import queries
-from tether.core import migrations
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Accounting point claim query"
 LIMIT = 100
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def seed(url: str, rows: int) -> float:
@@ -144,20 +128,17 @@ def measure(url: str, claims: int) -> tuple[list[float], int]:
 def _row(case: str, samples: list[float], got: int) -> str:
     return (
         f"| {case} | {len(samples)} | {got} | {statistics.median(samples):.2f} "
-        f"| {_pct(samples, 0.95):.2f} | {_pct(samples, 0.99):.2f} | {max(samples):.2f} |"
+        f"| {percentile(samples, 0.95):.2f} | {percentile(samples, 0.99):.2f} "
+        f"| {max(samples):.2f} |"
     )
 
 
 def bench(server_url: str, rows: int, claims: int) -> tuple[list[str], list[str], str]:
-    name = f"bench_claim_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(server_url) as conn:
         version = str(conn.info.server_version)
-    url = _with_dbname(server_url, name)
     table: list[str] = []
     plans: list[str] = []
-    try:
-        migrations.upgrade(url)
+    with scratch_database(server_url, "bench_claim", migrate=True) as url:
         took = seed(url, rows)
         print(f"seeded {rows} rows in {took:.1f} s", flush=True)
         for case in ("fresh mix", "steady state"):
@@ -170,9 +151,6 @@ def bench(server_url: str, rows: int, claims: int) -> tuple[list[str], list[str]
             plans.append(f"{case}:\n\n```\n{plan}\n```")
             print(table[-1], flush=True)
             print(plan, flush=True)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return table, plans, version
 
 
@@ -183,19 +161,12 @@ def main() -> None:
     parser.add_argument("--server-url", default=None, help="a PostgreSQL server (else embedded)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     opts = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        if opts.server_url:
-            table, plans, version = bench(opts.server_url, opts.rows, opts.claims)
-            server_desc = f"PostgreSQL {version[:2]} server (`--server-url`)"
-        else:
-            import pgserver
-
-            server = pgserver.get_server(str(Path(tmp) / "pg"), cleanup_mode="stop")
-            try:
-                table, plans, version = bench(server.get_uri(), opts.rows, opts.claims)
-            finally:
-                server.cleanup()
-            server_desc = f"embedded PostgreSQL {version[:2]} (pgserver)"
+    with postgres(opts.server_url) as server_url:
+        table, plans, version = bench(server_url, opts.rows, opts.claims)
+    if opts.server_url:
+        server_desc = f"PostgreSQL {version[:2]} server (`--server-url`)"
+    else:
+        server_desc = f"embedded PostgreSQL {version[:2]} (pgserver)"
     command = ("uv run python -m bench.ap_claim_query " + " ".join(sys.argv[1:])).strip()
     section = "\n".join(
         [
@@ -218,14 +189,7 @@ def main() -> None:
     )
     print(section)
     if not opts.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if HEADING in text:
-            start = text.index(HEADING)
-            nxt = text.find("\n## ", start + len(HEADING))
-            text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
+        write_section(HEADING, section)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -39,12 +38,10 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.common import postgres, scratch_database, write_section
 from tether.accountingpoints.domain import make_gsrn
-from tether.core import migrations
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Accounting point sync throughput"
 TOKEN = "bench-adapter-token"
 RUN_TIMEOUT_S = 300.0
@@ -68,12 +65,6 @@ class Run:
     @property
     def per_s(self) -> float:
         return self.synced / self.wall_s if self.wall_s else 0.0
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)  # type: ignore[arg-type]
 
 
 def _free_port() -> int:
@@ -137,18 +128,6 @@ def simulator(count: int, latency_ms: int, log: Path) -> Iterator[str]:
         _stop(proc)
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str, template: str) -> Iterator[str]:
-    name = f"bench_ap_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield _with_dbname(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def seed(url: str, count: int) -> None:
     """``count`` APs (the simulator's GSRNs) with one CU each; the trigger adds the sync rows."""
     gsrns = [make_gsrn("70705750", n) for n in range(1, count + 1)]
@@ -188,7 +167,7 @@ def _worker_pids(parent: psutil.Process) -> list[int]:
 
 def run_once(
     server_url: str,
-    template: str,
+    template_url: str,
     adapter_url: str,
     *,
     aps: int,
@@ -199,7 +178,7 @@ def run_once(
     log: Path,
     worker_env: list[str],
 ) -> Run:
-    with fresh_database(server_url, template) as url:
+    with scratch_database(server_url, "bench_ap", template_url=template_url) as url:
         seed(url, aps)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
@@ -279,18 +258,6 @@ def _table(runs: list[Run]) -> list[str]:
 _MERGE = {"each": "tx per AP", "batch": "tx per batch"}
 
 
-def _write(section: str) -> None:
-    """Replace our section of RESULTS.md (or add it); other sections stay as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aps", type=int, default=None, help="APs per run (default 5000)")
@@ -328,20 +295,17 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
             for m in (opts.modes or ("100/batch" if opts.quick else DEFAULT_MODES)).split(",")
         )
     ]
-    template = f"bench_ap_tpl_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{template}"')
+    with psycopg.connect(server_url) as conn:
         print("PostgreSQL", conn.info.server_version, flush=True)
     runs: list[Run] = []
-    try:
-        migrations.upgrade(_with_dbname(server_url, template))
+    with scratch_database(server_url, "bench_ap_tpl", migrate=True) as template_url:
         for latency in _ints(opts.latencies):
             with simulator(aps, latency, log) as adapter_url:
                 for batch, apply in modes:
                     for workers in _ints(opts.workers):
                         run = run_once(
                             server_url,
-                            template,
+                            template_url,
                             adapter_url,
                             aps=aps,
                             latency_ms=latency,
@@ -353,9 +317,6 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
                         )
                         print(_table([run])[-1], flush=True)
                         runs.append(run)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
     return runs
 
 
@@ -363,18 +324,13 @@ def main() -> None:
     opts = _parse()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "processes.log"
-        if opts.server_url:
-            server_desc = "PostgreSQL server at --server-url"
-            runs = bench(opts.server_url, opts, log)
-        else:
-            import pgserver
-
-            server = pgserver.get_server(str(Path(tmp) / "pg"), cleanup_mode="stop")
-            server_desc = "embedded PostgreSQL (pgserver)"
-            try:
-                runs = bench(server.get_uri(), opts, log)
-            finally:
-                server.cleanup()
+        with postgres(opts.server_url) as server_url:
+            runs = bench(server_url, opts, log)
+        server_desc = (
+            "PostgreSQL server at --server-url"
+            if opts.server_url
+            else "embedded PostgreSQL (pgserver)"
+        )
         errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln]
     command = "uv run python -m bench.ap_sync_throughput " + " ".join(sys.argv[1:])
     section = "\n".join(
@@ -394,7 +350,7 @@ def main() -> None:
     for line in errors[:10]:
         print("worker/simulator log:", line)
     if not opts.no_write:
-        _write(section)
+        write_section(HEADING, section)
 
 
 if __name__ == "__main__":

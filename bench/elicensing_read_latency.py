@@ -4,22 +4,18 @@ Three cases, each measured over many reads of one invoice through ``ElicensingSe
 a fresh hit (inside the freshness window: no upstream call), a forced refresh with the simulator
 answering after 50 ms, and e-licensing down with the circuit open (answered from the local copy).
 
-Run: ``uv run python -m bench.elicensing_read_latency``. Results are appended to bench/RESULTS.md.
+Run: ``uv run python -m bench.elicensing_read_latency``; it rewrites its section of RESULTS.md.
 """
 
 from __future__ import annotations
 
 import platform
 import statistics
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from tether.core import loop, migrations
+from bench.common import percentile, postgres, scratch_database, write_section
+from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.settings import Settings
 from tether.elicensing.demo import seed_ledger
@@ -27,14 +23,8 @@ from tether.elicensing.models import StaleReason
 from tether.elicensing.service import ElicensingService, build
 from tether.elicensing.simulator import make_simulator
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## E-licensing read latency"
 CALL = "GET /client/{id}/invoice"
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _measure(service: ElicensingService, version: int, n: int, force: bool) -> list[float]:
@@ -85,7 +75,7 @@ async def _run(url: str) -> list[tuple[str, int, float, float, str]]:
 
 
 def _stats(samples: list[float]) -> tuple[float, float]:
-    return statistics.median(samples), _pct(samples, 0.99)
+    return statistics.median(samples), percentile(samples, 0.99)
 
 
 def _report(rows: list[tuple[str, int, float, float, str]]) -> str:
@@ -108,37 +98,15 @@ def _report(rows: list[tuple[str, int, float, float, str]]) -> str:
     return "\n".join(lines)
 
 
-def _write(section: str) -> None:
-    """Replace our section of RESULTS.md (or add it); other sections stay as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 def main() -> None:
-    import pgserver
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = pgserver.get_server(str(Path(tmp) / "pg"), cleanup_mode="stop")
-        try:
-            base = server.get_uri()
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute('CREATE DATABASE "bench_elicensing"')
-            params = conninfo_to_dict(base)
-            params["dbname"] = "bench_elicensing"
-            url = make_conninfo(**params)  # type: ignore[arg-type]
-            migrations.upgrade(url)
-            rows = loop.run(_run(url))  # the loop the service runs on in production
-        finally:
-            server.cleanup()
+    with (
+        postgres(None) as server_url,
+        scratch_database(server_url, "bench_elicensing", migrate=True) as url,
+    ):
+        rows = loop.run(_run(url))  # the loop the service runs on in production
     section = _report(rows)
     print(section)
-    _write(section)
+    write_section(HEADING, section)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import uvicorn
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.progress import Progress
 
@@ -61,9 +60,7 @@ def recreate_demo_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = DEMO_DB
-    url = make_conninfo(**params)  # type: ignore[arg-type]
+    url = db.with_dbname(server_url, DEMO_DB)
     migrations.upgrade(url)
     return url
 

@@ -41,6 +41,13 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return uri
 
 
+def with_dbname(url: str, dbname: str) -> str:
+    """``url`` with its database replaced by ``dbname`` (same server, user and options)."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+
+
 @contextmanager
 def connect_errors_explained(url: str) -> Iterator[None]:
     """A database that cannot be reached becomes a ``ConfigurationError`` saying what to do."""
