@@ -43,17 +43,11 @@ async def single_flight(
     treat the work as not done. Callers re-read the shared result after a ``False``.
     """
     key = lock_key(name)
-    async with pool.connection() as conn:
-        row = await db.fetch_one(conn, queries["try_lock"], {"key": key})
-        await conn.commit()  # the lock is session-level: end the transaction, keep the lock
-        if row["acquired"]:
-            try:
-                yield True
-            finally:
-                await db.fetch_one(conn, queries["unlock"], {"key": key})
-                await conn.commit()
+    async with _try_hold(pool, key) as leader:
+        if leader:
+            yield True
             return
-    await _wait_until_free(pool, key, wait_s=wait_s, poll_s=poll_s)
+    await _wait_until_free(pool, key, _Pauses(wait_s, poll_s))
     yield False
 
 
@@ -67,35 +61,52 @@ async def exclusive(
     connection is pinned while waiting); then raises ``Busy``.
     """
     key = lock_key(name)
-    deadline = time.monotonic() + wait_s
-    delay = poll_s
+    pauses = _Pauses(wait_s, poll_s)
     while True:
-        async with pool.connection() as conn:
-            row = await db.fetch_one(conn, queries["try_lock"], {"key": key})
-            await conn.commit()
-            if row["acquired"]:
-                try:
-                    yield
-                finally:
-                    await db.fetch_one(conn, queries["unlock"], {"key": key})
-                    await conn.commit()
+        async with _try_hold(pool, key) as held:
+            if held:
+                yield
                 return
-        if time.monotonic() >= deadline:
+        if not await pauses.next():
             raise Busy(f"{name} is held by another request; try again")
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
 
 
-async def _wait_until_free(
-    pool: AsyncConnectionPool[Any], key: int, *, wait_s: float, poll_s: float
-) -> None:
-    deadline = time.monotonic() + wait_s
-    delay = poll_s
-    while time.monotonic() < deadline:
-        await asyncio.sleep(delay)
+@asynccontextmanager
+async def _try_hold(pool: AsyncConnectionPool[Any], key: int) -> AsyncIterator[bool]:
+    """Take the lock if it is free and give it back on exit; yields whether it was taken."""
+    async with pool.connection() as conn:
+        row = await db.fetch_one(conn, queries["try_lock"], {"key": key})
+        await conn.commit()  # the lock is session-level: end the transaction, keep the lock
+        if not row["acquired"]:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await db.fetch_one(conn, queries["unlock"], {"key": key})
+            await conn.commit()
+
+
+class _Pauses:
+    """Growing pauses between polls (``poll_s``, x1.5, at most 0.1 s) until ``wait_s`` is up."""
+
+    def __init__(self, wait_s: float, poll_s: float) -> None:
+        self.deadline = time.monotonic() + wait_s
+        self.delay = poll_s
+
+    async def next(self) -> bool:
+        """Sleep the next pause; ``False`` at once when the time is up."""
+        if time.monotonic() >= self.deadline:
+            return False
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 1.5, 0.1)
+        return True
+
+
+async def _wait_until_free(pool: AsyncConnectionPool[Any], key: int, pauses: _Pauses) -> None:
+    while await pauses.next():
         async with pool.connection() as conn:
             row = await db.fetch_one(conn, queries["probe_lock"], {"key": key})
             await conn.commit()
         if row["free"]:
             return
-        delay = min(delay * 1.5, 0.1)
