@@ -8,29 +8,20 @@ itself, and the worker's two apply modes end in the same state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from datetime import date
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from tether.accountingpoints.models import Claim
-from tether.accountingpoints.service import AccountingPointService, build
+from tether.accountingpoints.service import AccountingPointService
 from tether.accountingpoints.simulator import ChangeKind, Datahub, start_simulator
 from tether.accountingpoints.tasks import run_worker
-from tether.core import db
-from tether.core.bootstrap import open_runtime
-from tether.core.settings import Settings
-from tether.core.simulator import SimulatorServer
 
-TOKEN = "batch-test-token"
-EARLY = date(2000, 1, 1)
+from .conftest import TOKEN, Sim, seed_never_synced, sql
+
 COUNT = 40
-TIMELINES = ("end_user", "energy_supplier", "metering_grid_area", "energy_direction")
-
-Sim = tuple[SimulatorServer, Datahub]
 
 
 @pytest.fixture
@@ -41,39 +32,8 @@ def sim() -> Iterator[Sim]:
 
 
 @pytest.fixture
-async def service(db_url: str, sim: Sim, tmp_path: Path) -> AsyncIterator[AccountingPointService]:
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path / "data",
-        adapter_url=sim[0].url,
-        adapter_token=TOKEN,
-        adapter_timeout_s=2.0,
-        adapter_retries=0,
-        db_pool_max=6,
-    )
-    async with (
-        open_runtime(settings, upgrade=False, database_url=db_url) as runtime,
-        build(runtime) as svc,
-    ):
-        yield svc
-
-
-async def sql(service: AccountingPointService, query: Any, *params: Any) -> list[dict[str, Any]]:
-    async with db.transaction(service.pool) as conn:
-        cur = await conn.execute(query, params or None)
-        return await cur.fetchall() if cur.description else []
-
-
-async def seed(service: AccountingPointService, gsrns: list[str]) -> None:
-    """APs with a controllable unit each, never synced: due at once."""
-    await sql(service, "INSERT INTO ap.accounting_point (gsrn) SELECT unnest(%s::text[])", gsrns)
-    await sql(
-        service,
-        "INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date) "
-        "SELECT 'cu ' || a.gsrn, a.id, %s FROM ap.accounting_point a WHERE a.gsrn = ANY(%s)",
-        EARLY,
-        gsrns,
-    )
+def settings_overrides() -> dict[str, Any]:
+    return {"adapter_timeout_s": 2.0}  # 40 fetches at once: no time-outs wanted here
 
 
 async def claims(service: AccountingPointService, worker: str) -> list[Claim]:
@@ -120,7 +80,7 @@ async def test_a_batch_stores_exactly_what_one_by_one_syncs_store(
         record = hub.record(a)
         assert record is not None
         hub.put(b, {**record, "gsrn": b})
-    await seed(service, hub.gsrns)
+    await seed_never_synced(service, hub.gsrns)
 
     for round_ in range(2):
         if round_:
@@ -153,7 +113,7 @@ async def test_one_bad_answer_in_a_batch_fails_only_its_own_accounting_point(
 ) -> None:
     _, hub = sim
     chosen = hub.gsrns[:6]
-    await seed(service, chosen)
+    await seed_never_synced(service, chosen)
     first = await service.sync_batch(await claims(service, "w"))
     assert all(o.ok for o in first)
     before = await stored(service, chosen)
@@ -204,7 +164,7 @@ async def test_a_batch_the_database_refuses_is_merged_one_by_one(
     """One AP locked by someone else times the batch out; the fallback saves the others."""
     _, hub = sim
     chosen = hub.gsrns[:5]
-    await seed(service, chosen)
+    await seed_never_synced(service, chosen)
     batch = await claims(service, "w")
     locked = chosen[0]
 
@@ -233,7 +193,7 @@ async def test_both_worker_apply_modes_sync_everything_once(
     service: AccountingPointService, sim: Sim, batch_apply: bool
 ) -> None:
     server, hub = sim
-    await seed(service, hub.gsrns)
+    await seed_never_synced(service, hub.gsrns)
     stats = await run_worker(
         service, stop=asyncio.Event(), once=True, batch=15, batch_apply=batch_apply
     )

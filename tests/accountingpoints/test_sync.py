@@ -4,30 +4,22 @@ real service and worker loop. Nothing of tether is mocked."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tether.accountingpoints.service import AccountingPointService, build
+from tether.accountingpoints.service import AccountingPointService
 from tether.accountingpoints.simulator import Datahub, DatahubFault, start_simulator
 from tether.accountingpoints.tasks import run_worker
-from tether.core import db
-from tether.core.bootstrap import open_runtime
-from tether.core.settings import Settings
-from tether.core.simulator import SimulatorServer
+
+from .conftest import EARLY, RETRY_BASE_S, TOKEN, Sim, seed_never_synced, sql
 
 OSLO = ZoneInfo("Europe/Oslo")
-TOKEN = "sync-test-token"
-EARLY = date(2000, 1, 1)  # a CU start date before every generated AP: the whole record is fetched
-RETRY_BASE_S = 60.0
 TIMELINES = ("end_user", "energy_supplier", "metering_grid_area", "energy_direction")
 TABLES = tuple(f"accounting_point_{kind}" for kind in TIMELINES)
-
-Sim = tuple[SimulatorServer, Datahub]
 
 
 @pytest.fixture
@@ -38,39 +30,7 @@ def sim() -> Iterator[Sim]:
     server.stop()
 
 
-def make_settings(db_url: str, server: SimulatorServer, tmp_path: Path, **kw: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": db_url,
-        "data_dir": tmp_path / "data",
-        "adapter_url": server.url,
-        "adapter_token": TOKEN,
-        "adapter_timeout_s": 0.5,
-        "adapter_retries": 0,
-        "ap_retry_base_s": RETRY_BASE_S,
-        "ap_dead_sync_timeout_s": 600,
-        "db_pool_max": 6,
-    }
-    values.update(kw)
-    return Settings(**values)
-
-
-@pytest.fixture
-async def service(db_url: str, sim: Sim, tmp_path: Path) -> AsyncIterator[AccountingPointService]:
-    settings = make_settings(db_url, sim[0], tmp_path)
-    async with (
-        open_runtime(settings, upgrade=False, database_url=db_url) as runtime,
-        build(runtime) as svc,
-    ):
-        yield svc
-
-
 # --- helpers ------------------------------------------------------------------------------------
-
-
-async def sql(service: AccountingPointService, query: Any, *params: Any) -> list[dict[str, Any]]:
-    async with db.transaction(service.pool) as conn:
-        cur = await conn.execute(query, params or None)
-        return await cur.fetchall() if cur.description else []
 
 
 async def sync_row(service: AccountingPointService, gsrn: str) -> dict[str, Any]:
@@ -94,20 +54,6 @@ async def make_due(service: AccountingPointService, gsrn: str) -> None:
         "UPDATE ap.accounting_point_sync s SET next_sync_at = now() FROM ap.accounting_point a "
         "WHERE a.id = s.accounting_point_id AND a.gsrn = %s",
         gsrn,
-    )
-
-
-async def seed_never_synced(
-    service: AccountingPointService, gsrns: list[str], start: date | None = EARLY
-) -> None:
-    """APs with a CU each, straight into the tables: never synced, due at once."""
-    await sql(service, "INSERT INTO ap.accounting_point (gsrn) SELECT unnest(%s::text[])", gsrns)
-    await sql(
-        service,
-        "INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date) "
-        "SELECT 'cu ' || a.gsrn, a.id, %s FROM ap.accounting_point a WHERE a.gsrn = ANY(%s)",
-        start,
-        gsrns,
     )
 
 

@@ -1,0 +1,79 @@
+"""What the accounting point sync tests share: settings against a simulator, the service built on
+them, and direct SQL for arranging and inspecting state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether.accountingpoints.service import AccountingPointService, build
+from tether.accountingpoints.simulator import Datahub
+from tether.core import db
+from tether.core.bootstrap import open_runtime
+from tether.core.settings import Settings
+from tether.core.simulator import SimulatorServer
+
+TOKEN = "ap-test-token"
+EARLY = date(2000, 1, 1)  # a CU start date before every generated AP: the whole record is fetched
+RETRY_BASE_S = 60.0
+
+Sim = tuple[SimulatorServer, Datahub]
+
+
+def make_settings(db_url: str, server: SimulatorServer, tmp_path: Path, **kw: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "data_dir": tmp_path / "data",
+        "adapter_url": server.url,
+        "adapter_token": TOKEN,
+        "adapter_timeout_s": 0.5,
+        "adapter_retries": 0,
+        "ap_retry_base_s": RETRY_BASE_S,
+        "ap_dead_sync_timeout_s": 600,
+        "db_pool_max": 6,
+    }
+    values.update(kw)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """What a test module changes in ``make_settings`` for its ``service``."""
+    return {}
+
+
+@pytest.fixture
+async def service(
+    db_url: str, sim: Sim, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[AccountingPointService]:
+    """The service of one process against the module's ``sim`` and a fresh database."""
+    settings = make_settings(db_url, sim[0], tmp_path, **settings_overrides)
+    async with (
+        open_runtime(settings, upgrade=False, database_url=db_url) as runtime,
+        build(runtime) as svc,
+    ):
+        yield svc
+
+
+async def sql(service: AccountingPointService, query: Any, *params: Any) -> list[dict[str, Any]]:
+    async with db.transaction(service.pool) as conn:
+        cur = await conn.execute(query, params or None)
+        return await cur.fetchall() if cur.description else []
+
+
+async def seed_never_synced(
+    service: AccountingPointService, gsrns: list[str], start: date | None = EARLY
+) -> None:
+    """APs with a CU each, straight into the tables: never synced, due at once."""
+    await sql(service, "INSERT INTO ap.accounting_point (gsrn) SELECT unnest(%s::text[])", gsrns)
+    await sql(
+        service,
+        "INSERT INTO ap.controllable_unit (name, accounting_point_id, start_date) "
+        "SELECT 'cu ' || a.gsrn, a.id, %s FROM ap.accounting_point a WHERE a.gsrn = ANY(%s)",
+        start,
+        gsrns,
+    )
