@@ -86,9 +86,11 @@ class AccountingPointService:
         today = datetime.now(self.tz).date()
         return domain.local_midnight(earliest_start or today, self.tz)
 
-    async def sync_one(self, claim: Claim, *, actor: str = "sync") -> SyncOutcome:
+    async def sync_one(
+        self, claim: Claim, *, actor: str = "sync", gate: asyncio.Semaphore | None = None
+    ) -> SyncOutcome:
         """Fetch outside any transaction, then merge in one; a failure changes no stored data."""
-        [outcome] = await self.sync_batch([claim], actor=actor)
+        [outcome] = await self.sync_batch([claim], actor=actor, gate=gate)
         return outcome
 
     async def sync_batch(

@@ -57,10 +57,9 @@ async def run_worker(
     async def sync(claims: list[Claim]) -> list[SyncOutcome]:
         if together:
             return await service.sync_batch(claims, actor=actor, gate=gate)
-        singles = await asyncio.gather(
-            *(service.sync_batch([c], actor=actor, gate=gate) for c in claims)
+        return list(
+            await asyncio.gather(*(service.sync_one(c, actor=actor, gate=gate) for c in claims))
         )
-        return [one for [one] in singles]
 
     logger.info("worker %s started", worker, extra={"action": "worker_started"})
     while not stop.is_set():
