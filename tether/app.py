@@ -11,6 +11,7 @@ from tether import __version__
 from tether.capabilities import CAPABILITIES
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
+from tether.core.security import install_security
 from tether.core.settings import Settings
 
 
@@ -21,7 +22,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
-                open_runtime(settings, database_url=database_url)
+                open_runtime(settings, upgrade=settings.migrate, database_url=database_url)
             )
             app.state.runtime = runtime
             for capability in CAPABILITIES:
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_security(app, settings)
     app.include_router(core_router())
     for capability in CAPABILITIES:
         app.include_router(capability.router)

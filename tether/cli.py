@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tether.core import db, loop, migrations
+from tether.core import db, exposure, keys_cli, loop, migrations, roles
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
@@ -33,6 +33,14 @@ simulate_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(keys_cli.app, name="keys")
+db_app.command("grant")(roles.grant_command)
+NoMigrate = Annotated[
+    bool,
+    typer.Option(
+        "--no-migrate", help="Do not apply migrations (run as a data-only role) [TETHER_MIGRATE]."
+    ),
+]
 
 
 def settings_from_env() -> Settings:
@@ -73,19 +81,28 @@ def db_url() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [TETHER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [TETHER_PORT].")] = None,
+    no_migrate: NoMigrate = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first."""
+    """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first.
+
+    Refuses a non-loopback address while a secret is unset or a development value.
+    """
     import uvicorn
 
     from tether.app import create_app
+    from tether.core.limits import server_options
 
     settings = settings_from_env()
+    if no_migrate:
+        settings = settings.model_copy(update={"migrate": False})
+    exposure.refuse_unsafe(settings, bind_host=host or settings.host)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        access_log=True,
+        **server_options(settings),
     )
 
 
@@ -113,6 +130,7 @@ def worker(
     events: Annotated[
         bool, typer.Option(help="Also consume thin events from NATS (TETHER_NATS_URL).")
     ] = False,
+    no_migrate: NoMigrate = False,
 ) -> None:
     """Sync due accounting points: claim in batches with SKIP LOCKED, fetch, merge, repeat.
 
@@ -123,8 +141,10 @@ def worker(
     from tether.worker import WorkerOptions, run_processes
 
     settings = settings_from_env()
+    exposure.refuse_unsafe(settings, skip=("events_token", "session_secret"))
     url = db.resolve_database_url(settings)
-    migrations.upgrade(url)
+    if settings.migrate and not no_migrate:
+        migrations.upgrade(url)
     options = WorkerOptions(
         once=once, batch=batch, batch_apply=batch_apply, concurrency=concurrency, events=events
     )

@@ -30,7 +30,12 @@ async def open_runtime(
     url = database_url or db.resolve_database_url(settings)
     if upgrade:
         migrations.upgrade(url)
-    pool = db.make_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    pool = db.make_pool(
+        url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout_s,
+    )
     await pool.open(wait=True, timeout=30)
     try:
         yield Runtime(settings=settings, database_url=url, pool=pool)
