@@ -95,13 +95,18 @@ def malformed(scope: Scope) -> str | None:
 class InputGuard:
     """Refuses malformed requests (400) and oversized bodies (413) before the app reads them."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int) -> None:
         self.app = app
         self.limit = max_body_bytes
+        self.header_limit = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        # h11 bounds only a head that arrives in pieces; this bounds one that came whole
+        if sum(len(n) + len(v) + 4 for n, v in scope["headers"]) > self.header_limit:
+            await _answer(send, 431, f"request headers larger than {self.header_limit} bytes")
             return
         problem = malformed(scope)
         if problem is not None:
@@ -171,7 +176,11 @@ def install_limits(app: FastAPI, settings: Settings) -> None:
         detail = "a value cannot be stored: " + excerpt(str(exc).splitlines()[0], 120)
         return JSONResponse(error_body(422, detail), status_code=422)
 
-    app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        InputGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -26,6 +26,7 @@ ERROR_STATUSES = {
     "404": "No such object",
     "413": "Request body too large",
     "422": "Invalid input",
+    "431": "Request headers too large",
     "503": "The database or an upstream system is unavailable",
 }
 PUBLIC_PATHS = frozenset(
