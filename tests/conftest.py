@@ -191,8 +191,8 @@ def start_api(db_url: str, auth_headers: dict[str, str]) -> Iterator[StartApi]:
     servers: list[ApiServer] = []
     clients: list[httpx.Client] = []
 
-    def start(settings: Settings, **options: Any) -> httpx.Client:
-        server = ApiServer(settings, db_url, **options).start()
+    def start(settings: Settings, database_url: str | None = None, **options: Any) -> httpx.Client:
+        server = ApiServer(settings, database_url or db_url, **options).start()
         servers.append(server)
         client = httpx.Client(base_url=server.url, timeout=10, headers=auth_headers)
         clients.append(client)
