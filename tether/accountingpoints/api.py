@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.auth import require
@@ -28,6 +28,27 @@ Service = Annotated[AccountingPointService, Depends(_service)]
 
 
 class LookupIn(BaseModel):
+    # the document says what the validator enforces: exactly one of the two is given
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["accounting_point"],
+                    "properties": {
+                        "accounting_point": {"type": "string"},
+                        "controllable_unit": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["controllable_unit"],
+                    "properties": {
+                        "controllable_unit": {"type": "string"},
+                        "accounting_point": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
     end_user: str = Field(pattern=r"^[1-9][0-9]{8}$|^[0-9]{11}$", description="Org or person id.")
     accounting_point: str | None = Field(default=None, description="GSRN of the AP.")
     controllable_unit: UUID | None = Field(default=None, description="Business id of a CU.")
