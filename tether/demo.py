@@ -23,7 +23,7 @@ from tether.accountingpoints import service as ap_service
 from tether.accountingpoints.simulator import start_simulator as start_datahub
 from tether.accountingpoints.tasks import run_worker
 from tether.app import create_app
-from tether.core import db, migrations
+from tether.core import db, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.settings import Settings
 from tether.elicensing import demo as elicensing_demo
@@ -68,7 +68,9 @@ def recreate_demo_database(server_url: str) -> str:
 async def run_demo(settings: Settings, options: DemoOptions, console: Console) -> None:
     """Start everything, seed it, print what to try, and serve until Ctrl-C or the duration."""
     console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
+    settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
     url = recreate_demo_database(db.resolve_database_url(settings))
+    _, admin_key = keys.create(url, "demo admin", ["admin"])
     port = port_or_any(options.port) or free_port()
     api = f"http://127.0.0.1:{port}"
     datahub_server, datahub = start_datahub(
@@ -82,7 +84,9 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
         tz=settings.timezone,
     )
     elicensing_server = elicensing_demo.start_simulator(
-        port=port_or_any(7002), control_port=port_or_any(7102)
+        port=port_or_any(7002),
+        control_port=port_or_any(7102),
+        token=settings.elicensing_token.get_secret_value(),
     )
     settings = settings.model_copy(
         update={
@@ -120,11 +124,13 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
                 await asyncio.sleep(0.05)
             end_user = _current_end_user(datahub.record(gsrns[0]) or {})
-            guide = _guide(api, datahub_server.control_url, gsrns, end_user, settings)
+            guide = _guide(api, datahub_server.control_url, gsrns, end_user, settings, admin_key)
             console.rule("[bold green]tether demo is running")
             for line in [*guide, *elicensing_lines, "", "Ctrl-C stops everything."]:
                 console.print(
-                    re.sub(r" (/(api/v1/)?compliance)", rf" {api}\1", line),
+                    _with_key(
+                        re.sub(r" (/(api/v1/)?compliance)", rf" {api}\1", line), api, admin_key
+                    ),
                     soft_wrap=True,
                     highlight=False,
                     markup=False,
@@ -143,6 +149,14 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
     finally:
         datahub_server.stop()
         elicensing_server.stop()
+
+
+def _with_key(line: str, api: str, key: str) -> str:
+    """A curl line calling tether without a credential gets the admin key's header."""
+    calls_tether = f"curl {api}" in line or f"curl -X POST {api}" in line
+    if calls_tether and "authorization" not in line:
+        return line.replace("curl ", f"curl -H 'authorization: Bearer {key}' ", 1)
+    return line
 
 
 async def _register_units(
@@ -174,12 +188,16 @@ def _guide(
     gsrns: list[str],
     end_user: str,
     settings: Settings,
+    admin_key: str,
 ) -> list[str]:
     gsrn = gsrns[0]
     token = settings.events_token.get_secret_value()
     return [
-        f"API docs        {api}/docs",
-        f"Metrics         {api}/metrics",
+        f"API docs        {api}/docs  (Authorize with the admin key)",
+        f"Admin API key   {admin_key}  (pages: sign in at {api}/login)",
+        f"Events token    {token}  (random for this run, as are the adapter and e-licensing"
+        " tokens and the session secret)",
+        f"Metrics         curl {api}/metrics",
         f"Datahub sim     {settings.adapter_url}  (control {control})",
         f"E-licensing sim {settings.elicensing_url}",
         "",

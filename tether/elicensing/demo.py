@@ -11,9 +11,11 @@ from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulato
 FIRST_REPORT_VERSION = 101
 
 
-def start_simulator(port: int = 0, control_port: int = 0) -> SimulatorServer:
+def start_simulator(
+    port: int = 0, control_port: int = 0, token: str = "dev-elicensing-token"
+) -> SimulatorServer:
     """A seeded e-licensing simulator, serving on a background thread."""
-    return make_simulator(port=port, control_port=control_port).start_in_thread()
+    return make_simulator(port=port, control_port=control_port, token=token).start_in_thread()
 
 
 async def seed(runtime: Runtime, simulator: SimulatorServer) -> list[str]:
@@ -26,7 +28,7 @@ async def seed(runtime: Runtime, simulator: SimulatorServer) -> list[str]:
     return [
         f"E-licensing: obligation page at /compliance-report-versions/{first}/obligation "
         f"(report versions {versions[0]}..{versions[-1]})",
-        f"  JSON: /api/v1/compliance-report-versions/{first}/obligation-summary",
+        f"  JSON: curl /api/v1/compliance-report-versions/{first}/obligation-summary",
         f"  take e-licensing down: curl -X PUT {control}/faults -H 'content-type: "
         'application/json\' -d \'{"mode":"down"}\'  then reload the page with ?force=true: '
         "the stale-data alert appears",
