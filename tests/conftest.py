@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from tether.capabilities import migration_components
 from tether.core import db, migrations
 from tether.core.settings import Settings
 
@@ -47,7 +48,7 @@ def template_db(server_url: str) -> Iterator[str]:
     name = f"tether_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    migrations.upgrade(db.with_dbname(server_url, name))
+    migrations.upgrade(db.with_dbname(server_url, name), migration_components())
     yield name
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
