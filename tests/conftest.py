@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
+from tether.capabilities import migration_components
 from tether.core import db, keys, migrations
 from tether.core.settings import Settings
 
@@ -52,7 +53,7 @@ def template_db(server_url: str) -> Iterator[str]:
     name = f"tether_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    migrations.upgrade(db.with_dbname(server_url, name))
+    migrations.upgrade(db.with_dbname(server_url, name), migration_components())
     yield name
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -96,39 +97,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private NATS server with JetStream on a free port (never the machine's one on 4222)."""
-    import socket
-    import subprocess
-    import sys
-    import time
+    from tether.core.natsserver import EmbeddedNats
 
-    binary = Path(sys.executable).parent / "nats-server"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    store = tmp_path_factory.mktemp("nats")
-    log = store / "nats-server.log"  # a file, not a pipe: a full pipe would block the server
-    args = [str(binary), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nats-server exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("nats-server did not listen within 15 s") from None
-            time.sleep(0.05)
-    yield f"nats://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
+    yield server.url
+    server.stop()
 
 
 # --- credentials and a served app ---------------------------------------------------------------
@@ -149,14 +122,16 @@ def auth_headers(admin_key: str) -> dict[str, str]:
 class ApiServer:
     """The whole tether app under uvicorn on a background thread, lifespan included."""
 
-    def __init__(self, settings: Settings, db_url: str, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, db_url: str, overrides: Sequence[Any] = (), **options: Any
+    ) -> None:
         from tether.app import create_app
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(settings, database_url=db_url),
+            create_app(settings, database_url=db_url, overrides=overrides),
             lifespan="on",
             log_level="warning",
             access_log=False,
@@ -186,13 +161,19 @@ StartApi = Callable[..., httpx.Client]
 
 @pytest.fixture
 def start_api(db_url: str, auth_headers: dict[str, str]) -> Iterator[StartApi]:
-    """``start_api(settings, **uvicorn_options)``: the app served on a real socket and a client
-    sending the admin key (``client.base_url`` reaches it without credentials too)."""
+    """``start_api(settings, overrides=[capability settings], **uvicorn_options)``: the app on
+    a real socket, and a client sending the admin key (``client.base_url`` reaches it without
+    credentials too)."""
     servers: list[ApiServer] = []
     clients: list[httpx.Client] = []
 
-    def start(settings: Settings, database_url: str | None = None, **options: Any) -> httpx.Client:
-        server = ApiServer(settings, database_url or db_url, **options).start()
+    def start(
+        settings: Settings,
+        database_url: str | None = None,
+        overrides: Sequence[Any] = (),
+        **options: Any,
+    ) -> httpx.Client:
+        server = ApiServer(settings, database_url or db_url, overrides, **options).start()
         servers.append(server)
         client = httpx.Client(base_url=server.url, timeout=10, headers=auth_headers)
         clients.append(client)

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tether.accountingpoints.domain import make_gsrn
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
 from tether.core.events import make_event
 from tether.core.settings import Settings
@@ -44,14 +45,16 @@ def api(
     settings = Settings(
         database_url=db_url,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
+        events_token=EVENTS_TOKEN,
+        db_pool_max=4,
+    )
+    ap_settings = AccountingPointSettings(
         adapter_url=sim[0].url,
         adapter_token=ADAPTER_TOKEN,
         adapter_timeout_s=1.0,
         adapter_retries=0,
-        events_token=EVENTS_TOKEN,
-        db_pool_max=4,
     )
-    client: httpx.Client = start_api(settings)
+    client: httpx.Client = start_api(settings, overrides=[ap_settings])
     return client
 
 

@@ -55,8 +55,6 @@ def app_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "events_token": SecretStr(EVENTS_TOKEN),
-            "adapter_retries": 0,
-            "adapter_timeout_s": 0.5,
         }
     )
 

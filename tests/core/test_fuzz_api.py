@@ -12,12 +12,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import start_simulator
 from tether.core.settings import Settings
+from tether.elicensing.settings import ElicensingSettings
 
 ADAPTER_TOKEN = "fuzz-adapter-token"
 # schema-valid is not always valid: a GSRN's check digit, "exactly one of" rules that depend on
@@ -34,17 +35,17 @@ BOUNDED = settings(
 @pytest.fixture
 def api(settings: Settings, start_api: Any) -> Iterator[httpx.Client]:
     server, _ = start_simulator(count=8, seed=5, token=ADAPTER_TOKEN)
-    configured = settings.model_copy(
-        update={
-            "adapter_url": server.url,
-            "adapter_token": SecretStr(ADAPTER_TOKEN),
-            "adapter_retries": 0,
-            "adapter_timeout_s": 1.0,
-            "elicensing_url": "http://127.0.0.1:9",  # nothing listens: reads fail open, 404
-            "elicensing_connect_timeout_s": 0.2,
-        }
-    )
-    client: httpx.Client = start_api(configured)
+    overrides = [
+        AccountingPointSettings(
+            adapter_url=server.url,
+            adapter_token=ADAPTER_TOKEN,
+            adapter_retries=0,
+            adapter_timeout_s=1.0,
+        ),
+        # nothing listens there: reads fail open (404 for unknown report versions)
+        ElicensingSettings(url="http://127.0.0.1:9", connect_timeout_s=0.2),
+    ]
+    client: httpx.Client = start_api(settings, overrides=overrides)
     yield client
     server.stop()
 

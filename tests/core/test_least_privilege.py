@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tether.capabilities import migration_components
 from tether.core import db, keys, migrations, roles
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
@@ -42,8 +43,8 @@ def test_the_app_runs_as_a_data_only_role(
 ) -> None:
     owner_url, app_url, app_role = owner_and_app
     with pytest.raises(ConfigurationError):  # before the grant the app role cannot connect
-        migrations.pending(app_url)
-    migrations.upgrade(owner_url)
+        migrations.pending(app_url, migration_components())
+    migrations.upgrade(owner_url, migration_components())
     schemas = roles.grant(owner_url, app_role)
     assert {"tether", "ap", "elicensing"} <= set(schemas)
     assert roles.grant(owner_url, app_role) == schemas  # idempotent
@@ -69,8 +70,8 @@ def test_the_app_runs_as_a_data_only_role(
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(ddl)
-    with pytest.raises(ConfigurationError, match="--no-migrate"):
-        migrations.upgrade(app_url)  # so serve/worker as this role need --no-migrate
+    with pytest.raises(ConfigurationError, match="--no-migrate"):  # so it runs with --no-migrate
+        migrations.upgrade(app_url, migration_components())
 
 
 def test_worker_once_runs_as_the_data_only_role(owner_and_app: tuple[str, str, str]) -> None:
@@ -78,7 +79,7 @@ def test_worker_once_runs_as_the_data_only_role(owner_and_app: tuple[str, str, s
     import sys
 
     owner_url, app_url, app_role = owner_and_app
-    migrations.upgrade(owner_url)
+    migrations.upgrade(owner_url, migration_components())
     roles.grant(owner_url, app_role)
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app_url}
     run = [sys.executable, "-m", "tether", "worker", "--once"]

@@ -22,9 +22,7 @@ EVENTS = "/api/v1/events"
 
 @pytest.fixture
 def api(settings: Settings, start_api: Any) -> httpx.Client:
-    limited = settings.model_copy(
-        update={"max_body_bytes": LIMIT, "adapter_retries": 0, "adapter_timeout_s": 0.5}
-    )
+    limited = settings.model_copy(update={"max_body_bytes": LIMIT})
     options = {k: v for k, v in server_options(limited).items() if k != "limit_concurrency"}
     client: httpx.Client = start_api(limited, **options)
     return client

@@ -73,8 +73,6 @@ def anonymous(settings: Settings, jwks_url: str, start_api: Any) -> Iterator[htt
             "oidc_audience": AUDIENCE,
             "oidc_jwks_url": jwks_url,
             "oidc_scope_claim": "scp",
-            "adapter_retries": 0,
-            "adapter_timeout_s": 0.5,
         }
     )
     api: httpx.Client = start_api(configured)

@@ -12,8 +12,12 @@ import time
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from tether.accountingpoints.settings import AccountingPointSettings
+from tether.cli import all_settings
 from tether.core import exposure, keys
+from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 
 STRONG = "x" * 24
@@ -84,32 +88,31 @@ def test_exposed_processes_refuse_development_secrets(
     )
     assert result.returncode == 1
     assert "refusing to start" in result.stderr and "Traceback" not in result.stderr
-    assert "TETHER_ADAPTER_TOKEN" in result.stderr and "TETHER_ELICENSING_TOKEN" in result.stderr
+    assert "TETHER_AP_ADAPTER_TOKEN" in result.stderr and "TETHER_ELICENSING_TOKEN" in result.stderr
     if command[0] == "serve":
         assert "TETHER_EVENTS_TOKEN" in result.stderr and "TETHER_SESSION_SECRET" in result.stderr
 
 
 def test_which_secrets_and_addresses_count() -> None:
-    dev = Settings()
-    assert sorted(exposure.weak_secrets(dev)) == [
-        "TETHER_ADAPTER_TOKEN",
+    dev = all_settings(Settings())  # core and every capability's, as serve and worker check
+    assert sorted(name for s in dev for name in exposure.weak_secrets(s)) == [
+        "TETHER_AP_ADAPTER_TOKEN",
         "TETHER_ELICENSING_TOKEN",
         "TETHER_EVENTS_TOKEN",
         "TETHER_SESSION_SECRET",
     ]
-    exposure.refuse_unsafe(dev, bind_host="127.0.0.1")  # local development: fine
-    exposure.refuse_unsafe(dev, bind_host="::1")
-    exposure.refuse_unsafe(dev, bind_host="localhost")
-    strong = Settings(
-        events_token=STRONG, adapter_token=STRONG, elicensing_token=STRONG, session_secret=STRONG
-    )
-    exposure.refuse_unsafe(strong, bind_host="0.0.0.0")  # production with real secrets: fine
-    short = strong.model_copy(update={"events_token": Settings().events_token})
-    with pytest.raises(Exception, match="TETHER_EVENTS_TOKEN"):
-        exposure.refuse_unsafe(short, bind_host="10.0.0.5")
+    exposure.refuse_unsafe(*dev, bind_host="127.0.0.1")  # local development: fine
+    exposure.refuse_unsafe(*dev, bind_host="::1")
+    exposure.refuse_unsafe(*dev, bind_host="localhost")
+    strong = [s.model_copy(update=exposure.random_secrets(s)) for s in dev]
+    exposure.refuse_unsafe(*strong, bind_host="0.0.0.0")  # production with real secrets: fine
+    short = [strong[0].model_copy(update={"events_token": SecretStr("short")}), *strong[1:]]
+    with pytest.raises(ConfigurationError, match="TETHER_EVENTS_TOKEN"):
+        exposure.refuse_unsafe(*short, bind_host="10.0.0.5")
     remote_db = Settings(database_url="host=db.internal dbname=t")
-    with pytest.raises(Exception, match="DATABASE_URL is not loopback"):
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not loopback"):
         exposure.refuse_unsafe(remote_db)
+    remote_adapter = AccountingPointSettings(adapter_url="https://adapter.example/api")
+    with pytest.raises(ConfigurationError, match="TETHER_AP_ADAPTER_URL is not loopback"):
+        exposure.refuse_unsafe(remote_adapter)
     assert exposure.is_loopback("/run/postgresql") and not exposure.is_loopback("0.0.0.0")
-    fresh = exposure.random_secrets(dev)
-    assert exposure.weak_secrets(dev.model_copy(update=fresh)) == []

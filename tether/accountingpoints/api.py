@@ -20,7 +20,7 @@ MAX_EVENTS_PER_BATCH = 1000
 
 
 def _service(request: Request) -> AccountingPointService:
-    service: AccountingPointService = request.app.state.accountingpoints
+    service: AccountingPointService = request.app.state.accounting_points
     return service
 
 
