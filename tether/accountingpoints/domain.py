@@ -96,9 +96,4 @@ def backoff_seconds(attempts: int, *, base_s: float, max_s: float) -> float:
     return float(min(max_s, base_s * 2.0 ** max(0, attempts - 1)))
 
 
-def default_valid_from(today: date, tz: ZoneInfo) -> datetime:
-    """Where the adapter history starts when an AP has no CU start date: today's midnight."""
-    return local_midnight(today, tz)
-
-
 ONE_DAY = timedelta(days=1)

@@ -8,7 +8,6 @@ duplicated, reordered or coalesced without losing anything.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -141,10 +140,6 @@ async def consume_nats(
         if sub is not None:
             await sub.unsubscribe()
         await nc.drain()
-
-
-def event_json(event: CloudEvent) -> str:
-    return json.dumps(event.model_dump(mode="json", exclude_none=True))
 
 
 class EventEmitter:
