@@ -238,7 +238,7 @@ $$;
 --   insert  a period with a new valid_from.
 -- Written in the order delete, shrink, change, insert, every intermediate state is contained
 -- in the final one and never trips the exclusion constraint. An unchanged period yields no
--- step (no write, no history).
+-- step (no write, no history). The inserts come last.
 -- No planner setting needed: a FULL JOIN can only be a hash or merge join, linear in the batch.
 CREATE OR REPLACE FUNCTION ap.merge_timeline(
     p_stored ap.timeline_period[], p_incoming ap.timeline_period[]
@@ -263,7 +263,8 @@ BEGIN
         WHERE CASE WHEN t.id IS NULL THEN true
                    WHEN n.accounting_point_id IS NULL THEN t.accounting_point_id IN (
                        SELECT i.accounting_point_id FROM unnest(p_incoming) i)
-                   ELSE (n.valid_to, n.value) IS DISTINCT FROM (t.valid_to, t.value) END);
+                   ELSE (n.valid_to, n.value) IS DISTINCT FROM (t.valid_to, t.value) END
+        ORDER BY t.id IS NULL);  -- inserts last, so a first sync's steps start with one
 END;
 $$;
 
@@ -289,14 +290,17 @@ BEGIN
     IF cardinality(v_steps) = 0 THEN
         RETURN;
     END IF;
-    DELETE FROM ap.accounting_point_end_user t USING unnest(v_steps) s
-    WHERE s.step = 'delete' AND t.id = s.id;
-    FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
-        UPDATE ap.accounting_point_end_user t
-        SET valid_to = s.valid_to, end_user_id = s.value::bigint
-        FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
-    END LOOP;
-    INSERT INTO ap.accounting_point_end_user (accounting_point_id, valid_from, valid_to, end_user_id)
+    IF (v_steps[1]).step <> 'insert' THEN  -- else only inserts: a first sync
+        DELETE FROM ap.accounting_point_end_user t USING unnest(v_steps) s
+        WHERE s.step = 'delete' AND t.id = s.id;
+        FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
+            UPDATE ap.accounting_point_end_user t
+            SET valid_to = s.valid_to, end_user_id = s.value::bigint
+            FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
+        END LOOP;
+    END IF;
+    INSERT INTO ap.accounting_point_end_user
+        (accounting_point_id, valid_from, valid_to, end_user_id)
     SELECT s.accounting_point_id, s.valid_from, s.valid_to, s.value::bigint
     FROM unnest(v_steps) s WHERE s.step = 'insert'
     ON CONFLICT (accounting_point_id, valid_from) DO NOTHING;
@@ -323,13 +327,15 @@ BEGIN
     IF cardinality(v_steps) = 0 THEN
         RETURN;
     END IF;
-    DELETE FROM ap.accounting_point_energy_supplier t USING unnest(v_steps) s
-    WHERE s.step = 'delete' AND t.id = s.id;
-    FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
-        UPDATE ap.accounting_point_energy_supplier t
-        SET valid_to = s.valid_to, energy_supplier_id = s.value::bigint
-        FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
-    END LOOP;
+    IF (v_steps[1]).step <> 'insert' THEN  -- else only inserts: a first sync
+        DELETE FROM ap.accounting_point_energy_supplier t USING unnest(v_steps) s
+        WHERE s.step = 'delete' AND t.id = s.id;
+        FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
+            UPDATE ap.accounting_point_energy_supplier t
+            SET valid_to = s.valid_to, energy_supplier_id = s.value::bigint
+            FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
+        END LOOP;
+    END IF;
     INSERT INTO ap.accounting_point_energy_supplier
         (accounting_point_id, valid_from, valid_to, energy_supplier_id)
     SELECT s.accounting_point_id, s.valid_from, s.valid_to, s.value::bigint
@@ -358,13 +364,15 @@ BEGIN
     IF cardinality(v_steps) = 0 THEN
         RETURN;
     END IF;
-    DELETE FROM ap.accounting_point_metering_grid_area t USING unnest(v_steps) s
-    WHERE s.step = 'delete' AND t.id = s.id;
-    FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
-        UPDATE ap.accounting_point_metering_grid_area t
-        SET valid_to = s.valid_to, metering_grid_area_id = s.value::bigint
-        FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
-    END LOOP;
+    IF (v_steps[1]).step <> 'insert' THEN  -- else only inserts: a first sync
+        DELETE FROM ap.accounting_point_metering_grid_area t USING unnest(v_steps) s
+        WHERE s.step = 'delete' AND t.id = s.id;
+        FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
+            UPDATE ap.accounting_point_metering_grid_area t
+            SET valid_to = s.valid_to, metering_grid_area_id = s.value::bigint
+            FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
+        END LOOP;
+    END IF;
     INSERT INTO ap.accounting_point_metering_grid_area
         (accounting_point_id, valid_from, valid_to, metering_grid_area_id)
     SELECT s.accounting_point_id, s.valid_from, s.valid_to, s.value::bigint
@@ -395,13 +403,15 @@ BEGIN
     IF cardinality(v_steps) = 0 THEN
         RETURN;
     END IF;
-    DELETE FROM ap.accounting_point_energy_direction t USING unnest(v_steps) s
-    WHERE s.step = 'delete' AND t.id = s.id;
-    FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
-        UPDATE ap.accounting_point_energy_direction t
-        SET valid_to = s.valid_to, direction = string_to_array(s.value, ',')
-        FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
-    END LOOP;
+    IF (v_steps[1]).step <> 'insert' THEN  -- else only inserts: a first sync
+        DELETE FROM ap.accounting_point_energy_direction t USING unnest(v_steps) s
+        WHERE s.step = 'delete' AND t.id = s.id;
+        FOREACH v_step IN ARRAY ARRAY['shrink', 'change'] LOOP  -- two statements: shrinks first
+            UPDATE ap.accounting_point_energy_direction t
+            SET valid_to = s.valid_to, direction = string_to_array(s.value, ',')
+            FROM unnest(v_steps) s WHERE s.step = v_step AND t.id = s.id;
+        END LOOP;
+    END IF;
     INSERT INTO ap.accounting_point_energy_direction
         (accounting_point_id, valid_from, valid_to, direction)
     SELECT s.accounting_point_id, s.valid_from, s.valid_to, string_to_array(s.value, ',')
