@@ -24,8 +24,6 @@ from tether.core.wire import first_error
 logger = logging.getLogger(__name__)
 
 _DEFAULTS = Settings.model_fields
-NATS_STREAM = str(_DEFAULTS["nats_stream"].default)
-NATS_SUBJECT = str(_DEFAULTS["nats_subject"].default)
 
 
 class CloudEvent(BaseModel):
@@ -151,8 +149,8 @@ class EventEmitter:
         webhook_url: str | None = None,
         webhook_token: str | None = None,
         nats_url: str | None = None,
-        nats_stream: str = NATS_STREAM,
-        nats_subject: str = NATS_SUBJECT,
+        nats_stream: str = "",
+        nats_subject: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         default_token = _DEFAULTS["events_token"].default.get_secret_value()
