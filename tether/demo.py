@@ -27,6 +27,7 @@ from tether.capabilities import CAPABILITIES, migration_components
 from tether.core import db, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import DemoContext, DemoPart, port_or_any
+from tether.core.limits import server_options
 from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
@@ -104,6 +105,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
                 port=port,
                 log_level="warning",
                 access_log=False,
+                **server_options(settings),  # serve's limits; logs through tether's formatter
             )
         )
         runtime = await stack.enter_async_context(
