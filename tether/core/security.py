@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from tether.core.auth import COOKIE, Authenticator, authenticator
-from tether.core.errors import LoginRequired
+from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
+from tether.core.errors import LoginRequired, TetherError
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
 from tether.core.web import render
@@ -72,6 +74,26 @@ def install_security(
             headers={"WWW-Authenticate": "Bearer"},
         )
 
+    checked_invalid = app.exception_handlers[RequestValidationError]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> Response:
+        """A body that is not JSON at all fails before the route's credential check: check the
+        credential first, so a caller without one learns nothing about the input rules."""
+        dependant = getattr(request.scope.get("route"), "dependant", None)
+        for dependency in getattr(dependant, "dependencies", ()):
+            if isinstance(dependency.call, Requirement):
+                try:
+                    await dependency.call(request, await bearer(request))
+                except TetherError as refused:
+                    handler = next(
+                        app.exception_handlers[kind]
+                        for kind in type(refused).__mro__
+                        if kind in app.exception_handlers
+                    )
+                    return await _answer(handler, request, refused)
+        return await _answer(checked_invalid, request, exc)
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = document_errors(
@@ -85,6 +107,16 @@ def install_security(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _answer(
+    handler: Callable[[Request, Any], Response | Awaitable[Response]],
+    request: Request,
+    exc: Exception,
+) -> Response:
+    """Run an exception handler, sync or async."""
+    result = handler(request, exc)
+    return await result if inspect.isawaitable(result) else result
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
