@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -51,8 +52,12 @@ def core_router() -> APIRouter:
 
     @router.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, str]:
+        # a connection of its own: a burst of requests queued on the pool must not make the
+        # process look dead
         runtime: Runtime = request.app.state.runtime
-        async with runtime.pool.connection() as conn:
+        async with await psycopg.AsyncConnection.connect(
+            runtime.database_url, connect_timeout=5, autocommit=True
+        ) as conn:
             await conn.execute("SELECT 1")
         return {"status": "ok"}
 

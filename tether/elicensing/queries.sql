@@ -240,11 +240,11 @@ ON CONFLICT (cra_business_number) DO UPDATE SET legal_name = excluded.legal_name
 RETURNING id
 
 -- name: insert_client_operator
--- Link an operator to its e-licensing client.
+-- Link an operator to its e-licensing client (returns whose client it is now).
 INSERT INTO elicensing.client_operator (operator_id, client_object_id, client_guid)
 VALUES (%(operator_id)s, %(client_object_id)s, %(client_guid)s)
 ON CONFLICT (client_object_id) DO UPDATE SET client_guid = excluded.client_guid
-RETURNING id
+RETURNING id, operator_id, client_guid::text AS client_guid
 
 -- name: insert_report_version
 -- A compliance report version of an operator.

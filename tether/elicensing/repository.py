@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,6 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tether.core import db
+from tether.core.errors import Conflict
 from tether.core.sql import load_queries
 from tether.elicensing.errors import InvalidElicensingPayload
 from tether.elicensing.models import (
@@ -213,16 +216,42 @@ async def insert_operator(conn: db.Connection, *, legal_name: str, cra_business_
 async def insert_client_operator(
     conn: db.Connection, *, operator_id: int, client_object_id: str, client_guid: str
 ) -> int:
-    row = await db.fetch_one(
-        conn,
-        queries["insert_client_operator"],
-        {
-            "operator_id": operator_id,
-            "client_object_id": client_object_id,
-            "client_guid": client_guid,
-        },
-    )
-    return int(row["id"])
+    return (await link_client(conn, operator_id, client_object_id, client_guid))[0]
+
+
+async def link_client(
+    conn: db.Connection, operator_id: int, client_object_id: str, client_guid: str
+) -> tuple[int, int, str]:
+    """Link an operator to its client; (link id, operator id, client GUID) as they now are."""
+    with _link_conflicts():
+        row = await db.fetch_one(
+            conn,
+            queries["insert_client_operator"],
+            {
+                "operator_id": operator_id,
+                "client_object_id": client_object_id,
+                "client_guid": client_guid,
+            },
+        )
+    return int(row["id"]), int(row["operator_id"]), str(row["client_guid"])
+
+
+_CONFLICTS = {
+    "client_operator_operator_id_key": "the operator is already linked to another client",
+    "client_operator_client_guid_key": "the client GUID belongs to another client",
+    "obligation_obligation_id_key": "the obligation id is already used by another report version",
+    "obligation_invoice_number_key": "the invoice is already linked to another report version",
+}
+
+
+@contextmanager
+def _link_conflicts() -> Iterator[None]:
+    """A unique key another link already holds becomes a ``Conflict`` saying which."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        name = exc.diag.constraint_name or ""
+        raise Conflict(_CONFLICTS.get(name, f"conflicts with an existing link ({name})")) from exc
 
 
 async def insert_report_version(
@@ -244,17 +273,15 @@ async def insert_obligation(
     client_operator_id: int,
     invoice_number: str | None,
 ) -> None:
-    await db.execute(
-        conn,
-        queries["insert_obligation"],
-        {
-            "report_version_id": report_version_id,
-            "obligation_id": obligation_id,
-            "fee_amount": fee_amount,
-            "client_operator_id": client_operator_id,
-            "invoice_number": invoice_number,
-        },
-    )
+    params = {
+        "report_version_id": report_version_id,
+        "obligation_id": obligation_id,
+        "fee_amount": fee_amount,
+        "client_operator_id": client_operator_id,
+        "invoice_number": invoice_number,
+    }
+    with _link_conflicts():
+        await db.execute(conn, queries["insert_obligation"], params)
 
 
 async def insert_penalty(

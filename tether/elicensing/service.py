@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,18 +31,14 @@ from tether.core import db, locking
 from tether.core.bootstrap import Runtime
 from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import (
-    Busy,
-    Conflict,
-    InvalidInput,
     UpstreamError,
     UpstreamInvalidPayload,
     UpstreamNotFound,
     UpstreamUnavailable,
 )
-from tether.elicensing import repository
+from tether.elicensing import repository, units
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import (
-    ElicensingDataStale,
     InvoiceNotFound,
     RefreshBusy,
 )
@@ -66,7 +62,6 @@ INVALID_PAYLOADS = Counter(
 )
 READS = Counter("tether_elicensing_reads_total", "Invoice reads by freshness", ["fresh"])
 WRITE_SLOTS = 2  # balance writes one process runs at once (each holds one lock connection)
-MAX_UNITS = Decimal("1e12")  # numeric(14, 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +92,7 @@ class ElicensingService:
         # a waiter gives up a little after the leader's own call must have timed out
         self.wait_s = settings.connect_timeout_s + settings.read_timeout_s + 1
         self._slots = asyncio.Semaphore(settings.refresh_concurrency)
-        self._write_slots = asyncio.Semaphore(WRITE_SLOTS)
+        self.write_slots = asyncio.Semaphore(WRITE_SLOTS)
         self._inflight: dict[str, asyncio.Task[_Failure | None]] = {}
 
     # --- the refresh-on-read wrapper ------------------------------------------------------
@@ -312,66 +307,14 @@ class ElicensingService:
         self, report_version_id: int, amount: Decimal, *, comment: str | None = None
     ) -> InvoiceRead:
         """Reduce the obligation by ``amount`` (a negative adjustment), on fresh data only."""
-        if amount <= 0 or amount >= MAX_UNITS or amount != amount.quantize(Decimal("0.01")):
-            raise InvalidInput(
-                "the amount of compliance units applied must be positive, in cents, "
-                "below 10,000,000,000.00"
-            )
-        try:
-            async with asyncio.timeout(self.wait_s):
-                await self._write_slots.acquire()
-        except TimeoutError:
-            raise Busy("too many balance writes at once; try again") from None
-        # two applies at once would both check the same balance and could overdraw it together
-        name = f"elicensing:apply-compliance-units:{report_version_id}"
-        try:
-            async with locking.exclusive(self.lock_pool, name, wait_s=self.wait_s * 2):
-                return await self._apply_compliance_units(report_version_id, amount, comment)
-        finally:
-            self._write_slots.release()
+        return await units.apply_compliance_units(self, report_version_id, amount, comment=comment)
 
-    async def _apply_compliance_units(
-        self, report_version_id: int, amount: Decimal, comment: str | None
-    ) -> InvoiceRead:
-        read = await self.read_invoice(report_version_id, InvoiceType.OBLIGATION, force=True)
-        if not read.data_is_fresh:
-            raise ElicensingDataStale()
-        invoice = read.invoice
-        if invoice.is_void:
-            raise Conflict(f"invoice {invoice.invoice_number} is void")
-        if amount > invoice.outstanding_balance:
-            raise InvalidInput(
-                f"{amount} exceeds the outstanding balance of {invoice.outstanding_balance}"
-            )
-        if not invoice.line_items:
-            raise Conflict(f"invoice {invoice.invoice_number} has no fee to adjust")
-        fee = invoice.line_items[0]
-        adjustment = {
-            "feeObjectId": fee.object_id,
-            "adjustmentTotal": str(-amount),
-            "amount": str(-amount),
-            "date": date.today().isoformat(),
-            "reason": "Compliance Units Applied",
-            "type": "Adjustment",
-            "comment": comment,
-        }
-        # stale from before the call (its outcome may be unknown) until a later refresh succeeds
-        await self._mark_changed(invoice.invoice_number, f"applying {amount} of compliance units")
-        try:
-            await self.client.adjust_fees(invoice.client_object_id, [adjustment])
-        except UpstreamUnavailable as exc:
-            await self.breaker.record_failure(exc.message)
-            raise
-        await self._mark_changed(invoice.invoice_number, f"applied {amount} of compliance units")
-        logger.info(
-            "applied %s of compliance units to invoice %s",
-            amount,
-            invoice.invoice_number,
-            extra={"action": "compliance_units_applied"},
-        )
+    async def read_after_write(self, report_version_id: int) -> InvoiceRead:
+        """A refresh of its own (never joining one that began before the write)."""
         return await self._read(report_version_id, InvoiceType.OBLIGATION, force=True, join=False)
 
-    async def _mark_changed(self, invoice_number: str, detail: str) -> None:
+    async def mark_changed(self, invoice_number: str, detail: str) -> None:
+        """E-licensing is being (or was) changed: the copy is stale until a later refresh."""
         async with db.transaction(self.pool) as conn:
             await repository.mark_upstream_changed(
                 conn, invoice_number=invoice_number, detail=detail
