@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core import db, locking
@@ -124,7 +125,7 @@ class ElicensingService:
         return self._answer(await self._snapshot(report_version_id, invoice_type), failure)
 
     async def _snapshot(self, report_version_id: int, invoice_type: InvoiceType) -> Snapshot:
-        async with db.transaction(self.pool) as conn:
+        async with db.autocommit(self.pool) as conn:  # one statement: one consistent snapshot
             snap = await repository.fetch_read(
                 conn, report_version_id=report_version_id, invoice_type=invoice_type
             )
@@ -203,7 +204,7 @@ class ElicensingService:
         )
 
     async def _refresh_state(self, number: str) -> RefreshState:
-        async with db.transaction(self.pool) as conn:
+        async with db.autocommit(self.pool) as conn:
             return await repository.fetch_refresh_state(conn, invoice_number=number)
 
     async def _refresh(self, snap: Snapshot) -> _Failure | None:
@@ -340,8 +341,14 @@ async def build(runtime: Runtime) -> AsyncIterator[ElicensingService]:
     )
     # advisory locks live on their own connections, so a refresh holding one never waits for
     # the request pool (where reads queue) while it holds it
-    lock_pool = db.make_pool(
-        runtime.database_url, min_size=1, max_size=settings.refresh_concurrency + WRITE_SLOTS
+    lock_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        runtime.database_url,
+        min_size=1,
+        max_size=settings.refresh_concurrency + WRITE_SLOTS,
+        open=False,
+        # autocommit: taking and giving back a session lock is one round trip, no COMMIT
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        name="tether-elicensing-locks",
     )
     await lock_pool.open(wait=True, timeout=30)
     try:
