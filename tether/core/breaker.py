@@ -89,7 +89,7 @@ class CircuitBreaker:
     async def acquire(self) -> Decision:
         """Allow or probe, or raise ``CircuitOpen``."""
         await self._ensure()
-        async with db.transaction(self.pool) as conn:
+        async with db.autocommit(self.pool) as conn:  # one statement, atomic on its own
             row = await db.fetch_one(
                 conn,
                 queries["acquire_circuit"],
@@ -109,7 +109,7 @@ class CircuitBreaker:
     async def record_success(self) -> None:
         """The system answered (even with an error of ours or bad data): close the circuit."""
         await self._ensure()
-        async with db.transaction(self.pool) as conn:
+        async with db.autocommit(self.pool) as conn:  # one statement, atomic on its own
             closed = await db.execute(conn, queries["record_circuit_success"], {"name": self.name})
         if closed:
             logger.info("circuit %s closed", self.name, extra={"action": "circuit_closed"})
