@@ -179,7 +179,8 @@ def _report(rows: list[Row], pool_max: int, slots: int) -> str:
         HEADING,
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
-        f"{platform.python_version()}, uvloop, PostgreSQL on localhost, request pool {pool_max}, refresh_concurrency {slots}, simulator in its "
+        f"{platform.python_version()}, uvloop, PostgreSQL on localhost, request pool "
+        f"{pool_max}, refresh_concurrency {slots}, simulator in its "
         f"own process at {RTT_MS} ms for the refresh rows (`uv run python -m "
         "bench.elicensing_read_latency`). One run on a 2-core machine shared with other work.",
         "",
