@@ -46,7 +46,6 @@ from tether.elicensing.errors import (
 from tether.elicensing.models import (
     InvoiceRead,
     InvoiceType,
-    RefreshState,
     Snapshot,
     StaleReason,
 )
@@ -170,13 +169,13 @@ class ElicensingService:
             task.exception()  # retrieved here too, in case every waiter went away
 
     async def _refresh_then_look(self, snap: Snapshot) -> _Outcome:
-        failure = await self._refresh_in_slot(snap)
-        target = snap.target
-        return failure, await self._snapshot(
-            target.compliance_report_version_id, target.invoice_type
-        )
+        failure, after = await self._refresh_in_slot(snap)
+        if after is None:
+            target = snap.target
+            after = await self._snapshot(target.compliance_report_version_id, target.invoice_type)
+        return failure, after
 
-    async def _refresh_in_slot(self, snap: Snapshot) -> _Failure | None:
+    async def _refresh_in_slot(self, snap: Snapshot) -> _Outcome:
         """Refresh within one of ``refresh_concurrency`` slots, or answer busy after the wait."""
         try:
             async with asyncio.timeout(self.settings.refresh_queue_s):
@@ -187,51 +186,58 @@ class ElicensingService:
                 f"{self.settings.refresh_concurrency} refreshes were already running for "
                 f"{self.settings.refresh_queue_s:g} s; answered from the local copy"
             )
-            return _Failure(reason=StaleReason.BUSY, detail=detail, error=RefreshBusy(detail))
+            return _Failure(reason=StaleReason.BUSY, detail=detail, error=RefreshBusy(detail)), None
         try:
             return await self._refresh_once(snap)
         finally:
             self._slots.release()
 
-    async def _refresh_once(self, snap: Snapshot) -> _Failure | None:
-        """Refresh, or wait for the process that is already refreshing this invoice."""
-        number = snap.target.invoice_number
-        key = f"elicensing.invoice:{number}"
-        async with locking.single_flight(self.lock_pool, key, wait_s=self.wait_s) as leader:
-            if leader:
-                now = await self._refresh_state(number)
-                if now.stale_reason is None and now.last_refreshed not in (
+    async def _refresh_once(self, snap: Snapshot) -> _Outcome:
+        """Refresh, or wait for the process that is already refreshing this invoice.
+
+        The leader does its bookkeeping, the save and the look afterwards on the connection that
+        holds its lock: while it holds the lock it never queues for a request connection.
+        """
+        target = snap.target
+        key = f"elicensing.invoice:{target.invoice_number}"
+        async with locking.leading(self.lock_pool, key, wait_s=self.wait_s) as conn:
+            if conn is not None:
+                now = await repository.fetch_refresh_state(
+                    conn, invoice_number=target.invoice_number
+                )
+                failure = None
+                if now.stale_reason is not None or now.last_refreshed in (
                     None,
                     snap.state.last_refreshed,
-                ):
-                    return None  # another process refreshed it since we looked: its answer is ours
-                return await self._refresh(snap)
+                ):  # else another process refreshed it since we looked: its answer is ours
+                    failure = await self._refresh(snap, conn)
+                after = await repository.fetch_read(
+                    conn,
+                    report_version_id=target.compliance_report_version_id,
+                    invoice_type=target.invoice_type,
+                )
+                return failure, after
         # we waited for another process's refresh: share its outcome
-        now = await self._refresh_state(number)
-        if now.stale_reason is None and now.last_refreshed != snap.state.last_refreshed:
-            return None
-        if now.stale_reason is not None and now.last_attempt != snap.state.last_attempt:
-            return _Failure(
-                reason=now.stale_reason,
-                detail=f"a concurrent refresh of this invoice failed: {now.stale_detail}",
-            )
-        return _Failure(
-            reason=StaleReason.REFRESH_IN_PROGRESS,
-            detail="a concurrent refresh of this invoice did not finish in time",
-        )
-
-    async def _refresh_state(self, number: str) -> RefreshState:
         async with db.autocommit(self.pool) as conn:
-            return await repository.fetch_refresh_state(conn, invoice_number=number)
+            now = await repository.fetch_refresh_state(conn, invoice_number=target.invoice_number)
+        if now.stale_reason is None and now.last_refreshed != snap.state.last_refreshed:
+            return None, None
+        if now.stale_reason is not None and now.last_attempt != snap.state.last_attempt:
+            detail = f"a concurrent refresh of this invoice failed: {now.stale_detail}"
+            return _Failure(reason=now.stale_reason, detail=detail), None
+        detail = "a concurrent refresh of this invoice did not finish in time"
+        return _Failure(reason=StaleReason.REFRESH_IN_PROGRESS, detail=detail), None
 
-    async def _refresh(self, snap: Snapshot) -> _Failure | None:
+    async def _refresh(self, snap: Snapshot, conn: db.Connection) -> _Failure | None:
         """One upstream call, then one transaction; a failure changes only the bookkeeping."""
         target = snap.target
+        answered = False
         try:
             await self.breaker.acquire()
             remote = await self.client.get_invoice(target.client_object_id, target.invoice_number)
+            answered = True
             await self.breaker.record_success()
-            async with db.transaction(self.pool) as conn:
+            async with conn.transaction():
                 await repository.apply_refresh(
                     conn,
                     client_object_id=target.client_object_id,
@@ -240,9 +246,9 @@ class ElicensingService:
                 )
         except UpstreamNotFound:
             await self.breaker.record_success()
-            return await self._void(snap)
+            return await self._void(snap, conn)
         except UpstreamError as exc:
-            failure = await self._classify(exc)
+            failure = await self._classify(exc, answered=answered)
         else:
             REFRESHES.labels("ok").inc()
             return None
@@ -258,7 +264,7 @@ class ElicensingService:
             extra={"action": "elicensing_refresh_failed", "reason": failure.reason.value},
         )
         if failure.reason is not StaleReason.CIRCUIT_OPEN:  # not called: nothing was attempted
-            async with db.transaction(self.pool) as conn:
+            async with conn.transaction():
                 await repository.record_refresh_failure(
                     conn,
                     invoice_number=target.invoice_number,
@@ -267,7 +273,7 @@ class ElicensingService:
                 )
         return failure
 
-    async def _classify(self, exc: UpstreamError) -> _Failure:
+    async def _classify(self, exc: UpstreamError, *, answered: bool) -> _Failure:
         """Why a refresh failed; unavailability counts against the circuit, answers close it."""
         if isinstance(exc, CircuitOpen):
             reason = StaleReason.CIRCUIT_OPEN
@@ -275,8 +281,8 @@ class ElicensingService:
             await self.breaker.record_failure(exc.message)
             reason = StaleReason.UPSTREAM_UNAVAILABLE
         elif isinstance(exc, UpstreamInvalidPayload):
-            # it answered: it is up (success already recorded unless the body was unreadable)
-            await self.breaker.record_success()
+            if not answered:  # it answered, so it is up: the data is the problem
+                await self.breaker.record_success()
             INVALID_PAYLOADS.inc()
             reason = StaleReason.UPSTREAM_INVALID_PAYLOAD
         else:  # rejected (4xx): our request or credentials are wrong
@@ -284,10 +290,10 @@ class ElicensingService:
             reason = StaleReason.UPSTREAM_REJECTED
         return _Failure(reason=reason, detail=exc.message, error=exc)
 
-    async def _void(self, snap: Snapshot) -> _Failure | None:
+    async def _void(self, snap: Snapshot, conn: db.Connection) -> _Failure | None:
         """E-licensing no longer knows the invoice: keep our copy, flagged void."""
         number = snap.target.invoice_number
-        async with db.transaction(self.pool) as conn:
+        async with conn.transaction():
             known = await repository.mark_invoice_void(
                 conn, invoice_number=number, requested_at=snap.db_now
             )
