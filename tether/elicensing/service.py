@@ -1,15 +1,12 @@
 """Use cases of the e-licensing capability: refresh-on-read of invoices, and balance writes.
 
-The HTTP call to e-licensing never runs inside a database transaction, and no read waits for a
-second pooled connection while it holds one: a read is one statement on one connection, and a
-refresh holds its advisory lock on a connection of its own small lock pool. Readers of one invoice
-in one process share one refresh task; processes share it through the advisory lock. At most
-``refresh_concurrency`` refreshes run at once per process; a read that cannot get a slot within
-``refresh_queue_s`` answers from the local copy, stale with reason ``busy``. An open circuit
-answers from the local copy at once, in the same single statement as a fresh hit.
-
-Reads fail open (local copy, flagged stale with a reason); writes that depend on the balance
-fail closed. Only expected upstream failures are caught: a bug of ours surfaces as a 500.
+No HTTP call runs inside a transaction, and nothing waits for a second request connection while
+it holds one: a read is one statement; a refresh holds its advisory lock, and does its own
+statements, on a connection of the capability's lock pool. Readers of one invoice share one
+refresh task per process (and its snapshot afterwards); processes share it through the lock.
+At most ``refresh_concurrency`` refreshes run at once; a read without a slot within
+``refresh_queue_s`` answers the local copy, stale ``busy``; an open circuit answers it at once.
+Reads fail open (stale, with a reason); balance writes fail closed; our bugs are 500s.
 """
 
 from __future__ import annotations
@@ -96,7 +93,8 @@ class ElicensingService:
         self.wait_s = settings.connect_timeout_s + settings.read_timeout_s + 1
         self._slots = asyncio.Semaphore(settings.refresh_concurrency)
         self.write_slots = asyncio.Semaphore(WRITE_SLOTS)
-        self._inflight: dict[str, asyncio.Task[_Outcome]] = {}
+        self._inflight: dict[str, asyncio.Task[_Outcome]] = {}  # by invoice number
+        self._by_target: dict[tuple[int, InvoiceType], asyncio.Task[_Outcome]] = {}
 
     # --- the refresh-on-read wrapper ------------------------------------------------------
 
@@ -113,6 +111,11 @@ class ElicensingService:
     async def _read(
         self, report_version_id: int, invoice_type: InvoiceType, *, force: bool, join: bool
     ) -> InvoiceRead:
+        running = self._by_target.get((report_version_id, invoice_type)) if join else None
+        if force and running is not None:  # a refresh of it is under way: its answer is ours
+            failure, after = await self._join(running)
+            after = after or await self._snapshot(report_version_id, invoice_type)
+            return self._answer(after, failure)
         snap = await self._snapshot(report_version_id, invoice_type)
         if not force and snap.is_fresh(self.settings.freshness_s):
             REFRESHES.labels("skipped_fresh").inc()
@@ -149,22 +152,28 @@ class ElicensingService:
         number = snap.target.invoice_number
         task = self._inflight.get(number) if join else None
         if task is not None:
-            try:
-                return await asyncio.wait_for(asyncio.shield(task), self.wait_s)
-            except TimeoutError:
-                failure = _Failure(
-                    reason=StaleReason.REFRESH_IN_PROGRESS,
-                    detail="a concurrent refresh of this invoice did not finish in time",
-                )
-                return failure, None
+            return await self._join(task)
         task = asyncio.create_task(self._refresh_then_look(snap))
+        where = (snap.target.compliance_report_version_id, snap.target.invoice_type)
         self._inflight[number] = task
-        task.add_done_callback(lambda done: self._forget(number, done))
+        self._by_target[where] = task
+        task.add_done_callback(lambda done: self._forget(number, where, done))
         return await asyncio.shield(task)
 
-    def _forget(self, number: str, task: asyncio.Task[_Outcome]) -> None:
+    async def _join(self, task: asyncio.Task[_Outcome]) -> _Outcome:
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.wait_s)
+        except TimeoutError:
+            detail = "a concurrent refresh of this invoice did not finish in time"
+            return _Failure(reason=StaleReason.REFRESH_IN_PROGRESS, detail=detail), None
+
+    def _forget(
+        self, number: str, where: tuple[int, InvoiceType], task: asyncio.Task[_Outcome]
+    ) -> None:
         if self._inflight.get(number) is task:
             del self._inflight[number]
+        if self._by_target.get(where) is task:
+            del self._by_target[where]
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every waiter went away
 
