@@ -1,0 +1,157 @@
+-- Named queries of the payments capability (loaded by tether/core/sql.py).
+
+-- name: ensure_case
+-- the case row exists before it is locked, so two first messages serialise on it too
+INSERT INTO pay.sak (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
+ON CONFLICT DO NOTHING;
+
+-- name: lock_case
+-- concurrent workers take turns per case; other cases proceed in parallel
+SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
+FROM pay.sak WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s FOR UPDATE;
+
+-- name: fetch_case
+SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
+FROM pay.sak WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+
+-- name: fetch_utbetalinger
+SELECT uid, klassekode, periods, last_line_id, last_line, data, confirmed_at
+FROM pay.utbetaling WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s ORDER BY uid;
+
+-- name: fetch_inbound
+SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
+FROM pay.inbound WHERE original_key = %(original_key)s;
+
+-- name: insert_inbound
+INSERT INTO pay.inbound (original_key, content_hash, fagsystem, sak_id, body, dryrun, state)
+VALUES (%(original_key)s, %(content_hash)s, %(fagsystem)s, %(sak_id)s, %(body)s, %(dryrun)s,
+        %(state)s)
+RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state;
+
+-- name: fetch_next_waiting
+-- the oldest message of the case still waiting; the case row lock is held by the caller
+SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
+FROM pay.inbound
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND state = 'waiting'
+ORDER BY seq LIMIT 1;
+
+-- name: mark_inbound_done
+UPDATE pay.inbound SET state = 'done' WHERE seq = %(seq)s;
+
+-- name: insert_oppdrag
+INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state,
+                         message_id, send_due_at)
+VALUES (%(id)s, %(fagsystem)s, %(sak_id)s, %(original_key)s, %(xml)s, %(sha256)s, %(uids)s,
+        %(details)s, 'MOTTATT', %(id)s::text, now());
+
+-- name: insert_candidates
+-- one statement for every uid the order changes
+INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
+SELECT %(oppdrag_id)s, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
+FROM jsonb_to_recordset(%(candidates)s::jsonb)
+     AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb, data jsonb);
+
+-- name: set_case_inflight
+UPDATE pay.sak SET inflight_order = %(oppdrag_id)s, updated_at = now()
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+
+-- name: insert_status
+INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);
+
+-- name: fetch_latest_status
+SELECT original_key, status, body, created_at FROM pay.status
+WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1;
+
+-- name: claim_due_orders
+-- a claim moves the due clock past the dead timeout: a crashed sender's claim expires by itself
+UPDATE pay.oppdrag o SET send_due_at = now() + make_interval(secs => %(dead_s)s),
+                         send_attempts = o.send_attempts + 1
+WHERE o.id IN (SELECT id FROM pay.oppdrag
+               WHERE state = 'MOTTATT' AND send_due_at <= now()
+               ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
+          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+
+-- name: mark_orders_sent
+-- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten
+WITH sent AS (
+    UPDATE pay.oppdrag SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
+                           last_error = NULL
+    WHERE id = ANY(%(ids)s::uuid[]) AND state = 'MOTTATT'
+    RETURNING original_key, details
+)
+INSERT INTO pay.status (original_key, status, body)
+SELECT original_key, 'HOS_OPPDRAG',
+       jsonb_build_object('status', 'HOS_OPPDRAG', 'detaljer', details, 'error', NULL,
+                          'simulering', false)
+FROM sent;
+
+-- name: record_send_failure
+UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
+                       last_error = %(error)s
+WHERE id = %(id)s AND state = 'MOTTATT';
+
+-- name: lock_order
+SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
+       created_at, send_attempts, sent_at, receipt_code
+FROM pay.oppdrag WHERE id = %(id)s FOR UPDATE;
+
+-- name: confirm_candidates
+-- the candidates of the order become the confirmed utbetalinger, all in one statement
+INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id, last_line,
+                            data, confirmed_at)
+SELECT c.uid, o.fagsystem, o.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data,
+       now()
+FROM pay.candidate c JOIN pay.oppdrag o ON o.id = c.oppdrag_id
+WHERE c.oppdrag_id = %(id)s
+ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
+    last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
+    confirmed_at = EXCLUDED.confirmed_at;
+
+-- name: confirm_case
+UPDATE pay.sak SET active_uids = %(uids)s, has_order_before = true, inflight_order = NULL,
+                   updated_at = now()
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+
+-- name: release_case
+UPDATE pay.sak SET inflight_order = NULL, updated_at = now()
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND inflight_order = %(id)s;
+
+-- name: finish_order
+UPDATE pay.oppdrag SET state = %(state)s, receipt_at = now(), receipt_code = %(code)s,
+                       receipt_text = %(text)s, sent_at = coalesce(sent_at, now()),
+                       send_due_at = NULL
+WHERE id = %(id)s;
+
+-- name: insert_stray_receipt
+INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);
+
+-- name: claim_unpublished_statuses
+SELECT id, original_key, status, body FROM pay.status
+WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
+
+-- name: mark_statuses_published
+UPDATE pay.status SET published_at = now() WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: fetch_orders_of_case
+SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
+       created_at, send_attempts, sent_at, receipt_code
+FROM pay.oppdrag WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
+ORDER BY created_at, id;
+
+-- name: fetch_statuses_of_case
+SELECT s.original_key, s.status, s.body, s.created_at
+FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
+WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
+ORDER BY s.id;
+
+-- name: fetch_waiting_cases
+-- cases with queued messages and no order in flight (left by a crash): to be drained again
+SELECT DISTINCT i.fagsystem, i.sak_id FROM pay.inbound i
+JOIN pay.sak s ON s.fagsystem = i.fagsystem AND s.sak_id = i.sak_id
+WHERE i.state = 'waiting' AND s.inflight_order IS NULL LIMIT %(limit)s;
+
+-- name: fetch_payment_gauges
+SELECT (SELECT count(*) FROM pay.oppdrag WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS waiting,
+       (SELECT extract(epoch FROM now() - min(created_at)) FROM pay.oppdrag
+        WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS oldest_s;
