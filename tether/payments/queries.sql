@@ -26,6 +26,7 @@ FROM pay.inbound WHERE original_key = %(original_key)s;
 INSERT INTO pay.inbound (original_key, content_hash, fagsystem, sak_id, body, dryrun, state)
 VALUES (%(original_key)s, %(content_hash)s, %(fagsystem)s, %(sak_id)s, %(body)s, %(dryrun)s,
         %(state)s)
+ON CONFLICT (original_key) DO NOTHING
 RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state;
 
 -- name: fetch_next_waiting

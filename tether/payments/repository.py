@@ -62,8 +62,9 @@ async def insert_inbound(
     body: bytes,
     dryrun: bool,
     state: str,
-) -> InboundRow:
-    row = await db.fetch_one(
+) -> InboundRow | None:
+    """Log a message; None when its key is already logged (a concurrent duplicate)."""
+    row = await db.fetch_optional(
         conn,
         queries["insert_inbound"],
         {
@@ -76,7 +77,7 @@ async def insert_inbound(
             "state": state,
         },
     )
-    return InboundRow.from_row(row)
+    return None if row is None else InboundRow.from_row(row)
 
 
 async def fetch_next_waiting(conn: Connection, *, fagsystem: str, sak_id: str) -> InboundRow | None:

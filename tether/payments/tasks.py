@@ -1,0 +1,267 @@
+"""Worker jobs of the payments capability, each a loop until ``stop`` is set.
+
+- ``send_orders``: the outbox. Claims due unsent orders (``FOR UPDATE SKIP LOCKED``, a due clock
+  that a dead sender's claim passes by itself), publishes each order's XML to JetStream with
+  ``Nats-Msg-Id`` = order id, so a re-send after a crash is dropped by JetStream's duplicate
+  window; an order claimed before whose send was never recorded is first looked up at the
+  payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
+- ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
+- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``.
+- ``publish_statuses``: every stored status to ``payments.status.v1`` (at least once, in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Gauge
+
+from tether.core import db
+from tether.core.errors import Conflict, InvalidInput
+from tether.core.events import ensure_stream
+from tether.payments import codec, repository
+from tether.payments.records import OrderRow
+from tether.payments.service import PaymentsService
+
+logger = logging.getLogger(__name__)
+
+WAITING = Gauge("tether_payments_orders_waiting", "Orders without a receipt yet")
+OLDEST = Gauge("tether_payments_oldest_waiting_seconds", "Age of the oldest order without receipt")
+
+
+async def _connect(url: str) -> Any:
+    import nats
+
+    return await nats.connect(url)
+
+
+async def _idle(service: PaymentsService, stop: asyncio.Event) -> None:
+    """Sleep one poll interval, or less when new work or a stop arrives."""
+    service.work_ready.clear()
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(service.work_ready.wait())]
+    try:
+        await asyncio.wait(
+            waiters, timeout=service.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def send_orders(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Publish due orders until stopped; returns how many were sent."""
+    s = service.settings
+    nc = await _connect(nats_url)
+    sent = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.orders_stream, s.orders_subject)
+        while not stop.is_set():
+            async with db.transaction(service.pool) as conn:
+                claimed = await repository.claim_due_orders(
+                    conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
+                )
+            if claimed:
+                sent += await _send_batch(service, js, claimed)
+            elif once:
+                break
+            else:
+                await _idle(service, stop)
+    finally:
+        await nc.drain()
+    return sent
+
+
+async def _send_batch(service: PaymentsService, js: Any, orders: list[OrderRow]) -> int:
+    from tether.core.http import RetryPolicy
+
+    s = service.settings
+    outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
+    done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
+    backoff = RetryPolicy(base_s=s.send_retry_base_s, max_s=s.send_retry_max_s)
+    async with db.transaction(service.pool) as conn:
+        if done:
+            await repository.mark_orders_sent(conn, ids=done)
+        for order, err in zip(orders, outcomes, strict=True):
+            if err is not None:
+                delay = backoff.delay(order.send_attempts)
+                await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    if done:
+        service.work_ready.set()
+    return len(done)
+
+
+async def _send_one(service: PaymentsService, js: Any, order: OrderRow) -> str | None:
+    """Publish one order; an error text when it could not be sent (it is retried later)."""
+    s = service.settings
+    try:
+        if order.send_attempts > 1 and await service.client.has_order(order.id):
+            logger.info(
+                "order %s already at the payment system: not re-sent",
+                order.id,
+                extra={"action": "payments_order_already_sent"},
+            )
+            return None
+        await js.publish(
+            s.orders_subject,
+            order.xml.encode(),
+            stream=s.orders_stream,
+            headers={"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)},
+        )
+    except Exception as exc:  # upstream, socket or nats-py's own errors: all mean "not sent"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def _consume(
+    nats_url: str,
+    *,
+    stream: str,
+    subject: str,
+    durable: str,
+    batch: int,
+    stop: asyncio.Event,
+    once: bool,
+    handle: Callable[[Any], Awaitable[None]],
+) -> int:
+    """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned."""
+    from nats.errors import TimeoutError as NatsTimeout
+
+    nc = await _connect(nats_url)
+    sub = None
+    handled = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream, subject)
+        sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except NatsTimeout:
+                if once:
+                    break
+                continue
+            for msg in msgs:
+                try:
+                    await handle(msg)
+                except Exception:  # the database is away or a bug: redeliver later
+                    logger.exception(
+                        "handling a message failed; redelivered later",
+                        extra={"action": "payments_consume_failed"},
+                    )
+                    await msg.nak(delay=1)
+                    continue
+                await msg.ack()
+                handled += 1
+    finally:
+        if sub is not None:
+            await sub.unsubscribe()
+        await nc.drain()
+    return handled
+
+
+async def consume_receipts(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Book receipts until stopped; an unreadable or unknown one is kept, never a crash."""
+    s = service.settings
+
+    async def handle(msg: Any) -> None:
+        raw = msg.data.decode("utf-8", errors="replace")
+        try:
+            receipt = codec.read_receipt(msg.data)
+        except Exception as exc:  # whatever the payment system sent, keep it for an operator
+            async with db.transaction(service.pool) as conn:
+                await repository.insert_stray_receipt(
+                    conn,
+                    order_id=(msg.headers or {}).get("Order-Id"),
+                    reason=f"unreadable: {exc}"[:300],
+                    body=raw,
+                )
+            return
+        await service.apply_receipt(receipt, raw)
+
+    return await _consume(
+        nats_url,
+        stream=s.receipts_stream,
+        subject=s.receipts_subject,
+        durable=s.receipts_durable,
+        batch=s.fetch_batch,
+        stop=stop,
+        once=once,
+        handle=handle,
+    )
+
+
+async def consume_intake(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Take dagpenger messages from the broker; the key is the ``Transaction-ID`` header."""
+    s = service.settings
+
+    async def handle(msg: Any) -> None:
+        key = (msg.headers or {}).get("Transaction-ID", "")
+        try:
+            await service.submit(key, msg.data)
+        except (InvalidInput, Conflict) as exc:  # nothing to store it under, or a reused key
+            logger.warning(
+                "intake message refused: %s",
+                exc.message,
+                extra={"action": "payments_intake_refused"},
+            )
+
+    return await _consume(
+        nats_url,
+        stream=s.intake_stream,
+        subject=s.intake_subject,
+        durable=s.intake_durable,
+        batch=s.fetch_batch,
+        stop=stop,
+        once=once,
+        handle=handle,
+    )
+
+
+async def publish_statuses(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
+    s = service.settings
+    nc = await _connect(nats_url)
+    published = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.status_stream, s.status_subject)
+        while not stop.is_set():
+            async with db.transaction(service.pool) as conn:
+                rows = await repository.claim_unpublished_statuses(conn, limit=500)
+                for row in rows:
+                    await js.publish(
+                        s.status_subject,
+                        codec.status_json(row.body),
+                        stream=s.status_stream,
+                        headers={
+                            "Transaction-ID": row.original_key,
+                            "Nats-Msg-Id": f"status-{row.id}",
+                        },
+                    )
+                if rows:
+                    await repository.mark_statuses_published(
+                        conn, ids=[r.id for r in rows if r.id is not None]
+                    )
+                gauges = await repository.fetch_payment_gauges(conn)
+            WAITING.set(gauges.waiting)
+            OLDEST.set(gauges.oldest_s or 0)
+            published += len(rows)
+            if not rows:
+                if once:
+                    break
+                await _idle(service, stop)
+    finally:
+        await nc.drain()
+    return published
