@@ -20,7 +20,7 @@ from tether.core.wire import WireModel, first_error, note_unknown_fields
 FAGSYSTEM = "DAGPENGER"
 KODE_FAGOMRAADE = "DP"
 MAX_ID_LENGTH = 30
-DOC = "https://github.com/tether/tether/blob/main/docs/payments.md"
+DOC = "docs/payments.md#validation"  # where each rule is explained
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
