@@ -3,20 +3,26 @@ message builders in the reference's JSON shape."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core import db, migrations
 from tether.payments.client import OppdragClient
+from tether.payments.records import StatusRow
+from tether.payments.runner import run_jobs
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
+from tether.payments.simulator import Topology, start_simulator
 
 COMPONENTS = (*migrations.COMPONENTS, "tether.payments")
 
@@ -108,3 +114,63 @@ def message(
 def june(first: int, last: int, belop: int = 100, **kw: Any) -> list[dict[str, Any]]:
     """Weekday entries of June 2024 from ``first`` to ``last``."""
     return [day(d, belop, **kw) for d in weekdays(date(2024, 6, first), date(2024, 6, last))]
+
+
+@dataclass
+class Harness:
+    """A service with its jobs running, against a simulator over real NATS."""
+
+    service: PaymentsService
+    sim: Any
+    nats_url: str
+
+    async def send(self, key: str, body: bytes, wait_s: float = 20.0) -> StatusRow:
+        await self.service.submit(key, body)
+        return await self.service.wait_status(key, wait_s)
+
+    def paid(self, sak: str = "sak1") -> dict[str, dict[str, int]]:
+        """What the payment system pays now, per klassekode and day."""
+        view = self.sim.ledger.view(sak) or {"chains": []}
+        out: dict[str, dict[str, int]] = {}
+        for chain in view["chains"]:
+            out.setdefault(chain["klassekode"], {}).update(chain["days"])
+        return {k: v for k, v in out.items() if v}
+
+    async def fault(self, mode: str) -> None:
+        async with httpx.AsyncClient() as http:
+            r = await http.put(f"{self.sim.control_url}/faults", json={"mode": mode})
+            r.raise_for_status()
+
+
+def expected(days: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """What a message says should be paid, in the shape of ``Harness.paid``."""
+    kode = {"Dagpenger": "DAGPENGER", "DagpengerFerietillegg": "DAGPENGERFERIE"}
+    out: dict[str, dict[str, int]] = {}
+    for d in days:
+        if d["utbetaltBeløp"]:
+            out.setdefault(kode[d["utbetalingstype"]], {})[d["dato"]] = d["utbetaltBeløp"]
+    return out
+
+
+@pytest.fixture
+async def harness(pool: AsyncConnectionPool[Any], nats_url: str) -> AsyncIterator[Harness]:
+    own = unique_settings()
+    topology = Topology(
+        orders_stream=own.orders_stream,
+        orders_subject=own.orders_subject,
+        receipts_stream=own.receipts_stream,
+        receipts_subject=own.receipts_subject,
+        durable=f"sim-{own.orders_stream}",
+    )
+    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token)
+    own = own.model_copy(update={"oppdrag_url": sim.url})
+    stop = asyncio.Event()
+    async with OppdragClient.from_settings(own) as client:
+        service = PaymentsService(pool=pool, settings=own, client=client)
+        jobs = asyncio.create_task(run_jobs(service, nats_url, stop=stop))
+        try:
+            yield Harness(service=service, sim=sim, nats_url=nats_url)
+        finally:
+            stop.set()
+            await jobs
+            sim.stop()

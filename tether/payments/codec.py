@@ -138,6 +138,10 @@ def mottatt(details: StatusBody) -> StatusBody:
     return _body("MOTTATT", details=details)
 
 
+def hos_oppdrag(details: StatusBody) -> StatusBody:
+    return _body("HOS_OPPDRAG", details=details)
+
+
 def bare_ok() -> StatusBody:
     """Nothing changed: OK with no details, nothing sent (how duplicates are absorbed)."""
     return _body("OK")

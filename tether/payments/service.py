@@ -265,6 +265,8 @@ class PaymentsService:
     async def _book(self, conn: Connection, order: OrderRow, receipt: codec.Receipt) -> str:
         """00/04: candidates become the confirmed state; else the previous state stays."""
         body = codec.final(order.details, receipt)
+        if order.state == "MOTTATT":  # the receipt beat the sender's bookkeeping: say it was sent
+            await self._status(conn, order.original_key, codec.hos_oppdrag(order.details))
         if body["status"] == "OK":
             await repository.confirm_candidates(conn, id=order.id)
             await repository.confirm_case(

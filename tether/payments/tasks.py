@@ -130,8 +130,6 @@ async def _consume(
     handle: Callable[[Any], Awaitable[None]],
 ) -> int:
     """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned."""
-    from nats.errors import TimeoutError as NatsTimeout
-
     nc = await _connect(nats_url)
     sub = None
     handled = 0
@@ -142,7 +140,7 @@ async def _consume(
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
                 if once:
                     break
                 continue
