@@ -380,3 +380,18 @@ def test_unchanged_uids_keep_their_entry_in_the_candidate() -> None:
     for uid, entry in state.confirmed.items():
         assert result.candidate.confirmed[uid] == entry
     assert isinstance(result.order, Order)
+
+
+def test_stop_lines_come_first_in_the_whole_order() -> None:
+    msg = message(
+        days("2024-06-03", "2024-06-07", meldeperiode="m1")
+        + days("2024-06-10", "2024-06-14", meldeperiode="m2")
+    )
+    state = plan(msg, None, now=NOW).candidate
+    changed = message(
+        days("2024-06-03", "2024-06-07", 200, meldeperiode="m1")
+        + days("2024-06-17", "2024-06-21", meldeperiode="m3")
+    )
+    lines = lines_of(plan(changed, state, now=NOW))
+    got = [(line.is_stop, line.fom.day, line.dato_status_fom) for line in lines]
+    assert got == [(True, 10, date(2024, 6, 10)), (False, 3, None), (False, 17, None)]

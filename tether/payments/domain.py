@@ -37,6 +37,7 @@ from tether.payments.models import (
     ReceiptCode,
     TypeSats,
     Utbetaling,
+    Utbetalingstype,
 )
 
 __all__ = ["CaseState", "Diff", "Plan", "diff", "plan", "receipt_outcome", "split", "validate"]
@@ -87,13 +88,13 @@ def compress(days: Iterable[DagpengerDay]) -> tuple[Period, ...]:
 
 def split(msg: DagpengerMessage) -> list[Utbetaling]:
     """One utbetaling per (meldeperiode, klassekode) with a paid day; sorted by first fom."""
-    groups: dict[tuple[str, str], list[DagpengerDay]] = defaultdict(list)
+    groups: dict[tuple[str, Utbetalingstype], list[DagpengerDay]] = defaultdict(list)
     for day in msg.utbetalinger:
         if day.belop > 0:
             groups[(day.meldeperiode, day.utbetalingstype)].append(day)
     found = []
     for (meldeperiode, utbetalingstype), days in groups.items():
-        klassekode = KLASSEKODE_OF[utbetalingstype]  # type: ignore[index]
+        klassekode = KLASSEKODE_OF[utbetalingstype]
         found.append(
             Utbetaling(
                 uid=uid_for(FAGSYSTEM, msg.sak_id, meldeperiode, klassekode),

@@ -178,13 +178,15 @@ def build_order(
     now: datetime,
     nokkel: str | None = None,
 ) -> Order | None:
-    """All lines of all changes in one order (None when nothing changed).
+    """All lines of all changes in one order, stop lines first (None when nothing changed).
 
     ``kodeEndring`` is NY for the first order the payment system would accept on the case, else
     ENDR. ``nokkel`` (nokkelAvstemming) defaults to 30 hex digits over the case, time and lines.
     """
     ctx = _Ctx(msg=msg, sak_id=msg.sak_id)
-    lines = [line for change in changes.changes for line in change_lines(ctx, change)]
+    every = [line for change in changes.changes for line in change_lines(ctx, change)]
+    # stop lines first in the whole order; each chain's own lines keep their order
+    lines = [line for line in every if line.is_stop] + [line for line in every if not line.is_stop]
     if not lines:
         return None
     ids = [line.delytelse_id for line in lines]
