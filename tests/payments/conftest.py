@@ -6,37 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from tether.core import db, migrations
+from tether.core.settings import Settings
 from tether.payments.client import OppdragClient
 from tether.payments.records import StatusRow
-from tether.payments.runner import run_jobs
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
 from tether.payments.simulator import Topology, start_simulator
-
-COMPONENTS = (*migrations.COMPONENTS, "tether.payments")
-
-
-@pytest.fixture(scope="session")
-def template_db(server_url: str) -> Iterator[str]:
-    """The shared template, with the payments migrations too (until the capability list does it)."""
-    name = f"tether_tpl_pay_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    migrations.upgrade(db.with_dbname(server_url, name), tuple(dict.fromkeys(COMPONENTS)))
-    yield name
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tether.worker import WorkerOptions, run_jobs
 
 
 def unique_settings(oppdrag_url: str = "http://127.0.0.1:9", **overrides: Any) -> PaymentsSettings:
@@ -153,7 +138,10 @@ def expected(days: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture
-async def harness(pool: AsyncConnectionPool[Any], nats_url: str) -> AsyncIterator[Harness]:
+async def harness(
+    pool: AsyncConnectionPool[Any], db_url: str, nats_url: str, settings: Settings
+) -> AsyncIterator[Harness]:
+    """The simulator, and one ``tether worker`` (payments jobs only) in this process."""
     own = unique_settings()
     topology = Topology(
         orders_stream=own.orders_stream,
@@ -164,13 +152,15 @@ async def harness(pool: AsyncConnectionPool[Any], nats_url: str) -> AsyncIterato
     )
     sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token)
     own = own.model_copy(update={"oppdrag_url": sim.url})
+    core = settings.model_copy(update={"nats_url": nats_url})
     stop = asyncio.Event()
+    options = WorkerOptions(only=("payments",))
+    worker = asyncio.create_task(run_jobs(core, db_url, options, stop, overrides=[own]))
     async with OppdragClient.from_settings(own) as client:
         service = PaymentsService(pool=pool, settings=own, client=client)
-        jobs = asyncio.create_task(run_jobs(service, nats_url, stop=stop))
         try:
             yield Harness(service=service, sim=sim, nats_url=nats_url)
         finally:
             stop.set()
-            await jobs
+            await worker
             sim.stop()

@@ -75,7 +75,13 @@ class PaymentsService:
         self.pool = pool
         self.settings = settings
         self.client = client
-        self.work_ready = asyncio.Event()  # set when an order or a status waits to be sent
+        # in-process wake-ups: an order or a status was just stored (other processes poll)
+        self.orders_ready = asyncio.Event()
+        self.statuses_ready = asyncio.Event()
+
+    def _wake(self) -> None:
+        self.orders_ready.set()
+        self.statuses_ready.set()
 
     # --- intake --------------------------------------------------------------------------
 
@@ -106,7 +112,7 @@ class PaymentsService:
                     return await self._seen_now(conn, key, digest)
                 if case.inflight_order is None:
                     await self._drain(conn, case)
-        self.work_ready.set()
+        self._wake()
         return Submission(key=key)
 
     async def _log(
@@ -226,7 +232,7 @@ class PaymentsService:
             if not await self._log(conn, key, digest, raw, msg.sak_id, state="done", dryrun=True):
                 return await self._seen_now(conn, key, digest)
             await self._status(conn, key, body)
-        self.work_ready.set()
+        self._wake()
         return Submission(key=key)
 
     # --- receipts ------------------------------------------------------------------------
@@ -259,7 +265,7 @@ class PaymentsService:
             case = await repository.lock_case(conn, fagsystem=case.fagsystem, sak_id=case.sak_id)
             if case.inflight_order is None:
                 await self._drain(conn, case)
-        self.work_ready.set()
+        self._wake()
         return outcome
 
     async def _book(self, conn: Connection, order: OrderRow, receipt: codec.Receipt) -> str:
@@ -355,10 +361,8 @@ def _now() -> datetime:
 
 
 @asynccontextmanager
-async def build(
-    runtime: Runtime, settings: PaymentsSettings | None = None
-) -> AsyncIterator[PaymentsService]:
+async def build(runtime: Runtime) -> AsyncIterator[PaymentsService]:
     """The service for a process's lifetime (its client closed on exit)."""
-    own = settings or PaymentsSettings()
+    own = runtime.settings_of(PaymentsSettings)
     async with OppdragClient.from_settings(own) as client:
         yield PaymentsService(pool=runtime.pool, settings=own, client=client)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import Gauge
@@ -22,6 +22,7 @@ from prometheus_client import Gauge
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput
 from tether.core.events import ensure_stream
+from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
@@ -38,61 +39,67 @@ async def _connect(url: str) -> Any:
     return await nats.connect(url)
 
 
-async def _idle(service: PaymentsService, stop: asyncio.Event) -> None:
-    """Sleep one poll interval, or less when new work or a stop arrives."""
-    service.work_ready.clear()
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(service.work_ready.wait())]
+async def _idle(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when new work or a stop arrives."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
     try:
-        await asyncio.wait(
-            waiters, timeout=service.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
+        wake.clear()
 
 
 async def send_orders(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
-    """Publish due orders until stopped; returns how many were sent."""
+    """Publish due orders on the core job loop until stopped; returns how many were claimed."""
     s = service.settings
     nc = await _connect(nats_url)
-    sent = 0
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.orders_stream, s.orders_subject)
-        while not stop.is_set():
+
+        async def claim() -> list[OrderRow]:
             async with db.transaction(service.pool) as conn:
-                claimed = await repository.claim_due_orders(
+                return await repository.claim_due_orders(
                     conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
                 )
-            if claimed:
-                sent += await _send_batch(service, js, claimed)
-            elif once:
-                break
-            else:
-                await _idle(service, stop)
+
+        async def process(orders: Sequence[OrderRow]) -> None:
+            await _send_batch(service, js, orders)
+
+        return await run_due_loop(
+            claim=claim,
+            process=process,
+            stop=stop,
+            once=once,
+            poll_interval_s=s.poll_interval_s,
+            wake=service.orders_ready,
+            name="payments-send",
+        )
     finally:
         await nc.drain()
-    return sent
 
 
-async def _send_batch(service: PaymentsService, js: Any, orders: list[OrderRow]) -> int:
-    from tether.core.http import RetryPolicy
-
+async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
     s = service.settings
     outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
-    backoff = RetryPolicy(base_s=s.send_retry_base_s, max_s=s.send_retry_max_s)
     async with db.transaction(service.pool) as conn:
         if done:
             await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
             if err is not None:
-                delay = backoff.delay(order.send_attempts)
+                delay = backoff(
+                    order.send_attempts,
+                    base_s=s.send_retry_base_s,
+                    max_s=s.send_retry_max_s,
+                    jitter=0.5,
+                )
                 await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
     if done:
-        service.work_ready.set()
+        service.statuses_ready.set()
     return len(done)
 
 
@@ -259,7 +266,7 @@ async def publish_statuses(
             if not rows:
                 if once:
                     break
-                await _idle(service, stop)
+                await _idle(service.statuses_ready, stop, service.settings.poll_interval_s)
     finally:
         await nc.drain()
     return published
