@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tether.payments.domain import diff, plan, receipt_outcome, split, uid_for, validate
+from tether.payments.domain import diff, plan, split, uid_for, validate
 from tether.payments.models import (
     FAGSYSTEM,
     CaseState,
@@ -23,7 +23,6 @@ from tether.payments.models import (
     Klassekode,
     PaymentValidationError,
     Period,
-    Receipt,
     TypeSats,
     parse_message,
 )
@@ -395,28 +394,3 @@ def test_confirmed_utbetaling_survives_its_json_form() -> None:
     state = plan(message(days("2024-06-03", "2024-06-07")), None, now=NOW).candidate
     for value in state.confirmed.values():
         assert ConfirmedUtbetaling.from_json(json.loads(json.dumps(value.to_json()))) == value
-
-
-# --- receipts ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "status_code"),
-    [
-        ("00", "OK", None),
-        ("04", "OK", 200),
-        ("08", "FEILET", 400),
-        ("08 ", "FEILET", 400),
-        ("12", "FEILET", 500),
-    ],
-)
-def test_receipt_codes_map_to_statuses(code: str, status: str, status_code: int | None) -> None:
-    receipt = Receipt(
-        alvorlighetsgrad=code,
-        kode_melding="K",
-        beskr_melding="tekst",
-        fagsystem_id="S",
-        nokkel_avstemming="N",
-    )
-    got, error = receipt_outcome(receipt)
-    assert (got, error and error["statusCode"]) == (status, status_code)

@@ -12,8 +12,8 @@ import pytest
 from tests.payments.test_domain import NOW, days, message
 from tests.payments.test_lines import L, paid, per, sends
 from tether.payments import oppdrag
-from tether.payments.domain import plan
-from tether.payments.models import Order
+from tether.payments.domain import plan, receipt_outcome
+from tether.payments.models import Order, Receipt
 from tether.payments.oppdrag import OppdragFormatError
 
 HEADER = [
@@ -233,3 +233,28 @@ def test_simulation_request_and_response_shapes() -> None:
             }
         ],
     }
+
+
+# --- what a receipt means -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "status_code"),
+    [
+        ("00", "OK", None),
+        ("04", "OK", 200),
+        ("08", "FEILET", 400),
+        ("08 ", "FEILET", 400),
+        ("12", "FEILET", 500),
+    ],
+)
+def test_receipt_codes_map_to_statuses(code: str, status: str, status_code: int | None) -> None:
+    receipt = Receipt(
+        alvorlighetsgrad=code,
+        kode_melding="K",
+        beskr_melding="tekst",
+        fagsystem_id="S",
+        nokkel_avstemming="N",
+    )
+    got, error = receipt_outcome(receipt)
+    assert (got, error and error["statusCode"]) == (status, status_code)
