@@ -177,6 +177,18 @@ async def test_it_can_be_asked_whether_it_has_an_order(sim: OppdragSimulator, wi
     assert (missing.status_code, anonymous.status_code) == (404, 401)
 
 
+async def test_an_order_id_matches_with_or_without_dashes(
+    sim: OppdragSimulator, wire: Wire
+) -> None:
+    order_id = uuid.uuid4()
+    await wire.send(first_order(nokkel=order_id.hex))
+    await wire.receipt()
+    async with httpx.AsyncClient(base_url=sim.url, headers=AUTH) as http:
+        assert (await http.get(f"/orders/{order_id}")).status_code == 200
+        assert (await http.get(f"/orders/{order_id.hex}")).status_code == 200
+        assert (await http.get(f"/orders/{uuid.uuid4()}")).status_code == 404
+
+
 async def simulate(sim: OppdragSimulator, order: Order) -> httpx.Response:
     async with httpx.AsyncClient(base_url=sim.url, headers=AUTH) as http:
         return await http.post("/simulering", json=oppdrag.simulation_request(order))

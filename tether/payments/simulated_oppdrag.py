@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -112,6 +113,13 @@ class Case:
         return days
 
 
+def _uuid_hex(key: str) -> str:
+    try:
+        return uuid.UUID(key).hex
+    except ValueError:
+        return key
+
+
 def _line_days(line: Line) -> dict[date, int]:
     if line.type_sats == "ENG":
         return {line.fom: line.sats}
@@ -181,8 +189,13 @@ class Ledger:
         case.apply(order.lines)
 
     def find(self, key: str) -> Received | None:
-        """An order by its nokkelAvstemming or by the message id it came with."""
-        return self.orders.get(key) or self.orders.get(self.by_msg_id.get(key, ""))
+        """An order by its nokkelAvstemming or the message id it came with; a UUID matches in
+        either spelling (with dashes or as 32 hex digits)."""
+        for candidate in dict.fromkeys((key, _uuid_hex(key))):
+            found = self.orders.get(candidate) or self.orders.get(self.by_msg_id.get(candidate, ""))
+            if found is not None:
+                return found
+        return None
 
     def receive(
         self, xml: str | bytes, msg_id: str | None, fault: str
