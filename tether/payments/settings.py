@@ -42,3 +42,6 @@ class PaymentsSettings(BaseSettings):
     )
     poll_interval_s: float = 0.2
     fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")
+    ack_wait_s: float = Field(
+        default=30, description="A pulled message not acknowledged this long is redelivered."
+    )

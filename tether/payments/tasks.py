@@ -135,15 +135,22 @@ async def _consume(
     stop: asyncio.Event,
     once: bool,
     handle: Callable[[Any], Awaitable[None]],
+    ack_wait_s: float,
 ) -> int:
-    """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned."""
+    """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
+
+    A message not acknowledged within ``ack_wait_s`` (its worker died) is delivered again.
+    """
+    from nats.js.api import ConsumerConfig
+
     nc = await _connect(nats_url)
     sub = None
     handled = 0
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subject)
-        sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
+        config = ConsumerConfig(ack_wait=ack_wait_s)
+        sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
@@ -200,6 +207,7 @@ async def consume_receipts(
         stop=stop,
         once=once,
         handle=handle,
+        ack_wait_s=s.ack_wait_s,
     )
 
 
@@ -229,6 +237,7 @@ async def consume_intake(
         stop=stop,
         once=once,
         handle=handle,
+        ack_wait_s=s.ack_wait_s,
     )
 
 
