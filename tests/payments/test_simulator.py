@@ -4,6 +4,7 @@ after every order it pays exactly what the message asked for."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -316,11 +317,12 @@ def expected_amounts(msg: DagpengerMessage) -> dict[tuple[str, date], int]:
 
 
 def ledger_amounts(ledger: Ledger, state: CaseState) -> dict[tuple[str, date], int]:
+    """What every chain of the case pays, by the uid whose chain it is (deleted ones too)."""
     case = ledger.cases["SAK1"]
+    uid_of = {case.chain_of[c.last_line_id]: uid for uid, c in state.confirmed.items()}
     found = {}
-    for uid in state.active_uids or ():
-        chain = case.chain_of[state.confirmed[uid].last_line_id]
-        found.update({(uid, d): v for d, v in case.payments(chain).items()})
+    for chain in case.chains:
+        found.update({(uid_of[chain], d): v for d, v in case.payments(chain).items()})
     return found
 
 
@@ -341,6 +343,41 @@ def test_the_ledger_pays_what_every_message_in_a_history_asks() -> None:
         result = plan(msg, state, now=datetime(2024, 7, 1, n))
         assert result.order is not None
         outcome = ledger.receive(oppdrag.build_order_xml(result.order), f"m{n}", "none")
+        assert outcome is not None and outcome[0].verdict.alvorlighetsgrad == "00", outcome
+        state = result.candidate
+        assert ledger_amounts(ledger, state) == expected_amounts(msg)
+
+
+def _random_case(rng: random.Random) -> list[dict[str, Any]]:
+    """Up to three meldeperioder of two weeks, each with runs of weekdays at random amounts."""
+    found: list[dict[str, Any]] = []
+    for n in (1, 2, 3):
+        if rng.random() < 0.3:
+            continue
+        start = date(2024, 6, 3) + timedelta(14 * n)
+        offset = 0
+        while offset < 14:
+            run, amount = rng.randint(1, 6), rng.choice([100, 200, 300])
+            if rng.random() > 0.15:
+                for d in (start + timedelta(offset + k) for k in range(run)):
+                    if d < start + timedelta(14) and d.weekday() < 5:
+                        found.append(day(d.isoformat(), amount, meldeperiode=f"m{n}"))
+            offset += run
+        if rng.random() < 0.3:
+            found.append(day(start.isoformat(), 700, meldeperiode=f"m{n}", type_=FERIE))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_histories_pay_what_each_message_asks(seed: int) -> None:
+    rng = random.Random(seed)
+    ledger, state = Ledger(), None
+    for n in range(8):
+        msg = message(_random_case(rng), behandlingId=f"B{n}")
+        result = plan(msg, state, now=datetime(2024, 7, 1, n))
+        if result.order is None:
+            continue
+        outcome = ledger.receive(oppdrag.build_order_xml(result.order), None, "none")
         assert outcome is not None and outcome[0].verdict.alvorlighetsgrad == "00", outcome
         state = result.candidate
         assert ledger_amounts(ledger, state) == expected_amounts(msg)
