@@ -199,6 +199,15 @@ def test_bad_values_are_format_errors() -> None:
         oppdrag.parse_order_xml(xml)
 
 
+def test_a_receipt_needs_an_oppdrag_root() -> None:
+    with pytest.raises(OppdragFormatError):
+        oppdrag.build_receipt_xml("<other/>", "00")
+    twice = oppdrag.build_receipt_xml(
+        oppdrag.build_receipt_xml(oppdrag.build_order_xml(two_line_order()), "08"), "00"
+    )
+    assert twice.count("<mmel>") == 1
+
+
 def test_an_order_is_not_a_receipt() -> None:
     with pytest.raises(OppdragFormatError, match="mmel"):
         oppdrag.parse_receipt(oppdrag.build_order_xml(two_line_order()))

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from tether.payments.lines import build_order, details
@@ -60,13 +60,10 @@ def uid_for(fagsystem: str, sak_id: str, meldeperiode: str, klassekode: str) -> 
     return str(uuid.uuid5(UID_NAMESPACE, UID_SEPARATOR.join(fields)))
 
 
-def _next_weekday(day: date) -> date:
-    step = {4: 3, 5: 2}.get(day.weekday(), 1)  # Friday -> Monday, Saturday -> Monday
-    return day + timedelta(days=step)
-
-
 def _contiguous(prev: date, nxt: date) -> bool:
-    return nxt in (prev + timedelta(days=1), _next_weekday(prev))
+    """The next calendar day, or the next weekday: Friday or Saturday -> Monday."""
+    gap = (nxt - prev).days
+    return gap == 1 or (gap in (2, 3) and nxt.weekday() == 0)
 
 
 def compress(days: Iterable[DagpengerDay]) -> tuple[Period, ...]:
