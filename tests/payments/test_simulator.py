@@ -295,6 +295,18 @@ async def test_an_unknown_mode_is_refused(sim: OppdragSimulator) -> None:
         assert (await http.put("/faults", json={"mode": "13"})).status_code == 422
 
 
+def test_a_stop_line_for_an_unknown_line_is_refused() -> None:
+    ledger = Ledger()
+    paid = plan(message(days("2024-06-03", "2024-06-14")), None, now=NOW)
+    assert paid.order is not None
+    ledger.apply(paid.order)
+    stop = plan(message([]), paid.candidate, now=NOW).order
+    assert stop is not None and ledger.check(stop).alvorlighetsgrad == "00"
+    [line] = stop.lines
+    wrong = replace(stop, lines=(replace(line, delytelse_id="UNKNOWN"),))
+    assert ledger.check(wrong).beskr_melding == "Delytelse UNKNOWN finnes ikke"
+
+
 # --- the ledger model agrees with the line rules ------------------------------------------------
 
 
