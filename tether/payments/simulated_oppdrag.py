@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from tether.payments.models import Line, Order
@@ -232,7 +232,7 @@ class Ledger:
             verdict=verdict,
             applied=verdict.accepted,
             receipt_xml=text,
-            received_at=datetime.now(),
+            received_at=datetime.now(UTC),
         )
         self.orders[order.nokkel_avstemming] = received
         return received, True
