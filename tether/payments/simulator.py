@@ -170,15 +170,17 @@ class OppdragSimulator(SimulatorServer):
                 await nc.drain()
 
     async def _consume(self, js: Any, sub: Any) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-
         while True:
             if self.state.mode == OppdragFault.DOWN:
                 await asyncio.sleep(0.05)
                 continue
             try:
                 msgs = await sub.fetch(10, timeout=0.5)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own and the bare asyncio one fetch also raises
+                continue
+            except Exception as exc:  # a broken connection: nats reconnects, so try again
+                logger.warning("oppdrag simulator could not fetch orders: %r", exc)
+                await asyncio.sleep(0.2)
                 continue
             for msg in msgs:
                 if self.state.mode == OppdragFault.DOWN:  # went down while fetching
