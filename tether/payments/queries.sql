@@ -146,12 +146,6 @@ FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
 WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
 ORDER BY s.id;
 
--- name: fetch_waiting_cases
--- cases with queued messages and no order in flight (left by a crash): to be drained again
-SELECT DISTINCT i.fagsystem, i.sak_id FROM pay.inbound i
-JOIN pay.sak s ON s.fagsystem = i.fagsystem AND s.sak_id = i.sak_id
-WHERE i.state = 'waiting' AND s.inflight_order IS NULL LIMIT %(limit)s;
-
 -- name: fetch_payment_gauges
 SELECT (SELECT count(*) FROM pay.oppdrag WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS waiting,
        (SELECT extract(epoch FROM now() - min(created_at)) FROM pay.oppdrag

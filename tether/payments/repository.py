@@ -236,10 +236,5 @@ async def fetch_statuses_of_case(
     return [StatusRow.from_row(r) for r in rows]
 
 
-async def fetch_waiting_cases(conn: Connection, *, limit: int) -> list[tuple[str, str]]:
-    rows = await db.fetch_all(conn, queries["fetch_waiting_cases"], {"limit": limit})
-    return [(r["fagsystem"], r["sak_id"]) for r in rows]
-
-
 async def fetch_payment_gauges(conn: Connection) -> Gauges:
     return Gauges.from_row(await db.fetch_one(conn, queries["fetch_payment_gauges"]))

@@ -98,9 +98,6 @@ class PaymentsService:
         if msg is not None and msg.dryrun:
             return await self._dry_run(key, digest, raw, msg)
         async with db.transaction(self.pool) as conn:
-            seen = await repository.fetch_inbound(conn, original_key=key)
-            if seen is not None:
-                return _answer_seen(seen, digest)
             if msg is None:
                 assert failure is not None
                 if not await self._log(conn, key, digest, raw, None, state="done"):
@@ -108,10 +105,16 @@ class PaymentsService:
                 await self._status(conn, key, codec.failed(failure))
             else:
                 case = await repository.lock_case(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
-                if not await self._log(conn, key, digest, raw, msg.sak_id, state="waiting"):
+                # no order in flight means nothing of this case waits: plan this one at once
+                free = case.inflight_order is None
+                state = "done" if free else "waiting"
+                if not await self._log(conn, key, digest, raw, msg.sak_id, state=state):
                     return await self._seen_now(conn, key, digest)
-                if case.inflight_order is None:
-                    await self._drain(conn, case)
+                if free:
+                    rows = await repository.fetch_utbetalinger(
+                        conn, fagsystem=case.fagsystem, sak_id=case.sak_id
+                    )
+                    await self._plan_one(conn, case, key, msg, codec.case_state(case, rows))
         self._wake()
         return Submission(key=key)
 
@@ -146,8 +149,10 @@ class PaymentsService:
 
     async def _drain(self, conn: Connection, case: CaseRow) -> None:
         """Plan the case's waiting messages in arrival order until one produces an order."""
-        state: codec.CaseState | None = None
-        loaded = False
+        rows = await repository.fetch_utbetalinger(
+            conn, fagsystem=case.fagsystem, sak_id=case.sak_id
+        )
+        state = codec.case_state(case, rows)  # unchanged until an order is stored
         while True:
             nxt = await repository.fetch_next_waiting(
                 conn, fagsystem=case.fagsystem, sak_id=case.sak_id
@@ -155,27 +160,34 @@ class PaymentsService:
             if nxt is None:
                 return
             await repository.mark_inbound_done(conn, seq=nxt.seq)
-            if not loaded:
-                rows = await repository.fetch_utbetalinger(
-                    conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-                )
-                state, loaded = codec.case_state(case, rows), True
-            order_id = uuid.uuid4()
-            outcome = _plan_safely(nxt, state, order_id)
-            if not isinstance(outcome, codec.Planned):
-                await self._status(conn, nxt.original_key, outcome)
-                continue
-            if outcome.xml is None:
-                await self._status(conn, nxt.original_key, codec.bare_ok())
-                continue
-            await self._store_order(conn, case, nxt, order_id, outcome)
-            return
+            if await self._plan_one(conn, case, nxt.original_key, nxt.body, state):
+                return
+
+    async def _plan_one(
+        self,
+        conn: Connection,
+        case: CaseRow,
+        key: str,
+        msg: codec.Message | bytes,
+        state: codec.CaseState | None,
+    ) -> bool:
+        """Plan one message against the confirmed state; True when it stored an order."""
+        order_id = uuid.uuid4()
+        outcome = _plan_safely(key, msg, state, order_id)
+        if not isinstance(outcome, codec.Planned):
+            await self._status(conn, key, outcome)
+            return False
+        if outcome.xml is None:
+            await self._status(conn, key, codec.bare_ok())
+            return False
+        await self._store_order(conn, case, key, order_id, outcome)
+        return True
 
     async def _store_order(
         self,
         conn: Connection,
         case: CaseRow,
-        msg: InboundRow,
+        key: str,
         order_id: uuid.UUID,
         planned: codec.Planned,
     ) -> None:
@@ -185,7 +197,7 @@ class PaymentsService:
             id=order_id,
             fagsystem=case.fagsystem,
             sak_id=case.sak_id,
-            original_key=msg.original_key,
+            original_key=key,
             xml=planned.xml,
             sha256=hashlib.sha256(planned.xml.encode()).hexdigest(),
             uids=sorted(planned.uids),
@@ -195,7 +207,7 @@ class PaymentsService:
         await repository.set_case_inflight(
             conn, fagsystem=case.fagsystem, sak_id=case.sak_id, oppdrag_id=order_id
         )
-        await self._status(conn, msg.original_key, codec.mottatt(planned.details))
+        await self._status(conn, key, codec.mottatt(planned.details))
 
     async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> None:
         status = str(body["status"])
@@ -342,17 +354,16 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
 
 
 def _plan_safely(
-    msg: InboundRow, state: codec.CaseState | None, order_id: uuid.UUID
+    key: str, msg: codec.Message | bytes, state: codec.CaseState | None, order_id: uuid.UUID
 ) -> codec.Planned | codec.StatusBody:
-    """Plan one waiting message; a rejection or a bug becomes its FEILET, never the batch's."""
+    """Plan one message; a rejection or a bug becomes its FEILET, never the batch's."""
     try:
-        return codec.plan(codec.parse(msg.body), state, now=_now(), order_id=order_id)
+        parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
+        return codec.plan(parsed, state, now=_now(), order_id=order_id)
     except codec.Rejected as exc:
         return codec.failed(exc)
     except Exception as exc:  # one message's bug must not stop its case or the worker
-        logger.exception(
-            "planning message %s failed", msg.original_key, extra={"action": "payments_plan_bug"}
-        )
+        logger.exception("planning message %s failed", key, extra={"action": "payments_plan_bug"})
         return codec.internal_error(f"{type(exc).__name__}: {exc}")
 
 
