@@ -140,8 +140,12 @@ class Received:
     fagsystem_id: str
     verdict: Verdict
     applied: bool
-    receipt_xml: str
     received_at: datetime
+
+    def receipt(self, order_xml: str | bytes) -> str:
+        """The receipt for this order, built from (a copy of) its XML: nothing kept per order."""
+        v = self.verdict
+        return build_receipt_xml(order_xml, v.alvorlighetsgrad, v.kode_melding, v.beskr_melding)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -222,16 +226,12 @@ class Ledger:
             verdict = WARNING
         if verdict.accepted:
             self.apply(order)
-        text = build_receipt_xml(
-            xml, verdict.alvorlighetsgrad, verdict.kode_melding, verdict.beskr_melding
-        )
         received = Received(
             nokkel_avstemming=order.nokkel_avstemming,
             msg_id=msg_id,
             fagsystem_id=order.fagsystem_id,
             verdict=verdict,
             applied=verdict.accepted,
-            receipt_xml=text,
             received_at=datetime.now(UTC),
         )
         self.orders[order.nokkel_avstemming] = received

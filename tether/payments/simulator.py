@@ -22,6 +22,7 @@ import hmac
 import itertools
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -131,6 +132,7 @@ class OppdragSimulator(SimulatorServer):
         self.nats_url = nats_url
         self.topology = topology
         self._receipt_seq = itertools.count(1)
+        self._instance = uuid.uuid4().hex[:8]  # receipt ids stay unique across restarts
         self._thread: threading.Thread | None = None
 
     def start_in_thread(self) -> OppdragSimulator:
@@ -209,14 +211,13 @@ class OppdragSimulator(SimulatorServer):
             await asyncio.sleep(state.slow_s)
         if mode == OppdragFault.SILENT:
             return
+        receipt = received.receipt(msg.data).encode()
         for _ in range(2 if mode == OppdragFault.DUPLICATE else 1):
             headers = {
-                "Nats-Msg-Id": f"{received.nokkel_avstemming}.receipt.{next(self._receipt_seq)}",
+                "Nats-Msg-Id": f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}",
                 "Oppdrag-Msg-Id": msg_id or "",
             }
-            await js.publish(
-                self.topology.receipts_subject, received.receipt_xml.encode(), headers=headers
-            )
+            await js.publish(self.topology.receipts_subject, receipt, headers=headers)
             state.calls["receipts"] += 1
 
 
