@@ -213,8 +213,9 @@ class OppdragSimulator(SimulatorServer):
             return
         receipt = received.receipt(msg.data).encode()
         for _ in range(2 if mode == OppdragFault.DUPLICATE else 1):
+            receipt_id = f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}"
             headers = {
-                "Nats-Msg-Id": f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}",
+                "Nats-Msg-Id": receipt_id,
                 "Oppdrag-Msg-Id": msg_id or "",
             }
             await js.publish(self.topology.receipts_subject, receipt, headers=headers)
