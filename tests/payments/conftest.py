@@ -38,6 +38,7 @@ def unique_settings(oppdrag_url: str = "http://127.0.0.1:9", **overrides: Any) -
         "receipts_subject": f"oppdrag.receipts.v1.{tag}",
         "poll_interval_s": 0.05,
         "send_dead_timeout_s": 2.0,
+        "receipt_timeout_s": 2.0,
     }
     return PaymentsSettings(oppdrag_url=oppdrag_url, **{**names, **overrides})
 

@@ -133,3 +133,14 @@ async def test_statuses_are_published_on_nats(harness: Harness) -> None:
         assert seen == ["MOTTATT", "HOS_OPPDRAG", "OK"]
     finally:
         await nc.drain()
+
+
+async def test_a_lost_receipt_is_chased_and_the_case_moves_on(harness: Harness) -> None:
+    await harness.fault("silent")  # applies the order, sends no receipt
+    s = await harness.send("k1", message(june(3, 14)), wait_s=30)
+    assert s.status == "OK"  # booked from the payment system's answer about the order
+    assert harness.sim.state.calls["order_lookups"] >= 1
+    await harness.fault("none")
+    later = june(3, 14, 200)
+    assert (await harness.send("k2", message(later))).status == "OK"
+    assert harness.paid() == expected(later)

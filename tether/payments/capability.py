@@ -44,6 +44,7 @@ CAPABILITY = Capability(
         _job("receipts", tasks.consume_receipts),
         _job("intake", tasks.consume_intake),
         _job("statuses", tasks.publish_statuses),
+        _job("chase-receipts", tasks.chase_receipts),
     ),
     demo=demo.demo,
 )

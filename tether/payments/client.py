@@ -62,8 +62,14 @@ class OppdragClient:
 
     async def has_order(self, order_id: uuid.UUID) -> bool:
         """Whether the payment system already received this order (so it must not be re-sent)."""
+        return await self.lookup_order(order_id) is not None
+
+    async def lookup_order(self, order_id: uuid.UUID) -> Mapping[str, Any] | None:
+        """What the payment system knows of an order (its verdict), or None if it never got it."""
         try:
-            await self.http.request("GET", f"/orders/{order_id}")
+            body = await self.http.get_json(f"/orders/{order_id}")
         except UpstreamNotFound:
-            return False
-        return True
+            return None
+        if not isinstance(body, dict):
+            raise UpstreamInvalidPayload(f"{SYSTEM} order lookup answer is not an object")
+        return body

@@ -114,6 +114,21 @@ def read_receipt(body: bytes | str) -> Receipt:
     return Receipt(order_id=order_id, code=parsed.alvorlighetsgrad.strip(), source=parsed)
 
 
+def receipt_from_lookup(order_id: uuid.UUID, found: StatusBody) -> Receipt | None:
+    """The verdict the payment system reports for an order, as a receipt (None: no verdict)."""
+    code = found.get("alvorlighetsgrad")
+    if not isinstance(code, str) or not code.strip():
+        return None
+    source = ModelReceipt(
+        alvorlighetsgrad=code.strip(),
+        kode_melding=found.get("kodeMelding"),
+        beskr_melding=found.get("beskrMelding"),
+        fagsystem_id=str(found.get("fagsystemId", "")),
+        nokkel_avstemming=order_id.hex,
+    )
+    return Receipt(order_id=order_id, code=code.strip(), source=source)
+
+
 # --- status bodies ------------------------------------------------------------------------------
 
 

@@ -92,6 +92,22 @@ UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
                        last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
+-- name: claim_unanswered_orders
+-- sent, and no receipt within the timeout: the next look is one timeout later
+UPDATE pay.oppdrag o SET chase_due_at = now() + make_interval(secs => %(timeout_s)s)
+WHERE o.id IN (SELECT id FROM pay.oppdrag
+               WHERE state = 'HOS_OPPDRAG'
+                 AND coalesce(chase_due_at, sent_at + make_interval(secs => %(timeout_s)s))
+                     <= now()
+               ORDER BY sent_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
+          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+
+-- name: resend_order
+-- the payment system never got it: send it again (same message id)
+UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now()
+WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
+
 -- name: lock_order
 SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
        created_at, send_attempts, sent_at, receipt_code

@@ -177,6 +177,18 @@ async def record_send_failure(
     await db.execute(conn, queries["record_send_failure"], params)
 
 
+async def claim_unanswered_orders(
+    conn: Connection, *, limit: int, timeout_s: float
+) -> list[OrderRow]:
+    params = {"limit": limit, "timeout_s": timeout_s}
+    rows = await db.fetch_all(conn, queries["claim_unanswered_orders"], params)
+    return [OrderRow.from_row(r) for r in rows]
+
+
+async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
+    return await db.execute(conn, queries["resend_order"], {"id": id}) == 1
+
+
 async def lock_order(conn: Connection, *, id: uuid.UUID) -> OrderRow | None:
     row = await db.fetch_optional(conn, queries["lock_order"], {"id": id})
     return None if row is None else OrderRow.from_row(row)

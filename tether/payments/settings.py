@@ -38,7 +38,7 @@ class PaymentsSettings(BaseSettings):
     send_retry_base_s: float = 1.0
     send_retry_max_s: float = 300.0
     receipt_timeout_s: float = Field(
-        default=600, description="An order without a receipt this long is reported as stuck."
+        default=300, description="No receipt this long: ask the payment system about the order."
     )
     poll_interval_s: float = 0.2
     fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")

@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from tether.core import db
-from tether.core.errors import Conflict, InvalidInput
+from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import ensure_stream
 from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
@@ -123,6 +123,66 @@ async def _send_one(service: PaymentsService, js: Any, order: OrderRow) -> str |
     except Exception as exc:  # upstream, socket or nats-py's own errors: all mean "not sent"
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+async def chase_receipts(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Orders without a receipt past the timeout: ask the payment system, book its verdict, or
+    send the order again if it never arrived (a lost receipt must not block a case forever)."""
+    s = service.settings
+
+    async def claim() -> list[OrderRow]:
+        async with db.transaction(service.pool) as conn:
+            return await repository.claim_unanswered_orders(
+                conn, limit=s.send_batch, timeout_s=s.receipt_timeout_s
+            )
+
+    async def process(orders: Sequence[OrderRow]) -> None:
+        for order in orders:
+            await _chase_one(service, order)
+
+    return await run_due_loop(
+        claim=claim,
+        process=process,
+        stop=stop,
+        once=once,
+        poll_interval_s=max(s.poll_interval_s, 1.0),
+        name="payments-chase",
+    )
+
+
+async def _chase_one(service: PaymentsService, order: OrderRow) -> None:
+    try:
+        found = await service.client.lookup_order(order.id)
+    except UpstreamError as exc:
+        logger.warning(
+            "cannot ask about order %s: %s",
+            order.id,
+            exc.message,
+            extra={"action": "payments_chase_failed"},
+        )
+        return
+    receipt = codec.receipt_from_lookup(order.id, found) if found is not None else None
+    if receipt is not None:
+        outcome = await service.apply_receipt(receipt, f"lookup: {found}")
+        logger.warning(
+            "order %s had no receipt; booked its verdict from a lookup (%s)",
+            order.id,
+            outcome,
+            extra={"action": "payments_receipt_chased"},
+        )
+        return
+    if found is None:
+        async with db.transaction(service.pool) as conn:
+            resent = await repository.resend_order(conn, id=order.id)
+        if resent:
+            service.orders_ready.set()
+            logger.warning(
+                "order %s never reached the payment system: sent again",
+                order.id,
+                extra={"action": "payments_order_resent"},
+            )
 
 
 async def _consume(

@@ -61,6 +61,7 @@ CREATE TABLE pay.oppdrag (
     send_attempts int NOT NULL DEFAULT 0,
     last_error    text,
     sent_at       timestamptz,
+    chase_due_at  timestamptz,  -- no receipt by then: ask the payment system about the order
     receipt_at    timestamptz,
     receipt_code  text,
     receipt_text  text
