@@ -1,14 +1,11 @@
 -- Named queries of the payments capability (loaded by tether/core/sql.py).
 
--- name: ensure_case
--- the case row exists before it is locked, so two first messages serialise on it too
-INSERT INTO pay.sak (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
-ON CONFLICT DO NOTHING;
-
 -- name: lock_case
--- concurrent workers take turns per case; other cases proceed in parallel
-SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
-FROM pay.sak WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s FOR UPDATE;
+-- creates the case on its first message and locks it: workers take turns per case, other cases
+-- run in parallel (the no-op update is what takes the row lock in the same round trip)
+INSERT INTO pay.sak AS s (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
+ON CONFLICT (fagsystem, sak_id) DO UPDATE SET updated_at = s.updated_at
+RETURNING fagsystem, sak_id, active_uids, has_order_before, inflight_order;
 
 -- name: fetch_case
 SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
@@ -39,22 +36,26 @@ ORDER BY seq LIMIT 1;
 -- name: mark_inbound_done
 UPDATE pay.inbound SET state = 'done' WHERE seq = %(seq)s;
 
--- name: insert_oppdrag
-INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state,
-                         message_id, send_due_at)
-VALUES (%(id)s, %(fagsystem)s, %(sak_id)s, %(original_key)s, %(xml)s, %(sha256)s, %(uids)s,
-        %(details)s, 'MOTTATT', %(id)s::text, now());
-
--- name: insert_candidates
--- one statement for every uid the order changes
-INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
-SELECT %(oppdrag_id)s, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
-FROM jsonb_to_recordset(%(candidates)s::jsonb)
-     AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb, data jsonb);
-
--- name: set_case_inflight
-UPDATE pay.sak SET inflight_order = %(oppdrag_id)s, updated_at = now()
-WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+-- name: store_order
+-- the outbox row, its candidates, the case's order in flight and MOTTATT: one statement
+WITH oppdrag AS (
+    INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
+                             state, message_id, send_due_at)
+    VALUES (%(id)s, %(fagsystem)s, %(sak_id)s, %(original_key)s, %(xml)s, %(sha256)s, %(uids)s,
+            %(details)s, 'MOTTATT', %(id)s::text, now())
+    RETURNING id
+), candidates AS (
+    INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
+    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
+    FROM oppdrag o, jsonb_to_recordset(%(candidates)s::jsonb)
+         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
+              data jsonb)
+), inflight AS (
+    UPDATE pay.sak SET inflight_order = %(id)s, updated_at = now()
+    WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
+)
+INSERT INTO pay.status (original_key, status, body)
+VALUES (%(original_key)s, 'MOTTATT', %(status)s);
 
 -- name: insert_status
 INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);

@@ -27,7 +27,6 @@ queries = load_queries("tether.payments")
 async def lock_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow:
     """Create the case row if needed and lock it for the rest of the transaction."""
     key = {"fagsystem": fagsystem, "sak_id": sak_id}
-    await db.execute(conn, queries["ensure_case"], key)
     return CaseRow.from_row(await db.fetch_one(conn, queries["lock_case"], key))
 
 
@@ -90,7 +89,7 @@ async def mark_inbound_done(conn: Connection, *, seq: int) -> None:
     await db.execute(conn, queries["mark_inbound_done"], {"seq": seq})
 
 
-async def insert_oppdrag(
+async def store_order(
     conn: Connection,
     *,
     id: uuid.UUID,
@@ -101,27 +100,10 @@ async def insert_oppdrag(
     sha256: str,
     uids: Sequence[str],
     details: Json,
+    candidates: Sequence[UtbetalingRow],
+    status: Json,
 ) -> None:
-    await db.execute(
-        conn,
-        queries["insert_oppdrag"],
-        {
-            "id": id,
-            "fagsystem": fagsystem,
-            "sak_id": sak_id,
-            "original_key": original_key,
-            "xml": xml,
-            "sha256": sha256,
-            "uids": list(uids),
-            "details": Jsonb(details),
-        },
-    )
-
-
-async def insert_candidates(
-    conn: Connection, *, oppdrag_id: uuid.UUID, candidates: Sequence[UtbetalingRow]
-) -> None:
-    """Store what each changed uid becomes once the order is confirmed (one statement)."""
+    """The order (outbox), its candidates, the case's order in flight and its MOTTATT status."""
     rows = [
         {
             "uid": c.uid,
@@ -135,16 +117,20 @@ async def insert_candidates(
     ]
     await db.execute(
         conn,
-        queries["insert_candidates"],
-        {"oppdrag_id": oppdrag_id, "candidates": json.dumps(rows)},
+        queries["store_order"],
+        {
+            "id": id,
+            "fagsystem": fagsystem,
+            "sak_id": sak_id,
+            "original_key": original_key,
+            "xml": xml,
+            "sha256": sha256,
+            "uids": list(uids),
+            "details": Jsonb(details),
+            "candidates": json.dumps(rows),
+            "status": Jsonb(status),
+        },
     )
-
-
-async def set_case_inflight(
-    conn: Connection, *, fagsystem: str, sak_id: str, oppdrag_id: uuid.UUID
-) -> None:
-    params = {"fagsystem": fagsystem, "sak_id": sak_id, "oppdrag_id": oppdrag_id}
-    await db.execute(conn, queries["set_case_inflight"], params)
 
 
 async def insert_status(conn: Connection, *, original_key: str, status: str, body: Json) -> None:

@@ -111,10 +111,7 @@ class PaymentsService:
                 if not await self._log(conn, key, digest, raw, msg.sak_id, state=state):
                     return await self._seen_now(conn, key, digest)
                 if free:
-                    rows = await repository.fetch_utbetalinger(
-                        conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-                    )
-                    await self._plan_one(conn, case, key, msg, codec.case_state(case, rows))
+                    await self._plan_one(conn, case, key, msg, await self._state(conn, case))
         self._wake()
         return Submission(key=key)
 
@@ -149,10 +146,7 @@ class PaymentsService:
 
     async def _drain(self, conn: Connection, case: CaseRow) -> None:
         """Plan the case's waiting messages in arrival order until one produces an order."""
-        rows = await repository.fetch_utbetalinger(
-            conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-        )
-        state = codec.case_state(case, rows)  # unchanged until an order is stored
+        state = await self._state(conn, case)  # unchanged until an order is stored
         while True:
             nxt = await repository.fetch_next_waiting(
                 conn, fagsystem=case.fagsystem, sak_id=case.sak_id
@@ -162,6 +156,15 @@ class PaymentsService:
             await repository.mark_inbound_done(conn, seq=nxt.seq)
             if await self._plan_one(conn, case, nxt.original_key, nxt.body, state):
                 return
+
+    async def _state(self, conn: Connection, case: CaseRow) -> codec.CaseState | None:
+        """The confirmed state; a case the payment system never accepted has no rows to read."""
+        if not case.has_order_before:
+            return codec.case_state(case, [])
+        rows = await repository.fetch_utbetalinger(
+            conn, fagsystem=case.fagsystem, sak_id=case.sak_id
+        )
+        return codec.case_state(case, rows)
 
     async def _plan_one(
         self,
@@ -192,7 +195,7 @@ class PaymentsService:
         planned: codec.Planned,
     ) -> None:
         assert planned.xml is not None and planned.details is not None
-        await repository.insert_oppdrag(
+        await repository.store_order(
             conn,
             id=order_id,
             fagsystem=case.fagsystem,
@@ -202,12 +205,10 @@ class PaymentsService:
             sha256=hashlib.sha256(planned.xml.encode()).hexdigest(),
             uids=sorted(planned.uids),
             details=planned.details,
+            candidates=planned.candidates,
+            status=codec.mottatt(planned.details),
         )
-        await repository.insert_candidates(conn, oppdrag_id=order_id, candidates=planned.candidates)
-        await repository.set_case_inflight(
-            conn, fagsystem=case.fagsystem, sak_id=case.sak_id, oppdrag_id=order_id
-        )
-        await self._status(conn, key, codec.mottatt(planned.details))
+        STATUSES.labels("MOTTATT").inc()
 
     async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> None:
         status = str(body["status"])
