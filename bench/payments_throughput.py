@@ -45,6 +45,7 @@ from bench.common import percentile, postgres, scratch_database, write_section
 
 HEADING = "## Payments throughput"
 RUN_TIMEOUT_S = 600.0
+API_PATH = "/api/v1/payments/dagpenger"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +150,7 @@ async def post_all(
     for item in items:
         queue.put_nowait(item)
     latencies: list[float] = []
+    retries: list[str] = []
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=60) as http:
 
@@ -156,15 +158,20 @@ async def post_all(
             while not queue.empty():
                 key, body = queue.get_nowait()
                 start = time.perf_counter()
-                r = await http.post(
-                    "/api/v1/payments/dagpenger", content=body, headers={"Transaction-ID": key}
-                )
+                headers = {"Transaction-ID": key}
+                try:
+                    r = await http.post(API_PATH, content=body, headers=headers)
+                except httpx.TransportError:  # a dropped connection: the key makes a retry safe
+                    retries.append(key)
+                    r = await http.post(API_PATH, content=body, headers=headers)
                 latencies.append(time.perf_counter() - start)
                 if r.status_code != 202:
                     raise RuntimeError(f"intake answered {r.status_code}: {r.text[:200]}")
 
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
+        if retries:
+            print(f"  {len(retries)} post(s) retried after a dropped connection", flush=True)
         return time.perf_counter() - start, latencies
 
 
