@@ -42,6 +42,7 @@ class PaymentsSettings(BaseSettings):
     )
     poll_interval_s: float = 0.2
     fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")
+    receipt_concurrency: int = Field(default=16, description="Receipts booked at once per worker.")
     ack_wait_s: float = Field(
         default=30, description="A pulled message not acknowledged this long is redelivered."
     )

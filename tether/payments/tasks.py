@@ -196,10 +196,12 @@ async def _consume(
     once: bool,
     handle: Callable[[Any], Awaitable[None]],
     ack_wait_s: float,
+    parallel: int = 1,
 ) -> int:
     """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
 
     A message not acknowledged within ``ack_wait_s`` (its worker died) is delivered again.
+    ``parallel`` > 1 handles a fetched batch concurrently (receipts: each books its own order).
     """
     from nats.js.api import ConsumerConfig
 
@@ -209,6 +211,12 @@ async def _consume(
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subject)
+        gate = asyncio.Semaphore(parallel)
+
+        async def bounded(msg: Any) -> bool:
+            async with gate:
+                return await _handle_and_ack(msg, handle)
+
         config = ConsumerConfig(ack_wait=ack_wait_s)
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         while not stop.is_set():
@@ -218,23 +226,30 @@ async def _consume(
                 if once:
                     break
                 continue
-            for msg in msgs:
-                try:
-                    await handle(msg)
-                except Exception:  # the database is away or a bug: redeliver later
-                    logger.exception(
-                        "handling a message failed; redelivered later",
-                        extra={"action": "payments_consume_failed"},
-                    )
-                    await msg.nak(delay=1)
-                    continue
-                await msg.ack()
-                handled += 1
+            if parallel > 1:
+                results = await asyncio.gather(*(bounded(m) for m in msgs))
+            else:  # one at a time: the broker's order is the arrival order
+                results = [await _handle_and_ack(m, handle) for m in msgs]
+            handled += sum(results)
     finally:
         if sub is not None:
             await sub.unsubscribe()
         await nc.drain()
     return handled
+
+
+async def _handle_and_ack(msg: Any, handle: Callable[[Any], Awaitable[None]]) -> bool:
+    try:
+        await handle(msg)
+    except Exception:  # the database is away or a bug: redeliver later
+        logger.exception(
+            "handling a message failed; redelivered later",
+            extra={"action": "payments_consume_failed"},
+        )
+        await msg.nak(delay=1)
+        return False
+    await msg.ack()
+    return True
 
 
 async def consume_receipts(
@@ -268,6 +283,7 @@ async def consume_receipts(
         once=once,
         handle=handle,
         ack_wait_s=s.ack_wait_s,
+        parallel=s.receipt_concurrency,
     )
 
 
@@ -314,16 +330,21 @@ async def publish_statuses(
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
                 rows = await repository.claim_unpublished_statuses(conn, limit=500)
-                for row in rows:
-                    await js.publish(
-                        s.status_subject,
-                        codec.status_json(row.body),
-                        stream=s.status_stream,
-                        headers={
-                            "Transaction-ID": row.original_key,
-                            "Nats-Msg-Id": f"status-{row.id}",
-                        },
+                # written to the socket in id order; only the acknowledgements are awaited together
+                await asyncio.gather(
+                    *(
+                        js.publish(
+                            s.status_subject,
+                            codec.status_json(row.body),
+                            stream=s.status_stream,
+                            headers={
+                                "Transaction-ID": row.original_key,
+                                "Nats-Msg-Id": f"status-{row.id}",
+                            },
+                        )
+                        for row in rows
                     )
+                )
                 if rows:
                     await repository.mark_statuses_published(
                         conn, ids=[r.id for r in rows if r.id is not None]
