@@ -6,7 +6,11 @@ says, so every order's lines (chains, stop lines, references) are checked by its
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
+
+from tether.core.errors import NotFound
+from tether.core.events import ensure_stream
 
 from .conftest import Harness, day, expected, june, message
 
@@ -144,3 +148,51 @@ async def test_a_lost_receipt_is_chased_and_the_case_moves_on(harness: Harness) 
     later = june(3, 14, 200)
     assert (await harness.send("k2", message(later))).status == "OK"
     assert harness.paid() == expected(later)
+
+
+async def test_metrics_count_statuses_and_waiting_orders(harness: Harness) -> None:
+    from prometheus_client import REGISTRY
+
+    def ok_count() -> float:
+        return REGISTRY.get_sample_value("tether_payments_statuses_total", {"status": "OK"}) or 0
+
+    before = ok_count()
+    await harness.fault("silent")
+    await harness.service.submit("k1", message(june(3, 14)))
+    for _ in range(100):  # the status job refreshes the gauge after the order is sent
+        if REGISTRY.get_sample_value("tether_payments_orders_waiting") == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert REGISTRY.get_sample_value("tether_payments_orders_waiting") == 1
+    assert (await harness.service.wait_status("k1", 30)).status == "OK"  # chased
+    assert ok_count() >= before + 1
+
+
+async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_dropped(
+    harness: Harness,
+) -> None:
+    import nats
+
+    s = harness.service.settings
+    nc = await nats.connect(harness.nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.intake_stream, s.intake_subject)
+        await js.publish(s.intake_subject, message(june(3, 7)), stream=s.intake_stream)
+        await js.publish(
+            s.intake_subject,
+            message(june(3, 14)),
+            stream=s.intake_stream,
+            headers={"Transaction-ID": "nats-1"},
+        )
+    finally:
+        await nc.drain()
+    for _ in range(200):
+        try:
+            status = await harness.service.wait_status("nats-1", 20)
+            break
+        except NotFound:
+            await asyncio.sleep(0.05)
+    assert status.status == "OK"
+    assert harness.paid() == expected(june(3, 14))
+    assert len(await harness.service.orders("sak1")) == 1  # the keyless one never became one

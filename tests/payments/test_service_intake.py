@@ -203,3 +203,21 @@ async def test_unchanged_message_is_bare_ok_and_sends_nothing(service: PaymentsS
     status = await service.latest_status("k2")
     assert status.status == "OK" and status.body["detaljer"] is None
     assert len(await service.orders("sak1")) == 1
+
+
+async def test_an_error_halfway_through_intake_leaves_no_rows(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    async with pool.connection() as conn:  # the database refuses the last write of the intake
+        await conn.execute(
+            "CREATE FUNCTION pay.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'refused'; END $$;"
+            " CREATE TRIGGER refuse BEFORE INSERT ON pay.status FOR EACH ROW"
+            " WHEN (NEW.original_key = 'boom') EXECUTE FUNCTION pay.refuse()"
+        )
+    with pytest.raises(Exception, match="refused"):
+        await service.submit("boom", message(june(3, 14)))
+    for table in ("sak", "inbound", "oppdrag", "candidate", "status"):
+        assert await _count(pool, table) == 0, table
+    await service.submit("k1", message(june(3, 14)))  # the case is not stuck
+    assert (await service.latest_status("k1")).status == "MOTTATT"
