@@ -42,9 +42,7 @@ def test_unknown_key_exits_1_with_the_reason(runner: CliRunner) -> None:
     assert "no message with key" in result.output
 
 
-def test_dry_run_of_a_file_that_is_not_json_is_refused(
-    runner: CliRunner, tmp_path: Path
-) -> None:
+def test_dry_run_of_a_file_that_is_not_json_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     file = tmp_path / "m.json"
     file.write_text("{oops")
     result = runner.invoke(app, ["payments", "send", str(file), "--dry-run"])
