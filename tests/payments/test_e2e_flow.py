@@ -196,3 +196,15 @@ async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_droppe
     assert status.status == "OK"
     assert harness.paid() == expected(june(3, 14))
     assert len(await harness.service.orders("sak1")) == 1  # the keyless one never became one
+
+
+async def test_two_receipts_for_one_order_are_booked_once(harness: Harness) -> None:
+    await harness.fault("duplicate")
+    assert (await harness.send("k1", message(june(3, 14)))).status == "OK"
+    later = june(3, 14, 200)
+    assert (await harness.send("k2", message(later))).status == "OK"
+    assert harness.paid() == expected(later)
+    async with harness.service.pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM pay.status WHERE status = 'OK'")
+        row = await cur.fetchone()
+    assert row is not None and row["n"] == 2
