@@ -144,6 +144,10 @@ WHERE id = %(id)s;
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);
 
+-- name: lock_status_publisher
+-- one publisher at a time across workers, so the statuses of a key leave in their order
+SELECT pg_try_advisory_xact_lock(hashtext('tether.payments.status_publisher')) AS locked;
+
 -- name: claim_unpublished_statuses
 SELECT id, original_key, status, body FROM pay.status
 WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;

@@ -210,6 +210,10 @@ async def insert_stray_receipt(
     await db.execute(conn, queries["insert_stray_receipt"], params)
 
 
+async def lock_status_publisher(conn: Connection) -> bool:
+    return bool((await db.fetch_one(conn, queries["lock_status_publisher"]))["locked"])
+
+
 async def claim_unpublished_statuses(conn: Connection, *, limit: int) -> list[StatusRow]:
     rows = await db.fetch_all(conn, queries["claim_unpublished_statuses"], {"limit": limit})
     return [StatusRow.from_row(r) for r in rows]

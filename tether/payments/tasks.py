@@ -329,7 +329,9 @@ async def publish_statuses(
         await ensure_stream(js, s.status_stream, s.status_subject)
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
-                rows = await repository.claim_unpublished_statuses(conn, limit=500)
+                rows = []
+                if await repository.lock_status_publisher(conn):
+                    rows = await repository.claim_unpublished_statuses(conn, limit=500)
                 # written to the socket in id order; only the acknowledgements are awaited together
                 await asyncio.gather(
                     *(
