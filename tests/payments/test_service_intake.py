@@ -221,3 +221,25 @@ async def test_an_error_halfway_through_intake_leaves_no_rows(
         assert await _count(pool, table) == 0, table
     await service.submit("k1", message(june(3, 14)))  # the case is not stuck
     assert (await service.latest_status("k1")).status == "MOTTATT"
+
+
+async def test_concurrent_messages_of_one_case_get_one_order_and_wait_in_arrival_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    import asyncio
+
+    keys = [f"c{i}" for i in range(6)]
+    await asyncio.gather(
+        *(service.submit(k, message(june(3, 14, 100 + i))) for i, k in enumerate(keys))
+    )
+    statuses = [(await service.latest_status(k)).status for k in keys]
+    assert sorted(statuses) == ["MOTTATT"] + ["VENTER"] * 5
+    for _ in keys[1:]:
+        assert await _receipt(service, "sak1", "00") == "ok"
+    await _receipt(service, "sak1", "00")
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT original_key FROM pay.inbound ORDER BY seq")
+        arrival = [r["original_key"] for r in await cur.fetchall()]
+    orders = await service.orders("sak1")
+    assert [o.original_key for o in orders] == arrival  # planned in arrival order, none lost
+    assert {(await service.latest_status(k)).status for k in keys} == {"OK"}
