@@ -243,3 +243,12 @@ async def test_concurrent_messages_of_one_case_get_one_order_and_wait_in_arrival
     orders = await service.orders("sak1")
     assert [o.original_key for o in orders] == arrival  # planned in arrival order, none lost
     assert {(await service.latest_status(k)).status for k in keys} == {"OK"}
+
+
+async def test_a_huge_sak_id_is_feilet_without_a_case_row(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    await service.submit("huge", message(june(3, 14), sakId="s" * 10_000))
+    status = await service.latest_status("huge")
+    assert status.status == "FEILET" and status.body["error"]["statusCode"] == 400
+    assert await _count(pool, "sak") == 0

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.payments.domain import plan as plan_order
-from tether.payments.domain import receipt_outcome
+from tether.payments.domain import receipt_outcome, validate
 from tether.payments.models import (
     CaseState,
     ConfirmedUtbetaling,
@@ -72,6 +72,11 @@ def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
         ).to_json(),
         data=c.to_json(),
     )
+
+
+def precheck(msg: DagpengerMessage) -> None:
+    """The rules on the message's own ids (sakId, behandlingId lengths), before a case exists."""
+    validate(msg, [], None)
 
 
 def case_state(case: CaseRow | None, rows: Sequence[UtbetalingRow]) -> CaseState | None:

@@ -90,11 +90,14 @@ class PaymentsService:
         if not key.strip() or len(key) > 200:
             raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
         digest = hashlib.sha256(raw).hexdigest()
+        msg: codec.Message | None = None
+        failure: codec.Rejected | None = None
+        dryrun = False
         try:
-            msg: codec.Message | None = codec.parse(raw)
-            failure: codec.Rejected | None = None
+            msg = codec.parse(raw)
+            codec.precheck(msg)  # ids too long for a case key are refused before any lock
         except codec.Rejected as exc:
-            msg, failure = None, exc
+            msg, failure, dryrun = None, exc, msg is not None and msg.dryrun
         if msg is not None and msg.dryrun:
             return await self._dry_run(key, digest, raw, msg)
         async with db.transaction(self.pool) as conn:
@@ -102,7 +105,7 @@ class PaymentsService:
                 assert failure is not None
                 if not await self._log(conn, key, digest, raw, None, state="done"):
                     return await self._seen_now(conn, key, digest)
-                await self._status(conn, key, codec.failed(failure))
+                await self._status(conn, key, codec.failed(failure, simulering=dryrun))
             else:
                 case = await repository.lock_case(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
                 # no order in flight means nothing of this case waits: plan this one at once
