@@ -208,3 +208,13 @@ async def test_two_receipts_for_one_order_are_booked_once(harness: Harness) -> N
         cur = await conn.execute("SELECT count(*) AS n FROM pay.status WHERE status = 'OK'")
         row = await cur.fetchone()
     assert row is not None and row["n"] == 2
+
+
+async def test_orders_wait_in_the_queue_while_the_payment_system_is_down(harness: Harness) -> None:
+    await harness.fault("down")
+    s = await harness.send("k1", message(june(3, 14)), wait_s=3)
+    assert s.status == "HOS_OPPDRAG"  # on the queue, not yet answered
+    await harness.fault("none")
+    assert (await harness.service.wait_status("k1", 30)).status == "OK"
+    assert harness.paid() == expected(june(3, 14))
+    assert harness.sim.state.calls["orders"] == 1
