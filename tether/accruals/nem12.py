@@ -1,0 +1,166 @@
+"""NEM12 channel-days gathered into columns; the values of a whole batch parsed in one C call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tether.accruals.nem_types import ChannelDays, RowError
+
+Methods = tuple[tuple[int, int, str, str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channel:
+    """The 200 row the following 300 rows belong to (``bad`` = why it was quarantined)."""
+
+    line: int
+    nmi: str = ""
+    register_id: str = ""
+    suffix: str = ""
+    uom: str = ""
+    mul: float = 1.0
+    div: float = 1.0
+    interval: int = 30
+    width: int = 48
+    bad: str | None = None
+
+
+class ChannelDayColumns:
+    """Valid-looking 300 rows of one interval length, kept as lists until :meth:`take`."""
+
+    def __init__(self, interval: int, width: int) -> None:
+        self.interval = interval
+        self.width = width
+        self._reset()
+
+    def _reset(self) -> None:
+        self.channels: list[Channel] = []
+        self.days: list[int] = []
+        self.raw: list[str] = []
+        self.flags: list[bytes] = []
+        self.qm: list[str] = []
+        self.reason: list[str] = []
+        self.desc: list[str] = []
+        self.update: list[int] = []
+        self.msats: list[int] = []
+        self.methods: list[Methods | None] = []
+        self.lines: list[int] = []
+        self.extra_lines: list[tuple[int, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(
+        self,
+        ch: Channel,
+        day: int,
+        raw: str,
+        flags: bytes,
+        fields: tuple[str, str, str],
+        stamps: tuple[int, int],
+        methods: Methods | None,
+        line: int,
+        extra_lines: tuple[int, ...] = (),
+    ) -> None:
+        """Keep one row; ``extra_lines`` are its 400 rows (quarantined with it if it is bad)."""
+        self.channels.append(ch)
+        self.days.append(day)
+        self.raw.append(raw)
+        self.flags.append(flags)
+        self.qm.append(fields[0])
+        self.reason.append(fields[1])
+        self.desc.append(fields[2])
+        self.update.append(stamps[0])
+        self.msats.append(stamps[1])
+        self.methods.append(methods)
+        self.lines.append(line)
+        self.extra_lines.append(extra_lines)
+
+    def _values(self, errors: list[RowError]) -> tuple[np.ndarray, np.ndarray]:
+        """Values (n x width) and a mask of rows whose every value is a finite number >= 0."""
+        n, width = len(self.raw), self.width
+        try:
+            values = np.loadtxt(self.raw, delimiter=",", dtype=np.float64, comments=None, ndmin=2)
+            if values.shape != (n, width):
+                raise ValueError("ragged")
+        except ValueError:
+            values = np.zeros((n, width))
+            ok = np.ones(n, dtype=bool)
+            for i, raw in enumerate(self.raw):
+                reason = _row_problem(raw)
+                if reason is None:
+                    values[i] = np.array(raw.split(","), dtype=np.float64)
+                else:
+                    ok[i] = False
+                    self._quarantine(i, reason, errors)
+        else:
+            ok = np.ones(n, dtype=bool)
+        finite = np.isfinite(values).all(axis=1) & (values >= 0).all(axis=1)
+        for i in np.flatnonzero(ok & ~finite):
+            ok[i] = False
+            self._quarantine(int(i), "300 row has a negative or non-finite value", errors)
+        return values, ok
+
+    def _quarantine(self, i: int, reason: str, errors: list[RowError]) -> None:
+        errors.append(RowError(line=self.lines[i], reason=reason))
+        errors.extend(
+            RowError(line=x, reason=f"400 row of the quarantined 300 row at line {self.lines[i]}")
+            for x in self.extra_lines[i]
+        )
+
+    def take(self, errors: list[RowError]) -> ChannelDays | None:
+        """Everything kept so far as one batch; rows with bad values go to ``errors``."""
+        if not self.lines:
+            return None
+        values, ok = self._values(errors)
+        chans = self.channels
+        mul = np.fromiter((c.mul for c in chans), dtype=np.float64, count=len(chans))
+        div = np.fromiter((c.div for c in chans), dtype=np.float64, count=len(chans))
+        convert = (mul != 1.0) | (div != 1.0)
+        if convert.any():
+            values[convert] = values[convert] * mul[convert, None] / div[convert, None]
+        quality = np.frombuffer(b"".join(self.flags), dtype=np.uint8).reshape(-1, self.width)
+        keep = None if ok.all() else np.flatnonzero(ok)
+
+        def obj(items: list[object]) -> np.ndarray:
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
+            return arr if keep is None else arr[keep]
+
+        def pick(arr: np.ndarray) -> np.ndarray:
+            return arr if keep is None else arr[keep]
+
+        batch = ChannelDays(
+            interval_length=self.interval,
+            nmi=obj([c.nmi for c in chans]),
+            register_id=obj([c.register_id for c in chans]),
+            suffix=obj([c.suffix for c in chans]),
+            uom=obj([c.uom for c in chans]),
+            day=pick(np.array(self.days, dtype=np.int64).astype("datetime64[D]")),
+            values=pick(values),
+            quality=pick(quality),
+            quality_method=obj(list(self.qm)),
+            reason_code=obj(list(self.reason)),
+            reason_description=obj(list(self.desc)),
+            update_datetime=pick(np.array(self.update, dtype=np.int64).astype("datetime64[s]")),
+            msats_load_datetime=pick(np.array(self.msats, dtype=np.int64).astype("datetime64[s]")),
+            interval_methods=obj(list(self.methods)),
+            line=pick(np.array(self.lines, dtype=np.int64)),
+            raw_values=self.raw if keep is None else [self.raw[i] for i in keep],
+            mul=pick(mul),
+            div=pick(div),
+        )
+        self._reset()
+        return batch if len(batch) else None
+
+
+def _row_problem(raw: str) -> str | None:
+    """Why one row's value text is not a list of numbers (the slow path, bad batches only)."""
+    for j, text in enumerate(raw.split(","), start=1):
+        try:
+            float(text)
+        except ValueError:
+            return f"300 row value {j} is not a number: {text.strip()!r}"
+    return None
