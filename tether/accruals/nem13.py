@@ -57,6 +57,8 @@ class BasicReadColumns:
         prev, cur, qty = _number(f[8]), _number(f[13]), _number(f[18])
         if uom is None or prev is None or cur is None or qty is None:
             return "250 row UOM or register reads or Quantity unreadable"
+        if qty < 0:
+            return f"negative Quantity {f[18]}"
         clock = self._clock
         prev_at = clock.stamp(f[9], required=True)
         cur_at = clock.stamp(f[14], required=True)

@@ -1,0 +1,281 @@
+"""Load NEM12/NEM13 files into ``acc``: COPY each parsed batch to staging, merge set-based.
+
+One file is one transaction: its batches are copied into temporary tables as the parser yields
+them (parsing runs in a thread while PostgreSQL digests the previous batch), then merged into
+``acc.channel_day`` / ``acc.basic_read`` keeping the newest UpdateDateTime. A rejected file rolls
+back everything it copied and is logged with its errors; a partial file stores its good rows and
+logs each quarantined one (line, reason) in ``acc.meter_file_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from tether.accruals.nem import BasicReads, Batch, ChannelDays, NemFile, RowError
+from tether.core.sql import load_queries
+
+queries = load_queries("tether.accruals")
+
+Status = Literal["loaded", "partial", "rejected"]
+#: called as (file, bytes parsed, file size) after every batch and at the end of each file
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileResult:
+    file: str
+    status: Status
+    nmis: int = 0
+    channel_days: int = 0
+    basic_reads: int = 0
+    values: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "nmis": self.nmis,
+            "channel_days": self.channel_days,
+            "basic_reads": self.basic_reads,
+            "values": self.values,
+            "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
+        }
+
+
+class _Rollback(Exception):
+    """Leaves the file's transaction without storing anything."""
+
+
+async def ingest_files(
+    target: AsyncConnectionPool[Any] | str,
+    paths: Iterable[str | os.PathLike[str]],
+    progress: Progress | None = None,
+    *,
+    batch_rows: int = 4096,
+) -> list[FileResult]:
+    """Ingest each file in its own transaction; one result per file, in order."""
+    results = []
+    for path in paths:
+        async with _connection(target) as conn:
+            results.append(await ingest_file(conn, path, progress, batch_rows=batch_rows))
+    return results
+
+
+def _connection(
+    target: AsyncConnectionPool[Any] | str,
+) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+    if isinstance(target, str):
+        return _Owned(target)
+    return target.connection()
+
+
+class _Owned:
+    """A connection of our own for the ``url`` form of :func:`ingest_files`."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        self._conn = await psycopg.AsyncConnection.connect(self._url, row_factory=dict_row)
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        await self._conn.close()
+
+
+async def ingest_file(
+    conn: psycopg.AsyncConnection[Any],
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    batch_rows: int = 4096,
+) -> FileResult:
+    """Parse and store one file (see the module docstring for what is kept)."""
+    name = str(path)
+    try:
+        nem = NemFile(path, batch_rows=batch_rows)
+    except OSError as exc:
+        error = RowError(line=0, reason=f"cannot read the file: {exc.strerror or exc}")
+        return await _log_rejected(conn, name, None, [error])
+    tally = _Tally()
+    try:
+        async with conn.transaction():
+            await conn.execute(queries["md_create_stage"])
+            batches = nem.batches()
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                await _copy(conn, batch)
+                tally.add(batch)
+                if progress:
+                    progress(name, nem.bytes_read, nem.size)
+            if nem.rejected or (nem.errors and not tally.rows):
+                raise _Rollback
+            result = tally.result(name, nem.errors)
+            file_id = await _insert_file(conn, result, nem.format, None)
+            await conn.execute(queries["md_merge_channel_days"], {"file_id": file_id})
+            await conn.execute(queries["md_merge_basic_reads"], {"file_id": file_id})
+            await _copy_errors(conn, file_id, nem.errors)
+    except _Rollback:
+        return await _log_rejected(conn, name, nem.format, nem.errors, nem.rejected)
+    finally:
+        if progress:
+            progress(name, nem.size, nem.size)
+    return result
+
+
+class _Tally:
+    """What a file contributed, for its result and log row."""
+
+    def __init__(self) -> None:
+        self.nmis: set[str] = set()
+        self.channel_days = self.basic_reads = self.values = 0
+
+    @property
+    def rows(self) -> int:
+        return self.channel_days + self.basic_reads
+
+    def add(self, batch: Batch) -> None:
+        self.nmis.update(np.unique(batch.nmi).tolist())
+        if isinstance(batch, ChannelDays):
+            self.channel_days += len(batch)
+            self.values += int(batch.values.size)
+        else:
+            self.basic_reads += len(batch)
+
+    def result(self, name: str, errors: list[RowError]) -> FileResult:
+        return FileResult(
+            file=name,
+            status="partial" if errors else "loaded",
+            nmis=len(self.nmis),
+            channel_days=self.channel_days,
+            basic_reads=self.basic_reads,
+            values=self.values,
+            errors=list(errors),
+        )
+
+
+async def _log_rejected(
+    conn: psycopg.AsyncConnection[Any],
+    name: str,
+    fmt: str | None,
+    errors: list[RowError],
+    reason: str | None = None,
+) -> FileResult:
+    result = FileResult(file=name, status="rejected", errors=list(errors))
+    async with conn.transaction():
+        file_id = await _insert_file(conn, result, fmt, reason or "no valid rows")
+        await _copy_errors(conn, file_id, errors)
+    return result
+
+
+async def _insert_file(
+    conn: psycopg.AsyncConnection[Any], r: FileResult, fmt: str | None, reason: str | None
+) -> int:
+    params = {
+        "file_name": r.file, "format": fmt, "status": r.status, "rejected_reason": reason,
+        "nmis": r.nmis, "channel_days": r.channel_days, "basic_reads": r.basic_reads,
+        "values": r.values, "error_count": len(r.errors),
+    }  # fmt: skip
+    cur = await conn.execute(queries["md_insert_file"], params)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["file_id"])
+
+
+async def _copy_errors(
+    conn: psycopg.AsyncConnection[Any], file_id: int, errors: Sequence[RowError]
+) -> None:
+    if not errors:
+        return
+    async with conn.cursor().copy(queries["md_copy_errors"]) as copy:
+        for e in errors:
+            await copy.write_row((file_id, e.line, e.reason))
+
+
+async def _copy(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+    if isinstance(batch, ChannelDays):
+        text = "".join(channel_day_lines(batch))
+        statement = queries["md_copy_channel_days"]
+    else:
+        text = "".join(basic_read_lines(batch))
+        statement = queries["md_copy_basic_reads"]
+    async with conn.cursor().copy(statement) as copy:
+        await copy.write(text.encode())
+
+
+# --- COPY text ---------------------------------------------------------------------------------
+
+_NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"})
+
+
+def _esc(value: str) -> str:
+    """A text field in COPY text format."""
+    return value.translate(_ESCAPES) if ("\\" in value or "\t" in value) else value
+
+
+def _text(value: str) -> str:
+    """A free-text field in COPY text format; empty means NULL."""
+    return _esc(value) if value else _NULL
+
+
+def _stamps(arr: np.ndarray[Any, Any]) -> list[str]:
+    """Market-time (UTC+10) timestamps as COPY text; NaT as NULL."""
+    texts = np.datetime_as_string(arr, unit="s").tolist()
+    return [_NULL if t == "NaT" else t + "+10" for t in texts]
+
+
+def channel_day_lines(b: ChannelDays) -> Iterator[str]:
+    """One COPY text line per channel-day of ``b`` (columns of ``md_stage_cd``)."""
+    width = b.values.shape[1]
+    flags = b.quality.tobytes().decode("ascii")
+    days = np.datetime_as_string(b.day).tolist()
+    totals = b.totals.tolist()
+    updates, msats = _stamps(b.update_datetime), _stamps(b.msats_load_datetime)
+    muls, divs, lines = b.mul.tolist(), b.div.tolist(), b.line.tolist()
+    for i, raw in enumerate(b.raw_values):
+        methods = b.interval_methods[i]
+        yield "\t".join((
+            b.nmi[i], b.suffix[i], days[i], _esc(b.register_id[i]), b.uom[i],
+            str(b.interval_length), "{" + raw + "}", repr(muls[i]), repr(divs[i]),
+            flags[i * width : (i + 1) * width], b.quality_method[i], _text(b.reason_code[i]),
+            _text(b.reason_description[i]),
+            _NULL if methods is None else _text(json.dumps(methods)),
+            repr(totals[i]), updates[i], msats[i], str(lines[i]),
+        )) + "\n"  # fmt: skip
+
+
+def basic_read_lines(b: BasicReads) -> Iterator[str]:
+    """One COPY text line per basic read of ``b`` (columns of ``md_stage_br``)."""
+    prev_at, cur_at = _stamps(b.previous_read_at), _stamps(b.current_read_at)
+    updates, msats = _stamps(b.update_datetime), _stamps(b.msats_load_datetime)
+    nxt = [
+        _NULL if t == "NaT" else t for t in np.datetime_as_string(b.next_scheduled_read).tolist()
+    ]
+    prev, cur, qty = b.previous_read.tolist(), b.current_read.tolist(), b.quantity.tolist()
+    for i in range(len(b)):
+        yield "\t".join((
+            b.nmi[i], _esc(b.register_id[i]), b.suffix[i], _text(b.meter_serial[i]),
+            b.direction[i], repr(prev[i]), prev_at[i], b.previous_quality_method[i],
+            repr(cur[i]), cur_at[i], b.current_quality_method[i], _text(b.current_reason_code[i]),
+            repr(qty[i]), b.uom[i], nxt[i], updates[i], msats[i], str(b.line[i]),
+        )) + "\n"  # fmt: skip
+
+
+def result_paths(results: Sequence[FileResult]) -> list[Path]:
+    """The files that were not fully loaded (for a caller's exit status)."""
+    return [Path(r.file) for r in results if r.status != "loaded"]

@@ -1,0 +1,388 @@
+-- === meter data ===
+-- Staging tables live for one file's transaction; the merge keeps, per NMI-channel-day (or
+-- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored).
+
+-- name: md_create_stage
+CREATE TEMP TABLE md_stage_cd (
+    nmi text, suffix text, day date, register_id text, uom text, interval_length smallint,
+    "values" float8[], mul float8, div float8, qualities text, quality_method text,
+    reason_code text, reason_description text, interval_methods jsonb, total float8,
+    update_datetime timestamptz, msats_load_datetime timestamptz, line integer
+) ON COMMIT DROP;
+CREATE TEMP TABLE md_stage_br (
+    nmi text, register_id text, suffix text, meter_serial text, direction text,
+    previous_read float8, previous_read_at timestamptz, previous_quality text,
+    current_read float8, current_read_at timestamptz, current_quality text,
+    current_reason_code text, quantity float8, uom text, next_scheduled_read date,
+    update_datetime timestamptz, msats_load_datetime timestamptz, line integer
+) ON COMMIT DROP
+
+-- name: md_copy_channel_days
+COPY md_stage_cd FROM STDIN
+
+-- name: md_copy_basic_reads
+COPY md_stage_br FROM STDIN
+
+-- name: md_copy_errors
+COPY acc.meter_file_error (file_id, line, reason) FROM STDIN
+
+-- name: md_insert_file
+INSERT INTO acc.meter_file (file_name, format, status, rejected_reason, nmis, channel_days,
+                            basic_reads, "values", error_count)
+VALUES (%(file_name)s, %(format)s, %(status)s, %(rejected_reason)s, %(nmis)s,
+        %(channel_days)s, %(basic_reads)s, %(values)s, %(error_count)s)
+RETURNING file_id
+
+-- name: md_merge_channel_days
+-- Values arrive as written in the file; Wh/MWh channels are converted here (v * mul / div, the
+-- same IEEE operations as the parser's), so the stored kWh equal the parser's to the bit.
+INSERT INTO acc.channel_day AS t (
+    nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
+    reason_code, reason_description, interval_methods, total, update_datetime,
+    msats_load_datetime, file_id, line)
+SELECT DISTINCT ON (nmi, suffix, day)
+       nmi, suffix, day, register_id, uom, interval_length,
+       CASE WHEN mul = 1 AND div = 1 THEN "values"
+            ELSE ARRAY(SELECT v * mul / div FROM unnest("values") WITH ORDINALITY AS u (v, i)
+                       ORDER BY i) END,
+       qualities, quality_method, reason_code, reason_description, interval_methods, total,
+       update_datetime, msats_load_datetime, %(file_id)s, line
+FROM md_stage_cd
+ORDER BY nmi, suffix, day, update_datetime DESC NULLS LAST, line DESC
+ON CONFLICT (nmi, suffix, day) DO UPDATE SET
+    register_id = excluded.register_id, uom = excluded.uom,
+    interval_length = excluded.interval_length, "values" = excluded."values",
+    qualities = excluded.qualities, quality_method = excluded.quality_method,
+    reason_code = excluded.reason_code, reason_description = excluded.reason_description,
+    interval_methods = excluded.interval_methods, total = excluded.total,
+    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
+    file_id = excluded.file_id, line = excluded.line
+WHERE coalesce(excluded.update_datetime, '-infinity') >= coalesce(t.update_datetime, '-infinity')
+
+-- name: md_merge_basic_reads
+INSERT INTO acc.basic_read AS t (
+    nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+    previous_quality, current_read, current_read_at, current_quality, current_reason_code,
+    quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, source, file_id, line)
+SELECT DISTINCT ON (nmi, suffix, register_id, current_read_at)
+       nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+       previous_quality, current_read, current_read_at, current_quality, current_reason_code,
+       quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, 'file',
+       %(file_id)s, line
+FROM md_stage_br
+ORDER BY nmi, suffix, register_id, current_read_at, update_datetime DESC NULLS LAST, line DESC
+ON CONFLICT (nmi, suffix, register_id, current_read_at) DO UPDATE SET
+    meter_serial = excluded.meter_serial, direction = excluded.direction,
+    previous_read = excluded.previous_read, previous_read_at = excluded.previous_read_at,
+    previous_quality = excluded.previous_quality, current_read = excluded.current_read,
+    current_quality = excluded.current_quality,
+    current_reason_code = excluded.current_reason_code, quantity = excluded.quantity,
+    uom = excluded.uom, next_scheduled_read = excluded.next_scheduled_read,
+    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
+    source = excluded.source, file_id = excluded.file_id, line = excluded.line
+WHERE coalesce(excluded.update_datetime, '-infinity') >= coalesce(t.update_datetime, '-infinity')
+
+-- name: md_channel_days_of_nmi
+SELECT nmi, suffix, register_id, uom, interval_length, day, "values", qualities, quality_method,
+       total, update_datetime
+FROM acc.channel_day
+WHERE nmi = %(nmi)s AND day BETWEEN %(date_from)s AND %(date_to)s
+ORDER BY suffix, day
+
+-- name: md_basic_reads_of_nmi
+SELECT nmi, register_id, suffix, direction, previous_read_at, current_read_at, quantity, uom,
+       current_quality, update_datetime, source
+FROM acc.basic_read
+WHERE nmi = %(nmi)s AND current_read_at >= %(date_from)s::date
+  AND previous_read_at < %(date_to)s::date + 1
+ORDER BY suffix, register_id, current_read_at
+
+-- === run ===
+-- Every run query is keyed by the period end (the run's identity). "Snapshot" = meter data
+-- whose UpdateDateTime (else MSATS load time) is at or before the run's as-at, invoices issued
+-- at or before it; accounts and tariffs are reference data (current rows; tariffs by date).
+
+-- name: run_get
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+FROM acc.run WHERE period_end = %(period_end)s
+
+-- name: run_list
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+FROM acc.run ORDER BY period_end DESC
+
+-- name: run_begin
+-- A new attempt of a period end: the previous attempt's rows go (cascade), the run row stays.
+INSERT INTO acc.run (period_end, as_at, attempt, workflow_id, status)
+VALUES (%(period_end)s, %(as_at)s, %(attempt)s, %(workflow_id)s, 'running')
+ON CONFLICT (period_end) DO UPDATE SET as_at = excluded.as_at, attempt = excluded.attempt,
+    workflow_id = excluded.workflow_id, status = 'running', chunks = 0, started_at = now(),
+    finished_at = NULL, totals = '{}'
+
+-- name: run_clear
+-- Deletes everything the run date owns except the run row (its own estimates included).
+WITH s AS (DELETE FROM acc.run_step WHERE period_end = %(period_end)s),
+     a AS (DELETE FROM acc.run_account WHERE period_end = %(period_end)s),
+     c AS (DELETE FROM acc.run_chunk WHERE period_end = %(period_end)s),
+     p AS (DELETE FROM acc.run_profile WHERE period_end = %(period_end)s),
+     f AS (DELETE FROM acc.run_fix_log WHERE period_end = %(period_end)s),
+     m AS (DELETE FROM acc.run_scalar WHERE period_end = %(period_end)s),
+     r AS (DELETE FROM acc.run_estimated_read WHERE period_end = %(period_end)s),
+     d AS (DELETE FROM acc.run_estimated_day WHERE period_end = %(period_end)s),
+     x AS (DELETE FROM acc.run_result WHERE period_end = %(period_end)s),
+     l AS (DELETE FROM acc.run_line WHERE period_end = %(period_end)s),
+     e AS (DELETE FROM acc.run_failure WHERE period_end = %(period_end)s)
+DELETE FROM acc.run_export WHERE period_end = %(period_end)s
+
+-- name: step_begin
+INSERT INTO acc.run_step (period_end, step, ordinal, status)
+VALUES (%(period_end)s, %(step)s, %(ordinal)s, 'running')
+ON CONFLICT (period_end, step) DO UPDATE SET status = 'running', started_at = now(),
+    finished_at = NULL
+
+-- name: step_end
+UPDATE acc.run_step SET status = %(status)s, finished_at = now(), detail = %(detail)s
+WHERE period_end = %(period_end)s AND step = %(step)s
+
+-- name: run_steps
+SELECT step, ordinal, status, started_at, finished_at, detail
+FROM acc.run_step WHERE period_end = %(period_end)s ORDER BY ordinal
+
+-- name: snapshot_accounts
+-- The run's accounts and their billed-to dates as at the snapshot; chunks group accounts of
+-- similar windows (billed-to order), so a chunk's day axis stays short. Never billed: the day
+-- before the first meter data; no data either: the period end (nothing to accrue).
+INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
+    distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
+SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor, tariff_id,
+       meter_type, least(billed_to, %(period_end)s::date), never_billed,
+       billed_to > %(period_end)s::date,
+       (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
+FROM (
+    SELECT a.*, i.billed_to IS NULL AS never_billed,
+           coalesce(i.billed_to, CASE WHEN i.billed_to IS NULL THEN least(
+               (SELECT min(day) FROM acc.channel_day c WHERE c.nmi = a.nmi
+                  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s),
+               (SELECT min((b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date) + 1
+                  FROM acc.basic_read b WHERE b.nmi = a.nmi AND b.source = 'file'
+                  AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s)
+               ) - 1 END, %(period_end)s::date) AS billed_to
+    FROM acc.account a
+    LEFT JOIN LATERAL (SELECT max(period_to) AS billed_to FROM acc.invoice v
+                       WHERE v.account_id = a.account_id AND v.issued_at <= %(as_at)s) i ON true
+) x
+
+-- name: make_chunks
+INSERT INTO acc.run_chunk (period_end, chunk, status, accounts)
+SELECT period_end, chunk, 'queued', count(*) FROM acc.run_account
+WHERE period_end = %(period_end)s GROUP BY period_end, chunk
+
+-- name: run_set_chunks
+UPDATE acc.run SET chunks = (SELECT count(*) FROM acc.run_chunk
+                             WHERE period_end = %(period_end)s)
+WHERE period_end = %(period_end)s RETURNING chunks
+
+-- name: run_accounts
+SELECT account_id, nmi, customer_class, jurisdiction, distributor, tariff_id, meter_type,
+       billed_to, never_billed, billed_past, chunk
+FROM acc.run_account WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: run_accounts_of
+SELECT account_id, nmi, customer_class, jurisdiction, distributor, tariff_id, meter_type,
+       billed_to, never_billed, billed_past, chunk
+FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+ORDER BY account_id
+
+-- name: profile_days
+-- Channel-days of accounts lo..hi-1 (account_id order) in the profile window, %(n)s values a day.
+WITH ra AS (SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a
+            FROM acc.run_account WHERE period_end = %(period_end)s)
+SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
+       array_replace(c."values", NULL, 'NaN'::float8), c.qualities
+FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+WHERE ra.a >= %(lo)s AND ra.a < %(hi)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+  AND c.interval_length = 1440 / %(n)s AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+
+-- name: window_days
+-- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
+WITH ra AS (SELECT nmi, (array_position(%(ids)s::text[], account_id) - 1)::int AS a
+            FROM acc.run_account WHERE period_end = %(period_end)s
+              AND account_id = ANY(%(ids)s::text[]))
+SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
+       array_replace(c."values", NULL, 'NaN'::float8), c.qualities
+FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+WHERE c.day BETWEEN %(d0)s AND %(period_end)s
+  AND c.interval_length = 1440 / %(n)s AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+
+-- name: delete_profiles
+DELETE FROM acc.run_profile WHERE period_end = %(period_end)s
+
+-- name: copy_profiles
+COPY acc.run_profile (period_end, level, area, customer_class, kind, month, weekend,
+    contributors, daily_kwh, shape) FROM STDIN
+
+-- name: profiles
+SELECT level, area, customer_class, kind, month, weekend, contributors, daily_kwh, shape
+FROM acc.run_profile WHERE period_end = %(period_end)s
+ORDER BY level, area, customer_class, kind, month, weekend
+
+-- name: fix_profile
+UPDATE acc.run_profile SET shape = %(shape)s
+WHERE period_end = %(period_end)s AND level = %(level)s AND area = %(area)s
+  AND customer_class = %(cls)s AND kind = %(kind)s AND month = %(month)s
+  AND weekend = %(weekend)s
+
+-- name: delete_fix_log
+DELETE FROM acc.run_fix_log WHERE period_end = %(period_end)s
+
+-- name: copy_fix_log
+COPY acc.run_fix_log (period_end, seq, segment, action, detail) FROM STDIN
+
+-- name: fix_log
+SELECT seq, segment, action, detail FROM acc.run_fix_log
+WHERE period_end = %(period_end)s ORDER BY seq
+
+-- name: account_daily
+-- Average daily kWh per account and kind over the history window (interval and basic meters).
+SELECT account_id, kind, avg_kwh FROM (
+    SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
+    FROM acc.run_account ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+    WHERE ra.period_end = %(period_end)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT ra.account_id, CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END,
+           sum(b.quantity) / greatest(sum(extract(epoch FROM
+               b.current_read_at - b.previous_read_at) / 86400), 1)
+    FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+    WHERE ra.period_end = %(period_end)s AND b.current_read_at >= %(d0)s::date
+      AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
+      AND b.source = 'file'
+      AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+    GROUP BY 1, 2) x
+WHERE kind >= 0
+ORDER BY account_id, kind
+
+-- name: delete_scalars
+DELETE FROM acc.run_scalar WHERE period_end = %(period_end)s
+
+-- name: copy_scalars
+COPY acc.run_scalar (period_end, account_id, kind, micro_scalar) FROM STDIN
+
+-- name: scalars
+SELECT account_id, kind, micro_scalar FROM acc.run_scalar
+WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+
+-- name: basic_reads
+-- Basic reads of the given accounts as at the snapshot, market-time dates.
+SELECT ra.account_id, b.suffix,
+       CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END AS kind,
+       (b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date AS prev_day,
+       (b.current_read_at AT TIME ZONE 'Australia/Brisbane')::date AS cur_day,
+       b.quantity, b.current_quality
+FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+  AND b.uom = 'kWh' AND b.source = 'file'
+  AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+ORDER BY ra.account_id, b.suffix, b.current_read_at
+
+-- name: tariff_rates
+SELECT tariff_id, effective_from, component, band, days, start_time, end_time,
+       block_kwh_per_day, rate_cents
+FROM acc.tariff_rate ORDER BY tariff_id, effective_from, component, band, days, start_time
+
+-- name: chunk_ids
+SELECT account_id FROM acc.run_account
+WHERE period_end = %(period_end)s AND chunk = %(chunk)s ORDER BY account_id
+
+-- name: failed_ids
+SELECT account_id FROM acc.run_failure WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: clear_accounts
+WITH r AS (DELETE FROM acc.run_result WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     l AS (DELETE FROM acc.run_line WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     e AS (DELETE FROM acc.run_estimated_read WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     d AS (DELETE FROM acc.run_estimated_day WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s))
+DELETE FROM acc.run_failure WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+
+-- name: copy_results
+COPY acc.run_result (period_end, account_id, segment, unbilled_days, kwh_actual, kwh_estimated,
+    amount_ex_gst, gst, estimate_method, micro_scalar, flags) FROM STDIN
+
+-- name: copy_lines
+COPY acc.run_line (period_end, account_id, month, charge_code, rate, quantity, unit,
+    amount_ex_gst, gst) FROM STDIN
+
+-- name: copy_estimated_reads
+COPY acc.run_estimated_read (period_end, account_id, nmi, suffix, from_date, read_date, kwh,
+    method) FROM STDIN
+
+-- name: copy_estimated_days
+COPY acc.run_estimated_day (period_end, account_id, nmi, suffix, day, vals) FROM STDIN
+
+-- name: copy_failures
+COPY acc.run_failure (period_end, account_id, step, reason) FROM STDIN
+
+-- name: chunk_done
+UPDATE acc.run_chunk SET status = 'done', failed = %(failed)s, finished_at = now()
+WHERE period_end = %(period_end)s AND chunk = %(chunk)s
+
+-- name: chunk_progress
+SELECT count(*) FILTER (WHERE status = 'done') AS done, count(*) AS total,
+       coalesce(sum(accounts) FILTER (WHERE status = 'done'), 0) AS accounts_done,
+       coalesce(sum(accounts), 0) AS accounts
+FROM acc.run_chunk WHERE period_end = %(period_end)s
+
+-- name: summary_rows
+SELECT r.account_id, a.nmi, a.jurisdiction, r.segment, a.tariff_id, a.billed_to,
+       r.unbilled_days, r.kwh_actual, r.kwh_estimated, r.amount_ex_gst, r.gst,
+       r.estimate_method, r.micro_scalar, r.flags
+FROM acc.run_result r JOIN acc.run_account a USING (period_end, account_id)
+WHERE r.period_end = %(period_end)s ORDER BY r.account_id
+
+-- name: line_rows
+SELECT account_id, month, charge_code, quantity, unit, rate, amount_ex_gst, gst
+FROM acc.run_line WHERE period_end = %(period_end)s
+ORDER BY account_id, month, charge_code, rate
+
+-- name: estimated_days
+SELECT nmi, suffix, day, vals FROM acc.run_estimated_day
+WHERE period_end = %(period_end)s ORDER BY nmi, suffix, day
+
+-- name: run_totals
+SELECT count(*) AS accounts, coalesce(sum(amount_ex_gst), 0) AS amount_ex_gst,
+       coalesce(sum(gst), 0) AS gst, coalesce(sum(kwh_actual), 0) AS kwh_actual,
+       coalesce(sum(kwh_estimated), 0) AS kwh_estimated,
+       (SELECT count(*) FROM acc.run_failure f WHERE f.period_end = %(period_end)s) AS failures,
+       (SELECT count(*) FROM acc.run_line l WHERE l.period_end = %(period_end)s) AS line_items,
+       (SELECT count(*) FROM acc.run_estimated_read e
+         WHERE e.period_end = %(period_end)s) AS estimated_reads,
+       (SELECT count(*) FROM acc.run_estimated_day e
+         WHERE e.period_end = %(period_end)s) AS estimated_days
+FROM acc.run_result WHERE period_end = %(period_end)s
+
+-- name: failures
+SELECT account_id, step, reason FROM acc.run_failure
+WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: put_export
+INSERT INTO acc.run_export (period_end, name, content, sha256)
+VALUES (%(period_end)s, %(name)s, %(content)s, %(sha256)s)
+ON CONFLICT (period_end, name) DO UPDATE SET content = excluded.content, sha256 = excluded.sha256
+
+-- name: exports
+SELECT name, sha256, length(content) AS size FROM acc.run_export
+WHERE period_end = %(period_end)s ORDER BY name
+
+-- name: export_content
+SELECT content FROM acc.run_export WHERE period_end = %(period_end)s AND name = %(name)s
+
+-- name: run_finish
+UPDATE acc.run SET status = %(status)s, finished_at = now(), totals = %(totals)s
+WHERE period_end = %(period_end)s
