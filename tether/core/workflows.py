@@ -1,0 +1,166 @@
+"""Durable workflows on our PostgreSQL (DBOS Transact), behind one small interface.
+
+The only module that imports ``dbos``. Workflows and steps are declared with ``workflow`` and
+``step`` at import time; a process becomes an executor with ``launch`` (the worker, or a CLI run)
+and from then on runs its share of queued work. State lives in the schema ``tether_dbos`` of the
+application database; inputs and outputs are JSON (portable serializer), never pickles.
+
+Each executor has its own id and writes a heartbeat; ``recover_dead`` (called by every live
+worker) re-enqueues the pending workflows of executors silent for too long, so a workflow whose
+process was killed is resumed by a surviving worker; a restarted executor resumes its own at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer, SetWorkflowID
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "tether_dbos"
+APP_VERSION = "tether-1"  # shared by every executor, so any of them may recover any workflow
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueSpec:
+    name: str
+    worker_concurrency: int
+    global_concurrency: int
+
+
+def workflow(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare a durable workflow: a deterministic function that calls steps."""
+    return DBOS.workflow(name=name)
+
+
+def step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare a step: its result is recorded; a resumed workflow skips finished steps."""
+    return DBOS.step(name=name)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Our libpq URL or keyword string as the URL form DBOS (SQLAlchemy) wants."""
+    from urllib.parse import quote
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    user = quote(str(info.get("user", "postgres")), safe="")
+    password = info.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}" if password else user
+    host = info.get("host", "127.0.0.1")
+    port = info.get("port", 5432)
+    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
+
+
+_heartbeat_stop = threading.Event()
+
+
+def launch(database_url: str, *, executor_id: str, queues: Sequence[QueueSpec] = ()) -> None:
+    """Make this process an executor: recover its own pending workflows, serve the queues."""
+    config: DBOSConfig = {
+        "name": "tether",
+        "system_database_url": _sqlalchemy_url(database_url),
+        "dbos_system_schema": SCHEMA,
+        "executor_id": executor_id,
+        "application_version": APP_VERSION,
+        "serializer": DBOSPortableJSONSerializer(),
+        "sys_db_pool_size": 4,
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    for q in queues:
+        DBOS.register_queue(
+            q.name,
+            worker_concurrency=q.worker_concurrency,
+            global_concurrency=q.global_concurrency,
+            polling_interval_sec=0.5,
+            on_conflict="always_update",
+        )
+    _heartbeat_stop.clear()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.tether_executor ("
+            " executor_id text PRIMARY KEY, seen_at timestamptz NOT NULL)"
+        )
+    threading.Thread(
+        target=_beat, args=(database_url, executor_id), daemon=True, name="dbos-heartbeat"
+    ).start()
+
+
+def _beat(database_url: str, executor_id: str) -> None:
+    while not _heartbeat_stop.is_set():
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    f"INSERT INTO {SCHEMA}.tether_executor VALUES (%s, now())"
+                    " ON CONFLICT (executor_id) DO UPDATE SET seen_at = now()",
+                    (executor_id,),
+                )
+        except psycopg.Error as exc:
+            logger.warning("heartbeat failed: %s", exc)
+        _heartbeat_stop.wait(2.0)
+
+
+def shutdown() -> None:
+    """Stop being an executor (pending work stays recorded for whoever resumes it)."""
+    _heartbeat_stop.set()
+    DBOS.destroy(destroy_registry=False)
+
+
+def recover_dead(database_url: str, dead_after_s: float) -> list[str]:
+    """Re-enqueue the pending workflows of executors silent for ``dead_after_s``; their ids."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            f"DELETE FROM {SCHEMA}.tether_executor"
+            " WHERE seen_at < now() - make_interval(secs => %s) RETURNING executor_id",
+            (dead_after_s,),
+        ).fetchall()
+    dead = [r[0] for r in rows]
+    if dead:
+        DBOS._recover_pending_workflows(dead)
+        logger.warning("resumed the pending workflows of dead executors %s", dead)
+    return dead
+
+
+def start(workflow_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> str:
+    """Start ``fn`` as workflow ``workflow_id`` (idempotent: a known id is not started twice)."""
+    with SetWorkflowID(workflow_id):
+        DBOS.start_workflow(fn, *args, **kwargs)
+    return workflow_id
+
+
+def enqueue(
+    queue: str, workflow_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> str:
+    """Put ``fn`` on ``queue`` as workflow ``workflow_id``; any executor may run it."""
+    with SetWorkflowID(workflow_id):
+        DBOS.enqueue_workflow(queue, fn, *args, **kwargs)
+    return workflow_id
+
+
+def result(workflow_id: str) -> Any:
+    """Wait for a workflow and return its result (raises what it raised)."""
+    return DBOS.retrieve_workflow(workflow_id).get_result()
+
+
+def status(workflow_id: str) -> str | None:
+    """PENDING, ENQUEUED, SUCCESS, ERROR, ... or None when unknown."""
+    found = DBOS.get_workflow_status(workflow_id)
+    return None if found is None else str(found.status)
+
+
+def schedule(name: str, cron: str, fn: Callable[[datetime, Any], None]) -> None:
+    """Run workflow ``fn(scheduled_time, None)`` on ``cron`` (UTC); replaces a same-named one."""
+    if DBOS.get_schedule(name) is not None:
+        DBOS.delete_schedule(name)
+    DBOS.create_schedule(schedule_name=name, workflow_fn=fn, schedule=cron)
