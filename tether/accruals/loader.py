@@ -79,7 +79,10 @@ def _date(v: str) -> str:
 def _time(v: str) -> str:
     if v == "24:00":
         return "24:00"
-    return time.fromisoformat(v).isoformat()
+    parsed = time.fromisoformat(v)
+    if parsed.minute % 30 or parsed.second:
+        raise ValueError("time-of-use bands start and end on a half-hour")
+    return parsed.isoformat()
 
 
 def _ts(v: str) -> str:
@@ -214,7 +217,7 @@ _STAGE: dict[str, LiteralString] = {
 }
 
 
-def load_file(url: str, kind: str, path: Path) -> LoadResult:
+def load(url: str, kind: str, path: Path) -> LoadResult:
     """Validate ``path`` as a ``kind`` file and store it, or store nothing and say why."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")

@@ -289,8 +289,10 @@ WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
 ORDER BY ra.account_id, b.suffix, b.current_read_at
 
 -- name: tariff_rates
-SELECT tariff_id, effective_from, component, band, days, start_time, end_time,
-       block_kwh_per_day, rate_cents
+-- Times as half-hour slots (0..48; 24:00 is 48); the loader admits only half-hours.
+SELECT tariff_id, effective_from, component, band, days,
+       (extract(epoch FROM start_time) / 1800)::int AS start_slot,
+       (extract(epoch FROM end_time) / 1800)::int AS end_slot, block_kwh_per_day, rate_cents
 FROM acc.tariff_rate ORDER BY tariff_id, effective_from, component, band, days, start_time
 
 -- name: chunk_ids

@@ -322,3 +322,26 @@ def _totals(conn: psycopg.Connection[Any], period_end: date) -> dict[str, Any]:
 
 
 Progress = Callable[[int, int], None]
+
+
+def run_inline(
+    url: str,
+    period_end: date,
+    as_at: datetime,
+    s: AccrualsSettings,
+    attempt: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every stage in this process, in order (tests, benchmarks; the worker uses the flow)."""
+    chunks = prepare(url, period_end, as_at, attempt, s)
+    profiles(url, period_end, as_at, s)
+    check(url, period_end, s)
+    scalars(url, period_end, as_at, s)
+    with stage(url, period_end, "price") as (_conn, detail):
+        failed = 0
+        for c in range(chunks):
+            failed += price(url, period_end, as_at, chunk_ids(url, period_end, c), s, c)
+            if progress:
+                progress(c + 1, chunks)
+        detail["chunks"], detail["failed"] = chunks, failed
+    return export(url, period_end, as_at)

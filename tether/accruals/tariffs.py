@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -26,15 +26,6 @@ def rate_e4(rate: Decimal) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"rate {rate} has more than 4 decimals")
     return int(scaled)
-
-
-def _slot(t: time | None, *, end: bool) -> int:
-    if t is None:
-        return SLOTS if end else 0
-    slot = t.hour * 2 + t.minute // 30
-    if t.minute % 30:
-        raise ValueError(f"time {t} is not on a half-hour")
-    return SLOTS if end and slot == 0 else slot
 
 
 @dataclass
@@ -78,7 +69,7 @@ class Version:
             self.bands.append((row["band"], rate))
             names.append(row["band"])
         idx = names.index(row["band"])
-        lo, hi = _slot(row["start_time"], end=False), _slot(row["end_time"], end=True)
+        lo, hi = int(row["start_slot"]), int(row["end_slot"])
         for weekend in (0, 1):
             if row["days"] == ("weekday", "weekend")[1 - weekend]:
                 continue

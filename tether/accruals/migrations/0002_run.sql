@@ -30,7 +30,7 @@ CREATE TABLE acc.tariff_rate (
     rate_cents        numeric NOT NULL CHECK (rate_cents >= 0),
     unit              text NOT NULL CHECK (unit IN ('c/day', 'c/kWh')),
     loaded_at         timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tariff_id, effective_from, component, band, days, start_time),
+    UNIQUE NULLS NOT DISTINCT (tariff_id, effective_from, component, band, days, start_time),
     CHECK ((component = 'supply') = (unit = 'c/day')),
     CHECK ((component = 'tou') = (start_time IS NOT NULL AND end_time IS NOT NULL)),
     CHECK (component = 'block' OR block_kwh_per_day IS NULL)
