@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-ACCOUNTS = """account_id,nmi,customer_class,jurisdiction,distributor,tariff_id,billing_cycle,meter_type
+from tether.accruals.loader import COLUMNS
+
+ACCOUNTS = ",".join(COLUMNS["accounts"]) + """
 A1,QTOU000001,residential,QLD,Energex,TOU,monthly,interval
 A2,QTOU000002,residential,QLD,Energex,TOU,monthly,interval
 A3,QFLT000003,residential,QLD,Ergon,FLAT,quarterly,interval
 A4,QBAS000004,residential,QLD,Ergon,FLAT,quarterly,basic
 A5,QGAP000005,business,QLD,Solo,FLAT,monthly,interval
 """
-TARIFFS = """tariff_id,effective_from,component,band,days,start_time,end_time,block_kwh_per_day,rate_cents,unit
+TARIFFS = ",".join(COLUMNS["tariffs"]) + """
 TOU,2026-01-01,supply,all,all,,,,100,c/day
 TOU,2026-01-01,tou,peak,weekday,14:00,20:00,,50,c/kWh
 TOU,2026-01-01,tou,offpeak,weekday,00:00,14:00,,20,c/kWh
