@@ -82,6 +82,7 @@ async def test_hand_computed_accounts(world: str) -> None:
     )
     # A2: billed past the period end -> nothing
     a2 = summary["A2"]
+    assert a2["billed_to_date"] == "2026-04-10"
     assert (a2["amount_ex_gst"], a2["unbilled_days"], a2["flags"]) == (
         "0.00",
         "0",

@@ -63,7 +63,7 @@ def build(
 ) -> Energy:
     """Energy of accounts ``idx`` (positions in ``acc``) from their billed-to to period end."""
     n = len(idx)
-    starts = [acc.billed_to[i] + timedelta(days=1) for i in idx]
+    starts = [min(acc.billed_to[i], period_end) + timedelta(days=1) for i in idx]
     d0 = min(starts, default=period_end)
     d0 = min(d0, period_end)
     days = (period_end - d0).days + 1

@@ -154,7 +154,7 @@ FROM acc.run_step WHERE period_end = %(period_end)s ORDER BY ordinal
 INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
     distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
 SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor, tariff_id,
-       meter_type, least(billed_to, %(period_end)s::date), never_billed,
+       meter_type, billed_to, never_billed,
        billed_to > %(period_end)s::date,
        (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
 FROM (

@@ -345,3 +345,40 @@ def run_inline(
                 progress(c + 1, chunks)
         detail["chunks"], detail["failed"] = chunks, failed
     return export(url, period_end, as_at)
+
+
+def mark(url: str, period_end: date, name: str, status: str, detail: dict[str, Any]) -> None:
+    """Record a stage that spans several transactions (price: one per chunk)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if status == "running":
+            conn.execute(
+                Q["step_begin"],
+                {"period_end": period_end, "step": name, "ordinal": STEPS.index(name)},
+            )
+        else:
+            conn.execute(
+                Q["step_end"],
+                {
+                    "period_end": period_end,
+                    "step": name,
+                    "status": status,
+                    "detail": json.dumps(detail, sort_keys=True),
+                },
+            )
+
+
+def next_attempt(url: str, period_end: date) -> tuple[int, str | None]:
+    """(attempt to start, workflow id of an attempt still marked running or None)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(Q["run_get"], {"period_end": period_end}).fetchone()
+    if row is None:
+        return 1, None
+    attempt, wid, status = row[2], row[3], row[4]
+    return (attempt, wid) if status == "running" else (attempt + 1, None)
+
+
+def current(url: str, period_end: date) -> tuple[str, datetime] | None:
+    """(workflow id, as-at) of the run date's latest attempt, or None."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(Q["run_get"], {"period_end": period_end}).fetchone()
+    return None if row is None else (row[3], row[1])

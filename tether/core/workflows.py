@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
-from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer, SetWorkflowID
+from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer, SetWorkflowID, WorkflowHandle
 
 logger = logging.getLogger(__name__)
 
@@ -141,15 +141,15 @@ def start(workflow_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwarg
 
 def enqueue(
     queue: str, workflow_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
-) -> str:
-    """Put ``fn`` on ``queue`` as workflow ``workflow_id``; any executor may run it."""
+) -> WorkflowHandle[R]:
+    """Put ``fn`` on ``queue`` as workflow ``workflow_id``; any executor may run it. Inside a
+    workflow, wait with the handle's ``get_result()`` (recorded as a step)."""
     with SetWorkflowID(workflow_id):
-        DBOS.enqueue_workflow(queue, fn, *args, **kwargs)
-    return workflow_id
+        return DBOS.enqueue_workflow(queue, fn, *args, **kwargs)
 
 
 def result(workflow_id: str) -> Any:
-    """Wait for a workflow and return its result (raises what it raised)."""
+    """Wait for a workflow and return its result (raises what it raised); outside workflows."""
     return DBOS.retrieve_workflow(workflow_id).get_result()
 
 
@@ -164,3 +164,17 @@ def schedule(name: str, cron: str, fn: Callable[[datetime, Any], None]) -> None:
     if DBOS.get_schedule(name) is not None:
         DBOS.delete_schedule(name)
     DBOS.create_schedule(schedule_name=name, workflow_fn=fn, schedule=cron)
+
+
+def current_id() -> str:
+    """Id of the workflow this code runs in (inside a workflow or step only)."""
+    found = DBOS.workflow_id
+    if found is None:
+        raise RuntimeError("not inside a workflow")
+    return found
+
+
+def pending(prefix: str) -> list[str]:
+    """Ids of unfinished (enqueued or running) workflows whose id starts with ``prefix``."""
+    found = DBOS.list_workflows(workflow_id_prefix=prefix, status=["PENDING", "ENQUEUED"])
+    return [w.workflow_id for w in found]

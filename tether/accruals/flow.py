@@ -1,0 +1,179 @@
+"""The run as a durable workflow (core/workflows: DBOS on our PostgreSQL).
+
+Workflow ``accruals-run-YYYY-MM-DD`` (``-rN`` for the N-th attempt of a run date): one step per
+stage; the pricing is one queued child workflow per chunk (``<id>-chunk-NNNNN``) on the queue
+``accruals-chunks``, so every executor (each ``tether worker``, and a CLI that runs the run in
+the foreground) prices chunks, with bounded concurrency per worker and overall. A step that
+finished is never redone by a resumed workflow; a step cut short is redone whole (each stage is
+one transaction over the run date's own rows, so redoing it gives the same rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from tether.accruals import run
+from tether.accruals.settings import AccrualsSettings
+from tether.core import workflows
+
+logger = logging.getLogger(__name__)
+QUEUE = "accruals-chunks"
+SCHEDULE = "accruals-monthly"
+_ctx: dict[str, Any] = {}
+
+
+def configure(url: str, settings: AccrualsSettings) -> None:
+    """Where the steps of this process find the database and settings (not in workflow inputs:
+    they are stored, and a URL may carry a password)."""
+    _ctx["url"], _ctx["settings"] = url, settings
+
+
+def _url() -> str:
+    url: str = _ctx["url"]
+    return url
+
+
+def _s() -> AccrualsSettings:
+    settings: AccrualsSettings = _ctx["settings"]
+    return settings
+
+
+def _d(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@workflows.step("accruals.prepare")
+def _prepare(period_end: str, as_at: str, attempt: int) -> int:
+    return run.prepare(_url(), _d(period_end), _t(as_at), attempt, _s())
+
+
+@workflows.step("accruals.profiles")
+def _profiles(period_end: str, as_at: str) -> None:
+    run.profiles(_url(), _d(period_end), _t(as_at), _s())
+
+
+@workflows.step("accruals.check")
+def _check(period_end: str) -> None:
+    run.check(_url(), _d(period_end), _s())
+
+
+@workflows.step("accruals.scalars")
+def _scalars(period_end: str, as_at: str) -> None:
+    run.scalars(_url(), _d(period_end), _t(as_at), _s())
+
+
+@workflows.step("accruals.mark")
+def _mark(period_end: str, name: str, status: str, detail: dict[str, Any]) -> None:
+    run.mark(_url(), _d(period_end), name, status, detail)
+
+
+@workflows.step("accruals.price_chunk")
+def _price_chunk(period_end: str, as_at: str, chunk: int) -> int:
+    ids = run.chunk_ids(_url(), _d(period_end), chunk)
+    return run.price(_url(), _d(period_end), _t(as_at), ids, _s(), chunk)
+
+
+@workflows.step("accruals.price_failed")
+def _price_failed(period_end: str, as_at: str) -> dict[str, int]:
+    ids = run.chunk_ids(_url(), _d(period_end), None)
+    failed = run.price(_url(), _d(period_end), _t(as_at), ids, _s()) if ids else 0
+    return {"resubmitted": len(ids), "failed": failed}
+
+
+@workflows.step("accruals.export")
+def _export(period_end: str, as_at: str) -> dict[str, Any]:
+    return run.export(_url(), _d(period_end), _t(as_at))
+
+
+@workflows.workflow("accruals.chunk")
+def chunk_workflow(period_end: str, as_at: str, chunk: int) -> int:
+    """Price one chunk of accounts (queued; any executor)."""
+    return _price_chunk(period_end, as_at, chunk)
+
+
+@workflows.workflow("accruals.run")
+def run_workflow(period_end: str, as_at: str, attempt: int) -> dict[str, Any]:
+    """The whole run of one period end."""
+    chunks = _prepare(period_end, as_at, attempt)
+    _profiles(period_end, as_at)
+    _check(period_end)
+    _scalars(period_end, as_at)
+    _mark(period_end, "price", "running", {})
+    me = workflows.current_id()
+    handles = [
+        workflows.enqueue(QUEUE, f"{me}-chunk-{c:05d}", chunk_workflow, period_end, as_at, c)
+        for c in range(chunks)
+    ]
+    failed = sum(int(h.get_result()) for h in handles)
+    _mark(period_end, "price", "done", {"chunks": chunks, "failed": failed})
+    return _export(period_end, as_at)
+
+
+@workflows.workflow("accruals.resubmit")
+def resubmit_workflow(period_end: str, as_at: str) -> dict[str, Any]:
+    """Price the run's failed accounts again (nothing else), then re-export."""
+    _price_failed(period_end, as_at)
+    return _export(period_end, as_at)
+
+
+@workflows.step("accruals.scheduled_start")
+def _scheduled_start(period_end: str) -> str | None:
+    attempt, running = run.next_attempt(_url(), _d(period_end))
+    if attempt > 1 or running:
+        return None  # the schedule never re-runs a run date someone already ran
+    return submit(_d(period_end), None)
+
+
+@workflows.workflow("accruals.scheduled")
+def scheduled_workflow(scheduled_at: datetime, context: Any) -> None:
+    """Fired by the schedule: run the month that ended before ``scheduled_at``."""
+    when = scheduled_at if isinstance(scheduled_at, datetime) else _t(str(scheduled_at))
+    period_end = when.date().replace(day=1) - timedelta(days=1)
+    _scheduled_start(period_end.isoformat())
+
+
+def submit(period_end: date, as_at: datetime | None) -> str:
+    """Start (or join, when one is under way) the run of ``period_end``; its workflow id.
+
+    A finished or failed run date starts a new attempt (``-rN``), which first deletes the run
+    date's own rows, then recomputes them from the same snapshot."""
+    s = _s()
+    attempt, running = run.next_attempt(_url(), period_end)
+    if running and workflows.status(running) in ("PENDING", "ENQUEUED"):
+        return running
+    if running:
+        attempt += 1
+    stamp = as_at or run.default_as_at(period_end, s)
+    wid = run.workflow_id(period_end, attempt)
+    return workflows.start(wid, run_workflow, period_end.isoformat(), stamp.isoformat(), attempt)
+
+
+def resubmit(period_end: date) -> str:
+    """Re-price the failed accounts of the run date's current attempt; the workflow id."""
+    with_run = run.current(_url(), period_end)
+    if with_run is None:
+        raise LookupError(f"no run for {period_end}")
+    wid, as_at = with_run
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return workflows.start(
+        f"{wid}-resubmit-{stamp}", resubmit_workflow, period_end.isoformat(), as_at.isoformat()
+    )
+
+
+def start_executor(url: str, settings: AccrualsSettings, executor_id: str) -> None:
+    """Make this process an executor of accruals work (and the schedule's host)."""
+    configure(url, settings)
+    queue = workflows.QueueSpec(
+        name=QUEUE,
+        worker_concurrency=settings.worker_concurrency,
+        global_concurrency=settings.global_concurrency,
+    )
+    workflows.launch(url, executor_id=executor_id, queues=[queue])
+    if settings.schedule:
+        workflows.schedule(SCHEDULE, settings.schedule, scheduled_workflow)
