@@ -162,16 +162,16 @@ def run_cmd(
     if stamp is not None and stamp.tzinfo is None:
         raise typer.BadParameter("--as-at needs an offset, e.g. 2026-12-07T00:00:00+10:00")
     url = _url()
-    _executor(url, "cli")
+    wid = flow.submit(url, AccrualsSettings(), day, stamp)
+    console.print(f"workflow {wid}")
+    if not wait:
+        return
+    _executor(url, "cli")  # this process helps: it runs queued work until the run ends
     try:
-        wid = flow.submit(day, stamp)
-        console.print(f"workflow {wid}")
-        if wait:
-            _wait(url, day, wid)
+        _wait(url, day, wid)
     finally:
         workflows.shutdown()
-    if wait:
-        _print_run(url, day, out)
+    _print_run(url, day, out)
 
 
 def _print_run(url: str, day: date, out: Path | None) -> None:
@@ -219,12 +219,13 @@ def resubmit(period_end: PeriodEnd) -> None:
     from tether.core import workflows
 
     day, url = _day(period_end), _url()
-    _executor(url, "cli")
     try:
-        wid = flow.resubmit(day)
-        _wait(url, day, wid)
+        wid = flow.resubmit(url, AccrualsSettings(), day)
     except LookupError as exc:
         raise typer.Exit(_fail(str(exc))) from None
+    _executor(url, "cli")
+    try:
+        _wait(url, day, wid)
     finally:
         workflows.shutdown()
     _print_run(url, day, None)

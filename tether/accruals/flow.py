@@ -11,6 +11,7 @@ one transaction over the run date's own rows, so redoing it gives the same rows)
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from tether.core import workflows
 
 logger = logging.getLogger(__name__)
 QUEUE = "accruals-chunks"
+RUNS = "accruals-runs"
 SCHEDULE = "accruals-monthly"
 _ctx: dict[str, Any] = {}
 
@@ -75,6 +77,8 @@ def _mark(period_end: str, name: str, status: str, detail: dict[str, Any]) -> No
 
 @workflows.step("accruals.price_chunk")
 def _price_chunk(period_end: str, as_at: str, chunk: int) -> int:
+    if _s().chunk_pause_s:
+        time.sleep(_s().chunk_pause_s)
     ids = run.chunk_ids(_url(), _d(period_end), chunk)
     return run.price(_url(), _d(period_end), _t(as_at), ids, _s(), chunk)
 
@@ -127,7 +131,7 @@ def _scheduled_start(period_end: str) -> str | None:
     attempt, running = run.next_attempt(_url(), _d(period_end))
     if attempt > 1 or running:
         return None  # the schedule never re-runs a run date someone already ran
-    return submit(_d(period_end), None)
+    return submit(_url(), _s(), _d(period_end), None)
 
 
 @workflows.workflow("accruals.scheduled")
@@ -138,42 +142,50 @@ def scheduled_workflow(scheduled_at: datetime, context: Any) -> None:
     _scheduled_start(period_end.isoformat())
 
 
-def submit(period_end: date, as_at: datetime | None) -> str:
-    """Start (or join, when one is under way) the run of ``period_end``; its workflow id.
+def queues(settings: AccrualsSettings) -> list[workflows.QueueSpec]:
+    """Runs (one at a time per worker) and their chunks (bounded per worker and overall)."""
+    return [
+        workflows.QueueSpec(name=RUNS, worker_concurrency=1, global_concurrency=4),
+        workflows.QueueSpec(
+            name=QUEUE,
+            worker_concurrency=settings.worker_concurrency,
+            global_concurrency=settings.global_concurrency,
+        ),
+    ]
+
+
+def submit(url: str, settings: AccrualsSettings, period_end: date, as_at: datetime | None) -> str:
+    """Queue (or join, when one is under way) the run of ``period_end``; its workflow id.
 
     A finished or failed run date starts a new attempt (``-rN``), which first deletes the run
     date's own rows, then recomputes them from the same snapshot."""
-    s = _s()
-    attempt, running = run.next_attempt(_url(), period_end)
-    if running and workflows.status(running) in ("PENDING", "ENQUEUED"):
+    attempt, running = run.next_attempt(url, period_end)
+    if running and workflows.status(url, running) in ("PENDING", "ENQUEUED", None):
         return running
     if running:
         attempt += 1
-    stamp = as_at or run.default_as_at(period_end, s)
+    stamp = as_at or run.default_as_at(period_end, settings)
     wid = run.workflow_id(period_end, attempt)
-    return workflows.start(wid, run_workflow, period_end.isoformat(), stamp.isoformat(), attempt)
+    workflows.register_queues(url, queues(settings))
+    args = (period_end.isoformat(), stamp.isoformat(), attempt)
+    return workflows.submit(url, RUNS, "accruals.run", wid, *args)
 
 
-def resubmit(period_end: date) -> str:
+def resubmit(url: str, settings: AccrualsSettings, period_end: date) -> str:
     """Re-price the failed accounts of the run date's current attempt; the workflow id."""
-    with_run = run.current(_url(), period_end)
-    if with_run is None:
+    found = run.current(url, period_end)
+    if found is None:
         raise LookupError(f"no run for {period_end}")
-    wid, as_at = with_run
+    wid, as_at = found
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return workflows.start(
-        f"{wid}-resubmit-{stamp}", resubmit_workflow, period_end.isoformat(), as_at.isoformat()
-    )
+    workflows.register_queues(url, queues(settings))
+    args = (period_end.isoformat(), as_at.isoformat())
+    return workflows.submit(url, RUNS, "accruals.resubmit", f"{wid}-resubmit-{stamp}", *args)
 
 
 def start_executor(url: str, settings: AccrualsSettings, executor_id: str) -> None:
     """Make this process an executor of accruals work (and the schedule's host)."""
     configure(url, settings)
-    queue = workflows.QueueSpec(
-        name=QUEUE,
-        worker_concurrency=settings.worker_concurrency,
-        global_concurrency=settings.global_concurrency,
-    )
-    workflows.launch(url, executor_id=executor_id, queues=[queue])
+    workflows.launch(url, executor_id=executor_id, queues=queues(settings))
     if settings.schedule:
         workflows.schedule(SCHEDULE, settings.schedule, scheduled_workflow)

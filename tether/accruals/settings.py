@@ -32,6 +32,9 @@ class AccrualsSettings(BaseSettings):
         " month. Empty: no schedule.",
     )
     export_dir: Path = Field(default=Path("accruals-exports"), description="CLI export folder.")
+    chunk_pause_s: float = Field(
+        default=0, description="Pause before each chunk (crash drills and demos only)."
+    )
     dead_worker_s: float = Field(
         default=30, description="A worker silent this long is dead; a live one resumes its work."
     )

@@ -20,7 +20,15 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
-from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer, SetWorkflowID, WorkflowHandle
+from dbos import (
+    DBOS,
+    DBOSClient,
+    DBOSConfig,
+    DBOSPortableJSONSerializer,
+    EnqueueOptions,
+    SetWorkflowID,
+    WorkflowHandle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -153,10 +161,18 @@ def result(workflow_id: str) -> Any:
     return DBOS.retrieve_workflow(workflow_id).get_result()
 
 
-def status(workflow_id: str) -> str | None:
-    """PENDING, ENQUEUED, SUCCESS, ERROR, ... or None when unknown."""
-    found = DBOS.get_workflow_status(workflow_id)
-    return None if found is None else str(found.status)
+def status(database_url: str, workflow_id: str) -> str | None:
+    """PENDING, ENQUEUED, SUCCESS, ERROR, ... or None when unknown (no executor needed)."""
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.workflow_status",)).fetchone() == (
+            None,
+        ):
+            return None
+        row = conn.execute(
+            f"SELECT status FROM {SCHEMA}.workflow_status WHERE workflow_uuid = %s",
+            (workflow_id,),
+        ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def schedule(name: str, cron: str, fn: Callable[[datetime, Any], None]) -> None:
@@ -178,3 +194,45 @@ def pending(prefix: str) -> list[str]:
     """Ids of unfinished (enqueued or running) workflows whose id starts with ``prefix``."""
     found = DBOS.list_workflows(workflow_id_prefix=prefix, status=["PENDING", "ENQUEUED"])
     return [w.workflow_id for w in found]
+
+
+def submit(database_url: str, queue: str, name: str, workflow_id: str, *args: Any) -> str:
+    """Enqueue workflow ``name`` from any process (no executor needed): a worker runs it. An id
+    already in use attaches to that workflow instead of starting another."""
+    client = DBOSClient(
+        system_database_url=_sqlalchemy_url(database_url),
+        dbos_system_schema=SCHEMA,
+        serializer=DBOSPortableJSONSerializer(),
+        application_name="tether",
+    )
+    try:
+        options: EnqueueOptions = {
+            "queue_name": queue,
+            "workflow_name": name,
+            "workflow_id": workflow_id,
+            "app_version": APP_VERSION,
+        }
+        client.enqueue(options, *args)
+    finally:
+        client.destroy()
+    return workflow_id
+
+
+def register_queues(database_url: str, queues: Sequence[QueueSpec]) -> None:
+    """Declare queues without being an executor (so a submit before any worker works)."""
+    client = DBOSClient(
+        system_database_url=_sqlalchemy_url(database_url),
+        dbos_system_schema=SCHEMA,
+        serializer=DBOSPortableJSONSerializer(),
+        application_name="tether",
+    )
+    try:
+        for q in queues:
+            client.register_queue(
+                q.name,
+                worker_concurrency=q.worker_concurrency,
+                global_concurrency=q.global_concurrency,
+                polling_interval_sec=0.5,
+            )
+    finally:
+        client.destroy()
