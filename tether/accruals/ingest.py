@@ -1,7 +1,8 @@
 """Load NEM12/NEM13 files into ``acc``: COPY each parsed batch to staging, merge set-based.
 
-One file is one transaction: its batches are copied into temporary tables as the parser yields
-them (parsing runs in a thread while PostgreSQL digests the previous batch), then merged into
+One file is one transaction: its batches are copied (binary COPY, see ingest_copy) into temporary
+tables as the parser yields them (parsing runs in a thread while PostgreSQL digests the previous
+batch), then merged into
 ``acc.channel_day`` / ``acc.basic_read`` keeping the newest UpdateDateTime. A rejected file rolls
 back everything it copied and is logged with its errors; a partial file stores its good rows and
 logs each quarantined one (line, reason) in ``acc.meter_file_error``.
@@ -10,9 +11,8 @@ logs each quarantined one (line, reason) in ``acc.meter_file_error``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from tether.accruals.nem import BasicReads, Batch, ChannelDays, NemFile, RowError
+from tether.accruals.ingest_copy import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
+    basic_read_lines,
+    channel_days_binary,
+)
+from tether.accruals.nem import Batch, ChannelDays, NemFile, RowError
 from tether.core.sql import load_queries
 
 queries = load_queries("tether.accruals")
@@ -208,72 +214,13 @@ async def _copy_errors(
 
 async def _copy(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
     if isinstance(batch, ChannelDays):
-        text = "".join(channel_day_lines(batch))
+        payload = BINARY_HEADER + channel_days_binary(batch) + BINARY_TRAILER
         statement = queries["md_copy_channel_days"]
     else:
-        text = "".join(basic_read_lines(batch))
+        payload = "".join(basic_read_lines(batch)).encode()
         statement = queries["md_copy_basic_reads"]
     async with conn.cursor().copy(statement) as copy:
-        await copy.write(text.encode())
-
-
-# --- COPY text ---------------------------------------------------------------------------------
-
-_NULL = "\\N"
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"})
-
-
-def _esc(value: str) -> str:
-    """A text field in COPY text format."""
-    return value.translate(_ESCAPES) if ("\\" in value or "\t" in value) else value
-
-
-def _text(value: str) -> str:
-    """A free-text field in COPY text format; empty means NULL."""
-    return _esc(value) if value else _NULL
-
-
-def _stamps(arr: np.ndarray[Any, Any]) -> list[str]:
-    """Market-time (UTC+10) timestamps as COPY text; NaT as NULL."""
-    texts = np.datetime_as_string(arr, unit="s").tolist()
-    return [_NULL if t == "NaT" else t + "+10" for t in texts]
-
-
-def channel_day_lines(b: ChannelDays) -> Iterator[str]:
-    """One COPY text line per channel-day of ``b`` (columns of ``md_stage_cd``)."""
-    width = b.values.shape[1]
-    flags = b.quality.tobytes().decode("ascii")
-    days = np.datetime_as_string(b.day).tolist()
-    totals = b.totals.tolist()
-    updates, msats = _stamps(b.update_datetime), _stamps(b.msats_load_datetime)
-    muls, divs, lines = b.mul.tolist(), b.div.tolist(), b.line.tolist()
-    for i, raw in enumerate(b.raw_values):
-        methods = b.interval_methods[i]
-        yield "\t".join((
-            b.nmi[i], b.suffix[i], days[i], _esc(b.register_id[i]), b.uom[i],
-            str(b.interval_length), "{" + raw + "}", repr(muls[i]), repr(divs[i]),
-            flags[i * width : (i + 1) * width], b.quality_method[i], _text(b.reason_code[i]),
-            _text(b.reason_description[i]),
-            _NULL if methods is None else _text(json.dumps(methods)),
-            repr(totals[i]), updates[i], msats[i], str(lines[i]),
-        )) + "\n"  # fmt: skip
-
-
-def basic_read_lines(b: BasicReads) -> Iterator[str]:
-    """One COPY text line per basic read of ``b`` (columns of ``md_stage_br``)."""
-    prev_at, cur_at = _stamps(b.previous_read_at), _stamps(b.current_read_at)
-    updates, msats = _stamps(b.update_datetime), _stamps(b.msats_load_datetime)
-    nxt = [
-        _NULL if t == "NaT" else t for t in np.datetime_as_string(b.next_scheduled_read).tolist()
-    ]
-    prev, cur, qty = b.previous_read.tolist(), b.current_read.tolist(), b.quantity.tolist()
-    for i in range(len(b)):
-        yield "\t".join((
-            b.nmi[i], _esc(b.register_id[i]), b.suffix[i], _text(b.meter_serial[i]),
-            b.direction[i], repr(prev[i]), prev_at[i], b.previous_quality_method[i],
-            repr(cur[i]), cur_at[i], b.current_quality_method[i], _text(b.current_reason_code[i]),
-            repr(qty[i]), b.uom[i], nxt[i], updates[i], msats[i], str(b.line[i]),
-        )) + "\n"  # fmt: skip
+        await copy.write(payload)
 
 
 def result_paths(results: Sequence[FileResult]) -> list[Path]:

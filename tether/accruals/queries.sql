@@ -4,10 +4,11 @@
 
 -- name: md_create_stage
 CREATE TEMP TABLE md_stage_cd (
-    nmi text, suffix text, day date, register_id text, uom text, interval_length smallint,
-    "values" float8[], mul float8, div float8, qualities text, quality_method text,
-    reason_code text, reason_description text, interval_methods jsonb, total float8,
-    update_datetime timestamptz, msats_load_datetime timestamptz, line integer
+    -- fixed-width columns first, then text: the order of ingest_copy's binary rows
+    day date, interval_length smallint, total float8, update_datetime timestamptz,
+    msats_load_datetime timestamptz, line integer, "values" float8[], qualities text,
+    nmi text, suffix text, register_id text, uom text, quality_method text, reason_code text,
+    reason_description text, interval_methods jsonb
 ) ON COMMIT DROP;
 CREATE TEMP TABLE md_stage_br (
     nmi text, register_id text, suffix text, meter_serial text, direction text,
@@ -18,7 +19,7 @@ CREATE TEMP TABLE md_stage_br (
 ) ON COMMIT DROP
 
 -- name: md_copy_channel_days
-COPY md_stage_cd FROM STDIN
+COPY md_stage_cd FROM STDIN (FORMAT binary)
 
 -- name: md_copy_basic_reads
 COPY md_stage_br FROM STDIN
@@ -34,19 +35,16 @@ VALUES (%(file_name)s, %(format)s, %(status)s, %(rejected_reason)s, %(nmis)s,
 RETURNING file_id
 
 -- name: md_merge_channel_days
--- Values arrive as written in the file; Wh/MWh channels are converted here (v * mul / div, the
--- same IEEE operations as the parser's), so the stored kWh equal the parser's to the bit.
+-- Times arrive as -infinity for "none" (fixed-width binary COPY) and become NULL here.
 INSERT INTO acc.channel_day AS t (
     nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
     reason_code, reason_description, interval_methods, total, update_datetime,
     msats_load_datetime, file_id, line)
 SELECT DISTINCT ON (nmi, suffix, day)
-       nmi, suffix, day, register_id, uom, interval_length,
-       CASE WHEN mul = 1 AND div = 1 THEN "values"
-            ELSE ARRAY(SELECT v * mul / div FROM unnest("values") WITH ORDINALITY AS u (v, i)
-                       ORDER BY i) END,
-       qualities, quality_method, reason_code, reason_description, interval_methods, total,
-       update_datetime, msats_load_datetime, %(file_id)s, line
+       nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
+       reason_code, reason_description, interval_methods, total,
+       nullif(update_datetime, '-infinity'), nullif(msats_load_datetime, '-infinity'),
+       %(file_id)s, line
 FROM md_stage_cd
 ORDER BY nmi, suffix, day, update_datetime DESC NULLS LAST, line DESC
 ON CONFLICT (nmi, suffix, day) DO UPDATE SET

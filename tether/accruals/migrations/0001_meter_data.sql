@@ -44,8 +44,8 @@ CREATE TABLE acc.channel_day (
     total               float8 NOT NULL,
     update_datetime     timestamptz,
     msats_load_datetime timestamptz,
-    file_id             bigint NOT NULL REFERENCES acc.meter_file (file_id),
-    line                integer NOT NULL,
+    file_id             bigint NOT NULL,  -- acc.meter_file; no FK: its per-row check was a
+    line                integer NOT NULL, -- third of the merge time (bench/RESULTS.md)
     PRIMARY KEY (nmi, suffix, day)
 );
 CREATE INDEX channel_day_day_idx ON acc.channel_day (day);
@@ -71,7 +71,7 @@ CREATE TABLE acc.basic_read (
     update_datetime         timestamptz,
     msats_load_datetime     timestamptz,
     source                  text NOT NULL DEFAULT 'file',
-    file_id                 bigint REFERENCES acc.meter_file (file_id),
+    file_id                 bigint,  -- acc.meter_file (no FK, as for channel_day)
     line                    integer,
     PRIMARY KEY (nmi, suffix, register_id, current_read_at)
 );
