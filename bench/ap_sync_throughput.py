@@ -5,9 +5,9 @@ merge: ``1/each`` = one claim and one merge transaction per AP; ``100/each`` = c
 AP merged in its own transaction as its fetch returns; ``100/batch`` and ``500/batch`` = claims of
 100 or 500 merged in one transaction) it takes a fresh database, seeds N accounting points with
 one controllable unit each (set-based; the sync rows come from the trigger), and runs
-``tether worker --processes W --once --batch B [--each]`` as a subprocess until every AP has
-``last_synced_at``. History is on (it is part of the schema): each sync's coordinate update
-writes an ``accounting_point_history`` row.
+``tether worker --processes W --once`` (with TETHER_AP_CLAIM_BATCH=B and TETHER_AP_BATCH_APPLY)
+as a subprocess until every AP has ``last_synced_at``. History is on (it is part of the schema):
+each sync's coordinate update writes an ``accounting_point_history`` row.
 
 The simulator (``tether simulate datahub``) runs in its own process, so it does not share a GIL
 with the workers, but it does share the machine's cores with them and with PostgreSQL.
@@ -183,13 +183,15 @@ def run_once(
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
             "DATABASE_URL": url,
-            "TETHER_ADAPTER_URL": adapter_url,
-            "TETHER_ADAPTER_TOKEN": TOKEN,
+            "TETHER_AP_ADAPTER_URL": adapter_url,
+            "TETHER_AP_ADAPTER_TOKEN": TOKEN,
+            "TETHER_AP_CLAIM_BATCH": str(batch),
+            "TETHER_AP_BATCH_APPLY": "true" if apply == "batch" else "false",
             "TETHER_LOG_LEVEL": "WARNING",
             **dict(kv.split("=", 1) for kv in worker_env),
         }
         args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
-        args += ["--batch", str(batch), "--batch-apply" if apply == "batch" else "--each"]
+        args += ["--only", "accounting-points"]
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:

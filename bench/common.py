@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 
+from tether.capabilities import migration_components
 from tether.core import db, migrations
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -45,7 +46,7 @@ def scratch_database(
     try:
         url = db.with_dbname(server_url, name)
         if migrate:
-            migrations.upgrade(url)
+            migrations.upgrade(url, migration_components())
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:

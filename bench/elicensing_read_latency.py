@@ -21,6 +21,7 @@ from tether.core.settings import Settings
 from tether.elicensing.demo import seed_ledger
 from tether.elicensing.models import StaleReason
 from tether.elicensing.service import ElicensingService, build
+from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import make_simulator
 
 HEADING = "## E-licensing read latency"
@@ -38,10 +39,14 @@ async def _measure(service: ElicensingService, version: int, n: int, force: bool
 
 async def _run(url: str) -> list[tuple[str, int, float, float, str]]:
     sim = make_simulator(clients=3).start_in_thread()
-    settings = Settings(database_url=url, elicensing_url=sim.url)  # type: ignore[call-arg]
+    settings = Settings(database_url=url)  # type: ignore[call-arg]
+    overrides = [ElicensingSettings(url=sim.url)]
     rows = []
     try:
-        async with open_runtime(settings) as runtime, build(runtime) as service:
+        async with (
+            open_runtime(settings, overrides=overrides) as runtime,
+            build(runtime) as service,
+        ):
             versions = await seed_ledger(runtime, sim)
             version = versions[0]
             await service.read_invoice(version)

@@ -35,8 +35,22 @@ def test_environment_is_read_only_in_settings() -> None:
     assert offenders == []
 
 
+def _capability_packages() -> list[str]:
+    from tether.capabilities import CAPABILITIES
+
+    return [c.package.removeprefix("tether.") for c in CAPABILITIES]
+
+
+def test_every_capability_package_is_registered() -> None:
+    packages = {
+        p.parent.name for p in (ROOT / "tether").glob("*/capability.py") if p.parent.name != "core"
+    }
+    assert packages == set(_capability_packages())
+
+
 def test_core_imports_no_capability() -> None:
-    capability = re.compile(r"^\s*(from|import) tether\.(accountingpoints|elicensing)", re.M)
+    names = "|".join(_capability_packages())
+    capability = re.compile(rf"^\s*(from|import) tether\.({names})\b", re.M)
     offenders = [
         str(p.relative_to(ROOT))
         for p in (ROOT / "tether" / "core").rglob("*.py")
@@ -45,12 +59,32 @@ def test_core_imports_no_capability() -> None:
     assert offenders == []
 
 
+def test_no_capability_is_named_in_core_or_a_generic_entrypoint() -> None:
+    """core/ and the generic entrypoints iterate the capability list; they never name one."""
+    from tether.capabilities import CAPABILITIES
+
+    words = {c.name for c in CAPABILITIES} | set(_capability_packages())
+    words |= {w for c in CAPABILITIES for s in c.simulators for w in (s,)}
+    generic = [ROOT / "tether" / n for n in ("app.py", "cli.py", "worker.py", "demo.py")]
+    files = [*generic, *(ROOT / "tether" / "core").rglob("*.py")]
+    files += list((ROOT / "tether" / "core").rglob("*.sql"))
+    offenders = []
+    for path in files:
+        text = path.read_text().lower()
+        offenders += [
+            f"{path.relative_to(ROOT)}: {word}"
+            for word in sorted(words)
+            if re.search(rf"(?<![a-z_-]){re.escape(word)}(?![a-z_-])", text)
+        ]
+    assert offenders == []
+
+
 def test_capabilities_do_not_import_each_other() -> None:
-    caps = ["accountingpoints", "elicensing"]
+    caps = _capability_packages()
     offenders = []
     for cap in caps:
         others = "|".join(c for c in caps if c != cap)
-        pattern = re.compile(rf"^\s*(from|import) tether\.({others})", re.M)
+        pattern = re.compile(rf"^\s*(from|import) tether\.({others})\b", re.M)
         offenders += [
             str(p.relative_to(ROOT))
             for p in (ROOT / "tether" / cap).rglob("*.py")

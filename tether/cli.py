@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tether.capabilities import CAPABILITIES, migration_components
 from tether.core import db, loop, migrations
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
@@ -47,7 +48,7 @@ def db_upgrade() -> None:
     """Apply every pending migration (safe to run concurrently and repeatedly)."""
     settings = settings_from_env()
     url = db.resolve_database_url(settings)
-    applied = migrations.upgrade(url)
+    applied = migrations.upgrade(url, migration_components())
     for m in applied:
         console.print(f"applied {m.component} {m.version:04d}_{m.name}")
     console.print(f"[green]database is up to date[/] ({len(applied)} migration(s) applied)")
@@ -57,7 +58,7 @@ def db_upgrade() -> None:
 def db_status() -> None:
     """List migrations that are not applied yet."""
     settings = settings_from_env()
-    pending = migrations.pending(db.resolve_database_url(settings))
+    pending = migrations.pending(db.resolve_database_url(settings), migration_components())
     for m in pending:
         console.print(f"pending {m.component} {m.version:04d}_{m.name}")
     console.print(f"{len(pending)} pending migration(s)")
@@ -95,39 +96,28 @@ def worker(
     once: Annotated[
         bool, typer.Option(help="Exit when nothing is due instead of polling.")
     ] = False,
-    batch: Annotated[
-        int | None, typer.Option(help="APs claimed per statement [TETHER_AP_CLAIM_BATCH].")
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this capability's jobs (repeatable); default: all."),
     ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Adapter calls in flight per process.")
-    ] = None,
-    batch_apply: Annotated[
-        bool | None,
-        typer.Option(
-            "--batch-apply/--each",
-            help="Merge a claimed batch in one transaction, or each AP in its own"
-            " [TETHER_AP_BATCH_APPLY, default batch].",
-            show_default=False,
-        ),
-    ] = None,
-    events: Annotated[
-        bool, typer.Option(help="Also consume thin events from NATS (TETHER_NATS_URL).")
-    ] = False,
 ) -> None:
-    """Sync due accounting points: claim in batches with SKIP LOCKED, fetch, merge, repeat.
+    """Run every capability's background jobs: due work claimed with SKIP LOCKED, event and
+    queue consumers, scheduled runs.
 
-    Run any number of these, on any number of machines, against one database. Never-synced APs
-    go first, then overdue ones; failures retry with exponential backoff; a crashed worker's
-    claims are taken over after TETHER_AP_DEAD_SYNC_TIMEOUT_S. Ctrl-C / SIGTERM stop cleanly.
+    Run any number of these, on any number of machines, against one database. Each capability's
+    jobs are configured by its own TETHER_<CAPABILITY>_* variables (see the README). SIGTERM or
+    Ctrl-C stop every process cleanly; a child whose parent dies stops by itself.
     """
-    from tether.worker import WorkerOptions, run_processes
+    from tether.worker import WorkerOptions, run_processes, selected
 
     settings = settings_from_env()
+    options = WorkerOptions(once=once, only=tuple(only or ()))
+    try:
+        selected(options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--only") from None
     url = db.resolve_database_url(settings)
-    migrations.upgrade(url)
-    options = WorkerOptions(
-        once=once, batch=batch, batch_apply=batch_apply, concurrency=concurrency, events=events
-    )
+    migrations.upgrade(url, migration_components())
     failed = run_processes(settings, url, processes, options)
     if failed:
         console.print(f"[red]{failed} worker process(es) failed[/]")
@@ -137,10 +127,6 @@ def worker(
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="API port (any free port if taken).")] = 8000,
-    accounting_points: Annotated[int, typer.Option(help="APs in the simulated datahub.")] = 300,
-    controllable_units: Annotated[
-        int, typer.Option(help="APs that get a controllable unit (and so are synced).")
-    ] = 100,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
@@ -148,38 +134,37 @@ def demo(
     """Run everything on this machine: embedded PostgreSQL, simulators, API, worker, demo data.
 
     Uses its own database `tether_demo`, recreated on each run. Prints the URLs and what to try.
+    Each capability adds its simulators, data and guide lines (sizes: TETHER_<CAPABILITY>_DEMO_*).
     """
     from tether.demo import DemoOptions, run_demo
 
     settings = settings_from_env()
     logging.getLogger("tether.core.http").setLevel(logging.WARNING)  # one line per call: too much
-    options = DemoOptions(
-        port=port,
-        accounting_points=accounting_points,
-        controllable_units=controllable_units,
-        duration_s=duration,
-    )
+    options = DemoOptions(port=port, duration_s=duration)
     with contextlib.suppress(KeyboardInterrupt):
         loop.run(run_demo(settings, options, Console()))
+
+
+def register_capabilities() -> None:
+    """Every capability's sub-commands (``tether <name> ...``) and simulators."""
+    for capability in CAPABILITIES:
+        if capability.cli is not None:
+            app.add_typer(capability.cli, name=capability.name)
+        for name, command in capability.simulators.items():
+            simulate_app.command(name)(command)
+
+
+register_capabilities()
 
 
 def main() -> None:
     """Entry point of the ``tether`` script."""
     import warnings
 
-    from tether import capabilities_cli
-
     # pgserver's platformdirs warns on machines without XDG_RUNTIME_DIR; harmless, and noisy.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-
-    capabilities_cli.register(app, simulate_app)
     try:
         app()
     except TetherError as exc:  # expected failures: one clear line, no traceback
         console.print(f"[red]error:[/] {exc.message}")
         raise SystemExit(1) from None
-
-
-def run(coro: object) -> None:
-    """Run a coroutine from a synchronous Typer command."""
-    loop.run(coro)  # type: ignore[arg-type]

@@ -1,4 +1,9 @@
-"""Background processes: accounting point sync workers and the NATS event consumer."""
+"""``tether worker``: every capability's background jobs, in one or more processes.
+
+Each process opens one runtime, builds the service of each capability that has jobs and runs
+all its jobs concurrently until SIGTERM / SIGINT. Children stop with their parent: the parent
+forwards SIGTERM, and a child whose parent died (even by kill -9) stops by itself.
+"""
 
 from __future__ import annotations
 
@@ -6,77 +11,105 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
-from tether.accountingpoints import service as ap_service
-from tether.accountingpoints.tasks import WorkerStats, consume_events, run_worker
+from tether.capabilities import CAPABILITIES
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
+from tether.core.capability import Capability, JobContext
+from tether.core.jobs import default_worker_id
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+PARENT_CHECK_S = 0.5
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerOptions:
     once: bool = False
-    batch: int | None = None
-    batch_apply: bool | None = None
-    concurrency: int | None = None
-    events: bool = False
+    only: tuple[str, ...] = ()  # capability names; empty = every capability with jobs
     worker_id: str | None = None
 
 
-async def run_one(
-    settings: Settings, database_url: str, options: WorkerOptions, stop: asyncio.Event
-) -> WorkerStats:
-    """One worker process's work: the sync loop, plus the event consumer when asked."""
-    async with (
-        open_runtime(settings, upgrade=False, database_url=database_url) as runtime,
-        ap_service.build(runtime) as service,
-    ):
-        consumer = None
-        if options.events and settings.nats_url:
-            consumer = asyncio.create_task(consume_events(service, stop=stop))
-        try:
-            return await run_worker(
-                service,
-                stop=stop,
-                worker_id=options.worker_id,
-                batch=options.batch,
-                batch_apply=options.batch_apply,
-                concurrency=options.concurrency,
-                once=options.once,
+def selected(options: WorkerOptions) -> list[Capability]:
+    """The capabilities whose jobs this worker runs."""
+    unknown = set(options.only) - {c.name for c in CAPABILITIES}
+    if unknown:
+        known = ", ".join(c.name for c in CAPABILITIES if c.jobs)
+        raise ValueError(f"unknown capability {sorted(unknown)}; with jobs: {known}")
+    return [c for c in CAPABILITIES if c.jobs and (not options.only or c.name in options.only)]
+
+
+async def run_jobs(
+    settings: Settings,
+    database_url: str,
+    options: WorkerOptions,
+    stop: asyncio.Event,
+    *,
+    overrides: Sequence[Any] = (),
+) -> None:
+    """One worker process's work: every selected capability's jobs, until ``stop``."""
+    worker_id = options.worker_id or default_worker_id()
+    async with AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(
+            open_runtime(settings, database_url=database_url, overrides=overrides)
+        )
+        tasks: list[asyncio.Task[None]] = []
+        for capability in selected(options):
+            service = await stack.enter_async_context(capability.build(runtime))
+            ctx = JobContext(
+                runtime=runtime, service=service, stop=stop, once=options.once, worker_id=worker_id
             )
+            tasks += [
+                asyncio.create_task(job.run(ctx), name=f"{capability.name}.{job.name}")
+                for job in capability.jobs
+            ]
+        try:
+            await asyncio.gather(*tasks)
         finally:
             stop.set()
-            if consumer is not None:
-                await consumer
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _install_stop_handlers(stop: asyncio.Event) -> None:
-    running = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            running.add_signal_handler(sig, stop.set)
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` when the parent process is gone (re-parented children see a new ppid)."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            logger.warning("parent process died; stopping", extra={"action": "parent_gone"})
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PARENT_CHECK_S)
 
 
-def process_main(settings: Settings, database_url: str, options: WorkerOptions) -> None:
+def process_main(
+    settings: Settings, database_url: str, options: WorkerOptions, parent: int
+) -> None:
     """Entry of a worker process (spawned, so it shares nothing but the database)."""
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
         stop = asyncio.Event()
-        _install_stop_handlers(stop)
-        stats = await run_one(settings, database_url, options, stop)
-        logger.info(
-            "worker done: %d claimed, outcomes %s",
-            stats.claimed,
-            dict(stats.outcomes),
-            extra={"action": "worker_done"},
-        )
+        running = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                running.add_signal_handler(sig, stop.set)
+        watcher = asyncio.create_task(_watch_parent(parent, stop))
+        try:
+            await run_jobs(settings, database_url, options, stop)
+        finally:
+            stop.set()
+            await watcher
+        logger.info("worker process done", extra={"action": "worker_done"})
 
     loop.run(main())
 
@@ -84,24 +117,41 @@ def process_main(settings: Settings, database_url: str, options: WorkerOptions) 
 def run_processes(
     settings: Settings, database_url: str, processes: int, options: WorkerOptions
 ) -> int:
-    """Start ``processes`` worker processes and wait; returns how many exited non-zero."""
+    """Start ``processes`` worker processes and wait; returns how many exited non-zero.
+
+    SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM).
+    """
+    selected(options)  # fail fast on an unknown --only
     ctx = multiprocessing.get_context("spawn")
     children = [
         ctx.Process(
             target=process_main,
-            args=(settings, database_url, options),
+            args=(settings, database_url, options, os.getpid()),
             name=f"tether-worker-{i}",
         )
         for i in range(processes)
     ]
     for child in children:
         child.start()
+
+    stopping: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if stopping:  # once is enough: a second signal must not kill a child mid-shutdown
+            return
+        stopping.append(signum)
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for child in children:
             child.join()
-    except KeyboardInterrupt:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join()
-    return sum(1 for c in children if c.exitcode not in (0, None))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # a child still starting when we forwarded SIGTERM ends by it: stopped, not failed
+    stopped = (0, None, -signal.SIGTERM) if stopping else (0, None)
+    return sum(1 for c in children if c.exitcode not in stopped)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tether.accountingpoints.service import AccountingPointService, build
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub
 from tether.core import db
 from tether.core.bootstrap import open_runtime
@@ -24,20 +25,21 @@ RETRY_BASE_S = 60.0
 Sim = tuple[SimulatorServer, Datahub]
 
 
-def make_settings(db_url: str, server: SimulatorServer, tmp_path: Path, **kw: Any) -> Settings:
+def make_settings(server: SimulatorServer, **kw: Any) -> AccountingPointSettings:
     values: dict[str, Any] = {
-        "database_url": db_url,
-        "data_dir": tmp_path / "data",
         "adapter_url": server.url,
         "adapter_token": TOKEN,
         "adapter_timeout_s": 0.5,
         "adapter_retries": 0,
-        "ap_retry_base_s": RETRY_BASE_S,
-        "ap_dead_sync_timeout_s": 600,
-        "db_pool_max": 6,
+        "retry_base_s": RETRY_BASE_S,
+        "dead_sync_timeout_s": 600,
     }
     values.update(kw)
-    return Settings(**values)
+    return AccountingPointSettings(**values)
+
+
+def core_settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, data_dir=tmp_path / "data", db_pool_max=6)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -51,9 +53,11 @@ async def service(
     db_url: str, sim: Sim, tmp_path: Path, settings_overrides: dict[str, Any]
 ) -> AsyncIterator[AccountingPointService]:
     """The service of one process against the module's ``sim`` and a fresh database."""
-    settings = make_settings(db_url, sim[0], tmp_path, **settings_overrides)
+    settings = make_settings(sim[0], **settings_overrides)
     async with (
-        open_runtime(settings, upgrade=False, database_url=db_url) as runtime,
+        open_runtime(
+            core_settings(db_url, tmp_path), database_url=db_url, overrides=[settings]
+        ) as runtime,
         build(runtime) as svc,
     ):
         yield svc

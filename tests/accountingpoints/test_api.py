@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from tether.accountingpoints.domain import make_gsrn
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
 from tether.app import create_app
 from tether.core.events import make_event
@@ -38,12 +39,12 @@ EVENTS = "/api/v1/events"
 class ApiServer:
     """The whole tether app under uvicorn on a background thread, lifespan included."""
 
-    def __init__(self, settings: Settings, db_url: str) -> None:
+    def __init__(self, settings: Settings, db_url: str, overrides: list[Any]) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(settings, database_url=db_url),
+            create_app(settings, database_url=db_url, overrides=overrides),
             lifespan="on",
             log_level="warning",
             access_log=False,
@@ -80,14 +81,16 @@ def api(
     settings = Settings(
         database_url=db_url,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
+        events_token=EVENTS_TOKEN,
+        db_pool_max=4,
+    )
+    ap_settings = AccountingPointSettings(
         adapter_url=sim[0].url,
         adapter_token=ADAPTER_TOKEN,
         adapter_timeout_s=1.0,
         adapter_retries=0,
-        events_token=EVENTS_TOKEN,
-        db_pool_max=4,
     )
-    server = ApiServer(settings, db_url)
+    server = ApiServer(settings, db_url, [ap_settings])
     server.start()
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client

@@ -194,9 +194,10 @@ async def test_both_worker_apply_modes_sync_everything_once(
 ) -> None:
     server, hub = sim
     await seed_never_synced(service, hub.gsrns)
-    stats = await run_worker(
-        service, stop=asyncio.Event(), once=True, batch=15, batch_apply=batch_apply
+    service.settings = service.settings.model_copy(
+        update={"claim_batch": 15, "batch_apply": batch_apply}
     )
+    stats = await run_worker(service, stop=asyncio.Event(), once=True)
     assert stats.claimed == COUNT and stats.outcomes["ok"] == COUNT
     state = await stored(service, hub.gsrns)
     assert all(s["version"] == 1 and s["synced"] for s in state.values())

@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from tether.accountingpoints.service import AccountingPointService, build
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import EVENT_SOURCE, EVENT_TYPE, Datahub, start_simulator
 from tether.accountingpoints.tasks import consume_events, run_worker
 from tether.core import db
@@ -39,17 +40,19 @@ async def service(
     settings = Settings(
         database_url=db_url,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
+        nats_url=nats_url,
+        db_pool_max=4,
+    )
+    ap_settings = AccountingPointSettings(
         adapter_url=sim[0].url,
         adapter_token=TOKEN,
         adapter_retries=0,
-        nats_url=nats_url,
         nats_stream=f"T{tag}",
         nats_subject=f"test.{tag}.changed",
         nats_durable=f"tether-{tag}",
-        db_pool_max=4,
     )
     async with (
-        open_runtime(settings, upgrade=False, database_url=db_url) as runtime,
+        open_runtime(settings, database_url=db_url, overrides=[ap_settings]) as runtime,
         build(runtime) as svc,
     ):
         yield svc
@@ -59,15 +62,14 @@ def event(gsrn: str) -> CloudEvent:
     return make_event(type_=EVENT_TYPE, source=EVENT_SOURCE, subject=gsrn, data={"gsrn": gsrn})
 
 
-async def publish(service: AccountingPointService, events: list[CloudEvent]) -> None:
+async def publish(service: AccountingPointService, url: str, events: list[CloudEvent]) -> None:
     s = service.settings
-    assert s.nats_url
-    await publish_nats(s.nats_url, s.nats_stream, s.nats_subject, events)
+    await publish_nats(url, s.nats_stream, s.nats_subject, events)
 
 
-async def publish_raw(service: AccountingPointService, payload: bytes) -> None:
+async def publish_raw(service: AccountingPointService, url: str, payload: bytes) -> None:
     s = service.settings
-    nc = await nats.connect(s.nats_url)
+    nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.nats_stream, s.nats_subject)
@@ -76,9 +78,9 @@ async def publish_raw(service: AccountingPointService, payload: bytes) -> None:
         await nc.drain()
 
 
-async def consumer_info(service: AccountingPointService) -> Any:
+async def consumer_info(service: AccountingPointService, url: str) -> Any:
     s = service.settings
-    nc = await nats.connect(s.nats_url)
+    nc = await nats.connect(url)
     try:
         return await nc.jetstream().consumer_info(s.nats_stream, s.nats_durable)
     finally:
@@ -111,26 +113,28 @@ async def hold(service: AccountingPointService, gsrns: list[str]) -> None:
 
 
 async def test_events_from_nats_make_accounting_points_sync(
-    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub]
+    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub], nats_url: str
 ) -> None:
     server, hub = sim
     first, second = hub.gsrns[:2]
     await hold(service, [first, second])
     hub.mutate(first, "supplier_switch")
     stop = asyncio.Event()
-    consumer = asyncio.create_task(consume_events(service, stop=stop))
+    consumer = asyncio.create_task(consume_events(service, nats_url=nats_url, stop=stop))
     try:
-        await publish_raw(service, b"{not a cloud event")
-        await publish(service, [event(first), event(hub.gsrns[5])])  # the second is not held
+        await publish_raw(service, nats_url, b"{not a cloud event")
+        await publish(
+            service, nats_url, [event(first), event(hub.gsrns[5])]
+        )  # the second is not held
         await until(lambda: requested(service, first))
 
         # the malformed message was acknowledged and dropped, not redelivered forever
         async def drained() -> bool:
-            info = await consumer_info(service)
+            info = await consumer_info(service, nats_url)
             return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await until(drained)
-        assert (await consumer_info(service)).delivered.stream_seq == 3
+        assert (await consumer_info(service, nats_url)).delivered.stream_seq == 3
     finally:
         stop.set()
         await consumer
@@ -151,28 +155,28 @@ async def test_events_from_nats_make_accounting_points_sync(
 
 
 async def test_the_consumer_is_durable_across_restarts(
-    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub]
+    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub], nats_url: str
 ) -> None:
     _, hub = sim
     first, second = hub.gsrns[2:4]
     await hold(service, [first, second])
 
     stop = asyncio.Event()
-    consumer = asyncio.create_task(consume_events(service, stop=stop))
-    await publish(service, [event(first)])
+    consumer = asyncio.create_task(consume_events(service, nats_url=nats_url, stop=stop))
+    await publish(service, nats_url, [event(first)])
     await until(lambda: requested(service, first))
     stop.set()
     await consumer
 
     # published while no consumer runs: kept by the stream for the durable consumer
-    await publish(service, [event(second)])
+    await publish(service, nats_url, [event(second)])
     assert not await requested(service, second)
     stop = asyncio.Event()
-    consumer = asyncio.create_task(consume_events(service, stop=stop))
+    consumer = asyncio.create_task(consume_events(service, nats_url=nats_url, stop=stop))
     try:
         await until(lambda: requested(service, second))
     finally:
         stop.set()
         await consumer
-    info = await consumer_info(service)
+    info = await consumer_info(service, nats_url)
     assert info.delivered.stream_seq == 2 and info.num_pending == 0

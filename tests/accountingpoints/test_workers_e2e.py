@@ -36,9 +36,9 @@ def worker_env(
     env.update(
         DATABASE_URL=db_url,
         TETHER_DATA_DIR=str(tmp_path / "data"),
-        TETHER_ADAPTER_URL=server.url,
-        TETHER_ADAPTER_TOKEN=TOKEN,
-        TETHER_ADAPTER_RETRIES="0",
+        TETHER_AP_ADAPTER_URL=server.url,
+        TETHER_AP_ADAPTER_TOKEN=TOKEN,
+        TETHER_AP_ADAPTER_RETRIES="0",
         TETHER_LOG_LEVEL="WARNING",
         TETHER_DB_POOL_MAX="5",
         **extra,
@@ -48,7 +48,7 @@ def worker_env(
 
 def tether_worker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tether", "worker", "--once", *args],
+        [sys.executable, "-m", "tether", "worker", "--once", "--only", "accounting-points", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -131,8 +131,10 @@ def test_four_worker_processes_sync_every_accounting_point_exactly_once(
     gsrns = hub.gsrns
     assert len(gsrns) == 2000
     seed(db_url, gsrns)
-    env = worker_env(db_url, server, tmp_path)
-    done = tether_worker(env, "--processes", "4", "--batch", "50", "--concurrency", "16")
+    env = worker_env(
+        db_url, server, tmp_path, TETHER_AP_CLAIM_BATCH="50", TETHER_AP_FETCH_CONCURRENCY="16"
+    )
+    done = tether_worker(env, "--processes", "4")
     assert done.returncode == 0, done.stderr[-3000:]
 
     assert sum(server.state.calls.values()) == 2000

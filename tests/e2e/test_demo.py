@@ -14,7 +14,13 @@ import psycopg
 
 
 def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": server_url, "TETHER_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_url,
+        "TETHER_LOG_LEVEL": "WARNING",
+        "TETHER_AP_DEMO_ACCOUNTING_POINTS": "40",
+        "TETHER_AP_DEMO_CONTROLLABLE_UNITS": "10",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -25,10 +31,6 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             "0",
             "--duration",
             "120",
-            "--accounting-points",
-            "40",
-            "--controllable-units",
-            "10",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from tether.core.settings import Settings
 from tether.elicensing import api
 from tether.elicensing.demo import seed_ledger
 from tether.elicensing.service import ElicensingService, build
+from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
 
 INVOICE_CALL = "GET /client/{id}/invoice"
@@ -31,30 +31,33 @@ def sim() -> Iterator[ElicensingSimulatorServer]:
     server.stop()
 
 
-def make_settings(
-    db_url: str, sim: ElicensingSimulatorServer, tmp_path: Path, **kw: Any
-) -> Settings:
+def make_settings(sim: ElicensingSimulatorServer, **kw: Any) -> ElicensingSettings:
     values: dict[str, Any] = {
-        "database_url": db_url,
-        "data_dir": tmp_path / "data",
-        "elicensing_url": sim.url,
-        "elicensing_connect_timeout_s": 0.5,
-        "elicensing_read_timeout_s": 0.5,
+        "url": sim.url,
+        "connect_timeout_s": 0.5,
+        "read_timeout_s": 0.5,
         "breaker_failure_threshold": 2,
         "breaker_open_s": 0.5,
     }
     values.update(kw)
-    return Settings(**values)
+    return ElicensingSettings(**values)
 
 
 @pytest.fixture
-def el_settings(db_url: str, sim: ElicensingSimulatorServer, tmp_path: Path) -> Settings:
-    return make_settings(db_url, sim, tmp_path)
+def el_settings(sim: ElicensingSimulatorServer) -> ElicensingSettings:
+    return make_settings(sim)
 
 
 @pytest.fixture
-def runtime(el_settings: Settings, db_url: str, pool: AsyncConnectionPool[Any]) -> Runtime:
-    return Runtime(settings=el_settings, database_url=db_url, pool=pool)
+def runtime(
+    settings: Settings, el_settings: ElicensingSettings, db_url: str, pool: AsyncConnectionPool[Any]
+) -> Runtime:
+    return Runtime(
+        settings=settings,
+        database_url=db_url,
+        pool=pool,
+        overrides={ElicensingSettings: el_settings},
+    )
 
 
 @pytest.fixture

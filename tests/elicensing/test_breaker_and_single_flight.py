@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -78,7 +79,7 @@ async def test_open_circuit_is_shared_by_every_process(
     other_pool = db.make_pool(db_url, min_size=1, max_size=2)
     await other_pool.open(wait=True)
     try:
-        other = Runtime(settings=runtime.settings, database_url=db_url, pool=other_pool)
+        other = dataclasses.replace(runtime, pool=other_pool)
         async with build(other) as other_service:
             read = await other_service.read_invoice(versions[1], force=True)
     finally:
@@ -97,7 +98,7 @@ async def test_twenty_concurrent_reads_of_one_invoice_make_one_upstream_call(
     other_pool = db.make_pool(db_url, min_size=1, max_size=4)
     await other_pool.open(wait=True)
     try:
-        other = Runtime(settings=runtime.settings, database_url=db_url, pool=other_pool)
+        other = dataclasses.replace(runtime, pool=other_pool)
         async with build(other) as other_service:
             services = [service, other_service] * 10  # two "processes", ten readers each
             reads = await asyncio.gather(*(s.read_invoice(versions[0]) for s in services))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tether.core.bootstrap import Runtime
 from tether.elicensing import demo
 from tether.elicensing.service import build
+from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer
 
 from .conftest import INVOICE_CALL, make_settings
@@ -21,9 +23,8 @@ async def test_demo_seeds_report_versions_whose_invoices_refresh(
         lines = await demo.seed(runtime, server)
         assert any("/compliance-report-versions/101/obligation" in line for line in lines)
         assert any(f"{server.control_url}/faults" in line for line in lines)
-        settings = make_settings(runtime.database_url, server, tmp_path)
-        demo_runtime = Runtime(
-            settings=settings, database_url=runtime.database_url, pool=runtime.pool
+        demo_runtime = dataclasses.replace(
+            runtime, overrides={ElicensingSettings: make_settings(server)}
         )
         async with build(demo_runtime) as service:
             read = await service.read_invoice(101)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tether.elicensing import repository
 from tether.elicensing.errors import InvoiceNotFound
 from tether.elicensing.models import InvoiceType, RemoteFee, RemoteInvoice, StaleReason
 from tether.elicensing.service import ElicensingService, build
+from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer
 
 from .conftest import INVOICE_CALL, invoice_number, make_settings
@@ -137,8 +139,8 @@ async def test_read_inside_the_window_makes_no_call_unless_forced(
 async def test_read_after_the_window_refreshes(
     runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer, tmp_path: Path
 ) -> None:
-    settings = make_settings(runtime.database_url, sim, tmp_path, elicensing_freshness_s=0)
-    expired = Runtime(settings=settings, database_url=runtime.database_url, pool=runtime.pool)
+    settings = make_settings(sim, freshness_s=0)
+    expired = dataclasses.replace(runtime, overrides={ElicensingSettings: settings})
     async with build(expired) as service:
         await service.read_invoice(versions[0])
         await service.read_invoice(versions[0])

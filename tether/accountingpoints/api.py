@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["accounting points"])
 
 
 def _service(request: Request) -> AccountingPointService:
-    service: AccountingPointService = request.app.state.accountingpoints
+    service: AccountingPointService = request.app.state.accounting_points
     return service
 
 
@@ -188,7 +188,7 @@ async def receive_events(
     Each event names a GSRN (`data.gsrn` or `subject`); the AP is marked changed and synced by a
     worker. Events for APs tether does not hold are ignored and reported in `ignored`.
     """
-    expected = f"Bearer {service.settings.events_token.get_secret_value()}"
+    expected = f"Bearer {request.app.state.runtime.settings.events_token.get_secret_value()}"
     if authorization is None or not hmac.compare_digest(authorization, expected):
         raise Forbidden("missing or wrong bearer token for events")
     raw = await request.body()

@@ -28,8 +28,8 @@ from tether.accountingpoints.models import (
     EntityType,
     GridAreaPeriod,
 )
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core.http import RetryPolicy, UpstreamClient
-from tether.core.settings import Settings
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class AdapterClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        cls, settings: AccountingPointSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> AdapterClient:
         upstream = UpstreamClient(
             system=_SYSTEM,
@@ -132,7 +132,7 @@ class AdapterClient:
             timeout=httpx.Timeout(settings.adapter_timeout_s, connect=2.0),
             retry=RetryPolicy(attempts=1 + settings.adapter_retries),
             transport=transport,
-            max_connections=max(10, settings.ap_fetch_concurrency),
+            max_connections=max(10, settings.fetch_concurrency),
         )
         return cls(upstream, ZoneInfo(settings.timezone))
 

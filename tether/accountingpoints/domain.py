@@ -91,11 +91,6 @@ def validate(data: AccountingPointData, tz: ZoneInfo, *, requested_gsrn: str) ->
     _check_periods("energy_direction", data.energy_directions, tz)
 
 
-def backoff_seconds(attempts: int, *, base_s: float, max_s: float) -> float:
-    """Exponential retry delay after ``attempts`` consecutive failures (1 -> base)."""
-    return float(min(max_s, base_s * 2.0 ** max(0, attempts - 1)))
-
-
 def default_valid_from(today: date, tz: ZoneInfo) -> datetime:
     """Where the adapter history starts when an AP has no CU start date: today's midnight."""
     return local_midnight(today, tz)

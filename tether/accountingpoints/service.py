@@ -23,11 +23,11 @@ from tether.accountingpoints.errors import (
     InvalidGsrn,
 )
 from tether.accountingpoints.models import AccountingPointData, Claim
-from tether.core import db
+from tether.accountingpoints.settings import AccountingPointSettings
+from tether.core import db, jobs
 from tether.core.bootstrap import Runtime
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
 from tether.core.events import CloudEvent
-from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,11 @@ class AccountingPointService:
     """Everything the API, the worker and the event consumers do with accounting points."""
 
     def __init__(
-        self, *, pool: AsyncConnectionPool[Any], client: AdapterClient, settings: Settings
+        self,
+        *,
+        pool: AsyncConnectionPool[Any],
+        client: AdapterClient,
+        settings: AccountingPointSettings,
     ):
         self.pool = pool
         self.client = client
@@ -152,7 +156,7 @@ class AccountingPointService:
                     verdicts = await repository.apply_sync_batch(
                         conn,
                         items=items,
-                        resync=timedelta(seconds=self.settings.ap_resync_interval_s),
+                        resync=timedelta(seconds=self.settings.resync_interval_s),
                         actor=actor,
                     )
         except (DataRejected, Busy) as exc:
@@ -207,10 +211,10 @@ class AccountingPointService:
                     extra={"action": "sync_claim_lost"},
                 )
                 continue
-            retry_after = domain.backoff_seconds(
+            retry_after = jobs.backoff(
                 claim.attempts,
-                base_s=self.settings.ap_retry_base_s,
-                max_s=self.settings.ap_retry_max_s,
+                base_s=self.settings.retry_base_s,
+                max_s=self.settings.retry_max_s,
             )
             logger.warning(
                 "sync of %s failed (%s): %s; retry in %.0f s",
@@ -255,7 +259,7 @@ class AccountingPointService:
                     gsrn=data.gsrn,
                     data=to_sync_payload(data),
                     started_at=started_at,
-                    resync=timedelta(seconds=self.settings.ap_resync_interval_s),
+                    resync=timedelta(seconds=self.settings.resync_interval_s),
                     actor=actor,
                 )
 
@@ -264,7 +268,7 @@ class AccountingPointService:
             return await repository.claim_due_syncs(
                 conn,
                 limit=limit,
-                dead_timeout=timedelta(seconds=self.settings.ap_dead_sync_timeout_s),
+                dead_timeout=timedelta(seconds=self.settings.dead_sync_timeout_s),
                 worker=worker,
             )
 
@@ -363,11 +367,12 @@ class AccountingPointService:
 @asynccontextmanager
 async def build(runtime: Runtime) -> AsyncIterator[AccountingPointService]:
     """The service for one process: adapter client plus reference data in place."""
-    client = AdapterClient.from_settings(runtime.settings)
+    settings = runtime.settings_of(AccountingPointSettings)
+    client = AdapterClient.from_settings(settings)
     async with db.transaction(runtime.pool) as conn:
         await repository.upsert_reference_data(conn)
     try:
-        yield AccountingPointService(pool=runtime.pool, client=client, settings=runtime.settings)
+        yield AccountingPointService(pool=runtime.pool, client=client, settings=settings)
     finally:
         await client.aclose()
 

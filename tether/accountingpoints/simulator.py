@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from tether.accountingpoints.reference import ENERGY_SUPPLIERS
+from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulated_datahub import (
     TIMELINES,
     ChangeKind,
@@ -31,7 +32,7 @@ from tether.accountingpoints.simulated_datahub import (
     parse_moment,
     pick_other,
 )
-from tether.core.events import NATS_STREAM, NATS_SUBJECT, CloudEvent, EventEmitter, make_event
+from tether.core.events import CloudEvent, EventEmitter, make_event
 from tether.core.simulator import (
     GenericFaults,
     Reply,
@@ -61,6 +62,9 @@ EVENT_SOURCE = "/simulator/datahub"
 _ROUTE = re.compile(r"/accounting_point/([^/]+)")
 _GSRN_PATH = re.compile(r"[0-9]{18}")
 _CHALLENGE = (b"www-authenticate", b"Bearer")
+
+
+_DEFAULTS = AccountingPointSettings.model_fields
 
 
 class DatahubFault(StrEnum):
@@ -257,8 +261,8 @@ def build_simulator(
     webhook_url: str | None = None,
     webhook_token: str | None = None,
     nats_url: str | None = None,
-    nats_stream: str = NATS_STREAM,
-    nats_subject: str = NATS_SUBJECT,
+    nats_stream: str = _DEFAULTS["nats_stream"].default,
+    nats_subject: str = _DEFAULTS["nats_subject"].default,
     tz: str = "Europe/Oslo",
     host: str = "127.0.0.1",
 ) -> tuple[SimulatorServer, Datahub]:

@@ -1,4 +1,4 @@
-"""The background sync worker: claim due accounting points in batches, sync them concurrently.
+"""The accounting point jobs of ``tether worker``: the sync loop and the NATS event consumer.
 
 Any number of these run in any number of processes on any number of machines against one
 database; ``FOR UPDATE SKIP LOCKED`` in the claim keeps them from syncing an AP twice.
@@ -7,18 +7,15 @@ database; ``FOR UPDATE SKIP LOCKED`` in the claim keeps them from syncing an AP 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tether.accountingpoints.models import Claim
-from tether.accountingpoints.service import AccountingPointService, SyncOutcome, event_gsrn
+from tether.accountingpoints.service import AccountingPointService, event_gsrn
+from tether.core.capability import JobContext
 from tether.core.events import CloudEvent, consume_nats
-
-logger = logging.getLogger(__name__)
+from tether.core.jobs import default_worker_id, run_due_loop
 
 
 @dataclass
@@ -27,19 +24,12 @@ class WorkerStats:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 async def run_worker(
     service: AccountingPointService,
     *,
     stop: asyncio.Event,
     worker_id: str | None = None,
-    batch: int | None = None,
-    concurrency: int | None = None,
     once: bool = False,
-    batch_apply: bool | None = None,
 ) -> WorkerStats:
     """Sync due APs until ``stop`` is set (or, with ``once``, until none is due).
 
@@ -48,54 +38,59 @@ async def run_worker(
     """
     settings = service.settings
     worker = worker_id or default_worker_id()
-    limit = batch or settings.ap_claim_batch
-    gate = asyncio.Semaphore(concurrency or settings.ap_fetch_concurrency)
-    together = settings.ap_batch_apply if batch_apply is None else batch_apply
+    gate = asyncio.Semaphore(settings.fetch_concurrency)
     actor = f"sync:{worker}"
     stats = WorkerStats()
 
-    async def sync(claims: list[Claim]) -> list[SyncOutcome]:
-        if together:
-            return await service.sync_batch(claims, actor=actor, gate=gate)
-        return list(
-            await asyncio.gather(*(service.sync_one(c, actor=actor, gate=gate) for c in claims))
-        )
+    async def claim() -> list[Claim]:
+        return await service.claim_due(limit=settings.claim_batch, worker=worker)
 
-    logger.info("worker %s started", worker, extra={"action": "worker_started"})
-    while not stop.is_set():
-        claimed = await service.claim_due(limit=limit, worker=worker)
-        if not claimed:
-            if once:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.ap_poll_interval_s)
-            continue
-        stats.claimed += len(claimed)
-        outcomes = await sync(claimed)
+    async def process(claims: Sequence[Claim]) -> None:
+        if settings.batch_apply:
+            outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
+        else:
+            outcomes = list(
+                await asyncio.gather(*(service.sync_one(c, actor=actor, gate=gate) for c in claims))
+            )
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
-    logger.info(
-        "worker %s stopped after %d claims",
-        worker,
-        stats.claimed,
-        extra={"action": "worker_stopped"},
+
+    stats.claimed = await run_due_loop(
+        claim=claim,
+        process=process,
+        stop=stop,
+        once=once,
+        poll_interval_s=settings.poll_interval_s,
+        name=f"accounting point sync {worker}",
     )
     return stats
 
 
-async def consume_events(service: AccountingPointService, *, stop: asyncio.Event) -> None:
+async def consume_events(
+    service: AccountingPointService, *, nats_url: str, stop: asyncio.Event
+) -> None:
     """Pull thin events from NATS JetStream with a durable consumer and mark APs as changed."""
     settings = service.settings
-    if not settings.nats_url:
-        raise ValueError("TETHER_NATS_URL is not set")
 
     async def handle(events: list[CloudEvent]) -> None:
         await service.handle_changed([gsrn for e in events if (gsrn := event_gsrn(e))])
 
     await consume_nats(
-        url=settings.nats_url,
+        url=nats_url,
         stream=settings.nats_stream,
         subject=settings.nats_subject,
         durable=settings.nats_durable,
         handle=handle,
         stop=stop,
     )
+
+
+async def sync_job(ctx: JobContext) -> None:
+    """``tether worker``: the sync loop."""
+    await run_worker(ctx.service, stop=ctx.stop, worker_id=ctx.worker_id, once=ctx.once)
+
+
+async def events_job(ctx: JobContext) -> None:
+    """``tether worker``: thin events from NATS, when TETHER_NATS_URL is set (not with --once)."""
+    nats_url = ctx.runtime.settings.nats_url
+    if nats_url and not ctx.once:
+        await consume_events(ctx.service, nats_url=nats_url, stop=ctx.stop)

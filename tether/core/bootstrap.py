@@ -2,37 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from psycopg_pool import AsyncConnectionPool
+from pydantic_settings import BaseSettings
 
 from tether.core import db, migrations
 from tether.core.settings import Settings
 
+S = TypeVar("S", bound=BaseSettings)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Runtime:
-    """What a running tether process holds: its settings and its database pool."""
+    """What a running tether process holds: its settings and its database pool.
+
+    ``overrides`` holds capability settings given in code (the demo, tests); any other
+    capability settings class is read from the environment when first asked for.
+    """
 
     settings: Settings
     database_url: str
     pool: AsyncConnectionPool[Any]
+    overrides: Mapping[type[BaseSettings], BaseSettings] = field(default_factory=dict)
+
+    def settings_of(self, cls: type[S]) -> S:
+        """The settings of one capability (``<capability>/settings.py``)."""
+        found = self.overrides.get(cls)
+        return cast(S, found) if found is not None else cls()
 
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, upgrade: bool = True, database_url: str | None = None
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    migrate: Sequence[str] = (),
+    overrides: Sequence[BaseSettings] = (),
 ) -> AsyncIterator[Runtime]:
-    """Resolve the database, apply migrations if asked, open the pool; close it on exit."""
+    """Resolve the database, apply the given components' migrations, open the pool.
+
+    ``migrate`` names the migration components (``tether.core`` and the capability packages,
+    from ``tether.capabilities``); empty applies none.
+    """
     url = database_url or db.resolve_database_url(settings)
-    if upgrade:
-        migrations.upgrade(url)
+    if migrate:
+        migrations.upgrade(url, tuple(migrate))
     pool = db.make_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     await pool.open(wait=True, timeout=30)
     try:
-        yield Runtime(settings=settings, database_url=url, pool=pool)
+        yield Runtime(
+            settings=settings,
+            database_url=url,
+            pool=pool,
+            overrides={type(o): o for o in overrides},
+        )
     finally:
         await pool.close()

@@ -8,7 +8,6 @@ duplicated, reordered or coalesced without losing anything.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,8 +24,6 @@ from tether.core.wire import first_error
 logger = logging.getLogger(__name__)
 
 _DEFAULTS = Settings.model_fields
-NATS_STREAM = str(_DEFAULTS["nats_stream"].default)
-NATS_SUBJECT = str(_DEFAULTS["nats_subject"].default)
 
 
 class CloudEvent(BaseModel):
@@ -143,10 +140,6 @@ async def consume_nats(
         await nc.drain()
 
 
-def event_json(event: CloudEvent) -> str:
-    return json.dumps(event.model_dump(mode="json", exclude_none=True))
-
-
 class EventEmitter:
     """Sends CloudEvents to a webhook and/or NATS JetStream; a failed delivery is only logged."""
 
@@ -156,8 +149,8 @@ class EventEmitter:
         webhook_url: str | None = None,
         webhook_token: str | None = None,
         nats_url: str | None = None,
-        nats_stream: str = NATS_STREAM,
-        nats_subject: str = NATS_SUBJECT,
+        nats_stream: str = "",
+        nats_subject: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         default_token = _DEFAULTS["events_token"].default.get_secret_value()

@@ -1,6 +1,8 @@
 """Forward-only, numbered SQL migrations, one folder per component.
 
-Each component (``core`` first, then every capability) ships ``<package>/migrations/NNNN_name.sql``.
+Each component (``tether.core`` first, then every capability's package, as the composition root
+``tether.capabilities.migration_components()`` lists them) ships
+``<package>/migrations/NNNN_name.sql``.
 Applied versions are recorded in ``tether.schema_migration``; an advisory lock makes concurrent
 upgrades (a demo and its workers starting together) safe.
 """
@@ -19,11 +21,6 @@ from tether.core import db
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS: tuple[str, ...] = (
-    "tether.core",
-    "tether.accountingpoints",
-    "tether.elicensing",
-)
 _FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _LOCK_KEY = 7_404_211  # arbitrary, constant: the advisory lock that serialises upgrades
 
@@ -36,7 +33,7 @@ class Migration:
     sql: str
 
 
-def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def discover(components: tuple[str, ...]) -> list[Migration]:
     """Every migration file, in the order it must run."""
     found: list[Migration] = []
     for component in components:
@@ -60,7 +57,7 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     return found
 
 
-def upgrade(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def upgrade(url: str, components: tuple[str, ...]) -> list[Migration]:
     """Apply pending migrations, each in its own transaction; return the ones applied."""
     applied: list[Migration] = []
     with db.connect_errors_explained(url):
@@ -104,7 +101,7 @@ def upgrade(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migratio
     return applied
 
 
-def pending(url: str, components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
+def pending(url: str, components: tuple[str, ...]) -> list[Migration]:
     """Migrations not yet applied to the database at ``url``."""
     with db.connect_errors_explained(url):
         conn = psycopg.connect(url)

@@ -1,6 +1,8 @@
-"""Configuration: read once from ``TETHER_*`` environment variables into one frozen object.
+"""Core configuration: read once from ``TETHER_*`` environment variables into one frozen object.
 
-Nothing else in tether reads the environment; ``bootstrap`` and the CLI receive a ``Settings``.
+Core keeps the database, API, logging and broker settings; each capability has its own
+settings class in ``<capability>/settings.py`` with its own prefix. Only ``settings.py``
+modules read the environment.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every knob tether has. Each field maps to ``TETHER_<FIELD>`` (``DATABASE_URL`` too)."""
+    """The knobs every process has. Each field maps to ``TETHER_<FIELD>`` (and ``DATABASE_URL``)."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_", frozen=True, extra="ignore")
 
@@ -25,7 +27,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".tether"), description="Folder of embedded PostgreSQL.")
     db_pool_min: int = 1
     db_pool_max: int = 10
-    timezone: str = Field(default="Europe/Oslo", description="Local time zone of the datahub.")
 
     # --- API -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -36,37 +37,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
 
-    # --- accounting point adapter ------------------------------------------------------------
-    adapter_url: str = "http://127.0.0.1:7001"
-    adapter_token: SecretStr = SecretStr("dev-adapter-token")
-    adapter_timeout_s: float = 6.0
-    adapter_retries: int = 2
-    ap_resync_interval_s: float = Field(default=23 * 3600, description="Re-sync a synced AP after.")
-    ap_dead_sync_timeout_s: float = Field(default=600, description="A claimed sync is dead after.")
-    ap_retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
-    ap_retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
-    ap_claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
-    ap_batch_apply: bool = Field(
-        default=True,
-        description="Merge a claimed batch in one transaction (else one transaction per AP).",
-    )
-    ap_fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
-    ap_poll_interval_s: float = 1.0
-
-    # --- events ------------------------------------------------------------------------------
-    nats_url: str | None = Field(default=None, description="NATS server for pulled events.")
-    nats_stream: str = "DATAHUB"
-    nats_subject: str = "datahub.accounting_point.changed"
-    nats_durable: str = "tether-accounting-points"
-
-    # --- e-licensing ---------------------------------------------------------------------------
-    elicensing_url: str = "http://127.0.0.1:7002"
-    elicensing_token: SecretStr = SecretStr("dev-elicensing-token")
-    elicensing_connect_timeout_s: float = 2.0
-    elicensing_read_timeout_s: float = 5.0
-    elicensing_freshness_s: float = Field(default=900, description="Skip refresh within this age.")
-    breaker_failure_threshold: int = 3
-    breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
+    # --- broker --------------------------------------------------------------------------------
+    nats_url: str | None = Field(default=None, description="NATS server for events and queues.")
 
 
 def load_settings(**overrides: object) -> Settings:

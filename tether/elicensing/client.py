@@ -19,7 +19,6 @@ from pydantic import BeforeValidator, Field, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.core.http import RetryPolicy, UpstreamClient
-from tether.core.settings import Settings
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 from tether.elicensing.errors import InvalidElicensingPayload
 from tether.elicensing.models import (
@@ -28,6 +27,7 @@ from tether.elicensing.models import (
     RemoteInvoice,
     RemotePayment,
 )
+from tether.elicensing.settings import ElicensingSettings
 
 logger = logging.getLogger(__name__)
 SYSTEM = "elicensing"
@@ -229,17 +229,17 @@ class ElicensingClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        cls, settings: ElicensingSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> ElicensingClient:
         timeout = httpx.Timeout(
-            settings.elicensing_read_timeout_s,
-            connect=settings.elicensing_connect_timeout_s,
+            settings.read_timeout_s,
+            connect=settings.connect_timeout_s,
         )
         return cls(
             UpstreamClient(
                 system=SYSTEM,
-                base_url=settings.elicensing_url,
-                token=settings.elicensing_token.get_secret_value(),
+                base_url=settings.url,
+                token=settings.token.get_secret_value(),
                 timeout=timeout,
                 retry=RetryPolicy(attempts=1),
                 transport=transport,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from tether.core import db
 from tether.core.bootstrap import Runtime
+from tether.core.capability import DemoContext, DemoPart
 from tether.core.simulator import SimulatorServer
 from tether.elicensing import repository
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
@@ -16,7 +20,22 @@ def start_simulator(port: int = 0, control_port: int = 0) -> SimulatorServer:
     return make_simulator(port=port, control_port=control_port).start_in_thread()
 
 
-async def seed(runtime: Runtime, simulator: SimulatorServer) -> list[str]:
+@asynccontextmanager
+async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
+    """The e-licensing share of ``tether demo``: a seeded simulator and report versions."""
+    server = start_simulator(port=ctx.port(7002), control_port=ctx.port(7102))
+
+    async def seed_demo(runtime: Runtime, service: object) -> list[str]:
+        return [f"E-licensing sim {server.url}", *await seed(runtime, server, api=ctx.api_url)]
+
+    try:
+        # a short freshness window, so reloading the obligation page shows the alert within seconds
+        yield DemoPart(settings={"url": server.url, "freshness_s": 5.0}, seed=seed_demo)
+    finally:
+        server.stop()
+
+
+async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -> list[str]:
     """Operators, client links and report versions for every simulator invoice; what to try."""
     if not isinstance(simulator, ElicensingSimulatorServer):
         raise TypeError("seed() needs the simulator that start_simulator() returned")
@@ -24,9 +43,9 @@ async def seed(runtime: Runtime, simulator: SimulatorServer) -> list[str]:
     first = versions[0]
     control = simulator.control_url
     return [
-        f"E-licensing: obligation page at /compliance-report-versions/{first}/obligation "
+        f"E-licensing: obligation page at {api}/compliance-report-versions/{first}/obligation "
         f"(report versions {versions[0]}..{versions[-1]})",
-        f"  JSON: /api/v1/compliance-report-versions/{first}/obligation-summary",
+        f"  JSON: {api}/api/v1/compliance-report-versions/{first}/obligation-summary",
         f"  take e-licensing down: curl -X PUT {control}/faults -H 'content-type: "
         'application/json\' -d \'{"mode":"down"}\'  then reload the page with ?force=true: '
         "the stale-data alert appears",
@@ -69,4 +88,4 @@ async def seed_ledger(runtime: Runtime, simulator: ElicensingSimulatorServer) ->
     return versions
 
 
-__all__ = ["seed", "seed_ledger", "start_simulator"]
+__all__ = ["demo", "seed", "seed_ledger", "start_simulator"]

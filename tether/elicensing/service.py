@@ -31,7 +31,6 @@ from tether.core.errors import (
     UpstreamNotFound,
     UpstreamUnavailable,
 )
-from tether.core.settings import Settings
 from tether.elicensing import repository
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import ElicensingDataStale, InvoiceNotFound
@@ -42,6 +41,7 @@ from tether.elicensing.models import (
     RefreshState,
     StaleReason,
 )
+from tether.elicensing.settings import ElicensingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,16 @@ class ElicensingService:
         pool: AsyncConnectionPool[Any],
         client: ElicensingClient,
         breaker: CircuitBreaker,
-        settings: Settings,
+        settings: ElicensingSettings,
     ) -> None:
         self.pool = pool
         self.client = client
         self.breaker = breaker
         self.settings = settings
         self.tz = ZoneInfo(settings.timezone)
-        self.window = timedelta(seconds=settings.elicensing_freshness_s)
+        self.window = timedelta(seconds=settings.freshness_s)
         # a waiter gives up a little after the leader's own call must have timed out
-        self.wait_s = settings.elicensing_connect_timeout_s + settings.elicensing_read_timeout_s + 1
+        self.wait_s = settings.connect_timeout_s + settings.read_timeout_s + 1
 
     # --- the refresh-on-read wrapper ------------------------------------------------------
 
@@ -280,7 +280,7 @@ class ElicensingService:
 @asynccontextmanager
 async def build(runtime: Runtime) -> AsyncIterator[ElicensingService]:
     """The service for the app's lifetime: its client is closed on exit."""
-    settings = runtime.settings
+    settings = runtime.settings_of(ElicensingSettings)
     client = ElicensingClient.from_settings(settings)
     breaker = CircuitBreaker(
         runtime.pool,

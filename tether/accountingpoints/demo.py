@@ -1,0 +1,102 @@
+"""The accounting point share of ``tether demo``: a simulated datahub, registered units, a guide."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from rich.progress import Progress
+
+from tether.accountingpoints.service import AccountingPointService
+from tether.accountingpoints.settings import AccountingPointSettings
+from tether.accountingpoints.simulator import Datahub, start_simulator
+from tether.core.bootstrap import Runtime
+from tether.core.capability import DemoContext, DemoPart
+
+
+@asynccontextmanager
+async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
+    """Start a datahub simulator that pushes its change events to the demo's API."""
+    settings = AccountingPointSettings()
+    server, datahub = start_simulator(
+        count=settings.demo_accounting_points,
+        port=ctx.port(7001),
+        control_port=ctx.port(7101),
+        token=settings.adapter_token.get_secret_value(),
+        webhook_url=f"{ctx.api_url}/api/v1/events",
+        webhook_token=ctx.core.events_token.get_secret_value(),
+        nats_url=ctx.nats_url,
+        tz=settings.timezone,
+    )
+
+    async def seed(runtime: Runtime, service: AccountingPointService) -> list[str]:
+        gsrns = datahub.gsrns[: settings.demo_controllable_units]
+        await _register_units(service, gsrns, ctx)
+        return _guide(ctx, server.url, server.control_url, datahub, gsrns)
+
+    async def summary(service: AccountingPointService) -> str:
+        counts = await service.sync_counts()
+        return f"worker synced accounting points; sync states: {dict(counts)}"
+
+    try:
+        yield DemoPart(
+            settings={
+                "adapter_url": server.url,
+                "resync_interval_s": 300.0,
+                "poll_interval_s": 0.5,
+            },
+            seed=seed,
+            summary=summary,
+        )
+    finally:
+        server.stop()
+
+
+async def _register_units(
+    service: AccountingPointService, gsrns: list[str], ctx: DemoContext
+) -> None:
+    """One controllable unit per AP, so those APs are fetched now and synced from then on."""
+    gate = asyncio.Semaphore(16)
+    with Progress(console=ctx.console, transient=True) as progress:
+        task = progress.add_task("registering controllable units", total=len(gsrns))
+
+        async def register(i: int, gsrn: str) -> None:
+            async with gate:
+                await service.register_controllable_unit(gsrn=gsrn, name=f"battery-{i}")
+            progress.advance(task)
+
+        await asyncio.gather(*(register(i, g) for i, g in enumerate(gsrns, 1)))
+
+
+def _current_end_user(record: dict[str, Any]) -> str:
+    """The open-ended end user of a simulated AP (what a lookup must name)."""
+    periods = record.get("end_user") or [{}]
+    current = [p for p in periods if p.get("valid_to") is None] or periods
+    return str(current[-1].get("business_id", "<end user id>"))
+
+
+def _guide(
+    ctx: DemoContext, data_url: str, control: str, datahub: Datahub, gsrns: list[str]
+) -> list[str]:
+    api = ctx.api_url
+    gsrn = gsrns[0]
+    end_user = _current_end_user(datahub.record(gsrn) or {})
+    token = ctx.core.events_token.get_secret_value()
+    return [
+        f"Datahub sim     {data_url}  (control {control})",
+        "Accounting points (synced only where a controllable unit sits):",
+        f"  curl {api}/api/v1/accounting-points/{gsrn}",
+        f"  curl {api}/api/v1/accounting-points/{gsrn}/history",
+        "  a supplier switch in the datahub, announced by a thin event; the worker re-syncs:",
+        f"    curl -X POST {control}/accounting-points/{gsrn}/changes "
+        "-H 'content-type: application/json' -d '{\"kind\":\"supplier_switch\"}'",
+        f"  push an event yourself: curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
+        f'{token}\' -H \'content-type: application/json\' -d \'{{"specversion":"1.0","id":"1",'
+        f'"source":"me","type":"changed","subject":"{gsrn}"}}\'',
+        f"  lookup: curl -X POST {api}/api/v1/controllable-unit/lookup -H 'content-type: "
+        f'application/json\' -d \'{{"end_user":"{end_user}","accounting_point":"{gsrn}"}}\'',
+        f"  break the datahub: curl -X PUT {control}/faults -H 'content-type: application/json'"
+        ' -d \'{"mode":"500"}\'  (modes: down, slow, 500, garbage, contract_violation, ...)',
+    ]

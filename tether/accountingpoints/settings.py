@@ -1,0 +1,36 @@
+"""Accounting point sync settings: ``TETHER_AP_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AccountingPointSettings(BaseSettings):
+    """Each field maps to ``TETHER_AP_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_AP_", frozen=True, extra="ignore")
+
+    timezone: str = Field(default="Europe/Oslo", description="Local time zone of the datahub.")
+    adapter_url: str = "http://127.0.0.1:7001"
+    adapter_token: SecretStr = SecretStr("dev-adapter-token")
+    adapter_timeout_s: float = 6.0
+    adapter_retries: int = 2
+    resync_interval_s: float = Field(default=23 * 3600, description="Re-sync a synced AP after.")
+    dead_sync_timeout_s: float = Field(default=600, description="A claimed sync is dead after.")
+    retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
+    retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
+    claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
+    batch_apply: bool = Field(
+        default=True,
+        description="Merge a claimed batch in one transaction (else one transaction per AP).",
+    )
+    fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
+    poll_interval_s: float = 1.0
+    nats_stream: str = "DATAHUB"
+    nats_subject: str = "datahub.accounting_point.changed"
+    nats_durable: str = "tether-accounting-points"
+    demo_accounting_points: int = Field(default=300, description="APs in the demo's datahub.")
+    demo_controllable_units: int = Field(
+        default=100, description="Demo APs that get a controllable unit (and so are synced)."
+    )

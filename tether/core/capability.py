@@ -1,0 +1,97 @@
+"""The capability contract: everything a capability plugs into tether, in one record.
+
+A capability is one package (``tether/<name>/``) plus one line in ``tether/capabilities.py``.
+The generic entrypoints (``app.py``, ``cli.py``, ``worker.py``, ``demo.py``) and the migration
+runner iterate the list and never name a capability; ``core/`` imports none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from fastapi import APIRouter
+from pydantic_settings import BaseSettings
+from rich.console import Console
+
+from tether.core.bootstrap import Runtime
+from tether.core.settings import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    """What a background job gets from ``tether worker``."""
+
+    runtime: Runtime
+    service: Any
+    stop: asyncio.Event  # set on SIGTERM / SIGINT: return promptly
+    once: bool  # ``--once``: return when nothing is left to do
+    worker_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A background job of a capability; every worker process runs each one it is given."""
+
+    name: str
+    run: Callable[[JobContext], Coroutine[Any, Any, None]]
+
+
+def port_or_any(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1, else 0 (any free port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoContext:
+    """What the demo gives each capability's demo hook."""
+
+    console: Console
+    api_url: str
+    core: Settings
+    nats_url: str | None
+    credentials: Mapping[str, str] = field(default_factory=dict)
+
+    def port(self, preferred: int) -> int:
+        """``preferred`` if free, else 0 so the server picks any free port."""
+        return port_or_any(preferred)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoPart:
+    """A capability's share of the demo: settings overrides, and how to seed it."""
+
+    settings: Mapping[str, object] = field(default_factory=dict)
+    seed: Callable[[Runtime, Any], Awaitable[list[str]]] | None = None  # lines of the guide
+    summary: Callable[[Any], Awaitable[str]] | None = None  # printed when the demo stops
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capability:
+    """How a capability plugs into tether. ``build`` yields its service, kept as
+    ``app.state.<name>`` in the web app and handed to its jobs in a worker."""
+
+    name: str  # CLI and URL name: ``tether <name> ...``
+    package: str  # its migrations live in ``<package>/migrations/``
+    settings: type[BaseSettings]
+    build: Callable[[Runtime], AbstractAsyncContextManager[Any]]
+    router: APIRouter | None = None
+    cli: typer.Typer | None = None
+    simulators: Mapping[str, Callable[..., None]] = field(default_factory=dict)
+    jobs: Sequence[Job] = ()
+    demo: Callable[[DemoContext], AbstractAsyncContextManager[DemoPart]] | None = None
+
+    @property
+    def attribute(self) -> str:
+        """Its name as a Python identifier (``app.state`` attribute)."""
+        return self.name.replace("-", "_")

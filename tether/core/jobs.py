@@ -1,0 +1,84 @@
+"""The core job loop for due work, and the backoff every retry uses.
+
+A capability brings the claim (``FOR UPDATE SKIP LOCKED`` on a due clock, the claim moving the
+clock to now + dead-claim timeout so a crashed worker's claim expires by itself) and the
+processing (work outside the transaction, apply in one transaction, record failures with
+``backoff``). The loop decides only *when*: claim, process, repeat; sleep when nothing is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def default_worker_id() -> str:
+    """Host and process: unique among live workers, readable in ``claimed_by`` columns."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def backoff(attempts: int, *, base_s: float, max_s: float, jitter: float = 0.0) -> float:
+    """Exponential retry delay after ``attempts`` consecutive failures (1 -> ``base_s``).
+
+    ``jitter`` (0..1) is the share of the delay drawn at random, so items that failed together
+    do not all retry at the same instant.
+    """
+    delay = float(min(max_s, base_s * 2.0 ** max(0, attempts - 1)))
+    return delay * (1.0 - jitter * random.random())
+
+
+async def run_due_loop(
+    *,
+    claim: Callable[[], Awaitable[Sequence[T]]],
+    process: Callable[[Sequence[T]], Awaitable[None]],
+    stop: asyncio.Event,
+    once: bool = False,
+    poll_interval_s: float = 1.0,
+    wake: asyncio.Event | None = None,
+    name: str = "job",
+) -> int:
+    """Claim and process due work until ``stop`` (or, with ``once``, until nothing is due).
+
+    ``wake`` cuts an idle wait short (a new item was just queued in this process). Returns
+    how many items were processed.
+    """
+    processed = 0
+    logger.info("%s loop started", name, extra={"action": "job_started", "job": name})
+    while not stop.is_set():
+        items = await claim()
+        if not items:
+            if once:
+                break
+            await _idle(stop, wake, poll_interval_s)
+            continue
+        await process(items)
+        processed += len(items)
+    logger.info(
+        "%s loop stopped after %d item(s)",
+        name,
+        processed,
+        extra={"action": "job_stopped", "job": name},
+    )
+    return processed
+
+
+async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    if wake is not None:
+        wake.clear()

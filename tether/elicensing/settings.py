@@ -1,0 +1,23 @@
+"""E-licensing settings: ``TETHER_ELICENSING_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ElicensingSettings(BaseSettings):
+    """Each field maps to ``TETHER_ELICENSING_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_ELICENSING_", frozen=True, extra="ignore")
+
+    url: str = "http://127.0.0.1:7002"
+    token: SecretStr = SecretStr("dev-elicensing-token")
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+    freshness_s: float = Field(default=900, description="Skip refresh within this age.")
+    breaker_failure_threshold: int = 3
+    breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
+    timezone: str = Field(
+        default="America/Vancouver", description="Time zone dates and times are shown in."
+    )
