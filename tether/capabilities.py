@@ -7,12 +7,14 @@ worker, demo) and the migration runner iterate this list.
 from __future__ import annotations
 
 from tether.accountingpoints.capability import CAPABILITY as ACCOUNTING_POINTS
+from tether.accruals.capability import CAPABILITY as ACCRUALS
 from tether.core.capability import Capability
 from tether.elicensing.capability import CAPABILITY as ELICENSING
 
 CAPABILITIES: tuple[Capability, ...] = (
     ACCOUNTING_POINTS,
     ELICENSING,
+    ACCRUALS,
 )
 
 

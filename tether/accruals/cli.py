@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import threading
-import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -229,27 +228,6 @@ def resubmit(period_end: PeriodEnd) -> None:
     finally:
         workflows.shutdown()
     _print_run(url, day, None)
-
-
-@app.command("worker")
-def worker() -> None:
-    """Serve accruals work only (queued chunks, resumes, the schedule) until Ctrl-C; `tether
-    worker` runs the same job among all capabilities'."""
-    from tether.accruals import flow
-    from tether.core import workflows
-
-    url = _url()
-    settings = AccrualsSettings()
-    _executor(url, "worker")
-    try:
-        while True:
-            workflows.recover_dead(url, settings.dead_worker_s)
-            time.sleep(2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        workflows.shutdown()
-    del flow
 
 
 if __name__ == "__main__":

@@ -18,13 +18,11 @@ from tether.core import db, migrations
 from tether.core.bootstrap import Runtime
 from tether.core.settings import Settings
 
-COMPONENTS = tuple(dict.fromkeys((*migrations.COMPONENTS, "tether.accruals")))
-
 
 def database(settings: Settings) -> str:
-    """The database URL, migrated up to the accruals schema."""
+    """The database URL, with the accruals schema migrated (what these commands need)."""
     url = db.resolve_database_url(settings)
-    migrations.upgrade(url, COMPONENTS)
+    migrations.upgrade(url, ("tether.core", "tether.accruals"))
     return url
 
 
@@ -72,4 +70,5 @@ class AccrualsService:
 
 @asynccontextmanager
 async def build(runtime: Runtime) -> AsyncIterator[AccrualsService]:
-    yield AccrualsService(url=runtime.database_url, settings=AccrualsSettings(), runtime=runtime)
+    settings = runtime.settings_of(AccrualsSettings)
+    yield AccrualsService(url=runtime.database_url, settings=settings, runtime=runtime)
