@@ -146,3 +146,31 @@ async def test_url_form_and_progress(db_url: str, tmp_path: Path) -> None:
     assert seen[-1][0] == seen[-1][1] == path.stat().st_size
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM acc.channel_day").fetchone() == (1,)
+
+
+def test_cli_ingest_prints_json_and_fails_when_a_file_is_not_fully_loaded(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from tether.accruals.cli_ingest import ingest
+
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    app = typer.Typer()
+    app.command()(ingest)
+    good = write(tmp_path, "good.csv", HEAD, C30, day("20040201"), "900")
+    bad = write(tmp_path, "bad.csv", HEAD, C30, day("20040202"))
+    result = CliRunner().invoke(app, [str(good), str(bad), "--json"])
+    assert result.exit_code == 1, result.output
+    answer = json.loads(result.stdout)
+    assert [(r["file"], r["status"]) for r in answer] == [
+        (str(good), "loaded"),
+        (str(bad), "rejected"),
+    ]
+    assert answer[0]["values"] == 48 and answer[0]["nmis"] == 1
+    assert answer[1]["errors"] == [{"line": 4, "reason": "missing 900 end record"}]
+    assert CliRunner().invoke(app, [str(good)]).exit_code == 0
