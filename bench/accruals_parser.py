@@ -69,7 +69,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="nem-bench-") as tmp:
         result = generate(args.accounts, args.months, Path(tmp), args.seed)
-        path = str(result.nem12_files[-1])  # the last month of the first chunk: one whole file
+        path = str(max(result.nem12_files, key=lambda p: p.stat().st_size))  # one whole file
         size_mb = Path(path).stat().st_size / 1e6
         ours, theirs = _child("ours", path), _child("nemreader", path)
     assert ours["values"] == theirs["values"], (ours, theirs)
