@@ -132,11 +132,15 @@ def _interval_blocks(
     business = acc.business[ids]
     level = gen_load.daily_level(rng, acc.scale[ids], business, days)
     load = gen_load.half_hours(rng, level, business)
-    gen = gen_load.solar(rng, acc.capacity_kw[ids], days) * acc.solar[ids, None, None]
+    solar, cl = np.flatnonzero(acc.solar[ids]), np.flatnonzero(acc.controlled[ids])
+    net = load[solar] - gen_load.solar(rng, acc.capacity_kw[ids[solar]], days)
+    load[solar] = np.maximum(net, 0.0)  # E1 is what the home imports after its own solar
+    e1, b1 = gen_load.to_wh(load), gen_load.to_wh(np.maximum(-net, 0.0))
+    e2 = gen_load.to_wh(gen_load.controlled(rng, acc.cl_kwh[ids[cl]], days))
     channels = {
-        "E1": gen_load.to_wh(np.maximum(load - gen, 0.0)),
-        "B1": gen_load.to_wh(np.maximum(gen - load, 0.0)),
-        "E2": gen_load.to_wh(gen_load.controlled(rng, acc.cl_kwh[ids], days)),
+        "E1": {k: e1[k] for k in range(ids.size)},
+        "B1": {int(k): b1[j] for j, k in enumerate(solar)},
+        "E2": {int(k): e2[j] for j, k in enumerate(cl)},
     }
     day_text = _yyyymmdd(days)
     updates = [d + "023000" for d in _yyyymmdd(days + 1)]
@@ -144,7 +148,7 @@ def _interval_blocks(
     for k, i in enumerate(ids.tolist()):
         parts = 30 // int(acc.interval_length[i])
         for col, suffix in enumerate(("E1", "E2", "B1")):
-            if (suffix == "B1" and not acc.solar[i]) or (suffix == "E2" and not acc.controlled[i]):
+            if k not in channels[suffix]:
                 continue
             wh = np.minimum(gen_load.split(rng, channels[suffix][k], parts), MAX_WH)
             status = _day_status(rng, days.size)
