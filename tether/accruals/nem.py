@@ -71,6 +71,7 @@ class NemFile:
         self._last_300 = 0
         self._vday: _VDay | None = None
         self._ended = False
+        self._ready = False  # a batch may be full
         self._handlers = {
             "200": self._r200, "300": self._r300, "400": self._r400, "500": self._r500,
             "250": self._r250, "550": self._r550,
@@ -94,7 +95,9 @@ class NemFile:
                 line = text.rstrip("\n")
                 if line.strip():
                     self._line(line.split(","), number)
-                    yield from self._full()
+                    if self._ready:
+                        self._ready = False
+                        yield from self._full()
         if self.format is None:
             self._reject(1, "empty file: no 100 header")
         if self._vday is not None:
@@ -216,6 +219,7 @@ class NemFile:
         self._last = "300"
         group = self._groups[ch.interval]
         group.add(ch, day, raw, qm[0].encode() * width, fields, (update, msats), None, line)
+        self._ready |= len(group) >= self.batch_rows
         return None
 
     def _r400(self, parts: list[str], line: int) -> None:
@@ -258,9 +262,11 @@ class NemFile:
             return
         ch, day, raw, fields, stamps = vday.args
         methods: Methods = tuple(vday.methods)
-        self._groups[ch.interval].add(
+        group = self._groups[ch.interval]
+        group.add(
             ch, day, raw, bytes(vday.flags), fields, stamps, methods, vday.line, tuple(vday.lines)
         )
+        self._ready |= len(group) >= self.batch_rows
 
     def _r500(self, parts: list[str], line: int) -> None:
         if self._last not in ("300", "300V", "400", "500"):
@@ -280,6 +286,7 @@ class NemFile:
         self._last = "250"
         reason = "250 row in a NEM12 file" if self.format != "NEM13" else None
         reason = reason or self._basic.add(parts, line)
+        self._ready |= len(self._basic) >= self.batch_rows
         if reason is not None:
             self._last = "250!"
             self._error(line, reason)
