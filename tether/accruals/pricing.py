@@ -83,12 +83,14 @@ def price(
     by_tariff = {t: book.of(t, dates) for t in sorted(set(tariffs))}
     ver = np.stack([by_tariff[t] for t in tariffs]) if n else np.zeros((0, days), np.int64)
     problems: dict[int, str] = {}
-    for i in np.nonzero((valid & (ver < 0)).any(axis=1))[0]:
-        problems[int(i)] = f"tariff {tariffs[i]} has no version in force on every unbilled day"
     for i, t in enumerate(tariffs):
         found = book.problems(t)
         if found and valid[i].any():
-            problems.setdefault(i, "; ".join(found))
+            problems[i] = "; ".join(found)
+    for i in np.nonzero((valid & (ver < 0)).any(axis=1))[0]:
+        problems.setdefault(
+            int(i), f"tariff {tariffs[i]} has no version in force on every unbilled day"
+        )
     valid &= ~np.isin(np.arange(n), list(problems))[:, None]
     if not valid.any():
         return [], problems

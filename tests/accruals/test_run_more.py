@@ -1,0 +1,161 @@
+"""Loader errors, per-account failure and resubmit, the API and the run page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, TARIFFS, write_world
+from tether.accruals import api, flow, loader, run
+from tether.accruals.ingest import ingest_files
+from tether.accruals.service import AccrualsService, build
+from tether.accruals.settings import AccrualsSettings
+from tether.core import migrations, workflows
+from tether.core.api import install_error_handlers
+from tether.core.bootstrap import Runtime
+from tether.core.settings import Settings
+
+SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2, schedule="")  # type: ignore[call-arg]
+
+
+def count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type]
+    return int(row[0]) if row else 0
+
+
+def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(
+    db_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "accounts.csv"
+    lines = ACCOUNTS.splitlines()
+    lines[2] = lines[2].replace(",QLD,", ",TAS,")
+    lines[3] = lines[3].replace("QFLT000003", "QFLT3")
+    bad.write_text("\n".join(lines) + "\n")
+    result = loader.load(db_url, "accounts", bad)
+    assert result.status == "rejected"
+    assert [e["line"] for e in result.errors] == [3, 4]
+    assert "jurisdiction 'TAS'" in str(result.errors[0]["reason"])
+    assert "nmi 'QFLT3'" in str(result.errors[1]["reason"])
+    assert count(db_url, "acc.account") == 0
+    header = tmp_path / "h.csv"
+    header.write_text("account_id,nmi\nA1,QTOU000001\n")
+    assert loader.load(db_url, "accounts", header).errors[0]["line"] == 1
+
+
+def test_tariff_rules_and_refused_references(db_url: str, tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs.csv"
+    tariffs.write_text(
+        TARIFFS.splitlines()[0] + "\n"
+        "T,2026-01-01,tou,peak,weekday,,,,50,c/kWh\n"
+        "T,2026-01-01,tou,peak,weekday,20:00,14:00,,50,c/kWh\n"
+        "T,2026-01-01,supply,all,all,,,,100,c/kWh\n"
+        "T,2026-01-01,flat,all,all,,,,-1,c/kWh\n"
+    )
+    result = loader.load(db_url, "tariffs", tariffs)
+    assert [e["line"] for e in result.errors] == [2, 3, 4, 5]
+    invoices = tmp_path / "invoices.csv"
+    invoices.write_text(
+        ",".join(loader.COLUMNS["invoices"])
+        + "\nI9,NOBODY,2026-01-01,2026-01-31,2026-02-02T09:00:00+10:00,1.00\n"
+    )
+    refused = loader.load(db_url, "invoices", invoices)
+    assert refused.status == "rejected" and "NOBODY" in str(refused.errors[0]["reason"])
+    assert count(db_url, "acc.tariff_rate") == 0 and count(db_url, "acc.invoice") == 0
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path, pool: AsyncConnectionPool[Any]) -> str:
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    files = write_world(tmp_path)
+    accounts = tmp_path / "accounts6.csv"
+    accounts.write_text(ACCOUNTS + "A6,QNEW000006,residential,QLD,Ergon,NEW,monthly,basic\n")
+    assert loader.load(db_url, "accounts", accounts).status == "loaded"
+    invoices = tmp_path / "invoices6.csv"
+    invoices.write_text(
+        files["invoices"].read_text()
+        + "I6,A6,2026-02-28,2026-03-29,2026-03-30T09:00:00+10:00,10.00\n"
+    )
+    assert loader.load(db_url, "tariffs", files["tariffs"]).status == "loaded"
+    assert loader.load(db_url, "invoices", invoices).status == "loaded"
+    await ingest_files(pool, [files["nem12"], files["nem13"]])
+    return db_url
+
+
+def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path: Path) -> None:
+    run.run_inline(world, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
+    with psycopg.connect(world) as conn:
+        failures = conn.execute("SELECT account_id, reason FROM acc.run_failure").fetchall()
+        before = conn.execute(
+            "SELECT account_id, amount_ex_gst FROM acc.run_result ORDER BY 1"
+        ).fetchall()
+    assert failures == [("A6", "tariff NEW is not loaded")]
+    assert [a for a, _ in before] == ["A1", "A2", "A3", "A4", "A5"]
+    new = tmp_path / "new.csv"
+    new.write_text(
+        TARIFFS.splitlines()[0] + "\n"
+        "NEW,2026-01-01,supply,all,all,,,,50,c/day\nNEW,2026-01-01,flat,all,all,,,,20,c/kWh\n"
+    )
+    assert loader.load(world, "tariffs", new).status == "loaded"
+    flow.start_executor(world, SETTINGS, "test-executor")
+    try:
+        wid = flow.resubmit(world, SETTINGS, PERIOD_END)
+        totals = workflows.result(wid)
+    finally:
+        workflows.shutdown()
+    assert wid.startswith("accruals-run-2026-03-31-resubmit-")
+    assert totals["failures"] == 0 and totals["accounts"] == 6
+    with psycopg.connect(world) as conn:
+        after = conn.execute(
+            "SELECT account_id, amount_ex_gst, flags FROM acc.run_result ORDER BY 1"
+        ).fetchall()
+    assert [(a, m) for a, m, _ in after[:5]] == before
+    # no reads: segment (Ergon residential, 12 kWh/day) x scalar 1.0, 2 days: 1.00 + 4.80
+    assert after[5] == ("A6", Decimal("5.80"), "")
+
+
+@pytest.fixture
+async def http(
+    world: str, settings: Settings, pool: AsyncConnectionPool[Any]
+) -> AsyncIterator[httpx.AsyncClient]:
+    runtime = Runtime(
+        settings=settings, database_url=world, pool=pool, overrides={AccrualsSettings: SETTINGS}
+    )
+    async with build(runtime) as svc:
+        app = FastAPI()
+        install_error_handlers(app)
+        app.include_router(api.router)
+        app.state.accruals = svc
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tether") as client:
+            yield client
+
+
+async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:
+    assert (await http.get("/api/v1/accruals/runs")).json() == []
+    assert (await http.get("/api/v1/accruals/runs/2026-03-31")).status_code == 404
+    run.run_inline(world, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
+    runs = (await http.get("/api/v1/accruals/runs")).json()
+    assert [(r["period_end"], r["status"]) for r in runs] == [("2026-03-31", "finished")]
+    detail = (await http.get("/api/v1/accruals/runs/2026-03-31")).json()
+    assert [s["step"] for s in detail["steps"]] == list(run.STEPS)
+    assert detail["progress"]["done"] == detail["progress"]["total"] == 3
+    assert detail["failures"][0]["account_id"] == "A6"
+    link = next(e["href"] for e in detail["exports"] if e["name"] == "BUAAccountSummary.csv")
+    body = (await http.get(link)).content
+    assert body.startswith(b"account_id,nmi,jurisdiction,segment,") and b"\nA1,QTOU000001," in body
+    assert (await http.get("/api/v1/accruals/runs/2026-03-31/exports/x.csv")).status_code == 404
+    md = await http.get("/api/v1/accruals/meter-data/QTOU000001?from=2026-03-30&to=2026-03-31")
+    assert md.status_code == 200 and len(md.json()["channel_days"]) == 4
+    page = await http.get("/accruals/runs/2026-03-31")
+    assert page.status_code == 200 and "1 account(s) failed" in page.text
+    assert "BUAAccountSummary.csv" in page.text
+    assert "2026-03-31" in (await http.get("/accruals/runs")).text
