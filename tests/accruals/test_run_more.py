@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, TARIFFS, write_world
 from tether.accruals import api, flow, loader, run
 from tether.accruals.ingest import ingest_files
-from tether.accruals.service import AccrualsService, build
+from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
 from tether.core import migrations, workflows
 from tether.core.api import install_error_handlers
