@@ -31,6 +31,19 @@ from tether.accruals.nem_types import (
 __all__ = ["BasicReads", "Batch", "ChannelDays", "NemFile", "ParsedFile", "RowError", "parse"]
 
 _QUALITY_FLAGS = frozenset("AESFVN")
+_FLAGS = {flag: flag.encode() for flag in "AESFN"}
+_NAT = -(2**63)
+_PLAIN: dict[str, bool] = {}
+
+
+def _plain_quality(qm: str) -> bool:
+    """A valid QualityMethod other than V (memoised: a file uses a handful)."""
+    ok = _PLAIN.get(qm)
+    if ok is None:
+        ok = bool(QUALITY_METHOD.match(qm)) and qm[0] != "V"
+        if len(_PLAIN) < 1000:
+            _PLAIN[qm] = ok
+    return ok
 
 
 class Rejected(Exception):
@@ -93,11 +106,13 @@ class NemFile:
             for number, text in enumerate(f, start=1):
                 self.bytes_read += len(text)
                 line = text.rstrip("\n")
-                if line.strip():
+                if line.startswith("300,"):
+                    self._r300_line(line, number)
+                elif line.strip():
                     self._line(line.split(","), number)
-                    if self._ready:
-                        self._ready = False
-                        yield from self._full()
+                if self._ready:
+                    self._ready = False
+                    yield from self._full()
         if self.format is None:
             self._reject(1, "empty file: no 100 header")
         if self._vday is not None:
@@ -219,6 +234,37 @@ class NemFile:
         self._last = "300"
         group = self._groups[ch.interval]
         group.add(ch, day, raw, qm[0].encode() * width, fields, (update, msats), None, line)
+        self._ready |= len(group) >= self.batch_rows
+        return None
+
+    def _r300_line(self, line: str, number: int) -> None:
+        """The common 300 row without splitting its values; anything unusual takes ``_r300``."""
+        ch = self._channel
+        if ch is None or ch.bad is not None or self._vday is not None or number == 1:
+            return self._line(line.split(","), number)
+        if self._ended or self.format is None:
+            return self._line(line.split(","), number)
+        trailing = line.count(",") - 1 - ch.width  # fields after the values
+        if not 1 <= trailing <= 5:
+            return self._line(line.split(","), number)
+        head, *tail = line.rsplit(",", trailing)
+        qm = tail[0].strip()
+        clock = self._clock
+        day = clock.day(head[4:12]) if head[12:13] == "," else None
+        update = clock.stamp(tail[3]) if trailing > 3 else _NAT
+        msats = clock.stamp(tail[4]) if trailing > 4 else _NAT
+        if day is None or update is None or msats is None or not _plain_quality(qm):
+            return self._line(line.split(","), number)
+        self._last, self._last_300 = "300", number
+        fields = (
+            qm,
+            tail[1].strip() if trailing > 1 else "",
+            tail[2].strip() if trailing > 2 else "",
+        )
+        group = self._groups[ch.interval]
+        group.add(
+            ch, day, head[13:], _FLAGS[qm[0]] * ch.width, fields, (update, msats), None, number
+        )
         self._ready |= len(group) >= self.batch_rows
         return None
 

@@ -143,6 +143,7 @@ class Clock:
 
     def __init__(self) -> None:
         self._days: dict[str, int] = {}
+        self._stamps: dict[str, int] = {}
 
     def day(self, text: str) -> int | None:
         """Days since 1970-01-01 for ``yyyyMMdd``; None when not a real date."""
@@ -162,6 +163,15 @@ class Clock:
 
     def stamp(self, text: str, *, required: bool = False) -> int | None:
         """Seconds since epoch (market time) for ``yyyyMMddHHmmss``; NaT's int for blank."""
+        cached = self._stamps.get(text)
+        if cached is not None:
+            return cached
+        value = self._stamp(text, required=required)
+        if value is not None and value != _NAT_INT and len(self._stamps) < 100_000:
+            self._stamps[text] = value
+        return value
+
+    def _stamp(self, text: str, *, required: bool) -> int | None:
         s = text.strip()
         if not s:
             return None if required else _NAT_INT
