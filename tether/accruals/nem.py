@@ -256,16 +256,12 @@ class NemFile:
         if day is None or update is None or msats is None or not _plain_quality(qm):
             return self._line(line.split(","), number)
         self._last, self._last_300 = "300", number
-        fields = (
-            qm,
-            tail[1].strip() if trailing > 1 else "",
-            tail[2].strip() if trailing > 2 else "",
-        )
-        group = self._groups[ch.interval]
-        group.add(
-            ch, day, head[13:], _FLAGS[qm[0]] * ch.width, fields, (update, msats), None, number
-        )
-        self._ready |= len(group) >= self.batch_rows
+        reason = tail[1].strip() if trailing > 1 else ""
+        desc = tail[2].strip() if trailing > 2 else ""
+        rows = self._groups[ch.interval].rows  # ChannelDayColumns.add, inlined: the hot path
+        rows.append((ch, day, head[13:], _FLAGS[qm[0]] * ch.width, qm, reason, desc, update, msats,
+                     None, number, ()))  # fmt: skip
+        self._ready |= len(rows) >= self.batch_rows
         return None
 
     def _r400(self, parts: list[str], line: int) -> None:

@@ -37,10 +37,10 @@ class ChannelDayColumns:
         self._reset()
 
     def _reset(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
+        self.rows: list[tuple[Any, ...]] = []  #: as :meth:`add` lays them out
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self.rows)
 
     def add(
         self,
@@ -55,14 +55,14 @@ class ChannelDayColumns:
         extra_lines: tuple[int, ...] = (),
     ) -> None:
         """Keep one row; ``extra_lines`` are its 400 rows (quarantined with it if it is bad)."""
-        self._rows.append((ch, day, raw, flags, *fields, *stamps, methods, line, extra_lines))
+        self.rows.append((ch, day, raw, flags, *fields, *stamps, methods, line, extra_lines))
 
     def _columns(self) -> None:
         """Rows to columns (one C-level transpose per batch instead of a dozen appends a row)."""
         (
             self.channels, self.days, self.raw, self.flags, self.qm, self.reason, self.desc,
             self.update, self.msats, self.methods, self.lines, self.extra_lines,
-        ) = (list(c) for c in zip(*self._rows, strict=True))  # fmt: skip
+        ) = (list(c) for c in zip(*self.rows, strict=True))  # fmt: skip
 
     def _values(self, errors: list[RowError]) -> tuple[np.ndarray, np.ndarray]:
         """Values (n x width) and a mask of rows whose every value is a finite number >= 0."""
@@ -98,7 +98,7 @@ class ChannelDayColumns:
 
     def take(self, errors: list[RowError]) -> ChannelDays | None:
         """Everything kept so far as one batch; rows with bad values go to ``errors``."""
-        if not self._rows:
+        if not self.rows:
             return None
         self._columns()
         values, ok = self._values(errors)
