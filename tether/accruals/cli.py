@@ -147,7 +147,10 @@ def run_cmd(
             " TETHER_ACCRUALS_AS_AT_LAG_DAYS, 00:00 AEST (same on every re-run).",
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the export files here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the files into OUT/<period end>/ [TETHER_ACCRUALS_EXPORT_DIR]."),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="Run here and wait (else leave it to workers).")
     ] = True,
@@ -170,7 +173,7 @@ def run_cmd(
         _wait(url, day, wid)
     finally:
         workflows.shutdown()
-    _print_run(url, day, out)
+    _print_run(url, day, out or AccrualsSettings().export_dir)
 
 
 def _print_run(url: str, day: date, out: Path | None) -> None:
