@@ -224,3 +224,28 @@ def test_batches_split_a_large_file_without_losing_rows(tmp_path: Path) -> None:
     assert [len(b) for b in result.channel_days] == [5, 5, 5, 5, 5, 3]
     values = np.concatenate([b.values[:, 0] for b in result.channel_days])
     assert values.tolist() == [float(d) for d in range(1, 29)]
+
+
+def test_values_python_accepts_but_c_parsers_refuse_are_quarantined(tmp_path: Path) -> None:
+    bad = day("20040202").replace(",1.0,", ",1_0,", 1)
+    result = run(tmp_path, HEAD, C30, day("20040201"), bad, "900")
+    assert reasons(result) == [(4, "300 row value 1 is not a number: '1_0'")]
+    assert rows(result) == 1
+
+
+def test_memoised_and_loadtxt_value_parsing_agree() -> None:
+    from tether.accruals.nem12 import Floats
+
+    rng = np.random.default_rng(1)
+    texts = [f"{v:.6f}" for v in rng.uniform(0, 5, 48 * 50)]  # mostly distinct values
+    raws = [",".join(texts[i * 48 : (i + 1) * 48]) for i in range(50)]
+    floats = Floats()
+    first = floats.parse(raws, 50, 48)
+    assert not floats.useful  # too many distinct values: the next batches use loadtxt
+    second = floats.parse(raws, 50, 48)
+    expected = np.array([float(t) for t in texts]).reshape(50, 48)
+    assert np.array_equal(first, expected) and np.array_equal(second, expected)
+    with pytest.raises(ValueError):
+        Floats().parse(["1.0,x"], 1, 2)
+    with pytest.raises(ValueError):
+        floats.parse(["1.0,x"], 1, 2)

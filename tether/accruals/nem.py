@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.accruals.nem12 import Channel, ChannelDayColumns, Methods
+from tether.accruals.nem12 import Channel, ChannelDayColumns, Floats, Methods
 from tether.accruals.nem13 import BasicReadColumns
 from tether.accruals.nem_types import (
     INTERVALS,
@@ -77,7 +77,8 @@ class NemFile:
         self.bytes_read = 0
         self.size = self.path.stat().st_size
         self._clock = Clock()
-        self._groups = {m: ChannelDayColumns(m, w) for m, w in INTERVALS.items()}
+        floats = Floats()
+        self._groups = {m: ChannelDayColumns(m, w, floats) for m, w in INTERVALS.items()}
         self._basic = BasicReadColumns(self._clock)
         self._channel: Channel | None = None
         self._last = ""  # what the previous data row was, for 400/500/550 placement
