@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import tempfile
 import time
@@ -58,6 +59,7 @@ def main() -> None:
         scratch_database(server, "bench_accruals") as url,
     ):
         migrations.upgrade(url, ("tether.core", "tether.accruals"))
+        load = os.getloadavg()[0]
         gen = generate(args.accounts, args.months, Path(tmp), seed=1)
         paths = gen.nem12_files + gen.nem13_files
         size_mb = sum(p.stat().st_size for p in paths) / 1e6
@@ -79,7 +81,8 @@ def main() -> None:
         f"{gen.channel_days:,} channel-days + {gen.basic_reads:,} basic reads; one transaction per "
         f"file, batches of 4,096 channel-days COPYed (binary) to a temp table while the next is "
         f"parsed, then one set-based merge keeping the newest UpdateDateTime. 2 cores shared "
-        f"by the benchmark process, PostgreSQL and other work. Peak RSS of the benchmark process "
+        f"by the benchmark process, PostgreSQL and other work (load average {load:.1f} at the "
+        f"start; wall times include waiting for a core). Peak RSS of the benchmark process "
         f"{peak_mb:,.0f} MB.\n\n"
         "| step | values | seconds | values/s |\n|---|---:|---:|---:|\n" + table + "\n"
         "\nTarget: ingest >= 1,000,000 values/s.\n"

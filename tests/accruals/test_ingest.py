@@ -174,3 +174,21 @@ def test_cli_ingest_prints_json_and_fails_when_a_file_is_not_fully_loaded(
     assert answer[0]["values"] == 48 and answer[0]["nmis"] == 1
     assert answer[1]["errors"] == [{"line": 4, "reason": "missing 900 end record"}]
     assert CliRunner().invoke(app, [str(good)]).exit_code == 0
+
+
+async def test_generated_files_ingest_fully(
+    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    from tether.accruals.generator import generate
+
+    gen = generate(40, 2, tmp_path, seed=4)
+    results = await ingest_files(acc_pool, gen.nem12_files + gen.nem13_files)
+    assert {r.status for r in results} == {"loaded"}
+    assert sum(r.values for r in results) == gen.values
+    assert sum(r.basic_reads for r in results) == gen.basic_reads
+    (row,) = await rows(acc_pool, "SELECT count(*) AS n FROM acc.channel_day")
+    assert row["n"] == gen.channel_days  # one version of each channel-day
+    v_days = await rows(
+        acc_pool, "SELECT qualities FROM acc.channel_day WHERE quality_method = 'V'"
+    )
+    assert v_days and all(set(r["qualities"]) == {"A", "E"} for r in v_days)
