@@ -11,12 +11,13 @@ logs each quarantined one (line, reason) in ``acc.meter_file_error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, LiteralString
 
 import numpy as np
 import psycopg
@@ -122,12 +123,9 @@ async def ingest_file(
     try:
         async with conn.transaction():
             await conn.execute(queries["md_create_stage"])
-            batches = nem.batches()
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-                await _copy(conn, batch)
-                tally.add(batch)
-                if progress:
-                    progress(name, nem.bytes_read, nem.size)
+            await _copy_all(
+                conn, nem, tally, lambda: progress and progress(name, nem.bytes_read, nem.size)
+            )
             if nem.rejected or (nem.errors and not tally.rows):
                 raise _Rollback
             result = tally.result(name, nem.errors)
@@ -212,15 +210,35 @@ async def _copy_errors(
             await copy.write_row((file_id, e.line, e.reason))
 
 
-async def _copy(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+def _encoded(batches: Iterator[Batch]) -> tuple[Batch, LiteralString, bytes] | None:
+    """The next batch and its COPY statement and payload (runs in a worker thread)."""
+    batch = next(batches, None)
+    if batch is None:
+        return None
     if isinstance(batch, ChannelDays):
         payload = BINARY_HEADER + channel_days_binary(batch) + BINARY_TRAILER
-        statement = queries["md_copy_channel_days"]
-    else:
-        payload = "".join(basic_read_lines(batch)).encode()
-        statement = queries["md_copy_basic_reads"]
-    async with conn.cursor().copy(statement) as copy:
-        await copy.write(payload)
+        return batch, queries["md_copy_channel_days"], payload
+    return batch, queries["md_copy_basic_reads"], "".join(basic_read_lines(batch)).encode()
+
+
+async def _copy_all(
+    conn: psycopg.AsyncConnection[Any], nem: NemFile, tally: _Tally, tick: Callable[[], object]
+) -> None:
+    """COPY every batch of ``nem``; the next batch is parsed while PostgreSQL takes this one."""
+    batches = nem.batches()
+    pending = asyncio.ensure_future(asyncio.to_thread(_encoded, batches))
+    try:
+        while (item := await pending) is not None:
+            pending = asyncio.ensure_future(asyncio.to_thread(_encoded, batches))
+            batch, statement, payload = item
+            async with conn.cursor().copy(statement) as copy:
+                await copy.write(payload)
+            tally.add(batch)
+            tick()
+    finally:
+        if not pending.done():  # a failed COPY: let the parser thread finish before leaving
+            with contextlib.suppress(Exception):
+                await pending
 
 
 def result_paths(results: Sequence[FileResult]) -> list[Path]:
