@@ -1,8 +1,8 @@
 """Channel-days from PostgreSQL straight into numpy: binary COPY of fixed-size rows.
 
 Rows of one interval length have the same byte size (three int4 keys, a float8[] of N values
-without NULLs, N quality letters), so a whole result is one ``np.frombuffer`` with a structured
-dtype instead of one Python object per value.
+without NULLs, N quality letters): one pass over the row lengths finds each row, then the rows of
+each length are one ``np.frombuffer`` with a structured dtype (no Python object per value).
 """
 
 from __future__ import annotations
@@ -53,17 +53,29 @@ class Days:
 
 
 def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str, Any]) -> Days:
-    """Run ``query`` once per interval length (it must select a, d, k, vals, quality and take
-    ``%(n)s`` = values per day) and return every row as 30-minute values."""
-    parts: list[Days] = []
-    for n in (48, 96, 288):
-        with conn.cursor() as cur:
-            buf = bytearray()
-            sql = f"COPY ({query}) TO STDOUT (FORMAT binary)"
-            with cur.copy(sql, {**params, "n": n}) as copy:
-                for block in copy:
-                    buf += block
-        parts.append(_parse(bytes(buf), n))
+    """Run ``query`` (selecting a, d, k, values, qualities of any interval length) in one binary
+    COPY and return every row as 30-minute values."""
+    buf = bytearray()
+    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params) as cp:
+        for block in cp:
+            buf += block
+    data = bytes(buf)
+    starts: dict[int, list[int]] = {1: [], 48: [], 96: [], 288: []}
+    pos, end = _HEADER, len(data) - 2
+    frm = int.from_bytes
+    while pos < end:  # one step per row: read two lengths, never the values
+        alen = frm(data[pos + 26 : pos + 30], "big", signed=True)
+        n = frm(data[pos + 42 : pos + 46], "big")
+        if n not in starts or alen != 20 + 12 * n:
+            raise ValueError("a channel-day has NULL values or an unexpected length")
+        starts[n].append(pos)
+        pos += 30 + alen + 4 + n
+    raw = np.frombuffer(data, np.uint8)
+    parts = []
+    for n, found in starts.items():
+        size = _dtype(n).itemsize
+        rows = raw[np.asarray(found, np.int64)[:, None] + np.arange(size)] if found else raw[:0]
+        parts.append(_parse(rows.tobytes(), n))
     return Days(
         np.concatenate([p.a for p in parts]),
         np.concatenate([p.d for p in parts]),
@@ -73,17 +85,17 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
     )
 
 
-def _parse(buf: bytes, n: int) -> Days:
-    body = buf[_HEADER:-2]
+def _parse(body: bytes, n: int) -> Days:
     dt = _dtype(n)
-    if len(body) % dt.itemsize:
-        raise ValueError("channel-day rows are not of one size (NULL values or keys?)")
     rows = np.frombuffer(body, dt)
-    if (rows["vals"]["len"] != 8).any():
+    if len(rows) and (rows["vals"]["len"] != 8).any():
         raise ValueError("a channel-day has NULL values")
-    vals = rows["vals"]["v"].astype(np.float64)
+    vals = rows["vals"]["v"].astype(np.float64).reshape(len(rows), n)
     q = np.frombuffer(rows["q"].tobytes(), np.uint8).reshape(len(rows), n)
-    if n != 48:  # sum to half-hours; a half-hour is as good as its worst quality letter
+    if n == 1:  # a day total of a one-quality day: spread evenly (only day sums are priced)
+        vals = np.repeat(vals / 48, 48, axis=1)
+        q = np.repeat(q, 48, axis=1)
+    elif n != 48:  # sum to half-hours; a half-hour is as good as its worst quality letter
         step = n // 48
         vals = vals.reshape(len(rows), 48, step).sum(axis=2)
         q = q.reshape(len(rows), 48, step).max(axis=2)

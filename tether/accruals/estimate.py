@@ -100,7 +100,14 @@ def compute_profiles(
         got = columns.fetch(
             conn,
             Q["profile_days"],
-            {"period_end": period_end, "d0": d0, "as_at": as_at, "lo": lo, "hi": lo + s.chunk_size},
+            {
+                "period_end": period_end,
+                "d0": d0,
+                "as_at": as_at,
+                "lo": lo,
+                "hi": lo + s.chunk_size,
+                "cap": s.max_contributors,
+            },
         )
         ok = np.isin(got.q, ACTUAL).all(axis=1) & np.isfinite(got.vals).all(axis=1)
         a, d, k, v = got.a[ok], got.d[ok], got.k[ok], got.vals[ok]

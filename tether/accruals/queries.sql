@@ -91,8 +91,10 @@ ORDER BY suffix, day
 SELECT nmi, register_id, suffix, direction, previous_read_at, current_read_at, quantity, uom,
        current_quality, update_datetime, source
 FROM acc.basic_read
-WHERE nmi = %(nmi)s AND current_read_at >= %(date_from)s::date
-  AND previous_read_at < %(date_to)s::date + 1
+-- the window's dates are market dates: AEST (UTC+10, no daylight saving, as Brisbane)
+WHERE nmi = %(nmi)s
+  AND current_read_at >= %(date_from)s::date::timestamp AT TIME ZONE 'Australia/Brisbane'
+  AND previous_read_at < (%(date_to)s::date + 1)::timestamp AT TIME ZONE 'Australia/Brisbane'
 ORDER BY suffix, register_id, current_read_at
 
 -- === run ===
@@ -191,26 +193,40 @@ FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(id
 ORDER BY account_id
 
 -- name: profile_days
--- Channel-days of accounts lo..hi-1 (account_id order) in the profile window, %(n)s values a day.
-WITH ra AS (SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a
-            FROM acc.run_account WHERE period_end = %(period_end)s)
+-- Actual (all A/F) channel-days in the profile window of accounts lo..hi-1 (account_id order),
+-- at most %(cap)s NMIs per distributor segment (the first by account id): enough for a mean
+-- shape, and the cost stays bounded however many accounts there are.
+WITH ra AS MATERIALIZED (SELECT nmi, a FROM (
+                SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a,
+                       row_number() OVER (PARTITION BY distributor, customer_class
+                                          ORDER BY account_id) AS nth
+                FROM acc.run_account WHERE period_end = %(period_end)s) x
+            WHERE nth <= %(cap)s)
 SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
-       array_replace(c."values", NULL, 'NaN'::float8), c.qualities
+       c."values", c.qualities
 FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
 WHERE ra.a >= %(lo)s AND ra.a < %(hi)s AND c.day BETWEEN %(d0)s AND %(period_end)s
-  AND c.interval_length = 1440 / %(n)s AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
   AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
-WITH ra AS (SELECT nmi, (array_position(%(ids)s::text[], account_id) - 1)::int AS a
-            FROM acc.run_account WHERE period_end = %(period_end)s
-              AND account_id = ANY(%(ids)s::text[]))
+-- Half-hours are sent only where they are priced or split: accounts with a time-of-use tariff,
+-- and days of mixed quality; any other day is sent as its total and its one quality letter.
+WITH ra AS MATERIALIZED (
+    SELECT r.nmi, (u.pos - 1)::int AS a,
+           EXISTS (SELECT 1 FROM acc.tariff_rate t WHERE t.tariff_id = r.tariff_id
+                   AND t.component = 'tou') AS tou
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u (account_id, pos)
+    JOIN acc.run_account r ON r.account_id = u.account_id AND r.period_end = %(period_end)s)
 SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
-       array_replace(c."values", NULL, 'NaN'::float8), c.qualities
+       CASE WHEN whole THEN c."values" ELSE ARRAY[c.total] END,
+       CASE WHEN whole THEN c.qualities ELSE left(c.qualities, 1) END
 FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+CROSS JOIN LATERAL (SELECT (ra.tou AND acc.channel_kind(c.suffix) = 0)
+                           OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
 WHERE c.day BETWEEN %(d0)s AND %(period_end)s
-  AND c.interval_length = 1440 / %(n)s AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
   AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
 
 -- name: delete_profiles

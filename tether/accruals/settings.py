@@ -18,9 +18,12 @@ class AccrualsSettings(BaseSettings):
         description="Default as-at = period end + this many days, 00:00 market time (AEST), so a"
         " re-run without --as-at sees the same snapshot.",
     )
-    profile_days: int = Field(default=92, description="Days of actual reads behind a profile.")
+    profile_days: int = Field(default=35, description="Days of actual reads behind a profile.")
     history_days: int = Field(default=365, description="Window of the micro-scalar history.")
     min_contributors: int = Field(default=30, description="NMIs a segment profile needs.")
+    max_contributors: int = Field(
+        default=300, description="NMIs per distributor segment a profile is averaged over."
+    )
     scalar_min: float = 0.05
     scalar_max: float = 20.0
     chunk_size: int = Field(default=2000, description="Accounts per queued chunk.")
