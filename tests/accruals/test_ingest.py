@@ -192,3 +192,39 @@ async def test_generated_files_ingest_fully(
         acc_pool, "SELECT qualities FROM acc.channel_day WHERE quality_method = 'V'"
     )
     assert v_days and all(set(r["qualities"]) == {"A", "E"} for r in v_days)
+
+
+async def test_read_meter_data_returns_only_the_window(
+    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    days = [day(f"200402{d:02d}", str(d)) for d in range(1, 11)]
+    nem12 = write(tmp_path, "w.csv", HEAD, C30, *days, "900")
+    read = (
+        "250,NMI0000001,11,1,11,11,MS1,E,100.0,20040101093000,A,,,250.0,20040301093000,E64,,,"
+        "150.0,kWh,20040601,20040302030000,"
+    )
+    nem13 = write(tmp_path, "b.csv", "100,NEM13,200403020300,MDP1,RET", read, "900")
+    await ingest_files(acc_pool, [nem12, nem13])
+    data = await read_meter_data(acc_pool, "NMI0000001", date(2004, 2, 3), date(2004, 2, 5))
+    assert [c.day for c in data.channel_days] == [date(2004, 2, d) for d in (3, 4, 5)]
+    assert [c.values[0] for c in data.channel_days] == [3.0, 4.0, 5.0]
+    (basic,) = data.basic_reads  # 1 Jan -> 1 Mar overlaps the window
+    assert basic.quantity == 150.0 and basic.current_quality == "E64"
+    after = await read_meter_data(acc_pool, "NMI0000001", date(2004, 3, 2), date(2004, 3, 9))
+    assert after.channel_days == [] and after.basic_reads == []
+    body = data.as_json()
+    assert body["channel_days"][0]["date"] == "2004-02-03"
+    assert body["channel_days"][0]["qualities"] == "A" * 48
+
+
+async def test_basic_read_window_is_in_market_time(
+    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    read = (
+        "250,NMI0000001,11,1,11,11,MS1,E,100.0,20040101093000,A,,,250.0,20040301053000,A,,,"
+        "150.0,kWh,,20040302030000,"
+    )  # current read 05:30 AEST on 1 March = 19:30 UTC on 29 February
+    nem13 = write(tmp_path, "b.csv", "100,NEM13,200403020300,MDP1,RET", read, "900")
+    await ingest_files(acc_pool, [nem13])
+    data = await read_meter_data(acc_pool, "NMI0000001", date(2004, 3, 1), date(2004, 3, 9))
+    assert len(data.basic_reads) == 1
