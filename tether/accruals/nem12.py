@@ -132,9 +132,6 @@ class ChannelDayColumns:
             msats_load_datetime=pick(np.array(self.msats, dtype=np.int64).astype("datetime64[s]")),
             interval_methods=obj(list(self.methods)),
             line=pick(np.array(self.lines, dtype=np.int64)),
-            raw_values=self.raw if keep is None else [self.raw[i] for i in keep],
-            mul=pick(mul),
-            div=pick(div),
         )
         self._reset()
         return batch if len(batch) else None

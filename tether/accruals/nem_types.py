@@ -68,8 +68,7 @@ class ChannelDays:
 
     ``values`` are converted to kWh for energy units (other units keep theirs, see ``uom``);
     ``quality`` holds one ASCII flag per interval (A, E, S, F, N; V days resolved by their 400
-    rows). ``raw_values`` keeps each row's value text as read and ``mul``/``div`` its unit
-    conversion, so storage can hand PostgreSQL the exact decimals without formatting floats.
+    rows).
     """
 
     interval_length: int
@@ -87,9 +86,6 @@ class ChannelDays:
     msats_load_datetime: npt.NDArray[np.datetime64]
     interval_methods: Obj  #: None, or for V days ((first, last, method, reason, desc), ...)
     line: npt.NDArray[np.int64]
-    raw_values: list[str]
-    mul: F64
-    div: F64
 
     def __len__(self) -> int:
         return int(self.nmi.shape[0])
