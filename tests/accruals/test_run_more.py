@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,19 @@ async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:
     assert page.status_code == 200 and "1 account(s) failed" in page.text
     assert "BUAAccountSummary.csv" in page.text
     assert "2026-03-31" in (await http.get("/accruals/runs")).text
+
+
+def test_the_schedule_runs_the_previous_month_once(world: str) -> None:
+    flow.start_executor(world, SETTINGS, "test-scheduler")
+    try:
+        fired = datetime(2026, 4, 3, 2, 0, tzinfo=UTC)
+        workflows.start("sched-test-1", flow.scheduled_workflow, fired, None)
+        workflows.result("sched-test-1")
+        workflows.result(run.workflow_id(PERIOD_END, 1))
+        workflows.start("sched-test-2", flow.scheduled_workflow, fired, None)
+        workflows.result("sched-test-2")
+    finally:
+        workflows.shutdown()
+    with psycopg.connect(world) as conn:
+        row = conn.execute("SELECT period_end, attempt, status FROM acc.run").fetchall()
+    assert row == [(PERIOD_END, 1, "finished")]

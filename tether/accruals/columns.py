@@ -7,6 +7,7 @@ each length are one ``np.frombuffer`` with a structured dtype (no Python object 
 
 from __future__ import annotations
 
+import struct
 from typing import Any, LiteralString
 
 import numpy as np
@@ -14,6 +15,9 @@ import numpy.typing as npt
 import psycopg
 
 _HEADER = 19  # PGCOPY signature (11) + flags (4) + extension length (4)
+# from a row's start: field count and three int4 fields (26 bytes), the array's byte length,
+# its ndim, flags and element type (12 bytes), its first dimension = values per day
+_LENGTHS = struct.Struct(">26xi12xi")
 
 
 def _dtype(n: int) -> np.dtype[Any]:
@@ -62,10 +66,9 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
     data = bytes(buf)
     starts: dict[int, list[int]] = {1: [], 48: [], 96: [], 288: []}
     pos, end = _HEADER, len(data) - 2
-    frm = int.from_bytes
+    lengths = _LENGTHS.unpack_from
     while pos < end:  # one step per row: read two lengths, never the values
-        alen = frm(data[pos + 26 : pos + 30], "big", signed=True)
-        n = frm(data[pos + 42 : pos + 46], "big")
+        alen, n = lengths(data, pos)
         if n not in starts or alen != 20 + 12 * n:
             raise ValueError("a channel-day has NULL values or an unexpected length")
         starts[n].append(pos)

@@ -87,6 +87,10 @@ def price(
         found = book.problems(t)
         if found and valid[i].any():
             problems[i] = "; ".join(found)
+    no_cl = np.array([v.controlled_e4 is None for v in book.versions] or [False])
+    cl_day = kwh[1].sum(axis=2) > 0
+    for i in np.nonzero((valid & cl_day & (ver >= 0) & no_cl[np.maximum(ver, 0)]).any(axis=1))[0]:
+        problems.setdefault(int(i), f"tariff {tariffs[i]} has no controlled_load rate")
     for i in np.nonzero((valid & (ver < 0)).any(axis=1))[0]:
         problems.setdefault(
             int(i), f"tariff {tariffs[i]} has no version in force on every unbilled day"
