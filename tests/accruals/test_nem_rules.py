@@ -249,3 +249,19 @@ def test_memoised_and_loadtxt_value_parsing_agree() -> None:
         Floats().parse(["1.0,x"], 1, 2)
     with pytest.raises(ValueError):
         floats.parse(["1.0,x"], 1, 2)
+
+
+def test_a_wrapped_300_row_quarantines_both_halves(tmp_path: Path) -> None:
+    whole = day("20040202")
+    cut = whole.index(",", 100)
+    result = run(tmp_path, HEAD, C30, day("20040201"), whole[:cut], whole[cut + 1 :], "900")
+    assert [line for line, _ in reasons(result)] == [4, 5]
+    assert reasons(result)[1][1].startswith("unknown record type")
+    assert rows(result) == 1
+
+
+def test_a_utf8_byte_order_mark_is_not_a_broken_header(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join([HEAD, C30, day("20040201"), "900"])).encode())
+    result = parse(path)
+    assert result.errors == [] and rows(result) == 1

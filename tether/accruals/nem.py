@@ -103,7 +103,7 @@ class NemFile:
 
     def _read(self) -> Iterator[Batch]:
         number = 0
-        with self.path.open(encoding="utf-8", errors="replace", newline=None) as f:
+        with self.path.open(encoding="utf-8-sig", errors="replace", newline=None) as f:
             for number, text in enumerate(f, start=1):
                 self.bytes_read += len(text)
                 line = text.rstrip("\n")
