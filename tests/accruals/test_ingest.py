@@ -63,6 +63,11 @@ async def test_every_sample_file_loads_with_exact_values(
     (read,) = basic.basic_reads
     assert read.quantity == 1312.1 and read.current_quality == "A" and read.register_id == "1"
     assert read.current_read_at.isoformat() == "2004-01-07T00:03:33+00:00"  # 10:03:33 AEST
+    (v,) = await rows(
+        acc_pool, "SELECT interval_methods FROM acc.channel_day WHERE qualities LIKE 'F%'"
+    )
+    assert v["interval_methods"] == [[1, 20, "F14", "76", ""], [21, 24, "A", "", ""],
+                                     [25, 48, "S14", "1", ""]]  # fmt: skip
     log = await rows(acc_pool, "SELECT status, channel_days FROM acc.meter_file ORDER BY file_id")
     assert [r["status"] for r in log] == ["loaded"] * 4
 
