@@ -399,6 +399,10 @@ WHERE period_end = %(period_end)s ORDER BY name
 -- name: export_content
 SELECT content FROM acc.run_export WHERE period_end = %(period_end)s AND name = %(name)s
 
+-- name: run_failed
+-- A stage raised: the attempt is over (the next submit starts a new one).
+UPDATE acc.run SET status = 'failed', finished_at = now() WHERE period_end = %(period_end)s
+
 -- name: run_finish
 UPDATE acc.run SET status = %(status)s, finished_at = now(), totals = %(totals)s
 WHERE period_end = %(period_end)s

@@ -61,6 +61,7 @@ def stage(
                     "detail": json.dumps({"error": str(exc)[:500]}),
                 },
             )
+            log.execute(Q["run_failed"], {"period_end": period_end})
             raise
         log.execute(
             Q["step_end"],
