@@ -23,7 +23,8 @@ from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # the progress bar; results go to stdout
+out = Console()
 
 
 def ingest(
@@ -63,11 +64,11 @@ def ingest(
 
 def _summary(r: FileResult) -> None:
     colour = {"loaded": "green", "partial": "yellow", "rejected": "red"}[r.status]
-    console.print(
+    out.print(
         f"[{colour}]{r.status}[/] {r.file}: {r.nmis} NMIs, {r.channel_days} channel-days, "
         f"{r.basic_reads} basic reads, {r.values} values, {len(r.errors)} errors"
     )
     for e in r.errors[:20]:
-        console.print(f"  line {e.line}: {e.reason}")
+        out.print(f"  line {e.line}: {e.reason}")
     if len(r.errors) > 20:
-        console.print(f"  ... {len(r.errors) - 20} more (see --json)")
+        out.print(f"  ... {len(r.errors) - 20} more (see --json)")
