@@ -160,6 +160,11 @@ async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:
     assert page.status_code == 200 and "1 account(s) failed" in page.text
     assert "BUAAccountSummary.csv" in page.text
     assert "2026-03-31" in (await http.get("/accruals/runs")).text
+    from prometheus_client import generate_latest
+
+    scrape = generate_latest().decode()
+    assert 'tether_accruals_run_chunks{period_end="2026-03-31",state="done"} 3.0' in scrape
+    assert 'tether_accruals_run_failed_accounts{period_end="2026-03-31"} 1.0' in scrape
 
 
 def test_the_schedule_runs_the_previous_month_once(world: str) -> None:

@@ -406,3 +406,11 @@ UPDATE acc.run SET status = 'failed', finished_at = now() WHERE period_end = %(p
 -- name: run_finish
 UPDATE acc.run SET status = %(status)s, finished_at = now(), totals = %(totals)s
 WHERE period_end = %(period_end)s
+
+-- name: run_metrics
+SELECT r.period_end, r.status,
+       (SELECT count(*) FROM acc.run_chunk c WHERE c.period_end = r.period_end
+          AND c.status = 'done') AS done,
+       (SELECT count(*) FROM acc.run_chunk c WHERE c.period_end = r.period_end) AS total,
+       (SELECT count(*) FROM acc.run_failure f WHERE f.period_end = r.period_end) AS failures
+FROM acc.run r ORDER BY r.period_end DESC LIMIT 12

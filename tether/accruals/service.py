@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from tether.accruals import metrics
 from tether.accruals.settings import AccrualsSettings
 from tether.accruals.sql import Q
 from tether.core import db, migrations
@@ -71,4 +72,5 @@ class AccrualsService:
 @asynccontextmanager
 async def build(runtime: Runtime) -> AsyncIterator[AccrualsService]:
     settings = runtime.settings_of(AccrualsSettings)
+    metrics.PROGRESS.url = runtime.database_url
     yield AccrualsService(url=runtime.database_url, settings=settings, runtime=runtime)
