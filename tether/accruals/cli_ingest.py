@@ -38,7 +38,8 @@ def ingest(
     configure_logging(settings.log_level, settings.log_json)
 
     async def _run() -> list[FileResult]:
-        async with open_runtime(settings) as runtime:
+        # the schema this command writes to (other capabilities' migrations are not its business)
+        async with open_runtime(settings, migrate=("tether.core", "tether.accruals")) as runtime:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                 TimeRemainingColumn(), console=console, transient=True,
