@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from tests.conftest import SHARED
 from tether.accruals.ingest import ingest_files
 from tether.accruals.meterdata import read_meter_data
-from tether.core import db, migrations
+from tether.core import db
 
 NEM = SHARED / "data" / "nem"
 HEAD = "100,NEM12,200405011135,MDA1,Ret1"
@@ -31,119 +30,108 @@ def write(tmp_path: Path, name: str, *lines: str) -> Path:
     return path
 
 
-@pytest.fixture
-async def acc_pool(db_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    """A pool on a database with the accruals migrations (until the runner lists them)."""
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    p = db.make_pool(db_url, min_size=1, max_size=4)
-    await p.open(wait=True)
-    yield p
-    await p.close()
-
-
 async def rows(pool: AsyncConnectionPool[Any], sql: Any) -> list[Any]:
     async with pool.connection() as conn:
         return await db.fetch_all(conn, sql)
 
 
 async def test_every_sample_file_loads_with_exact_values(
-    acc_pool: AsyncConnectionPool[Any],
+    pool: AsyncConnectionPool[Any],
 ) -> None:
-    results = await ingest_files(acc_pool, sorted(NEM.glob("*.csv")))
+    results = await ingest_files(pool, sorted(NEM.glob("*.csv")))
     assert [r.status for r in results] == ["loaded"] * 4
     assert [r.channel_days for r in results] == [8, 2, 1, 0]
     assert [r.values for r in results] == [768, 96, 48, 0]
     assert results[3].basic_reads == 1
-    data = await read_meter_data(acc_pool, "CCCC123456", date(2004, 4, 1), date(2004, 4, 30))
+    data = await read_meter_data(pool, "CCCC123456", date(2004, 4, 1), date(2004, 4, 30))
     (cd,) = data.channel_days
     assert cd.qualities == "F" * 20 + "A" * 4 + "S" * 24
     assert cd.values[0] == 18.023 and cd.values[47] == 14.733 and len(cd.values) == 48
     assert cd.total == pytest.approx(sum(cd.values))
-    basic = await read_meter_data(acc_pool, "VABC005890", date(2004, 1, 1), date(2004, 1, 31))
+    basic = await read_meter_data(pool, "VABC005890", date(2004, 1, 1), date(2004, 1, 31))
     (read,) = basic.basic_reads
     assert read.quantity == 1312.1 and read.current_quality == "A" and read.register_id == "1"
     assert read.current_read_at.isoformat() == "2004-01-07T00:03:33+00:00"  # 10:03:33 AEST
     (v,) = await rows(
-        acc_pool, "SELECT interval_methods FROM acc.channel_day WHERE qualities LIKE 'F%'"
+        pool, "SELECT interval_methods FROM acc.channel_day WHERE qualities LIKE 'F%'"
     )
     assert v["interval_methods"] == [[1, 20, "F14", "76", ""], [21, 24, "A", "", ""],
                                      [25, 48, "S14", "1", ""]]  # fmt: skip
-    log = await rows(acc_pool, "SELECT status, channel_days FROM acc.meter_file ORDER BY file_id")
+    log = await rows(pool, "SELECT status, channel_days FROM acc.meter_file ORDER BY file_id")
     assert [r["status"] for r in log] == ["loaded"] * 4
 
 
 async def test_partial_file_keeps_good_rows_and_logs_bad_ones(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     path = write(
         tmp_path, "p.csv", HEAD, C30, day("20040201"), day("20040202", "x"), day("20040231"),
         day("20040203"), "900",
     )  # fmt: skip
-    (result,) = await ingest_files(acc_pool, [path])
+    (result,) = await ingest_files(pool, [path])
     assert result.status == "partial"
     assert [(e.line, e.reason) for e in result.errors] == [
         (4, "300 row value 1 is not a number: 'x'"),
         (5, "bad IntervalDate '20040231'"),
     ]
     assert result.channel_days == 2 and result.nmis == 1 and result.values == 96
-    days = await rows(acc_pool, "SELECT day FROM acc.channel_day ORDER BY day")
+    days = await rows(pool, "SELECT day FROM acc.channel_day ORDER BY day")
     assert [r["day"] for r in days] == [date(2004, 2, 1), date(2004, 2, 3)]
-    errs = await rows(acc_pool, "SELECT line, reason FROM acc.meter_file_error ORDER BY line")
+    errs = await rows(pool, "SELECT line, reason FROM acc.meter_file_error ORDER BY line")
     assert [r["line"] for r in errs] == [4, 5]
 
 
 async def test_rejected_file_stores_nothing_but_its_log(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     path = write(tmp_path, "r.csv", HEAD, C30, day("20040201"), day("20040202"))
-    (result,) = await ingest_files(acc_pool, [path], batch_rows=1)
+    (result,) = await ingest_files(pool, [path], batch_rows=1)
     assert result.status == "rejected"
     assert [(e.line, e.reason) for e in result.errors] == [(5, "missing 900 end record")]
-    assert await rows(acc_pool, "SELECT 1 FROM acc.channel_day") == []
-    log = await rows(acc_pool, "SELECT status, rejected_reason FROM acc.meter_file")
+    assert await rows(pool, "SELECT 1 FROM acc.channel_day") == []
+    log = await rows(pool, "SELECT status, rejected_reason FROM acc.meter_file")
     assert log == [{"status": "rejected", "rejected_reason": "line 5: missing 900 end record"}]
 
 
 async def test_newer_update_datetime_wins_older_is_ignored(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     first = write(tmp_path, "1.csv", HEAD, C30, day("20040201", "1", "20040202000000"), "900")
     newer = write(tmp_path, "2.csv", HEAD, C30, day("20040201", "2", "20040203000000"), "900")
     older = write(tmp_path, "3.csv", HEAD, C30, day("20040201", "3", "20040201000000"), "900")
-    results = await ingest_files(acc_pool, [first, newer, older])
+    results = await ingest_files(pool, [first, newer, older])
     assert [r.status for r in results] == ["loaded"] * 3
-    (row,) = await rows(acc_pool, 'SELECT "values"[1] AS v, total FROM acc.channel_day')
+    (row,) = await rows(pool, 'SELECT "values"[1] AS v, total FROM acc.channel_day')
     assert row == {"v": 2.0, "total": 96.0}
 
 
 async def test_within_one_file_the_newest_version_wins(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     path = write(
         tmp_path, "v.csv", HEAD, C30, day("20040201", "5", "20040203000000"), C30,
         day("20040201", "4", "20040202000000"), "900",
     )  # fmt: skip
-    (result,) = await ingest_files(acc_pool, [path])
+    (result,) = await ingest_files(pool, [path])
     assert result.status == "loaded"
-    (row,) = await rows(acc_pool, 'SELECT "values"[48] AS v FROM acc.channel_day')
+    (row,) = await rows(pool, 'SELECT "values"[48] AS v FROM acc.channel_day')
     assert row["v"] == 5.0
 
 
-async def test_wh_channel_stored_in_kwh(acc_pool: AsyncConnectionPool[Any], tmp_path: Path) -> None:
+async def test_wh_channel_stored_in_kwh(pool: AsyncConnectionPool[Any], tmp_path: Path) -> None:
     wh = "200,NMI0000001,E1,1,E1,N1,MS1,WH,30,"
     path = write(tmp_path, "wh.csv", HEAD, wh, day("20040201", "1234.5"), "900")
-    await ingest_files(acc_pool, [path])
-    (row,) = await rows(acc_pool, 'SELECT "values"[1] AS v, uom, total FROM acc.channel_day')
+    await ingest_files(pool, [path])
+    (row,) = await rows(pool, 'SELECT "values"[1] AS v, uom, total FROM acc.channel_day')
     assert row == {"v": 1.2345, "uom": "kWh", "total": pytest.approx(48 * 1.2345)}
 
 
-async def test_missing_file_is_reported_rejected(acc_pool: AsyncConnectionPool[Any]) -> None:
-    (result,) = await ingest_files(acc_pool, ["/nonexistent/nem.csv"])
+async def test_missing_file_is_reported_rejected(pool: AsyncConnectionPool[Any]) -> None:
+    (result,) = await ingest_files(pool, ["/nonexistent/nem.csv"])
     assert result.status == "rejected" and result.errors[0].line == 0
 
 
 async def test_url_form_and_progress(db_url: str, tmp_path: Path) -> None:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
     seen: list[tuple[int, int]] = []
     path = write(tmp_path, "u.csv", HEAD, C30, day("20040201"), "900")
     (result,) = await ingest_files(db_url, [path], lambda _f, d, t: seen.append((d, t)))
@@ -163,7 +151,6 @@ def test_cli_ingest_prints_json_and_fails_when_a_file_is_not_fully_loaded(
 
     from tether.accruals.cli_ingest import ingest
 
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
     monkeypatch.setenv("DATABASE_URL", db_url)
     app = typer.Typer()
     app.command()(ingest)
@@ -181,26 +168,22 @@ def test_cli_ingest_prints_json_and_fails_when_a_file_is_not_fully_loaded(
     assert CliRunner().invoke(app, [str(good)]).exit_code == 0
 
 
-async def test_generated_files_ingest_fully(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
-) -> None:
+async def test_generated_files_ingest_fully(pool: AsyncConnectionPool[Any], tmp_path: Path) -> None:
     from tether.accruals.generator import generate
 
     gen = generate(40, 2, tmp_path, seed=4)
-    results = await ingest_files(acc_pool, gen.nem12_files + gen.nem13_files)
+    results = await ingest_files(pool, gen.nem12_files + gen.nem13_files)
     assert {r.status for r in results} == {"loaded"}
     assert sum(r.values for r in results) == gen.values
     assert sum(r.basic_reads for r in results) == gen.basic_reads
-    (row,) = await rows(acc_pool, "SELECT count(*) AS n FROM acc.channel_day")
+    (row,) = await rows(pool, "SELECT count(*) AS n FROM acc.channel_day")
     assert row["n"] == gen.channel_days  # one version of each channel-day
-    v_days = await rows(
-        acc_pool, "SELECT qualities FROM acc.channel_day WHERE quality_method = 'V'"
-    )
+    v_days = await rows(pool, "SELECT qualities FROM acc.channel_day WHERE quality_method = 'V'")
     assert v_days and all(set(r["qualities"]) == {"A", "E"} for r in v_days)
 
 
 async def test_read_meter_data_returns_only_the_window(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     days = [day(f"200402{d:02d}", str(d)) for d in range(1, 11)]
     nem12 = write(tmp_path, "w.csv", HEAD, C30, *days, "900")
@@ -209,13 +192,13 @@ async def test_read_meter_data_returns_only_the_window(
         "150.0,kWh,20040601,20040302030000,"
     )
     nem13 = write(tmp_path, "b.csv", "100,NEM13,200403020300,MDP1,RET", read, "900")
-    await ingest_files(acc_pool, [nem12, nem13])
-    data = await read_meter_data(acc_pool, "NMI0000001", date(2004, 2, 3), date(2004, 2, 5))
+    await ingest_files(pool, [nem12, nem13])
+    data = await read_meter_data(pool, "NMI0000001", date(2004, 2, 3), date(2004, 2, 5))
     assert [c.day for c in data.channel_days] == [date(2004, 2, d) for d in (3, 4, 5)]
     assert [c.values[0] for c in data.channel_days] == [3.0, 4.0, 5.0]
     (basic,) = data.basic_reads  # 1 Jan -> 1 Mar overlaps the window
     assert basic.quantity == 150.0 and basic.current_quality == "E64"
-    after = await read_meter_data(acc_pool, "NMI0000001", date(2004, 3, 2), date(2004, 3, 9))
+    after = await read_meter_data(pool, "NMI0000001", date(2004, 3, 2), date(2004, 3, 9))
     assert after.channel_days == [] and after.basic_reads == []
     body = data.as_json()
     assert body["channel_days"][0]["date"] == "2004-02-03"
@@ -223,13 +206,13 @@ async def test_read_meter_data_returns_only_the_window(
 
 
 async def test_basic_read_window_is_in_market_time(
-    acc_pool: AsyncConnectionPool[Any], tmp_path: Path
+    pool: AsyncConnectionPool[Any], tmp_path: Path
 ) -> None:
     read = (
         "250,NMI0000001,11,1,11,11,MS1,E,100.0,20040101093000,A,,,250.0,20040301053000,A,,,"
         "150.0,kWh,,20040302030000,"
     )  # current read 05:30 AEST on 1 March = 19:30 UTC on 29 February
     nem13 = write(tmp_path, "b.csv", "100,NEM13,200403020300,MDP1,RET", read, "900")
-    await ingest_files(acc_pool, [nem13])
-    data = await read_meter_data(acc_pool, "NMI0000001", date(2004, 3, 1), date(2004, 3, 9))
+    await ingest_files(pool, [nem13])
+    data = await read_meter_data(pool, "NMI0000001", date(2004, 3, 1), date(2004, 3, 9))
     assert len(data.basic_reads) == 1
