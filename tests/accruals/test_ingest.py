@@ -126,9 +126,13 @@ async def test_wh_channel_stored_in_kwh(pool: AsyncConnectionPool[Any], tmp_path
     assert row == {"v": 1.2345, "uom": "kWh", "total": pytest.approx(48 * 1.2345)}
 
 
-async def test_missing_file_is_reported_rejected(pool: AsyncConnectionPool[Any]) -> None:
-    (result,) = await ingest_files(pool, ["/nonexistent/nem.csv"])
-    assert result.status == "rejected" and result.errors[0].line == 0
+async def test_missing_file_or_folder_is_reported_rejected(
+    pool: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    missing, folder = await ingest_files(pool, ["/nonexistent/nem.csv", tmp_path])
+    assert missing.status == "rejected" and missing.errors[0].line == 0
+    assert folder.status == "rejected"
+    assert folder.errors[0].reason == "cannot read the file: not a regular file"
 
 
 async def test_url_form_and_progress(db_url: str, tmp_path: Path) -> None:
@@ -166,6 +170,15 @@ def test_cli_ingest_prints_json_and_fails_when_a_file_is_not_fully_loaded(
     assert answer[0]["values"] == 48 and answer[0]["nmis"] == 1
     assert answer[1]["errors"] == [{"line": 4, "reason": "missing 900 end record"}]
     assert CliRunner().invoke(app, [str(good)]).exit_code == 0
+    folder = tmp_path / "month"
+    folder.mkdir()
+    write(folder, "a.csv", HEAD, C30, day("20040203"), "900")
+    write(folder, "b.csv", HEAD, C30, day("20040204"), "900")
+    answer = json.loads(CliRunner().invoke(app, [str(folder), "--json"]).stdout)
+    assert [(Path(r["file"]).name, r["status"]) for r in answer] == [
+        ("a.csv", "loaded"),
+        ("b.csv", "loaded"),
+    ]
 
 
 async def test_generated_files_ingest_fully(pool: AsyncConnectionPool[Any], tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ out = Console()
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="NEM12/NEM13 files to load.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="NEM12/NEM13 files, or folders of them (all files in).")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list of per-file results on stdout.")
     ] = False,
@@ -36,6 +38,11 @@ def ingest(
     """Load NEM12/NEM13 meter data files; exit 1 when any file was not fully loaded."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    files = [
+        f
+        for p in paths
+        for f in (sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p])
+    ]
 
     async def _run() -> list[FileResult]:
         # the schema this command writes to (other capabilities' migrations are not its business)
@@ -51,7 +58,7 @@ def ingest(
                         tasks[name] = bar.add_task(Path(name).name, total=total)
                     bar.update(tasks[name], completed=done)
 
-                return await ingest_files(runtime.pool, paths, progress)
+                return await ingest_files(runtime.pool, files, progress)
 
     results = loop.run(_run())
     if as_json:

@@ -116,6 +116,9 @@ async def ingest_file(
     name = str(path)
     try:
         nem = NemFile(path, batch_rows=batch_rows)
+        if not nem.path.is_file():
+            raise IsADirectoryError(0, "not a regular file")
+        nem.path.open("rb").close()
     except OSError as exc:
         error = RowError(line=0, reason=f"cannot read the file: {exc.strerror or exc}")
         return await _log_rejected(conn, name, None, [error])
