@@ -229,3 +229,18 @@ async def test_basic_read_window_is_in_market_time(
     await ingest_files(pool, [nem13])
     data = await read_meter_data(pool, "NMI0000001", date(2004, 3, 1), date(2004, 3, 9))
     assert len(data.basic_reads) == 1
+
+
+async def test_same_update_datetime_replaces_only_when_different(
+    pool: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    first = write(tmp_path, "1.csv", HEAD, C30, day("20040201", "1", "20040202000000"), "900")
+    again = write(tmp_path, "2.csv", HEAD, C30, day("20040201", "1", "20040202000000"), "900")
+    fixed = write(tmp_path, "3.csv", HEAD, C30, day("20040201", "7", "20040202000000"), "900")
+    await ingest_files(pool, [first, again])
+    (row,) = await rows(pool, "SELECT file_id FROM acc.channel_day")
+    (file_one,) = await rows(pool, "SELECT min(file_id) AS id FROM acc.meter_file")
+    assert row["file_id"] == file_one["id"]  # an identical re-delivery is not rewritten
+    await ingest_files(pool, [fixed])
+    (row,) = await rows(pool, 'SELECT "values"[1] AS v FROM acc.channel_day')
+    assert row["v"] == 7.0  # same UpdateDateTime, different data: the later file wins

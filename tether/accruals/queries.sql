@@ -1,6 +1,7 @@
 -- === meter data ===
 -- Staging tables live for one file's transaction; the merge keeps, per NMI-channel-day (or
--- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored).
+-- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored;
+-- a channel-day delivered again unchanged is not rewritten, so re-sent files cost no writes).
 
 -- name: md_create_stage
 CREATE TEMP TABLE md_stage_cd (
@@ -55,7 +56,12 @@ ON CONFLICT (nmi, suffix, day) DO UPDATE SET
     interval_methods = excluded.interval_methods, total = excluded.total,
     update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
     file_id = excluded.file_id, line = excluded.line
-WHERE coalesce(excluded.update_datetime, '-infinity') >= coalesce(t.update_datetime, '-infinity')
+WHERE coalesce(excluded.update_datetime, '-infinity') > coalesce(t.update_datetime, '-infinity')
+   OR (coalesce(excluded.update_datetime, '-infinity') = coalesce(t.update_datetime, '-infinity')
+       AND (excluded."values", excluded.qualities, excluded.quality_method, excluded.uom,
+            excluded.register_id, excluded.reason_code, excluded.interval_methods)
+           IS DISTINCT FROM (t."values", t.qualities, t.quality_method, t.uom, t.register_id,
+                             t.reason_code, t.interval_methods))
 
 -- name: md_merge_basic_reads
 INSERT INTO acc.basic_read AS t (
