@@ -1,8 +1,8 @@
 """NEM12/NEM13 ingest into PostgreSQL, parse + COPY + merge: values/s end to end.
 
 Generates a month of meter data, then ingests every file into a scratch database twice: a first
-load (inserts) and a re-load of the same files (every channel-day merged as a same-version
-update), with the parse-only time measured on the same files for comparison.
+load (inserts) and a re-load of the same files (every channel-day compared with its stored
+version, same data: nothing rewritten), with the parse-only time measured on the same files.
     uv run python -m bench.accruals_ingest --accounts 4000 [--server-url URL]
 """
 
@@ -72,7 +72,7 @@ def main() -> None:
     rows = [
         ("parse only", parsed, parse_s),
         ("ingest, first load (COPY + insert)", first, first_s),
-        ("ingest, same files again (merge)", again, again_s),
+        ("ingest, same files again (compared, nothing rewritten)", again, again_s),
     ]
     table = "\n".join(f"| {n} | {v:,} | {s:.1f} | {v / s:,.0f} |" for n, v, s in rows)
     heading = "## accruals: NEM12/NEM13 ingest into PostgreSQL"
