@@ -1,8 +1,8 @@
-"""Channel-days from PostgreSQL straight into numpy: binary COPY of fixed-size rows.
+"""Channel-days from PostgreSQL straight into numpy: one binary COPY row per account, channel
+kind and day width, its days aggregated into a 2-D float8 array.
 
-Rows of one interval length have the same byte size (three int4 keys, a float8[] of N values
-without NULLs, N quality letters): one pass over the row lengths finds each row, then the rows of
-each length are one ``np.frombuffer`` with a structured dtype (no Python object per value).
+A chunk is a few thousand rows instead of one per channel-day, and each row's days x values
+become one ``np.frombuffer`` view: no Python object per value, no per-day message.
 """
 
 from __future__ import annotations
@@ -15,32 +15,13 @@ import numpy.typing as npt
 import psycopg
 
 _HEADER = 19  # PGCOPY signature (11) + flags (4) + extension length (4)
-# from a row's start: field count and three int4 fields (26 bytes), the array's byte length,
-# its ndim, flags and element type (12 bytes), its first dimension = values per day
-_LENGTHS = struct.Struct(">26xi12xi")
-
-
-def _dtype(n: int) -> np.dtype[Any]:
-    return np.dtype(
-        [
-            ("nf", ">i2"),
-            ("l1", ">i4"),
-            ("a", ">i4"),
-            ("l2", ">i4"),
-            ("d", ">i4"),
-            ("l3", ">i4"),
-            ("k", ">i4"),
-            ("l4", ">i4"),
-            ("ahdr", ">i4", (5,)),
-            ("vals", [("len", ">i4"), ("v", ">f8")], (n,)),
-            ("l5", ">i4"),
-            ("q", f"S{n}"),
-        ]
-    )
+_I32 = struct.Struct(">i")
+_INT4S = np.dtype([("len", ">i4"), ("v", ">i4")])
+_FLOAT8S = np.dtype([("len", ">i4"), ("v", ">f8")])
 
 
 class Days:
-    """Parsed rows: account index, day index, kind code, values (rows x 48 kWh), quality."""
+    """Rows: account index, day index, kind code, values (rows x 48 kWh), quality letters."""
 
     def __init__(
         self,
@@ -57,28 +38,40 @@ class Days:
 
 
 def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str, Any]) -> Days:
-    """Run ``query`` (selecting a, d, k, values, qualities of any interval length) in one binary
-    COPY and return every row as 30-minute values."""
+    """Run ``query`` in one binary COPY. It must select, per group of channel-days of one
+    account, kind and day width: a int4, k int4, days int4[], values float8[][] (days x width;
+    width 1 = the day's total), qualities text (the days' letters concatenated)."""
     buf = bytearray()
+    conn.execute("SET LOCAL work_mem = '256MB'")  # the groups' sorts stay in memory
     with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params) as cp:
         for block in cp:
             buf += block
     data = bytes(buf)
-    starts: dict[int, list[int]] = {1: [], 48: [], 96: [], 288: []}
+    i32 = _I32.unpack_from
+    parts: list[Days] = []
     pos, end = _HEADER, len(data) - 2
-    lengths = _LENGTHS.unpack_from
-    while pos < end:  # one step per row: read two lengths, never the values
-        alen, n = lengths(data, pos)
-        if n not in starts or alen != 20 + 12 * n:
-            raise ValueError("a channel-day has NULL values or an unexpected length")
-        starts[n].append(pos)
-        pos += 30 + alen + 4 + n
-    raw = np.frombuffer(data, np.uint8)
-    parts = []
-    for n, found in starts.items():
-        size = _dtype(n).itemsize
-        rows = raw[np.asarray(found, np.int64)[:, None] + np.arange(size)] if found else raw[:0]
-        parts.append(_parse(rows.tobytes(), n))
+    while pos < end:
+        a, k = i32(data, pos + 6)[0], i32(data, pos + 14)[0]
+        pos += 18
+        dlen = i32(data, pos)[0]
+        day_rows = np.frombuffer(data, _INT4S, i32(data, pos + 16)[0], pos + 24)
+        days = day_rows["v"]
+        pos += 4 + dlen
+        vlen = i32(data, pos)[0]
+        if i32(data, pos + 8)[0]:
+            raise ValueError("a channel-day has NULL values")
+        rows, width = i32(data, pos + 16)[0], i32(data, pos + 24)[0]
+        cells = np.frombuffer(data, _FLOAT8S, rows * width, pos + 32)
+        if (day_rows["len"] != 4).any() or (cells["len"] != 8).any() or rows != len(days):
+            raise ValueError("unexpected channel-day layout in the COPY stream")
+        vals = cells["v"].reshape(rows, width)
+        pos += 4 + vlen
+        qlen = i32(data, pos)[0]
+        q = np.frombuffer(data, np.uint8, qlen, pos + 4).reshape(rows, width)
+        pos += 4 + qlen
+        parts.append(_half_hours(a, k, days, vals, q))
+    if not parts:
+        return Days(*(np.zeros(0, np.int64),) * 3, np.zeros((0, 48)), np.zeros((0, 48), np.uint8))
     return Days(
         np.concatenate([p.a for p in parts]),
         np.concatenate([p.d for p in parts]),
@@ -88,24 +81,16 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
     )
 
 
-def _parse(body: bytes, n: int) -> Days:
-    dt = _dtype(n)
-    rows = np.frombuffer(body, dt)
-    if len(rows) and (rows["vals"]["len"] != 8).any():
-        raise ValueError("a channel-day has NULL values")
-    vals = rows["vals"]["v"].astype(np.float64).reshape(len(rows), n)
-    q = np.frombuffer(rows["q"].tobytes(), np.uint8).reshape(len(rows), n)
-    if n == 1:  # a day total of a one-quality day: spread evenly (only day sums are priced)
-        vals = np.repeat(vals / 48, 48, axis=1)
-        q = np.repeat(q, 48, axis=1)
-    elif n != 48:  # sum to half-hours; a half-hour is as good as its worst quality letter
-        step = n // 48
-        vals = vals.reshape(len(rows), 48, step).sum(axis=2)
-        q = q.reshape(len(rows), 48, step).max(axis=2)
-    return Days(
-        rows["a"].astype(np.int64),
-        rows["d"].astype(np.int64),
-        rows["k"].astype(np.int64),
-        vals,
-        q.astype(np.uint8),
-    )
+def _half_hours(
+    a: int, k: int, days: npt.NDArray[Any], vals: npt.NDArray[Any], q: npt.NDArray[np.uint8]
+) -> Days:
+    rows, width = vals.shape
+    v = vals.astype(np.float64)
+    if width == 1:  # a one-quality day sent as its total: spread evenly (only sums are priced)
+        v, q = np.repeat(v / 48, 48, axis=1), np.repeat(q, 48, axis=1)
+    elif width != 48:  # sum to half-hours; a half-hour is as good as its worst quality letter
+        step = width // 48
+        v = v.reshape(rows, 48, step).sum(axis=2)
+        q = q.reshape(rows, 48, step).max(axis=2)
+    n = np.full(rows, a, np.int64)
+    return Days(n, days.astype(np.int64), np.full(rows, k, np.int64), v, q.astype(np.uint8))

@@ -201,39 +201,49 @@ ORDER BY account_id
 -- name: profile_days
 -- Actual (all A/F) channel-days in the profile window of accounts lo..hi-1 (account_id order),
 -- at most %(cap)s NMIs per distributor segment (the first by account id): enough for a mean
--- shape, and the cost stays bounded however many accounts there are.
+-- shape, and the cost stays bounded however many accounts there are. One row per account,
+-- kind and interval length (columns.fetch).
 WITH ra AS MATERIALIZED (SELECT nmi, a FROM (
                 SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a,
                        row_number() OVER (PARTITION BY distributor, customer_class
                                           ORDER BY account_id) AS nth
                 FROM acc.run_account WHERE period_end = %(period_end)s) x
-            WHERE nth <= %(cap)s)
-SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
-       c."values", c.qualities
+            WHERE nth <= %(cap)s AND a >= %(lo)s AND a < %(hi)s)
+SELECT ra.a, acc.channel_kind(c.suffix) AS k,
+       array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
+       array_agg(c."values" ORDER BY c.suffix, c.day),
+       string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
 FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-WHERE ra.a >= %(lo)s AND ra.a < %(hi)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+WHERE c.day BETWEEN %(d0)s AND %(period_end)s
   AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
   AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+GROUP BY ra.a, acc.channel_kind(c.suffix), c.interval_length
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
 -- Half-hours are sent only where they are priced or split: accounts with a time-of-use tariff,
 -- and days of mixed quality; any other day is sent as its total and its one quality letter.
+-- One row per account, kind and day width (columns.fetch).
 WITH ra AS MATERIALIZED (
     SELECT r.nmi, (u.pos - 1)::int AS a,
            EXISTS (SELECT 1 FROM acc.tariff_rate t WHERE t.tariff_id = r.tariff_id
                    AND t.component = 'tou') AS tou
     FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u (account_id, pos)
-    JOIN acc.run_account r ON r.account_id = u.account_id AND r.period_end = %(period_end)s)
-SELECT ra.a, (c.day - %(d0)s::date)::int AS d, acc.channel_kind(c.suffix) AS k,
-       CASE WHEN whole THEN c."values" ELSE ARRAY[c.total] END,
-       CASE WHEN whole THEN c.qualities ELSE left(c.qualities, 1) END
-FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-CROSS JOIN LATERAL (SELECT (ra.tou AND acc.channel_kind(c.suffix) = 0)
-                           OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
-WHERE c.day BETWEEN %(d0)s AND %(period_end)s
-  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
-  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    JOIN acc.run_account r ON r.account_id = u.account_id AND r.period_end = %(period_end)s),
+days AS (
+    SELECT ra.a, acc.channel_kind(c.suffix) AS k, c.suffix, c.day,
+           CASE WHEN w.whole THEN c.interval_length ELSE 0 END AS width,
+           CASE WHEN w.whole THEN c."values" ELSE ARRAY[c.total] END AS vals,
+           CASE WHEN w.whole THEN c.qualities ELSE left(c.qualities, 1) END AS q
+    FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+    CROSS JOIN LATERAL (SELECT (ra.tou AND acc.channel_kind(c.suffix) = 0)
+                               OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
+    WHERE c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s)
+SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY suffix, day),
+       array_agg(vals ORDER BY suffix, day), string_agg(q, '' ORDER BY suffix, day)
+FROM days GROUP BY a, k, width
 
 -- name: delete_profiles
 DELETE FROM acc.run_profile WHERE period_end = %(period_end)s
