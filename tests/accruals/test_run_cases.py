@@ -65,7 +65,7 @@ def run_once(url: str) -> dict[str, Any]:
 async def test_hand_computed_accounts(world: str) -> None:
     totals = run_once(world)
     summary = {r["account_id"]: r for r in table(world, "BUAAccountSummary.csv")}
-    assert totals["failures"] == 0 and totals["accounts"] == 5
+    assert totals["failures"] == 0 and totals["accounts"] == 6
     # A1: interval meter, time of use, 2 weekdays of 0.5 kWh a half-hour; solar export credit
     assert lines_of(world, "A1") == [
         ("2026-03", "FEED_IN", "1.600", "10.0000", "-0.16"),
@@ -126,6 +126,13 @@ async def test_hand_computed_accounts(world: str) -> None:
     )
     assert a5["estimate_method"] == "profile"
     nem = export(world, "EstimatedIntervals_NEM12.csv").decode().splitlines()
+    # A7: controlled load on its own channel and rate (2 nights of 1.4 kWh at 15 c)
+    assert lines_of(world, "A7") == [
+        ("2026-03", "CONTROLLED_LOAD", "2.800", "15.0000", "0.42"),
+        ("2026-03", "SUPPLY", "2.000", "90.0000", "1.80"),
+        ("2026-03", "USAGE", "24.000", "30.0000", "7.20"),
+    ]
+    assert (summary["A7"]["amount_ex_gst"], summary["A7"]["kwh_actual"]) == ("9.42", "26.800")
     assert nem[1] == "200,QGAP000005,E1,1,E1,,,kWh,30,"
     assert nem[2].startswith("300,20260331,0.000,0.250,0.500,0.750,0.000,") and ",E,," in nem[2]
 
@@ -141,4 +148,4 @@ async def test_rerun_gives_identical_bytes_and_replaces_own_rows(world: str) -> 
             "SELECT (SELECT count(*) FROM acc.run_estimated_read),"
             " (SELECT count(*) FROM acc.run_result), (SELECT attempt FROM acc.run)"
         ).fetchone()
-    assert counts == (1, 5, 1)
+    assert counts == (1, 6, 1)
