@@ -16,7 +16,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, LiteralString
 
 import numpy as np
@@ -242,8 +241,3 @@ async def _copy_all(
         if not pending.done():  # a failed COPY: let the parser thread finish before leaving
             with contextlib.suppress(Exception):
                 await pending
-
-
-def result_paths(results: Sequence[FileResult]) -> list[Path]:
-    """The files that were not fully loaded (for a caller's exit status)."""
-    return [Path(r.file) for r in results if r.status != "loaded"]
