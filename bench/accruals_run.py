@@ -152,7 +152,7 @@ def main() -> None:
         else "one process (chunks in turn)"
     )
     lines = [
-        f"## Accruals run ({date.today()})",
+        f"## Accruals run, {mode.split(' (')[0]} ({date.today()})",
         "",
         f"{args.accounts} accounts, {args.months} months of history "
         f"({made.channel_days} channel-days, {made.basic_reads} basic reads), chunks of "
@@ -175,7 +175,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(f"## Accruals run ({mode.split(' (')[0]})", text)
+        write_section(f"## Accruals run, {mode.split(' (')[0]}", text)
 
 
 if __name__ == "__main__":
