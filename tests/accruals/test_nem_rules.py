@@ -265,3 +265,20 @@ def test_a_utf8_byte_order_mark_is_not_a_broken_header(tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join([HEAD, C30, day("20040201"), "900"])).encode())
     result = parse(path)
     assert result.errors == [] and rows(result) == 1
+
+
+def test_a_row_with_a_nul_character_is_quarantined(tmp_path: Path) -> None:
+    bad = day("20040202", tail="A,,re\x00ason,20040202120025,")
+    result = run(tmp_path, HEAD, C30, day("20040201"), bad, "900")
+    assert reasons(result) == [(4, "row contains a NUL character")]
+    assert rows(result) == 1
+
+
+def test_a_damaged_200_row_takes_its_days_with_it(tmp_path: Path) -> None:
+    other = "200,NMI0000002,E1,1,E1,N1,MS\x001,kWh,30,"
+    result = run(tmp_path, HEAD, C30, day("20040201"), other, day("20040202"), "900")
+    assert reasons(result) == [
+        (4, "row contains a NUL character"),
+        (5, "300 row of the bad 200 row at line 4"),
+    ]
+    assert result.channel_days[0].nmi.tolist() == ["NMI0000001"]

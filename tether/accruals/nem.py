@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.accruals.nem12 import Channel, ChannelDayColumns, Floats, Methods
+from tether.accruals.nem12 import (
+    Channel,
+    ChannelDayColumns,
+    Floats,
+    Methods,
+    bad_400,
+    count_problem,
+)
 from tether.accruals.nem13 import BasicReadColumns
 from tether.accruals.nem_types import (
     INTERVALS,
@@ -31,7 +38,6 @@ from tether.accruals.nem_types import (
 
 __all__ = ["BasicReads", "Batch", "ChannelDays", "NemFile", "ParsedFile", "RowError", "parse"]
 
-_QUALITY_FLAGS = frozenset("AESFVN")
 _FLAGS = {flag: flag.encode() for flag in "AESFN"}
 _NAT = -(2**63)
 _PLAIN: dict[str, bool] = {}
@@ -108,7 +114,9 @@ class NemFile:
             for number, text in enumerate(f, start=1):
                 self.bytes_read += len(text)
                 line = text.rstrip("\n")
-                if line.startswith("300,"):
+                if "\x00" in line:  # PostgreSQL text cannot hold it: the row is damaged
+                    self._damaged(line, number)
+                elif line.startswith("300,"):
                     self._r300_line(line, number)
                 elif line.strip():
                     self._line(line.split(","), number)
@@ -155,6 +163,22 @@ class NemFile:
                     yield batch
         if len(self._basic) >= self.batch_rows:
             yield self._basic.take()
+
+    def _damaged(self, line: str, number: int) -> None:
+        """Quarantine a row with a NUL character, and what depends on it."""
+        kind = line.split(",", 1)[0].strip()
+        if number == 1 or self.format is None:
+            self._reject(number, "the 100 header contains a NUL character")
+        if kind == "400" and self._vday is not None:
+            self._vday.bad = f"V day with a bad 400 row at line {number}"
+        elif self._vday is not None:
+            self._close_vday()
+        self._error(number, "row contains a NUL character")
+        if kind == "200":
+            self._channel = Channel(line=number, bad="row contains a NUL character")
+        if kind == "300":
+            self._last_300 = number
+        self._last = {"200": "200", "300": "300!", "400": "400!", "250": "250!"}.get(kind, "?")
 
     def _reject(self, line: int, reason: str) -> None:
         self.errors.append(RowError(line=line, reason=reason))
@@ -217,7 +241,7 @@ class NemFile:
         n = len(parts)
         qm = parts[width + 2].strip() if n > width + 2 else ""
         if not QUALITY_METHOD.match(qm) or n > width + 7:
-            return self._error(line, _count_problem(parts, ch))
+            return self._error(line, count_problem(parts, ch))
         day = self._clock.day(parts[1])
         if day is None:
             return self._error(line, f"bad IntervalDate {parts[1].strip()!r}")
@@ -279,7 +303,7 @@ class NemFile:
             return self._error(line, why)
         vday.lines.append(line)
         f = [p.strip() for p in parts]
-        problem = _bad_400(f, len(vday.flags))
+        problem = bad_400(f, len(vday.flags))
         if problem is None:
             first, last = int(f[1]), int(f[2])
             if any(vday.flags[first - 1 : last]):
@@ -344,34 +368,6 @@ class NemFile:
         if len(parts) != 5:
             self._error(line, f"550 row has {len(parts)} fields, expected 5")
         return None
-
-
-def _bad_400(f: list[str], width: int) -> str | None:
-    if len(f) not in (5, 6):
-        return f"400 row has {len(f)} fields, expected 6"
-    if not (f[1].isdigit() and f[2].isdigit()):
-        return "400 row StartInterval and EndInterval must be numbers"
-    first, last = int(f[1]), int(f[2])
-    if not 1 <= first <= last <= width:
-        return f"400 row range {first}-{last} is outside 1-{width}"
-    if not QUALITY_METHOD.match(f[3]) or f[3][0] == "V":
-        return f"400 row QualityMethod {f[3]!r} is not A, E, S, F or N (+ method)"
-    return None
-
-
-def _count_problem(parts: list[str], ch: Channel) -> str:
-    """Explain a 300 row whose QualityMethod is not where the channel's width says."""
-    for i in range(2, len(parts)):
-        text = parts[i].strip()
-        if text and text[0] in _QUALITY_FLAGS and QUALITY_METHOD.match(text):
-            got = i - 2
-            if got != ch.width:
-                return (
-                    f"300 row has {got} values, expected {ch.width} "
-                    f"(1440 / IntervalLength {ch.interval})"
-                )
-            return f"300 row has {len(parts)} fields, at most {ch.width + 7} expected"
-    return "300 row has no QualityMethod after its values"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tether.accruals.nem_types import ChannelDays, RowError
+from tether.accruals.nem_types import QUALITY_METHOD, ChannelDays, RowError
 
 Methods = tuple[tuple[int, int, str, str, str], ...]
 
@@ -189,3 +189,35 @@ class Floats(dict[str, float]):
         if len(self) - before > len(tokens) // 3 or len(self) >= self.LIMIT:
             self.useful = False
         return flat.reshape(n, width)
+
+
+_QUALITY_FLAGS = frozenset("AESFVN")
+
+
+def bad_400(f: list[str], width: int) -> str | None:
+    """Why a 400 row (stripped fields) is not a valid range of a ``width``-interval day."""
+    if len(f) not in (5, 6):
+        return f"400 row has {len(f)} fields, expected 6"
+    if not (f[1].isdigit() and f[2].isdigit()):
+        return "400 row StartInterval and EndInterval must be numbers"
+    first, last = int(f[1]), int(f[2])
+    if not 1 <= first <= last <= width:
+        return f"400 row range {first}-{last} is outside 1-{width}"
+    if not QUALITY_METHOD.match(f[3]) or f[3][0] == "V":
+        return f"400 row QualityMethod {f[3]!r} is not A, E, S, F or N (+ method)"
+    return None
+
+
+def count_problem(parts: list[str], ch: Channel) -> str:
+    """Explain a 300 row whose QualityMethod is not where the channel's width says."""
+    for i in range(2, len(parts)):
+        text = parts[i].strip()
+        if text and text[0] in _QUALITY_FLAGS and QUALITY_METHOD.match(text):
+            got = i - 2
+            if got != ch.width:
+                return (
+                    f"300 row has {got} values, expected {ch.width} "
+                    f"(1440 / IntervalLength {ch.interval})"
+                )
+            return f"300 row has {len(parts)} fields, at most {ch.width + 7} expected"
+    return "300 row has no QualityMethod after its values"
