@@ -160,10 +160,11 @@ def submit(url: str, settings: AccrualsSettings, period_end: date, as_at: dateti
     A finished or failed run date starts a new attempt (``-rN``), which first deletes the run
     date's own rows, then recomputes them from the same snapshot."""
     attempt, running = run.next_attempt(url, period_end)
-    if running and workflows.status(url, running) in ("PENDING", "ENQUEUED", None):
-        return running
-    if running:
-        attempt += 1
+    state = workflows.status(url, running) if running else None
+    if state in ("PENDING", "ENQUEUED"):
+        return str(running)  # under way: join it
+    if running and state is not None:
+        attempt += 1  # marked running, but its workflow ended (cancelled, or lost its worker)
     stamp = as_at or run.default_as_at(period_end, settings)
     wid = run.workflow_id(period_end, attempt)
     workflows.register_queues(url, queues(settings))

@@ -31,6 +31,7 @@ from dbos import (
 )
 
 logger = logging.getLogger(__name__)
+logging.getLogger("dbos").setLevel(logging.WARNING)  # its INFO lines are per connection/launch
 
 SCHEMA = "tether_dbos"
 APP_VERSION = "tether-1"  # shared by every executor, so any of them may recover any workflow
