@@ -181,3 +181,37 @@ def test_the_schedule_runs_the_previous_month_once(world: str) -> None:
     with psycopg.connect(world) as conn:
         row = conn.execute("SELECT period_end, attempt, status FROM acc.run").fetchall()
     assert row == [(PERIOD_END, 1, "finished")]
+
+
+def test_the_snapshot_sees_only_what_was_there_at_the_as_at(world: str, tmp_path: Path) -> None:
+    late = tmp_path / "late.csv"
+    late.write_text(
+        ",".join(loader.COLUMNS["invoices"])
+        + "\nI8,A1,2026-03-30,2026-03-31,2026-04-08T09:00:00+10:00,20.00\n"
+    )
+    assert loader.load(world, "invoices", late).status == "loaded"
+    default = run.default_as_at(PERIOD_END, SETTINGS)
+    assert default.isoformat() == "2026-04-07T00:00:00+10:00"
+
+    def a1_days() -> object:
+        with psycopg.connect(world) as conn:
+            row = conn.execute(
+                "SELECT unbilled_days FROM acc.run_result WHERE account_id = 'A1'"
+            ).fetchone()
+        return row[0] if row else None
+
+    run.run_inline(world, PERIOD_END, default, SETTINGS)
+    assert a1_days() == 2  # the invoice issued on 8 April is after the snapshot
+    later = datetime(2026, 4, 9, tzinfo=UTC)
+    run.run_inline(world, PERIOD_END, later, SETTINGS, attempt=2)
+    assert a1_days() == 0
+
+
+def test_a_run_with_no_accounts_finishes_empty(db_url: str) -> None:
+    totals = run.run_inline(db_url, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
+    assert totals["accounts"] == 0 and totals["amount_ex_gst"] == "0.00"
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT content FROM acc.run_export WHERE name = 'BUAAccountSummary.csv'"
+        ).fetchone()
+    assert row is not None and bytes(row[0]).count(b"\n") == 1  # the header only
