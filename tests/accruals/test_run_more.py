@@ -78,7 +78,11 @@ async def world(db_url: str, tmp_path: Path, pool: AsyncConnectionPool[Any]) -> 
     migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
     files = write_world(tmp_path)
     accounts = tmp_path / "accounts6.csv"
-    accounts.write_text(ACCOUNTS + "A6,QNEW000006,residential,QLD,Ergon,NEW,monthly,basic\n")
+    accounts.write_text(
+        ACCOUNTS
+        + "A6,QNEW000006,residential,QLD,Ergon,NEW,monthly,basic\n"
+        + "A8,QGAP000008,business,QLD,Solo,FLAT,monthly,interval\n"
+    )
     assert loader.load(db_url, "accounts", accounts).status == "loaded"
     invoices = tmp_path / "invoices6.csv"
     invoices.write_text(
@@ -87,7 +91,13 @@ async def world(db_url: str, tmp_path: Path, pool: AsyncConnectionPool[Any]) -> 
     )
     assert loader.load(db_url, "tariffs", files["tariffs"]).status == "loaded"
     assert loader.load(db_url, "invoices", invoices).status == "loaded"
-    await ingest_files(pool, [files["nem12"], files["nem13"]])
+    never_billed = tmp_path / "a8.csv"
+    day = ",".join(["0.5"] * 48)
+    never_billed.write_text(
+        "100,NEM12,202604011200,MDP,RET\n200,QGAP000008,E1,1,E1,N1,M8,kWh,30,\n"
+        f"300,20260330,{day},A,,,20260401120000,\n300,20260331,{day},A,,,20260401120000,\n900\n"
+    )
+    await ingest_files(pool, [files["nem12"], files["nem13"], never_billed])
     return db_url
 
 
@@ -99,7 +109,7 @@ def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path
             "SELECT account_id, amount_ex_gst FROM acc.run_result ORDER BY 1"
         ).fetchall()
     assert failures == [("A6", "tariff NEW is not loaded")]
-    assert [a for a, _ in before] == ["A1", "A2", "A3", "A4", "A5", "A7"]
+    assert [a for a, _ in before] == ["A1", "A2", "A3", "A4", "A5", "A7", "A8"]
     new = tmp_path / "new.csv"
     new.write_text(
         TARIFFS.splitlines()[0] + "\n"
@@ -113,7 +123,7 @@ def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path
     finally:
         workflows.shutdown()
     assert wid.startswith("accruals-run-2026-03-31-resubmit-")
-    assert totals["failures"] == 0 and totals["accounts"] == 7
+    assert totals["failures"] == 0 and totals["accounts"] == 8
     with psycopg.connect(world) as conn:
         after = conn.execute(
             "SELECT account_id, amount_ex_gst, flags FROM acc.run_result ORDER BY 1"
@@ -121,6 +131,8 @@ def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path
     assert [(a, m) for a, m, _ in after if a != "A6"] == before
     # no reads: segment (Ergon residential, 12 kWh/day) x scalar 1.0, 2 days: 1.00 + 4.80
     assert next(r for r in after if r[0] == "A6") == ("A6", Decimal("5.80"), "")
+    # never billed: from the day before its first data (2 days: 1.80 supply + 48 kWh at 30 c)
+    assert next(r for r in after if r[0] == "A8") == ("A8", Decimal("16.20"), "never_billed")
 
 
 @pytest.fixture

@@ -156,26 +156,39 @@ FROM acc.run_step WHERE period_end = %(period_end)s ORDER BY ordinal
 -- name: snapshot_accounts
 -- The run's accounts and their billed-to dates as at the snapshot; chunks group accounts of
 -- similar windows (billed-to order), so a chunk's day axis stays short. Never billed: the day
--- before the first meter data; no data either: the period end (nothing to accrue).
+-- before the first meter data; no data either: the period end (nothing to accrue). Set-based:
+-- one aggregate over the invoices, first days only for the never-billed NMIs.
+WITH billed AS MATERIALIZED (
+    SELECT account_id, max(period_to) AS billed_to FROM acc.invoice
+    WHERE issued_at <= %(as_at)s GROUP BY account_id),
+fresh AS MATERIALIZED (
+    SELECT a.nmi FROM acc.account a LEFT JOIN billed b USING (account_id)
+    WHERE b.account_id IS NULL),
+first_day AS (
+    SELECT nmi, min(first) AS first FROM (
+        SELECT c.nmi, min(c.day) AS first FROM acc.channel_day c
+        WHERE c.nmi IN (SELECT nmi FROM fresh)
+          AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+        GROUP BY c.nmi
+        UNION ALL
+        SELECT b.nmi, min((b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date) + 1
+        FROM acc.basic_read b
+        WHERE b.nmi IN (SELECT nmi FROM fresh) AND b.source = 'file'
+          AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+        GROUP BY b.nmi) x
+    GROUP BY nmi),
+accounts AS (
+    SELECT a.*, b.billed_to IS NULL AS never_billed,
+           coalesce(b.billed_to, f.first - 1, %(period_end)s::date) AS billed_to
+    FROM acc.account a
+    LEFT JOIN billed b USING (account_id)
+    LEFT JOIN first_day f ON f.nmi = a.nmi)
 INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
     distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
 SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor, tariff_id,
-       meter_type, billed_to, never_billed,
-       billed_to > %(period_end)s::date,
+       meter_type, billed_to, never_billed, billed_to > %(period_end)s::date,
        (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
-FROM (
-    SELECT a.*, i.billed_to IS NULL AS never_billed,
-           coalesce(i.billed_to, CASE WHEN i.billed_to IS NULL THEN least(
-               (SELECT min(day) FROM acc.channel_day c WHERE c.nmi = a.nmi
-                  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s),
-               (SELECT min((b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date) + 1
-                  FROM acc.basic_read b WHERE b.nmi = a.nmi AND b.source = 'file'
-                  AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s)
-               ) - 1 END, %(period_end)s::date) AS billed_to
-    FROM acc.account a
-    LEFT JOIN LATERAL (SELECT max(period_to) AS billed_to FROM acc.invoice v
-                       WHERE v.account_id = a.account_id AND v.issued_at <= %(as_at)s) i ON true
-) x
+FROM accounts
 
 -- name: make_chunks
 INSERT INTO acc.run_chunk (period_end, chunk, status, accounts)
