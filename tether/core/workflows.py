@@ -197,15 +197,27 @@ def pending(prefix: str) -> list[str]:
     return [w.workflow_id for w in found]
 
 
-def submit(database_url: str, queue: str, name: str, workflow_id: str, *args: Any) -> str:
-    """Enqueue workflow ``name`` from any process (no executor needed): a worker runs it. An id
-    already in use attaches to that workflow instead of starting another."""
-    client = DBOSClient(
-        system_database_url=_sqlalchemy_url(database_url),
+_migrated: set[str] = set()
+
+
+def _client(database_url: str) -> DBOSClient:
+    """A client on our schema, created first if no executor ever ran on this database."""
+    url = _sqlalchemy_url(database_url)
+    if url not in _migrated:
+        DBOS.migrate(url, schema=SCHEMA)
+        _migrated.add(url)
+    return DBOSClient(
+        system_database_url=url,
         dbos_system_schema=SCHEMA,
         serializer=DBOSPortableJSONSerializer(),
         application_name="tether",
     )
+
+
+def submit(database_url: str, queue: str, name: str, workflow_id: str, *args: Any) -> str:
+    """Enqueue workflow ``name`` from any process (no executor needed): a worker runs it. An id
+    already in use attaches to that workflow instead of starting another."""
+    client = _client(database_url)
     try:
         options: EnqueueOptions = {
             "queue_name": queue,
@@ -221,12 +233,7 @@ def submit(database_url: str, queue: str, name: str, workflow_id: str, *args: An
 
 def register_queues(database_url: str, queues: Sequence[QueueSpec]) -> None:
     """Declare queues without being an executor (so a submit before any worker works)."""
-    client = DBOSClient(
-        system_database_url=_sqlalchemy_url(database_url),
-        dbos_system_schema=SCHEMA,
-        serializer=DBOSPortableJSONSerializer(),
-        application_name="tether",
-    )
+    client = _client(database_url)
     try:
         for q in queues:
             client.register_queue(
