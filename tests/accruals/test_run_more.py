@@ -227,3 +227,10 @@ def test_a_run_with_no_accounts_finishes_empty(db_url: str) -> None:
             "SELECT content FROM acc.run_export WHERE name = 'BUAAccountSummary.csv'"
         ).fetchone()
     assert row is not None and bytes(row[0]).count(b"\n") == 1  # the header only
+
+
+def test_a_run_submitted_before_any_worker_waits_in_the_queue(db_url: str) -> None:
+    wid = flow.submit(db_url, SETTINGS, PERIOD_END, None)
+    assert wid == "accruals-run-2026-03-31"
+    assert workflows.status(db_url, wid) == "ENQUEUED"
+    assert flow.submit(db_url, SETTINGS, PERIOD_END, None) == wid  # not queued twice
