@@ -19,7 +19,7 @@ class AccrualsSettings(BaseSettings):
         " re-run without --as-at sees the same snapshot.",
     )
     profile_days: int = Field(default=35, description="Days of actual reads behind a profile.")
-    history_days: int = Field(default=365, description="Window of the micro-scalar history.")
+    history_days: int = Field(default=91, description="Window of the micro-scalar history.")
     min_contributors: int = Field(default=30, description="NMIs a segment profile needs.")
     max_contributors: int = Field(
         default=300, description="NMIs per distributor segment a profile is averaged over."
