@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -234,3 +235,21 @@ def test_a_run_submitted_before_any_worker_waits_in_the_queue(db_url: str) -> No
     assert wid == "accruals-run-2026-03-31"
     assert workflows.status(db_url, wid) == "ENQUEUED"
     assert flow.submit(db_url, SETTINGS, PERIOD_END, None) == wid  # not queued twice
+
+
+def test_cli_load_prints_json_and_exits_1_on_a_rejected_file(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tether.accruals.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    bad = tmp_path / "accounts.csv"
+    bad.write_text(ACCOUNTS.replace("residential", "household", 1))
+    result = CliRunner().invoke(app, ["load", "accounts", str(bad), "--json"])
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "rejected" and body["errors"][0]["line"] == 2
+    missing = CliRunner().invoke(app, ["load", "accounts", str(tmp_path / "missing.csv")])
+    assert missing.exit_code == 2  # typer: the file does not exist
