@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tether.accruals import flow
 from tether.accruals.service import AccrualsService
-from tether.core import workflows
 from tether.core.capability import JobContext
 
 
 async def executor_job(ctx: JobContext) -> None:
+    # imported here: the workflow library takes ~1 s to import, and every CLI command and every
+    # worker (also `--only` another capability) imports this module through the capability list
+    from tether.accruals import flow
+    from tether.core import workflows
+
     svc: AccrualsService = ctx.service
     url, settings = svc.url, svc.settings
     await asyncio.to_thread(
