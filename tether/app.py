@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic_settings import BaseSettings
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
+from tether.core import openapi
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
+from tether.core.console import PanelProvider, console_router
 from tether.core.settings import Settings
 
 
@@ -37,12 +40,17 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            app.state.panels = []
             for capability in CAPABILITIES:
                 service = await stack.enter_async_context(capability.build(runtime))
                 setattr(app.state, capability.attribute, service)
+                if capability.panel is not None:
+                    app.state.panels.append(
+                        PanelProvider(name=capability.name, panel=capability.panel, service=service)
+                    )
             yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets installed with the package, no CDN
         title="tether",
         version=__version__,
         description="Local, always-true copies of externally mastered data.",
@@ -50,7 +58,9 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(core_router())
+    app.include_router(console_router())
     for capability in CAPABILITIES:
         if capability.router is not None:
             app.include_router(capability.router)
+    openapi.document(app)
     return app

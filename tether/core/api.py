@@ -8,11 +8,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.core.bootstrap import Runtime
+from tether.core.console import providers_of
 from tether.core.errors import TetherError, UpstreamError
 from tether.core.metrics import metrics_response
+from tether.core.web import error_page, wants_html
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every ``TetherError`` to its status code; anything else stays a plain 500."""
 
     @app.exception_handler(TetherError)
-    async def _tether_error(request: Request, exc: TetherError) -> JSONResponse:
+    async def _tether_error(request: Request, exc: TetherError) -> Response:
+        if wants_html(request):
+            return error_page(exc.status_code, exc.message)
         body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
         if isinstance(exc, UpstreamError):
             body["reason"] = exc.reason
@@ -41,13 +47,20 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})
         return JSONResponse(body, status_code=exc.status_code)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if wants_html(request):  # a browser on an unknown page gets a page, not JSON
+            return error_page(exc.status_code, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
 
 def core_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> object:
-        return metrics_response()
+    async def metrics(request: Request) -> object:
+        state = request.app.state
+        return await metrics_response(getattr(state, "runtime", None), providers_of(request))
 
     @router.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, str]:
