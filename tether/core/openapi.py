@@ -2,8 +2,8 @@
 
 Every error body is ``ErrorOut`` (``core/api.py`` writes it for ``TetherError``s and request
 validation alike), so clients and the docs see one shape for 401/403/404/422/503. ``document``
-walks the app's routes once, after every router is included; responses a route already declares
-(for example the security dependency's 401/403) are kept.
+completes the generated document: responses a route already declares (for example the security
+dependency's 401/403) are kept.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from fastapi.utils import create_model_field
 from pydantic import BaseModel, Field
 
 from tether.core.web import error_page, wants_html
@@ -33,16 +31,13 @@ class ErrorOut(BaseModel):
     )
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No credential, or an invalid one."},
-    403: {"model": ErrorOut, "description": "The credential lacks the scope this route needs."},
-    404: {"model": ErrorOut, "description": "No such object."},
-    422: {"model": ErrorOut, "description": "The request is malformed."},
-    503: {
-        "model": ErrorOut,
-        "description": "A source system is unavailable (or its circuit is open) and there is "
-        "no local copy to answer from.",
-    },
+ERROR_RESPONSES: dict[int, str] = {
+    401: "No credential, or an invalid one.",
+    403: "The credential lacks the scope this route needs.",
+    404: "No such object.",
+    422: "The request is malformed.",
+    503: "A source system is unavailable (or its circuit is open) and there is no local copy "
+    "to answer from.",
 }
 
 
@@ -65,16 +60,38 @@ async def _validation_error(request: Request, exc: Exception) -> Any:
     return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
 
-def document(app: FastAPI) -> None:
-    """Declare the error answers on every documented route; 422s get the ``ErrorOut`` body."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.include_in_schema:
-            for code, response in ERROR_RESPONSES.items():
-                if code in route.responses:
-                    continue
-                route.responses[code] = response
-                route.response_fields[code] = create_model_field(
-                    name=f"Response_{code}_{route.unique_id}", type_=ErrorOut, mode="serialization"
+def add_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the error answers on every operation (ones it declares are kept)."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
+    ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in ERROR_RESPONSES.items():
+                responses.setdefault(
+                    str(code),
+                    {"description": description, "content": {"application/json": {"schema": ref}}},
                 )
+            if "HTTPValidationError" in str(responses.get("422")):  # FastAPI's default: not ours
+                responses["422"] = {
+                    "description": ERROR_RESPONSES[422],
+                    "content": {"application/json": {"schema": ref}},
+                }
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return schema
+
+
+def document(app: FastAPI) -> None:
+    """Declare the error answers on every documented route; 422s get the ``ErrorOut`` body.
+
+    The generated document is completed after FastAPI builds it (FastAPI resolves included
+    routers lazily, so the routes are not walked here)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return add_error_responses(generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.openapi_schema = None  # rebuilt with the responses on first request
