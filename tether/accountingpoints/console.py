@@ -7,7 +7,7 @@ backlog's lag, and the failures grouped by reason with links to a few of the APs
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tether.accountingpoints.service import AccountingPointService
@@ -31,6 +31,10 @@ async def panel(runtime: Runtime, service: AccountingPointService) -> Panel:
     return build_panel(row)
 
 
+def _waits(seconds: float) -> str:
+    return "nothing due" if seconds <= 0 else age(datetime.now(UTC) - timedelta(seconds=seconds))
+
+
 def build_panel(row: dict[str, Any]) -> Panel:
     total, due, failing = int(row["total"]), int(row["due"]), int(row["failing"])
     never, synced = int(row["never_synced"]), int(row["synced"])
@@ -44,7 +48,7 @@ def build_panel(row: dict[str, Any]) -> Panel:
         Row(label="failing", value=str(failing), status="bad" if failing else "ok"),
         Row(label="never synced", value=str(never), status="warn" if never else "ok"),
         Row(label="oldest sync", value=age(oldest) if oldest else "never"),
-        Row(label="oldest due waits", value=f"{lag:.0f} s", status="warn" if lag > 300 else "ok"),
+        Row(label="oldest due waits", value=_waits(lag), status="warn" if lag > 300 else "ok"),
     )
     table = Table(
         caption="Failures by reason",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Annotated
 
 import typer
@@ -12,7 +13,7 @@ from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
-from tether.elicensing.models import InvoiceType
+from tether.elicensing.models import InvoiceRead, InvoiceType
 from tether.elicensing.service import build
 
 console = Console()
@@ -32,6 +33,7 @@ def invoice(
         InvoiceType, typer.Option("--type", help="Which invoice of the report version.")
     ] = InvoiceType.OBLIGATION,
     force: Annotated[bool, typer.Option(help="Refresh even inside the freshness window.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Read (and refresh if due) the invoice of a report version; print its balance."""
     settings = load_settings()
@@ -41,6 +43,9 @@ def invoice(
         async with open_runtime(settings) as runtime, build(runtime) as service:
             read = await service.read_invoice(report_version_id, invoice_type, force=force)
             inv = read.invoice
+            if as_json:
+                typer.echo(json.dumps(_as_json(read), default=str))
+                return
             state = "fresh" if read.data_is_fresh else f"STALE ({read.stale_reason})"
             console.print(
                 f"invoice {inv.invoice_number}: {state}, last refreshed "
@@ -49,6 +54,19 @@ def invoice(
             console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
 
     loop.run(_run())
+
+
+def _as_json(read: InvoiceRead) -> dict[str, object]:
+    inv = read.invoice
+    return {
+        "invoice_number": inv.invoice_number,
+        "data_is_fresh": read.data_is_fresh,
+        "stale_reason": read.stale_reason,
+        "last_refreshed": read.last_refreshed,
+        "outstanding_balance": inv.outstanding_balance,
+        "amount_due": inv.amount_due,
+        "is_void": inv.is_void,
+    }
 
 
 def simulate(

@@ -6,6 +6,7 @@ successful refresh and the invoices whose last refresh failed, so their local co
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tether.core import db
@@ -29,6 +30,10 @@ async def panel(runtime: Runtime, service: ElicensingService) -> Panel:
             {"circuit": service.breaker.name, "examples": EXAMPLES},
         )
     return build_panel(row, service)
+
+
+def _parse(moment: str | None) -> datetime | None:
+    return None if moment is None else datetime.fromisoformat(moment)
 
 
 def _page(version: int | None) -> str | None:
@@ -62,7 +67,7 @@ def build_panel(row: dict[str, Any], service: ElicensingService) -> Panel:
             (
                 Cell(text=s["invoice_number"], link=_page(s["report_version_id"])),
                 Cell(text=s["reason"]),
-                Cell(text=s["last_refreshed"] or "never"),
+                Cell(text=service.display_time(_parse(s["last_refreshed"]))),
             )
             for s in stale_rows
         ),
