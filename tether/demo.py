@@ -55,7 +55,25 @@ def recreate_demo_database(server_url: str) -> str:
 async def run_demo(settings: Settings, options: DemoOptions, console: Console) -> None:
     """Start everything, seed it, print what to try, and serve until Ctrl-C or the duration."""
     console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
+    embedded = settings.database_url is None
+    if embedded:  # a demo that crashed may have left its pointer behind
+        db.set_active_database(settings.data_dir, None)
     url = recreate_demo_database(db.resolve_database_url(settings))
+    if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
+        db.set_active_database(settings.data_dir, DEMO_DB)
+    try:
+        await _run(settings, options, console, url)
+    finally:
+        if embedded:
+            db.set_active_database(settings.data_dir, None)
+    if embedded:
+        console.print(
+            "The embedded PostgreSQL keeps running (the next demo starts faster); "
+            "`tether db stop` stops it."
+        )
+
+
+async def _run(settings: Settings, options: DemoOptions, console: Console, url: str) -> None:
     port = port_or_any(options.port) or free_port()
     api = f"http://127.0.0.1:{port}"
     ctx = DemoContext(console=console, api_url=api, core=settings, nats_url=settings.nats_url)
@@ -85,7 +103,16 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             open_runtime(settings, database_url=url, overrides=overrides)
         )
         services = [await stack.enter_async_context(c.build(runtime)) for c in CAPABILITIES]
-        guide = [f"API docs        {api}/docs", f"Metrics         {api}/metrics", ""]
+        guide = [
+            f"Console         {api}/",
+            f"API docs        {api}/docs",
+            f"Metrics         {api}/metrics",
+            f"Database        {url}",
+            "                 (while the demo runs, `tether status`, `tether db url` and other "
+            "commands with the same TETHER_DATA_DIR use it; or export DATABASE_URL='"
+            f"{url}')",
+            "",
+        ]
         for part, service in zip(parts, services, strict=True):
             if part.seed is not None:
                 guide += [*await part.seed(runtime, service), ""]
