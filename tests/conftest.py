@@ -92,36 +92,8 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private NATS server with JetStream on a free port (never the machine's one on 4222)."""
-    import socket
-    import subprocess
-    import sys
-    import time
+    from tether.core.natsserver import EmbeddedNats
 
-    binary = Path(sys.executable).parent / "nats-server"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    store = tmp_path_factory.mktemp("nats")
-    log = store / "nats-server.log"  # a file, not a pipe: a full pipe would block the server
-    args = [str(binary), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nats-server exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("nats-server did not listen within 15 s") from None
-            time.sleep(0.05)
-    yield f"nats://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
+    yield server.url
+    server.stop()

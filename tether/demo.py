@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import socket
+import tempfile
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import uvicorn
@@ -24,6 +27,7 @@ from tether.capabilities import CAPABILITIES, migration_components
 from tether.core import db, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import DemoContext, DemoPart, port_or_any
+from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
 
@@ -76,12 +80,17 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
 async def _run(settings: Settings, options: DemoOptions, console: Console, url: str) -> None:
     port = port_or_any(options.port) or free_port()
     api = f"http://127.0.0.1:{port}"
-    ctx = DemoContext(console=console, api_url=api, core=settings, nats_url=settings.nats_url)
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops gracefully, with a summary
         running.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        if settings.nats_url is None:  # queues and pulled events work on a fresh machine too
+            nats = EmbeddedNats(Path(tempfile.mkdtemp(prefix="tether-demo-nats-")))
+            stack.callback(shutil.rmtree, nats.store, True)
+            stack.callback(nats.stop)
+            settings = settings.model_copy(update={"nats_url": nats.url})
+        ctx = DemoContext(console=console, api_url=api, core=settings, nats_url=settings.nats_url)
         parts: list[DemoPart] = []
         overrides = []
         for capability in CAPABILITIES:
@@ -111,6 +120,7 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
             "                 (while the demo runs, `tether status`, `tether db url` and other "
             "commands with the same TETHER_DATA_DIR use it; or export DATABASE_URL='"
             f"{url}')",
+            f"NATS            {settings.nats_url}",
             "",
         ]
         for part, service in zip(parts, services, strict=True):

@@ -134,7 +134,12 @@ def run_processes(
     for child in children:
         child.start()
 
+    stopping: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
+        if stopping:  # once is enough: a second signal must not kill a child mid-shutdown
+            return
+        stopping.append(signum)
         for child in children:
             if child.pid is not None and child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
@@ -147,4 +152,6 @@ def run_processes(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return sum(1 for c in children if c.exitcode not in (0, None))
+    # a child still starting when we forwarded SIGTERM ends by it: stopped, not failed
+    stopped = (0, None, -signal.SIGTERM) if stopping else (0, None)
+    return sum(1 for c in children if c.exitcode not in stopped)

@@ -1,0 +1,115 @@
+"""``tether worker``: its processes stop with their parent, and ``--only`` picks capabilities."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WAIT_S = 30.0
+
+
+def children_of(pid: int) -> set[int]:
+    """Direct children of ``pid``, read from /proc (no extra dependency)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:  # field 4 of stat: the parent pid
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start_worker(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(
+        DATABASE_URL=db_url, TETHER_DATA_DIR=str(tmp_path / "data"), TETHER_LOG_LEVEL="WARNING"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "tether", "worker", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a kill of the test's group never reaches it by accident
+    )
+
+
+def is_worker(pid: int) -> bool:
+    """A spawned worker process (multiprocessing's resource tracker is a child too)."""
+    try:
+        return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def wait_for_children(proc: subprocess.Popen[bytes], count: int) -> set[int]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        kids = {k for k in children_of(proc.pid) if alive(k) and is_worker(k)}
+        if len(kids) >= count:
+            return kids
+        assert proc.poll() is None, "the worker exited early"
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} child processes after {WAIT_S} s")
+
+
+def wait_gone(pids: set[int]) -> set[int]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return {p for p in pids if alive(p)}
+
+
+def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) -> None:
+    proc = start_worker(db_url, tmp_path, "--processes", "2")
+    try:
+        kids = wait_for_children(proc, 2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=WAIT_S) == 0
+        assert wait_gone(kids) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_children_stop_by_themselves_when_the_parent_is_killed(db_url: str, tmp_path: Path) -> None:
+    proc = start_worker(db_url, tmp_path, "--processes", "2")
+    kids: set[int] = set()
+    try:
+        kids = wait_for_children(proc, 2)
+        proc.kill()  # kill -9: the parent cannot forward anything
+        proc.wait(timeout=WAIT_S)
+        assert wait_gone(kids) == set()
+    finally:
+        for pid in kids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_only_rejects_an_unknown_capability(db_url: str, tmp_path: Path) -> None:
+    proc = start_worker(db_url, tmp_path, "--once", "--only", "no-such-thing")
+    assert proc.wait(timeout=WAIT_S) == 2  # a usage error, before any process starts
+
+
+@pytest.mark.parametrize("only", [[], ["--only", "accounting-points"]])
+def test_once_returns_when_nothing_is_due(db_url: str, tmp_path: Path, only: list[str]) -> None:
+    proc = start_worker(db_url, tmp_path, "--once", *only)
+    assert proc.wait(timeout=WAIT_S * 2) == 0
