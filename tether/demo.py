@@ -117,9 +117,10 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
             f"API docs        {api}/docs",
             f"Metrics         {api}/metrics",
             f"Database        {url}",
-            "                 (while the demo runs, `tether status`, `tether db url` and other "
-            "commands with the same TETHER_DATA_DIR use it; or export DATABASE_URL='"
-            f"{url}')",
+            "                (while the demo runs, `tether status` and the other commands "
+            "started with the same TETHER_DATA_DIR use it)"
+            if settings.database_url is None
+            else f"                (for the CLI: export DATABASE_URL='{url}')",
             f"NATS            {settings.nats_url}",
             "",
         ]
