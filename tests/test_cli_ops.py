@@ -150,3 +150,29 @@ def test_the_embedded_server_follows_a_running_demo_and_db_stop_stops_it(tmp_pat
     assert not (data / "pgdata" / "postmaster.pid").exists()
     again = tether("db", "stop", **env)
     assert again.returncode == 0 and "no embedded PostgreSQL is running" in again.stderr
+
+
+def test_accounting_point_show_json_and_an_unmigrated_database(
+    db_url: str, empty_db_url: str
+) -> None:
+    gsrn = "707057500000000018"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ap.accounting_point (gsrn) VALUES (%s)", [gsrn])
+        conn.execute(
+            "INSERT INTO ap.controllable_unit (name, accounting_point_id) "
+            "SELECT 'battery-1', id FROM ap.accounting_point"
+        )
+    shown = tether("accounting-points", "show", gsrn, "--json", DATABASE_URL=db_url)
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert body["gsrn"] == gsrn and body["sync"]["last_synced_at"] is None
+    assert [u["name"] for u in body["controllable_units"]] == ["battery-1"]
+    human = tether("accounting-points", "show", gsrn, DATABASE_URL=db_url)
+    assert f"accounting point {gsrn}: last synced never" in human.stdout
+    unknown = one_line_error(
+        tether("accounting-points", "show", "707057500000000026", DATABASE_URL=db_url)
+    )
+    assert "no accounting point 707057500000000026" in unknown
+    bare = one_line_error(tether("accounting-points", "show", gsrn, DATABASE_URL=empty_db_url))
+    assert "run `tether db upgrade` first" in bare
+    assert not _migrated(empty_db_url)

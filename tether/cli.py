@@ -8,6 +8,7 @@ import logging
 import socket
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 
@@ -241,4 +242,10 @@ def main() -> None:
         app()
     except TetherError as exc:  # expected failures: one clear line, no traceback
         console.print(f"[red]error:[/] {exc.message}")
+        raise SystemExit(1) from None
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        console.print(
+            "[red]error:[/] the database has no tether schema (or an old one): "
+            "run `tether db upgrade` first"
+        )
         raise SystemExit(1) from None
