@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import pytest
 
 from tests.test_cli import COMMANDS
 from tether import __version__
-from tether.core import db
 
 BASE_ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "120", "HOME": os.environ.get("HOME", "/root")}
 
@@ -128,23 +128,47 @@ def test_a_port_in_use_is_one_line(db_url: str) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in message and "--port" in message
 
 
-@pytest.mark.timeout(300)
-def test_the_embedded_server_follows_a_running_demo_and_db_stop_stops_it(tmp_path: Path) -> None:
+@pytest.mark.timeout(400)
+def test_the_cli_finds_a_running_demo_s_database_and_db_stop_stops_the_server(
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data"
-    env = {"TETHER_DATA_DIR": str(data)}
-    first = tether("db", "url", "--json", timeout=240, **env)
-    assert first.returncode == 0, first.stderr
-    default = json.loads(first.stdout)["database_url"]
-    assert (data / "pgdata" / "postmaster.pid").exists()
+    env = {
+        "TETHER_DATA_DIR": str(data),
+        "TETHER_AP_DEMO_ACCOUNTING_POINTS": "12",
+        "TETHER_AP_DEMO_CONTROLLABLE_UNITS": "3",
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tether", "demo", "--port", "0", "--duration", "240"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**BASE_ENV, **env},
+    )
     try:
-        db.set_active_database(data, "tether_demo")  # what a running demo leaves for the CLI
+        assert demo.stdout is not None
+        printed = ""
+        while "Ctrl-C stops everything." not in printed:
+            line = demo.stdout.readline()
+            assert line, printed
+            printed += line
+        assert "Database" in printed and "tether_demo" in printed
         during = json.loads(tether("db", "url", "--json", **env).stdout)["database_url"]
         assert psycopg.conninfo.conninfo_to_dict(during)["dbname"] == "tether_demo"
-        db.set_active_database(data, None)  # the demo stopped
-        after = json.loads(tether("db", "url", "--json", **env).stdout)["database_url"]
-        assert after == default
+        status = tether("status", "--json", **env)
+        assert status.returncode == 0, status.stderr
+        panels = {p["title"]: p for p in json.loads(status.stdout)["panels"]}
+        rows = {r["label"]: r["value"] for r in panels["Accounting points"]["rows"]}
+        assert rows["kept in sync"] == "3"  # the demo's units, not an empty default database
     finally:
-        stopped = tether("db", "stop", **env)
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=120)
+    assert demo.returncode == 0
+    assert "`tether db stop` stops it" in rest
+    assert (data / "pgdata" / "postmaster.pid").exists()  # the demo leaves the server running
+    after = json.loads(tether("db", "url", "--json", **env).stdout)["database_url"]
+    assert psycopg.conninfo.conninfo_to_dict(after)["dbname"] != "tether_demo"
+    stopped = tether("db", "stop", **env)
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped the embedded PostgreSQL" in stopped.stderr
     assert not (data / "pgdata" / "postmaster.pid").exists()
