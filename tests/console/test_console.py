@@ -29,7 +29,7 @@ def test_console_shows_every_capability_panel_with_its_counts(site: Site) -> Non
     assert _row(html, "failing") == "2 bad"
     assert _row(html, "never synced") == "2 warn"
     assert _row(html, "due now") == "4 warn"  # 2 never synced + 2 failing, waiting 10 min
-    assert _row(html, "oldest sync") == "2 h ok"
+    assert _row(html, "oldest sync") == "2 h ago ok"
     for reason, gsrns in site.failing.items():  # failures grouped by reason, linked to the AP
         assert f"<td>{reason}</td><td>1</td>" in html
         assert f'<a href="/api/v1/accounting-points/{gsrns[0]}">{gsrns[0]}</a>' in html

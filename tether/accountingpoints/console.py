@@ -47,7 +47,7 @@ def build_panel(row: dict[str, Any]) -> Panel:
         Row(label="due now", value=str(due), status="warn" if lag > 300 else "ok"),
         Row(label="failing", value=str(failing), status="bad" if failing else "ok"),
         Row(label="never synced", value=str(never), status="warn" if never else "ok"),
-        Row(label="oldest sync", value=age(oldest) if oldest else "never"),
+        Row(label="oldest sync", value=f"{age(oldest)} ago" if oldest else "never"),
         Row(label="oldest due waits", value=_waits(lag), status="warn" if lag > 300 else "ok"),
     )
     table = Table(
