@@ -9,12 +9,17 @@ end-to-end benchmark (``bench.ap_sync_throughput``) cannot separate from HTTP an
 Two rounds per mode on a fresh database: the first sync of every AP (inserts) and a re-sync after
 ``Datahub.mutate`` changed 10 % of them (mostly no-op merges, as a daily re-sync is).
 
+"backend CPU" is the CPU time of the PostgreSQL backend that ran the merges, read from
+``/proc`` (a server on this machine, Linux): on a shared, busy machine it moves much less than
+the wall clock does. It is blank when the server's process cannot be read.
+
 Run: ``uv run python -m bench.ap_apply_cost [--aps N] [--server-url URL]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from datetime import datetime
@@ -57,6 +62,16 @@ def seed(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
+def backend_cpu_s(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds (user + system) the connection's backend has used so far, if readable."""
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def apply_each(conn: psycopg.Connection[Any], items: list[tuple[str, dict[str, Any]]]) -> float:
     start = time.perf_counter()
     for gsrn, data in items:
@@ -96,8 +111,8 @@ def main() -> None:
         with psycopg.connect(server_url) as probe:
             version = probe.info.server_version
         print(f"# {datetime.now():%Y-%m-%d}, PostgreSQL {version}, {platform.python_version()}")
-        print("| mode | round | APs | seconds | ms per AP | APs/s |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("| mode | round | APs | seconds | ms per AP | APs/s | backend CPU ms per AP |")
+        print("|---|---|---:|---:|---:|---:|---:|")
         for label, size in (
             ("one AP per transaction", 1),
             ("batch of 100", 100),
@@ -109,13 +124,20 @@ def main() -> None:
             ):
                 seed(conn)
                 for round_name, items in (("first sync", first), ("re-sync", second)):
+                    cpu_before = backend_cpu_s(conn)
                     took = (
                         apply_each(conn, items) if size == 1 else apply_batches(conn, items, size)
                     )
+                    cpu_after = backend_cpu_s(conn)
                     n = len(items)
+                    cpu = (
+                        f"{1000 * (cpu_after - cpu_before) / n:.3f}"
+                        if cpu_before is not None and cpu_after is not None
+                        else ""
+                    )
                     print(
                         f"| {label} | {round_name} | {n} | {took:.2f} | "
-                        f"{1000 * took / n:.3f} | {n / took:.0f} |"
+                        f"{1000 * took / n:.3f} | {n / took:.0f} | {cpu} |"
                     )
 
 

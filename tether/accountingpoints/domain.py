@@ -91,9 +91,4 @@ def validate(data: AccountingPointData, tz: ZoneInfo, *, requested_gsrn: str) ->
     _check_periods("energy_direction", data.energy_directions, tz)
 
 
-def default_valid_from(today: date, tz: ZoneInfo) -> datetime:
-    """Where the adapter history starts when an AP has no CU start date: today's midnight."""
-    return local_midnight(today, tz)
-
-
 ONE_DAY = timedelta(days=1)

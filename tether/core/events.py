@@ -116,7 +116,7 @@ async def consume_nats(
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
                 continue
             good: list[CloudEvent] = []
             for msg in msgs:

@@ -267,31 +267,5 @@ class ElicensingClient:
             "POST", f"/client/{client_object_id}/adjust", json_body={"adjustments": adjustments}
         )
 
-    async def create_client(self, body: dict[str, Any]) -> Any:
-        """``POST /client``."""
-        return await self._json("POST", "/client", json_body=body)
-
-    async def get_client(self, client_object_id: str) -> Any:
-        """``GET /client/{id}``."""
-        return await self._json("GET", f"/client/{client_object_id}")
-
-    async def create_fees(self, client_object_id: str, fees: list[dict[str, Any]]) -> Any:
-        """``POST /client/{id}/fees``."""
-        return await self._json(
-            "POST", f"/client/{client_object_id}/fees", json_body={"fees": fees}
-        )
-
-    async def get_fees(self, client_object_id: str) -> Any:
-        """``GET /client/{id}/fees``."""
-        return await self._json("GET", f"/client/{client_object_id}/fees")
-
-    async def create_invoice(self, client_object_id: str, body: dict[str, Any]) -> Any:
-        """``POST /client/{id}/invoice``."""
-        return await self._json("POST", f"/client/{client_object_id}/invoice", json_body=body)
-
-    async def get_interest_rates(self) -> Any:
-        """``GET /interestRates``."""
-        return await self._json("GET", "/interestRates")
-
 
 __all__ = ["ElicensingClient", "decode", "parse_invoice"]

@@ -226,13 +226,3 @@ INSERT INTO elicensing.obligation (
 VALUES (%(report_version_id)s, %(obligation_id)s, %(fee_amount)s, %(client_operator_id)s,
         %(invoice_number)s)
 ON CONFLICT (compliance_report_version_id) DO UPDATE SET invoice_number = excluded.invoice_number
-
--- name: insert_penalty
--- A penalty of a report version and the number of its invoice.
-INSERT INTO elicensing.penalty (
-    compliance_report_version_id, penalty_type, penalty_amount, client_operator_id, invoice_number
-)
-VALUES (%(report_version_id)s, %(penalty_type)s, %(penalty_amount)s, %(client_operator_id)s,
-        %(invoice_number)s)
-ON CONFLICT (compliance_report_version_id, penalty_type)
-DO UPDATE SET invoice_number = excluded.invoice_number

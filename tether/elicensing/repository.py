@@ -290,25 +290,3 @@ async def insert_obligation(
             "invoice_number": invoice_number,
         },
     )
-
-
-async def insert_penalty(
-    conn: db.Connection,
-    *,
-    report_version_id: int,
-    penalty_type: InvoiceType,
-    penalty_amount: Decimal,
-    client_operator_id: int,
-    invoice_number: str | None,
-) -> None:
-    await db.execute(
-        conn,
-        queries["insert_penalty"],
-        {
-            "report_version_id": report_version_id,
-            "penalty_type": penalty_type.value,
-            "penalty_amount": penalty_amount,
-            "client_operator_id": client_operator_id,
-            "invoice_number": invoice_number,
-        },
-    )
