@@ -20,6 +20,7 @@ from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
 from tether.app import create_app
 from tether.core.bootstrap import Runtime
+from tether.core.console import PanelCache
 from tether.core.settings import Settings
 from tether.core.simulator import SimulatorServer
 from tether.elicensing.demo import seed_ledger
@@ -123,7 +124,9 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
     versions = await seed_ledger(
         Runtime(settings=settings, database_url=db_url, pool=pool), el_sim
     )
-    api = ApiServer(settings, db_url, overrides).start()
+    api = ApiServer(settings, db_url, overrides)
+    api.server.config.app.state.panel_cache = PanelCache(max_age_s=0)  # every read is fresh
+    api.start()
     try:
         async with httpx.AsyncClient(base_url=api.url, timeout=15) as arrange_client:
             first = f"/api/v1/compliance-report-versions/{versions[0]}/invoice"

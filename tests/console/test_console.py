@@ -106,3 +106,29 @@ def test_a_panel_that_fails_shows_why_and_the_others_stay(site: Site) -> None:
     finally:
         with psycopg.connect(site.db_url, autocommit=True) as conn:
             conn.execute("ALTER TABLE ap.accounting_point_sync_x RENAME TO accounting_point_sync")
+
+
+async def test_the_panel_cache_shares_one_read_between_callers(pool: object) -> None:
+    import asyncio
+
+    from tether.core.bootstrap import Runtime
+    from tether.core.console import Panel, PanelCache, PanelProvider
+    from tether.core.settings import Settings
+
+    reads = 0
+
+    async def panel(runtime: Runtime, service: object) -> Panel:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0)
+        return Panel(title=f"read {reads}")
+
+    runtime = Runtime(settings=Settings(), database_url="unused", pool=pool)  # type: ignore[arg-type]
+    providers = [PanelProvider(name="counting", panel=panel, service=None)]
+    shared = PanelCache(max_age_s=3600)
+    answers = await asyncio.gather(*(shared.get(runtime, providers) for _ in range(5)))
+    assert reads == 1 and {a[0].title for a in answers} == {"read 1"}
+    fresh = PanelCache(max_age_s=0)
+    await fresh.get(runtime, providers)
+    await fresh.get(runtime, providers)
+    assert reads == 3

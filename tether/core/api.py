@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.core.bootstrap import Runtime
-from tether.core.console import providers_of
+from tether.core.console import current_panels
 from tether.core.errors import TetherError, UpstreamError
 from tether.core.metrics import metrics_response
 from tether.core.web import error_page, wants_html
@@ -59,8 +59,7 @@ def core_router() -> APIRouter:
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> object:
-        state = request.app.state
-        return await metrics_response(getattr(state, "runtime", None), providers_of(request))
+        return await metrics_response(await current_panels(request))
 
     @router.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, str]:

@@ -9,7 +9,10 @@ gauges operators alert on, so ``/metrics`` reads the same numbers the console sh
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "warn", "bad"]
 REFRESH_S = 5
+CACHE_S = 2.0  # panels are read at most this often per process
 STATIC_URL = "/static"
 
 
@@ -128,6 +132,36 @@ def providers_of(request: Request) -> list[PanelProvider]:
     return providers
 
 
+class PanelCache:
+    """Panels read at most once per ``max_age_s`` by one process, however many console pages
+    and scrapes ask: each panel scans its capability's tables (bench/RESULTS.md)."""
+
+    def __init__(self, max_age_s: float = CACHE_S) -> None:
+        self.max_age_s = max_age_s
+        self._lock = asyncio.Lock()
+        self._read_at = -math.inf
+        self._panels: list[Panel] = []
+
+    async def get(self, runtime: Runtime, providers: Sequence[PanelProvider]) -> list[Panel]:
+        async with self._lock:  # callers arriving during a read share its result
+            if time.monotonic() - self._read_at >= self.max_age_s:
+                self._panels = await collect_panels(runtime, providers)
+                self._read_at = time.monotonic()
+            return self._panels
+
+
+async def current_panels(request: Request) -> list[Panel]:
+    """The app's panels, from its ``PanelCache``."""
+    state = request.app.state
+    providers = providers_of(request)
+    if not providers:  # an app without capability panels (or before its lifespan started)
+        return []
+    cache: PanelCache | None = getattr(state, "panel_cache", None)
+    if cache is None:
+        cache = state.panel_cache = PanelCache()
+    return await cache.get(state.runtime, providers)
+
+
 @cache
 def _htmx() -> bytes:
     return (resources.files("tether.core") / "static" / "htmx.min.js").read_bytes()
@@ -139,8 +173,7 @@ def console_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     async def _render(request: Request, name: str) -> HTMLResponse:
-        runtime: Runtime = request.app.state.runtime
-        panels = await collect_panels(runtime, providers_of(request))
+        panels = await current_panels(request)
         html = (
             templates("tether.core")
             .get_template(name)

@@ -23,8 +23,7 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tether.core.bootstrap import Runtime
-from tether.core.console import Gauge, PanelProvider, collect_panels
+from tether.core.console import Gauge, Panel
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -46,9 +45,9 @@ class GaugeCollector(Collector):
         return list(families.values())
 
 
-async def scrape_gauges(runtime: Runtime, providers: Sequence[PanelProvider]) -> list[Gauge]:
-    """The gauges of every capability's panel (one statement each), read now."""
-    return [g for panel in await collect_panels(runtime, providers) for g in panel.gauges]
+def gauges_of(panels: Sequence[Panel]) -> list[Gauge]:
+    """The gauges of every capability's panel."""
+    return [g for panel in panels for g in panel.gauges]
 
 
 def exposition(gauges: Sequence[Gauge]) -> bytes:
@@ -58,10 +57,7 @@ def exposition(gauges: Sequence[Gauge]) -> bytes:
     return generate_latest(REGISTRY) + generate_latest(scraped)
 
 
-async def metrics_response(
-    runtime: Runtime | None = None, providers: Sequence[PanelProvider] = ()
-) -> Response:
-    """``/metrics``: process counters, and the panels' gauges when a runtime is given."""
-    gauges = await scrape_gauges(runtime, providers) if runtime is not None else []
-    body = await run_in_threadpool(exposition, gauges)
+async def metrics_response(panels: Sequence[Panel] = ()) -> Response:
+    """``/metrics``: process counters, and the gauges of the given panels."""
+    body = await run_in_threadpool(exposition, gauges_of(panels))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
