@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -47,11 +48,17 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})
         return JSONResponse(body, status_code=exc.status_code)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    # a browser gets a page; others the JSON answer of the handler installed before this one
+    as_json = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
+
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
         if wants_html(request):  # a browser on an unknown page gets a page, not JSON
             return error_page(exc.status_code, str(exc.detail))
-        return await http_exception_handler(request, exc)
+        answer = as_json(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
 def core_router() -> APIRouter:
