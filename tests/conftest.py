@@ -3,18 +3,23 @@ fresh database per test cloned from a migrated template, as procrastinate's test
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
 from tether.capabilities import migration_components
-from tether.core import db, migrations
+from tether.core import db, keys, migrations
 from tether.core.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -97,3 +102,85 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
     yield server.url
     server.stop()
+
+
+# --- credentials and a served app ---------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_key(db_url: str) -> str:
+    """The secret of an API key with scope ``admin`` in this test's database."""
+    _, secret = keys.create(db_url, "test admin", ["admin"])
+    return secret
+
+
+@pytest.fixture
+def auth_headers(admin_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_key}"}
+
+
+class ApiServer:
+    """The whole tether app under uvicorn on a background thread, lifespan included."""
+
+    def __init__(
+        self, settings: Settings, db_url: str, overrides: Sequence[Any] = (), **options: Any
+    ) -> None:
+        from tether.app import create_app
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings, database_url=db_url, overrides=overrides),
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            **options,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=asyncio.run, args=(self.server.serve(sockets=[self.sock]),), daemon=True
+        )
+
+    def start(self) -> ApiServer:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the API did not start")
+            self.thread.join(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+StartApi = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def start_api(db_url: str, auth_headers: dict[str, str]) -> Iterator[StartApi]:
+    """``start_api(settings, overrides=[capability settings], **uvicorn_options)``: the app on
+    a real socket, and a client sending the admin key (``client.base_url`` reaches it without
+    credentials too)."""
+    servers: list[ApiServer] = []
+    clients: list[httpx.Client] = []
+
+    def start(
+        settings: Settings,
+        database_url: str | None = None,
+        overrides: Sequence[Any] = (),
+        **options: Any,
+    ) -> httpx.Client:
+        server = ApiServer(settings, database_url or db_url, overrides, **options).start()
+        servers.append(server)
+        client = httpx.Client(base_url=server.url, timeout=10, headers=auth_headers)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.stop()

@@ -11,10 +11,10 @@ from pydantic_settings import BaseSettings
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import openapi
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
+from tether.core.security import install_security
 from tether.core.settings import Settings
 
 
@@ -35,7 +35,7 @@ def create_app(
                 open_runtime(
                     settings,
                     database_url=database_url,
-                    migrate=migration_components() if migrate else (),
+                    migrate=migration_components() if migrate and settings.migrate else (),
                     overrides=overrides,
                 )
             )
@@ -56,11 +56,11 @@ def create_app(
         description="Local, always-true copies of externally mastered data.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_security(app, settings)
+    install_error_handlers(app)  # after security's JSON handlers: it adds pages for browsers
     app.include_router(core_router())
     app.include_router(console_router())
     for capability in CAPABILITIES:
         if capability.router is not None:
             app.include_router(capability.router)
-    openapi.document(app)
     return app

@@ -10,11 +10,12 @@ from typing import Annotated
 
 import psycopg
 import typer
+from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, loop, migrations
+from tether.core import db, exposure, keys_cli, loop, migrations, roles
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
@@ -41,6 +42,19 @@ simulate_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(keys_cli.app, name="keys")
+db_app.command("grant")(roles.grant_command)
+NoMigrate = Annotated[
+    bool,
+    typer.Option(
+        "--no-migrate", help="Do not apply migrations (run as a data-only role) [TETHER_MIGRATE]."
+    ),
+]
+
+
+def all_settings(settings: Settings) -> list[BaseSettings]:
+    """Core settings and every capability's (read from the environment): what safety checks."""
+    return [settings, *(capability.settings() for capability in CAPABILITIES)]
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
@@ -134,21 +148,30 @@ def status(as_json: JsonOption = False) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [TETHER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [TETHER_PORT].")] = None,
+    no_migrate: NoMigrate = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first."""
+    """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first.
+
+    Refuses a non-loopback address while a secret is unset or a development value.
+    """
     import uvicorn
 
     from tether.app import create_app
+    from tether.core.limits import server_options
 
     settings = settings_from_env()
+    if no_migrate:
+        settings = settings.model_copy(update={"migrate": False})
     bind_host, bind_port = host or settings.host, port or settings.port
+    exposure.refuse_unsafe(*all_settings(settings), bind_host=bind_host)
     ensure_port_free(bind_host, bind_port)
     uvicorn.run(
         create_app(settings),
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        access_log=True,
+        **server_options(settings),
     )
 
 
@@ -175,6 +198,7 @@ def worker(
         list[str] | None,
         typer.Option(help="Run only this capability's jobs (repeatable); default: all."),
     ] = None,
+    no_migrate: NoMigrate = False,
 ) -> None:
     """Run every capability's background jobs: due work claimed with SKIP LOCKED, event and
     queue consumers, scheduled runs.
@@ -191,8 +215,10 @@ def worker(
         selected(options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--only") from None
+    exposure.refuse_unsafe(*all_settings(settings), skip=("events_token", "session_secret"))
     url = db.resolve_database_url(settings)
-    migrations.upgrade(url, migration_components())
+    if settings.migrate and not no_migrate:
+        migrations.upgrade(url, migration_components())
     failed = run_processes(settings, url, processes, options)
     if failed:
         console.print(f"[red]{failed} worker process(es) failed[/]")

@@ -24,9 +24,10 @@ from rich.console import Console
 
 from tether.app import create_app
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, migrations
+from tether.core import db, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import DemoContext, DemoPart, port_or_any
+from tether.core.limits import server_options
 from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
@@ -56,17 +57,27 @@ def recreate_demo_database(server_url: str) -> str:
     return url
 
 
+def _with_key(line: str, api: str, key: str) -> str:
+    """A curl line calling tether without a credential gets the admin key's header."""
+    calls_tether = f"curl {api}" in line or f"curl -X POST {api}" in line
+    if calls_tether and "authorization" not in line:
+        return line.replace("curl ", f"curl -H 'authorization: Bearer {key}' ", 1)
+    return line
+
+
 async def run_demo(settings: Settings, options: DemoOptions, console: Console) -> None:
     """Start everything, seed it, print what to try, and serve until Ctrl-C or the duration."""
     console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
+    settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
     embedded = settings.database_url is None
     if embedded:  # a demo that crashed may have left its pointer behind
         db.set_active_database(settings.data_dir, None)
     url = recreate_demo_database(db.resolve_database_url(settings))
+    _, admin_key = keys.create(url, "demo admin", ["admin"])
     if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
         db.set_active_database(settings.data_dir, DEMO_DB)
     try:
-        await _run(settings, options, console, url)
+        await _run(settings, options, console, url, admin_key)
     finally:
         if embedded:
             db.set_active_database(settings.data_dir, None)
@@ -77,7 +88,9 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
         )
 
 
-async def _run(settings: Settings, options: DemoOptions, console: Console, url: str) -> None:
+async def _run(
+    settings: Settings, options: DemoOptions, console: Console, url: str, admin_key: str
+) -> None:
     port = port_or_any(options.port) or free_port()
     api = f"http://127.0.0.1:{port}"
     stop = asyncio.Event()
@@ -90,7 +103,13 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
             stack.callback(shutil.rmtree, nats.store, True)
             stack.callback(nats.stop)
             settings = settings.model_copy(update={"nats_url": nats.url})
-        ctx = DemoContext(console=console, api_url=api, core=settings, nats_url=settings.nats_url)
+        ctx = DemoContext(
+            console=console,
+            api_url=api,
+            core=settings,
+            nats_url=settings.nats_url,
+            credentials={"api_key": admin_key},
+        )
         parts: list[DemoPart] = []
         overrides = []
         for capability in CAPABILITIES:
@@ -106,6 +125,7 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
                 port=port,
                 log_level="warning",
                 access_log=False,
+                **server_options(settings),  # serve's limits; logs through tether's formatter
             )
         )
         runtime = await stack.enter_async_context(
@@ -113,9 +133,12 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
         )
         services = [await stack.enter_async_context(c.build(runtime)) for c in CAPABILITIES]
         guide = [
-            f"Console         {api}/",
-            f"API docs        {api}/docs",
-            f"Metrics         {api}/metrics",
+            f"Console         {api}/  (sign in with the admin key)",
+            f"API docs        {api}/docs  (Authorize with the admin key)",
+            f"Admin API key   {admin_key}  (pages: sign in at {api}/login)",
+            f"Events token    {settings.events_token.get_secret_value()}  (random for this run,"
+            " as are the upstream tokens and the session secret)",
+            f"Metrics         curl {api}/metrics",
             f"Database        {url}",
             "                (while the demo runs, `tether status` and the other commands "
             "started with the same TETHER_DATA_DIR use it)"
@@ -137,6 +160,7 @@ async def _run(settings: Settings, options: DemoOptions, console: Console, url: 
             await asyncio.sleep(0.05)
         console.rule("[bold green]tether demo is running")
         for line in [*guide, "Ctrl-C stops everything."]:
+            line = _with_key(line, api, admin_key)
             console.print(line, soft_wrap=True, highlight=False, markup=False)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(stop.wait(), options.duration_s)

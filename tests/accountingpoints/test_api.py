@@ -3,11 +3,8 @@ talking to real Postgres and to the datahub simulator over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,12 +14,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from tether.accountingpoints.domain import make_gsrn
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
-from tether.app import create_app
 from tether.core.events import make_event
 from tether.core.settings import Settings
 from tether.core.simulator import SimulatorServer
@@ -36,37 +31,6 @@ UNITS = "/api/v1/controllable-units"
 EVENTS = "/api/v1/events"
 
 
-class ApiServer:
-    """The whole tether app under uvicorn on a background thread, lifespan included."""
-
-    def __init__(self, settings: Settings, db_url: str, overrides: list[Any]) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(settings, database_url=db_url, overrides=overrides),
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=asyncio.run, args=(self.server.serve(sockets=[self.sock]),), daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the API did not start")
-            self.thread.join(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
 @pytest.fixture
 def sim() -> Iterator[tuple[SimulatorServer, Datahub]]:
     server, hub = start_simulator(count=8, seed=3, token=ADAPTER_TOKEN)
@@ -76,8 +40,8 @@ def sim() -> Iterator[tuple[SimulatorServer, Datahub]]:
 
 @pytest.fixture
 def api(
-    db_url: str, sim: tuple[SimulatorServer, Datahub], tmp_path: Path
-) -> Iterator[httpx.Client]:
+    db_url: str, sim: tuple[SimulatorServer, Datahub], tmp_path: Path, start_api: Any
+) -> httpx.Client:
     settings = Settings(
         database_url=db_url,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
@@ -90,11 +54,8 @@ def api(
         adapter_timeout_s=1.0,
         adapter_retries=0,
     )
-    server = ApiServer(settings, db_url, [ap_settings])
-    server.start()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-    server.stop()
+    client: httpx.Client = start_api(settings, overrides=[ap_settings])
+    return client
 
 
 def end_user_now(hub: Datahub, gsrn: str) -> str:
@@ -316,9 +277,12 @@ def test_events_need_the_token_and_a_valid_cloudevent(
 ) -> None:
     _, hub = sim
     event = _event(hub.gsrns[0])
-    assert api.post(EVENTS, json=event).status_code == 403
-    wrong = api.post(EVENTS, json=event, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 403
+    with httpx.Client(base_url=api.base_url) as anonymous:
+        assert anonymous.post(EVENTS, json=event).status_code == 401
+        wrong = anonymous.post(EVENTS, json=event, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        lowercase = {"Authorization": f"bearer {EVENTS_TOKEN}"}  # the scheme is case-insensitive
+        assert anonymous.post(EVENTS, json=event, headers=lowercase).status_code == 202
 
     no_id = {k: v for k, v in event.items() if k != "id"}
     response = api.post(EVENTS, json=no_id, headers=EVENTS_AUTH)

@@ -19,6 +19,7 @@ import uvicorn
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
 from tether.app import create_app
+from tether.core import keys
 from tether.core.bootstrap import Runtime
 from tether.core.console import PanelCache
 from tether.core.settings import Settings
@@ -74,6 +75,7 @@ class Site:
     stale_invoice: str
     db_url: str
     versions: list[int]
+    key: str  # an API key with scope read (the client itself sends an admin key)
 
 
 def arrange(db_url: str, gsrns: list[str], invoices: list[str]) -> tuple[dict[str, list[str]], str]:
@@ -124,17 +126,20 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
     versions = await seed_ledger(
         Runtime(settings=settings, database_url=db_url, pool=pool), el_sim
     )
+    _, key = keys.create(db_url, "console test reader", ["read"])
+    _, admin = keys.create(db_url, "console test admin", ["admin"])
+    auth = {"Authorization": f"Bearer {admin}"}
     api = ApiServer(settings, db_url, overrides)
     api.server.config.app.state.panel_cache = PanelCache(max_age_s=0)  # every read is fresh
     api.start()
     try:
-        async with httpx.AsyncClient(base_url=api.url, timeout=15) as arrange_client:
+        async with httpx.AsyncClient(base_url=api.url, timeout=15, headers=auth) as arrange_client:
             first = f"/api/v1/compliance-report-versions/{versions[0]}/invoice"
             assert (await arrange_client.get(first)).status_code == 200  # copied once
             el_sim.set_mode("down")
             stale = await arrange_client.get(first, params={"force": "true"})
             assert stale.json()["data_is_fresh"] is False
-        with httpx.Client(base_url=api.url, timeout=15) as client:
+        with httpx.Client(base_url=api.url, timeout=15, headers=auth) as client:
             yield Site(
                 url=api.url,
                 client=client,
@@ -146,6 +151,7 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
                 stale_invoice=stale_invoice,
                 db_url=db_url,
                 versions=versions,
+                key=key,
             )
     finally:
         api.stop()

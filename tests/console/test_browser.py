@@ -44,7 +44,11 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             blocked = await offline(page)
-            await page.goto(site.url + "/")
+            await page.goto(site.url + "/")  # behind a credential: the sign-in form first
+            assert await page.locator("h1").inner_text() == "Sign in"
+            await page.locator("input[name=token]").fill(site.key)  # scope read is enough
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(site.url + "/")
             assert await page.locator("h1").inner_text() == "Operator console"
             panels = page.locator("section.panel")
             titles = await panels.locator("h2").all_inner_texts()

@@ -16,8 +16,11 @@ def test_every_route_declares_the_error_answers_with_the_error_body(site: Site) 
         for method, op in item.items()
     ]
     assert len(operations) >= 8
+    public = {"/healthz"}  # no credential: no 401/403
     for path, method, op in operations:
         for code in DECLARED:
+            if path in public and code in ("401", "403"):
+                continue
             assert code in op["responses"], f"{method} {path} lacks {code}"
             schema = op["responses"][code]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, code)
@@ -57,4 +60,4 @@ def test_first_read_during_an_outage_is_a_page_saying_what_to_do(site: Site) -> 
 def test_an_unknown_page_is_a_page(site: Site) -> None:
     page = site.client.get("/no-such-page", headers=HTML)
     assert page.status_code == 404 and "<h1>Not found</h1>" in page.text
-    assert site.client.get("/no-such-page").json() == {"detail": "Not Found"}
+    assert site.client.get("/no-such-page").json()["detail"] == "Not Found"

@@ -39,9 +39,9 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    api = gsrn = None
+    api = gsrn = key = None
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (api is None or gsrn is None):
+    while time.monotonic() < deadline and (api is None or gsrn is None or key is None):
         line = proc.stdout.readline()
         if not line:
             break
@@ -50,14 +50,21 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             api = m.group(1)
         if m := re.search(r"accounting-points/(\d{18})/history", line):
             gsrn = m.group(1)
+        if m := re.search(r"Admin API key\s+(tth_\S+)", line):
+            key = m.group(1)
     try:
-        assert api is not None and gsrn is not None, "".join(lines)
-        ap = httpx.get(f"{api}/api/v1/accounting-points/{gsrn}", timeout=10)
+        assert api is not None and gsrn is not None and key is not None, "".join(lines)
+        ap_url = f"{api}/api/v1/accounting-points/{gsrn}"
+        assert httpx.get(ap_url, timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {key}"}
+        ap = httpx.get(ap_url, headers=auth, timeout=10)
         assert ap.status_code == 200
         body = ap.json()
         assert body["sync"]["last_synced_at"] is not None
         assert body["energy_supplier"] and body["controllable_units"]
-        page = httpx.get(f"{api}/compliance-report-versions/101/obligation", timeout=10)
+        page = httpx.get(
+            f"{api}/compliance-report-versions/101/obligation", headers=auth, timeout=10
+        )
         assert page.status_code == 200
         assert "text/html" in page.headers["content-type"]
         assert httpx.get(f"{api}/docs", timeout=10).status_code == 200
@@ -68,6 +75,9 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             proc.kill()
     assert proc.returncode == 0, "".join(lines) + rest
     assert "worker synced" in rest
+    printed = "".join(lines)
+    assert "dev-" not in printed  # random secrets, printed with the curl lines
+    assert f"curl -H 'authorization: Bearer {key}' {api}/api/v1/accounting-points/" in printed
     with psycopg.connect(server_url, dbname="tether_demo") as conn:
         synced = conn.execute(
             "SELECT count(*) FROM ap.accounting_point_sync WHERE last_synced_at IS NOT NULL"

@@ -47,8 +47,10 @@ def _paste(line: str) -> int:
     return int(done.stdout)
 
 
-def _alerts(url: str) -> int:
-    return httpx.get(url, headers=HTML, timeout=15).text.count('role="alert"')
+def _alerts(url: str, key: str) -> int:
+    page = httpx.get(url, headers={**HTML, "authorization": f"Bearer {key}"}, timeout=15)
+    assert page.status_code == 200, page.text
+    return page.text.count('role="alert"')
 
 
 @pytest.mark.timeout(400)
@@ -71,11 +73,15 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         guide = _read_guide(proc)
         text = "\n".join(guide)
         assert not re.search(r"<(number|gsrn|id|end user id)>", text), text
-        console = re.search(r"^Console\s+(http://\S+)/$", text, re.M)
+        console = re.search(r"^Console\s+(http://\S+)/ ", text, re.M)
         assert console, text
         api = console.group(1)
+        key_line = re.search(r"^Admin API key\s+(\S+)", text, re.M)
+        assert key_line, text
+        key = key_line.group(1)
+        auth = {"authorization": f"Bearer {key}"}
         assert re.search(r"^Database\s+.*tether_demo", text, re.M), text
-        page = httpx.get(api + "/", headers=HTML, timeout=15)
+        page = httpx.get(api + "/", headers={**HTML, **auth}, timeout=15)
         assert page.status_code == 200 and 'aria-label="Accounting points"' in page.text
 
         commands = [line for line in guide if line.strip().startswith("curl ")]
@@ -91,18 +97,18 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         page_url = obligation.group(1)
         down = _step(guide, "  take e-licensing down:")
         none = _step(guide, "  bring it back:")
-        assert _alerts(page_url) == 0
+        assert _alerts(page_url, key) == 0
         assert 200 <= _paste(down) < 300
-        assert _alerts(page_url) == 1
+        assert _alerts(page_url, key) == 1
         wait = re.search(r"the circuit stays open (\d+) s", text)
         assert wait, text
         assert 200 <= _paste(none) < 300
         time.sleep(int(wait.group(1)) + 1)  # what the guide says to do
-        assert _alerts(page_url) == 0
+        assert _alerts(page_url, key) == 0
         payment = next(c for c in commands if "/payments" in c)
-        before = httpx.get(page_url, headers=HTML, timeout=15).text.count("<tr>")
+        before = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text.count("<tr>")
         assert 200 <= _paste(payment) < 300
-        after = httpx.get(page_url, headers=HTML, timeout=15).text
+        after = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text
         assert after.count("<tr>") == before + 1 and "1,000.00" in after
     finally:
         proc.send_signal(signal.SIGINT)

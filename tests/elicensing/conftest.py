@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.api import install_error_handlers
 from tether.core.bootstrap import Runtime
+from tether.core.security import install_security
 from tether.core.settings import Settings
 from tether.elicensing import api
 from tether.elicensing.demo import seed_ledger
@@ -75,15 +76,21 @@ async def versions(runtime: Runtime, sim: ElicensingSimulatorServer) -> list[int
 def make_app(service: ElicensingService) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
+    install_security(app, Settings(), pool=lambda: service.pool)
     app.include_router(api.router)
     app.state.elicensing = service
     return app
 
 
 @pytest.fixture
-async def http(service: ElicensingService) -> AsyncIterator[httpx.AsyncClient]:
+async def http(
+    service: ElicensingService, auth_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The routes in process, called with the admin key."""
     transport = httpx.ASGITransport(make_app(service), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://tether") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://tether", headers=auth_headers
+    ) as client:
         yield client
 
 

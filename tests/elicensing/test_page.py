@@ -46,14 +46,18 @@ async def site(service: ElicensingService) -> AsyncIterator[str]:
 @pytest.mark.browser
 @pytest.mark.timeout(900)
 async def test_obligation_page_shows_one_stale_alert_while_source_is_down(
-    chromium: Path, site: str, versions: list[int], sim: ElicensingSimulatorServer
+    chromium: Path, site: str, versions: list[int], sim: ElicensingSimulatorServer, admin_key: str
 ) -> None:
     url = f"{site}/compliance-report-versions/{versions[0]}/obligation"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
-            await page.goto(url)
+            first = await page.goto(url)  # no session yet: the sign-in form, then the page
+            assert first is not None and first.status == 401
+            await page.fill("input[name=token]", admin_key)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(url)
             assert await page.locator("h1").inner_text() == "Compliance obligation"
             assert await page.get_by_role("alert").count() == 0
             assert await page.locator("#fees tr").count() == 2  # header + one fee

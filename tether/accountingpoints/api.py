@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel, Field, model_validator
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
-from tether.core.errors import Forbidden, InvalidInput
+from tether.core.auth import require
+from tether.core.errors import InvalidInput
 from tether.core.events import parse_event
 
 router = APIRouter(prefix="/api/v1", tags=["accounting points"])
+MAX_EVENTS_PER_BATCH = 1000
 
 
 def _service(request: Request) -> AccountingPointService:
@@ -27,6 +28,27 @@ Service = Annotated[AccountingPointService, Depends(_service)]
 
 
 class LookupIn(BaseModel):
+    # the document says what the validator enforces: exactly one of the two is given
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["accounting_point"],
+                    "properties": {
+                        "accounting_point": {"type": "string"},
+                        "controllable_unit": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["controllable_unit"],
+                    "properties": {
+                        "controllable_unit": {"type": "string"},
+                        "accounting_point": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
     end_user: str = Field(pattern=r"^[1-9][0-9]{8}$|^[0-9]{11}$", description="Org or person id.")
     accounting_point: str | None = Field(default=None, description="GSRN of the AP.")
     controllable_unit: UUID | None = Field(default=None, description="Business id of a CU.")
@@ -137,7 +159,7 @@ def _ap_out(
     return out
 
 
-@router.post("/controllable-unit/lookup", response_model=LookupOut)
+@router.post("/controllable-unit/lookup", response_model=LookupOut, dependencies=[require("write")])
 async def lookup(body: LookupIn, service: Service) -> LookupOut:
     """Find an AP (fetched from the datahub at once if unknown) and its controllable units.
 
@@ -156,7 +178,12 @@ async def lookup(body: LookupIn, service: Service) -> LookupOut:
     )
 
 
-@router.post("/controllable-units", response_model=ControllableUnitOut, status_code=201)
+@router.post(
+    "/controllable-units",
+    response_model=ControllableUnitOut,
+    status_code=201,
+    dependencies=[require("write")],
+)
 async def register_controllable_unit(body: ControllableUnitIn, service: Service) -> Any:
     """Register a controllable unit; its AP is fetched now if unknown and synced from then on."""
     row = await service.register_controllable_unit(
@@ -165,39 +192,41 @@ async def register_controllable_unit(body: ControllableUnitIn, service: Service)
     return _cu(row)
 
 
-@router.get("/accounting-points/{gsrn}", response_model=AccountingPointOut)
+@router.get(
+    "/accounting-points/{gsrn}", response_model=AccountingPointOut, dependencies=[require("read")]
+)
 async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOut:
     """The stored AP: location, every timeline, sync state and controllable units."""
     return _ap_out(*(await service.get(gsrn)))
 
 
-@router.get("/accounting-points/{gsrn}/history", response_model=list[HistoryRow])
+@router.get(
+    "/accounting-points/{gsrn}/history",
+    response_model=list[HistoryRow],
+    dependencies=[require("read")],
+)
 async def get_history(gsrn: str, service: Service) -> Any:
     """Every replaced or deleted version of the AP and its timelines, newest first."""
     return await service.history(gsrn)
 
 
-@router.post("/events", response_model=EventsOut, status_code=202)
-async def receive_events(
-    request: Request,
-    service: Service,
-    authorization: Annotated[str | None, Header()] = None,
-) -> EventsOut:
-    """Thin change events (CloudEvents JSON, one event or a batch array), bearer auth.
+@router.post("/events", response_model=EventsOut, status_code=202, dependencies=[require("events")])
+async def receive_events(request: Request, service: Service) -> EventsOut:
+    """Thin change events (CloudEvents JSON, one event or a batch array of at most 1000).
 
-    Each event names a GSRN (`data.gsrn` or `subject`); the AP is marked changed and synced by a
-    worker. Events for APs tether does not hold are ignored and reported in `ignored`.
+    Scope `events` (an API key, or TETHER_EVENTS_TOKEN as before). Each event names a GSRN
+    (`data.gsrn` or `subject`); the AP is marked changed and synced by a worker. Events for APs
+    tether does not hold are ignored and reported in `ignored`.
     """
-    expected = f"Bearer {request.app.state.runtime.settings.events_token.get_secret_value()}"
-    if authorization is None or not hmac.compare_digest(authorization, expected):
-        raise Forbidden("missing or wrong bearer token for events")
     raw = await request.body()
     stripped = raw.lstrip()
     if stripped.startswith(b"["):
         try:
             items = json.loads(raw)
-        except ValueError as exc:
-            raise InvalidInput("event batch is not JSON") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InvalidInput("event batch is not JSON (or nested too deep)") from exc
+        if not isinstance(items, list) or len(items) > MAX_EVENTS_PER_BATCH:
+            raise InvalidInput(f"an event batch is an array of at most {MAX_EVENTS_PER_BATCH}")
         events = [parse_event(json.dumps(item).encode()) for item in items]
     else:
         events = [parse_event(raw)]

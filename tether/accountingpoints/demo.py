@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import SecretStr
 from rich.progress import Progress
 
 from tether.accountingpoints.service import AccountingPointService
@@ -20,11 +22,12 @@ from tether.core.capability import DemoContext, DemoPart
 async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     """Start a datahub simulator that pushes its change events to the demo's API."""
     settings = AccountingPointSettings()
+    token = secrets.token_urlsafe(24)  # a fresh adapter token per demo, never the dev value
     server, datahub = start_simulator(
         count=settings.demo_accounting_points,
         port=ctx.port(7001),
         control_port=ctx.port(7101),
-        token=settings.adapter_token.get_secret_value(),
+        token=token,
         webhook_url=f"{ctx.api_url}/api/v1/events",
         webhook_token=ctx.core.events_token.get_secret_value(),
         nats_url=ctx.nats_url,
@@ -44,6 +47,7 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         yield DemoPart(
             settings={
                 "adapter_url": server.url,
+                "adapter_token": SecretStr(token),
                 "resync_interval_s": 300.0,
                 "poll_interval_s": 0.5,
             },

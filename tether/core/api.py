@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tether.core.auth import require
 from tether.core.bootstrap import Runtime
 from tether.core.console import current_panels
-from tether.core.errors import TetherError, UpstreamError
+from tether.core.errors import DatabaseUnavailable, TetherError, Unauthorized, UpstreamError
 from tether.core.metrics import metrics_response
 from tether.core.web import error_page, wants_html
 
 logger = logging.getLogger(__name__)
+HEALTH_TIMEOUT_S = 0.8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,11 +47,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if wants_html(request):
             return error_page(exc.status_code, exc.message)
         body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
-        if isinstance(exc, UpstreamError):
+        if isinstance(exc, UpstreamError | DatabaseUnavailable):
             body["reason"] = exc.reason
         if exc.status_code >= 500:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})
-        return JSONResponse(body, status_code=exc.status_code)
+        challenge = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(body, status_code=exc.status_code, headers=challenge)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        # no connection within TETHER_DB_POOL_TIMEOUT_S, or the server went away mid-request
+        return await _tether_error(request, DatabaseUnavailable())
 
     # a browser gets a page; others the JSON answer of the handler installed before this one
     as_json = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
@@ -64,15 +76,30 @@ def install_error_handlers(app: FastAPI) -> None:
 def core_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", include_in_schema=False, dependencies=[require("read")])
     async def metrics(request: Request) -> object:
         return await metrics_response(await current_panels(request))
 
-    @router.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, str]:
+    @router.get("/healthz", tags=["ops"], responses={503: {"description": "Database down"}})
+    async def healthz(request: Request) -> JSONResponse:
+        """Its own short connection (not the request pool's queue): an answer within a second."""
         runtime: Runtime = request.app.state.runtime
-        async with runtime.pool.connection() as conn:
-            await conn.execute("SELECT 1")
-        return {"status": "ok"}
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                conn = await psycopg.AsyncConnection.connect(
+                    runtime.database_url, autocommit=True, connect_timeout=2
+                )
+                async with conn:
+                    await conn.execute("SELECT 1")
+        except (TimeoutError, psycopg.Error) as exc:
+            why = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+            body = {
+                "status": "unavailable",
+                "error": DatabaseUnavailable.__name__,
+                "detail": f"database: {why}",
+                "reason": DatabaseUnavailable.reason,
+            }
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return router

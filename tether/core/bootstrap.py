@@ -55,7 +55,12 @@ async def open_runtime(
     with db.connect_errors_explained(url):  # unreachable: one line saying what to do
         probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
     await probe.close()
-    pool = db.make_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    pool = db.make_pool(
+        url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout_s,
+    )
     await pool.open(wait=True, timeout=30)
     try:
         yield Runtime(

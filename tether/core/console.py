@@ -23,6 +23,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from tether.core.auth import require
 from tether.core.bootstrap import Runtime
 from tether.core.web import templates
 
@@ -170,7 +171,7 @@ def _htmx() -> bytes:
 def console_router() -> APIRouter:
     """``/`` (the page), ``/console/panels`` (the fragment htmx swaps in) and htmx itself,
     vendored from the npm package ``htmx.org`` and served from the installed package."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, dependencies=[require("read", cookie=True)])
 
     async def _render(request: Request, name: str) -> HTMLResponse:
         panels = await current_panels(request)

@@ -142,12 +142,15 @@ async def _configure(conn: Connection) -> None:
     await conn.commit()
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Any]:
-    """An unopened async pool of dict-row connections."""
+def make_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0
+) -> AsyncConnectionPool[Any]:
+    """An unopened async pool of dict-row connections; a caller waits ``timeout`` s at most."""
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
+        timeout=timeout,
         open=False,
         kwargs={"row_factory": dict_row, "autocommit": False},
         configure=_configure,

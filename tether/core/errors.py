@@ -6,7 +6,10 @@ TetherError
  ├── Conflict                      a state that forbids the operation (e.g. data is stale)
  │    ├── DataRejected             the database refused data by one of our rules
  │    └── Busy                     a row stayed locked longer than the lock timeout
+ ├── Unauthorized                  no valid credential (401)
+ │    └── LoginRequired            the same, on an HTML page (answered with a login link)
  ├── Forbidden                     the caller may not see or change this
+ ├── DatabaseUnavailable           PostgreSQL cannot be reached in time (503)
  ├── InvalidInput                  a caller sent something malformed
  └── UpstreamError                 an external system failed us
       ├── UpstreamNotFound         it says the object does not exist (404)
@@ -63,6 +66,23 @@ class Busy(Conflict):
     """Another transaction held the row longer than the lock timeout; try again."""
 
     reason = "busy"
+
+
+class Unauthorized(TetherError):
+    """A valid bearer credential is required."""
+
+    status_code = 401
+
+
+class LoginRequired(Unauthorized):
+    """Sign in (or send a bearer credential) to see this page."""
+
+
+class DatabaseUnavailable(TetherError):
+    """The database cannot be reached right now; try again shortly."""
+
+    status_code = 503
+    reason: ClassVar[str] = "database_unavailable"
 
 
 class Forbidden(TetherError):

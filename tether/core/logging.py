@@ -45,11 +45,19 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
-    """Route every logger to stderr through the redacting formatter."""
+    """Route every logger, uvicorn's included, to stderr through the redacting formatter.
+
+    uvicorn must then run with ``log_config=None`` (see ``limits.server_options``) so it does
+    not install its own handlers again.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter(as_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "psycopg.pool", "pgserver"):
+    for noisy in ("httpx", "httpcore", "psycopg.pool", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for server in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own lines (errors and the access log) go through the same formatter
+        logging.getLogger(server).handlers[:] = []
+        logging.getLogger(server).propagate = True

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 
@@ -18,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from tether.core import db
+from tether.core.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def upgrade(url: str, components: tuple[str, ...]) -> list[Migration]:
     applied: list[Migration] = []
     with db.connect_errors_explained(url):
         conn = psycopg.connect(url, autocommit=True)
-    with conn:
+    with conn, _owner_needed():
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute("CREATE SCHEMA IF NOT EXISTS tether")
@@ -99,6 +102,19 @@ def upgrade(url: str, components: tuple[str, ...]) -> list[Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+@contextmanager
+def _owner_needed() -> Iterator[None]:
+    """A role without DDL rights gets one line saying what to do instead of a traceback."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ConfigurationError(
+            f"this database role may not change the schema ({exc.diag.message_primary}): run "
+            "`tether db upgrade` as the owner role, and serve/worker with --no-migrate "
+            "(TETHER_MIGRATE=false); see docs/security.md"
+        ) from exc
 
 
 def pending(url: str, components: tuple[str, ...]) -> list[Migration]:

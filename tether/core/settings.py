@@ -40,6 +40,26 @@ class Settings(BaseSettings):
     # --- broker --------------------------------------------------------------------------------
     nats_url: str | None = Field(default=None, description="NATS server for events and queues.")
 
+    # --- security ----------------------------------------------------------------------------
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the pages' session cookies. Unset: random per process (dev only).",
+    )
+    session_ttl_s: int = Field(default=8 * 3600, description="Lifetime of a login session.")
+    session_cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set true behind HTTPS)."
+    )
+    oidc_issuer: str | None = Field(default=None, description="Accept JWTs of this issuer.")
+    oidc_audience: str | None = Field(default=None, description="Required JWT audience.")
+    oidc_jwks_url: str | None = Field(default=None, description="JWKS URL of the issuer.")
+    oidc_scope_claim: str = Field(default="scope", description="JWT claim holding the scopes.")
+    max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted.")
+    db_pool_timeout_s: float = Field(default=2.0, description="Wait for a pool connection.")
+    migrate: bool = Field(default=True, description="serve/worker apply migrations at start.")
+    limit_concurrency: int = Field(default=1000, description="Connections+tasks before 503.")
+    timeout_keep_alive_s: int = Field(default=5, description="Close idle keep-alive after.")
+    max_header_bytes: int = Field(default=16_384, description="Largest request head (h11).")
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, with explicit overrides winning (used by tests and the demo)."""

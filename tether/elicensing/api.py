@@ -14,12 +14,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
+from tether.core.auth import require
 from tether.core.web import render
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
 from tether.elicensing.service import ElicensingService
 
 api_router = APIRouter(prefix="/api/v1/compliance-report-versions", tags=["e-licensing"])
-pages = APIRouter(prefix="/compliance-report-versions", include_in_schema=False)
+pages = APIRouter(
+    prefix="/compliance-report-versions",
+    include_in_schema=False,
+    dependencies=[require("read", cookie=True)],
+)
 
 STALE_ALERT = (
     "Connection to source could not be established. Invoice data last updated {time}. "
@@ -147,7 +152,11 @@ def _invoice_out(read: InvoiceRead, response: Response) -> InvoiceOut:
     )
 
 
-@api_router.get("/{report_version_id}/invoice", response_model=InvoiceOut)
+@api_router.get(
+    "/{report_version_id}/invoice",
+    response_model=InvoiceOut,
+    dependencies=[require("read")],
+)
 async def get_invoice(
     report_version_id: int,
     service: Service,
@@ -160,7 +169,11 @@ async def get_invoice(
     return _invoice_out(read, response)
 
 
-@api_router.get("/{report_version_id}/payments", response_model=PaymentsOut)
+@api_router.get(
+    "/{report_version_id}/payments",
+    response_model=PaymentsOut,
+    dependencies=[require("read")],
+)
 async def get_payments(
     report_version_id: int,
     service: Service,
@@ -195,7 +208,11 @@ def _summary(read: InvoiceRead, response: Response) -> SummaryOut:
     )
 
 
-@api_router.get("/{report_version_id}/obligation-summary", response_model=SummaryOut)
+@api_router.get(
+    "/{report_version_id}/obligation-summary",
+    response_model=SummaryOut,
+    dependencies=[require("read")],
+)
 async def get_obligation_summary(
     report_version_id: int, service: Service, response: Response
 ) -> SummaryOut:
@@ -203,7 +220,11 @@ async def get_obligation_summary(
     return _summary(await service.read_invoice(report_version_id), response)
 
 
-@api_router.get("/{report_version_id}/last-refreshed", response_model=MetadataOut)
+@api_router.get(
+    "/{report_version_id}/last-refreshed",
+    response_model=MetadataOut,
+    dependencies=[require("read")],
+)
 async def get_last_refreshed(
     report_version_id: int,
     service: Service,
@@ -218,7 +239,11 @@ async def get_last_refreshed(
     )
 
 
-@api_router.post("/{report_version_id}/apply-compliance-units", response_model=SummaryOut)
+@api_router.post(
+    "/{report_version_id}/apply-compliance-units",
+    response_model=SummaryOut,
+    dependencies=[require("write")],
+)
 async def apply_compliance_units(
     report_version_id: int, body: ApplyUnitsIn, service: Service, response: Response
 ) -> SummaryOut:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from pydantic import SecretStr
 
 from tether.core import db
 from tether.core.bootstrap import Runtime
@@ -16,15 +19,18 @@ FIRST_REPORT_VERSION = 101
 CIRCUIT_OPEN_S = 5.0
 
 
-def start_simulator(port: int = 0, control_port: int = 0) -> SimulatorServer:
+def start_simulator(
+    port: int = 0, control_port: int = 0, token: str = "dev-elicensing-token"
+) -> SimulatorServer:
     """A seeded e-licensing simulator, serving on a background thread."""
-    return make_simulator(port=port, control_port=control_port).start_in_thread()
+    return make_simulator(port=port, control_port=control_port, token=token).start_in_thread()
 
 
 @asynccontextmanager
 async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     """The e-licensing share of ``tether demo``: a seeded simulator and report versions."""
-    server = start_simulator(port=ctx.port(7002), control_port=ctx.port(7102))
+    token = secrets.token_urlsafe(24)  # a fresh token per demo, never the dev value
+    server = start_simulator(port=ctx.port(7002), control_port=ctx.port(7102), token=token)
 
     async def seed_demo(runtime: Runtime, service: object) -> list[str]:
         return [f"E-licensing sim {server.url}", *await seed(runtime, server, api=ctx.api_url)]
@@ -33,7 +39,12 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         # a short freshness window, so reloading the obligation page shows the alert within
         # seconds, and a short open circuit, so the page recovers seconds after e-licensing does
         yield DemoPart(
-            settings={"url": server.url, "freshness_s": 5.0, "breaker_open_s": CIRCUIT_OPEN_S},
+            settings={
+                "url": server.url,
+                "token": SecretStr(token),
+                "freshness_s": 5.0,
+                "breaker_open_s": CIRCUIT_OPEN_S,
+            },
             seed=seed_demo,
         )
     finally:

@@ -1,0 +1,125 @@
+"""Without the database, tether answers 503 quickly instead of hanging: the app reaches
+PostgreSQL through a TCP relay the test can cut (refused connections) or turn into a black
+hole (connections accepted, nothing answered)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tether.core.settings import Settings
+
+
+class Relay:
+    """A TCP relay to PostgreSQL with three modes: ``forward``, ``refuse`` and ``blackhole``."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.mode = "forward"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open.append(client)
+                if self.mode == "refuse":
+                    client.close()
+                    continue
+                if self.mode == "blackhole":
+                    continue  # held open, never answered
+            upstream = socket.create_connection(self.target)
+            self.open.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def set(self, mode: str) -> None:
+        """Switch mode; every open connection is dropped (the server "went away")."""
+        with self.lock:
+            self.mode = mode
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.open.clear()
+
+    def close(self) -> None:
+        self.set("refuse")
+        self.listener.close()
+
+
+@pytest.fixture
+def relayed(db_url: str) -> Iterator[tuple[Relay, str]]:
+    info = psycopg.conninfo.conninfo_to_dict(db_url)
+    if str(info.get("host", "/")).startswith("/"):
+        pytest.skip("the test server listens on a Unix socket only")
+    relay = Relay((str(info["host"]), int(info.get("port") or 5432)))
+    info.update(host="127.0.0.1", port=relay.port)
+    yield relay, psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    relay.close()
+
+
+@pytest.fixture
+def api(
+    settings: Settings, relayed: tuple[Relay, str], start_api: Any, db_url: str
+) -> httpx.Client:
+    _, url = relayed
+    quick = settings.model_copy(update={"database_url": url, "db_pool_timeout_s": 0.5})
+    client: httpx.Client = start_api(quick, database_url=url)
+    return client
+
+
+AP = "/api/v1/accounting-points/707057500000000001"
+
+
+def test_health_and_requests_answer_503_when_the_database_refuses(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    relay, _ = relayed
+    assert api.get("/healthz").status_code == 200
+    assert api.get(AP).status_code == 404
+    relay.set("refuse")
+    health = api.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable" and "database" in health.json()["detail"]
+    for _ in range(3):  # a broken pooled connection first, then no connection at all
+        down = api.get(AP)
+        assert down.status_code == 503, down.text
+        assert down.json()["error"] == "DatabaseUnavailable"
+    relay.set("forward")
+    assert api.get("/healthz").status_code == 200
+
+
+def test_health_gives_up_on_a_database_that_never_answers(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    relay, _ = relayed
+    relay.set("blackhole")
+    # the client waits far longer than the health check's own deadline
+    health = api.get("/healthz", timeout=httpx.Timeout(20))
+    assert health.status_code == 503 and "no answer in time" in health.json()["detail"]
+    down = api.get(AP, timeout=httpx.Timeout(20))  # the pool wait is bounded too
+    assert down.status_code == 503 and down.json()["reason"] == "database_unavailable"

@@ -1,0 +1,191 @@
+"""Who is calling: one dependency, ``require(scope)``, on every route.
+
+Credentials, all sent as ``Authorization: Bearer <token>`` (scheme case-insensitive):
+API keys (``tth_...``, see ``keys``), OIDC JWTs from the configured issuer, and the legacy events
+token (scope ``events`` only). HTML pages also take a signed session cookie set by ``/login``.
+Scopes: ``read``, ``write`` (anything that changes data or moves money), ``events``, ``admin``
+(implies every other scope).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request, params
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core import keys
+from tether.core.errors import Forbidden, LoginRequired, Unauthorized, UpstreamUnavailable
+from tether.core.settings import Settings
+
+COOKIE = "tether_session"
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`tether keys create`), an OIDC access token of the configured "
+    "issuer, or (POST /api/v1/events only) TETHER_EVENTS_TOKEN. Scopes: read, write, events, "
+    "admin (admin implies all).",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """An authenticated caller."""
+
+    subject: str
+    kind: str  # "api_key", "oidc", "events_token" or "session"
+    scopes: frozenset[str]
+    key_id: str | None = None
+    expires_at: float | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class Authenticator:
+    """Checks bearer tokens and session cookies against the settings and the key table."""
+
+    def __init__(self, settings: Settings, pool: Callable[[], AsyncConnectionPool[Any]]) -> None:
+        self.settings = settings
+        self._pool = pool
+        secret = settings.session_secret
+        self._session_key = (
+            secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+        )
+        self._jwks: jwt.PyJWKClient | None = None
+        if settings.oidc_issuer and settings.oidc_jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, lifespan=300, timeout=5)
+
+    async def from_bearer(self, token: str) -> Principal | None:
+        """The caller a bearer token names, or ``None`` when it is not valid."""
+        if keys.parse(token) is not None:
+            found = await keys.verify(self._pool(), token)
+            if found is None:
+                return None
+            key_id, scopes = found
+            return Principal(subject=f"key:{key_id}", kind="api_key", scopes=scopes, key_id=key_id)
+        events = self.settings.events_token.get_secret_value().encode()
+        if hmac.compare_digest(token.encode("utf-8", "replace"), events):
+            return Principal(
+                subject="events-token", kind="events_token", scopes=frozenset({"events"})
+            )
+        if self._jwks is not None and token.count(".") == 2:
+            return await asyncio.to_thread(self._from_jwt, token)
+        return None
+
+    def _from_jwt(self, token: str) -> Principal | None:
+        assert self._jwks is not None
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"],
+                audience=self.settings.oidc_audience,
+                issuer=self.settings.oidc_issuer,
+                options={
+                    "require": ["exp", "iss", "sub"],
+                    "verify_aud": bool(self.settings.oidc_audience),
+                },
+            )
+        except jwt.PyJWKClientConnectionError as exc:
+            raise UpstreamUnavailable("the identity provider's keys cannot be fetched") from exc
+        except (jwt.PyJWTError, ValueError):
+            return None
+        raw = claims.get(self.settings.oidc_scope_claim, [])
+        given = raw.split() if isinstance(raw, str) else [str(s) for s in raw or []]
+        return Principal(
+            subject=f"oidc:{claims['sub']}",
+            kind="oidc",
+            scopes=frozenset(s for s in given if s in keys.SCOPES),
+            expires_at=float(claims["exp"]),
+        )
+
+    # --- session cookies ------------------------------------------------------------------
+    def _sign(self, body: bytes) -> str:
+        mac = hmac.new(self._session_key, body, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def session_cookie(self, principal: Principal) -> tuple[str, int]:
+        """A signed cookie value for ``principal`` and its max age in seconds."""
+        expires = time.time() + self.settings.session_ttl_s
+        if principal.expires_at is not None:
+            expires = min(expires, principal.expires_at)
+        payload = {
+            "sub": principal.subject,
+            "kid": principal.key_id,
+            "scopes": sorted(principal.scopes),
+            "exp": int(expires),
+        }
+        body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=")
+        return f"{body.decode()}.{self._sign(body)}", max(0, int(expires - time.time()))
+
+    async def from_cookie(self, value: str) -> Principal | None:
+        """The caller of a session cookie: signature, expiry, and its key not revoked."""
+        body, _, mac = value.partition(".")
+        if not mac or not hmac.compare_digest(mac, self._sign(body.encode())):
+            return None
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            expires, scopes = float(payload["exp"]), frozenset(payload["scopes"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires < time.time():
+            return None
+        key_id = payload.get("kid")
+        if key_id is not None:
+            current = await keys.is_active(self._pool(), str(key_id))
+            if current is None:
+                return None
+            scopes &= current
+        return Principal(subject=str(payload["sub"]), kind="session", scopes=scopes)
+
+
+def authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+class Requirement:
+    """The dependency ``require`` returns; ``scope`` stays readable (tests list every route's)."""
+
+    def __init__(self, scope: str, cookie: bool) -> None:
+        if scope not in keys.SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
+        self.scope = scope
+        self.cookie = cookie
+
+    async def __call__(self, request: Request, credentials: Credentials) -> Principal:
+        auth = authenticator(request)
+        principal: Principal | None = None
+        if credentials is not None:
+            principal = await auth.from_bearer(credentials.credentials)
+        elif self.cookie and (value := request.cookies.get(COOKIE)):
+            principal = await auth.from_cookie(value)
+        if principal is None:
+            missing = "a valid bearer credential is required"
+            raise LoginRequired(missing) if self.cookie else Unauthorized(missing)
+        if not principal.allows(self.scope):
+            raise Forbidden(f"this credential lacks the {self.scope!r} scope")
+        request.state.principal = principal
+        return principal
+
+
+def require(scope: str, *, cookie: bool = False) -> params.Depends:
+    """A dependency admitting callers with ``scope`` (401 without a credential, 403 without it).
+
+    ``cookie=True`` (HTML pages) also accepts the session cookie set by ``/login``.
+    """
+    depends: params.Depends = Depends(Requirement(scope, cookie))
+    return depends

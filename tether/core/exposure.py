@@ -1,0 +1,100 @@
+"""Safe defaults: a process reachable from (or reaching out to) other machines needs real secrets.
+
+``refuse_unsafe`` stops ``serve`` and ``worker`` with one clear line when they would listen on a
+non-loopback address, or talk to a non-loopback database or upstream, while a secret is unset,
+short, or a published development value. ``random_secrets`` gives the demo fresh ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import psycopg
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from tether.core.errors import ConfigurationError
+
+MIN_SECRET_CHARS = 16
+DEV_PREFIX = "dev-"
+
+
+def is_loopback(host: str | None) -> bool:
+    """Loopback addresses, ``localhost`` and Unix sockets; ``0.0.0.0`` and names are not."""
+    if not host or host.startswith("/"):
+        return True
+    if host.lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(url: str) -> str | None:
+    if "://" not in url:  # a libpq key=value string
+        return psycopg.conninfo.conninfo_to_dict(url).get("host")  # type: ignore[return-value]
+    return urlsplit(url).hostname
+
+
+def _env_name(settings: BaseSettings, field: str) -> str:
+    alias = type(settings).model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def secret_fields(settings: BaseSettings) -> list[str]:
+    """Names of the fields that hold secrets (``SecretStr``, optional or not)."""
+    return [
+        name
+        for name, field in type(settings).model_fields.items()
+        if "SecretStr" in str(field.annotation)
+    ]
+
+
+def weak_secrets(settings: BaseSettings, skip: Iterable[str] = ()) -> list[str]:
+    """Environment variables of secrets that are unset, short or development values."""
+    weak = []
+    for name in secret_fields(settings):
+        if name in skip:
+            continue
+        value = getattr(settings, name)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else ""
+        if len(text) < MIN_SECRET_CHARS or text.startswith(DEV_PREFIX):
+            weak.append(_env_name(settings, name))
+    return weak
+
+
+def exposed_urls(settings: BaseSettings) -> list[str]:
+    """Environment variables of configured URLs (``*_url``) that leave this machine."""
+    return [
+        _env_name(settings, name)
+        for name in type(settings).model_fields
+        if name.endswith("_url")
+        and isinstance(url := getattr(settings, name), str)
+        and not is_loopback(_url_host(url))
+    ]
+
+
+def refuse_unsafe(
+    *all_settings: BaseSettings, bind_host: str | None = None, skip: Iterable[str] = ()
+) -> None:
+    """Raise ``ConfigurationError`` when this process is exposed while a secret is weak."""
+    why = [] if bind_host is None or is_loopback(bind_host) else [f"listening on {bind_host}"]
+    for settings in all_settings:
+        why += [f"{name} is not loopback" for name in exposed_urls(settings)]
+    weak = [name for settings in all_settings for name in weak_secrets(settings, skip)]
+    if why and weak:
+        raise ConfigurationError(
+            f"refusing to start ({why[0]}) with unset or development secrets: set "
+            f"{', '.join(weak)} to random values of {MIN_SECRET_CHARS}+ characters"
+        )
+
+
+def random_secrets(settings: BaseSettings) -> dict[str, SecretStr]:
+    """Fresh random values for every secret field (the demo's overrides)."""
+    return {name: SecretStr(secrets.token_urlsafe(24)) for name in secret_fields(settings)}

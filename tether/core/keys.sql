@@ -1,0 +1,26 @@
+-- name: insert_key
+INSERT INTO tether.api_key (id, name, hash, scopes)
+VALUES (%(id)s, %(name)s, %(hash)s, %(scopes)s)
+RETURNING id, name, scopes, created_at, revoked_at, last_used_at
+
+-- name: list_keys
+SELECT id, name, scopes, created_at, revoked_at, last_used_at
+FROM tether.api_key
+ORDER BY created_at, id
+
+-- name: revoke_key
+-- Revoking twice keeps the first time.
+UPDATE tether.api_key SET revoked_at = coalesce(revoked_at, now())
+WHERE id = %(id)s
+RETURNING id, name, scopes, created_at, revoked_at, last_used_at
+
+-- name: active_key
+SELECT id, hash, scopes,
+       last_used_at IS NULL OR last_used_at < now() - interval '60 seconds' AS needs_touch
+FROM tether.api_key
+WHERE id = %(id)s AND revoked_at IS NULL
+
+-- name: touch_key
+-- At most one write per key per minute, not one per request.
+UPDATE tether.api_key SET last_used_at = now()
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')

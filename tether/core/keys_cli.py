@@ -1,0 +1,80 @@
+"""``tether keys ...``: create, list and revoke API keys (the secret is shown once, at creation)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tether.core import db, keys
+from tether.core.logging import configure_logging
+from tether.core.settings import load_settings
+
+app = typer.Typer(help="API keys: bearer credentials with scopes.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _url() -> str:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return db.resolve_database_url(settings)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key.")],
+    scope: Annotated[
+        list[str], typer.Option(help="read, write, events or admin; repeat for several.")
+    ],
+) -> None:
+    """Create a key and print its secret once (only a hash is stored)."""
+    key, secret = keys.create(_url(), name, scope)
+    console.print(f"created key {key.id} ({key.name}) with scopes {', '.join(key.scopes)}")
+    console.print("the secret is shown only now; send it as 'Authorization: Bearer <secret>':")
+    typer.echo(secret)
+
+
+@app.command("list")
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout.")] = False,
+) -> None:
+    """Every key with its scopes and when it was created, last used and revoked."""
+    found = keys.list_all(_url())
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "scopes": list(k.scopes),
+                        "created_at": k.created_at.isoformat(),
+                        "last_used_at": k.last_used_at and k.last_used_at.isoformat(),
+                        "revoked_at": k.revoked_at and k.revoked_at.isoformat(),
+                    }
+                    for k in found
+                ]
+            )
+        )
+        return
+    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    for k in found:
+        table.add_row(
+            k.id,
+            k.name,
+            " ".join(k.scopes),
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
+        )
+    Console().print(table)
+
+
+@app.command("revoke")
+def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")]) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    key = keys.revoke(_url(), key_id)
+    console.print(f"revoked key {key.id} ({key.name})")

@@ -1,0 +1,185 @@
+"""Wires authentication, input limits and documented error answers into the app in one call."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
+from tether.core.errors import LoginRequired, TetherError
+from tether.core.limits import excerpt, install_limits
+from tether.core.settings import Settings
+from tether.core.web import render
+
+# The statuses any route may answer besides its own; every one carries an ``ErrorOut`` body.
+ERROR_STATUSES = {
+    "400": "Malformed request line or headers",
+    "401": "No valid credential",
+    "403": "The credential lacks the scope",
+    "404": "No such object",
+    "413": "Request body too large",
+    "422": "Invalid input",
+    "431": "Request headers too large",
+    "503": "The database or an upstream system is unavailable",
+}
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/login", "/logout"}
+)
+
+
+class FieldProblem(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of tether."""
+
+    error: str
+    detail: str
+    reason: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+def install_security(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    pool: Callable[[], AsyncConnectionPool[Any]] | None = None,
+) -> None:
+    """Authentication (``app.state.auth``), ``/login``, input limits, documented errors."""
+    app.state.auth = Authenticator(settings, pool or (lambda: app.state.runtime.pool))
+    install_limits(app, settings)
+    app.include_router(login_router())
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> HTMLResponse:
+        target = quote(request.url.path, safe="/")
+        return render(
+            "tether.core",
+            "login.html",
+            status_code=401,
+            failed=False,
+            next=target,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    checked_invalid = app.exception_handlers[RequestValidationError]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> Response:
+        """A body that is not JSON at all fails before the route's credential check: check the
+        credential first, so a caller without one learns nothing about the input rules."""
+        dependant = getattr(request.scope.get("route"), "dependant", None)
+        for dependency in getattr(dependant, "dependencies", ()):
+            if isinstance(dependency.call, Requirement):
+                try:
+                    await dependency.call(request, await bearer(request))
+                except TetherError as refused:
+                    handler = next(
+                        app.exception_handlers[kind]
+                        for kind in type(refused).__mro__
+                        if kind in app.exception_handlers
+                    )
+                    return await _answer(handler, request, refused)
+        return await _answer(checked_invalid, request, exc)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _answer(
+    handler: Callable[[Request, Any], Response | Awaitable[Response]],
+    request: Request,
+    exc: Exception,
+) -> Response:
+    """Run an exception handler, sync or async."""
+    result = handler(request, exc)
+    return await result if inspect.isawaitable(result) else result
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation declares the shared error statuses with the ``ErrorOut`` body."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (FieldProblem, ErrorOut):
+        components[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for status, text in ERROR_STATUSES.items():
+                if path in PUBLIC_PATHS and status in ("401", "403"):
+                    continue
+                responses[status] = {"description": text, **ref}
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site (no scheme, no ``//host``) is followed after sign-in."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/docs"
+
+
+def login_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(next: str = "/docs") -> HTMLResponse:
+        return render(
+            "tether.core", "login.html", failed=False, next=_safe_next(excerpt(next, 500))
+        )
+
+    @router.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        """POST only (and a SameSite=Strict cookie), so another site cannot use a session."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        token = (form.get("token") or [""])[0].strip()
+        target = _safe_next((form.get("next") or ["/docs"])[0])
+        auth: Authenticator = authenticator(request)
+        principal = await auth.from_bearer(token) if token.isascii() and token else None
+        if principal is None:
+            return render("tether.core", "login.html", status_code=401, failed=True, next=target)
+        value, max_age = auth.session_cookie(principal)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=auth.settings.session_cookie_secure,
+            path="/",
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    return router
