@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core import db
 from tether.core.api import install_error_handlers
 from tether.core.bootstrap import Runtime
 from tether.core.security import install_security
@@ -96,3 +99,29 @@ async def http(
 
 def invoice_number(sim: ElicensingSimulatorServer, index: int = 0) -> str:
     return sorted(sim.ledger.invoices)[index]
+
+
+@asynccontextmanager
+async def small_service(
+    runtime: Runtime, pool_max: int, **settings: Any
+) -> AsyncIterator[ElicensingService]:
+    """A service on a request pool of its own with ``pool_max`` connections (one "process")."""
+    pool = db.make_pool(runtime.database_url, min_size=1, max_size=pool_max)
+    pool.timeout = 10  # a read stuck on the pool fails the test in 10 s, not 30
+    await pool.open(wait=True)
+    base = runtime.overrides[ElicensingSettings]
+    assert isinstance(base, ElicensingSettings)
+    el = base.model_copy(update=settings)
+    try:
+        small = dataclasses.replace(runtime, pool=pool, overrides={ElicensingSettings: el})
+        async with build(small) as service:
+            yield service
+    finally:
+        await pool.close()
+
+
+def client_for(service: ElicensingService, headers: dict[str, str]) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(make_app(service), raise_app_exceptions=False)
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://tether", timeout=120, headers=headers
+    )

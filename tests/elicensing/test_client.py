@@ -121,3 +121,39 @@ def test_duplicate_object_ids_and_wrong_invoice_are_invalid() -> None:
         parse_invoice(payload, invoice_number="INV-999")
     with pytest.raises(InvalidElicensingPayload, match="asked"):
         parse_invoice(EXAMPLE, invoice_number="INV-1")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        (("fees", 0, "feeGUID"), "not-a-guid", "feeGUID"),
+        (("clientGUID",), "1234", "clientGUID"),
+        (("fees", 0, "baseAmount"), "1000000000000.00", "baseAmount"),
+        (("fees", 0, "payments", 0, "amount"), "-1000000000000", "amount"),
+        (("fees", 0, "taxTotal"), "0.001", "taxTotal"),
+        (("fees", 0, "description"), "x" * 2001, "description"),
+        (("fees", 0, "payments", 0, "method"), "EFT\x00", "method"),
+        (("fees", 0, "feeObjectId"), "9" * 101, "feeObjectId"),
+        (("fees", 0, "adjustments", 0, "reason"), "r" * 256, "reason"),
+    ],
+)
+def test_values_our_columns_cannot_hold_are_invalid_before_the_database(
+    path: tuple[Any, ...], value: Any, where: str
+) -> None:
+    """UUID columns, numeric(14, 2) money and text limits are checked while parsing."""
+    payload = copy.deepcopy(EXAMPLE)
+    target: Any = payload
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(InvalidElicensingPayload, match=where):
+        parse_invoice(payload, invoice_number="INV-999")
+
+
+def test_largest_money_and_guid_case_are_accepted() -> None:
+    payload = copy.deepcopy(EXAMPLE)
+    payload["fees"][0]["baseAmount"] = "999999999999.99"
+    payload["fees"][0]["feeGUID"] = "AAAAAAAA-1111-1111-1111-111111111111"
+    fee = parse_invoice(payload, invoice_number="INV-999").fees[0]
+    assert fee.base_amount == Decimal("999999999999.99")
+    assert fee.fee_guid == "aaaaaaaa-1111-1111-1111-111111111111"

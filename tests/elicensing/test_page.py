@@ -18,7 +18,7 @@ from .browser import CHROMIUM_ARGS, ensure_chromium
 from .conftest import make_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ALERT_START = "Connection to source could not be established. Invoice data last updated"
+ALERT_START = "Connection to source could not be established since"
 ALERT_END = "Refreshing the page may resolve this issue."
 
 

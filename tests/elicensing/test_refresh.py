@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.elicensing import repository
-from tether.elicensing.errors import InvoiceNotFound
+from tether.elicensing.errors import InvalidElicensingPayload, InvoiceNotFound
 from tether.elicensing.models import InvoiceType, RemoteFee, RemoteInvoice, StaleReason
 from tether.elicensing.service import ElicensingService, build
 from tether.elicensing.settings import ElicensingSettings
@@ -263,9 +264,12 @@ async def test_refresh_that_fails_halfway_leaves_no_trace(
             ),
         ),
     )
-    with pytest.raises(psycopg.errors.UniqueViolation):
+    with pytest.raises(InvalidElicensingPayload, match="refused"):
         async with db.transaction(pool) as conn:
             await repository.apply_refresh(
-                conn, client_object_id=good.invoice.client_object_id, remote=remote
+                conn,
+                client_object_id=good.invoice.client_object_id,
+                remote=remote,
+                requested_at=datetime.now(UTC),
             )
     assert _snapshot(db_url) == before

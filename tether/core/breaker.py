@@ -78,15 +78,18 @@ class CircuitBreaker:
         self.probe_lease = timedelta(seconds=probe_lease_s if probe_lease_s else max(open_s, 1))
         self._ensured = False
 
-    async def _ensure(self, conn: db.Connection) -> None:
+    async def _ensure(self) -> None:
+        """Create the circuit's row in a transaction of its own, committed before it is used
+        (callers that start together each insert-or-skip until one has committed)."""
         if not self._ensured:
-            await db.execute(conn, queries["ensure_circuit"], {"name": self.name})
+            async with db.transaction(self.pool) as conn:
+                await db.execute(conn, queries["ensure_circuit"], {"name": self.name})
             self._ensured = True
 
     async def acquire(self) -> Decision:
         """Allow or probe, or raise ``CircuitOpen``."""
-        async with db.transaction(self.pool) as conn:
-            await self._ensure(conn)
+        await self._ensure()
+        async with db.autocommit(self.pool) as conn:  # one statement, atomic on its own
             row = await db.fetch_one(
                 conn,
                 queries["acquire_circuit"],
@@ -105,16 +108,16 @@ class CircuitBreaker:
 
     async def record_success(self) -> None:
         """The system answered (even with an error of ours or bad data): close the circuit."""
-        async with db.transaction(self.pool) as conn:
-            await self._ensure(conn)
+        await self._ensure()
+        async with db.autocommit(self.pool) as conn:  # one statement, atomic on its own
             closed = await db.execute(conn, queries["record_circuit_success"], {"name": self.name})
         if closed:
             logger.info("circuit %s closed", self.name, extra={"action": "circuit_closed"})
 
     async def record_failure(self, error: str) -> CircuitState:
         """The system was unavailable: count it, and open the circuit at the threshold."""
+        await self._ensure()
         async with db.transaction(self.pool) as conn:
-            await self._ensure(conn)
             await db.execute(
                 conn,
                 queries["record_circuit_failure"],
@@ -139,8 +142,8 @@ class CircuitBreaker:
 
     async def state(self) -> CircuitState:
         """The shared state of this circuit."""
+        await self._ensure()
         async with db.transaction(self.pool) as conn:
-            await self._ensure(conn)
             return await self._fetch(conn)
 
     async def _fetch(self, conn: db.Connection) -> CircuitState:

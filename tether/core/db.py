@@ -165,6 +165,18 @@ async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connectio
         yield conn
 
 
+@asynccontextmanager
+async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection]:
+    """One connection outside any transaction, for a single read statement: no BEGIN and no
+    COMMIT round trips (a hot read path pays for three round trips otherwise)."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            await conn.set_autocommit(False)
+
+
 async def execute(conn: Connection, query: LiteralString, params: Params = None) -> int:
     """Run a statement; return the affected row count."""
     cur = await conn.execute(query, params)

@@ -42,13 +42,27 @@ async def single_flight(
     A waiter also gets ``False`` after ``wait_s`` even if the leader has not finished: it must then
     treat the work as not done. Callers re-read the shared result after a ``False``.
     """
+    async with leading(pool, name, wait_s=wait_s, poll_s=poll_s) as conn:
+        yield conn is not None
+
+
+@asynccontextmanager
+async def leading(
+    pool: AsyncConnectionPool[Any], name: str, *, wait_s: float, poll_s: float = 0.01
+) -> AsyncIterator[db.Connection | None]:
+    """``single_flight`` that hands the leader the connection holding the lock (else ``None``).
+
+    The leader can run its own statements on it, so it never waits for a second connection of
+    ``pool`` while it holds one (give ``pool`` autocommit connections and open transactions
+    explicitly).
+    """
     key = lock_key(name)
-    async with _try_hold(pool, key) as leader:
-        if leader:
-            yield True
+    async with _try_hold(pool, key) as held:
+        if held is not None:
+            yield held
             return
     await _wait_until_free(pool, key, _Pauses(wait_s, poll_s))
-    yield False
+    yield None
 
 
 @asynccontextmanager
@@ -64,7 +78,7 @@ async def exclusive(
     pauses = _Pauses(wait_s, poll_s)
     while True:
         async with _try_hold(pool, key) as held:
-            if held:
+            if held is not None:
                 yield
                 return
         if not await pauses.next():
@@ -72,16 +86,18 @@ async def exclusive(
 
 
 @asynccontextmanager
-async def _try_hold(pool: AsyncConnectionPool[Any], key: int) -> AsyncIterator[bool]:
-    """Take the lock if it is free and give it back on exit; yields whether it was taken."""
+async def _try_hold(
+    pool: AsyncConnectionPool[Any], key: int
+) -> AsyncIterator[db.Connection | None]:
+    """Take the lock if it is free and give it back on exit; yields its connection if taken."""
     async with pool.connection() as conn:
         row = await db.fetch_one(conn, queries["try_lock"], {"key": key})
         await conn.commit()  # the lock is session-level: end the transaction, keep the lock
         if not row["acquired"]:
-            yield False
+            yield None
             return
         try:
-            yield True
+            yield conn
         finally:
             await db.fetch_one(conn, queries["unlock"], {"key": key})
             await conn.commit()

@@ -6,38 +6,20 @@ Every read carries ``data_is_fresh`` and ``last_refreshed`` in its body and an `
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from starlette.responses import HTMLResponse
 
-from tether.core.auth import require
-from tether.core.web import render
+from tether.elicensing import links_api, pages
+from tether.elicensing.access import READ, WRITE, Service
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
-from tether.elicensing.service import ElicensingService
 
 api_router = APIRouter(prefix="/api/v1/compliance-report-versions", tags=["e-licensing"])
-pages = APIRouter(
-    prefix="/compliance-report-versions",
-    include_in_schema=False,
-    dependencies=[require("read", cookie=True)],
-)
-
-STALE_ALERT = (
-    "Connection to source could not be established. Invoice data last updated {time}. "
-    "Refreshing the page may resolve this issue."
-)
 
 
-def _service(request: Request) -> ElicensingService:
-    service: ElicensingService = request.app.state.elicensing
-    return service
-
-
-Service = Annotated[ElicensingService, Depends(_service)]
 Kind = Annotated[InvoiceType, Query(description="Which invoice of the report version.")]
 Force = Annotated[bool, Query(description="Refresh even inside the freshness window.")]
 
@@ -46,6 +28,7 @@ class Freshness(BaseModel):
     data_is_fresh: bool
     last_refreshed: datetime | None
     stale_reason: StaleReason | None = None
+    stale_since: datetime | None = None
 
 
 class PaymentOut(BaseModel):
@@ -111,18 +94,13 @@ class ApplyUnitsIn(BaseModel):
 
 
 def _fresh(read: InvoiceRead, response: Response) -> Freshness:
-    response.headers["Age"] = _age(read)
+    response.headers["Age"] = pages.age(read)
     return Freshness(
         data_is_fresh=read.data_is_fresh,
         last_refreshed=read.last_refreshed,
         stale_reason=read.stale_reason,
+        stale_since=read.stale_since,
     )
-
-
-def _age(read: InvoiceRead) -> str:
-    if read.last_refreshed is None:
-        return "0"
-    return str(max(0, int((datetime.now(UTC) - read.last_refreshed).total_seconds())))
 
 
 def _invoice_out(read: InvoiceRead, response: Response) -> InvoiceOut:
@@ -152,11 +130,7 @@ def _invoice_out(read: InvoiceRead, response: Response) -> InvoiceOut:
     )
 
 
-@api_router.get(
-    "/{report_version_id}/invoice",
-    response_model=InvoiceOut,
-    dependencies=[require("read")],
-)
+@api_router.get("/{report_version_id}/invoice", response_model=InvoiceOut, dependencies=READ)
 async def get_invoice(
     report_version_id: int,
     service: Service,
@@ -169,11 +143,7 @@ async def get_invoice(
     return _invoice_out(read, response)
 
 
-@api_router.get(
-    "/{report_version_id}/payments",
-    response_model=PaymentsOut,
-    dependencies=[require("read")],
-)
+@api_router.get("/{report_version_id}/payments", response_model=PaymentsOut, dependencies=READ)
 async def get_payments(
     report_version_id: int,
     service: Service,
@@ -209,9 +179,7 @@ def _summary(read: InvoiceRead, response: Response) -> SummaryOut:
 
 
 @api_router.get(
-    "/{report_version_id}/obligation-summary",
-    response_model=SummaryOut,
-    dependencies=[require("read")],
+    "/{report_version_id}/obligation-summary", response_model=SummaryOut, dependencies=READ
 )
 async def get_obligation_summary(
     report_version_id: int, service: Service, response: Response
@@ -221,9 +189,7 @@ async def get_obligation_summary(
 
 
 @api_router.get(
-    "/{report_version_id}/last-refreshed",
-    response_model=MetadataOut,
-    dependencies=[require("read")],
+    "/{report_version_id}/last-refreshed", response_model=MetadataOut, dependencies=READ
 )
 async def get_last_refreshed(
     report_version_id: int,
@@ -240,9 +206,7 @@ async def get_last_refreshed(
 
 
 @api_router.post(
-    "/{report_version_id}/apply-compliance-units",
-    response_model=SummaryOut,
-    dependencies=[require("write")],
+    "/{report_version_id}/apply-compliance-units", response_model=SummaryOut, dependencies=WRITE
 )
 async def apply_compliance_units(
     report_version_id: int, body: ApplyUnitsIn, service: Service, response: Response
@@ -254,29 +218,7 @@ async def apply_compliance_units(
     return _summary(read, response)
 
 
-@pages.get("/{report_version_id}/obligation", response_class=HTMLResponse)
-async def obligation_page(
-    report_version_id: int, service: Service, force: Force = False
-) -> HTMLResponse:
-    """The obligation page: one read (one refresh at most) renders everything."""
-    read = await service.read_invoice(report_version_id, InvoiceType.OBLIGATION, force=force)
-    shown = service.display_time(read.last_refreshed)
-    alerts = [] if read.data_is_fresh else [STALE_ALERT.format(time=shown)]
-    inv = read.invoice
-    return render(
-        "tether.elicensing",
-        "obligation.html",
-        alerts=alerts,
-        headers={"Age": _age(read), "Cache-Control": "no-store"},
-        report_version_id=report_version_id,
-        invoice=inv,
-        payments=[p for li in inv.line_items for p in li.payments],
-        adjustments=[a for li in inv.line_items for a in li.adjustments],
-        last_refreshed_display=shown,
-        money=lambda amount: f"${amount:,.2f}",
-    )
-
-
 router = APIRouter()
 router.include_router(api_router)
-router.include_router(pages)
+router.include_router(links_api.router)
+router.include_router(pages.router)

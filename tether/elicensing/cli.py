@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
+from tether.core.errors import InvalidInput
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
-from tether.elicensing.models import InvoiceRead, InvoiceType
-from tether.elicensing.service import build
+from tether.core.wire import first_error
+from tether.elicensing import obligations
+from tether.elicensing.models import InvoiceType, ObligationLink
+from tether.elicensing.obligations import ObligationLinkIn
+from tether.elicensing.service import ElicensingService, build
 
 console = Console()
 app = typer.Typer(
@@ -26,6 +34,25 @@ app = typer.Typer(
 )
 
 
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _run(use: Callable[[ElicensingService], Awaitable[None]]) -> None:
+    """Run one use case with the service of this process (a pool, no web app)."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def _main() -> None:
+        async with open_runtime(settings) as runtime, build(runtime) as service:
+            await use(service)
+
+    loop.run(_main())
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, default=str, indent=2))
+
+
 @app.command("invoice")
 def invoice(
     report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
@@ -33,40 +60,161 @@ def invoice(
         InvoiceType, typer.Option("--type", help="Which invoice of the report version.")
     ] = InvoiceType.OBLIGATION,
     force: Annotated[bool, typer.Option(help="Refresh even inside the freshness window.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Read (and refresh if due) the invoice of a report version; print its balance."""
-    settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
 
-    async def _run() -> None:
-        async with open_runtime(settings) as runtime, build(runtime) as service:
-            read = await service.read_invoice(report_version_id, invoice_type, force=force)
-            inv = read.invoice
-            if as_json:
-                typer.echo(json.dumps(_as_json(read), default=str))
-                return
-            state = "fresh" if read.data_is_fresh else f"STALE ({read.stale_reason})"
-            console.print(
-                f"invoice {inv.invoice_number}: {state}, last refreshed "
-                f"{service.display_time(read.last_refreshed)}"
+    async def use(service: ElicensingService) -> None:
+        read = await service.read_invoice(report_version_id, invoice_type, force=force)
+        inv = read.invoice
+        if as_json:
+            _print_json(
+                {
+                    "invoice_number": inv.invoice_number,
+                    "data_is_fresh": read.data_is_fresh,
+                    "stale_reason": read.stale_reason,
+                    "stale_since": read.stale_since,
+                    "last_refreshed": read.last_refreshed,
+                    "outstanding_balance": inv.outstanding_balance,
+                    "amount_due": inv.amount_due,
+                }
             )
-            console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
+            return
+        state = "fresh" if read.data_is_fresh else f"STALE ({read.stale_reason})"
+        console.print(
+            f"invoice {inv.invoice_number}: {state}, last refreshed "
+            f"{service.display_time(read.last_refreshed)}"
+        )
+        console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
 
-    loop.run(_run())
+    _run(use)
 
 
-def _as_json(read: InvoiceRead) -> dict[str, object]:
-    inv = read.invoice
-    return {
-        "invoice_number": inv.invoice_number,
-        "data_is_fresh": read.data_is_fresh,
-        "stale_reason": read.stale_reason,
-        "last_refreshed": read.last_refreshed,
-        "outstanding_balance": inv.outstanding_balance,
-        "amount_due": inv.amount_due,
-        "is_void": inv.is_void,
-    }
+obligations_app = typer.Typer(
+    help="Obligation links: which e-licensing invoice bills a compliance report version.",
+    no_args_is_help=True,
+)
+app.add_typer(obligations_app, name="obligations")
+Actor = Annotated[
+    str, typer.Option(help="Who makes the change (kept in history); default: your user name.")
+]
+
+
+@obligations_app.command("register")
+def register(
+    report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
+    invoice_number: Annotated[str, typer.Option(help="E-licensing invoice number.")],
+    client_object_id: Annotated[str, typer.Option(help="E-licensing client object id.")],
+    client_guid: Annotated[str, typer.Option(help="E-licensing client GUID.")],
+    operator_name: Annotated[str, typer.Option(help="Operator's legal name.")],
+    cra_business_number: Annotated[str, typer.Option(help="Operator's nine-digit CRA number.")],
+    obligation_id: Annotated[str, typer.Option(help="Obligation id, e.g. 24-0001-1-1.")],
+    fee_amount: Annotated[str, typer.Option(help="Dollars the obligation bills, e.g. 1234.50.")],
+    reporting_year: Annotated[int, typer.Option(help="Year the report covers.")],
+    actor: Actor = "",
+    as_json: Json = False,
+) -> None:
+    """Link a report version's obligation to its invoice, client and operator."""
+    try:
+        link = ObligationLinkIn(
+            reporting_year=reporting_year,
+            obligation_id=obligation_id,
+            fee_amount=fee_amount,  # pydantic parses the text
+            invoice_number=invoice_number,
+            client_object_id=client_object_id,
+            client_guid=client_guid,
+            operator_legal_name=operator_name,
+            cra_business_number=cra_business_number,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid link: {first_error(exc)}") from None
+
+    async def use(service: ElicensingService) -> None:
+        made, created = await obligations.register(
+            service.pool, report_version_id, link, actor=actor or getpass.getuser()
+        )
+        if as_json:
+            _print_json({**asdict(made), "created": created})
+        else:
+            verb = "registered" if created else "already registered"
+            console.print(f"{verb}: {_line(made)}")
+
+    _run(use)
+
+
+@obligations_app.command("list")
+def list_links(
+    after: Annotated[int, typer.Option(help="Only report versions after this id.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many links.", min=1, max=1000)] = 100,
+    as_json: Json = False,
+) -> None:
+    """Registered obligation links in report version order."""
+
+    async def use(service: ElicensingService) -> None:
+        links = await obligations.list_links(service.pool, after=after, limit=limit)
+        if as_json:
+            _print_json([asdict(link) for link in links])
+            return
+        for link in links:
+            console.print(_line(link))
+        if not links:
+            console.print("no obligation links registered")
+
+    _run(use)
+
+
+@obligations_app.command("unlink")
+def unlink(
+    report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
+    actor: Actor = "",
+    as_json: Json = False,
+) -> None:
+    """Remove a report version's obligation link (its history keeps it)."""
+
+    async def use(service: ElicensingService) -> None:
+        gone = await obligations.unlink(
+            service.pool, report_version_id, actor=actor or getpass.getuser()
+        )
+        if as_json:
+            _print_json(asdict(gone))
+        else:
+            console.print(f"unlinked: {_line(gone)}")
+
+    _run(use)
+
+
+@obligations_app.command("history")
+def history(
+    report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
+    as_json: Json = False,
+) -> None:
+    """Every version of a report version's obligation link, oldest first."""
+
+    async def use(service: ElicensingService) -> None:
+        versions = await obligations.history(service.pool, report_version_id)
+        if as_json:
+            _print_json([asdict(v) for v in versions])
+            return
+        for v in versions:
+            until = v.valid_until or "now"
+            console.print(
+                f"{v.valid_from} .. {until}: invoice {v.invoice_number}, obligation "
+                f"{v.obligation_id}, by {v.recorded_by or '?'}"
+                + (f"; {v.ended_by.lower()}d by {v.replaced_by or '?'}" if v.ended_by else "")
+            )
+        if not versions:
+            console.print(f"report version {report_version_id} was never linked")
+
+    _run(use)
+
+
+def _line(link: ObligationLink) -> str:
+    return (
+        f"report version {link.report_version_id} ({link.reporting_year}) -> invoice "
+        f"{link.invoice_number} of client {link.client_object_id}, operator "
+        f"{link.operator_legal_name} ({link.cra_business_number}), obligation "
+        f"{link.obligation_id} {link.fee_amount}"
+    )
 
 
 def simulate(

@@ -2,20 +2,23 @@
 
 A tolerant reader: fields the contract does not name are ignored, counted and logged once (the
 reference failed every refresh on a harmless new field). A strict validator: a missing or wrongly
-typed field, or a duplicate object id, is ``InvalidElicensingPayload`` before the database sees
-anything. Money is parsed straight from the JSON text into ``Decimal``; it never passes a float.
+typed field, a duplicate object id, or a value our columns cannot hold (a GUID that is not a
+UUID, money beyond numeric(14, 2) or with fractions of a cent, text too long or with a NUL
+character) is ``InvalidElicensingPayload`` before the database sees anything. Money is parsed
+straight from the JSON text into ``Decimal``; it never passes a float.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BeforeValidator, Field, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.core.http import RetryPolicy, UpstreamClient
@@ -33,6 +36,13 @@ logger = logging.getLogger(__name__)
 SYSTEM = "elicensing"
 
 
+CENT = Decimal("0.01")
+MONEY_LIMIT = Decimal("1e12")  # money columns are numeric(14, 2)
+ID_LENGTH = 100  # object ids, receipt and reference numbers
+TEXT_LENGTH = 255  # names, codes, methods, reasons
+LONG_TEXT_LENGTH = 2000  # descriptions and comments
+
+
 def _money(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError("money must be a string or a number")
@@ -42,16 +52,37 @@ def _money(value: object) -> Decimal:
         raise ValueError("money is not a number") from exc
     if not amount.is_finite():
         raise ValueError("money must be finite")
+    if abs(amount) >= MONEY_LIMIT:
+        raise ValueError("money must be below 1,000,000,000,000.00 in absolute value")
+    if amount != amount.quantize(CENT):
+        raise ValueError("money must not have fractions of a cent")
     return amount
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text must not contain a NUL character")
+    return text
 
 
 def _object_id(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("an object id must be a string or an integer")
-    text = str(value).strip()
+    text = _no_nul(str(value).strip())
     if not text:
         raise ValueError("an object id must not be empty")
+    if len(text) > ID_LENGTH:
+        raise ValueError(f"an object id must be at most {ID_LENGTH} characters")
     return text
+
+
+def _guid(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a GUID must be a string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise ValueError("a GUID must be a UUID") from exc
 
 
 def _iso_date(value: object) -> date:
@@ -66,6 +97,11 @@ def _iso_date(value: object) -> date:
 Money = Annotated[Decimal, BeforeValidator(_money)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 ObjectId = Annotated[str, BeforeValidator(_object_id)]
+Guid = Annotated[str, BeforeValidator(_guid)]
+Text = Annotated[StrictStr, StringConstraints(max_length=TEXT_LENGTH), AfterValidator(_no_nul)]
+LongText = Annotated[
+    StrictStr, StringConstraints(max_length=LONG_TEXT_LENGTH), AfterValidator(_no_nul)
+]
 
 
 class _Wire(WireModel):
@@ -74,11 +110,11 @@ class _Wire(WireModel):
 
 class _Payment(_Wire):
     paymentObjectId: ObjectId
-    receiptNumber: StrictStr | None = None
+    receiptNumber: ObjectId | None = None
     receivedDate: IsoDate | None = None
     depositDate: IsoDate | None = None
     amount: Money
-    method: StrictStr | None = None
+    method: Text | None = None
     cashHandlingArea: ObjectId | None = None
     referenceNumber: ObjectId | None = None
     onlineOrderNumber: ObjectId | None = None
@@ -93,35 +129,35 @@ class _Adjustment(_Wire):
     adjustmentTotal: Money
     amount: Money
     date: IsoDate | None
-    reason: StrictStr | None
-    type: StrictStr | None
-    adjustmentGUID: StrictStr | None = None
+    reason: Text | None
+    type: Text | None
+    adjustmentGUID: Text | None = None
     taxAmounts: Money | None = None
-    comment: StrictStr | None = None
+    comment: LongText | None = None
 
 
 class _Fee(_Wire):
     feeObjectId: ObjectId
-    feeGUID: StrictStr
-    businessAreaCode: StrictStr | None
+    feeGUID: Guid
+    businessAreaCode: Text | None
     feeDate: IsoDate
-    description: StrictStr
+    description: LongText
     baseAmount: Money
     taxTotal: Money
     adjustmentTotal: Money
     taxAdjustmentTotal: Money
     paymentBaseAmount: Money
     paymentTotal: Money
-    invoiceNumber: StrictStr | None = None
-    feeType: StrictStr | None = None
+    invoiceNumber: ObjectId | None = None
+    feeType: Text | None = None
     payments: list[_Payment]
     adjustments: list[_Adjustment]
 
 
 class _Invoice(_Wire):
     clientObjectId: ObjectId
-    clientGUID: StrictStr
-    invoiceNumber: StrictStr
+    clientGUID: Guid
+    invoiceNumber: ObjectId
     invoicePaymentDueDate: IsoDate | None
     invoiceOutstandingBalance: Money
     invoiceFeeBalance: Money

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class InvoiceType(StrEnum):
@@ -27,6 +28,13 @@ class StaleReason(StrEnum):
     UPSTREAM_INVALID_PAYLOAD = "upstream_invalid_payload"  #: answered with broken data
     UPSTREAM_REJECTED = "upstream_rejected"  #: refused our request (4xx)
     REFRESH_IN_PROGRESS = "refresh_in_progress"  #: another reader's refresh did not finish in time
+    BUSY = "busy"  #: too many refreshes at once: no refresh slot within the queue wait
+    UPSTREAM_CHANGED = "upstream_changed"  #: a write changed e-licensing; no refresh since
+
+    @property
+    def is_invalid_data(self) -> bool:
+        """E-licensing answered, but with data tether cannot keep (vs. could not be reached)."""
+        return self is StaleReason.UPSTREAM_INVALID_PAYLOAD
 
 
 # --- what the API sends ---------------------------------------------------------------------
@@ -122,6 +130,47 @@ class LineItem:
     payments: tuple[Payment, ...]
     adjustments: tuple[Adjustment, ...]
 
+    @classmethod
+    def from_json(cls, f: dict[str, Any]) -> LineItem:
+        fee_id: str = f["object_id"]
+        return cls(
+            object_id=fee_id,
+            guid=f["guid"],
+            fee_date=date.fromisoformat(f["fee_date"]),
+            description=f["description"],
+            base_amount=Decimal(f["base_amount"]),
+            line_item_type=f["line_item_type"],
+            payments=tuple(
+                Payment(
+                    payment_object_id=p["payment_object_id"],
+                    fee_object_id=fee_id,
+                    receipt_number=p["receipt_number"],
+                    received_date=_day(p["received_date"]),
+                    deposit_date=_day(p["deposit_date"]),
+                    amount=Decimal(p["amount"]),
+                    method=p["method"],
+                    reference_number=p["reference_number"],
+                )
+                for p in f["payments"]
+            ),
+            adjustments=tuple(
+                Adjustment(
+                    adjustment_object_id=a["adjustment_object_id"],
+                    fee_object_id=fee_id,
+                    amount=Decimal(a["amount"]),
+                    adjustment_date=_day(a["adjustment_date"]),
+                    reason=a["reason"],
+                    type=a["type"],
+                    comment=a["comment"],
+                )
+                for a in f["adjustments"]
+            ),
+        )
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Invoice:
@@ -135,6 +184,22 @@ class Invoice:
     is_void: bool
     last_refreshed: datetime | None
     line_items: tuple[LineItem, ...]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Invoice:
+        """From ``fetch_read``: children arrive as JSON with money as text (never a float)."""
+        return cls(
+            id=row["id"],
+            invoice_number=row["invoice_number"],
+            client_object_id=row["client_object_id"],
+            due_date=row["due_date"],
+            outstanding_balance=row["outstanding_balance"],
+            fee_balance=row["invoice_fee_balance"],
+            interest_balance=row["invoice_interest_balance"],
+            is_void=row["is_void"],
+            last_refreshed=row["last_refreshed"],
+            line_items=tuple(LineItem.from_json(f) for f in row["line_items"]),
+        )
 
     @property
     def fees_total(self) -> Decimal:
@@ -166,12 +231,61 @@ class InvoiceTarget:
 
 @dataclass(frozen=True, kw_only=True)
 class RefreshState:
-    """The refresh bookkeeping of one local invoice."""
+    """The outcome of the latest refresh of one invoice, as recorded."""
 
     last_refreshed: datetime | None
-    last_refresh_attempt: datetime | None
-    last_refresh_error_reason: str | None
+    stale_reason: StaleReason | None
+    stale_detail: str | None
+    last_attempt: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> RefreshState:
+        reason = row["stale_reason"]
+        return cls(
+            last_refreshed=row["last_refreshed"],
+            stale_reason=StaleReason(reason) if reason else None,
+            stale_detail=row["stale_detail"],
+            last_attempt=row["last_attempt"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """What one statement tells a read: where the invoice lives, the local copy, its state."""
+
+    target: InvoiceTarget
+    invoice: Invoice | None  # None: never retrieved
+    state: RefreshState
+    stale_since: datetime | None
+    circuit_open: bool
     db_now: datetime
+
+    def is_fresh(self, window_s: float) -> bool:
+        """The last attempt succeeded, nothing changed upstream since, and it is recent enough."""
+        refreshed = self.state.last_refreshed
+        return (
+            self.invoice is not None
+            and refreshed is not None
+            and self.state.stale_reason is None
+            and (self.db_now - refreshed).total_seconds() < window_s
+        )
+
+    @classmethod
+    def from_row(cls, row: Any, report_version_id: int, invoice_type: InvoiceType) -> Snapshot:
+        target = InvoiceTarget(
+            compliance_report_version_id=report_version_id,
+            invoice_type=invoice_type,
+            client_object_id=row["target_client_object_id"],
+            invoice_number=row["invoice_number"],
+        )
+        return cls(
+            target=target,
+            invoice=None if row["id"] is None else Invoice.from_row(row),
+            state=RefreshState.from_row(row),
+            stale_since=row["stale_since"],
+            circuit_open=row["circuit_open"],
+            db_now=row["db_now"],
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,3 +297,64 @@ class InvoiceRead:
     last_refreshed: datetime | None
     stale_reason: StaleReason | None = None
     stale_detail: str | None = None
+    stale_since: datetime | None = None  #: first failure (or write) since the last success
+
+
+# --- obligation links operators manage ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObligationLink:
+    """A report version's obligation, the invoice it is billed on, its client and operator."""
+
+    report_version_id: int
+    reporting_year: int
+    obligation_id: str
+    fee_amount: Decimal
+    invoice_number: str | None
+    client_object_id: str
+    client_guid: str
+    operator_legal_name: str
+    cra_business_number: str
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ObligationLink:
+        return cls(
+            report_version_id=row["compliance_report_version_id"],
+            reporting_year=row["reporting_year"],
+            obligation_id=row["obligation_id"],
+            fee_amount=row["fee_amount"],
+            invoice_number=row["invoice_number"],
+            client_object_id=row["client_object_id"],
+            client_guid=row["client_guid"],
+            operator_legal_name=row["legal_name"],
+            cra_business_number=row["cra_business_number"],
+            recorded_at=row["recorded_at"],
+            recorded_by=row["recorded_by"],
+        )
+
+    def same_link(self, other: ObligationLink) -> bool:
+        """Registering ``other`` again would change nothing that identifies the link."""
+        keys = ("invoice_number", "client_object_id", "obligation_id", "cra_business_number")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObligationLinkVersion:
+    """One version of a report version's obligation link, and who ended it."""
+
+    invoice_number: str | None
+    obligation_id: str
+    fee_amount: Decimal
+    client_object_id: str | None
+    valid_from: datetime
+    valid_until: datetime | None  # None: the current version
+    recorded_by: str | None
+    ended_by: str | None  # UPDATE / DELETE
+    replaced_by: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ObligationLinkVersion:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})

@@ -2,126 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from tether.core import db
+from tether.core.errors import Conflict
 from tether.core.sql import load_queries
+from tether.elicensing.errors import InvalidElicensingPayload
 from tether.elicensing.models import (
-    Adjustment,
-    Invoice,
-    InvoiceTarget,
     InvoiceType,
-    LineItem,
-    Payment,
+    ObligationLink,
+    ObligationLinkVersion,
     RefreshState,
     RemoteInvoice,
+    Snapshot,
 )
 
 queries = load_queries("tether.elicensing")
+
+
+CIRCUIT = "elicensing"  # the name of e-licensing's shared circuit breaker
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-async def fetch_invoice_target(
+async def fetch_read(
     conn: db.Connection, *, report_version_id: int, invoice_type: InvoiceType
-) -> InvoiceTarget | None:
+) -> Snapshot | None:
+    """Target, local copy and state of a report version's invoice; ``None``: no such invoice."""
     row = await db.fetch_optional(
         conn,
-        queries["fetch_invoice_target"],
-        {"report_version_id": report_version_id, "invoice_type": invoice_type.value},
+        queries["fetch_read"],
+        {
+            "report_version_id": report_version_id,
+            "invoice_type": invoice_type.value,
+            "circuit": CIRCUIT,
+        },
     )
-    if row is None:
-        return None
-    return InvoiceTarget(
-        compliance_report_version_id=row["compliance_report_version_id"],
-        invoice_type=InvoiceType(row["invoice_type"]),
-        client_object_id=row["client_object_id"],
-        invoice_number=row["invoice_number"],
-    )
+    return None if row is None else Snapshot.from_row(row, report_version_id, invoice_type)
 
 
 async def fetch_refresh_state(conn: db.Connection, *, invoice_number: str) -> RefreshState:
     row = await db.fetch_one(
         conn, queries["fetch_refresh_state"], {"invoice_number": invoice_number}
     )
-    return RefreshState(
-        last_refreshed=row["last_refreshed"],
-        last_refresh_attempt=row["last_refresh_attempt"],
-        last_refresh_error_reason=row["last_refresh_error_reason"],
-        db_now=row["db_now"],
-    )
-
-
-async def fetch_invoice(conn: db.Connection, *, invoice_number: str) -> Invoice | None:
-    """The local invoice with its fees, payments and adjustments (four queries, no N+1)."""
-    row = await db.fetch_optional(
-        conn, queries["fetch_invoice"], {"invoice_number": invoice_number}
-    )
-    if row is None:
-        return None
-    params = {"invoice_id": row["id"]}
-    fees = await db.fetch_all(conn, queries["fetch_line_items"], params)
-    payments = await db.fetch_all(conn, queries["fetch_payments"], params)
-    adjustments = await db.fetch_all(conn, queries["fetch_adjustments"], params)
-    line_items = tuple(
-        LineItem(
-            object_id=f["object_id"],
-            guid=f["guid"],
-            fee_date=f["fee_date"],
-            description=f["description"],
-            base_amount=f["base_amount"],
-            line_item_type=f["line_item_type"],
-            payments=tuple(
-                Payment(**{k: p[k] for k in _PAYMENT_FIELDS})
-                for p in payments
-                if p["fee_object_id"] == f["object_id"]
-            ),
-            adjustments=tuple(
-                Adjustment(**{k: a[k] for k in _ADJUSTMENT_FIELDS})
-                for a in adjustments
-                if a["fee_object_id"] == f["object_id"]
-            ),
-        )
-        for f in fees
-    )
-    return Invoice(
-        id=row["id"],
-        invoice_number=row["invoice_number"],
-        client_object_id=row["client_object_id"],
-        due_date=row["due_date"],
-        outstanding_balance=row["outstanding_balance"],
-        fee_balance=row["invoice_fee_balance"],
-        interest_balance=row["invoice_interest_balance"],
-        is_void=row["is_void"],
-        last_refreshed=row["last_refreshed"],
-        line_items=line_items,
-    )
-
-
-_PAYMENT_FIELDS = (
-    "payment_object_id",
-    "fee_object_id",
-    "receipt_number",
-    "received_date",
-    "deposit_date",
-    "amount",
-    "method",
-    "reference_number",
-)
-_ADJUSTMENT_FIELDS = (
-    "adjustment_object_id",
-    "fee_object_id",
-    "amount",
-    "adjustment_date",
-    "reason",
-    "type",
-    "comment",
-)
+    return RefreshState.from_row(row)
 
 
 def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
@@ -175,13 +108,27 @@ def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
 
 
 async def apply_refresh(
-    conn: db.Connection, *, client_object_id: str, remote: RemoteInvoice
+    conn: db.Connection, *, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
 ) -> int:
     """Make the local invoice and its children equal the answer; run inside one transaction.
 
-    Upserts by e-licensing object ids and deletes what the answer no longer lists, in eight
-    set-based statements whatever the number of children.
+    Upserts by e-licensing object ids and deletes what the answer no longer lists, in nine
+    set-based statements whatever the number of children. Values the database refuses (a
+    constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
+    passed the client's checks, but it still is data tether cannot keep.
     """
+    try:
+        return await _apply_refresh(conn, client_object_id, remote, requested_at)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        raise InvalidElicensingPayload(
+            f"the database refused e-licensing invoice {remote.invoice_number}: "
+            f"{exc.diag.message_primary} ({exc.diag.sqlstate})"
+        ) from exc
+
+
+async def _apply_refresh(
+    conn: db.Connection, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
+) -> int:
     row = await db.fetch_one(
         conn,
         queries["upsert_invoice"],
@@ -197,30 +144,44 @@ async def apply_refresh(
     invoice_id: int = row["id"]
     fees, payments, adjustments = _children(remote)
     params = {"invoice_id": invoice_id}
-    await db.execute(conn, queries["upsert_line_items"], {**params, "fees": Jsonb(fees)})
-    await db.execute(
-        conn,
-        queries["delete_missing_line_items"],
-        {**params, "fee_ids": [f["object_id"] for f in fees]},
-    )
-    await db.execute(conn, queries["upsert_payments"], {**params, "payments": Jsonb(payments)})
-    await db.execute(
-        conn, queries["delete_missing_payments"], {**params, "payments": Jsonb(payments)}
-    )
-    await db.execute(
-        conn, queries["upsert_adjustments"], {**params, "adjustments": Jsonb(adjustments)}
-    )
-    await db.execute(
-        conn, queries["delete_missing_adjustments"], {**params, "adjustments": Jsonb(adjustments)}
-    )
+    fee_ids = [f["object_id"] for f in fees]
+    statements = [
+        ("upsert_line_items", {**params, "fees": Jsonb(fees)}),
+        ("delete_missing_line_items", {**params, "fee_ids": fee_ids}),
+        ("upsert_payments", {**params, "payments": Jsonb(payments)}),
+        ("delete_missing_payments", {**params, "payments": Jsonb(payments)}),
+        ("upsert_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
+        ("delete_missing_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
+        ("clear_stale", {"invoice_number": remote.invoice_number, "requested_at": requested_at}),
+    ]
+    async with conn.pipeline():  # sent together: one round trip instead of seven
+        for name, values in statements:
+            await db.execute(conn, queries[name], values)
     return invoice_id
 
 
-async def mark_invoice_void(conn: db.Connection, *, invoice_number: str) -> bool:
+async def mark_invoice_void(
+    conn: db.Connection, *, invoice_number: str, requested_at: datetime
+) -> bool:
     row = await db.fetch_optional(
         conn, queries["mark_invoice_void"], {"invoice_number": invoice_number}
     )
-    return row is not None
+    if row is None:
+        return False
+    await db.execute(
+        conn,
+        queries["clear_stale"],
+        {"invoice_number": invoice_number, "requested_at": requested_at},
+    )
+    return True
+
+
+async def mark_upstream_changed(conn: db.Connection, *, invoice_number: str, detail: str) -> None:
+    await db.execute(
+        conn,
+        queries["mark_upstream_changed"],
+        {"invoice_number": invoice_number, "detail": detail},
+    )
 
 
 async def record_refresh_failure(
@@ -248,16 +209,42 @@ async def insert_operator(conn: db.Connection, *, legal_name: str, cra_business_
 async def insert_client_operator(
     conn: db.Connection, *, operator_id: int, client_object_id: str, client_guid: str
 ) -> int:
-    row = await db.fetch_one(
-        conn,
-        queries["insert_client_operator"],
-        {
-            "operator_id": operator_id,
-            "client_object_id": client_object_id,
-            "client_guid": client_guid,
-        },
-    )
-    return int(row["id"])
+    return (await link_client(conn, operator_id, client_object_id, client_guid))[0]
+
+
+async def link_client(
+    conn: db.Connection, operator_id: int, client_object_id: str, client_guid: str
+) -> tuple[int, int, str]:
+    """Link an operator to its client; (link id, operator id, client GUID) as they now are."""
+    with _link_conflicts():
+        row = await db.fetch_one(
+            conn,
+            queries["insert_client_operator"],
+            {
+                "operator_id": operator_id,
+                "client_object_id": client_object_id,
+                "client_guid": client_guid,
+            },
+        )
+    return int(row["id"]), int(row["operator_id"]), str(row["client_guid"])
+
+
+_CONFLICTS = {
+    "client_operator_operator_id_key": "the operator is already linked to another client",
+    "client_operator_client_guid_key": "the client GUID belongs to another client",
+    "obligation_obligation_id_key": "the obligation id is already used by another report version",
+    "obligation_invoice_number_key": "the invoice is already linked to another report version",
+}
+
+
+@contextmanager
+def _link_conflicts() -> Iterator[None]:
+    """A unique key another link already holds becomes a ``Conflict`` saying which."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        name = exc.diag.constraint_name or ""
+        raise Conflict(_CONFLICTS.get(name, f"conflicts with an existing link ({name})")) from exc
 
 
 async def insert_report_version(
@@ -279,14 +266,62 @@ async def insert_obligation(
     client_operator_id: int,
     invoice_number: str | None,
 ) -> None:
-    await db.execute(
-        conn,
-        queries["insert_obligation"],
-        {
-            "report_version_id": report_version_id,
-            "obligation_id": obligation_id,
-            "fee_amount": fee_amount,
-            "client_operator_id": client_operator_id,
-            "invoice_number": invoice_number,
-        },
+    params = {
+        "report_version_id": report_version_id,
+        "obligation_id": obligation_id,
+        "fee_amount": fee_amount,
+        "client_operator_id": client_operator_id,
+        "invoice_number": invoice_number,
+    }
+    with _link_conflicts():
+        await db.execute(conn, queries["insert_obligation"], params)
+
+
+# --- obligation links (operator API and CLI) ------------------------------------------------
+
+
+async def set_actor(conn: db.Connection, actor: str) -> None:
+    await db.fetch_one(conn, queries["set_actor"], {"actor": actor})
+
+
+async def fetch_obligation_link(
+    conn: db.Connection, *, report_version_id: int
+) -> ObligationLink | None:
+    row = await db.fetch_optional(
+        conn, queries["fetch_obligation_link"], {"report_version_id": report_version_id}
     )
+    return None if row is None else ObligationLink.from_row(row)
+
+
+async def list_obligation_links(
+    conn: db.Connection, *, after: int, limit: int
+) -> list[ObligationLink]:
+    rows = await db.fetch_all(
+        conn, queries["list_obligation_links"], {"after": after, "limit": limit}
+    )
+    return [ObligationLink.from_row(r) for r in rows]
+
+
+async def fetch_report_version_operator(
+    conn: db.Connection, *, report_version_id: int
+) -> int | None:
+    row = await db.fetch_optional(
+        conn, queries["fetch_report_version_operator"], {"report_version_id": report_version_id}
+    )
+    return None if row is None else int(row["operator_id"])
+
+
+async def delete_obligation_link(conn: db.Connection, *, report_version_id: int) -> bool:
+    row = await db.fetch_optional(
+        conn, queries["delete_obligation_link"], {"report_version_id": report_version_id}
+    )
+    return row is not None
+
+
+async def fetch_obligation_history(
+    conn: db.Connection, *, report_version_id: int
+) -> list[ObligationLinkVersion]:
+    rows = await db.fetch_all(
+        conn, queries["fetch_obligation_history"], {"report_version_id": report_version_id}
+    )
+    return [ObligationLinkVersion.from_row(r) for r in rows]
