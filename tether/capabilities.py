@@ -9,10 +9,12 @@ from __future__ import annotations
 from tether.accountingpoints.capability import CAPABILITY as ACCOUNTING_POINTS
 from tether.core.capability import Capability
 from tether.elicensing.capability import CAPABILITY as ELICENSING
+from tether.payments.capability import CAPABILITY as PAYMENTS
 
 CAPABILITIES: tuple[Capability, ...] = (
     ACCOUNTING_POINTS,
     ELICENSING,
+    PAYMENTS,
 )
 
 

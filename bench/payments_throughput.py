@@ -1,0 +1,333 @@
+"""Payments throughput: HTTP intake to ``MOTTATT`` and end to end to ``OK``, on real processes.
+
+Processes (all on this machine, sharing its cores): a private ``nats-server`` with JetStream,
+the Oppdrag simulator (``tether simulate oppdrag``), the API (``tether serve``) and
+``tether worker --only payments --processes W``. The load generator posts dagpenger messages to
+``POST /api/v1/payments/dagpenger`` from C concurrent clients.
+
+Scenarios, each at concurrency 1, 10 and 100:
+- ``cases``: N cases, one message each (each becomes a first order, ``NY``).
+- ``hot``: 10 cases, M messages each, every message changing the amount: each case's messages
+  take turns behind its order at the payment system, so this measures the per-case round trip.
+
+Reported: intake messages/s (POST answered 202: the message is logged and, unless its case waits
+for a receipt, planned with ``MOTTATT`` in the same transaction), p50/p99 intake latency,
+end-to-end messages/s until every message of the run is ``OK``/``FEILET``, and the peak RSS
+(VmHWM) of the largest worker process.
+
+Run: ``uv run python -m bench.payments_throughput [--cases N] [--hot-messages M] [--workers W]
+[--server-url URL] [--no-write]``. Results go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import psutil
+import psycopg
+
+from bench.common import percentile, postgres, scratch_database, write_section
+
+HEADING = "## Payments throughput"
+RUN_TIMEOUT_S = 600.0
+API_PATH = "/api/v1/payments/dagpenger"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    scenario: str
+    concurrency: int
+    messages: int
+    intake_s: float
+    e2e_s: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+
+    def row(self) -> str:
+        return (
+            f"| {self.scenario} | {self.concurrency} | {self.messages} | "
+            f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
+            f"{self.messages / self.e2e_s:,.0f} | {self.failed} |"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.args!r} did not listen on {port}")
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str], env: dict[str, str], log: Path, port: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process in its own group, stopped with SIGTERM (SIGKILL after 20 s)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        if port is not None:
+            _wait_listening(port, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+
+def _weekdays(first: date, count: int) -> list[date]:
+    out: list[date] = []
+    day = first
+    while len(out) < count:
+        if day.weekday() < 5:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def make_message(sak_id: str, amount: int) -> bytes:
+    """Two reporting periods of ten weekdays each, paying ``amount`` a day."""
+    days = _weekdays(date(2024, 6, 3), 20)
+    utbetalinger = [
+        {
+            "meldeperiode": f"mp{i // 10 + 1}",
+            "dato": d.isoformat(),
+            "sats": amount,
+            "utbetaltBeløp": amount,
+            "utbetalingstype": "Dagpenger",
+        }
+        for i, d in enumerate(days)
+    ]
+    body = {
+        "sakId": sak_id,
+        "behandlingId": f"b{amount}",
+        "ident": "12345678910",
+        "vedtakstidspunktet": "2024-06-20T10:00:00",
+        "utbetalinger": utbetalinger,
+    }
+    return json.dumps(body).encode()
+
+
+async def post_all(
+    api: str, items: list[tuple[str, bytes]], concurrency: int
+) -> tuple[float, list[float]]:
+    """Post every (key, body) from ``concurrency`` clients (aiohttp: at 100 connections httpx's
+    own pool costs the load generator more CPU than the server spends per request)."""
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    retries: list[str] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(api, connector=connector, timeout=timeout) as http:
+
+        async def post(key: str, body: bytes) -> tuple[int, str]:
+            async with http.post(API_PATH, data=body, headers={"Transaction-ID": key}) as r:
+                return r.status, await r.text()
+
+        async def client() -> None:
+            while not queue.empty():
+                key, body = queue.get_nowait()
+                start = time.perf_counter()
+                try:
+                    status, text = await post(key, body)
+                except aiohttp.ClientConnectionError:  # dropped: the key makes a retry safe
+                    retries.append(key)
+                    status, text = await post(key, body)
+                latencies.append(time.perf_counter() - start)
+                if status != 202:
+                    raise RuntimeError(f"intake answered {status}: {text[:200]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        if retries:
+            print(f"  {len(retries)} post(s) retried after a dropped connection", flush=True)
+        return time.perf_counter() - start, latencies
+
+
+def wait_final(db_url: str, prefix: str, expected: int) -> int:
+    """Block until every message of the run has a final status; returns how many FEILET."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(DISTINCT original_key) FILTER (WHERE status IN ('OK', 'FEILET')),"
+                " count(DISTINCT original_key) FILTER (WHERE status = 'FEILET')"
+                " FROM pay.status WHERE original_key LIKE %s",
+                (prefix + "%",),
+            ).fetchone()
+            assert row is not None
+            if row[0] >= expected:
+                return int(row[1])
+            time.sleep(0.05)
+    raise RuntimeError(f"run {prefix} did not finish within {RUN_TIMEOUT_S} s")
+
+
+def scenario_items(
+    scenario: str, prefix: str, cases: int, hot_messages: int
+) -> list[tuple[str, bytes]]:
+    if scenario == "cases":
+        return [(f"{prefix}{i}", make_message(f"{prefix}s{i}"[:30], 500)) for i in range(cases)]
+    # round-robin over 10 cases: each client's consecutive posts hit different cases
+    return [
+        (f"{prefix}{m}-{c}", make_message(f"{prefix}h{c}"[:30], 100 + m))
+        for m in range(hot_messages)
+        for c in range(10)
+    ]
+
+
+def worker_peak_kb(proc: subprocess.Popen[bytes]) -> int:
+    peak = 0
+    with contextlib.suppress(psutil.Error):
+        for child in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            with contextlib.suppress(OSError, psutil.Error):
+                for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+    return peak
+
+
+def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[Run], int]:
+    nats_port, sim_port, sim_control, api_port = (_free_port() for _ in range(4))
+    nats_bin = str(Path(sys.executable).parent / "nats-server")
+    runs: list[Run] = []
+    with scratch_database(server_url, "bench_pay", migrate=True) as db_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+        env.update(
+            DATABASE_URL=db_url,
+            TETHER_NATS_URL=f"nats://127.0.0.1:{nats_port}",
+            TETHER_LOG_LEVEL="WARNING",
+            TETHER_PAYMENTS_OPPDRAG_URL=f"http://127.0.0.1:{sim_port}",
+        )
+        tether = [sys.executable, "-m", "tether"]
+        with (
+            process(
+                [
+                    nats_bin,
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(nats_port),
+                    "-sd",
+                    str(tmp / "nats"),
+                ],
+                env,
+                tmp / "nats.log",
+                nats_port,
+            ),
+            process(
+                [
+                    *tether,
+                    "simulate",
+                    "oppdrag",
+                    "--nats-url",
+                    env["TETHER_NATS_URL"],
+                    "--port",
+                    str(sim_port),
+                    "--control-port",
+                    str(sim_control),
+                ],
+                env,
+                tmp / "sim.log",
+                sim_port,
+            ),
+            process([*tether, "serve", "--port", str(api_port)], env, tmp / "api.log", api_port),
+            process(
+                [*tether, "worker", "--only", "payments", "--processes", str(args.workers)],
+                env,
+                tmp / "worker.log",
+            ) as workers,
+        ):
+            api = f"http://127.0.0.1:{api_port}"
+            for scenario in ("cases", "hot"):
+                for concurrency in (1, 10, 100):
+                    prefix = f"{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
+                    items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
+                    start = time.perf_counter()
+                    intake_s, latencies = asyncio.run(post_all(api, items, concurrency))
+                    failed = wait_final(db_url, prefix, len(items))
+                    e2e_s = time.perf_counter() - start
+                    run = Run(
+                        scenario=scenario,
+                        concurrency=concurrency,
+                        messages=len(items),
+                        intake_s=intake_s,
+                        e2e_s=e2e_s,
+                        p50_ms=percentile(latencies, 0.5) * 1000,
+                        p99_ms=percentile(latencies, 0.99) * 1000,
+                        failed=failed,
+                    )
+                    print(run.row(), flush=True)
+                    runs.append(run)
+            peak = worker_peak_kb(workers)
+    return runs, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--hot-messages", type=int, default=100, help="messages per hot case")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server-url", default=os.environ.get("TETHER_TEST_DATABASE_URL"))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    with postgres(args.server_url) as server_url, tempfile.TemporaryDirectory() as tmp:
+        runs, peak_kb = run_all(args, server_url, Path(tmp))
+    lines = [
+        HEADING,
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"{args.workers} worker processes; API, workers, simulator, NATS and PostgreSQL on "
+        "one machine. Intake = POST answered 202 (logged, and MOTTATT unless the case waits).",
+        "",
+        "| scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
+        " FEILET |",
+        "|---|---|---|---|---|---|---|---|",
+        *(r.row() for r in runs),
+        "",
+        f"Peak worker RSS (VmHWM): {peak_kb / 1024:.0f} MiB.",
+        "",
+    ]
+    print("\n".join(lines))
+    if not args.no_write:
+        write_section(HEADING, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Fixtures of the payments tests: databases migrated with the payments schema, a service, and
+message builders in the reference's JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.settings import Settings
+from tether.payments.client import OppdragClient
+from tether.payments.records import StatusRow
+from tether.payments.service import PaymentsService
+from tether.payments.settings import PaymentsSettings
+from tether.payments.simulator import Topology, start_simulator
+from tether.worker import WorkerOptions, run_jobs
+
+
+def unique_settings(oppdrag_url: str = "http://127.0.0.1:9", **overrides: Any) -> PaymentsSettings:
+    """Settings whose streams, subjects and durables are this test's own (one NATS per session)."""
+    tag = uuid.uuid4().hex[:8]
+    names: dict[str, Any] = {
+        "intake_stream": f"PAY_IN_{tag}",
+        "intake_subject": f"payments.dagpenger.v1.{tag}",
+        "status_stream": f"PAY_ST_{tag}",
+        "status_subject": f"payments.status.v1.{tag}",
+        "orders_stream": f"OPP_ORD_{tag}",
+        "orders_subject": f"oppdrag.orders.v1.{tag}",
+        "receipts_stream": f"OPP_REC_{tag}",
+        "receipts_subject": f"oppdrag.receipts.v1.{tag}",
+        "poll_interval_s": 0.05,
+        "send_dead_timeout_s": 2.0,
+        "receipt_timeout_s": 2.0,
+    }
+    return PaymentsSettings(oppdrag_url=oppdrag_url, **{**names, **overrides})
+
+
+@pytest.fixture
+async def service(pool: AsyncConnectionPool[Any]) -> AsyncIterator[PaymentsService]:
+    """A service with no reachable payment system (intake and receipts need none)."""
+    own = unique_settings()
+    async with OppdragClient.from_settings(own) as client:
+        yield PaymentsService(pool=pool, settings=own, client=client)
+
+
+def weekdays(start: date, end: date) -> list[date]:
+    out, day = [], start
+    while day <= end:
+        if day.weekday() < 5:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def day(
+    dato: date,
+    belop: int = 100,
+    *,
+    periode: str = "m1",
+    sats: int | None = None,
+    type_: str = "Dagpenger",
+) -> dict[str, Any]:
+    return {
+        "meldeperiode": periode,
+        "dato": dato.isoformat(),
+        "sats": belop if sats is None else sats,
+        "utbetaltBeløp": belop,
+        "utbetalingstype": type_,
+    }
+
+
+def message(
+    days: list[dict[str, Any]],
+    *,
+    sak: str = "sak1",
+    behandling: str = "b1",
+    dryrun: bool = False,
+    **extra: Any,
+) -> bytes:
+    body = {
+        "dryrun": dryrun,
+        "sakId": sak,
+        "behandlingId": behandling,
+        "ident": "12345678910",
+        "vedtakstidspunktet": "2024-06-20T10:00:00",
+        "utbetalinger": days,
+        **extra,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def june(first: int, last: int, belop: int = 100, **kw: Any) -> list[dict[str, Any]]:
+    """Weekday entries of June 2024 from ``first`` to ``last``."""
+    return [day(d, belop, **kw) for d in weekdays(date(2024, 6, first), date(2024, 6, last))]
+
+
+@dataclass
+class Harness:
+    """A service with its jobs running, against a simulator over real NATS."""
+
+    service: PaymentsService
+    sim: Any
+    nats_url: str
+
+    async def send(self, key: str, body: bytes, wait_s: float = 20.0) -> StatusRow:
+        await self.service.submit(key, body)
+        return await self.service.wait_status(key, wait_s)
+
+    def paid(self, sak: str = "sak1") -> dict[str, dict[str, int]]:
+        """What the payment system pays now, per klassekode and day."""
+        view = self.sim.ledger.view(sak) or {"chains": []}
+        out: dict[str, dict[str, int]] = {}
+        for chain in view["chains"]:
+            out.setdefault(chain["klassekode"], {}).update(chain["days"])
+        return {k: v for k, v in out.items() if v}
+
+    async def fault(self, mode: str) -> None:
+        async with httpx.AsyncClient() as http:
+            r = await http.put(f"{self.sim.control_url}/faults", json={"mode": mode})
+            r.raise_for_status()
+
+
+def expected(days: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """What a message says should be paid, in the shape of ``Harness.paid``."""
+    kode = {"Dagpenger": "DAGPENGER", "DagpengerFerietillegg": "DAGPENGERFERIE"}
+    out: dict[str, dict[str, int]] = {}
+    for d in days:
+        if d["utbetaltBeløp"]:
+            out.setdefault(kode[d["utbetalingstype"]], {})[d["dato"]] = d["utbetaltBeløp"]
+    return out
+
+
+@pytest.fixture
+async def harness(
+    pool: AsyncConnectionPool[Any], db_url: str, nats_url: str, settings: Settings
+) -> AsyncIterator[Harness]:
+    """The simulator, and one ``tether worker`` (payments jobs only) in this process."""
+    own = unique_settings()
+    topology = Topology(
+        orders_stream=own.orders_stream,
+        orders_subject=own.orders_subject,
+        receipts_stream=own.receipts_stream,
+        receipts_subject=own.receipts_subject,
+        durable=f"sim-{own.orders_stream}",
+    )
+    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token)
+    own = own.model_copy(update={"oppdrag_url": sim.url})
+    core = settings.model_copy(update={"nats_url": nats_url})
+    stop = asyncio.Event()
+    options = WorkerOptions(only=("payments",))
+    worker = asyncio.create_task(run_jobs(core, db_url, options, stop, overrides=[own]))
+    async with OppdragClient.from_settings(own) as client:
+        service = PaymentsService(pool=pool, settings=own, client=client)
+        try:
+            yield Harness(service=service, sim=sim, nats_url=nats_url)
+        finally:
+            stop.set()
+            await worker
+            sim.stop()

@@ -1,0 +1,135 @@
+"""The payments HTTP routes on a FastAPI app holding a real service and database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tether.core import keys
+from tether.core.api import install_error_handlers
+from tether.core.security import install_security
+from tether.core.settings import Settings
+from tether.payments import codec
+from tether.payments.api import router
+from tether.payments.oppdrag import build_receipt_xml
+from tether.payments.service import PaymentsService
+
+from .conftest import june, message
+
+
+@pytest.fixture
+def app(service: PaymentsService) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    install_security(app, Settings(), pool=lambda: service.pool)
+    app.include_router(router)
+    app.state.payments = service
+    return app
+
+
+@pytest.fixture
+async def http(app: FastAPI, auth_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=auth_headers
+    ) as client:
+        yield client
+
+
+async def test_intake_needs_a_write_credential(app: FastAPI, db_url: str) -> None:
+    _, reader = keys.create(db_url, "reader", ["read"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
+        post = await anonymous.post(
+            "/api/v1/payments/dagpenger", headers={"Transaction-ID": "k-1"}, content=b"{}"
+        )
+        assert post.status_code == 401
+        read_only = {"Authorization": f"Bearer {reader}", "Transaction-ID": "k-1"}
+        post = await anonymous.post("/api/v1/payments/dagpenger", headers=read_only, content=b"{}")
+        assert post.status_code == 403
+        status = await anonymous.get(
+            "/api/v1/payments/status/k-1", headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert status.status_code == 404  # admitted, and nothing was stored under the key
+
+
+async def test_post_answers_202_with_the_status_url(http: httpx.AsyncClient) -> None:
+    r = await http.post(
+        "/api/v1/payments/dagpenger", content=message(june(3, 14)), headers={"Transaction-ID": "k1"}
+    )
+    assert r.status_code == 202
+    assert r.json() == {"key": "k1", "status_url": "/api/v1/payments/status/k1", "duplicate": False}
+    s = await http.get("/api/v1/payments/status/k1")
+    assert s.json()["status"] == "MOTTATT"
+    assert s.json()["detaljer"]["linjer"][0]["klassekode"] == "DAGPENGER"
+
+
+async def test_bad_json_is_accepted_and_feilet_400(http: httpx.AsyncClient) -> None:
+    r = await http.post(
+        "/api/v1/payments/dagpenger", content=b"[1, 2", headers={"Transaction-ID": "bad"}
+    )
+    assert r.status_code == 202
+    s = (await http.get("/api/v1/payments/status/bad")).json()
+    assert s["status"] == "FEILET" and s["error"]["statusCode"] == 400
+
+
+async def test_missing_transaction_id_is_422(http: httpx.AsyncClient) -> None:
+    r = await http.post("/api/v1/payments/dagpenger", content=message(june(3, 14)))
+    assert r.status_code == 422
+
+
+async def test_body_over_the_limit_is_413_and_not_logged(
+    http: httpx.AsyncClient, service: PaymentsService
+) -> None:
+    big = b" " * (service.settings.max_body_bytes + 1)
+    r = await http.post("/api/v1/payments/dagpenger", content=big, headers={"Transaction-ID": "x"})
+    assert r.status_code == 413
+    assert (await http.get("/api/v1/payments/status/x")).status_code == 404
+
+
+async def test_reused_key_with_other_content_is_409(http: httpx.AsyncClient) -> None:
+    headers = {"Transaction-ID": "k1"}
+    await http.post("/api/v1/payments/dagpenger", content=message(june(3, 14)), headers=headers)
+    r = await http.post("/api/v1/payments/dagpenger", content=message(june(3, 13)), headers=headers)
+    assert r.status_code == 409
+
+
+async def test_unknown_key_and_case_are_404(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/api/v1/payments/status/nope")).status_code == 404
+    assert (await http.get("/api/v1/payments/cases/nope")).status_code == 404
+
+
+async def test_wait_returns_when_final_or_at_timeout(
+    http: httpx.AsyncClient, service: PaymentsService
+) -> None:
+    headers = {"Transaction-ID": "k1"}
+    await http.post("/api/v1/payments/dagpenger", content=message(june(3, 14)), headers=headers)
+    s = await http.get("/api/v1/payments/status/k1", params={"wait": 0.2})
+    assert s.json()["status"] == "MOTTATT"  # no receipt: the wait ran out
+    order = (await service.orders("sak1"))[0]
+    xml = build_receipt_xml(order.xml, "00")
+    await service.apply_receipt(codec.read_receipt(xml), xml)
+    s = await http.get("/api/v1/payments/status/k1", params={"wait": 5})
+    assert s.json()["status"] == "OK"
+
+
+async def test_case_orders_and_page(http: httpx.AsyncClient, service: PaymentsService) -> None:
+    headers = {"Transaction-ID": "k1"}
+    await http.post("/api/v1/payments/dagpenger", content=message(june(3, 14)), headers=headers)
+    order = (await service.orders("sak1"))[0]
+    xml = build_receipt_xml(order.xml, "00")
+    await service.apply_receipt(codec.read_receipt(xml), xml)
+    case = (await http.get("/api/v1/payments/cases/sak1")).json()
+    assert case["never_paid"] is False
+    assert case["utbetalinger"][0]["periods"] == [
+        {"fom": "2024-06-03", "tom": "2024-06-14", "beløp": 100, "vedtakssats": 100}
+    ]
+    assert case["utbetalinger"][0]["active"] is True
+    orders = (await http.get("/api/v1/payments/orders", params={"sakId": "sak1"})).json()
+    assert [(o["state"], o["original_key"]) for o in orders] == [("OK", "k1")]
+    assert orders[0]["xml"] == order.xml
+    page = await http.get("/payments/cases/sak1")
+    assert page.status_code == 200 and "k1" in page.text and "2024-06-03" in page.text

@@ -1,0 +1,55 @@
+"""Dry runs end to end: same split and diff, the simulator's simulation service answers, and
+nothing about the case is stored (only the message log and its status)."""
+
+from __future__ import annotations
+
+from .conftest import Harness, june, message
+
+
+async def test_dry_run_on_a_new_case_simulates_and_stores_nothing(harness: Harness) -> None:
+    s = await harness.send("d1", message(june(3, 14), dryrun=True))
+    assert s.status == "OK" and s.body["simulering"] is True
+    periods = s.body["simulation"]["perioder"]
+    assert [(p["tidligereUtbetalt"], p["nyttBeløp"]) for p in periods] == [(0, 1000)]
+    assert await harness.service.orders("sak1") == []
+    assert harness.paid() == {}
+    assert harness.sim.state.calls["orders"] == 0
+
+
+async def test_dry_run_of_a_changed_amount_shows_before_and_after(harness: Harness) -> None:
+    await harness.send("k1", message(june(3, 14)))
+    s = await harness.send("d1", message(june(3, 14, 200), dryrun=True))
+    assert s.status == "OK" and s.body["simulering"] is True
+    periods = s.body["simulation"]["perioder"]
+    assert [(p["tidligereUtbetalt"], p["nyttBeløp"]) for p in periods] == [(1000, 2000)]
+    assert harness.paid()["DAGPENGER"]["2024-06-03"] == 100  # nothing sent
+    assert len(await harness.service.orders("sak1")) == 1
+
+
+async def test_dry_run_of_a_deleted_period_simulates_the_stop(harness: Harness) -> None:
+    await harness.send("k1", message(june(3, 7) + june(10, 14, periode="m2")))
+    s = await harness.send("d1", message(june(3, 7), dryrun=True))
+    assert s.status == "OK"
+    periods = s.body["simulation"]["perioder"]
+    assert [(p["tidligereUtbetalt"], p["nyttBeløp"]) for p in periods] == [(500, 0)]
+    case = await harness.service.case("sak1")
+    assert case.active_uids is not None and len(case.active_uids) == 2
+
+
+async def test_unchanged_dry_run_answers_no_change_explicitly(harness: Harness) -> None:
+    await harness.send("k1", message(june(3, 14)))
+    s = await harness.send("d1", message(june(3, 14), dryrun=True))
+    assert s.status == "OK" and s.body["simulering"] is True
+    assert "no postings" in s.body["simulation"]["info"]
+
+
+async def test_dry_run_on_a_new_case_with_no_positive_days_answers(harness: Harness) -> None:
+    s = await harness.send("d1", message(june(3, 7, 0), dryrun=True), wait_s=5)
+    assert s.status == "OK" and s.body["simulering"] is True
+
+
+async def test_dry_run_when_the_simulation_service_is_down_is_feilet(harness: Harness) -> None:
+    await harness.fault("down")
+    s = await harness.send("d1", message(june(3, 14), dryrun=True))
+    assert s.status == "FEILET" and s.body["simulering"] is True
+    assert s.body["error"]["statusCode"] >= 500

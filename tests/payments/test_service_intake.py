@@ -1,0 +1,254 @@
+"""Intake without a payment system: one transaction per message, statuses, per-case waiting,
+receipts booked straight from receipt XML (the payment system's own format)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.errors import Conflict, InvalidInput
+from tether.payments import codec
+from tether.payments.oppdrag import build_receipt_xml
+from tether.payments.service import PaymentsService
+
+from .conftest import day, june, message
+
+
+async def _count(pool: AsyncConnectionPool[Any], table: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"SELECT count(*) AS n FROM pay.{table}")  # type: ignore[arg-type]
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+
+async def _receipt(service: PaymentsService, sak: str, code: str, text: str | None = None) -> str:
+    orders = await service.orders(sak)
+    xml = build_receipt_xml(orders[-1].xml, code, beskr_melding=text)
+    return await service.apply_receipt(codec.read_receipt(xml), xml)
+
+
+async def test_first_message_stores_order_candidates_and_mottatt(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    status = await service.latest_status("k1")
+    assert status.status == "MOTTATT"
+    assert status.body["detaljer"]["linjer"][0]["fom"] == "2024-06-03"
+    orders = await service.orders("sak1")
+    assert [o.state for o in orders] == ["MOTTATT"]
+    assert "<kodeEndring>NY</kodeEndring>" in orders[0].xml
+    assert await _count(pool, "candidate") == 1
+    case = await service.case("sak1")
+    assert case.active_uids is None and case.inflight_order == orders[0].id
+
+
+async def test_unparseable_message_is_feilet_400_under_its_key(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    await service.submit("bad", b"{not json")
+    status = await service.latest_status("bad")
+    assert status.status == "FEILET"
+    assert status.body["error"]["statusCode"] == 400
+    assert await _count(pool, "oppdrag") == 0
+    await service.submit("good", message(june(3, 7)))  # other messages keep flowing
+    assert (await service.latest_status("good")).status == "MOTTATT"
+
+
+@pytest.mark.parametrize(
+    ("days", "extra", "code", "text"),
+    [
+        (june(3, 7), {"sakId": "s" * 31}, 400, "sakId"),
+        (june(3, 7), {"behandlingId": "b" * 31}, 400, "behandlingId"),
+        (
+            [
+                day(date(2024, 12, 31), type_="DagpengerFerietillegg"),
+                day(date(2025, 1, 2), type_="DagpengerFerietillegg"),
+            ],
+            {},
+            400,
+            "årsskiftet",
+        ),
+        ([day(date(2021, 1, 4)), day(date(2024, 1, 10))], {}, 400, "1100"),
+        ([day(date(2024, 6, 3), 100), day(date(2024, 6, 3), 200)], {}, 400, "duplikate"),
+        ([{"dato": "2024-06-03"}], {}, 400, "invalid message"),
+    ],
+)
+async def test_validation_errors_become_feilet(
+    service: PaymentsService,
+    days: list[dict[str, Any]],
+    extra: dict[str, Any],
+    code: int,
+    text: str,
+) -> None:
+    await service.submit("v", message(days, **extra))
+    status = await service.latest_status("v")
+    assert status.status == "FEILET"
+    assert status.body["error"]["statusCode"] == code
+    assert text in status.body["error"]["msg"]
+    assert await service.orders("sak1") == []
+
+
+async def test_empty_or_all_zero_message_on_a_new_case_is_bare_ok(service: PaymentsService) -> None:
+    await service.submit("e1", message([]))
+    await service.submit("e2", message(june(3, 7, 0)))
+    for key in ("e1", "e2"):
+        status = await service.latest_status(key)
+        assert status.status == "OK" and status.body["detaljer"] is None
+    assert await service.orders("sak1") == []
+
+
+async def test_changed_ident_is_refused_as_locked_field(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await _receipt(service, "sak1", "00")
+    await service.submit("k2", message(june(3, 14), ident="10987654321"))
+    status = await service.latest_status("k2")
+    assert status.status == "FEILET"
+    assert status.body["error"]["msg"] == "Kan ikke endre 'ident'"
+
+
+async def test_same_key_same_content_is_answered_from_what_is_stored(
+    service: PaymentsService,
+) -> None:
+    first = await service.submit("k1", message(june(3, 14)))
+    again = await service.submit("k1", message(june(3, 14)))
+    assert not first.duplicate and again.duplicate
+    assert len(await service.orders("sak1")) == 1
+
+
+async def test_same_key_other_content_is_refused(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    with pytest.raises(Conflict):
+        await service.submit("k1", message(june(3, 13)))
+
+
+async def test_empty_key_is_refused(service: PaymentsService) -> None:
+    with pytest.raises(InvalidInput):
+        await service.submit(" ", message(june(3, 14)))
+
+
+async def test_later_message_waits_for_the_receipt_then_is_planned_on_confirmed_state(
+    service: PaymentsService,
+) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await service.submit("k2", message(june(3, 14, 200)))
+    assert (await service.latest_status("k2")).status == "VENTER"
+    assert len(await service.orders("sak1")) == 1
+    assert await _receipt(service, "sak1", "00") == "ok"
+    assert (await service.latest_status("k1")).status == "OK"
+    assert (await service.latest_status("k2")).status == "MOTTATT"
+    orders = await service.orders("sak1")
+    assert len(orders) == 2 and "<kodeEndring>ENDR</kodeEndring>" in orders[1].xml
+    case = await service.case("sak1")
+    assert case.active_uids is not None and len(case.active_uids) == 1
+
+
+async def test_08_keeps_previous_state_and_releases_the_case(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await _receipt(service, "sak1", "00")
+    await service.submit("k2", message(june(3, 14, 200)))
+    assert await _receipt(service, "sak1", "08 ", "Oppdraget finnes fra før") == "feilet"
+    status = await service.latest_status("k2")
+    assert status.status == "FEILET" and status.body["error"]["statusCode"] == 400
+    case = await service.case("sak1")
+    assert case.inflight_order is None
+    assert case.utbetalinger[0].periods[0]["beløp"] == 100
+    await service.submit("k3", message(june(3, 14, 300)))
+    assert (await service.latest_status("k3")).status == "MOTTATT"
+
+
+async def test_12_is_feilet_500_and_04_is_ok_with_warning(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await _receipt(service, "sak1", "12", "teknisk feil")
+    s1 = await service.latest_status("k1")
+    assert s1.status == "FEILET" and s1.body["error"]["statusCode"] == 500
+    await service.submit("k2", message(june(3, 14)))
+    orders = await service.orders("sak1")
+    assert "<kodeEndring>NY</kodeEndring>" in orders[-1].xml  # the first order never took
+    await _receipt(service, "sak1", "04", "advarsel")
+    s2 = await service.latest_status("k2")
+    assert s2.status == "OK"
+    assert s2.body["error"] == {
+        "statusCode": 200,
+        "msg": "advarsel",
+        "doc": s2.body["error"]["doc"],
+    }
+
+
+async def test_receipt_for_unknown_order_is_kept(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    orders = await service.orders("sak1")
+    xml = build_receipt_xml(orders[0].xml.replace(orders[0].id.hex, "0" * 32), "00")
+    assert await service.apply_receipt(codec.read_receipt(xml), xml) == "stray"
+    assert await _count(pool, "stray_receipt") == 1
+    assert (await service.latest_status("k1")).status == "MOTTATT"
+
+
+async def test_second_receipt_is_ignored(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await _receipt(service, "sak1", "00")
+    assert await _receipt(service, "sak1", "08") == "duplicate"
+    assert (await service.latest_status("k1")).status == "OK"
+
+
+async def test_unchanged_message_is_bare_ok_and_sends_nothing(service: PaymentsService) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    await _receipt(service, "sak1", "00")
+    await service.submit("k2", message(june(3, 14)))
+    status = await service.latest_status("k2")
+    assert status.status == "OK" and status.body["detaljer"] is None
+    assert len(await service.orders("sak1")) == 1
+
+
+async def test_an_error_halfway_through_intake_leaves_no_rows(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    async with pool.connection() as conn:  # the database refuses the last write of the intake
+        await conn.execute(
+            "CREATE FUNCTION pay.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'refused'; END $$;"
+            " CREATE TRIGGER refuse BEFORE INSERT ON pay.status FOR EACH ROW"
+            " WHEN (NEW.original_key = 'boom') EXECUTE FUNCTION pay.refuse()"
+        )
+    with pytest.raises(Exception, match="refused"):
+        await service.submit("boom", message(june(3, 14)))
+    for table in ("sak", "inbound", "oppdrag", "candidate", "status"):
+        assert await _count(pool, table) == 0, table
+    await service.submit("k1", message(june(3, 14)))  # the case is not stuck
+    assert (await service.latest_status("k1")).status == "MOTTATT"
+
+
+async def test_concurrent_messages_of_one_case_get_one_order_and_wait_in_arrival_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    import asyncio
+
+    keys = [f"c{i}" for i in range(6)]
+    await asyncio.gather(
+        *(service.submit(k, message(june(3, 14, 100 + i))) for i, k in enumerate(keys))
+    )
+    statuses = [(await service.latest_status(k)).status for k in keys]
+    assert sorted(statuses) == ["MOTTATT"] + ["VENTER"] * 5
+    for _ in keys[1:]:
+        assert await _receipt(service, "sak1", "00") == "ok"
+    await _receipt(service, "sak1", "00")
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT original_key FROM pay.inbound ORDER BY seq")
+        arrival = [r["original_key"] for r in await cur.fetchall()]
+    orders = await service.orders("sak1")
+    assert [o.original_key for o in orders] == arrival  # planned in arrival order, none lost
+    assert {(await service.latest_status(k)).status for k in keys} == {"OK"}
+
+
+async def test_a_huge_sak_id_is_feilet_without_a_case_row(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    await service.submit("huge", message(june(3, 14), sakId="s" * 10_000))
+    status = await service.latest_status("huge")
+    assert status.status == "FEILET" and status.body["error"]["statusCode"] == 400
+    assert await _count(pool, "sak") == 0

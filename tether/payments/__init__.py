@@ -1,0 +1,1 @@
+"""Payments: thick benefit messages to one atomic payment order per case."""

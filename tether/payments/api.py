@@ -1,0 +1,211 @@
+"""HTTP routes of the payments capability: intake, statuses, the case, its orders, its page.
+
+Three routers, each behind one credential: ``read_router`` (GETs, scope ``read``),
+``page_router`` (the HTML page: ``read``, also by the login form's session cookie) and
+``write_router`` (intake, scope ``write``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.params import Depends as DependsParam
+from pydantic import BaseModel, Field
+from starlette.responses import HTMLResponse
+
+from tether.core.auth import require
+from tether.core.errors import InvalidInput
+from tether.core.web import render
+from tether.payments.service import FAGSYSTEM, PaymentsService
+
+READ: list[DependsParam] = [require("read")]
+PAGE: list[DependsParam] = [require("read", cookie=True)]
+WRITE: list[DependsParam] = [require("write")]
+
+read_router = APIRouter(tags=["payments"], dependencies=READ)
+page_router = APIRouter(include_in_schema=False, dependencies=PAGE)
+write_router = APIRouter(tags=["payments"], dependencies=WRITE)
+router = APIRouter()
+
+MAX_WAIT_S = 60.0
+
+
+def _service(request: Request) -> PaymentsService:
+    service: PaymentsService = request.app.state.payments
+    return service
+
+
+Service = Annotated[PaymentsService, Depends(_service)]
+
+
+class Accepted(BaseModel):
+    key: str
+    status_url: str
+    duplicate: bool = False
+
+
+class StatusOut(BaseModel):
+    key: str
+    status: str
+    detaljer: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    simulering: bool = False
+    simulation: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+class UtbetalingOut(BaseModel):
+    uid: str
+    klassekode: str
+    active: bool
+    periods: list[dict[str, Any]]
+    last_line_id: str
+    last_line: dict[str, Any]
+
+
+class CaseOut(BaseModel):
+    fagsystem: str
+    sakId: str
+    never_paid: bool = Field(description="True until the payment system confirmed an order.")
+    active_uids: list[str]
+    order_in_flight: str | None
+    utbetalinger: list[UtbetalingOut]
+
+
+class OrderOut(BaseModel):
+    id: str
+    original_key: str
+    state: str
+    created_at: datetime
+    sent_at: datetime | None
+    receipt_code: str | None
+    uids: list[str]
+    sha256: str
+    xml: str
+
+
+@write_router.post("/api/v1/payments/dagpenger", status_code=202, response_model=Accepted)
+async def submit_dagpenger(
+    request: Request,
+    service: Service,
+    transaction_id: Annotated[str, Header(alias="Transaction-ID")],
+) -> Accepted:
+    """Take one dagpenger message (the whole case) under the sender's original key."""
+    limit = service.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    submission = await service.submit(transaction_id, bytes(body))
+    return Accepted(
+        key=submission.key, status_url=submission.status_url, duplicate=submission.duplicate
+    )
+
+
+class BodyTooLarge(InvalidInput):
+    """The message is larger than the intake accepts."""
+
+    status_code = 413
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the message is larger than {limit} bytes")
+
+
+@read_router.get("/api/v1/payments/status/{key}", response_model=StatusOut)
+async def get_status(
+    key: str,
+    service: Service,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Wait for OK/FEILET.")] = 0,
+) -> StatusOut:
+    """The latest status of a message; with ``wait``, the final one if it comes in time."""
+    row = await service.wait_status(key, wait)
+    body = row.body
+    return StatusOut(
+        key=key,
+        status=row.status,
+        detaljer=body.get("detaljer"),
+        error=body.get("error"),
+        simulering=bool(body.get("simulering", False)),
+        simulation=body.get("simulation"),
+        created_at=row.created_at,
+    )
+
+
+@read_router.get("/api/v1/payments/cases/{sak_id}", response_model=CaseOut)
+async def get_case(
+    sak_id: str, service: Service, fagsystem: Annotated[str, Query()] = FAGSYSTEM
+) -> CaseOut:
+    """The confirmed state of a case: uids with their periods and last line ids."""
+    view = await service.case(sak_id, fagsystem)
+    active = view.active_uids or frozenset()
+    return CaseOut(
+        fagsystem=view.fagsystem,
+        sakId=view.sak_id,
+        never_paid=view.active_uids is None,
+        active_uids=sorted(active),
+        order_in_flight=str(view.inflight_order) if view.inflight_order else None,
+        utbetalinger=[
+            UtbetalingOut(
+                uid=u.uid,
+                klassekode=u.klassekode,
+                active=u.uid in active,
+                periods=list(u.periods),
+                last_line_id=u.last_line_id,
+                last_line=dict(u.last_line),
+            )
+            for u in view.utbetalinger
+        ],
+    )
+
+
+@read_router.get("/api/v1/payments/orders", response_model=list[OrderOut])
+async def list_orders(
+    service: Service,
+    sak_id: Annotated[str, Query(alias="sakId")],
+    fagsystem: Annotated[str, Query()] = FAGSYSTEM,
+) -> list[OrderOut]:
+    """Every order of a case, oldest first, with exactly the XML that was sent."""
+    return [
+        OrderOut(
+            id=str(o.id),
+            original_key=o.original_key,
+            state=o.state,
+            created_at=o.created_at,
+            sent_at=o.sent_at,
+            receipt_code=o.receipt_code,
+            uids=list(o.uids),
+            sha256=o.sha256,
+            xml=o.xml,
+        )
+        for o in await service.orders(sak_id, fagsystem)
+    ]
+
+
+@page_router.get("/payments/cases/{sak_id}")
+async def case_page(sak_id: str, service: Service) -> HTMLResponse:
+    """The case on one page: confirmed lines, orders, statuses."""
+    view = await service.case(sak_id)
+    orders = await service.orders(sak_id)
+    statuses = await service.statuses(sak_id)
+    return render(
+        "tether.payments",
+        "case.html",
+        case=view,
+        active=view.active_uids or frozenset(),
+        orders=orders,
+        statuses=statuses,
+    )
+
+
+router.include_router(read_router)
+router.include_router(page_router)
+router.include_router(write_router)
+
+__all__ = ["PAGE", "READ", "WRITE", "page_router", "read_router", "router", "write_router"]

@@ -1,0 +1,75 @@
+"""Client of the payment system's HTTP services: the simulation service and the order lookup.
+
+Orders themselves travel over the queue (JetStream); HTTP is only for what the real system
+offers synchronously: simulating an order, and (here) asking whether an order arrived, which the
+sender does before re-sending an order whose send was never recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from tether.core.errors import UpstreamInvalidPayload, UpstreamNotFound
+from tether.core.http import UpstreamClient
+from tether.payments.settings import PaymentsSettings
+
+SYSTEM = "oppdrag"
+
+
+class OppdragClient:
+    """Typed calls to the payment system; errors are the core ``Upstream*`` errors."""
+
+    def __init__(self, http: UpstreamClient) -> None:
+        self.http = http
+
+    @classmethod
+    def from_settings(
+        cls, settings: PaymentsSettings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> OppdragClient:
+        timeout = httpx.Timeout(settings.oppdrag_timeout_s, connect=2.0)
+        return cls(
+            UpstreamClient(
+                system=SYSTEM,
+                base_url=settings.oppdrag_url,
+                token=settings.oppdrag_token,
+                timeout=timeout,
+                transport=transport,
+            )
+        )
+
+    async def __aenter__(self) -> OppdragClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def simulate(self, xml: str) -> Mapping[str, Any]:
+        """Simulate an order: per period what was paid, the new amount and the postings."""
+        response = await self.http.request(
+            "POST", "/simulering", json_body={"oppdrag": xml}, idempotent=True
+        )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise UpstreamInvalidPayload(f"{SYSTEM} simulation answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise UpstreamInvalidPayload(f"{SYSTEM} simulation answer is not an object")
+        return body
+
+    async def has_order(self, order_id: uuid.UUID) -> bool:
+        """Whether the payment system already received this order (so it must not be re-sent)."""
+        return await self.lookup_order(order_id) is not None
+
+    async def lookup_order(self, order_id: uuid.UUID) -> Mapping[str, Any] | None:
+        """What the payment system knows of an order (its verdict), or None if it never got it."""
+        try:
+            body = await self.http.get_json(f"/orders/{order_id}")
+        except UpstreamNotFound:
+            return None
+        if not isinstance(body, dict):
+            raise UpstreamInvalidPayload(f"{SYSTEM} order lookup answer is not an object")
+        return body

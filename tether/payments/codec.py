@@ -1,0 +1,205 @@
+"""Between the pure payment rules (domain.py, oppdrag.py) and the tables and statuses.
+
+Turns stored rows into the domain's ``CaseState``, a ``Plan`` into what intake stores (order XML,
+candidate rows, status details), and builds every status body in the spec's shape
+``{status, detaljer, error, simulering}`` (plus ``simulation`` for a dry run).
+
+The order id is carried in the order's ``nokkelAvstemming`` (the UUID's 32 hex digits), which the
+payment system returns unchanged in its receipt: a receipt finds its order with no side channel.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tether.payments.domain import plan as plan_order
+from tether.payments.domain import receipt_outcome, validate
+from tether.payments.models import (
+    CaseState,
+    ConfirmedUtbetaling,
+    DagpengerMessage,
+    PaymentValidationError,
+    Period,
+)
+from tether.payments.models import Receipt as ModelReceipt
+from tether.payments.models import parse_message as parse
+from tether.payments.oppdrag import build_order_xml, parse_receipt
+from tether.payments.records import CaseRow, UtbetalingRow
+
+Message = DagpengerMessage
+Rejected = PaymentValidationError
+StatusBody = Mapping[str, Any]
+NO_POSTINGS = "no postings to show: nothing changed"
+
+__all__ = ["CaseState", "Message", "Rejected", "StatusBody", "parse"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """What intake stores for one message; ``xml is None`` means nothing changed."""
+
+    xml: str | None
+    details: StatusBody | None
+    candidates: list[UtbetalingRow]
+    uids: frozenset[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """A receipt reduced to what booking needs: its order, the trimmed code and the text."""
+
+    order_id: uuid.UUID | None
+    code: str
+    source: ModelReceipt
+
+
+def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
+    return UtbetalingRow(
+        uid=c.uid,
+        klassekode=str(c.klassekode),
+        periods=[p.to_json() for p in c.periods],
+        last_line_id=c.last_line_id,
+        last_line=Period(
+            fom=c.last_line_fom,
+            tom=c.last_line_tom,
+            belop=c.last_line_sats,
+            vedtakssats=c.last_line_vedtakssats,
+        ).to_json(),
+        data=c.to_json(),
+    )
+
+
+def precheck(msg: DagpengerMessage) -> None:
+    """The rules on the message's own ids (sakId, behandlingId lengths), before a case exists."""
+    validate(msg, [], None)
+
+
+def case_state(case: CaseRow | None, rows: Sequence[UtbetalingRow]) -> CaseState | None:
+    """The case's confirmed state as the rules see it (None: the case never existed)."""
+    if case is None or (case.active_uids is None and not case.has_order_before and not rows):
+        return None
+    return CaseState(
+        active_uids=case.active_uids,
+        confirmed={r.uid: ConfirmedUtbetaling.from_json(r.data) for r in rows},
+        has_order_before=case.has_order_before,
+    )
+
+
+def plan(
+    msg: DagpengerMessage, state: CaseState | None, *, now: datetime, order_id: uuid.UUID
+) -> Planned:
+    """Split, diff and build the order; candidates are the uids whose confirmed entry changes."""
+    result = plan_order(msg, state, now=now, nokkel=order_id.hex)
+    if result.order is None or result.details is None:
+        return Planned(xml=None, details=None, candidates=[], uids=frozenset())
+    before: Mapping[str, ConfirmedUtbetaling] = state.confirmed if state else {}
+    changed = [
+        _confirmed_row(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
+    ]
+    return Planned(
+        xml=build_order_xml(result.order),
+        details=result.details.to_json(),
+        candidates=changed,
+        uids=frozenset(result.candidate.active_uids or ()),
+    )
+
+
+def read_receipt(body: bytes | str) -> Receipt:
+    """Decode a receipt; ``ValueError`` when it cannot be read at all."""
+    parsed = parse_receipt(body)
+    try:
+        order_id: uuid.UUID | None = uuid.UUID(hex=parsed.nokkel_avstemming.strip())
+    except ValueError:
+        order_id = None
+    return Receipt(order_id=order_id, code=parsed.alvorlighetsgrad.strip(), source=parsed)
+
+
+def receipt_from_lookup(order_id: uuid.UUID, found: StatusBody) -> Receipt | None:
+    """The verdict the payment system reports for an order, as a receipt (None: no verdict)."""
+    code = found.get("alvorlighetsgrad")
+    if not isinstance(code, str) or not code.strip():
+        return None
+    source = ModelReceipt(
+        alvorlighetsgrad=code.strip(),
+        kode_melding=found.get("kodeMelding"),
+        beskr_melding=found.get("beskrMelding"),
+        fagsystem_id=str(found.get("fagsystemId", "")),
+        nokkel_avstemming=order_id.hex,
+    )
+    return Receipt(order_id=order_id, code=code.strip(), source=source)
+
+
+# --- status bodies ------------------------------------------------------------------------------
+
+
+def _body(
+    status: str,
+    *,
+    details: StatusBody | None = None,
+    error: StatusBody | None = None,
+    simulering: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "detaljer": details,
+        "error": error,
+        "simulering": simulering,
+        **extra,
+    }
+
+
+def mottatt(details: StatusBody) -> StatusBody:
+    return _body("MOTTATT", details=details)
+
+
+def hos_oppdrag(details: StatusBody) -> StatusBody:
+    return _body("HOS_OPPDRAG", details=details)
+
+
+def bare_ok() -> StatusBody:
+    """Nothing changed: OK with no details, nothing sent (how duplicates are absorbed)."""
+    return _body("OK")
+
+
+def failed(exc: PaymentValidationError, *, simulering: bool = False) -> StatusBody:
+    return _body("FEILET", error=exc.as_error(), simulering=simulering)
+
+
+def internal_error(msg: str) -> StatusBody:
+    return _body("FEILET", error={"statusCode": 500, "msg": msg, "doc": None})
+
+
+def final(details: StatusBody, receipt: Receipt) -> StatusBody:
+    """The receipt's final status: 00 OK, 04 OK with a warning, 08 FEILET 400, else 500."""
+    status, error = receipt_outcome(receipt.source)
+    return _body(status, details=details, error=error)
+
+
+def simulated(details: StatusBody | None, simulation: StatusBody) -> StatusBody:
+    return _body("OK", details=details, simulering=True, simulation=simulation)
+
+
+def simulated_no_change() -> StatusBody:
+    """A dry run that changes nothing answers explicitly, never leaves the caller waiting."""
+    return _body("OK", simulering=True, simulation={"info": NO_POSTINGS, "perioder": []})
+
+
+def failed_simulation(msg: str, status_code: int) -> StatusBody:
+    error = {"statusCode": status_code, "msg": f"simulering feilet: {msg}", "doc": None}
+    return _body("FEILET", error=error, simulering=True)
+
+
+def waiting() -> StatusBody:
+    """Logged, queued behind an order of its case still at the payment system: no status yet."""
+    return _body("VENTER")
+
+
+def status_json(body: StatusBody) -> bytes:
+    """A status as published on NATS."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,309 @@
+"""The payment system's wire formats: the Oppdrag order XML, its receipt (the same XML with
+``<mmel>``), and the simulation request/answer JSON.
+
+Building is byte-deterministic: the same ``Order`` always gives the same XML. Parsing refuses DTDs
+(no entity tricks) and reads elements by local name, so namespace prefixes do not matter.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from tether.payments.models import Line, Order, Receipt
+
+NAMESPACE = "http://www.trygdeetaten.no/skjema/oppdrag"
+ORDERS_STREAM = "OPPDRAG_ORDERS"
+ORDERS_SUBJECT = "oppdrag.orders.v1"
+RECEIPTS_STREAM = "OPPDRAG_RECEIPTS"
+RECEIPTS_SUBJECT = "oppdrag.receipts.v1"
+TIDSPKT_FORMAT = "%Y-%m-%d-%H.%M.%S.%f"  # yyyy-MM-dd-HH.mm.ss.SSSSSS
+SYSTEM_ID = "231-OPPD"
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+_ROOT_START = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?oppdrag(?:\s[^>]*)?>")
+_MMEL = re.compile(r"<mmel>.*?</mmel>", re.DOTALL)
+
+
+class OppdragFormatError(ValueError):
+    """XML that is not an order or receipt this module can read."""
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def _el(tag: str, value: object | None) -> str:
+    """``<tag>text</tag>`` with the text escaped as ElementTree would; "" when ``value`` is None."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    return f"<{tag}>{escape(text)}</{tag}>"
+
+
+def _line_xml(line: Line) -> str:
+    vedtakssats = line.vedtakssats
+    return "".join(
+        (
+            "<oppdrags-linje-150>",
+            _el("kodeEndringLinje", line.kode_endring_linje),
+            _el("kodeStatusLinje", line.kode_status_linje),
+            _el("datoStatusFom", line.dato_status_fom),
+            _el("vedtakId", line.vedtak_id),
+            _el("delytelseId", line.delytelse_id),
+            _el("kodeKlassifik", line.kode_klassifik),
+            _el("datoKlassifikFom", line.fom),
+            _el("datoVedtakFom", line.fom),
+            _el("datoVedtakTom", line.tom),
+            _el("sats", line.sats),
+            "<fradragTillegg>T</fradragTillegg>",
+            _el("typeSats", line.type_sats),
+            "<brukKjoreplan>N</brukKjoreplan>",
+            _el("saksbehId", line.saksbeh_id),
+            _el("utbetalesTilId", line.utbetales_til_id),
+            _el("henvisning", line.henvisning),
+            _el("refFagsystemId", line.ref_fagsystem_id),
+            _el("refDelytelseId", line.ref_delytelse_id),
+            f"<attestant-180>{_el('attestantId', line.attestant_id)}</attestant-180>",
+            ""
+            if vedtakssats is None
+            else f"<vedtakssats-157>{_el('vedtakssats', vedtakssats)}</vedtakssats-157>",
+            "</oppdrags-linje-150>",
+        )
+    )
+
+
+def build_order_xml(order: Order) -> str:
+    """The order as the payment system receives it: fixed element order, optional ones left out,
+    so the same order is the same bytes. Written as text (escaped like ElementTree) because
+    building a tree cost more than everything else about a message."""
+    return "".join(
+        (
+            _DECLARATION,
+            f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}"><oppdrag-110>',
+            _el("kodeAksjon", order.kode_aksjon),
+            _el("kodeEndring", order.kode_endring),
+            _el("kodeFagomraade", order.kode_fagomraade),
+            _el("fagsystemId", order.fagsystem_id),
+            "<utbetFrekvens>MND</utbetFrekvens>",
+            _el("oppdragGjelderId", order.oppdrag_gjelder_id),
+            "<datoOppdragGjelderFom>2000-01-01</datoOppdragGjelderFom>",
+            _el("saksbehId", order.saksbeh_id),
+            "<avstemming-115>",
+            _el("kodeKomponent", order.kode_fagomraade),
+            _el("nokkelAvstemming", order.nokkel_avstemming),
+            _el("tidspktMelding", order.tidspkt_melding.strftime(TIDSPKT_FORMAT)),
+            "</avstemming-115><oppdrags-enhet-120><typeEnhet>BOS</typeEnhet><enhet>8020</enhet>"
+            "<datoEnhetFom>1970-01-01</datoEnhetFom></oppdrags-enhet-120>",
+            *(_line_xml(line) for line in order.lines),
+            "</oppdrag-110></ns2:oppdrag>",
+        )
+    )
+
+
+def build_receipt_xml(
+    order_xml: str | bytes,
+    alvorlighetsgrad: str,
+    kode_melding: str | None = None,
+    beskr_melding: str | None = None,
+) -> str:
+    """The receipt: the order's own XML with ``<mmel>`` first (``alvorlighetsgrad`` as given);
+    an ``<mmel>`` already there is replaced."""
+    text = order_xml.decode() if isinstance(order_xml, bytes) else order_xml
+    root = _ROOT_START.search(text)
+    if root is None:
+        raise OppdragFormatError("no <oppdrag> root element")
+    mmel = "".join(
+        (
+            "<mmel>",
+            _el("systemId", SYSTEM_ID),
+            _el("kodeMelding", kode_melding),
+            _el("alvorlighetsgrad", alvorlighetsgrad),
+            _el("beskrMelding", beskr_melding),
+            "</mmel>",
+        )
+    )
+    rest = _MMEL.sub("", text[root.end() :])
+    return text[: root.end()] + mmel + rest
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _parse(raw: str | bytes) -> ET.Element:
+    data = raw.encode() if isinstance(raw, str) else raw
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise OppdragFormatError("DTDs are not accepted")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise OppdragFormatError(f"not XML: {exc}") from None
+    if _local(root.tag) != "oppdrag":
+        raise OppdragFormatError(f"root is <{_local(root.tag)}>, not <oppdrag>")
+    return root
+
+
+def _child(el: ET.Element, tag: str) -> ET.Element | None:
+    return next((c for c in el if _local(c.tag) == tag), None)
+
+
+def _text(el: ET.Element | None, tag: str) -> str | None:
+    found = None if el is None else _child(el, tag)
+    return None if found is None or found.text is None else found.text
+
+
+def _need(el: ET.Element | None, tag: str) -> str:
+    value = _text(el, tag)
+    if value is None:
+        raise OppdragFormatError(f"<{tag}> is missing")
+    return value
+
+
+def _day(el: ET.Element, tag: str) -> date:
+    return date.fromisoformat(_need(el, tag))
+
+
+def _opt_day(el: ET.Element, tag: str) -> date | None:
+    value = _text(el, tag)
+    return None if value is None else date.fromisoformat(value)
+
+
+def _opt_int(el: ET.Element | None, tag: str) -> int | None:
+    value = _text(el, tag)
+    return None if value is None else int(value)
+
+
+def _line(el: ET.Element) -> Line:
+    return Line(
+        uid="",  # not on the wire
+        kode_endring_linje=_need(el, "kodeEndringLinje"),
+        kode_status_linje=_text(el, "kodeStatusLinje"),
+        dato_status_fom=_opt_day(el, "datoStatusFom"),
+        vedtak_id=_day(el, "vedtakId"),
+        delytelse_id=_need(el, "delytelseId"),
+        ref_delytelse_id=_text(el, "refDelytelseId"),
+        ref_fagsystem_id=_text(el, "refFagsystemId"),
+        kode_klassifik=_need(el, "kodeKlassifik"),
+        fom=_day(el, "datoVedtakFom"),
+        tom=_day(el, "datoVedtakTom"),
+        sats=int(_need(el, "sats")),
+        type_sats=_need(el, "typeSats"),
+        saksbeh_id=_need(el, "saksbehId"),
+        utbetales_til_id=_need(el, "utbetalesTilId"),
+        henvisning=_need(el, "henvisning"),
+        attestant_id=_need(_child(el, "attestant-180"), "attestantId"),
+        vedtakssats=_opt_int(_child(el, "vedtakssats-157"), "vedtakssats"),
+    )
+
+
+def _order(root: ET.Element) -> Order:
+    head = _child(root, "oppdrag-110")
+    if head is None:
+        raise OppdragFormatError("<oppdrag-110> is missing")
+    avstemming = _child(head, "avstemming-115")
+    return Order(
+        kode_aksjon=_need(head, "kodeAksjon"),
+        kode_endring=_need(head, "kodeEndring"),
+        kode_fagomraade=_need(head, "kodeFagomraade"),
+        fagsystem_id=_need(head, "fagsystemId"),
+        oppdrag_gjelder_id=_need(head, "oppdragGjelderId"),
+        saksbeh_id=_need(head, "saksbehId"),
+        nokkel_avstemming=_need(avstemming, "nokkelAvstemming"),
+        tidspkt_melding=datetime.strptime(_need(avstemming, "tidspktMelding"), TIDSPKT_FORMAT),
+        lines=tuple(_line(c) for c in head if _local(c.tag) == "oppdrags-linje-150"),
+    )
+
+
+def parse_order_xml(raw: str | bytes) -> Order:
+    """Read an order back (the simulator's side); ``OppdragFormatError`` when malformed."""
+    try:
+        return _order(_parse(raw))
+    except ValueError as exc:  # bad dates or numbers
+        if isinstance(exc, OppdragFormatError):
+            raise
+        raise OppdragFormatError(str(exc)) from None
+
+
+def parse_receipt(raw: str | bytes) -> Receipt:
+    """Read a receipt; ``alvorlighetsgrad`` comes back trimmed (the payment system pads it)."""
+    root = _parse(raw)
+    mmel = _child(root, "mmel")
+    if mmel is None:
+        raise OppdragFormatError("<mmel> is missing: not a receipt")
+    head = _child(root, "oppdrag-110")
+    return Receipt(
+        alvorlighetsgrad=_need(mmel, "alvorlighetsgrad").strip(),
+        kode_melding=_text(mmel, "kodeMelding"),
+        beskr_melding=_text(mmel, "beskrMelding"),
+        fagsystem_id=_need(head, "fagsystemId"),
+        nokkel_avstemming=_need(
+            _child(head, "avstemming-115") if head else None, "nokkelAvstemming"
+        ),
+    )
+
+
+# --- simulation JSON --------------------------------------------------------------------------
+
+
+def simulation_request(order: Order) -> dict[str, Any]:
+    """The body of ``POST /simulering``: the order's XML in a JSON envelope."""
+    return {"oppdrag": build_order_xml(order)}
+
+
+def parse_simulation_request(body: Mapping[str, Any]) -> Order:
+    raw = body.get("oppdrag")
+    if not isinstance(raw, str):
+        raise OppdragFormatError("'oppdrag' must be the order XML as a string")
+    return parse_order_xml(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Posting:
+    """One posting of a simulated period: a ``YTEL`` payment (or its reversal) or ``FEIL``."""
+
+    type: str
+    klassekode: str
+    belop: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "klassekode": self.klassekode, "beløp": self.belop}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatedPeriod:
+    """What one chain's affected period paid before, pays after, and the postings between."""
+
+    fom: date
+    tom: date
+    klassekode: str
+    tidligere_utbetalt: int
+    nytt_belop: int
+    posteringer: tuple[Posting, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fom": self.fom.isoformat(),
+            "tom": self.tom.isoformat(),
+            "klassekode": self.klassekode,
+            "tidligereUtbetalt": self.tidligere_utbetalt,
+            "nyttBeløp": self.nytt_belop,
+            "differanse": self.nytt_belop - self.tidligere_utbetalt,
+            "posteringer": [p.to_json() for p in self.posteringer],
+        }
+
+
+def simulation_response(fagsystem_id: str, periods: Sequence[SimulatedPeriod]) -> dict[str, Any]:
+    """The answer of ``POST /simulering``, periods sorted by (fom, klassekode)."""
+    ordered = sorted(periods, key=lambda p: (p.fom, p.klassekode))
+    return {
+        "fagsystemId": fagsystem_id,
+        "perioder": [p.to_json() for p in ordered],
+        "totalBeløp": sum(p.nytt_belop - p.tidligere_utbetalt for p in ordered),
+    }

@@ -1,0 +1,173 @@
+-- Named queries of the payments capability (loaded by tether/core/sql.py).
+
+-- name: lock_case
+-- creates the case on its first message and locks it: workers take turns per case, other cases
+-- run in parallel (the no-op update is what takes the row lock in the same round trip)
+INSERT INTO pay.sak AS s (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
+ON CONFLICT (fagsystem, sak_id) DO UPDATE SET updated_at = s.updated_at
+RETURNING fagsystem, sak_id, active_uids, has_order_before, inflight_order;
+
+-- name: fetch_case
+SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
+FROM pay.sak WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+
+-- name: fetch_utbetalinger
+SELECT uid, klassekode, periods, last_line_id, last_line, data, confirmed_at
+FROM pay.utbetaling WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s ORDER BY uid;
+
+-- name: fetch_inbound
+SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
+FROM pay.inbound WHERE original_key = %(original_key)s;
+
+-- name: insert_inbound
+INSERT INTO pay.inbound (original_key, content_hash, fagsystem, sak_id, body, dryrun, state)
+VALUES (%(original_key)s, %(content_hash)s, %(fagsystem)s, %(sak_id)s, %(body)s, %(dryrun)s,
+        %(state)s)
+ON CONFLICT (original_key) DO NOTHING
+RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state;
+
+-- name: fetch_next_waiting
+-- the oldest message of the case still waiting; the case row lock is held by the caller
+SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
+FROM pay.inbound
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND state = 'waiting'
+ORDER BY seq LIMIT 1;
+
+-- name: mark_inbound_done
+UPDATE pay.inbound SET state = 'done' WHERE seq = %(seq)s;
+
+-- name: store_order
+-- the outbox row, its candidates, the case's order in flight and MOTTATT: one statement
+WITH oppdrag AS (
+    INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
+                             state, message_id, send_due_at)
+    VALUES (%(id)s, %(fagsystem)s, %(sak_id)s, %(original_key)s, %(xml)s, %(sha256)s, %(uids)s,
+            %(details)s, 'MOTTATT', %(id)s::text, now())
+    RETURNING id
+), candidates AS (
+    INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
+    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
+    FROM oppdrag o, jsonb_to_recordset(%(candidates)s::jsonb)
+         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
+              data jsonb)
+), inflight AS (
+    UPDATE pay.sak SET inflight_order = %(id)s, updated_at = now()
+    WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
+)
+INSERT INTO pay.status (original_key, status, body)
+VALUES (%(original_key)s, 'MOTTATT', %(status)s);
+
+-- name: insert_status
+INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);
+
+-- name: fetch_latest_status
+SELECT original_key, status, body, created_at FROM pay.status
+WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1;
+
+-- name: claim_due_orders
+-- a claim moves the due clock past the dead timeout: a crashed sender's claim expires by itself
+UPDATE pay.oppdrag o SET send_due_at = now() + make_interval(secs => %(dead_s)s),
+                         send_attempts = o.send_attempts + 1
+WHERE o.id IN (SELECT id FROM pay.oppdrag
+               WHERE state = 'MOTTATT' AND send_due_at <= now()
+               ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
+          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+
+-- name: mark_orders_sent
+-- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten
+WITH sent AS (
+    UPDATE pay.oppdrag SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
+                           last_error = NULL
+    WHERE id = ANY(%(ids)s::uuid[]) AND state = 'MOTTATT'
+    RETURNING original_key, details
+)
+INSERT INTO pay.status (original_key, status, body)
+SELECT original_key, 'HOS_OPPDRAG',
+       jsonb_build_object('status', 'HOS_OPPDRAG', 'detaljer', details, 'error', NULL,
+                          'simulering', false)
+FROM sent;
+
+-- name: record_send_failure
+UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
+                       last_error = %(error)s
+WHERE id = %(id)s AND state = 'MOTTATT';
+
+-- name: claim_unanswered_orders
+-- sent, and no receipt within the timeout: the next look is one timeout later
+UPDATE pay.oppdrag o SET chase_due_at = now() + make_interval(secs => %(timeout_s)s)
+WHERE o.id IN (SELECT id FROM pay.oppdrag
+               WHERE state = 'HOS_OPPDRAG'
+                 AND coalesce(chase_due_at, sent_at + make_interval(secs => %(timeout_s)s))
+                     <= now()
+               ORDER BY sent_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
+          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+
+-- name: resend_order
+-- the payment system never got it: send it again (same message id)
+UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now()
+WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
+
+-- name: lock_order
+SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
+       created_at, send_attempts, sent_at, receipt_code
+FROM pay.oppdrag WHERE id = %(id)s FOR UPDATE;
+
+-- name: confirm_candidates
+-- the candidates of the order become the confirmed utbetalinger, all in one statement
+INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id, last_line,
+                            data, confirmed_at)
+SELECT c.uid, o.fagsystem, o.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data,
+       now()
+FROM pay.candidate c JOIN pay.oppdrag o ON o.id = c.oppdrag_id
+WHERE c.oppdrag_id = %(id)s
+ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
+    last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
+    confirmed_at = EXCLUDED.confirmed_at;
+
+-- name: confirm_case
+UPDATE pay.sak SET active_uids = %(uids)s, has_order_before = true, inflight_order = NULL,
+                   updated_at = now()
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
+
+-- name: release_case
+UPDATE pay.sak SET inflight_order = NULL, updated_at = now()
+WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND inflight_order = %(id)s;
+
+-- name: finish_order
+UPDATE pay.oppdrag SET state = %(state)s, receipt_at = now(), receipt_code = %(code)s,
+                       receipt_text = %(text)s, sent_at = coalesce(sent_at, now()),
+                       send_due_at = NULL
+WHERE id = %(id)s;
+
+-- name: insert_stray_receipt
+INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);
+
+-- name: lock_status_publisher
+-- one publisher at a time across workers, so the statuses of a key leave in their order
+SELECT pg_try_advisory_xact_lock(hashtext('tether.payments.status_publisher')) AS locked;
+
+-- name: claim_unpublished_statuses
+SELECT id, original_key, status, body FROM pay.status
+WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
+
+-- name: mark_statuses_published
+UPDATE pay.status SET published_at = now() WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: fetch_orders_of_case
+SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
+       created_at, send_attempts, sent_at, receipt_code
+FROM pay.oppdrag WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
+ORDER BY created_at, id;
+
+-- name: fetch_statuses_of_case
+SELECT s.original_key, s.status, s.body, s.created_at
+FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
+WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
+ORDER BY s.id;
+
+-- name: fetch_payment_gauges
+SELECT (SELECT count(*) FROM pay.oppdrag WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS waiting,
+       (SELECT extract(epoch FROM now() - min(created_at)) FROM pay.oppdrag
+        WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS oldest_s;

@@ -1,0 +1,158 @@
+"""Rows of the payments tables as frozen records (the domain's own types live in models.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Json = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseRow:
+    """A case: its active uids (None = never paid) and the order its next messages wait for."""
+
+    fagsystem: str
+    sak_id: str
+    active_uids: frozenset[str] | None
+    has_order_before: bool
+    inflight_order: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CaseRow:
+        uids = row["active_uids"]
+        return cls(
+            fagsystem=row["fagsystem"],
+            sak_id=row["sak_id"],
+            active_uids=None if uids is None else frozenset(uids),
+            has_order_before=row["has_order_before"],
+            inflight_order=row["inflight_order"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UtbetalingRow:
+    """The last confirmed utbetaling of one uid; ``data`` is the domain record as JSON."""
+
+    uid: str
+    klassekode: str
+    periods: list[Json]
+    last_line_id: str
+    last_line: Json
+    data: Json
+    confirmed_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> UtbetalingRow:
+        return cls(
+            uid=row["uid"],
+            klassekode=row["klassekode"],
+            periods=list(row["periods"]),
+            last_line_id=row["last_line_id"],
+            last_line=row["last_line"],
+            data=row["data"],
+            confirmed_at=row.get("confirmed_at"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundRow:
+    """One message as it arrived, by original key."""
+
+    seq: int
+    original_key: str
+    content_hash: str
+    fagsystem: str | None
+    sak_id: str | None
+    body: bytes
+    dryrun: bool
+    state: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> InboundRow:
+        return cls(
+            seq=row["seq"],
+            original_key=row["original_key"],
+            content_hash=row["content_hash"],
+            fagsystem=row["fagsystem"],
+            sak_id=row["sak_id"],
+            body=bytes(row["body"]),
+            dryrun=row["dryrun"],
+            state=row["state"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRow:
+    """One payment order (oppdrag): exactly the XML sent, and where it stands."""
+
+    id: uuid.UUID
+    fagsystem: str
+    sak_id: str
+    original_key: str
+    xml: str
+    sha256: str
+    uids: tuple[str, ...]
+    details: Json
+    state: str
+    message_id: str
+    created_at: datetime
+    send_attempts: int
+    sent_at: datetime | None
+    receipt_code: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> OrderRow:
+        return cls(
+            id=row["id"],
+            fagsystem=row["fagsystem"],
+            sak_id=row["sak_id"],
+            original_key=row["original_key"],
+            xml=row["xml"],
+            sha256=row["sha256"],
+            uids=tuple(row["uids"]),
+            details=row["details"],
+            state=row["state"],
+            message_id=row["message_id"],
+            created_at=row["created_at"],
+            send_attempts=row["send_attempts"],
+            sent_at=row["sent_at"],
+            receipt_code=row["receipt_code"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusRow:
+    """One status published under an original key; ``body`` is the spec's status shape."""
+
+    original_key: str
+    status: str
+    body: Json
+    created_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StatusRow:
+        return cls(
+            original_key=row["original_key"],
+            status=row["status"],
+            body=row["body"],
+            created_at=row.get("created_at"),
+            id=row.get("id"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gauges:
+    """Orders not yet answered by the payment system, and the age of the oldest."""
+
+    waiting: int
+    oldest_s: float | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Gauges:
+        oldest = row["oldest_s"]
+        return cls(waiting=int(row["waiting"]), oldest_s=None if oldest is None else float(oldest))

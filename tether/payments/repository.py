@@ -1,0 +1,242 @@
+"""The only module that runs the payments queries (named in queries.sql)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+from psycopg.types.json import Jsonb
+
+from tether.core import db
+from tether.core.db import Connection
+from tether.core.sql import load_queries
+from tether.payments.records import (
+    CaseRow,
+    Gauges,
+    InboundRow,
+    Json,
+    OrderRow,
+    StatusRow,
+    UtbetalingRow,
+)
+
+queries = load_queries("tether.payments")
+
+
+async def lock_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow:
+    """Create the case row if needed and lock it for the rest of the transaction."""
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    return CaseRow.from_row(await db.fetch_one(conn, queries["lock_case"], key))
+
+
+async def fetch_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow | None:
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    row = await db.fetch_optional(conn, queries["fetch_case"], key)
+    return None if row is None else CaseRow.from_row(row)
+
+
+async def fetch_utbetalinger(
+    conn: Connection, *, fagsystem: str, sak_id: str
+) -> list[UtbetalingRow]:
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    return [
+        UtbetalingRow.from_row(r)
+        for r in await db.fetch_all(conn, queries["fetch_utbetalinger"], key)
+    ]
+
+
+async def fetch_inbound(conn: Connection, *, original_key: str) -> InboundRow | None:
+    row = await db.fetch_optional(conn, queries["fetch_inbound"], {"original_key": original_key})
+    return None if row is None else InboundRow.from_row(row)
+
+
+async def insert_inbound(
+    conn: Connection,
+    *,
+    original_key: str,
+    content_hash: str,
+    fagsystem: str | None,
+    sak_id: str | None,
+    body: bytes,
+    dryrun: bool,
+    state: str,
+) -> InboundRow | None:
+    """Log a message; None when its key is already logged (a concurrent duplicate)."""
+    row = await db.fetch_optional(
+        conn,
+        queries["insert_inbound"],
+        {
+            "original_key": original_key,
+            "content_hash": content_hash,
+            "fagsystem": fagsystem,
+            "sak_id": sak_id,
+            "body": body,
+            "dryrun": dryrun,
+            "state": state,
+        },
+    )
+    return None if row is None else InboundRow.from_row(row)
+
+
+async def fetch_next_waiting(conn: Connection, *, fagsystem: str, sak_id: str) -> InboundRow | None:
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    row = await db.fetch_optional(conn, queries["fetch_next_waiting"], key)
+    return None if row is None else InboundRow.from_row(row)
+
+
+async def mark_inbound_done(conn: Connection, *, seq: int) -> None:
+    await db.execute(conn, queries["mark_inbound_done"], {"seq": seq})
+
+
+async def store_order(
+    conn: Connection,
+    *,
+    id: uuid.UUID,
+    fagsystem: str,
+    sak_id: str,
+    original_key: str,
+    xml: str,
+    sha256: str,
+    uids: Sequence[str],
+    details: Json,
+    candidates: Sequence[UtbetalingRow],
+    status: Json,
+) -> None:
+    """The order (outbox), its candidates, the case's order in flight and its MOTTATT status."""
+    rows = [
+        {
+            "uid": c.uid,
+            "klassekode": c.klassekode,
+            "periods": c.periods,
+            "last_line_id": c.last_line_id,
+            "last_line": c.last_line,
+            "data": c.data,
+        }
+        for c in candidates
+    ]
+    await db.execute(
+        conn,
+        queries["store_order"],
+        {
+            "id": id,
+            "fagsystem": fagsystem,
+            "sak_id": sak_id,
+            "original_key": original_key,
+            "xml": xml,
+            "sha256": sha256,
+            "uids": list(uids),
+            "details": Jsonb(details),
+            "candidates": json.dumps(rows),
+            "status": Jsonb(status),
+        },
+    )
+
+
+async def insert_status(conn: Connection, *, original_key: str, status: str, body: Json) -> None:
+    params = {"original_key": original_key, "status": status, "body": Jsonb(body)}
+    await db.execute(conn, queries["insert_status"], params)
+
+
+async def fetch_latest_status(conn: Connection, *, original_key: str) -> StatusRow | None:
+    params = {"original_key": original_key}
+    row = await db.fetch_optional(conn, queries["fetch_latest_status"], params)
+    return None if row is None else StatusRow.from_row(row)
+
+
+async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[OrderRow]:
+    params = {"limit": limit, "dead_s": dead_s}
+    return [
+        OrderRow.from_row(r) for r in await db.fetch_all(conn, queries["claim_due_orders"], params)
+    ]
+
+
+async def mark_orders_sent(conn: Connection, *, ids: Sequence[uuid.UUID]) -> int:
+    """HOS_OPPDRAG (and its status) for the orders still unsent; returns how many."""
+    return await db.execute(conn, queries["mark_orders_sent"], {"ids": list(ids)})
+
+
+async def record_send_failure(
+    conn: Connection, *, id: uuid.UUID, delay_s: float, error: str
+) -> None:
+    params = {"id": id, "delay_s": delay_s, "error": error[:500]}
+    await db.execute(conn, queries["record_send_failure"], params)
+
+
+async def claim_unanswered_orders(
+    conn: Connection, *, limit: int, timeout_s: float
+) -> list[OrderRow]:
+    params = {"limit": limit, "timeout_s": timeout_s}
+    rows = await db.fetch_all(conn, queries["claim_unanswered_orders"], params)
+    return [OrderRow.from_row(r) for r in rows]
+
+
+async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
+    return await db.execute(conn, queries["resend_order"], {"id": id}) == 1
+
+
+async def lock_order(conn: Connection, *, id: uuid.UUID) -> OrderRow | None:
+    row = await db.fetch_optional(conn, queries["lock_order"], {"id": id})
+    return None if row is None else OrderRow.from_row(row)
+
+
+async def confirm_candidates(conn: Connection, *, id: uuid.UUID) -> None:
+    await db.execute(conn, queries["confirm_candidates"], {"id": id})
+
+
+async def confirm_case(
+    conn: Connection, *, fagsystem: str, sak_id: str, uids: Sequence[str]
+) -> None:
+    params = {"fagsystem": fagsystem, "sak_id": sak_id, "uids": list(uids)}
+    await db.execute(conn, queries["confirm_case"], params)
+
+
+async def release_case(conn: Connection, *, fagsystem: str, sak_id: str, id: uuid.UUID) -> None:
+    params = {"fagsystem": fagsystem, "sak_id": sak_id, "id": id}
+    await db.execute(conn, queries["release_case"], params)
+
+
+async def finish_order(
+    conn: Connection, *, id: uuid.UUID, state: str, code: str, text: str | None
+) -> None:
+    params = {"id": id, "state": state, "code": code, "text": text}
+    await db.execute(conn, queries["finish_order"], params)
+
+
+async def insert_stray_receipt(
+    conn: Connection, *, order_id: str | None, reason: str, body: str
+) -> None:
+    params = {"order_id": order_id, "reason": reason, "body": body}
+    await db.execute(conn, queries["insert_stray_receipt"], params)
+
+
+async def lock_status_publisher(conn: Connection) -> bool:
+    return bool((await db.fetch_one(conn, queries["lock_status_publisher"]))["locked"])
+
+
+async def claim_unpublished_statuses(conn: Connection, *, limit: int) -> list[StatusRow]:
+    rows = await db.fetch_all(conn, queries["claim_unpublished_statuses"], {"limit": limit})
+    return [StatusRow.from_row(r) for r in rows]
+
+
+async def mark_statuses_published(conn: Connection, *, ids: Sequence[int]) -> None:
+    await db.execute(conn, queries["mark_statuses_published"], {"ids": list(ids)})
+
+
+async def fetch_orders_of_case(conn: Connection, *, fagsystem: str, sak_id: str) -> list[OrderRow]:
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    return [
+        OrderRow.from_row(r) for r in await db.fetch_all(conn, queries["fetch_orders_of_case"], key)
+    ]
+
+
+async def fetch_statuses_of_case(
+    conn: Connection, *, fagsystem: str, sak_id: str
+) -> list[StatusRow]:
+    key = {"fagsystem": fagsystem, "sak_id": sak_id}
+    rows = await db.fetch_all(conn, queries["fetch_statuses_of_case"], key)
+    return [StatusRow.from_row(r) for r in rows]
+
+
+async def fetch_payment_gauges(conn: Connection) -> Gauges:
+    return Gauges.from_row(await db.fetch_one(conn, queries["fetch_payment_gauges"]))

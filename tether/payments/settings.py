@@ -1,0 +1,48 @@
+"""Settings of the payments capability, read from ``TETHER_PAYMENTS_*`` variables.
+
+Core settings keep the database, the API and the broker URL (``TETHER_NATS_URL``); everything
+payments-specific (subjects, streams, durable consumers, timeouts) lives here.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PaymentsSettings(BaseSettings):
+    """Every knob of the payments capability; each maps to ``TETHER_PAYMENTS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_PAYMENTS_", frozen=True, extra="ignore")
+
+    oppdrag_url: str = Field(
+        default="http://127.0.0.1:7003", description="The payment system's HTTP service."
+    )
+    oppdrag_token: str = "dev-oppdrag-token"
+    oppdrag_timeout_s: float = 5.0
+
+    intake_stream: str = "PAYMENTS"
+    intake_subject: str = "payments.dagpenger.v1"
+    intake_durable: str = "tether-payments-intake"
+    status_stream: str = "PAYMENTS_STATUS"
+    status_subject: str = "payments.status.v1"
+    orders_stream: str = "OPPDRAG_ORDERS"
+    orders_subject: str = "oppdrag.orders.v1"
+    receipts_stream: str = "OPPDRAG_RECEIPTS"
+    receipts_subject: str = "oppdrag.receipts.v1"
+    receipts_durable: str = "tether-payments-receipts"
+
+    max_body_bytes: int = Field(default=1_000_000, description="Largest accepted message.")
+    send_batch: int = Field(default=50, description="Orders a worker claims per statement.")
+    send_dead_timeout_s: float = Field(default=30, description="A claimed send is dead after.")
+    send_retry_base_s: float = 1.0
+    send_retry_max_s: float = 300.0
+    receipt_timeout_s: float = Field(
+        default=300, description="No receipt this long: ask the payment system about the order."
+    )
+    poll_interval_s: float = 0.2
+    fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")
+    receipt_concurrency: int = Field(default=16, description="Receipts booked at once per worker.")
+    ack_wait_s: float = Field(
+        default=30, description="A pulled message not acknowledged this long is redelivered."
+    )

@@ -1,0 +1,276 @@
+"""A simulator of the state payment system (Oppdrag): a real server over NATS JetStream and HTTP.
+
+For P2 / the capability record: ``simulate`` below is the Typer command for ``tether simulate
+oppdrag``; ``start_simulator(nats_url)`` starts one on a background thread (tests, demo) and
+returns the server (``.url``, ``.control_url``, ``.ledger``, ``.stop()``).
+
+- Queue: order XML from the JetStream subject ``oppdrag.orders.v1`` (header ``Nats-Msg-Id``),
+  one receipt XML per order on ``oppdrag.receipts.v1`` (header ``Nats-Msg-Id`` unique per
+  receipt, ``Oppdrag-Msg-Id`` = the order's message id). Redelivered or re-sent orders (same
+  message id or nokkelAvstemming) are not applied twice; their first receipt is sent again.
+- Data port (bearer token): ``POST /simulering`` ``{"oppdrag": "<order xml>"}`` -> the simulation;
+  ``GET /orders/{id}`` (nokkelAvstemming or message id) -> 200 with its receipt code, or 404.
+- Control port: ``PUT /faults {"mode": ...}`` (none, 04, 08, 12, 08-untrimmed, slow, silent,
+  duplicate, down), ``GET /stats``, ``GET /cases/{sakId}``, ``GET /orders``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from fastapi import FastAPI, Request
+from rich.console import Console
+from starlette.responses import JSONResponse
+
+from tether.core import loop
+from tether.core.events import ensure_stream
+from tether.core.simulator import (
+    GenericFaults,
+    SimulatorServer,
+    SimulatorState,
+    control_router,
+)
+from tether.payments import oppdrag
+from tether.payments.oppdrag import OppdragFormatError
+from tether.payments.simulated_oppdrag import Ledger, OppdragFault
+
+logger = logging.getLogger(__name__)
+DEFAULT_TOKEN = "dev-oppdrag-token"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    """Where orders arrive and receipts go (tests give each simulator its own)."""
+
+    orders_stream: str = oppdrag.ORDERS_STREAM
+    orders_subject: str = oppdrag.ORDERS_SUBJECT
+    receipts_stream: str = oppdrag.RECEIPTS_STREAM
+    receipts_subject: str = oppdrag.RECEIPTS_SUBJECT
+    durable: str = "oppdrag-simulator"
+
+
+def create_data_app(ledger: Ledger, state: SimulatorState, token: str) -> FastAPI:
+    """The payment system's HTTP side: simulations and "do you have this order"."""
+    app = FastAPI(title="Oppdrag simulator")
+    expected = f"Bearer {token}"
+
+    def authorized(request: Request) -> bool:
+        return hmac.compare_digest(request.headers.get("authorization", ""), expected)
+
+    @app.post("/simulering")
+    async def simulering(request: Request) -> Any:
+        if not authorized(request):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, 401)
+        state.calls["simulations"] += 1
+        try:
+            body = await request.json()
+            order = oppdrag.parse_simulation_request(body if isinstance(body, dict) else {})
+        except (ValueError, OppdragFormatError) as exc:
+            return JSONResponse({"detail": f"not a simulation request: {exc}"}, 400)
+        verdict, periods = ledger.simulate(order)
+        if not verdict.accepted:
+            refusal = {
+                "alvorlighetsgrad": verdict.alvorlighetsgrad,
+                "kodeMelding": verdict.kode_melding,
+                "beskrMelding": verdict.beskr_melding,
+            }
+            return JSONResponse(refusal, 400)
+        return oppdrag.simulation_response(order.fagsystem_id, periods)
+
+    @app.get("/orders/{key}")
+    async def get_order(key: str, request: Request) -> Any:
+        if not authorized(request):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, 401)
+        state.calls["order_lookups"] += 1
+        found = ledger.find(key)
+        return found.to_json() if found else JSONResponse({"detail": "no such order"}, 404)
+
+    return app
+
+
+def create_control_app(ledger: Ledger, state: SimulatorState) -> FastAPI:
+    app = FastAPI(title="Oppdrag simulator control")
+    app.include_router(control_router(state, OppdragFault))
+
+    @app.get("/cases/{sak_id}")
+    async def get_case(sak_id: str) -> Any:
+        found = ledger.view(sak_id)
+        return found if found is not None else JSONResponse({"detail": "unknown case"}, 404)
+
+    @app.get("/orders")
+    async def list_orders() -> dict[str, Any]:
+        return {"orders": [r.to_json() for r in ledger.orders.values()]}
+
+    return app
+
+
+class OppdragSimulator(SimulatorServer):
+    """The HTTP ports of ``SimulatorServer`` plus a JetStream consumer of orders."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        state: SimulatorState,
+        *,
+        nats_url: str,
+        topology: Topology,
+        token: str,
+        **ports: Any,
+    ) -> None:
+        data = GenericFaults(create_data_app(ledger, state, token), state)
+        super().__init__(data, create_control_app(ledger, state), state, **ports)
+        self.ledger = ledger
+        self.nats_url = nats_url
+        self.topology = topology
+        self._receipt_seq = itertools.count(1)
+        self._instance = uuid.uuid4().hex[:8]  # receipt ids stay unique across restarts
+        self._thread: threading.Thread | None = None
+
+    def start_in_thread(self) -> OppdragSimulator:
+        """Serve on a background thread's own loop; return once listening and consuming."""
+        self._thread = threading.Thread(target=loop.run, args=(self.serve(),), daemon=True)
+        self._thread.start()
+        if not self.ready.wait(timeout=15):
+            raise RuntimeError("oppdrag simulator did not start within 15 s")
+        return self
+
+    def stop(self) -> None:
+        """Stop, and wait for the thread (its NATS connection closed) when started by one."""
+        super().stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=15)
+
+    async def serve(self) -> None:
+        import nats
+
+        top = self.topology
+        nc = await nats.connect(self.nats_url)
+        js = nc.jetstream()
+        await ensure_stream(js, top.orders_stream, top.orders_subject)
+        await ensure_stream(js, top.receipts_stream, top.receipts_subject)
+        sub = await js.pull_subscribe(
+            top.orders_subject, durable=top.durable, stream=top.orders_stream
+        )
+        consumer = asyncio.create_task(self._consume(js, sub))
+        try:
+            await super().serve()
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            with contextlib.suppress(Exception):  # shutting down: a broken connection is fine
+                await sub.unsubscribe()
+                await nc.drain()
+
+    async def _consume(self, js: Any, sub: Any) -> None:
+        while True:
+            if self.state.mode == OppdragFault.DOWN:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                msgs = await sub.fetch(10, timeout=0.5)
+            except TimeoutError:  # nats' own and the bare asyncio one fetch also raises
+                continue
+            except Exception as exc:  # a broken connection: nats reconnects, so try again
+                logger.warning("oppdrag simulator could not fetch orders: %r", exc)
+                await asyncio.sleep(0.2)
+                continue
+            for msg in msgs:
+                if self.state.mode == OppdragFault.DOWN:  # went down while fetching
+                    await msg.nak(delay=0.2)
+                    continue
+                try:
+                    await self._handle(js, msg)
+                except Exception:  # a bug must not stop the consumer: log, keep the order
+                    logger.exception("oppdrag simulator failed on an order")
+                    await msg.nak(delay=1)
+                    continue
+                await msg.ack()
+
+    async def _handle(self, js: Any, msg: Any) -> None:
+        state, mode = self.state, self.state.mode
+        msg_id = (msg.headers or {}).get("Nats-Msg-Id")
+        outcome = self.ledger.receive(msg.data, msg_id, mode)
+        if outcome is None:
+            state.calls["unreadable"] += 1
+            return
+        received, new = outcome
+        state.calls["orders" if new else "duplicates"] += 1
+        if new:
+            state.calls["applied" if received.applied else "refused"] += 1
+        if mode == OppdragFault.SLOW:
+            await asyncio.sleep(state.slow_s)
+        if mode == OppdragFault.SILENT:
+            return
+        receipt = received.receipt(msg.data).encode()
+        for _ in range(2 if mode == OppdragFault.DUPLICATE else 1):
+            receipt_id = f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}"
+            headers = {
+                "Nats-Msg-Id": receipt_id,
+                "Oppdrag-Msg-Id": msg_id or "",
+            }
+            await js.publish(self.topology.receipts_subject, receipt, headers=headers)
+            state.calls["receipts"] += 1
+
+
+def build_simulator(
+    *,
+    nats_url: str,
+    port: int = 0,
+    control_port: int = 0,
+    token: str = DEFAULT_TOKEN,
+    topology: Topology | None = None,
+    host: str = "127.0.0.1",
+) -> OppdragSimulator:
+    """Everything wired and bound to its ports, not yet serving."""
+    state = SimulatorState()
+    return OppdragSimulator(
+        Ledger(),
+        state,
+        nats_url=nats_url,
+        topology=topology or Topology(),
+        token=token,
+        host=host,
+        port=port,
+        control_port=control_port,
+    )
+
+
+def start_simulator(
+    nats_url: str, port: int = 0, control_port: int = 0, **options: Any
+) -> OppdragSimulator:
+    """``build_simulator``, then serve on a background thread; ``stop()`` ends it."""
+    server = build_simulator(nats_url=nats_url, port=port, control_port=control_port, **options)
+    return server.start_in_thread()
+
+
+def simulate(
+    nats_url: Annotated[str, typer.Option(help="NATS server with JetStream.")] = (
+        "nats://127.0.0.1:4222"
+    ),
+    port: Annotated[int, typer.Option(help="Data port (/simulering, /orders).")] = 7003,
+    control_port: Annotated[int, typer.Option(help="Control port (/faults, /stats).")] = 7103,
+    token: Annotated[str, typer.Option(help="Bearer token the data port requires.")] = (
+        DEFAULT_TOKEN
+    ),
+) -> None:
+    """Run the payment system simulator until Ctrl-C.
+
+    Orders on oppdrag.orders.v1, receipts on oppdrag.receipts.v1. Switch faults with
+    PUT http://127.0.0.1:<control-port>/faults {"mode": "08"} (modes: none, 04, 08, 12,
+    08-untrimmed, slow, silent, duplicate, down).
+    """
+    server = build_simulator(nats_url=nats_url, port=port, control_port=control_port, token=token)
+    console = Console()
+    console.print(f"oppdrag simulator on {server.url}, control on {server.control_url}")
+    with contextlib.suppress(KeyboardInterrupt):
+        loop.run(server.serve())

@@ -1,0 +1,364 @@
+"""Worker jobs of the payments capability, each a loop until ``stop`` is set.
+
+- ``send_orders``: the outbox. Claims due unsent orders (``FOR UPDATE SKIP LOCKED``, a due clock
+  that a dead sender's claim passes by itself), publishes each order's XML to JetStream with
+  ``Nats-Msg-Id`` = order id, so a re-send after a crash is dropped by JetStream's duplicate
+  window; an order claimed before whose send was never recorded is first looked up at the
+  payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
+- ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
+- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``.
+- ``publish_statuses``: every stored status to ``payments.status.v1`` (at least once, in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from prometheus_client import Gauge
+
+from tether.core import db
+from tether.core.errors import Conflict, InvalidInput, UpstreamError
+from tether.core.events import ensure_stream
+from tether.core.jobs import backoff, run_due_loop
+from tether.payments import codec, repository
+from tether.payments.records import OrderRow
+from tether.payments.service import PaymentsService
+
+logger = logging.getLogger(__name__)
+
+WAITING = Gauge("tether_payments_orders_waiting", "Orders without a receipt yet")
+OLDEST = Gauge("tether_payments_oldest_waiting_seconds", "Age of the oldest order without receipt")
+
+
+async def _connect(url: str) -> Any:
+    import nats
+
+    return await nats.connect(url)
+
+
+async def _idle(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when new work or a stop arrives."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        wake.clear()
+
+
+async def send_orders(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Publish due orders on the core job loop until stopped; returns how many were claimed."""
+    s = service.settings
+    nc = await _connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.orders_stream, s.orders_subject)
+
+        async def claim() -> list[OrderRow]:
+            async with db.transaction(service.pool) as conn:
+                return await repository.claim_due_orders(
+                    conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
+                )
+
+        async def process(orders: Sequence[OrderRow]) -> None:
+            await _send_batch(service, js, orders)
+
+        return await run_due_loop(
+            claim=claim,
+            process=process,
+            stop=stop,
+            once=once,
+            poll_interval_s=s.poll_interval_s,
+            wake=service.orders_ready,
+            name="payments-send",
+        )
+    finally:
+        await nc.drain()
+
+
+async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
+    s = service.settings
+    outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
+    done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
+    async with db.transaction(service.pool) as conn:
+        if done:
+            await repository.mark_orders_sent(conn, ids=done)
+        for order, err in zip(orders, outcomes, strict=True):
+            if err is not None:
+                delay = backoff(
+                    order.send_attempts,
+                    base_s=s.send_retry_base_s,
+                    max_s=s.send_retry_max_s,
+                    jitter=0.5,
+                )
+                await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    if done:
+        service.statuses_ready.set()
+    return len(done)
+
+
+async def _send_one(service: PaymentsService, js: Any, order: OrderRow) -> str | None:
+    """Publish one order; an error text when it could not be sent (it is retried later)."""
+    s = service.settings
+    try:
+        if order.send_attempts > 1 and await service.client.has_order(order.id):
+            logger.info(
+                "order %s already at the payment system: not re-sent",
+                order.id,
+                extra={"action": "payments_order_already_sent"},
+            )
+            return None
+        await js.publish(
+            s.orders_subject,
+            order.xml.encode(),
+            stream=s.orders_stream,
+            headers={"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)},
+        )
+    except Exception as exc:  # upstream, socket or nats-py's own errors: all mean "not sent"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def chase_receipts(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Orders without a receipt past the timeout: ask the payment system, book its verdict, or
+    send the order again if it never arrived (a lost receipt must not block a case forever)."""
+    s = service.settings
+
+    async def claim() -> list[OrderRow]:
+        async with db.transaction(service.pool) as conn:
+            return await repository.claim_unanswered_orders(
+                conn, limit=s.send_batch, timeout_s=s.receipt_timeout_s
+            )
+
+    async def process(orders: Sequence[OrderRow]) -> None:
+        for order in orders:
+            await _chase_one(service, order)
+
+    return await run_due_loop(
+        claim=claim,
+        process=process,
+        stop=stop,
+        once=once,
+        poll_interval_s=max(s.poll_interval_s, 1.0),
+        name="payments-chase",
+    )
+
+
+async def _chase_one(service: PaymentsService, order: OrderRow) -> None:
+    try:
+        found = await service.client.lookup_order(order.id)
+    except UpstreamError as exc:
+        logger.warning(
+            "cannot ask about order %s: %s",
+            order.id,
+            exc.message,
+            extra={"action": "payments_chase_failed"},
+        )
+        return
+    receipt = codec.receipt_from_lookup(order.id, found) if found is not None else None
+    if receipt is not None:
+        outcome = await service.apply_receipt(receipt, f"lookup: {found}")
+        logger.warning(
+            "order %s had no receipt; booked its verdict from a lookup (%s)",
+            order.id,
+            outcome,
+            extra={"action": "payments_receipt_chased"},
+        )
+        return
+    if found is None:
+        async with db.transaction(service.pool) as conn:
+            resent = await repository.resend_order(conn, id=order.id)
+        if resent:
+            service.orders_ready.set()
+            logger.warning(
+                "order %s never reached the payment system: sent again",
+                order.id,
+                extra={"action": "payments_order_resent"},
+            )
+
+
+async def _consume(
+    nats_url: str,
+    *,
+    stream: str,
+    subject: str,
+    durable: str,
+    batch: int,
+    stop: asyncio.Event,
+    once: bool,
+    handle: Callable[[Any], Awaitable[None]],
+    ack_wait_s: float,
+    parallel: int = 1,
+) -> int:
+    """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
+
+    A message not acknowledged within ``ack_wait_s`` (its worker died) is delivered again.
+    ``parallel`` > 1 handles a fetched batch concurrently (receipts: each books its own order).
+    """
+    from nats.js.api import ConsumerConfig
+
+    nc = await _connect(nats_url)
+    sub = None
+    handled = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, stream, subject)
+        gate = asyncio.Semaphore(parallel)
+
+        async def bounded(msg: Any) -> bool:
+            async with gate:
+                return await _handle_and_ack(msg, handle)
+
+        config = ConsumerConfig(ack_wait=ack_wait_s)
+        sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
+                if once:
+                    break
+                continue
+            if parallel > 1:
+                results = await asyncio.gather(*(bounded(m) for m in msgs))
+            else:  # one at a time: the broker's order is the arrival order
+                results = [await _handle_and_ack(m, handle) for m in msgs]
+            handled += sum(results)
+    finally:
+        if sub is not None:
+            await sub.unsubscribe()
+        await nc.drain()
+    return handled
+
+
+async def _handle_and_ack(msg: Any, handle: Callable[[Any], Awaitable[None]]) -> bool:
+    try:
+        await handle(msg)
+    except Exception:  # the database is away or a bug: redeliver later
+        logger.exception(
+            "handling a message failed; redelivered later",
+            extra={"action": "payments_consume_failed"},
+        )
+        await msg.nak(delay=1)
+        return False
+    await msg.ack()
+    return True
+
+
+async def consume_receipts(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Book receipts until stopped; an unreadable or unknown one is kept, never a crash."""
+    s = service.settings
+
+    async def handle(msg: Any) -> None:
+        raw = msg.data.decode("utf-8", errors="replace")
+        try:
+            receipt = codec.read_receipt(msg.data)
+        except Exception as exc:  # whatever the payment system sent, keep it for an operator
+            async with db.transaction(service.pool) as conn:
+                await repository.insert_stray_receipt(
+                    conn,
+                    order_id=(msg.headers or {}).get("Order-Id"),
+                    reason=f"unreadable: {exc}"[:300],
+                    body=raw,
+                )
+            return
+        await service.apply_receipt(receipt, raw)
+
+    return await _consume(
+        nats_url,
+        stream=s.receipts_stream,
+        subject=s.receipts_subject,
+        durable=s.receipts_durable,
+        batch=s.fetch_batch,
+        stop=stop,
+        once=once,
+        handle=handle,
+        ack_wait_s=s.ack_wait_s,
+        parallel=s.receipt_concurrency,
+    )
+
+
+async def consume_intake(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Take dagpenger messages from the broker; the key is the ``Transaction-ID`` header."""
+    s = service.settings
+
+    async def handle(msg: Any) -> None:
+        key = (msg.headers or {}).get("Transaction-ID", "")
+        try:
+            await service.submit(key, msg.data)
+        except (InvalidInput, Conflict) as exc:  # nothing to store it under, or a reused key
+            logger.warning(
+                "intake message refused: %s",
+                exc.message,
+                extra={"action": "payments_intake_refused"},
+            )
+
+    return await _consume(
+        nats_url,
+        stream=s.intake_stream,
+        subject=s.intake_subject,
+        durable=s.intake_durable,
+        batch=s.fetch_batch,
+        stop=stop,
+        once=once,
+        handle=handle,
+        ack_wait_s=s.ack_wait_s,
+    )
+
+
+async def publish_statuses(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
+    s = service.settings
+    nc = await _connect(nats_url)
+    published = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.status_stream, s.status_subject)
+        while not stop.is_set():
+            async with db.transaction(service.pool) as conn:
+                rows = []
+                if await repository.lock_status_publisher(conn):
+                    rows = await repository.claim_unpublished_statuses(conn, limit=500)
+                # written to the socket in id order; only the acknowledgements are awaited together
+                await asyncio.gather(
+                    *(
+                        js.publish(
+                            s.status_subject,
+                            codec.status_json(row.body),
+                            stream=s.status_stream,
+                            headers={
+                                "Transaction-ID": row.original_key,
+                                "Nats-Msg-Id": f"status-{row.id}",
+                            },
+                        )
+                        for row in rows
+                    )
+                )
+                if rows:
+                    await repository.mark_statuses_published(
+                        conn, ids=[r.id for r in rows if r.id is not None]
+                    )
+                gauges = await repository.fetch_payment_gauges(conn)
+            WAITING.set(gauges.waiting)
+            OLDEST.set(gauges.oldest_s or 0)
+            published += len(rows)
+            if not rows:
+                if once:
+                    break
+                await _idle(service.statuses_ready, stop, service.settings.poll_interval_s)
+    finally:
+        await nc.drain()
+    return published
