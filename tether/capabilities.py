@@ -1,21 +1,33 @@
 """The list of capabilities this build runs: the only module that imports all of them.
 
-A new capability is one package plus one line here. Every generic entrypoint (web app, CLI,
-worker, demo) and the migration runner iterate this list.
+A new capability is one package plus one line in ``PACKAGES``: each package's ``capability.py``
+holds its ``CAPABILITY`` record. Every generic entrypoint (web app, CLI, worker, demo) and the
+migration runner iterate ``CAPABILITIES``.
 """
 
 from __future__ import annotations
 
-from tether.accountingpoints.capability import CAPABILITY as ACCOUNTING_POINTS
-from tether.core.capability import Capability
-from tether.elicensing.capability import CAPABILITY as ELICENSING
-from tether.payments.capability import CAPABILITY as PAYMENTS
+from importlib import import_module
 
-CAPABILITIES: tuple[Capability, ...] = (
-    ACCOUNTING_POINTS,
-    ELICENSING,
-    PAYMENTS,
+from tether.core import migrations
+from tether.core.capability import Capability
+
+PACKAGES: tuple[str, ...] = (
+    "tether.accountingpoints",
+    "tether.elicensing",
+    "tether.payments",
+    "tether.accruals",
 )
+
+
+def _load(package: str) -> Capability:
+    record = import_module(f"{package}.capability").CAPABILITY
+    if not isinstance(record, Capability) or record.package != package:
+        raise TypeError(f"{package}.capability.CAPABILITY is not this package's Capability")
+    return record
+
+
+CAPABILITIES: tuple[Capability, ...] = tuple(_load(p) for p in PACKAGES)
 
 
 def migration_components() -> tuple[str, ...]:
@@ -23,10 +35,11 @@ def migration_components() -> tuple[str, ...]:
     return ("tether.core", *(c.package for c in CAPABILITIES))
 
 
-def by_name(name: str) -> Capability:
-    """One capability by its name; a clear error naming the known ones otherwise."""
-    for capability in CAPABILITIES:
-        if capability.name == name:
-            return capability
-    known = ", ".join(c.name for c in CAPABILITIES)
-    raise KeyError(f"no capability named {name!r} (known: {known})")
+def upgrade_database(url: str) -> list[migrations.Migration]:
+    """Everything ``tether db upgrade`` does as the owner: our migrations, then the durable
+    workflow library's schema (so a data-only role never needs DDL)."""
+    applied = migrations.upgrade(url, migration_components())
+    from tether.core import workflows  # imported here: the workflow library is slow to import
+
+    workflows.migrate(url)
+    return applied

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from tether import __version__
-from tether.capabilities import CAPABILITIES, migration_components
+from tether.capabilities import CAPABILITIES, migration_components, upgrade_database
 from tether.core import db, exposure, keys_cli, loop, migrations, roles
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
@@ -90,7 +90,7 @@ def db_upgrade() -> None:
     """Apply every pending migration (safe to run concurrently and repeatedly)."""
     settings = settings_from_env()
     url = db.resolve_database_url(settings)
-    applied = migrations.upgrade(url, migration_components())
+    applied = upgrade_database(url)
     for m in applied:
         console.print(f"applied {m.component} {m.version:04d}_{m.name}")
     console.print(f"[green]database is up to date[/] ({len(applied)} migration(s) applied)")

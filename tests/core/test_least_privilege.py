@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tether.capabilities import migration_components
+from tether.capabilities import migration_components, upgrade_database
 from tether.core import db, keys, migrations, roles
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
@@ -79,7 +79,7 @@ def test_worker_once_runs_as_the_data_only_role(owner_and_app: tuple[str, str, s
     import sys
 
     owner_url, app_url, app_role = owner_and_app
-    migrations.upgrade(owner_url, migration_components())
+    upgrade_database(owner_url)  # what `tether db upgrade` does, as the owner
     roles.grant(owner_url, app_role)
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app_url}
     run = [sys.executable, "-m", "tether", "worker", "--once"]

@@ -1,0 +1,101 @@
+"""A small hand-computable world for the run tests: NEM files, accounts, tariffs, invoices."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from tether.accruals.loader import COLUMNS
+
+ACCOUNTS = (
+    ",".join(COLUMNS["accounts"])
+    + """
+A1,QTOU000001,residential,QLD,Energex,TOU,monthly,interval
+A2,QTOU000002,residential,QLD,Energex,TOU,monthly,interval
+A3,QFLT000003,residential,QLD,Ergon,FLAT,quarterly,interval
+A4,QBAS000004,residential,QLD,Ergon,FLAT,quarterly,basic
+A5,QGAP000005,business,QLD,Solo,FLAT,monthly,interval
+A7,QCTL000007,residential,QLD,Ergon,FLAT,monthly,interval
+"""
+)
+TARIFFS = (
+    ",".join(COLUMNS["tariffs"])
+    + """
+TOU,2026-01-01,supply,all,all,,,,100,c/day
+TOU,2026-01-01,tou,peak,weekday,14:00,20:00,,50,c/kWh
+TOU,2026-01-01,tou,offpeak,weekday,00:00,14:00,,20,c/kWh
+TOU,2026-01-01,tou,offpeak,weekday,20:00,24:00,,20,c/kWh
+TOU,2026-01-01,tou,offpeak,weekend,00:00,24:00,,20,c/kWh
+TOU,2026-01-01,feed_in,all,all,,,,10,c/kWh
+FLAT,2025-07-01,supply,all,all,,,,80,c/day
+FLAT,2025-07-01,flat,all,all,,,,25,c/kWh
+FLAT,2025-07-01,controlled_load,all,all,,,,15,c/kWh
+FLAT,2026-03-15,supply,all,all,,,,90,c/day
+FLAT,2026-03-15,flat,all,all,,,,30,c/kWh
+FLAT,2026-03-15,controlled_load,all,all,,,,15,c/kWh
+"""
+)
+INVOICES = """invoice_id,account_id,period_from,period_to,issued_at,amount_ex_gst
+I1,A1,2026-02-28,2026-03-29,2026-03-30T09:00:00+10:00,100.00
+I2,A2,2026-03-11,2026-04-10,2026-04-02T09:00:00+10:00,100.00
+I3,A3,2025-10-01,2025-12-31,2026-01-05T09:00:00+10:00,300.00
+I4,A4,2025-12-01,2026-02-28,2026-03-02T09:00:00+10:00,250.00
+I5,A5,2026-02-28,2026-03-29,2026-03-30T09:00:00+10:00,50.00
+I7,A7,2026-02-28,2026-03-29,2026-03-30T09:00:00+10:00,50.00
+"""
+PERIOD_END = date(2026, 3, 31)
+UPDATED = "20260401120000"
+
+
+def _day(d: date, values: list[float]) -> str:
+    return f"300,{d:%Y%m%d}," + ",".join(f"{v:g}" for v in values) + f",A,,,{UPDATED},"
+
+
+def nem12() -> str:
+    lines = ["100,NEM12,202604011200,MDP,RET"]
+    export = [0.1 if 20 <= i < 28 else 0.0 for i in range(48)]
+    lines.append("200,QTOU000001,E1B1,1,E1,N1,M1,kWh,30,")
+    lines += [_day(date(2026, 3, 30), [0.5] * 48), _day(date(2026, 3, 31), [0.5] * 48)]
+    lines.append("200,QTOU000001,E1B1,2,B1,N1,M1,kWh,30,")
+    lines += [_day(date(2026, 3, 30), export), _day(date(2026, 3, 31), export)]
+    lines.append("200,QTOU000002,E1,1,E1,N1,M2,kWh,30,")
+    lines += [_day(date(2026, 3, 31), [0.3] * 48)]
+    lines.append("200,QFLT000003,E1,1,E1,N1,M3,kWh,30,")
+    d = date(2026, 1, 1)
+    while d <= PERIOD_END:
+        lines.append(_day(d, [0.25] * 48))
+        d += timedelta(days=1)
+    lines.append("200,QGAP000005,E1,1,E1,N1,M5,kWh,30,")
+    lines.append(_day(date(2026, 3, 30), [float(i % 4) / 4 for i in range(48)]))
+    lines.append("200,QCTL000007,E1E2,1,E1,N1,M7,kWh,30,")
+    lines += [_day(date(2026, 3, 30), [0.25] * 48), _day(date(2026, 3, 31), [0.25] * 48)]
+    lines.append("200,QCTL000007,E1E2,2,E2,N1,M7,kWh,30,")
+    night = [0.1 if i < 14 else 0.0 for i in range(48)]
+    lines += [_day(date(2026, 3, 30), night), _day(date(2026, 3, 31), night)]
+    lines.append("900")
+    return "\n".join(lines) + "\n"
+
+
+def nem13() -> str:
+    return (
+        "100,NEM13,202603021030,MDP,RET\n"
+        "250,QBAS000004,11,1,11,11,M4,E,000100,20260131120000,A,,,000380,20260228120000,A,,,"
+        "280,kWh,20260531,20260301120000,20260301120000\n"
+        "900\n"
+    )
+
+
+def write_world(folder: Path) -> dict[str, Path]:
+    files = {
+        "accounts": ACCOUNTS,
+        "tariffs": TARIFFS,
+        "invoices": INVOICES,
+        "nem12": nem12(),
+        "nem13": nem13(),
+    }
+    out = {}
+    for name, text in files.items():
+        path = folder / f"{name}.csv"
+        path.write_text(text)
+        out[name] = path
+    return out

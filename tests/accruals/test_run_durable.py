@@ -1,0 +1,175 @@
+"""The run under crashes: real `tether worker` processes killed with SIGKILL mid-run.
+
+Every test compares the files to those of an uninterrupted run of the same snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tether.accruals import loader, run
+from tether.accruals.exports import LINES, NEM12, SUMMARY
+from tether.accruals.generator import generate
+from tether.accruals.ingest import ingest_files
+from tether.accruals.settings import AccrualsSettings
+from tether.core import db, migrations
+
+PE = date(2026, 11, 30)
+FILES = (SUMMARY, LINES, NEM12)
+KNOBS = {"chunk_size": 4, "chunk_pause_s": 0.4, "min_contributors": 3, "dead_worker_s": 3.0}
+SETTINGS = AccrualsSettings(**KNOBS)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path) -> str:
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    made = generate(40, 3, tmp_path / "gen", 5, end=PE)
+    for kind in loader.KINDS:
+        assert loader.load(db_url, kind, tmp_path / "gen" / f"{kind}.csv").status == "loaded"
+    pool = db.make_pool(db_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    try:
+        await ingest_files(pool, [*made.nem12_files, *made.nem13_files])
+    finally:
+        await pool.close()
+    return db_url
+
+
+def files(url: str) -> dict[str, bytes]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name, content FROM acc.run_export WHERE period_end = %s", (PE,)
+        ).fetchall()
+    return {n: bytes(c) for n, c in rows if n in FILES}
+
+
+def env(url: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    out.update({f"TETHER_ACCRUALS_{k.upper()}": str(v) for k, v in KNOBS.items()})
+    out.update({"DATABASE_URL": url, "TETHER_ACCRUALS_SCHEDULE": "", "TETHER_LOG_LEVEL": "WARNING"})
+    return out
+
+
+@pytest.fixture
+def workers(world: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start `tether worker --only accruals` processes (each its own process group)."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def start_worker(url: str, log: Path, started: list[subprocess.Popen[bytes]]) -> int:
+    with log.open("ab") as out:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "tether", "worker", "--only", "accruals"],
+            env=env(url),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started.append(p)
+    return len(started) - 1
+
+
+def scalar(url: str, sql: str) -> object:
+    with psycopg.connect(url) as conn:
+        try:
+            row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        except psycopg.errors.UndefinedTable:
+            return None
+    return None if row is None else row[0]
+
+
+def wait_for(what: str, check: object, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def executors(url: str) -> int:
+    return int(scalar(url, "SELECT count(*) FROM tether.workflow_executor") or 0)
+
+
+def submit(url: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tether",
+            "accruals",
+            "run",
+            "--period-end",
+            PE.isoformat(),
+            "--no-wait",
+        ],
+        env=env(url),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def chunks_done(url: str) -> int:
+    return int(scalar(url, "SELECT count(*) FROM acc.run_chunk WHERE status = 'done'") or 0)
+
+
+def finished_attempt(url: str) -> object:
+    return scalar(url, "SELECT attempt FROM acc.run WHERE status = 'finished'")
+
+
+def reference(url: str) -> dict[str, bytes]:
+    """An uninterrupted run of the same snapshot (attempt 1); the crash runs are attempt 2."""
+    run.run_inline(url, PE, run.default_as_at(PE, SETTINGS), SETTINGS)
+    ref = files(url)
+    assert set(ref) == set(FILES) and ref[SUMMARY].count(b"\n") == 41
+    return ref
+
+
+def test_kill_9_mid_run_then_a_new_worker_resumes_with_identical_bytes(
+    world: str, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    ref = reference(world)
+    first = start_worker(world, tmp_path / "w1.log", workers)
+    wait_for("the worker's heartbeat", lambda: executors(world) == 1)
+    submit(world)
+    wait_for("two chunks priced", lambda: chunks_done(world) >= 2)
+    assert chunks_done(world) < 10, "the run ended before the crash: slow the chunks down"
+    os.killpg(workers[first].pid, signal.SIGKILL)
+    workers[first].wait()
+    start_worker(world, tmp_path / "w2.log", workers)  # a new process: another executor id
+    wait_for("the resumed run to finish", lambda: finished_attempt(world) == 2)
+    assert files(world) == ref
+    assert scalar(world, "SELECT count(*) FROM acc.run_result") == 40
+
+
+def test_two_workers_one_killed_the_other_finishes_with_identical_bytes(
+    world: str, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    ref = reference(world)
+    for n in (1, 2):
+        start_worker(world, tmp_path / f"w{n}.log", workers)
+    wait_for("both heartbeats", lambda: executors(world) == 2)
+    submit(world)
+    wait_for("two chunks priced", lambda: chunks_done(world) >= 2)
+    assert chunks_done(world) < 10, "the run ended before the crash: slow the chunks down"
+    os.killpg(workers[0].pid, signal.SIGKILL)
+    workers[0].wait()
+    wait_for("the survivor to finish the run", lambda: finished_attempt(world) == 2)
+    assert workers[1].poll() is None
+    assert files(world) == ref

@@ -1,0 +1,237 @@
+"""``tether accruals ...``: ingest, load, generate, run, runs, resubmit, worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from tether.accruals import service
+from tether.accruals.cli_ingest import ingest
+from tether.accruals.loader import KINDS
+from tether.accruals.settings import AccrualsSettings
+from tether.core.logging import configure_logging
+from tether.core.settings import load_settings
+
+console = Console(stderr=True)
+app = typer.Typer(
+    help="Bottom-up accruals: meter data, accounts, tariffs, the run.", no_args_is_help=True
+)
+app.command("ingest")(ingest)
+
+PeriodEnd = Annotated[str, typer.Option("--period-end", help="Run date YYYY-MM-DD (identity).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _url() -> str:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return service.database(settings)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+@app.command("load")
+def load(
+    kind: Annotated[str, typer.Argument(help=f"One of {', '.join(KINDS)}.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV file (columns in docs/accruals.md).", exists=True, dir_okay=False),
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Load accounts, tariffs or invoices; a file with any bad line is rejected whole."""
+    from tether.accruals import loader
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}")
+    result = loader.load(_url(), kind, file)
+    if as_json:
+        typer.echo(json.dumps(result.__dict__, indent=2))
+    else:
+        colour = "green" if result.status == "loaded" else "red"
+        console.print(f"[{colour}]{result.status}[/] {file}: {result.rows} {kind}")
+        for err in result.errors[:20]:
+            console.print(f"  line {err['line']}: {err['reason']}")
+    if result.status != "loaded":
+        raise typer.Exit(1)
+
+
+@app.command("generate")
+def generate(
+    out: Annotated[Path, typer.Argument(help="Folder to write the files into.")],
+    accounts: Annotated[int, typer.Option(help="Accounts to generate.", min=1)] = 100,
+    months: Annotated[int, typer.Option(help="Months of history.", min=1)] = 13,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 1,
+) -> None:
+    """Write realistic NEM12/NEM13 files and accounts, tariffs and invoices CSVs."""
+    from tether.accruals.generator import generate as gen
+
+    with console.status("generating"):
+        result = gen(accounts, months, out, seed)
+    console.print(
+        f"{result.accounts} accounts, {result.channel_days} channel-days, "
+        f"{result.basic_reads} basic reads, {result.invoices} invoices -> {out}"
+    )
+
+
+def _executor(url: str, prefix: str) -> None:
+    from tether.accruals import flow
+
+    flow.start_executor(url, AccrualsSettings(), f"{prefix}-{socket.gethostname()}-{os.getpid()}")
+
+
+def _wait(url: str, period_end: date, wid: str) -> None:
+    """Progress bar over chunks until the workflow ends (its error is raised here)."""
+    from tether.core import workflows
+
+    outcome: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            outcome["result"] = workflows.result(wid)
+        except Exception as exc:  # shown below, after the bar
+            outcome["error"] = exc
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"run {period_end}", total=None)
+        while waiter.is_alive():
+            detail = service.run_detail(url, period_end) or {}
+            prog = detail.get("progress") or {}
+            running = [s["step"] for s in detail.get("steps", []) if s["status"] == "running"]
+            bar.update(
+                task,
+                total=prog.get("accounts") or None,
+                completed=prog.get("accounts_done", 0),
+                description=f"run {period_end} {','.join(running)}",
+            )
+            waiter.join(0.5)
+    if "error" in outcome:
+        raise typer.Exit(_fail(f"run failed: {outcome['error']}"))
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]{message}[/]")
+    return 1
+
+
+@app.command("run")
+def run_cmd(
+    period_end: PeriodEnd,
+    as_at: Annotated[
+        str | None,
+        typer.Option(
+            "--as-at",
+            help="Snapshot cut-off (ISO timestamp with offset). Default: period end +"
+            " TETHER_ACCRUALS_AS_AT_LAG_DAYS, 00:00 AEST (same on every re-run).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the files into OUT/<period end>/ [TETHER_ACCRUALS_EXPORT_DIR]."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Run here and wait (else leave it to workers).")
+    ] = True,
+) -> None:
+    """Run (or re-run: replaces the run date's own results) the accruals of a period end."""
+    from tether.accruals import flow
+    from tether.core import workflows
+
+    day = _day(period_end)
+    stamp = datetime.fromisoformat(as_at) if as_at else None
+    if stamp is not None and stamp.tzinfo is None:
+        raise typer.BadParameter("--as-at needs an offset, e.g. 2026-12-07T00:00:00+10:00")
+    url = _url()
+    wid = flow.submit(url, AccrualsSettings(), day, stamp)
+    console.print(f"workflow {wid}")
+    if not wait:
+        return
+    _executor(url, "cli")  # this process helps: it runs queued work until the run ends
+    try:
+        _wait(url, day, wid)
+    finally:
+        workflows.shutdown()
+    _print_run(url, day, out or AccrualsSettings().export_dir)
+
+
+def _print_run(url: str, day: date, out: Path | None) -> None:
+    detail = service.run_detail(url, day) or {}
+    console.print_json(data=detail.get("totals", {}))
+    if out:
+        folder = out / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        for export in detail.get("exports", []):
+            content = service.export_content(url, day, export["name"]) or b""
+            (folder / export["name"]).write_bytes(content)
+        console.print(f"files in {folder}")
+
+
+@app.command("runs")
+def runs(
+    period_end: Annotated[str | None, typer.Option("--period-end", help="One run in full.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List runs, or show one (steps, progress, totals, failures, files)."""
+    url = _url()
+    data: Any = service.run_detail(url, _day(period_end)) if period_end else service.list_runs(url)
+    if data is None:
+        raise typer.Exit(_fail(f"no run for {period_end}"))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    for row in data if isinstance(data, list) else [data]:
+        totals = row.get("totals") or {}
+        console.print(
+            f"{row['period_end']}  {row['status']:<8} attempt {row['attempt']}  "
+            f"accounts {totals.get('accounts', '-')}  "
+            f"ex-GST {totals.get('amount_ex_gst', '-')}  "
+            f"estimated {totals.get('estimated_share', '-')}  "
+            f"failures {totals.get('failures', '-')}"
+        )
+        for step in row.get("steps", []):
+            console.print(f"  {step['step']:<9} {step['status']:<8} {step['detail']}")
+
+
+@app.command("resubmit")
+def resubmit(period_end: PeriodEnd) -> None:
+    """Price the run's failed accounts again (after fixing their data), then re-export."""
+    from tether.accruals import flow
+    from tether.core import workflows
+
+    day, url = _day(period_end), _url()
+    try:
+        wid = flow.resubmit(url, AccrualsSettings(), day)
+    except LookupError as exc:
+        raise typer.Exit(_fail(str(exc))) from None
+    _executor(url, "cli")
+    try:
+        _wait(url, day, wid)
+    finally:
+        workflows.shutdown()
+    _print_run(url, day, None)
+
+
+if __name__ == "__main__":
+    app()

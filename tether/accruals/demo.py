@@ -1,0 +1,51 @@
+"""Demo hook: a small generated world (A1's generator), loaded, ingested and run once."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+
+from tether.accruals import loader, run
+from tether.accruals.generator import generate
+from tether.accruals.ingest import ingest_files
+from tether.accruals.service import AccrualsService
+from tether.core.bootstrap import Runtime
+from tether.core.capability import DemoContext, DemoPart
+
+PERIOD_END = date(2026, 11, 30)
+
+
+@asynccontextmanager
+async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
+    """The accruals share of ``tether demo``: 150 accounts, 4 months, one run."""
+    with tempfile.TemporaryDirectory(prefix="tether-accruals-") as folder:
+
+        async def seed_demo(runtime: Runtime, svc: object) -> list[str]:
+            assert isinstance(svc, AccrualsService)
+            return await seed(runtime, svc, Path(folder), ctx.api_url)
+
+        yield DemoPart(settings={"min_contributors": 5, "chunk_size": 50}, seed=seed_demo)
+
+
+async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -> list[str]:
+    """Generate, load, ingest, run; the lines of the guide."""
+    made = await asyncio.to_thread(generate, 150, 4, folder, 1, end=PERIOD_END)
+    for kind in loader.KINDS:
+        result = await asyncio.to_thread(loader.load, svc.url, kind, folder / f"{kind}.csv")
+        if result.status != "loaded":
+            raise RuntimeError(f"demo {kind} did not load: {result.errors[:3]}")
+    await ingest_files(runtime.pool, [*made.nem12_files, *made.nem13_files])
+    as_at = run.default_as_at(PERIOD_END, svc.settings)
+    totals = await asyncio.to_thread(run.run_inline, svc.url, PERIOD_END, as_at, svc.settings)
+    pe = PERIOD_END.isoformat()
+    return [
+        f"Accruals: {totals['accounts']} accounts to {pe}, ex-GST {totals['amount_ex_gst']}, "
+        f"estimated share {totals['estimated_share']}",
+        f"  run page: {api}/accruals/runs/{pe}",
+        f"  files: {api}/api/v1/accruals/runs/{pe}/exports/BUAAccountSummary.csv",
+        f"  re-run (same bytes): tether accruals run --period-end {pe}",
+    ]

@@ -1,0 +1,264 @@
+"""A chunk's half-hourly kWh over its unbilled windows: actual data first, then estimates.
+
+Interval meters: stored channel-days (actual A/F; the distributor's E/S count as estimated),
+then segment profile x micro-scalar for missing days and missing (N) intervals. Basic meters:
+reads spread evenly over their days, then an estimated read up to the period end at the last
+actual read's daily average (else segment x micro-scalar), shaped by the segment profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from tether.accruals import columns
+from tether.accruals.estimate import KINDS, Accounts, Profiles
+from tether.accruals.sql import Q
+
+SUFFIX = ("E1", "E2", "B1")  # suffix of an estimated channel the account has no data of
+Q_EST = np.frombuffer(b"ESV", np.uint8)
+Q_N = ord("N")
+
+
+@dataclass
+class Energy:
+    d0: date
+    start: npt.NDArray[np.int64]  # first unbilled day index per account
+    kwh: npt.NDArray[np.float64]  # kind, account, day, half-hour
+    est: npt.NDArray[np.bool_]  # same shape: estimated (distributor's or ours)
+    methods: list[set[str]]
+    flags: list[set[str]]
+    segment: list[str]
+    scalar: list[float]
+    est_days: list[tuple[int, str, date, list[float]]] = field(default_factory=list)
+    est_reads: list[tuple[int, str, date, date, float, str]] = field(default_factory=list)
+
+
+def _shapes(
+    profiles: Profiles, acc: Accounts, idx: Sequence[int], kind: int
+) -> tuple[list[str], npt.NDArray[np.float64]]:
+    names, out = [], np.zeros((len(idx), 12, 2, 48))
+    for n, i in enumerate(idx):
+        name, arr = profiles.resolve(acc.dist[i], acc.jur[i], acc.cls[i], kind)
+        names.append(name)
+        if arr is not None:
+            out[n] = arr
+    return names, out
+
+
+def build(
+    conn: psycopg.Connection[Any],
+    period_end: date,
+    as_at: object,
+    acc: Accounts,
+    idx: Sequence[int],
+    profiles: Profiles,
+    scalars: dict[tuple[str, int], float],
+) -> Energy:
+    """Energy of accounts ``idx`` (positions in ``acc``) from their billed-to to period end."""
+    n = len(idx)
+    starts = [min(acc.billed_to[i], period_end) + timedelta(days=1) for i in idx]
+    d0 = min(starts, default=period_end)
+    d0 = min(d0, period_end)
+    days = (period_end - d0).days + 1
+    start = np.array([(s - d0).days for s in starts], np.int64)
+    dates = np.datetime64(d0, "D") + np.arange(days)
+    month = dates.astype("datetime64[M]").astype(np.int64) % 12
+    weekend = ((dates.astype(np.int64) + 3) % 7 >= 5).astype(np.int64)
+    valid = np.arange(days)[None, :] >= start[:, None]
+    kwh = np.zeros((3, n, days, 48))
+    est = np.zeros((3, n, days, 48), bool)
+    present = np.zeros((3, n, days), bool)
+    ids = [acc.ids[i] for i in idx]
+    scal = np.array([[scalars.get((a, k), 1.0) for a in ids] for k in range(3)])
+    has = np.array([[(a, k) in scalars for a in ids] for k in range(3)])
+    has[0] = True
+    shapes, names = [], []
+    for k in range(3):
+        nm, sh = _shapes(profiles, acc, idx, k)
+        names.append(nm)
+        shapes.append(sh)
+    energy = Energy(
+        d0=d0,
+        start=start,
+        kwh=kwh,
+        est=est,
+        methods=[set() for _ in idx],
+        flags=[set() for _ in idx],
+        segment=names[0],
+        scalar=[float(scal[0, a]) for a in range(n)],
+    )
+    interval = np.array([acc.meter[i] == "interval" for i in idx], bool)
+    got = columns.fetch(
+        conn, Q["window_days"], {"ids": ids, "d0": d0, "period_end": period_end, "as_at": as_at}
+    )
+    if len(got):
+        keep = interval[got.a]
+        a, d, k, v, q = got.a[keep], got.d[keep], got.k[keep], got.vals[keep], got.q[keep]
+        missing = (q == Q_N) | ~np.isfinite(v)
+        kwh[k, a, d] = np.where(missing, 0.0, v)
+        est[k, a, d] = np.isin(q, Q_EST)
+        present[k, a, d] = True
+        has[k, a] = True
+        for i in np.unique(a[est[k, a, d].any(axis=1)]):
+            energy.methods[int(i)].add("distributor")
+        need_part = missing & valid[a, d][:, None]
+        _fill(energy, shapes, scal, month, weekend, k, a, d, need_part)
+    need = has[:, :, None] & valid[None] & ~present & interval[None, :, None]
+    for k in range(3):
+        a, d = np.nonzero(need[k])
+        _fill(
+            energy,
+            shapes,
+            scal,
+            month,
+            weekend,
+            np.full(len(a), k),
+            a,
+            d,
+            np.ones((len(a), 48), bool),
+        )
+    basic = [p for p in range(n) if not interval[p]]
+    if basic:
+        _basic(
+            conn,
+            period_end,
+            as_at,
+            energy,
+            [ids[p] for p in basic],
+            basic,
+            shapes,
+            scal,
+            month,
+            weekend,
+            names,
+        )
+    for p in range(n):
+        if acc.never_billed[idx[p]]:
+            energy.flags[p].add("never_billed")
+        if acc.billed_past[idx[p]]:
+            energy.flags[p].add("billed_past_period_end")
+    return energy
+
+
+def _fill(
+    e: Energy,
+    shapes: list[npt.NDArray[np.float64]],
+    scal: npt.NDArray[np.float64],
+    month: npt.NDArray[np.int64],
+    weekend: npt.NDArray[np.int64],
+    k: npt.NDArray[np.int64],
+    a: npt.NDArray[np.int64],
+    d: npt.NDArray[np.int64],
+    mask: npt.NDArray[np.bool_],
+) -> None:
+    """Profile x micro-scalar into the masked half-hours of (kind, account, day) rows."""
+    rows = mask.any(axis=1)
+    k, a, d, mask = k[rows], a[rows], d[rows], mask[rows]
+    if not len(a):
+        return
+    stack = np.stack(shapes)  # kind, account, month, weekend, 48
+    prof = stack[k, a, month[d], weekend[d]]
+    nan = ~np.isfinite(prof).all(axis=1) | (prof.sum(axis=1) == 0)
+    fill = np.nan_to_num(prof) * scal[k, a][:, None]
+    e.kwh[k, a, d] = np.where(mask, fill, e.kwh[k, a, d])
+    e.est[k, a, d] |= mask
+    for i in np.unique(a):
+        e.methods[int(i)].add("profile")
+    for i in np.unique(a[nan]):
+        e.flags[int(i)].add("no_profile")
+    for kk, aa, dd in zip(k.tolist(), a.tolist(), d.tolist(), strict=True):
+        day = e.d0 + timedelta(days=dd)
+        e.est_days.append((aa, SUFFIX[kk], day, [round(float(x), 3) for x in e.kwh[kk, aa, dd]]))
+
+
+def _basic(
+    conn: psycopg.Connection[Any],
+    period_end: date,
+    as_at: object,
+    e: Energy,
+    ids: list[str],
+    pos: list[int],
+    shapes: list[npt.NDArray[np.float64]],
+    scal: npt.NDArray[np.float64],
+    month: npt.NDArray[np.int64],
+    weekend: npt.NDArray[np.int64],
+    names: list[list[str]],
+) -> None:
+    """Basic meters: reads spread per day, then the run's estimated read, shaped by profile."""
+    days = e.kwh.shape[2]
+    reads: dict[str, list[tuple[str, int, date, date, float, str]]] = {}
+    rows = conn.execute(
+        Q["basic_reads"], {"period_end": period_end, "ids": ids, "as_at": as_at}
+    ).fetchall()
+    for account_id, suffix, kind, prev_day, cur_day, qty, quality in rows:
+        if kind >= 0:
+            reads.setdefault(account_id, []).append(
+                (suffix, kind, prev_day, cur_day, qty, quality or "")
+            )
+    for account_id, p in zip(ids, pos, strict=True):
+        mine = reads.get(account_id, [])
+        kinds = {(s, k) for s, k, *_ in mine} or {("E1", 0)}
+        for suffix, k in sorted(kinds):
+            daily, est_day = np.zeros(days), np.zeros(days, bool)
+            covered = np.zeros(days, bool)
+            last_day, last_rate = None, None
+            for s2, _k2, prev_day, cur_day, qty, quality in mine:
+                if s2 != suffix or cur_day <= prev_day:
+                    continue
+                lo, hi = (prev_day - e.d0).days + 1, (cur_day - e.d0).days + 1
+                span = slice(max(lo, 0), max(min(hi, days), 0))
+                daily[span] = qty / (cur_day - prev_day).days
+                est_day[span] = quality[:1] in ("E", "S")
+                covered[span] = True
+                last_day = max(last_day or cur_day, cur_day)
+                if quality[:1] in ("A", "F"):
+                    last_rate = qty / (cur_day - prev_day).days
+            in_window = np.arange(days) >= e.start[p]
+            gap = in_window & ~covered
+            if est_day[in_window].any():
+                e.methods[p].add("distributor")
+            if gap.any():
+                method = "previous_read" if last_rate is not None else "segment"
+                rate = (
+                    last_rate
+                    if last_rate is not None
+                    else (scal[k, p] * _segment_daily(shapes[k][p]))
+                )
+                daily[gap] = rate
+                est_day[gap] = True
+                e.methods[p].add(method)
+                first = e.d0 + timedelta(days=int(np.argmax(gap)))
+                e.est_reads.append(
+                    (
+                        p,
+                        suffix,
+                        first - timedelta(days=1),
+                        period_end,
+                        round(float(daily[gap].sum()), 3),
+                        method,
+                    )
+                )
+            shape = shapes[k][p][month, weekend]  # day, 48
+            tot = shape.sum(axis=1, keepdims=True)
+            ok = np.isfinite(tot) & (tot > 0)
+            norm = np.where(ok, np.nan_to_num(shape) / np.where(ok, tot, 1), 1 / 48)
+            e.kwh[k, p] = daily[:, None] * norm
+            e.est[k, p] = est_day[:, None]
+            if last_day is None and names[k][p] == "none":
+                e.flags[p].add("no_profile")
+
+
+def _segment_daily(shape: npt.NDArray[np.float64]) -> float:
+    totals = shape.sum(axis=2)
+    totals = totals[np.isfinite(totals) & (totals > 0)]
+    return float(totals.mean()) if totals.size else 0.0
+
+
+__all__ = ["KINDS", "Energy", "build"]

@@ -1,0 +1,155 @@
+"""The run's files, rendered from its stored rows in a fixed order and format (same rows -> same
+bytes): BUAAccountSummary.csv, InvoiceLineItemMonthly.csv, the estimates as NEM12, a report."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from tether.accruals.sql import Q
+
+SUMMARY = "BUAAccountSummary.csv"
+LINES = "InvoiceLineItemMonthly.csv"
+NEM12 = "EstimatedIntervals_NEM12.csv"
+REPORT = "RunReport.json"
+SUMMARY_COLUMNS = (
+    "account_id",
+    "nmi",
+    "jurisdiction",
+    "segment",
+    "tariff_id",
+    "billed_to_date",
+    "period_end",
+    "unbilled_days",
+    "kwh_actual",
+    "kwh_estimated",
+    "amount_ex_gst",
+    "gst",
+    "estimate_share",
+    "estimate_method",
+    "micro_scalar",
+    "flags",
+)
+LINE_COLUMNS = (
+    "account_id",
+    "month",
+    "charge_code",
+    "quantity",
+    "unit",
+    "rate",
+    "amount_ex_gst",
+    "gst",
+)
+
+
+def _fmt(value: Decimal, places: int) -> str:
+    return f"{value:.{places}f}"
+
+
+def summary_csv(conn: psycopg.Connection[Any], period_end: date) -> bytes:
+    out = io.StringIO()
+    out.write(",".join(SUMMARY_COLUMNS) + "\n")
+    for (
+        account_id,
+        nmi,
+        jur,
+        segment,
+        tariff,
+        billed_to,
+        days,
+        act,
+        est,
+        amount,
+        gst,
+        method,
+        scalar,
+        flags,
+    ) in conn.execute(Q["summary_rows"], {"period_end": period_end}):
+        total = act + est
+        share = est / total if total else Decimal(0)
+        out.write(
+            ",".join(
+                (
+                    account_id,
+                    nmi,
+                    jur,
+                    segment,
+                    tariff,
+                    billed_to.isoformat(),
+                    period_end.isoformat(),
+                    str(days),
+                    _fmt(act, 3),
+                    _fmt(est, 3),
+                    _fmt(amount, 2),
+                    _fmt(gst, 2),
+                    _fmt(share, 4),
+                    method,
+                    _fmt(scalar, 4),
+                    flags,
+                )
+            )
+            + "\n"
+        )
+    return out.getvalue().encode()
+
+
+def lines_csv(conn: psycopg.Connection[Any], period_end: date) -> bytes:
+    out = io.StringIO()
+    out.write(",".join(LINE_COLUMNS) + "\n")
+    for account_id, month, code, qty, unit, rate, amount, gst in conn.execute(
+        Q["line_rows"], {"period_end": period_end}
+    ):
+        out.write(
+            ",".join(
+                (
+                    account_id,
+                    month.strftime("%Y-%m"),
+                    code,
+                    _fmt(qty, 3),
+                    unit,
+                    _fmt(rate, 4),
+                    _fmt(amount, 2),
+                    _fmt(gst, 2),
+                )
+            )
+            + "\n"
+        )
+    return out.getvalue().encode()
+
+
+def nem12(conn: psycopg.Connection[Any], period_end: date, as_at: datetime) -> bytes:
+    """Estimated channel-days as NEM12, quality E, stamped with the run's as-at (not now)."""
+    stamp = as_at.strftime("%Y%m%d%H%M")
+    out = io.StringIO()
+    out.write(f"100,NEM12,{stamp},TETHER,TETHER\n")
+    current = None
+    for nmi, suffix, day, vals in conn.execute(Q["estimated_days"], {"period_end": period_end}):
+        if (nmi, suffix) != current:
+            current = (nmi, suffix)
+            out.write(f"200,{nmi},{suffix},1,{suffix},,,kWh,30,\n")
+        values = ",".join(f"{v:.3f}" for v in vals)
+        out.write(f"300,{day:%Y%m%d},{values},E,,,{stamp}00,\n")
+    out.write("900\n")
+    return out.getvalue().encode()
+
+
+def report(
+    totals: dict[str, Any], steps: list[dict[str, Any]], failures: list[dict[str, str]]
+) -> bytes:
+    body = {"totals": totals, "steps": steps, "failures": failures}
+    return (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def store(conn: psycopg.Connection[Any], period_end: date, name: str, content: bytes) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    conn.execute(
+        Q["put_export"],
+        {"period_end": period_end, "name": name, "content": content, "sha256": digest},
+    )
+    return digest

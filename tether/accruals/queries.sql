@@ -1,0 +1,445 @@
+-- === meter data ===
+-- Staging tables live for one file's transaction; the merge keeps, per NMI-channel-day (or
+-- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored;
+-- a channel-day delivered again unchanged is not rewritten, so re-sent files cost no writes).
+
+-- name: md_create_stage
+CREATE TEMP TABLE md_stage_cd (
+    -- fixed-width columns first, then text: the order of ingest_copy's binary rows
+    day date, interval_length smallint, total float8, update_datetime timestamptz,
+    msats_load_datetime timestamptz, line integer, "values" float8[], qualities text,
+    nmi text, suffix text, register_id text, uom text, quality_method text, reason_code text,
+    reason_description text, interval_methods jsonb
+) ON COMMIT DROP;
+CREATE TEMP TABLE md_stage_br (
+    nmi text, register_id text, suffix text, meter_serial text, direction text,
+    previous_read float8, previous_read_at timestamptz, previous_quality text,
+    current_read float8, current_read_at timestamptz, current_quality text,
+    current_reason_code text, quantity float8, uom text, next_scheduled_read date,
+    update_datetime timestamptz, msats_load_datetime timestamptz, line integer
+) ON COMMIT DROP
+
+-- name: md_copy_channel_days
+COPY md_stage_cd FROM STDIN (FORMAT binary)
+
+-- name: md_copy_basic_reads
+COPY md_stage_br FROM STDIN
+
+-- name: md_copy_errors
+COPY acc.meter_file_error (file_id, line, reason) FROM STDIN
+
+-- name: md_insert_file
+INSERT INTO acc.meter_file (file_name, format, status, rejected_reason, nmis, channel_days,
+                            basic_reads, "values", error_count)
+VALUES (%(file_name)s, %(format)s, %(status)s, %(rejected_reason)s, %(nmis)s,
+        %(channel_days)s, %(basic_reads)s, %(values)s, %(error_count)s)
+RETURNING file_id
+
+-- name: md_merge_channel_days
+-- Times arrive as -infinity for "none" (fixed-width binary COPY) and become NULL here.
+INSERT INTO acc.channel_day AS t (
+    nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
+    reason_code, reason_description, interval_methods, total, update_datetime,
+    msats_load_datetime, file_id, line)
+SELECT DISTINCT ON (nmi, suffix, day)
+       nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
+       reason_code, reason_description, interval_methods, total,
+       nullif(update_datetime, '-infinity'), nullif(msats_load_datetime, '-infinity'),
+       %(file_id)s, line
+FROM md_stage_cd
+ORDER BY nmi, suffix, day, update_datetime DESC NULLS LAST, line DESC
+ON CONFLICT (nmi, suffix, day) DO UPDATE SET
+    register_id = excluded.register_id, uom = excluded.uom,
+    interval_length = excluded.interval_length, "values" = excluded."values",
+    qualities = excluded.qualities, quality_method = excluded.quality_method,
+    reason_code = excluded.reason_code, reason_description = excluded.reason_description,
+    interval_methods = excluded.interval_methods, total = excluded.total,
+    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
+    file_id = excluded.file_id, line = excluded.line
+WHERE coalesce(excluded.update_datetime, '-infinity') > coalesce(t.update_datetime, '-infinity')
+   OR (coalesce(excluded.update_datetime, '-infinity') = coalesce(t.update_datetime, '-infinity')
+       AND (excluded."values", excluded.qualities, excluded.quality_method, excluded.uom,
+            excluded.register_id, excluded.reason_code, excluded.interval_methods)
+           IS DISTINCT FROM (t."values", t.qualities, t.quality_method, t.uom, t.register_id,
+                             t.reason_code, t.interval_methods))
+
+-- name: md_merge_basic_reads
+INSERT INTO acc.basic_read AS t (
+    nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+    previous_quality, current_read, current_read_at, current_quality, current_reason_code,
+    quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, source, file_id, line)
+SELECT DISTINCT ON (nmi, suffix, register_id, current_read_at)
+       nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+       previous_quality, current_read, current_read_at, current_quality, current_reason_code,
+       quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, 'file',
+       %(file_id)s, line
+FROM md_stage_br
+ORDER BY nmi, suffix, register_id, current_read_at, update_datetime DESC NULLS LAST, line DESC
+ON CONFLICT (nmi, suffix, register_id, current_read_at) DO UPDATE SET
+    meter_serial = excluded.meter_serial, direction = excluded.direction,
+    previous_read = excluded.previous_read, previous_read_at = excluded.previous_read_at,
+    previous_quality = excluded.previous_quality, current_read = excluded.current_read,
+    current_quality = excluded.current_quality,
+    current_reason_code = excluded.current_reason_code, quantity = excluded.quantity,
+    uom = excluded.uom, next_scheduled_read = excluded.next_scheduled_read,
+    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
+    source = excluded.source, file_id = excluded.file_id, line = excluded.line
+WHERE coalesce(excluded.update_datetime, '-infinity') >= coalesce(t.update_datetime, '-infinity')
+
+-- name: md_channel_days_of_nmi
+SELECT nmi, suffix, register_id, uom, interval_length, day, "values", qualities, quality_method,
+       total, update_datetime
+FROM acc.channel_day
+WHERE nmi = %(nmi)s AND day BETWEEN %(date_from)s AND %(date_to)s
+ORDER BY suffix, day
+
+-- name: md_basic_reads_of_nmi
+SELECT nmi, register_id, suffix, direction, previous_read_at, current_read_at, quantity, uom,
+       current_quality, update_datetime, source
+FROM acc.basic_read
+-- the window's dates are market dates: AEST (UTC+10, no daylight saving, as Brisbane)
+WHERE nmi = %(nmi)s
+  AND current_read_at >= %(date_from)s::date::timestamp AT TIME ZONE 'Australia/Brisbane'
+  AND previous_read_at < (%(date_to)s::date + 1)::timestamp AT TIME ZONE 'Australia/Brisbane'
+ORDER BY suffix, register_id, current_read_at
+
+-- === run ===
+-- Every run query is keyed by the period end (the run's identity). "Snapshot" = meter data
+-- whose UpdateDateTime (else MSATS load time) is at or before the run's as-at, invoices issued
+-- at or before it; accounts and tariffs are reference data (current rows; tariffs by date).
+
+-- name: run_get
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+FROM acc.run WHERE period_end = %(period_end)s
+
+-- name: run_list
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+FROM acc.run ORDER BY period_end DESC
+
+-- name: run_begin
+-- A new attempt of a period end: the previous attempt's rows go (cascade), the run row stays.
+INSERT INTO acc.run (period_end, as_at, attempt, workflow_id, status)
+VALUES (%(period_end)s, %(as_at)s, %(attempt)s, %(workflow_id)s, 'running')
+ON CONFLICT (period_end) DO UPDATE SET as_at = excluded.as_at, attempt = excluded.attempt,
+    workflow_id = excluded.workflow_id, status = 'running', chunks = 0, started_at = now(),
+    finished_at = NULL, totals = '{}'
+
+-- name: run_clear
+-- Deletes everything the run date owns except the run row (its own estimates included).
+WITH s AS (DELETE FROM acc.run_step WHERE period_end = %(period_end)s),
+     a AS (DELETE FROM acc.run_account WHERE period_end = %(period_end)s),
+     c AS (DELETE FROM acc.run_chunk WHERE period_end = %(period_end)s),
+     p AS (DELETE FROM acc.run_profile WHERE period_end = %(period_end)s),
+     f AS (DELETE FROM acc.run_fix_log WHERE period_end = %(period_end)s),
+     m AS (DELETE FROM acc.run_scalar WHERE period_end = %(period_end)s),
+     r AS (DELETE FROM acc.run_estimated_read WHERE period_end = %(period_end)s),
+     d AS (DELETE FROM acc.run_estimated_day WHERE period_end = %(period_end)s),
+     x AS (DELETE FROM acc.run_result WHERE period_end = %(period_end)s),
+     l AS (DELETE FROM acc.run_line WHERE period_end = %(period_end)s),
+     e AS (DELETE FROM acc.run_failure WHERE period_end = %(period_end)s)
+DELETE FROM acc.run_export WHERE period_end = %(period_end)s
+
+-- name: step_begin
+INSERT INTO acc.run_step (period_end, step, ordinal, status)
+VALUES (%(period_end)s, %(step)s, %(ordinal)s, 'running')
+ON CONFLICT (period_end, step) DO UPDATE SET status = 'running', started_at = now(),
+    finished_at = NULL
+
+-- name: step_end
+UPDATE acc.run_step SET status = %(status)s, finished_at = now(), detail = %(detail)s
+WHERE period_end = %(period_end)s AND step = %(step)s
+
+-- name: run_steps
+SELECT step, ordinal, status, started_at, finished_at, detail
+FROM acc.run_step WHERE period_end = %(period_end)s ORDER BY ordinal
+
+-- name: snapshot_accounts
+-- The run's accounts and their billed-to dates as at the snapshot; chunks group accounts of
+-- similar windows (billed-to order), so a chunk's day axis stays short. Never billed: the day
+-- before the first meter data; no data either: the period end (nothing to accrue). Set-based:
+-- one aggregate over the invoices, first days only for the never-billed NMIs.
+WITH billed AS MATERIALIZED (
+    SELECT account_id, max(period_to) AS billed_to FROM acc.invoice
+    WHERE issued_at <= %(as_at)s GROUP BY account_id),
+fresh AS MATERIALIZED (
+    SELECT a.nmi FROM acc.account a LEFT JOIN billed b USING (account_id)
+    WHERE b.account_id IS NULL),
+first_day AS (
+    SELECT nmi, min(first) AS first FROM (
+        SELECT c.nmi, min(c.day) AS first FROM acc.channel_day c
+        WHERE c.nmi IN (SELECT nmi FROM fresh)
+          AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+        GROUP BY c.nmi
+        UNION ALL
+        SELECT b.nmi, min((b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date) + 1
+        FROM acc.basic_read b
+        WHERE b.nmi IN (SELECT nmi FROM fresh) AND b.source = 'file'
+          AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+        GROUP BY b.nmi) x
+    GROUP BY nmi),
+accounts AS (
+    SELECT a.*, b.billed_to IS NULL AS never_billed,
+           coalesce(b.billed_to, f.first - 1, %(period_end)s::date) AS billed_to
+    FROM acc.account a
+    LEFT JOIN billed b USING (account_id)
+    LEFT JOIN first_day f ON f.nmi = a.nmi)
+INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
+    distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
+SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor, tariff_id,
+       meter_type, billed_to, never_billed, billed_to > %(period_end)s::date,
+       (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
+FROM accounts
+
+-- name: make_chunks
+INSERT INTO acc.run_chunk (period_end, chunk, status, accounts)
+SELECT period_end, chunk, 'queued', count(*) FROM acc.run_account
+WHERE period_end = %(period_end)s GROUP BY period_end, chunk
+
+-- name: run_set_chunks
+UPDATE acc.run SET chunks = (SELECT count(*) FROM acc.run_chunk
+                             WHERE period_end = %(period_end)s)
+WHERE period_end = %(period_end)s RETURNING chunks
+
+-- name: run_accounts
+SELECT account_id, nmi, customer_class, jurisdiction, distributor, tariff_id, meter_type,
+       billed_to, never_billed, billed_past, chunk
+FROM acc.run_account WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: run_accounts_of
+SELECT account_id, nmi, customer_class, jurisdiction, distributor, tariff_id, meter_type,
+       billed_to, never_billed, billed_past, chunk
+FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+ORDER BY account_id
+
+-- name: profile_days
+-- Actual (all A/F) channel-days in the profile window of accounts lo..hi-1 (account_id order),
+-- at most %(cap)s NMIs per distributor segment (the first by account id): enough for a mean
+-- shape, and the cost stays bounded however many accounts there are. One row per account,
+-- kind and interval length (columns.fetch).
+WITH ra AS MATERIALIZED (SELECT nmi, a FROM (
+                SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a,
+                       row_number() OVER (PARTITION BY distributor, customer_class
+                                          ORDER BY account_id) AS nth
+                FROM acc.run_account WHERE period_end = %(period_end)s) x
+            WHERE nth <= %(cap)s AND a >= %(lo)s AND a < %(hi)s)
+SELECT ra.a, acc.channel_kind(c.suffix) AS k,
+       array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
+       array_agg(c."values" ORDER BY c.suffix, c.day),
+       string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
+FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+WHERE c.day BETWEEN %(d0)s AND %(period_end)s
+  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
+  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+GROUP BY ra.a, acc.channel_kind(c.suffix), c.interval_length
+
+-- name: window_days
+-- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
+-- Half-hours are sent only where they are priced or split: accounts with a time-of-use tariff,
+-- and days of mixed quality; any other day is sent as its total and its one quality letter.
+-- One row per account, kind and day width (columns.fetch).
+WITH ra AS MATERIALIZED (
+    SELECT r.nmi, (u.pos - 1)::int AS a,
+           EXISTS (SELECT 1 FROM acc.tariff_rate t WHERE t.tariff_id = r.tariff_id
+                   AND t.component = 'tou') AS tou
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u (account_id, pos)
+    JOIN acc.run_account r ON r.account_id = u.account_id AND r.period_end = %(period_end)s),
+days AS (
+    SELECT ra.a, acc.channel_kind(c.suffix) AS k, c.suffix, c.day,
+           CASE WHEN w.whole THEN c.interval_length ELSE 0 END AS width,
+           CASE WHEN w.whole THEN c."values" ELSE ARRAY[c.total] END AS vals,
+           CASE WHEN w.whole THEN c.qualities ELSE left(c.qualities, 1) END AS q
+    FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+    CROSS JOIN LATERAL (SELECT (ra.tou AND acc.channel_kind(c.suffix) = 0)
+                               OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
+    WHERE c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s)
+SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY suffix, day),
+       array_agg(vals ORDER BY suffix, day), string_agg(q, '' ORDER BY suffix, day)
+FROM days GROUP BY a, k, width
+
+-- name: delete_profiles
+DELETE FROM acc.run_profile WHERE period_end = %(period_end)s
+
+-- name: copy_profiles
+COPY acc.run_profile (period_end, level, area, customer_class, kind, month, weekend,
+    contributors, daily_kwh, shape) FROM STDIN
+
+-- name: profiles
+SELECT level, area, customer_class, kind, month, weekend, contributors, daily_kwh, shape
+FROM acc.run_profile WHERE period_end = %(period_end)s
+ORDER BY level, area, customer_class, kind, month, weekend
+
+-- name: fix_profile
+UPDATE acc.run_profile SET shape = %(shape)s
+WHERE period_end = %(period_end)s AND level = %(level)s AND area = %(area)s
+  AND customer_class = %(cls)s AND kind = %(kind)s AND month = %(month)s
+  AND weekend = %(weekend)s
+
+-- name: delete_fix_log
+DELETE FROM acc.run_fix_log WHERE period_end = %(period_end)s
+
+-- name: copy_fix_log
+COPY acc.run_fix_log (period_end, seq, segment, action, detail) FROM STDIN
+
+-- name: fix_log
+SELECT seq, segment, action, detail FROM acc.run_fix_log
+WHERE period_end = %(period_end)s ORDER BY seq
+
+-- name: account_daily
+-- Average daily kWh per account and kind over the history window (interval and basic meters).
+SELECT account_id, kind, avg_kwh FROM (
+    SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
+    FROM acc.run_account ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+    WHERE ra.period_end = %(period_end)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT ra.account_id, CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END,
+           sum(b.quantity) / greatest(sum(extract(epoch FROM
+               b.current_read_at - b.previous_read_at) / 86400), 1)
+    FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+    WHERE ra.period_end = %(period_end)s AND b.current_read_at >= %(d0)s::date
+      AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
+      AND b.source = 'file'
+      AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+    GROUP BY 1, 2) x
+WHERE kind >= 0
+ORDER BY account_id, kind
+
+-- name: delete_scalars
+DELETE FROM acc.run_scalar WHERE period_end = %(period_end)s
+
+-- name: copy_scalars
+COPY acc.run_scalar (period_end, account_id, kind, micro_scalar) FROM STDIN
+
+-- name: scalars
+SELECT account_id, kind, micro_scalar FROM acc.run_scalar
+WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+
+-- name: basic_reads
+-- Basic reads of the given accounts as at the snapshot, market-time dates.
+SELECT ra.account_id, b.suffix,
+       CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END AS kind,
+       (b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date AS prev_day,
+       (b.current_read_at AT TIME ZONE 'Australia/Brisbane')::date AS cur_day,
+       b.quantity, b.current_quality
+FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+  AND b.uom = 'kWh' AND b.source = 'file'
+  AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
+ORDER BY ra.account_id, b.suffix, b.current_read_at
+
+-- name: tariff_rates
+-- Times as half-hour slots (0..48; 24:00 is 48); the loader admits only half-hours.
+SELECT tariff_id, effective_from, component, band, days,
+       (extract(epoch FROM start_time) / 1800)::int AS start_slot,
+       (extract(epoch FROM end_time) / 1800)::int AS end_slot, block_kwh_per_day, rate_cents
+FROM acc.tariff_rate ORDER BY tariff_id, effective_from, component, band, days, start_time
+
+-- name: chunk_ids
+SELECT account_id FROM acc.run_account
+WHERE period_end = %(period_end)s AND chunk = %(chunk)s ORDER BY account_id
+
+-- name: failed_ids
+SELECT account_id FROM acc.run_failure WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: clear_accounts
+WITH r AS (DELETE FROM acc.run_result WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     l AS (DELETE FROM acc.run_line WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     e AS (DELETE FROM acc.run_estimated_read WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s)),
+     d AS (DELETE FROM acc.run_estimated_day WHERE period_end = %(period_end)s
+             AND account_id = ANY(%(ids)s))
+DELETE FROM acc.run_failure WHERE period_end = %(period_end)s AND account_id = ANY(%(ids)s)
+
+-- name: copy_results
+COPY acc.run_result (period_end, account_id, segment, unbilled_days, kwh_actual, kwh_estimated,
+    amount_ex_gst, gst, estimate_method, micro_scalar, flags) FROM STDIN
+
+-- name: copy_lines
+COPY acc.run_line (period_end, account_id, month, charge_code, rate, quantity, unit,
+    amount_ex_gst, gst) FROM STDIN
+
+-- name: copy_estimated_reads
+COPY acc.run_estimated_read (period_end, account_id, nmi, suffix, from_date, read_date, kwh,
+    method) FROM STDIN
+
+-- name: copy_estimated_days
+COPY acc.run_estimated_day (period_end, account_id, nmi, suffix, day, vals) FROM STDIN
+
+-- name: copy_failures
+COPY acc.run_failure (period_end, account_id, step, reason) FROM STDIN
+
+-- name: chunk_done
+UPDATE acc.run_chunk SET status = 'done', failed = %(failed)s, finished_at = now()
+WHERE period_end = %(period_end)s AND chunk = %(chunk)s
+
+-- name: chunk_progress
+SELECT count(*) FILTER (WHERE status = 'done') AS done, count(*) AS total,
+       coalesce(sum(accounts) FILTER (WHERE status = 'done'), 0) AS accounts_done,
+       coalesce(sum(accounts), 0) AS accounts
+FROM acc.run_chunk WHERE period_end = %(period_end)s
+
+-- name: summary_rows
+SELECT r.account_id, a.nmi, a.jurisdiction, r.segment, a.tariff_id, a.billed_to,
+       r.unbilled_days, r.kwh_actual, r.kwh_estimated, r.amount_ex_gst, r.gst,
+       r.estimate_method, r.micro_scalar, r.flags
+FROM acc.run_result r JOIN acc.run_account a USING (period_end, account_id)
+WHERE r.period_end = %(period_end)s ORDER BY r.account_id
+
+-- name: line_rows
+SELECT account_id, month, charge_code, quantity, unit, rate, amount_ex_gst, gst
+FROM acc.run_line WHERE period_end = %(period_end)s
+ORDER BY account_id, month, charge_code, rate
+
+-- name: estimated_days
+SELECT nmi, suffix, day, vals FROM acc.run_estimated_day
+WHERE period_end = %(period_end)s ORDER BY nmi, suffix, day
+
+-- name: run_totals
+SELECT count(*) AS accounts, coalesce(sum(amount_ex_gst), 0) AS amount_ex_gst,
+       coalesce(sum(gst), 0) AS gst, coalesce(sum(kwh_actual), 0) AS kwh_actual,
+       coalesce(sum(kwh_estimated), 0) AS kwh_estimated,
+       (SELECT count(*) FROM acc.run_failure f WHERE f.period_end = %(period_end)s) AS failures,
+       (SELECT count(*) FROM acc.run_line l WHERE l.period_end = %(period_end)s) AS line_items,
+       (SELECT count(*) FROM acc.run_estimated_read e
+         WHERE e.period_end = %(period_end)s) AS estimated_reads,
+       (SELECT count(*) FROM acc.run_estimated_day e
+         WHERE e.period_end = %(period_end)s) AS estimated_days
+FROM acc.run_result WHERE period_end = %(period_end)s
+
+-- name: failures
+SELECT account_id, step, reason FROM acc.run_failure
+WHERE period_end = %(period_end)s ORDER BY account_id
+
+-- name: put_export
+INSERT INTO acc.run_export (period_end, name, content, sha256)
+VALUES (%(period_end)s, %(name)s, %(content)s, %(sha256)s)
+ON CONFLICT (period_end, name) DO UPDATE SET content = excluded.content, sha256 = excluded.sha256
+
+-- name: exports
+SELECT name, sha256, length(content) AS size FROM acc.run_export
+WHERE period_end = %(period_end)s ORDER BY name
+
+-- name: export_content
+SELECT content FROM acc.run_export WHERE period_end = %(period_end)s AND name = %(name)s
+
+-- name: run_failed
+-- A stage raised: the attempt is over (the next submit starts a new one).
+UPDATE acc.run SET status = 'failed', finished_at = now() WHERE period_end = %(period_end)s
+
+-- name: run_finish
+UPDATE acc.run SET status = %(status)s, finished_at = now(), totals = %(totals)s
+WHERE period_end = %(period_end)s
+
+-- name: run_metrics
+SELECT r.period_end, r.status,
+       (SELECT count(*) FROM acc.run_chunk c WHERE c.period_end = r.period_end
+          AND c.status = 'done') AS done,
+       (SELECT count(*) FROM acc.run_chunk c WHERE c.period_end = r.period_end) AS total,
+       (SELECT count(*) FROM acc.run_failure f WHERE f.period_end = r.period_end) AS failures
+FROM acc.run r ORDER BY r.period_end DESC LIMIT 12
