@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic_settings import BaseSettings
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
+from tether.core.console import PanelProvider, console_router
 from tether.core.security import install_security
 from tether.core.settings import Settings
 
@@ -38,20 +40,26 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            app.state.panels = []
             for capability in CAPABILITIES:
                 service = await stack.enter_async_context(capability.build(runtime))
                 setattr(app.state, capability.attribute, service)
+                if capability.panel is not None:
+                    app.state.panels.append(
+                        PanelProvider(name=capability.name, panel=capability.panel, service=service)
+                    )
             yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets installed with the package, no CDN
         title="tether",
         version=__version__,
         description="Local, always-true copies of externally mastered data.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
     install_security(app, settings)
+    install_error_handlers(app)  # after security's JSON handlers: it adds pages for browsers
     app.include_router(core_router())
+    app.include_router(console_router())
     for capability in CAPABILITIES:
         if capability.router is not None:
             app.include_router(capability.router)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import socket
 from typing import Annotated
 
+import psycopg
 import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
 
+from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components, upgrade_database
 from tether.core import db, exposure, keys_cli, loop, migrations, roles
-from tether.core.errors import TetherError
+from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
@@ -27,8 +31,11 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # sub-commands inherit it
 )
-db_app = typer.Typer(help="Database schema: migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database: migrations, its URL, the embedded server.", no_args_is_help=True
+)
 simulate_app = typer.Typer(
     help="Run a simulator of an external system (a real HTTP server with fault modes).",
     no_args_is_help=True,
@@ -50,6 +57,27 @@ def all_settings(settings: Settings) -> list[BaseSettings]:
     return [settings, *(capability.settings() for capability in CAPABILITIES)]
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tether {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """tether keeps local PostgreSQL copies of externally mastered data true."""
+
+
 def settings_from_env() -> Settings:
     """Settings for a CLI command, with logging configured from them."""
     settings = load_settings()
@@ -69,19 +97,51 @@ def db_upgrade() -> None:
 
 
 @db_app.command("status")
-def db_status() -> None:
-    """List migrations that are not applied yet."""
+def db_status(as_json: JsonOption = False) -> None:
+    """List migrations that are not applied yet (read-only: applies nothing)."""
     settings = settings_from_env()
     pending = migrations.pending(db.resolve_database_url(settings), migration_components())
+    if as_json:
+        rows = [{"component": m.component, "version": m.version, "name": m.name} for m in pending]
+        typer.echo(json.dumps({"pending": rows}))
+        return
     for m in pending:
         console.print(f"pending {m.component} {m.version:04d}_{m.name}")
     console.print(f"{len(pending)} pending migration(s)")
 
 
 @db_app.command("url")
-def db_url() -> None:
-    """Print the database URL (starting the embedded server if it is the one in use)."""
-    typer.echo(db.resolve_database_url(settings_from_env()))
+def db_url(as_json: JsonOption = False) -> None:
+    """Print the database URL in use.
+
+    DATABASE_URL, else the embedded server's (started if needed); while a demo runs, its
+    database.
+    """
+    url = db.resolve_database_url(settings_from_env())
+    typer.echo(json.dumps({"database_url": url}) if as_json else url)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL of TETHER_DATA_DIR.
+
+    It outlives `tether demo` and `tether serve` on purpose, so workers and the CLI can join it.
+    """
+    settings = settings_from_env()
+    if settings.database_url:
+        raise ConfigurationError("DATABASE_URL is set: that server is not tether's to stop")
+    stopped = db.stop_embedded_postgres(settings.data_dir)
+    where = settings.data_dir.resolve()
+    console.print(f"stopped the embedded PostgreSQL in {where}" if stopped else
+                  f"no embedded PostgreSQL is running in {where}")
+
+
+@app.command("status")
+def status(as_json: JsonOption = False) -> None:
+    """Print every capability's console panel (what / shows); read-only: applies nothing."""
+    from tether.ops import print_status
+
+    loop.run(print_status(settings_from_env(), as_json=as_json))
 
 
 @app.command()
@@ -102,15 +162,30 @@ def serve(
     settings = settings_from_env()
     if no_migrate:
         settings = settings.model_copy(update={"migrate": False})
-    exposure.refuse_unsafe(*all_settings(settings), bind_host=host or settings.host)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    exposure.refuse_unsafe(*all_settings(settings), bind_host=bind_host)
+    ensure_port_free(bind_host, bind_port)
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=bind_host,
+        port=bind_port,
         log_level=settings.log_level.lower(),
         access_log=True,
         **server_options(settings),
     )
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """A port already in use is a one-line error, before anything starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another process uses it. "
+                "Stop it, or pick another port with --port or TETHER_PORT."
+            ) from None
 
 
 @app.command()
@@ -193,4 +268,10 @@ def main() -> None:
         app()
     except TetherError as exc:  # expected failures: one clear line, no traceback
         console.print(f"[red]error:[/] {exc.message}")
+        raise SystemExit(1) from None
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        console.print(
+            "[red]error:[/] the database has no tether schema (or an old one): "
+            "run `tether db upgrade` first"
+        )
         raise SystemExit(1) from None

@@ -69,8 +69,28 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
     """Start everything, seed it, print what to try, and serve until Ctrl-C or the duration."""
     console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
     settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
+    embedded = settings.database_url is None
+    if embedded:  # a demo that crashed may have left its pointer behind
+        db.set_active_database(settings.data_dir, None)
     url = recreate_demo_database(db.resolve_database_url(settings))
     _, admin_key = keys.create(url, "demo admin", ["admin"])
+    if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
+        db.set_active_database(settings.data_dir, DEMO_DB)
+    try:
+        await _run(settings, options, console, url, admin_key)
+    finally:
+        if embedded:
+            db.set_active_database(settings.data_dir, None)
+    if embedded:
+        console.print(
+            "The embedded PostgreSQL keeps running (the next demo starts faster); "
+            "`tether db stop` stops it."
+        )
+
+
+async def _run(
+    settings: Settings, options: DemoOptions, console: Console, url: str, admin_key: str
+) -> None:
     port = port_or_any(options.port) or free_port()
     api = f"http://127.0.0.1:{port}"
     stop = asyncio.Event()
@@ -113,12 +133,17 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
         )
         services = [await stack.enter_async_context(c.build(runtime)) for c in CAPABILITIES]
         guide = [
+            f"Console         {api}/  (sign in with the admin key)",
             f"API docs        {api}/docs  (Authorize with the admin key)",
             f"Admin API key   {admin_key}  (pages: sign in at {api}/login)",
             f"Events token    {settings.events_token.get_secret_value()}  (random for this run,"
             " as are the upstream tokens and the session secret)",
             f"Metrics         curl {api}/metrics",
             f"Database        {url}",
+            "                (while the demo runs, `tether status` and the other commands "
+            "started with the same TETHER_DATA_DIR use it)"
+            if settings.database_url is None
+            else f"                (for the CLI: export DATABASE_URL='{url}')",
             f"NATS            {settings.nats_url}",
             "",
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tether.accountingpoints import api, cli, demo, service, tasks
+from tether.accountingpoints import api, cli, console, demo, service, tasks
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core.capability import Capability, Job
 
@@ -16,4 +16,5 @@ CAPABILITY = Capability(
     simulators={"datahub": cli.simulate},
     jobs=(Job(name="sync", run=tasks.sync_job), Job(name="events", run=tasks.events_job)),
     demo=demo.demo,
+    panel=console.panel,
 )

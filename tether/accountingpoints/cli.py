@@ -96,3 +96,37 @@ def _print_usage(data: str, ctl: str, token: str, gsrn: str) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+@app.command("show")
+def show(
+    gsrn: Annotated[str, typer.Argument(help="GSRN of the accounting point (18 digits).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Show the stored accounting point: sync state, current timeline values, units."""
+    from tether.accountingpoints.api import _ap_out
+    from tether.accountingpoints.service import build
+    from tether.core.bootstrap import open_runtime
+    from tether.core.logging import configure_logging
+    from tether.core.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def _run() -> None:
+        async with open_runtime(settings) as runtime, build(runtime) as service:
+            out = _ap_out(*(await service.get(gsrn)))
+        if as_json:
+            typer.echo(out.model_dump_json())
+            return
+        sync = out.sync
+        state = f"failing ({sync.last_error_reason})" if sync.last_error else "ok"
+        typer.echo(f"accounting point {out.gsrn}: last synced {sync.last_synced_at or 'never'}, "
+                   f"{state}, next sync {sync.next_sync_at}")
+        for kind in ("energy_supplier", "metering_grid_area", "energy_direction"):
+            periods = getattr(out, kind)
+            current = next((p for p in periods if p.valid_to is None), None)
+            typer.echo(f"  {kind.replace('_', ' ')}: {current.value if current else '-'}")
+        typer.echo(f"  controllable units: {', '.join(u.name for u in out.controllable_units)}")
+
+    loop.run(_run())

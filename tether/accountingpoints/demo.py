@@ -96,11 +96,15 @@ def _guide(
         "  a supplier switch in the datahub, announced by a thin event; the worker re-syncs:",
         f"    curl -X POST {control}/accounting-points/{gsrn}/changes "
         "-H 'content-type: application/json' -d '{\"kind\":\"supplier_switch\"}'",
-        f"  push an event yourself: curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
+        "  push an event yourself:",
+        f"    curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
         f'{token}\' -H \'content-type: application/json\' -d \'{{"specversion":"1.0","id":"1",'
         f'"source":"me","type":"changed","subject":"{gsrn}"}}\'',
-        f"  lookup: curl -X POST {api}/api/v1/controllable-unit/lookup -H 'content-type: "
+        "  look up a controllable unit's accounting point:",
+        f"    curl -X POST {api}/api/v1/controllable-unit/lookup -H 'content-type: "
         f'application/json\' -d \'{{"end_user":"{end_user}","accounting_point":"{gsrn}"}}\'',
-        f"  break the datahub: curl -X PUT {control}/faults -H 'content-type: application/json'"
-        ' -d \'{"mode":"500"}\'  (modes: down, slow, 500, garbage, contract_violation, ...)',
+        "  break the datahub (modes: down, slow, 500, garbage, contract_violation, ...; "
+        "none repairs it), then watch the console:",
+        f"    curl -X PUT {control}/faults -H 'content-type: application/json'"
+        ' -d \'{"mode":"500"}\'',
     ]

@@ -126,6 +126,13 @@ class AccountingPointService:
         for outcome in ordered:
             SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
         if claims:
+            failed = sum(1 for o in ordered if not o.ok)
+            logger.info(
+                "synced %d accounting point(s), %d failed",
+                len(ordered) - failed,
+                failed,
+                extra={"action": "syncs_done"},
+            )
             per_ap = (time.perf_counter() - start) / len(claims)
             for _ in claims:
                 SYNC_SECONDS.observe(per_ap)
@@ -336,6 +343,12 @@ class AccountingPointService:
         ignored = [g for g in wanted if g not in held]
         EVENTS.labels("accepted").inc(len(held))
         EVENTS.labels("ignored").inc(len(ignored))
+        logger.info(
+            "received change events: %d accounting point(s) due now, %d not held (ignored)",
+            len(held),
+            len(ignored),
+            extra={"action": "events_received"},
+        )
         return EventsOutcome(accepted=sorted(held), ignored=ignored)
 
     # --- reads --------------------------------------------------------------------------------

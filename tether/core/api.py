@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -10,13 +11,17 @@ from dataclasses import dataclass
 
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.core.auth import require
 from tether.core.bootstrap import Runtime
+from tether.core.console import current_panels
 from tether.core.errors import DatabaseUnavailable, TetherError, Unauthorized, UpstreamError
 from tether.core.metrics import metrics_response
+from tether.core.web import error_page, wants_html
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8
@@ -38,7 +43,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every ``TetherError`` to its status code; anything else stays a plain 500."""
 
     @app.exception_handler(TetherError)
-    async def _tether_error(request: Request, exc: TetherError) -> JSONResponse:
+    async def _tether_error(request: Request, exc: TetherError) -> Response:
+        if wants_html(request):
+            return error_page(exc.status_code, exc.message)
         body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
         if isinstance(exc, UpstreamError | DatabaseUnavailable):
             body["reason"] = exc.reason
@@ -49,17 +56,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)
-    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_down(request: Request, exc: Exception) -> Response:
         # no connection within TETHER_DB_POOL_TIMEOUT_S, or the server went away mid-request
         return await _tether_error(request, DatabaseUnavailable())
+
+    # a browser gets a page; others the JSON answer of the handler installed before this one
+    as_json = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
+
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if wants_html(request):  # a browser on an unknown page gets a page, not JSON
+            return error_page(exc.status_code, str(exc.detail))
+        answer = as_json(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
 def core_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False, dependencies=[require("read")])
-    async def metrics() -> object:
-        return metrics_response()
+    async def metrics(request: Request) -> object:
+        return await metrics_response(await current_panels(request))
 
     @router.get("/healthz", tags=["ops"], responses={503: {"description": "Database down"}})
     async def healthz(request: Request) -> JSONResponse:

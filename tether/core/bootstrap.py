@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic_settings import BaseSettings
 
@@ -51,6 +52,9 @@ async def open_runtime(
     url = database_url or db.resolve_database_url(settings)
     if migrate:
         migrations.upgrade(url, tuple(migrate))
+    with db.connect_errors_explained(url):  # unreachable: one line saying what to do
+        probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
+    await probe.close()
     pool = db.make_pool(
         url,
         min_size=settings.db_pool_min,

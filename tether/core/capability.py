@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from tether.core.bootstrap import Runtime
+from tether.core.console import Panel
 from tether.core.settings import Settings
 
 
@@ -90,6 +91,7 @@ class Capability:
     simulators: Mapping[str, Callable[..., None]] = field(default_factory=dict)
     jobs: Sequence[Job] = ()
     demo: Callable[[DemoContext], AbstractAsyncContextManager[DemoPart]] | None = None
+    panel: Callable[[Runtime, Any], Awaitable[Panel]] | None = None  # console and /metrics
 
     @property
     def attribute(self) -> str:

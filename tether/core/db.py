@@ -62,17 +62,79 @@ def connect_errors_explained(url: str) -> Iterator[None]:
         ) from exc
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """The configured ``DATABASE_URL``, or the URL of the embedded server."""
-    if settings.database_url:
-        return settings.database_url
+ACTIVE_DATABASE = "active-database"  # in data_dir: the database a running demo uses
+
+
+def check_url(url: str) -> str:
+    """``url`` if it parses as a PostgreSQL URL; a ``ConfigurationError`` saying why otherwise."""
+    scheme = url.split("://", 1)[0] if "://" in url else None
+    if scheme is not None and scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"DATABASE_URL must start with postgresql:// (it starts with {scheme}://); "
+            "e.g. postgresql://user:password@host:5432/dbname"
+        )
     try:
-        return start_embedded_postgres(settings.data_dir)
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        ports = str(params.get("port", "5432")).split(",")
+        if not all(p.isdigit() for p in ports):
+            raise psycopg.ProgrammingError(f"port {params.get('port')!r} is not a number")
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(
+            f"DATABASE_URL is malformed ({str(exc).strip()}); "
+            "e.g. postgresql://user:password@host:5432/dbname"
+        ) from None
+    return url
+
+
+def set_active_database(data_dir: Path, dbname: str | None) -> None:
+    """Point later processes using the embedded server at ``dbname`` (None: the default)."""
+    marker = data_dir / ACTIVE_DATABASE
+    if dbname is None:
+        marker.unlink(missing_ok=True)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(dbname)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured ``DATABASE_URL``, or the URL of the embedded server: its database of a
+    running demo when one is running (``TETHER_DATA_DIR`` is shared), else its default one."""
+    if settings.database_url:
+        return check_url(settings.database_url)
+    try:
+        url = start_embedded_postgres(settings.data_dir)
     except Exception as exc:  # pgserver raises plain exceptions with useful text
         raise ConfigurationError(
             f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}. "
             "Set DATABASE_URL to use an existing server instead."
         ) from exc
+    marker = settings.data_dir / ACTIVE_DATABASE
+    if marker.exists():
+        dbname = marker.read_text().strip()
+        logger.info("using database %s of the running demo", dbname)
+        return with_dbname(url, dbname)
+    return url
+
+
+def stop_embedded_postgres(data_dir: Path) -> bool:
+    """Stop the embedded server kept in ``data_dir``; False when it was not running."""
+    import os
+    import subprocess
+
+    from pgserver import pg_ctl  # type: ignore[attr-defined]
+
+    pgdata = data_dir.resolve() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError as exc:
+        raise ConfigurationError(
+            f"could not stop the embedded PostgreSQL in {pgdata}: {exc}"
+        ) from None
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    return True
 
 
 async def _configure(conn: Connection) -> None:

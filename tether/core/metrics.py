@@ -1,11 +1,63 @@
-"""Prometheus exposition shared by the API (``/metrics``) and the workers."""
+"""Prometheus exposition shared by the API (``/metrics``) and the workers.
+
+Besides the process's own counters, ``/metrics`` carries the gauges operators alert on (sync
+backlog and lag, failures by reason, circuit state per upstream, stale data...). They come from
+the capabilities' console panels, computed at scrape time from the database, so every API
+process reports the same numbers however many workers there are. ``_created`` series are off:
+they doubled every counter's series and no alert uses them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from tether.core.console import Gauge, Panel
 
-def metrics_response() -> Response:
-    """The default registry in Prometheus text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class GaugeCollector(Collector):
+    """Exposes gauges computed for one scrape, one family per name."""
+
+    def __init__(self, gauges: Sequence[Gauge]) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for gauge in self.gauges:
+            family = families.get(gauge.name)
+            if family is None:
+                family = GaugeMetricFamily(gauge.name, gauge.help, labels=sorted(gauge.labels))
+                families[gauge.name] = family
+            family.add_metric([gauge.labels[k] for k in sorted(gauge.labels)], gauge.value)
+        return list(families.values())
+
+
+def gauges_of(panels: Sequence[Panel]) -> list[Gauge]:
+    """The gauges of every capability's panel."""
+    return [g for panel in panels for g in panel.gauges]
+
+
+def exposition(gauges: Sequence[Gauge]) -> bytes:
+    """The default registry plus the scrape's gauges, in Prometheus text format."""
+    scraped = CollectorRegistry(auto_describe=False)
+    scraped.register(GaugeCollector(gauges))
+    return generate_latest(REGISTRY) + generate_latest(scraped)
+
+
+async def metrics_response(panels: Sequence[Panel] = ()) -> Response:
+    """``/metrics``: process counters, and the gauges of the given panels."""
+    body = await run_in_threadpool(exposition, gauges_of(panels))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 
@@ -40,3 +41,41 @@ def render(
     """Render ``name`` of ``package`` inside the shared layout."""
     html = templates(package).get_template(name).render(alerts=alerts or [], **context)
     return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+_TITLES = {
+    400: "Request refused",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible right now",
+    422: "Invalid request",
+    502: "The source system failed",
+    503: "The source system is unavailable",
+}
+_HINTS = {
+    404: "Check the address; the object may not exist in tether yet.",
+    503: "tether has no local copy to show yet. Try again in a minute; the operator console "
+    "at / shows when the source is reachable again.",
+    502: "Try again later; the operator console at / shows the state of each source.",
+}
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (not an API client): its errors are shown as pages."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        "/api/"
+    )
+
+
+def error_page(status_code: int, detail: str, title: str | None = None) -> HTMLResponse:
+    """An error as a page in the shared layout, with what to do next."""
+    return render(
+        "tether.core",
+        "error.html",
+        status_code=status_code,
+        title=title or _TITLES.get(status_code, "Something went wrong"),
+        detail=detail,
+        hint=_HINTS.get(status_code, ""),
+        code=status_code,
+    )

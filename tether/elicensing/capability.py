@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tether.core.capability import Capability
-from tether.elicensing import api, cli, demo, service
+from tether.elicensing import api, cli, console, demo, service
 from tether.elicensing.settings import ElicensingSettings
 
 CAPABILITY = Capability(
@@ -15,4 +15,5 @@ CAPABILITY = Capability(
     cli=cli.app,
     simulators={"elicensing": cli.simulate},
     demo=demo.demo,
+    panel=console.panel,
 )

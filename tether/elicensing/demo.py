@@ -16,6 +16,7 @@ from tether.elicensing import repository
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
 
 FIRST_REPORT_VERSION = 101
+CIRCUIT_OPEN_S = 5.0
 
 
 def start_simulator(
@@ -35,9 +36,15 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         return [f"E-licensing sim {server.url}", *await seed(runtime, server, api=ctx.api_url)]
 
     try:
-        # a short freshness window, so reloading the obligation page shows the alert within seconds
+        # a short freshness window, so reloading the obligation page shows the alert within
+        # seconds, and a short open circuit, so the page recovers seconds after e-licensing does
         yield DemoPart(
-            settings={"url": server.url, "token": SecretStr(token), "freshness_s": 5.0},
+            settings={
+                "url": server.url,
+                "token": SecretStr(token),
+                "freshness_s": 5.0,
+                "breaker_open_s": CIRCUIT_OPEN_S,
+            },
             seed=seed_demo,
         )
     finally:
@@ -50,17 +57,26 @@ async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -
         raise TypeError("seed() needs the simulator that start_simulator() returned")
     versions = await seed_ledger(runtime, simulator)
     first = versions[0]
+    number = sorted(simulator.ledger.invoices)[0]  # the invoice of report version `first`
     control = simulator.control_url
+    page = f"{api}/compliance-report-versions/{first}/obligation"
+    faults = f"curl -X PUT {control}/faults -H 'content-type: application/json' -d "
     return [
-        f"E-licensing: obligation page at {api}/compliance-report-versions/{first}/obligation "
-        f"(report versions {versions[0]}..{versions[-1]})",
+        f"E-licensing: obligation page {page}  (report versions {versions[0]}..{versions[-1]})",
         f"  JSON: curl {api}/api/v1/compliance-report-versions/{first}/obligation-summary",
-        f"  take e-licensing down: curl -X PUT {control}/faults -H 'content-type: "
-        'application/json\' -d \'{"mode":"down"}\'  then reload the page with ?force=true: '
-        "the stale-data alert appears",
-        '  bring it back: same with {"mode":"none"}; reload with ?force=true: the alert disappears',
-        f"  a payment arrives: curl -X POST {control}/ledger/invoices/<number>/payments "
-        "-H 'content-type: application/json' -d '{\"amount\":\"1000.00\"}'",
+        "  take e-licensing down:",
+        f"    {faults}'{{\"mode\":\"down\"}}'",
+        f"    open {page}?force=true : the stale-data alert appears; the console shows the "
+        "circuit open",
+        "  bring it back:",
+        f"    {faults}'{{\"mode\":\"none\"}}'",
+        f"    the circuit stays open {CIRCUIT_OPEN_S:.0f} s after the last failure, then the next "
+        f"read probes it: open {page}?force=true after that and the alert is gone (the "
+        "console shows the circuit closed)",
+        "  a payment arrives:",
+        f"    curl -X POST {control}/ledger/invoices/{number}/payments -H 'content-type: "
+        "application/json' -d '{\"amount\":\"1000.00\"}'",
+        f"    open {page}?force=true : the payment is listed",
     ]
 
 
