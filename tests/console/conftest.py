@@ -102,6 +102,26 @@ def arrange(db_url: str, gsrns: list[str], invoices: list[str]) -> tuple[dict[st
                 "WHERE a.id = s.accounting_point_id AND a.gsrn = ANY(%s)",
                 [reason, failed],
             )
+        # payments: one order at the payment system for 3 minutes without a receipt
+        conn.execute(
+            "INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids,"
+            " details, state, message_id, created_at, sent_at) VALUES (gen_random_uuid(),"
+            " 'DAGPENGER', 'sak-7', 'key-7', '<oppdrag/>', 'x', '{}', '{}', 'HOS_OPPDRAG', 'm-7',"
+            " now() - interval '3 minutes', now() - interval '3 minutes')"
+        )
+        # accruals: a run halfway, one account failed
+        conn.execute(
+            "INSERT INTO acc.run (period_end, as_at, workflow_id, status, chunks)"
+            " VALUES ('2026-10-31', now(), 'accruals-run-2026-10-31', 'running', 2)"
+        )
+        conn.execute(
+            "INSERT INTO acc.run_chunk (period_end, chunk, status, accounts) VALUES"
+            " ('2026-10-31', 0, 'done', 10), ('2026-10-31', 1, 'queued', 10)"
+        )
+        conn.execute(
+            "INSERT INTO acc.run_failure (period_end, account_id, step, reason)"
+            " VALUES ('2026-10-31', 'A1', 'price', 'no tariff')"
+        )
     return failing, invoices[0]
 
 

@@ -52,7 +52,7 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
             assert await page.locator("h1").inner_text() == "Operator console"
             panels = page.locator("section.panel")
             titles = await panels.locator("h2").all_inner_texts()
-            assert titles == ["Accounting points", "E-licensing"]
+            assert titles == ["Accounting points", "E-licensing", "Payment orders", "Accruals"]
             ap = page.get_by_role("region", name="Accounting points")
             assert await ap.get_attribute("data-status") == "bad"
             failing = ap.locator('tr[data-label="failing"] td.value')

@@ -39,6 +39,12 @@ def test_console_shows_every_capability_panel_with_its_counts(site: Site) -> Non
     assert _row(html, "obligations not read yet") == "1 ok"
     page_link = f"/compliance-report-versions/{site.versions[0]}/obligation"
     assert f'<a href="{page_link}">{site.stale_invoice}</a>' in html
+    assert _row(html, "orders waiting for a receipt") == "1 ok"
+    assert _row(html, "oldest order without a receipt") == "3 min old warn"
+    assert '<a href="/payments/cases/sak-7">sak-7</a>' in html
+    assert _row(html, "latest run (2026-10-31)") == "running, 1/2 chunks warn"
+    assert _row(html, "accounts that failed") == "1 warn"
+    assert '<a href="/accruals/runs/2026-10-31">2026-10-31</a>' in html
     assert '<script src="/static/htmx.min.js"></script>' in html
     assert 'hx-get="/console/panels"' in html
 
@@ -88,6 +94,9 @@ def test_metrics_carry_the_gauges_operators_alert_on(site: Site) -> None:
     assert _sample(text, "tether_circuit_state", upstream="elicensing", state="closed") == 0
     assert _sample(text, "tether_circuit_open", upstream="elicensing") == 1
     assert _sample(text, "tether_elicensing_stale_invoices") == 1
+    assert _sample(text, "tether_payments_orders_waiting") == 1
+    assert _sample(text, "tether_payments_oldest_waiting_seconds") >= 180
+    assert _sample(text, "tether_accruals_run_chunks", period_end="2026-10-31", state="done") == 1
     assert "# TYPE tether_ap_sync_backlog gauge" in text
     assert "_created" not in text  # no duplicate series
 

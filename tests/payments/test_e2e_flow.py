@@ -153,19 +153,28 @@ async def test_a_lost_receipt_is_chased_and_the_case_moves_on(harness: Harness) 
 async def test_metrics_count_statuses_and_waiting_orders(harness: Harness) -> None:
     from prometheus_client import REGISTRY
 
+    from tether.payments import console
+
     def ok_count() -> float:
         return REGISTRY.get_sample_value("tether_payments_statuses_total", {"status": "OK"}) or 0
 
+    async def gauges() -> dict[str, float]:
+        async with harness.service.pool.connection() as conn:
+            cur = await conn.execute(console.queries["payments_overview"], {"examples": 10})
+            row = await cur.fetchone()
+        assert row is not None
+        return {g.name: g.value for g in console.build_panel(row).gauges}
+
     before = ok_count()
+    assert (await gauges())["tether_payments_orders_waiting"] == 0
     await harness.fault("silent")
     await harness.service.submit("k1", message(june(3, 14)))
-    for _ in range(100):  # the status job refreshes the gauge after the order is sent
-        if REGISTRY.get_sample_value("tether_payments_orders_waiting") == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert REGISTRY.get_sample_value("tether_payments_orders_waiting") == 1
+    waiting = await gauges()  # the order exists from intake on, sent or not
+    assert waiting["tether_payments_orders_waiting"] == 1
+    assert waiting["tether_payments_oldest_waiting_seconds"] >= 0
     assert (await harness.service.wait_status("k1", 30)).status == "OK"  # chased
     assert ok_count() >= before + 1
+    assert (await gauges())["tether_payments_orders_waiting"] == 0
 
 
 async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_dropped(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tether.accruals import api, cli, demo, service, tasks
+from tether.accruals import api, cli, console, demo, service, tasks
 from tether.accruals.settings import AccrualsSettings
 from tether.core.capability import Capability, Job
 
@@ -15,4 +15,5 @@ CAPABILITY = Capability(
     cli=cli.app,
     jobs=(Job(name="executor", run=tasks.executor_job),),
     demo=demo.demo,
+    panel=console.panel,
 )

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from tether.core.capability import Capability, Job, JobContext
-from tether.payments import api, cli, demo, service, simulator, tasks
+from tether.payments import api, cli, console, demo, service, simulator, tasks
 from tether.payments.settings import PaymentsSettings
 
 logger = logging.getLogger(__name__)
@@ -47,4 +47,5 @@ CAPABILITY = Capability(
         _job("chase-receipts", tasks.chase_receipts),
     ),
     demo=demo.demo,
+    panel=console.panel,
 )

@@ -166,8 +166,3 @@ SELECT s.original_key, s.status, s.body, s.created_at
 FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
 WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
 ORDER BY s.id;
-
--- name: fetch_payment_gauges
-SELECT (SELECT count(*) FROM pay.oppdrag WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS waiting,
-       (SELECT extract(epoch FROM now() - min(created_at)) FROM pay.oppdrag
-        WHERE state IN ('MOTTATT', 'HOS_OPPDRAG')) AS oldest_s;

@@ -143,16 +143,3 @@ class StatusRow:
             created_at=row.get("created_at"),
             id=row.get("id"),
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Gauges:
-    """Orders not yet answered by the payment system, and the age of the oldest."""
-
-    waiting: int
-    oldest_s: float | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Gauges:
-        oldest = row["oldest_s"]
-        return cls(waiting=int(row["waiting"]), oldest_s=None if oldest is None else float(oldest))

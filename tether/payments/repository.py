@@ -13,7 +13,6 @@ from tether.core.db import Connection
 from tether.core.sql import load_queries
 from tether.payments.records import (
     CaseRow,
-    Gauges,
     InboundRow,
     Json,
     OrderRow,
@@ -236,7 +235,3 @@ async def fetch_statuses_of_case(
     key = {"fagsystem": fagsystem, "sak_id": sak_id}
     rows = await db.fetch_all(conn, queries["fetch_statuses_of_case"], key)
     return [StatusRow.from_row(r) for r in rows]
-
-
-async def fetch_payment_gauges(conn: Connection) -> Gauges:
-    return Gauges.from_row(await db.fetch_one(conn, queries["fetch_payment_gauges"]))

@@ -17,8 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from prometheus_client import Gauge
-
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import ensure_stream
@@ -28,9 +26,6 @@ from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
-
-WAITING = Gauge("tether_payments_orders_waiting", "Orders without a receipt yet")
-OLDEST = Gauge("tether_payments_oldest_waiting_seconds", "Age of the oldest order without receipt")
 
 
 async def _connect(url: str) -> Any:
@@ -351,9 +346,6 @@ async def publish_statuses(
                     await repository.mark_statuses_published(
                         conn, ids=[r.id for r in rows if r.id is not None]
                     )
-                gauges = await repository.fetch_payment_gauges(conn)
-            WAITING.set(gauges.waiting)
-            OLDEST.set(gauges.oldest_s or 0)
             published += len(rows)
             if not rows:
                 if once:
