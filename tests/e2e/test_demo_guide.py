@@ -87,7 +87,7 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         commands = [line for line in guide if line.strip().startswith("curl ")]
         assert len(commands) >= 9
         for line in commands:
-            if "/faults" in line or "/payments" in line:
+            if "/faults" in line or "/ledger/" in line or "payments/dagpenger" in line:
                 continue  # the fault and payment steps are checked below, in their order
             assert 200 <= _paste(line) < 300, line
 
@@ -105,7 +105,20 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         assert 200 <= _paste(none) < 300
         time.sleep(int(wait.group(1)) + 1)  # what the guide says to do
         assert _alerts(page_url, key) == 0
-        payment = next(c for c in commands if "/payments" in c)
+        intake = next(c for c in commands if "payments/dagpenger" in c)
+        assert _paste(intake) == 202  # a dagpenger message accepted over HTTP, as printed
+        database = re.search(r"export DATABASE_URL='([^']+)'", text)  # printed with DATABASE_URL
+        assert database, text
+        for line in (g.strip() for g in guide if g.strip().startswith("tether payments send")):
+            sent = subprocess.run(
+                [sys.executable, "-m", *line.split()],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**env, "DATABASE_URL": database.group(1)},
+            )
+            assert sent.returncode == 0 and " OK" in sent.stdout, (line, sent.stdout, sent.stderr)
+        payment = next(c for c in commands if "/ledger/" in c)
         before = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text.count("<tr>")
         assert 200 <= _paste(payment) < 300
         after = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text

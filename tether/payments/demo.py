@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from tether.core.bootstrap import Runtime
@@ -49,28 +52,55 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         yield DemoPart(seed=_without_nats)
         return
     server = start_simulator(ctx.nats_url, port=ctx.port(7003), control_port=ctx.port(7103))
+    examples = Path(tempfile.mkdtemp(prefix="tether-demo-payments-"))
 
     async def seed(runtime: Runtime, service: Any) -> list[str]:
         assert isinstance(service, PaymentsService)
         for i, sak in enumerate(DEMO_CASES):
             body = demo_message(sak, date(2024, 6, 3), weeks=i + 1, amount=500 + 100 * i)
             await service.submit(f"{sak}-first", json.dumps(body).encode())
+        files = _write_examples(examples)
         api, control = ctx.api_url, server.control_url
+        auth = (
+            f"-H 'authorization: Bearer {ctx.credentials['api_key']}' " if ctx.credentials else ""
+        )
         return [
             f"Payments: Oppdrag simulator {server.url} (control {control}); "
             f"cases {', '.join(DEMO_CASES)} sent",
-            f"  case page: {api}/payments/cases/demo-1   status: "
-            f"{api}/api/v1/payments/status/demo-1-first?wait=10",
-            "  send more: tether payments send message.json --wait  "
-            "(or POST /api/v1/payments/dagpenger with header Transaction-ID)",
-            f"  make Oppdrag refuse: curl -X PUT {control}/faults -H 'content-type: "
-            'application/json\' -d \'{"mode":"08"}\'',
+            f"  case page: {api}/payments/cases/demo-1",
+            "  the first message's status:",
+            f"    curl {auth}'{api}/api/v1/payments/status/demo-1-first?wait=10'",
+            "  a new case, then demo-1 at a higher rate simulated only (dry run):",
+            f"    tether payments send {files['new']} --wait",
+            f"    tether payments send {files['raise']} --dry-run --wait",
+            "  a message over HTTP:",
+            f"    curl -X POST {api}/api/v1/payments/dagpenger {auth}"
+            f"-H 'Transaction-ID: demo-5-first' -H 'content-type: application/json' "
+            f"--data-binary @{files['http']}",
+            "  make Oppdrag refuse (modes: 08, 12, 08-untrimmed, silent, duplicate, slow, down):",
+            f"    curl -X PUT {control}/faults -H 'content-type: application/json' "
+            '-d \'{"mode":"08"}\'',
         ]
 
     try:
         yield DemoPart(settings={"oppdrag_url": server.url}, seed=seed)
     finally:
         server.stop()
+        shutil.rmtree(examples, ignore_errors=True)
+
+
+def _write_examples(folder: Path) -> dict[str, Path]:
+    """Messages the guide's lines send, as files (the CLI and curl read them)."""
+    bodies = {
+        "new": demo_message("demo-4", date(2024, 6, 3), weeks=2, amount=800),
+        "raise": demo_message("demo-1", date(2024, 6, 3), weeks=1, amount=650),
+        "http": demo_message("demo-5", date(2024, 6, 17), weeks=1, amount=700),
+    }
+    files = {}
+    for name, body in bodies.items():
+        files[name] = folder / f"{body['sakId']}-{name}.json"
+        files[name].write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    return files
 
 
 async def _without_nats(runtime: Runtime, service: Any) -> list[str]:
