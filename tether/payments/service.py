@@ -261,8 +261,11 @@ class PaymentsService:
     # --- receipts ------------------------------------------------------------------------
 
     async def apply_receipt(self, receipt: codec.Receipt, raw: str) -> str:
-        """Book one receipt; returns ``ok``, ``failed``, ``duplicate`` or ``stray``."""
-        async with db.transaction(self.pool) as conn:
+        """Book one receipt; returns ``ok``, ``failed``, ``duplicate`` or ``stray``.
+
+        Pipelined: statements whose results are not read go with the next one that is, so a
+        receipt costs four round trips instead of ten; still one transaction."""
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             order = None
             if receipt.order_id is not None:
                 order = await repository.lock_order(conn, id=receipt.order_id)
