@@ -10,6 +10,13 @@ Scenarios, each at concurrency 1, 10 and 100:
 - ``hot``: 10 cases, M messages each, every message changing the amount: each case's messages
   take turns behind its order at the payment system, so this measures the per-case round trip.
 
+Reference, measured in the same run at the same concurrency on the same API process: an
+authenticated ``GET /api/v1/payments/status/<unknown key>`` (the same credential check, one
+indexed SELECT on the same pool, a 404): what this API answers per second when a request does
+next to nothing, so the intake figures can be read against the machine's state at the time.
+
+Every request carries an API key with scopes ``read`` and ``write`` (``tether.core.keys.create``).
+
 Reported: intake messages/s (POST answered 202: the message is logged and, unless its case waits
 for a receipt, planned with ``MOTTATT`` in the same transaction), p50/p99 intake latency,
 end-to-end messages/s until every message of the run is ``OK``/``FEILET``, and the peak RSS
@@ -42,10 +49,12 @@ import psutil
 import psycopg
 
 from bench.common import percentile, postgres, scratch_database, write_section
+from tether.core import keys
 
 HEADING = "## Payments throughput"
 RUN_TIMEOUT_S = 600.0
 API_PATH = "/api/v1/payments/dagpenger"
+STATUS_PATH = "/api/v1/payments/status"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,13 +67,24 @@ class Run:
     p50_ms: float
     p99_ms: float
     failed: int
+    ref_per_s: float
+    ref_p99_ms: float
+    load: float
 
     def row(self) -> str:
         return (
             f"| {self.scenario} | {self.concurrency} | {self.messages} | "
             f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
-            f"{self.messages / self.e2e_s:,.0f} | {self.failed} |"
+            f"{self.messages / self.e2e_s:,.0f} | {self.failed} | "
+            f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} |"
         )
+
+
+HEADER = (
+    "| scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
+    " FEILET | reference req/s | reference p99 ms | load avg |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def _free_port() -> int:
@@ -143,7 +163,12 @@ def make_message(sak_id: str, amount: int) -> bytes:
 
 
 async def post_all(
-    api: str, items: list[tuple[str, bytes]], concurrency: int
+    api: str,
+    items: list[tuple[str, bytes]],
+    concurrency: int,
+    token: str,
+    *,
+    reference: bool = False,
 ) -> tuple[float, list[float]]:
     """Post every (key, body) from ``concurrency`` clients (aiohttp: at 100 connections httpx's
     own pool costs the load generator more CPU than the server spends per request)."""
@@ -154,9 +179,16 @@ async def post_all(
     retries: list[str] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(api, connector=connector, timeout=timeout) as http:
+    auth = {"Authorization": f"Bearer {token}"}
+    expected = 404 if reference else 202
+    async with aiohttp.ClientSession(
+        api, connector=connector, timeout=timeout, headers=auth
+    ) as http:
 
         async def post(key: str, body: bytes) -> tuple[int, str]:
+            if reference:  # the same credential check and one indexed SELECT: a 404
+                async with http.get(f"{STATUS_PATH}/{key}") as r:
+                    return r.status, await r.text()
             async with http.post(API_PATH, data=body, headers={"Transaction-ID": key}) as r:
                 return r.status, await r.text()
 
@@ -170,8 +202,8 @@ async def post_all(
                     retries.append(key)
                     status, text = await post(key, body)
                 latencies.append(time.perf_counter() - start)
-                if status != 202:
-                    raise RuntimeError(f"intake answered {status}: {text[:200]}")
+                if status != expected:
+                    raise RuntimeError(f"{key}: answered {status}: {text[:200]}")
 
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -227,6 +259,7 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
     nats_bin = str(Path(sys.executable).parent / "nats-server")
     runs: list[Run] = []
     with scratch_database(server_url, "bench_pay", migrate=True) as db_url:
+        _key, token = keys.create(db_url, "bench", ["read", "write"])
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
         env.update(
             DATABASE_URL=db_url,
@@ -275,12 +308,17 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             ) as workers,
         ):
             api = f"http://127.0.0.1:{api_port}"
+            print(HEADER, flush=True)
             for scenario in ("cases", "hot"):
                 for concurrency in (1, 10, 100):
                     prefix = f"{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
                     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
+                    probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
+                    ref_s, ref_lat = asyncio.run(
+                        post_all(api, probes, concurrency, token, reference=True)
+                    )
                     start = time.perf_counter()
-                    intake_s, latencies = asyncio.run(post_all(api, items, concurrency))
+                    intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
                     failed = wait_final(db_url, prefix, len(items))
                     e2e_s = time.perf_counter() - start
                     run = Run(
@@ -292,6 +330,9 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                         p50_ms=percentile(latencies, 0.5) * 1000,
                         p99_ms=percentile(latencies, 0.99) * 1000,
                         failed=failed,
+                        ref_per_s=len(probes) / ref_s,
+                        ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
+                        load=os.getloadavg()[0],
                     )
                     print(run.row(), flush=True)
                     runs.append(run)
@@ -307,6 +348,7 @@ def main() -> None:
     parser.add_argument("--server-url", default=os.environ.get("TETHER_TEST_DATABASE_URL"))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    start_load = os.getloadavg()[0]
     with postgres(args.server_url) as server_url, tempfile.TemporaryDirectory() as tmp:
         runs, peak_kb = run_all(args, server_url, Path(tmp))
     lines = [
@@ -314,11 +356,12 @@ def main() -> None:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"{args.workers} worker processes; API, workers, simulator, NATS and PostgreSQL on "
-        "one machine. Intake = POST answered 202 (logged, and MOTTATT unless the case waits).",
+        "one machine. Intake = POST answered 202 (logged, and MOTTATT unless the case waits). "
+        "Reference = an authenticated GET answered 404 after one indexed SELECT, same API, same "
+        "clients, measured just before each row. Load avg = 1-minute load at the row's end "
+        f"(at the start: {start_load:.1f}).",
         "",
-        "| scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
-        " FEILET |",
-        "|---|---|---|---|---|---|---|---|",
+        HEADER,
         *(r.row() for r in runs),
         "",
         f"Peak worker RSS (VmHWM): {peak_kb / 1024:.0f} MiB.",

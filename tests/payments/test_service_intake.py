@@ -3,6 +3,7 @@ receipts booked straight from receipt XML (the payment system's own format)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -252,3 +253,44 @@ async def test_a_huge_sak_id_is_feilet_without_a_case_row(
     status = await service.latest_status("huge")
     assert status.status == "FEILET" and status.body["error"]["statusCode"] == 400
     assert await _count(pool, "sak") == 0
+
+
+async def test_intake_waiting_for_the_case_lock_plans_on_the_receipt_committed_meanwhile(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """The state is read after the case lock is held: an intake that waited behind a receipt's
+    booking sees the state that booking confirmed (ENDR chained to it), not the state before."""
+    from tether.payments import repository
+
+    await service.submit("k1", message(june(3, 14)))
+    (first,) = await service.orders("sak1")
+    async with pool.connection() as booking:
+        # the receipt's booking, holding the case lock while the next message arrives
+        await repository.lock_case(booking, fagsystem="DAGPENGER", sak_id="sak1")
+        await repository.confirm_candidates(booking, id=first.id)
+        await repository.confirm_case(
+            booking, fagsystem="DAGPENGER", sak_id="sak1", uids=list(first.uids)
+        )
+        await repository.finish_order(booking, id=first.id, state="OK", code="00", text=None)
+        intake = asyncio.create_task(service.submit("k2", message(june(3, 14, belop=200))))
+        async with pool.connection() as probe:
+            for _ in range(500):  # until the intake waits for the case row's lock
+                cur = await probe.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%pay.intake%'"
+                )
+                row = await cur.fetchone()
+                await probe.commit()  # the activity view is a snapshot per transaction
+                if row is not None and row["n"] > 0:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the intake never waited for the case lock")
+        assert not intake.done()
+        await booking.commit()
+    await intake
+    assert (await service.latest_status("k2")).status == "MOTTATT"
+    orders = await service.orders("sak1")
+    assert len(orders) == 2
+    assert "<kodeEndring>ENDR</kodeEndring>" in orders[1].xml
+    assert "<refDelytelseId>" in orders[1].xml  # chained to the confirmed chain

@@ -90,6 +90,17 @@ def case_state(case: CaseRow | None, rows: Sequence[UtbetalingRow]) -> CaseState
     )
 
 
+def case_state_of(case: CaseRow, confirmed: Mapping[str, Any]) -> CaseState | None:
+    """``case_state`` from the intake function's uid -> data map (no per-row records)."""
+    if case.active_uids is None and not case.has_order_before and not confirmed:
+        return None
+    return CaseState(
+        active_uids=case.active_uids,
+        confirmed={uid: ConfirmedUtbetaling.from_json(d) for uid, d in confirmed.items()},
+        has_order_before=case.has_order_before,
+    )
+
+
 def plan(
     msg: DagpengerMessage, state: CaseState | None, *, now: datetime, order_id: uuid.UUID
 ) -> Planned:

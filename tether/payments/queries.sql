@@ -7,6 +7,11 @@ INSERT INTO pay.sak AS s (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
 ON CONFLICT (fagsystem, sak_id) DO UPDATE SET updated_at = s.updated_at
 RETURNING fagsystem, sak_id, active_uids, has_order_before, inflight_order;
 
+-- name: intake
+-- lock the case, log the message, read the confirmed state (migration 0002): one round trip
+SELECT logged, active_uids, has_order_before, inflight_order, confirmed
+FROM pay.intake(%(fagsystem)s, %(sak_id)s, %(original_key)s, %(content_hash)s, %(body)s);
+
 -- name: fetch_case
 SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
 FROM pay.sak WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;

@@ -50,6 +50,32 @@ async def fetch_inbound(conn: Connection, *, original_key: str) -> InboundRow | 
     return None if row is None else InboundRow.from_row(row)
 
 
+async def intake(
+    conn: Connection,
+    *,
+    fagsystem: str,
+    sak_id: str,
+    original_key: str,
+    content_hash: str,
+    body: bytes,
+) -> tuple[CaseRow, Json | None]:
+    """Lock the case, log the message and read its confirmed state (uid -> data) in one call;
+    the state is None when the key was logged before."""
+    row = await db.fetch_one(
+        conn,
+        queries["intake"],
+        {
+            "fagsystem": fagsystem,
+            "sak_id": sak_id,
+            "original_key": original_key,
+            "content_hash": content_hash,
+            "body": body,
+        },
+    )
+    case = CaseRow.from_row({**row, "fagsystem": fagsystem, "sak_id": sak_id})
+    return case, (row["confirmed"] if row["logged"] else None)
+
+
 async def insert_inbound(
     conn: Connection,
     *,

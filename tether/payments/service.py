@@ -100,21 +100,28 @@ class PaymentsService:
             msg, failure, dryrun = None, exc, msg is not None and msg.dryrun
         if msg is not None and msg.dryrun:
             return await self._dry_run(key, digest, raw, msg)
-        async with db.transaction(self.pool) as conn:
-            if msg is None:
-                assert failure is not None
+        if msg is None:
+            assert failure is not None
+            async with db.transaction(self.pool) as conn:
                 if not await self._log(conn, key, digest, raw, None, state="done"):
                     return await self._seen_now(conn, key, digest)
                 await self._status(conn, key, codec.failed(failure, simulering=dryrun))
-            else:
-                case = await repository.lock_case(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
-                # no order in flight means nothing of this case waits: plan this one at once
-                free = case.inflight_order is None
-                state = "done" if free else "waiting"
-                if not await self._log(conn, key, digest, raw, msg.sak_id, state=state):
+        else:
+            # pipelined: BEGIN goes with the intake call, the order and MOTTATT with COMMIT, so
+            # one message costs two round trips; still one transaction
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                case, confirmed = await repository.intake(
+                    conn,
+                    fagsystem=FAGSYSTEM,
+                    sak_id=msg.sak_id,
+                    original_key=key,
+                    content_hash=digest,
+                    body=raw,
+                )
+                if confirmed is None:  # a concurrent intake of the same key came first
                     return await self._seen_now(conn, key, digest)
-                if free:
-                    await self._plan_one(conn, case, key, msg, await self._state(conn, case))
+                if case.inflight_order is None:  # nothing of this case waits: plan it now
+                    await self._plan_one(conn, case, key, msg, codec.case_state_of(case, confirmed))
         self._wake()
         return Submission(key=key)
 
@@ -254,8 +261,11 @@ class PaymentsService:
     # --- receipts ------------------------------------------------------------------------
 
     async def apply_receipt(self, receipt: codec.Receipt, raw: str) -> str:
-        """Book one receipt; returns ``ok``, ``failed``, ``duplicate`` or ``stray``."""
-        async with db.transaction(self.pool) as conn:
+        """Book one receipt; returns ``ok``, ``failed``, ``duplicate`` or ``stray``.
+
+        Pipelined: statements whose results are not read go with the next one that is, so a
+        receipt costs four round trips instead of ten; still one transaction."""
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             order = None
             if receipt.order_id is not None:
                 order = await repository.lock_order(conn, id=receipt.order_id)
