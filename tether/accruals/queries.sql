@@ -287,11 +287,13 @@ SELECT seq, segment, action, detail FROM acc.run_fix_log
 WHERE period_end = %(period_end)s ORDER BY seq
 
 -- name: account_daily
--- Average daily kWh per account and kind over the history window (interval and basic meters).
+-- Average daily kWh per account and kind over the history window (interval and basic meters),
+-- of the accounts %(ids)s.
 SELECT account_id, kind, avg_kwh FROM (
     SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
     FROM acc.run_account ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+      AND c.day BETWEEN %(d0)s AND %(period_end)s
       AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
       AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
     GROUP BY 1, 2
@@ -300,7 +302,8 @@ SELECT account_id, kind, avg_kwh FROM (
            sum(b.quantity) / greatest(sum(extract(epoch FROM
                b.current_read_at - b.previous_read_at) / 86400), 1)
     FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND b.current_read_at >= %(d0)s::date
+    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+      AND b.current_read_at >= %(d0)s::date
       AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
       AND b.source = 'file'
       AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
