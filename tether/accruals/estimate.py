@@ -88,7 +88,7 @@ def compute_profiles(
     """Accumulate actual channel-days by distributor segment, roll up, store; rows written.
 
     The channel-days are read in account ranges over two more connections (``url``) at once,
-    and added up in range order, so the sums are the same as read one after another."""
+    and added up in account order, so the sums are the same as read one after another."""
     acc = Accounts.load(conn, period_end)
     n = len(acc.ids)
     d0 = period_end - timedelta(days=s.profile_days - 1)
@@ -100,12 +100,21 @@ def compute_profiles(
     sums, days = np.zeros((*shape, 48)), np.zeros(shape)
     contrib = np.zeros((n, 3, 12, 2), bool)
 
-    def part(lo: int) -> parallel.Task[columns.Days]:
-        params = {"period_end": period_end, "d0": d0, "as_at": as_at, "lo": lo}
-        params |= {"hi": lo + s.chunk_size, "cap": s.max_contributors}
+    nth: dict[tuple[str, str], int] = {}
+    picked = []  # at most max_contributors accounts per distributor segment, first by account id
+    for i, seg in enumerate(keys):
+        nth[seg] = nth.get(seg, 0) + 1
+        if nth[seg] <= s.max_contributors:
+            picked.append(i)
+
+    def part(pos: list[int]) -> parallel.Task[columns.Days]:
+        params = {"period_end": period_end, "d0": d0, "as_at": as_at, "pos": pos}
+        params["nmis"] = [acc.nmi[i] for i in pos]
         return lambda c: columns.fetch(c, Q["profile_days"], params)
 
-    for got in parallel.ordered(url, [part(lo) for lo in range(0, n, s.chunk_size)]):
+    step = max(s.chunk_size, 1)
+    parts = [part(picked[j : j + step]) for j in range(0, len(picked), step)]
+    for got in parallel.ordered(url, parts):
         ok = np.isin(got.q, ACTUAL).all(axis=1) & np.isfinite(got.vals).all(axis=1)
         a, d, k, v = got.a[ok], got.d[ok], got.k[ok], got.vals[ok]
         key = (seg_of[a], k, month[d], weekend[d])

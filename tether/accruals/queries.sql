@@ -212,25 +212,22 @@ FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(id
 ORDER BY account_id
 
 -- name: profile_days
--- Actual (all A/F) channel-days in the profile window of accounts lo..hi-1 (account_id order),
--- at most %(cap)s NMIs per distributor segment (the first by account id): enough for a mean
--- shape, and the cost stays bounded however many accounts there are. One row per account,
--- kind and interval length (columns.fetch).
-WITH ra AS MATERIALIZED (SELECT nmi, a FROM (
-                SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a,
-                       row_number() OVER (PARTITION BY distributor, customer_class
-                                          ORDER BY account_id) AS nth
-                FROM acc.run_account WHERE period_end = %(period_end)s) x
-            WHERE nth <= %(cap)s AND a >= %(lo)s AND a < %(hi)s)
+-- Actual (all A/F) channel-days in the profile window of the accounts at positions %(pos)s
+-- (account_id order) with NMIs %(nmis)s; the caller picks at most MAX_CONTRIBUTORS NMIs per
+-- distributor segment (the first by account id): enough for a mean shape, and the cost stays
+-- bounded however many accounts there are. One row per account, kind and interval length, in
+-- that order (columns.fetch).
 SELECT ra.a, acc.channel_kind(c.suffix) AS k,
        array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
        array_agg(c."values" ORDER BY c.suffix, c.day),
        string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
-FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+FROM unnest(%(nmis)s::text[], %(pos)s::int[]) AS ra (nmi, a)
+JOIN acc.channel_day c ON c.nmi = ra.nmi
 WHERE c.day BETWEEN %(d0)s AND %(period_end)s
   AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
   AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
 GROUP BY ra.a, acc.channel_kind(c.suffix), c.interval_length
+ORDER BY ra.a, acc.channel_kind(c.suffix), c.interval_length
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
