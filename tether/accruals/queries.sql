@@ -217,17 +217,23 @@ ORDER BY account_id
 -- distributor segment (the first by account id): enough for a mean shape, and the cost stays
 -- bounded however many accounts there are. One row per account, kind and interval length, in
 -- that order (columns.fetch).
-SELECT ra.a, acc.channel_kind(c.suffix) AS k,
+-- The LATERAL subquery (OFFSET 0: not flattened) keeps the plan an index lookup per NMI; as a
+-- plain join the planner hashes the NMIs against every channel-day of the window instead.
+SELECT ra.a, c.k,
        array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
        array_agg(c."values" ORDER BY c.suffix, c.day),
        string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
 FROM unnest(%(nmis)s::text[], %(pos)s::int[]) AS ra (nmi, a)
-JOIN acc.channel_day c ON c.nmi = ra.nmi
-WHERE c.day BETWEEN %(d0)s AND %(period_end)s
-  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
-  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
-GROUP BY ra.a, acc.channel_kind(c.suffix), c.interval_length
-ORDER BY ra.a, acc.channel_kind(c.suffix), c.interval_length
+CROSS JOIN LATERAL (
+    SELECT acc.channel_kind(c.suffix) AS k, c.suffix, c.day, c."values", c.qualities,
+           c.interval_length
+    FROM acc.channel_day c
+    WHERE c.nmi = ra.nmi AND c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    OFFSET 0) c
+GROUP BY ra.a, c.k, c.interval_length
+ORDER BY ra.a, c.k, c.interval_length
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
