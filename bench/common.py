@@ -40,7 +40,8 @@ def scratch_database(
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     copy = ""
     if template_url:
-        copy = f' TEMPLATE "{psycopg.conninfo.conninfo_to_dict(template_url)["dbname"]}"'
+        source = psycopg.conninfo.conninfo_to_dict(template_url)["dbname"]
+        copy = f' TEMPLATE "{source}" STRATEGY FILE_COPY'  # no WAL copy of a big template
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:

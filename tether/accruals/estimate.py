@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from tether.accruals import columns
+from tether.accruals import columns, parallel
 from tether.accruals.settings import AccrualsSettings
 from tether.accruals.sql import Q
 
@@ -83,9 +83,12 @@ def _months(d0: date, days: int) -> npt.NDArray[np.int64]:
 
 
 def compute_profiles(
-    conn: psycopg.Connection[Any], period_end: date, as_at: object, s: AccrualsSettings
+    conn: psycopg.Connection[Any], url: str, period_end: date, as_at: object, s: AccrualsSettings
 ) -> int:
-    """Accumulate actual channel-days by distributor segment, roll up, store; rows written."""
+    """Accumulate actual channel-days by distributor segment, roll up, store; rows written.
+
+    The channel-days are read in account ranges over two more connections (``url``) at once,
+    and added up in account order, so the sums are the same as read one after another."""
     acc = Accounts.load(conn, period_end)
     n = len(acc.ids)
     d0 = period_end - timedelta(days=s.profile_days - 1)
@@ -96,19 +99,22 @@ def compute_profiles(
     shape = (len(seg_names), 3, 12, 2)
     sums, days = np.zeros((*shape, 48)), np.zeros(shape)
     contrib = np.zeros((n, 3, 12, 2), bool)
-    for lo in range(0, n, s.chunk_size):
-        got = columns.fetch(
-            conn,
-            Q["profile_days"],
-            {
-                "period_end": period_end,
-                "d0": d0,
-                "as_at": as_at,
-                "lo": lo,
-                "hi": lo + s.chunk_size,
-                "cap": s.max_contributors,
-            },
-        )
+
+    nth: dict[tuple[str, str], int] = {}
+    picked = []  # at most max_contributors accounts per distributor segment, first by account id
+    for i, seg in enumerate(keys):
+        nth[seg] = nth.get(seg, 0) + 1
+        if nth[seg] <= s.max_contributors:
+            picked.append(i)
+
+    def part(pos: list[int]) -> parallel.Task[columns.Days]:
+        params = {"period_end": period_end, "d0": d0, "as_at": as_at, "pos": pos}
+        params["nmis"] = [acc.nmi[i] for i in pos]
+        return lambda c: columns.fetch(c, Q["profile_days"], params)
+
+    step = max(s.chunk_size, 1)
+    parts = [part(picked[j : j + step]) for j in range(0, len(picked), step)]
+    for got in parallel.ordered(url, parts):
         ok = np.isin(got.q, ACTUAL).all(axis=1) & np.isfinite(got.vals).all(axis=1)
         a, d, k, v = got.a[ok], got.d[ok], got.k[ok], got.vals[ok]
         key = (seg_of[a], k, month[d], weekend[d])
@@ -223,13 +229,25 @@ class Profiles:
 
 
 def compute_scalars(
-    conn: psycopg.Connection[Any], period_end: date, as_at: object, s: AccrualsSettings
+    conn: psycopg.Connection[Any], url: str, period_end: date, as_at: object, s: AccrualsSettings
 ) -> int:
-    """Account daily average over the history / its segment's, capped; stored per kind."""
+    """Account daily average over the history / its segment's, capped; stored per kind.
+
+    The averages are read in two halves of the accounts (account order) over two connections
+    (``url``) at once; the rows are the same, in the same order, as from one query."""
     d0 = period_end - timedelta(days=s.history_days - 1)
-    params = {"period_end": period_end, "d0": d0, "as_at": as_at}
-    rows = conn.execute(Q["account_daily"], params).fetchall()
     acc = Accounts.load(conn, period_end)
+    half = (len(acc.ids) + 1) // 2
+
+    def part(ids: list[str]) -> parallel.Task[list[tuple[Any, ...]]]:
+        params = {"period_end": period_end, "d0": d0, "as_at": as_at, "ids": ids}
+        return lambda c: c.execute(Q["account_daily"], params).fetchall()
+
+    rows = [
+        r
+        for got in parallel.ordered(url, [part(acc.ids[:half]), part(acc.ids[half:])])
+        for r in got
+    ]
     where = {a: i for i, a in enumerate(acc.ids)}
     per_seg: dict[tuple[str, str, str, int], list[float]] = {}
     for account_id, kind, avg in rows:

@@ -114,7 +114,7 @@ def run_workflow(period_end: str, as_at: str, attempt: int) -> dict[str, Any]:
         workflows.enqueue(QUEUE, f"{me}-chunk-{c:05d}", chunk_workflow, period_end, as_at, c)
         for c in range(chunks)
     ]
-    failed = sum(int(h.get_result()) for h in handles)
+    failed = sum(int(h.get_result(polling_interval_sec=0.2)) for h in handles)
     _mark(period_end, "price", "done", {"chunks": chunks, "failed": failed})
     return _export(period_end, as_at)
 
@@ -150,6 +150,7 @@ def queues(settings: AccrualsSettings) -> list[workflows.QueueSpec]:
             name=QUEUE,
             worker_concurrency=settings.worker_concurrency,
             global_concurrency=settings.global_concurrency,
+            polling_interval_s=0.1,  # a chunk is ~1 s of work: a 0.5 s poll idled workers ~20 %
         ),
     ]
 

@@ -38,19 +38,19 @@ from tether.accruals.nem_types import (
 
 __all__ = ["BasicReads", "Batch", "ChannelDays", "NemFile", "ParsedFile", "RowError", "parse"]
 
-_FLAGS = {flag: flag.encode() for flag in "AESFN"}
 _NAT = -(2**63)
-_PLAIN: dict[str, bool] = {}
+_PLAIN: dict[int, dict[str, bytes]] = {w: {} for w in INTERVALS.values()}
 
 
-def _plain_quality(qm: str) -> bool:
-    """A valid QualityMethod other than V (memoised: a file uses a handful)."""
-    ok = _PLAIN.get(qm)
-    if ok is None:
-        ok = bool(QUALITY_METHOD.match(qm)) and qm[0] != "V"
-        if len(_PLAIN) < 1000:
-            _PLAIN[qm] = ok
-    return ok
+def _plain_flags(qm: str, width: int) -> bytes | None:
+    """A day's flags (its letter per interval) for a valid QualityMethod other than V, else
+    None (memoised per width: a file uses a handful, and the bytes are shared by its rows)."""
+    flags = _PLAIN[width].get(qm)
+    if flags is None and QUALITY_METHOD.match(qm) and qm[0] != "V":
+        flags = qm[0].encode() * width
+        if len(_PLAIN[width]) < 1000:
+            _PLAIN[width][qm] = flags
+    return flags
 
 
 class Rejected(Exception):
@@ -109,20 +109,22 @@ class NemFile:
         self.errors.sort(key=lambda e: e.line)
 
     def _read(self) -> Iterator[Batch]:
-        number = 0
+        number = read = 0
+        r300 = self._r300_line
         with self.path.open(encoding="utf-8-sig", errors="replace", newline=None) as f:
             for number, text in enumerate(f, start=1):
-                self.bytes_read += len(text)
+                read += len(text)
                 line = text.rstrip("\n")
                 if "\x00" in line:  # PostgreSQL text cannot hold it: the row is damaged
                     self._damaged(line, number)
                 elif line.startswith("300,"):
-                    self._r300_line(line, number)
+                    r300(line, number)
                 elif line.strip():
                     self._line(line.split(","), number)
                 if self._ready:
-                    self._ready = False
+                    self.bytes_read, self._ready = read, False
                     yield from self._full()
+        self.bytes_read = read
         if self.format is None:
             self._reject(1, "empty file: no 100 header")
         if self._vday is not None:
@@ -279,13 +281,14 @@ class NemFile:
         day = clock.day(head[4:12]) if head[12:13] == "," else None
         update = clock.stamp(tail[3]) if trailing > 3 else _NAT
         msats = clock.stamp(tail[4]) if trailing > 4 else _NAT
-        if day is None or update is None or msats is None or not _plain_quality(qm):
+        flags = _plain_flags(qm, ch.width)
+        if day is None or update is None or msats is None or flags is None:
             return self._line(line.split(","), number)
         self._last, self._last_300 = "300", number
         reason = tail[1].strip() if trailing > 1 else ""
         desc = tail[2].strip() if trailing > 2 else ""
         rows = self._groups[ch.interval].rows  # ChannelDayColumns.add, inlined: the hot path
-        rows.append((ch, day, head[13:], _FLAGS[qm[0]] * ch.width, qm, reason, desc, update, msats,
+        rows.append((ch, day, head[13:], flags, qm, reason, desc, update, msats,
                      None, number, ()))  # fmt: skip
         self._ready |= len(rows) >= self.batch_rows
         return None

@@ -162,6 +162,8 @@ class Clock:
         cached = self._stamps.get(text)
         if cached is not None:
             return cached
+        if not text and not required:  # blank (MSATSLoadDateTime often is): not cached
+            return _NAT_INT
         value = self._stamp(text, required=required)
         if value is not None and value != _NAT_INT and len(self._stamps) < 100_000:
             self._stamps[text] = value

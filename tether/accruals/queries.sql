@@ -212,25 +212,28 @@ FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(id
 ORDER BY account_id
 
 -- name: profile_days
--- Actual (all A/F) channel-days in the profile window of accounts lo..hi-1 (account_id order),
--- at most %(cap)s NMIs per distributor segment (the first by account id): enough for a mean
--- shape, and the cost stays bounded however many accounts there are. One row per account,
--- kind and interval length (columns.fetch).
-WITH ra AS MATERIALIZED (SELECT nmi, a FROM (
-                SELECT nmi, (row_number() OVER (ORDER BY account_id) - 1)::int AS a,
-                       row_number() OVER (PARTITION BY distributor, customer_class
-                                          ORDER BY account_id) AS nth
-                FROM acc.run_account WHERE period_end = %(period_end)s) x
-            WHERE nth <= %(cap)s AND a >= %(lo)s AND a < %(hi)s)
-SELECT ra.a, acc.channel_kind(c.suffix) AS k,
+-- Actual (all A/F) channel-days in the profile window of the accounts at positions %(pos)s
+-- (account_id order) with NMIs %(nmis)s; the caller picks at most MAX_CONTRIBUTORS NMIs per
+-- distributor segment (the first by account id): enough for a mean shape, and the cost stays
+-- bounded however many accounts there are. One row per account, kind and interval length, in
+-- that order (columns.fetch).
+-- The LATERAL subquery (OFFSET 0: not flattened) keeps the plan an index lookup per NMI; as a
+-- plain join the planner hashes the NMIs against every channel-day of the window instead.
+SELECT ra.a, c.k,
        array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
        array_agg(c."values" ORDER BY c.suffix, c.day),
        string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
-FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-WHERE c.day BETWEEN %(d0)s AND %(period_end)s
-  AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
-  AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
-GROUP BY ra.a, acc.channel_kind(c.suffix), c.interval_length
+FROM unnest(%(nmis)s::text[], %(pos)s::int[]) AS ra (nmi, a)
+CROSS JOIN LATERAL (
+    SELECT acc.channel_kind(c.suffix) AS k, c.suffix, c.day, c."values", c.qualities,
+           c.interval_length
+    FROM acc.channel_day c
+    WHERE c.nmi = ra.nmi AND c.day BETWEEN %(d0)s AND %(period_end)s
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
+      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    OFFSET 0) c
+GROUP BY ra.a, c.k, c.interval_length
+ORDER BY ra.a, c.k, c.interval_length
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
@@ -287,11 +290,13 @@ SELECT seq, segment, action, detail FROM acc.run_fix_log
 WHERE period_end = %(period_end)s ORDER BY seq
 
 -- name: account_daily
--- Average daily kWh per account and kind over the history window (interval and basic meters).
+-- Average daily kWh per account and kind over the history window (interval and basic meters),
+-- of the accounts %(ids)s.
 SELECT account_id, kind, avg_kwh FROM (
     SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
     FROM acc.run_account ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND c.day BETWEEN %(d0)s AND %(period_end)s
+    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+      AND c.day BETWEEN %(d0)s AND %(period_end)s
       AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
       AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
     GROUP BY 1, 2
@@ -300,7 +305,8 @@ SELECT account_id, kind, avg_kwh FROM (
            sum(b.quantity) / greatest(sum(extract(epoch FROM
                b.current_read_at - b.previous_read_at) / 86400), 1)
     FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND b.current_read_at >= %(d0)s::date
+    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+      AND b.current_read_at >= %(d0)s::date
       AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
       AND b.source = 'file'
       AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s

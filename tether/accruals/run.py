@@ -19,7 +19,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from tether.accruals import energy, estimate, exports, pricing, tariffs
+from tether.accruals import energy, estimate, exports, parallel, pricing, tariffs
 from tether.accruals.settings import AccrualsSettings
 from tether.accruals.sql import Q
 
@@ -98,7 +98,7 @@ def prepare(url: str, period_end: date, as_at: datetime, attempt: int, s: Accrua
 
 def profiles(url: str, period_end: date, as_at: datetime, s: AccrualsSettings) -> None:
     with stage(url, period_end, "profiles") as (conn, detail):
-        detail["profiles"] = estimate.compute_profiles(conn, period_end, as_at, s)
+        detail["profiles"] = estimate.compute_profiles(conn, url, period_end, as_at, s)
 
 
 def check(url: str, period_end: date, s: AccrualsSettings) -> None:
@@ -108,7 +108,7 @@ def check(url: str, period_end: date, s: AccrualsSettings) -> None:
 
 def scalars(url: str, period_end: date, as_at: datetime, s: AccrualsSettings) -> None:
     with stage(url, period_end, "scalars") as (conn, detail):
-        detail["scalars"] = estimate.compute_scalars(conn, period_end, as_at, s)
+        detail["scalars"] = estimate.compute_scalars(conn, url, period_end, as_at, s)
 
 
 def chunk_ids(url: str, period_end: date, chunk: int | None) -> list[str]:
@@ -265,9 +265,10 @@ def _write(
                     )
         with cur.copy(Q["copy_estimated_days"]) as copy:
             for p, suffix, day, vals in e.est_days:
-                if p not in bad:
+                if p not in bad:  # the array as its text literal: repr round-trips each float
+                    text = "{" + ",".join(map(repr, vals)) + "}"
                     copy.write_row(
-                        (period_end, acc.ids[idx[p]], acc.nmi[idx[p]], suffix, day, vals)
+                        (period_end, acc.ids[idx[p]], acc.nmi[idx[p]], suffix, day, text)
                     )
 
 
@@ -284,10 +285,16 @@ def export(url: str, period_end: date, as_at: datetime) -> dict[str, Any]:
             for r in conn.execute(Q["run_steps"], {"period_end": period_end})
             if r[0] != "export"
         ]
+        renders: list[parallel.Task[bytes]] = [  # committed rows: read on two more connections
+            lambda c: exports.summary_csv(c, period_end),
+            lambda c: exports.lines_csv(c, period_end),
+            lambda c: exports.nem12(c, period_end, as_at),
+        ]
+        summary, lines, nem12 = parallel.ordered(url, renders)
         files = {
-            exports.SUMMARY: exports.summary_csv(conn, period_end),
-            exports.LINES: exports.lines_csv(conn, period_end),
-            exports.NEM12: exports.nem12(conn, period_end, as_at),
+            exports.SUMMARY: summary,
+            exports.LINES: lines,
+            exports.NEM12: nem12,
             exports.REPORT: exports.report(totals, steps, failures),
         }
         detail["files"] = {n: exports.store(conn, period_end, n, b) for n, b in files.items()}

@@ -45,6 +45,7 @@ class QueueSpec:
     name: str
     worker_concurrency: int
     global_concurrency: int
+    polling_interval_s: float = 0.5  # an idle executor's wait for the queue's next item
 
 
 def workflow(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -114,7 +115,7 @@ def launch(
             q.name,
             worker_concurrency=q.worker_concurrency,
             global_concurrency=q.global_concurrency,
-            polling_interval_sec=0.5,
+            polling_interval_sec=q.polling_interval_s,
             on_conflict="always_update",
         )
     _heartbeat_stop.clear()
@@ -258,7 +259,7 @@ def register_queues(database_url: str, queues: Sequence[QueueSpec]) -> None:
                 q.name,
                 worker_concurrency=q.worker_concurrency,
                 global_concurrency=q.global_concurrency,
-                polling_interval_sec=0.5,
+                polling_interval_sec=q.polling_interval_s,
             )
     finally:
         client.destroy()
