@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tether.accountingpoints import pii
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
@@ -152,7 +153,7 @@ def _ap_out(
             Period(
                 valid_from=t["valid_from"],
                 valid_to=t["valid_to"],
-                value=t["value"],
+                value=pii.masked(t["value"]) if t["kind"] == "end_user" else t["value"],
                 name=t["extra"],
             )
         )
@@ -206,8 +207,12 @@ async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOu
     dependencies=[require("read")],
 )
 async def get_history(gsrn: str, service: Service) -> Any:
-    """Every replaced or deleted version of the AP and its timelines, newest first."""
-    return await service.history(gsrn)
+    """Every replaced or deleted version of the AP and its timelines, newest first.
+
+    Person end users are masked, as everywhere in the API.
+    """
+    rows = await service.history(gsrn)
+    return [{**r, "value": pii.masked(r["value"])} if r["kind"] == "end_user" else r for r in rows]
 
 
 @router.post("/events", response_model=EventsOut, status_code=202, dependencies=[require("events")])

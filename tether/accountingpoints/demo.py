@@ -48,6 +48,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
             settings={
                 "adapter_url": server.url,
                 "adapter_token": SecretStr(token),
+                # person ids are stored as keyed hashes: a fresh key per demo, never the dev value
+                "pii_key": SecretStr(secrets.token_urlsafe(32)),
                 "resync_interval_s": 300.0,
                 "poll_interval_s": 0.5,
             },

@@ -190,3 +190,16 @@ SELECT count(*) FILTER (WHERE s.last_synced_at IS NULL) AS never_synced,
        count(*) FILTER (WHERE s.last_error IS NOT NULL) AS failing,
        count(*) AS total
 FROM ap.accounting_point_sync s
+
+-- name: lock_end_users
+-- The one-time conversion of clear person ids (migration 0006): one converter at a time, and no
+-- sync adds an end user meanwhile.
+LOCK TABLE ap.end_user IN SHARE ROW EXCLUSIVE MODE
+
+-- name: clear_person_end_users
+SELECT id, business_id FROM ap.end_user WHERE business_id ~ '^[0-9]{11}$'
+
+-- name: pseudonymise_end_users
+UPDATE ap.end_user u SET business_id = m.pseudonym
+FROM unnest(%(ids)s::bigint[], %(pseudonyms)s::text[]) AS m(id, pseudonym)
+WHERE u.id = m.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +33,22 @@ async def upsert_reference_data(conn: db.Connection) -> None:
         {
             "business_ids": list(reference.ENERGY_SUPPLIERS),
             "names": list(reference.ENERGY_SUPPLIERS.values()),
+        },
+    )
+
+
+async def pseudonymise_end_users(conn: db.Connection, pseudonym: Callable[[str], str]) -> int:
+    """Replace every person id still stored in clear by its pseudonym; returns how many."""
+    await db.execute(conn, queries["lock_end_users"])
+    rows = await db.fetch_all(conn, queries["clear_person_end_users"])
+    if not rows:
+        return 0
+    return await db.execute(
+        conn,
+        queries["pseudonymise_end_users"],
+        {
+            "ids": [r["id"] for r in rows],
+            "pseudonyms": [pseudonym(r["business_id"]) for r in rows],
         },
     )
 

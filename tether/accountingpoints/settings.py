@@ -14,6 +14,10 @@ class AccountingPointSettings(BaseSettings):
     timezone: str = Field(default="Europe/Oslo", description="Local time zone of the datahub.")
     adapter_url: str = "http://127.0.0.1:7001"
     adapter_token: SecretStr = SecretStr("dev-adapter-token")
+    pii_key: SecretStr = Field(
+        default=SecretStr("dev-pii-key"),
+        description="HMAC key for person ids: they are stored only as its keyed hash.",
+    )
     adapter_timeout_s: float = 6.0
     adapter_retries: int = 2
     resync_interval_s: float = Field(default=23 * 3600, description="Re-sync a synced AP after.")
