@@ -221,9 +221,9 @@ async def test_controllable_unit_start_date_widens_the_fetch_window(
 # --- faults -------------------------------------------------------------------------------------
 
 FAULT_REASONS = {
-    DatahubFault.DOWN: "upstream_unavailable",
-    DatahubFault.SLOW: "upstream_unavailable",
-    DatahubFault.ERROR_500: "upstream_unavailable",
+    DatahubFault.DOWN: "upstream_refused",
+    DatahubFault.SLOW: "upstream_timeout",
+    DatahubFault.ERROR_500: "upstream_5xx",
     DatahubFault.GARBAGE: "upstream_invalid_payload",
     DatahubFault.CONTRACT_VIOLATION: "invalid_accounting_point_data",
     DatahubFault.OVERLAPPING: "invalid_accounting_point_data",

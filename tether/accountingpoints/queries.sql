@@ -40,6 +40,7 @@ SET last_sync_start = clock_timestamp(),
 FROM due, ap.accounting_point a
 WHERE s.accounting_point_id = due.accounting_point_id AND a.id = s.accounting_point_id
 RETURNING s.accounting_point_id, a.gsrn, s.last_sync_start AS started_at, s.attempts,
+    s.last_error_reason,
     (SELECT min(cu.start_date) FROM ap.controllable_unit cu
      WHERE cu.accounting_point_id = s.accounting_point_id) AS earliest_start
 
@@ -75,11 +76,14 @@ WHERE a.gsrn = f.gsrn AND s.accounting_point_id = a.id
 
 -- name: request_syncs
 -- A thin event: mark the APs as changed. One that is syncing right now keeps its claim; the
--- sync sees requested_at > its start and makes the AP due again, so no update is lost.
+-- sync sees requested_at > its start and makes the AP due again, so no update is lost. One in
+-- backoff after a failure (or flagged gone) keeps its retry time: the event is remembered in
+-- requested_at and honoured by that attempt, so events neither bypass nor inflate the backoff.
 UPDATE ap.accounting_point_sync s
 SET requested_at = now(),
     next_sync_at = CASE
         WHEN s.last_sync_start IS NOT NULL AND s.next_sync_at > now() THEN s.next_sync_at
+        WHEN s.last_error_at IS NOT NULL THEN s.next_sync_at
         ELSE least(s.next_sync_at, now())
     END
 FROM ap.accounting_point a

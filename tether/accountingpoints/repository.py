@@ -68,6 +68,7 @@ async def claim_due_syncs(
             started_at=r["started_at"],
             earliest_start=r["earliest_start"],
             attempts=r["attempts"],
+            last_reason=r["last_error_reason"],
         )
         for r in rows
     ]

@@ -3,22 +3,70 @@
 from __future__ import annotations
 
 import logging
+import random
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from tether.accountingpoints import repository
 from tether.accountingpoints.models import Claim
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db, jobs
-from tether.core.errors import Busy
+from tether.core.breaker import CircuitOpen
+from tether.core.errors import (
+    Busy,
+    DataRejected,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
 JITTER = 0.5
 """Share of every retry delay drawn at random: APs that failed together retry apart."""
+
+GONE = "gone"
+"""The reason of an AP the datahub answered 404 for several times running: checked rarely."""
+
+_STATUS = re.compile(r"HTTP (\d{3})")
+
+
+def reason_of(exc: UpstreamError | DataRejected) -> str:
+    """A reason an operator can act on: timeout, refused connection, 5xx and 404 apart."""
+    if isinstance(exc, UpstreamNotFound):
+        return "upstream_not_found"
+    if isinstance(exc, UpstreamUnavailable) and not isinstance(exc, CircuitOpen):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.TimeoutException):
+            return (
+                "upstream_refused" if "could not be reached" in exc.message else "upstream_timeout"
+            )
+        if isinstance(cause, httpx.TransportError):
+            return "upstream_refused"
+        status = _STATUS.search(exc.message)
+        if status is not None and status.group(1).startswith("5"):
+            return "upstream_5xx"
+    return str(getattr(exc, "reason", type(exc).__name__))
+
+
+def _delay(
+    settings: AccountingPointSettings, claim: Claim, reason: str | None
+) -> tuple[str | None, float]:
+    """The reason to record and the delay before the next attempt (always jittered)."""
+    if (
+        reason == "upstream_not_found"
+        and claim.attempts >= settings.gone_after_404s
+        and claim.last_reason in ("upstream_not_found", GONE)
+    ):
+        return GONE, settings.gone_recheck_s * (1.0 - JITTER * random.random())
+    return reason, jobs.backoff(
+        claim.attempts, base_s=settings.retry_base_s, max_s=settings.retry_max_s, jitter=JITTER
+    )
 
 
 async def record_failures(
@@ -37,9 +85,7 @@ async def record_failures(
                 "sync of %s dropped: %s", claim.gsrn, error, extra={"action": "sync_claim_lost"}
             )
             continue
-        retry_after = jobs.backoff(
-            claim.attempts, base_s=settings.retry_base_s, max_s=settings.retry_max_s, jitter=JITTER
-        )
+        reason, retry_after = _delay(settings, claim, reason)
         logger.warning(
             "sync of %s failed (%s): %s; retry in %.0f s",
             claim.gsrn,

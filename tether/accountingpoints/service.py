@@ -147,7 +147,7 @@ class AccountingPointService:
                 )
             return pii.protect(data, self.pii_key)
         except (UpstreamError, DataRejected) as exc:
-            reason = str(getattr(exc, "reason", type(exc).__name__))
+            reason = retry.reason_of(exc)
             return SyncOutcome(gsrn=claim.gsrn, ok=False, reason=reason, error=exc.message)
         except Exception as exc:  # a bug: recorded as one, and the batch goes on
             logger.exception("fetch of an accounting point crashed", extra={"action": "sync_bug"})

@@ -24,6 +24,12 @@ class AccountingPointSettings(BaseSettings):
     dead_sync_timeout_s: float = Field(default=600, description="A claimed sync is dead after.")
     retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
     retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
+    gone_after_404s: int = Field(
+        default=3, description="Consecutive 404s after which an AP is flagged gone."
+    )
+    gone_recheck_s: float = Field(
+        default=7 * 24 * 3600, description="How often an AP flagged gone is checked again."
+    )
     claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
     batch_apply: bool = Field(
         default=True,
