@@ -16,6 +16,8 @@ from tether.accountingpoints.service import AccountingPointService
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import DatahubFault, start_simulator
 from tether.accountingpoints.tasks import run_worker
+from tether.core.breaker import CircuitOpen
+from tether.core.errors import UpstreamUnavailable
 
 from .conftest import RETRY_BASE_S, TOKEN, Sim, seed_never_synced, sql
 
@@ -88,7 +90,35 @@ async def test_aps_that_fail_together_retry_apart(
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"gone_after_404s": 3, "gone_recheck_s": 7 * 24 * 3600.0}
+    return {"gone_after_404s": 3, "gone_recheck_s": 7 * 24 * 3600.0, "breaker_failure_threshold": 2}
+
+
+async def test_lookups_and_syncs_share_one_breaker(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    server, hub = sim
+    server.set_mode(DatahubFault.ERROR_500)
+    looked_up = hub.gsrns[5]
+    results = await asyncio.gather(
+        *(service.lookup(end_user="987654321", gsrn=looked_up) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, UpstreamUnavailable) for r in results)
+    assert (await service.breaker.state()).failures == 1  # ten concurrent lookups, one call
+    await seed_never_synced(service, [hub.gsrns[6]])
+    assert (await work(service)).outcomes == {"upstream_5xx": 1}  # second failure: open
+    assert (await service.breaker.state()).state == "open"
+
+    with pytest.raises(CircuitOpen):
+        await service.lookup(end_user="987654321", gsrn=looked_up)
+    server.set_mode(DatahubFault.NONE)
+    with pytest.raises(CircuitOpen):  # still open though the datahub is back: not even tried
+        await service.lookup(end_user="987654321", gsrn=looked_up)
+    assert server.state.calls[looked_up] == 0
+    await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
+    assert (await work(service)).claimed == 0  # the worker spends no attempt while it is open
+    [state] = (await states(service, [hub.gsrns[6]])).values()
+    assert state["attempts"] == 1
 
 
 async def test_repeated_404s_flag_the_ap_as_gone(service: AccountingPointService, sim: Sim) -> None:

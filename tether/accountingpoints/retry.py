@@ -16,7 +16,7 @@ from tether.accountingpoints import repository
 from tether.accountingpoints.models import Claim
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db, jobs
-from tether.core.breaker import CircuitOpen
+from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import (
     Busy,
     DataRejected,
@@ -52,6 +52,22 @@ def reason_of(exc: UpstreamError | DataRejected) -> str:
         if status is not None and status.group(1).startswith("5"):
             return "upstream_5xx"
     return str(getattr(exc, "reason", type(exc).__name__))
+
+
+UNAVAILABLE = frozenset(
+    {"upstream_timeout", "upstream_refused", "upstream_5xx", "upstream_unavailable"}
+)
+"""Reasons that mean the datahub is down (they count for the circuit breaker)."""
+
+
+async def tell_breaker(breaker: CircuitBreaker, reasons: Sequence[str | None]) -> None:
+    """One verdict per batch or lookup: down if every call found it down, else up."""
+    if not reasons or "circuit_open" in reasons:
+        return
+    if all(r in UNAVAILABLE for r in reasons):
+        await breaker.record_failure(f"{len(reasons)} call(s) found the datahub unavailable")
+    else:
+        await breaker.record_success()
 
 
 def _delay(

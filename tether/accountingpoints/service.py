@@ -26,6 +26,7 @@ from tether.accountingpoints.models import AccountingPointData, Claim
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db
 from tether.core.bootstrap import Runtime
+from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
 from tether.core.events import CloudEvent
 
@@ -84,6 +85,14 @@ class AccountingPointService:
         self.settings = settings
         self.tz = ZoneInfo(settings.timezone)
         self.pii_key = settings.pii_key.get_secret_value().encode()
+        # one circuit per datahub, shared by every process's syncs and lookups
+        self.breaker = CircuitBreaker(
+            pool,
+            f"accounting_point_adapter {settings.adapter_url}",
+            failure_threshold=settings.breaker_failure_threshold,
+            open_s=settings.breaker_open_s,
+        )
+        self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}
 
     # --- sync -----------------------------------------------------------------------------
 
@@ -123,6 +132,9 @@ class AccountingPointService:
         if items:
             outcomes.update(await self._apply_batch(items, actor=actor))
         ordered = [outcomes[c.gsrn] for c in claims]
+        await retry.tell_breaker(
+            self.breaker, [o.reason for o in ordered if isinstance(o, SyncOutcome)]
+        )
         await retry.record_failures(
             self.pool,
             self.settings,
@@ -217,6 +229,11 @@ class AccountingPointService:
                 )
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
+        """Due APs, none while the datahub's circuit is open (no attempt is spent on it)."""
+        try:
+            await self.breaker.acquire()
+        except CircuitOpen:
+            return []
         async with db.transaction(self.pool) as conn:
             return await repository.claim_due_syncs(
                 conn,
@@ -230,13 +247,31 @@ class AccountingPointService:
     async def _fetch_now(
         self, gsrn: str, earliest_start: date | None = None
     ) -> AccountingPointData:
-        """The AP from the datahub at once (no claim), person ids already pseudonymised."""
+        """The AP from the datahub at once (no claim), person ids already pseudonymised.
+
+        Concurrent lookups of one AP share one call, and all of them respect the sync's breaker.
+        """
+        key = (gsrn, earliest_start)
+        running = self._inflight.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._fetch_guarded(gsrn, earliest_start))
+            self._inflight[key] = running
+            running.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _fetch_guarded(self, gsrn: str, earliest_start: date | None) -> AccountingPointData:
+        await self.breaker.acquire()  # raises CircuitOpen (503) while the datahub is down
         try:
             data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))
         except UpstreamNotFound as exc:
+            await self.breaker.record_success()
             raise AccountingPointNotFound(
                 f"the datahub does not know accounting point {gsrn}"
             ) from exc
+        except (UpstreamError, DataRejected) as exc:
+            await retry.tell_breaker(self.breaker, [retry.reason_of(exc)])
+            raise
+        await self.breaker.record_success()
         return pii.protect(data, self.pii_key)
 
     async def _held(self, gsrn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -30,6 +30,10 @@ class AccountingPointSettings(BaseSettings):
     gone_recheck_s: float = Field(
         default=7 * 24 * 3600, description="How often an AP flagged gone is checked again."
     )
+    breaker_failure_threshold: int = Field(
+        default=3, description="Batches or lookups in a row that find the datahub down: open."
+    )
+    breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
     claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
     batch_apply: bool = Field(
         default=True,
