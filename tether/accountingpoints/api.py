@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tether.accountingpoints import pii
+from tether.accountingpoints.parties_api import router as parties_router
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
@@ -240,3 +241,6 @@ async def receive_events(request: Request, service: Service) -> EventsOut:
         raise InvalidInput("every event must name a GSRN in data.gsrn or subject")
     outcome = await service.handle_changed(gsrns)
     return EventsOut(accepted=outcome.accepted, ignored=outcome.ignored)
+
+
+router.include_router(parties_router)

@@ -1,17 +1,60 @@
 -- Queries of the accounting point capability. Run only by repository.py.
 
 -- name: upsert_grid_areas
--- Reference catalogue; names follow the catalogue, ids stay stable.
+-- The seed catalogue (reference.py) at start: only what is missing; operators' changes stay.
 INSERT INTO ap.metering_grid_area (business_id, name)
 SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
-ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
-WHERE ap.metering_grid_area.name IS DISTINCT FROM EXCLUDED.name
+ON CONFLICT (business_id) DO NOTHING
 
 -- name: upsert_energy_suppliers
 INSERT INTO ap.energy_supplier (business_id, name)
 SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
-ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
-WHERE ap.energy_supplier.name IS DISTINCT FROM EXCLUDED.name
+ON CONFLICT (business_id) DO NOTHING
+
+-- name: list_energy_suppliers
+SELECT business_id, name, verified, retired_at FROM ap.energy_supplier
+WHERE %(all)s OR retired_at IS NULL ORDER BY business_id
+
+-- name: list_grid_areas
+SELECT business_id, name, verified, retired_at FROM ap.metering_grid_area
+WHERE %(all)s OR retired_at IS NULL ORDER BY business_id
+
+-- name: add_energy_suppliers
+-- An operator's add: named, verified, and active again if it was retired.
+INSERT INTO ap.energy_supplier (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name, verified = true, retired_at = NULL
+RETURNING business_id, name, verified, retired_at
+
+-- name: add_grid_areas
+INSERT INTO ap.metering_grid_area (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name, verified = true, retired_at = NULL
+RETURNING business_id, name, verified, retired_at
+
+-- name: retire_energy_supplier
+UPDATE ap.energy_supplier SET retired_at = coalesce(retired_at, now())
+WHERE business_id = %(business_id)s
+RETURNING business_id, name, verified, retired_at
+
+-- name: retire_grid_area
+UPDATE ap.metering_grid_area SET retired_at = coalesce(retired_at, now())
+WHERE business_id = %(business_id)s
+RETURNING business_id, name, verified, retired_at
+
+-- name: accept_unknown_parties
+-- TETHER_AP_UNKNOWN_PARTY=accept_unverified: parties a sync names that we do not know are added,
+-- flagged unverified (named by their id) for an operator to confirm, before the merge judges.
+WITH answers AS (SELECT jsonb_array_elements(%(data)s::jsonb) AS d), suppliers AS (
+    INSERT INTO ap.energy_supplier (business_id, name, verified)
+    SELECT DISTINCT e->>'business_id', e->>'business_id', false
+    FROM answers, jsonb_array_elements(answers.d->'energy_supplier') e
+    ON CONFLICT (business_id) DO NOTHING
+)
+INSERT INTO ap.metering_grid_area (business_id, name, verified)
+SELECT DISTINCT e->>'business_id', e->>'business_id', false
+FROM answers, jsonb_array_elements(answers.d->'metering_grid_area') e
+ON CONFLICT (business_id) DO NOTHING
 
 -- name: claim_due_syncs
 -- Claims up to `limit` due APs that have a controllable unit; never-synced first (-infinity),

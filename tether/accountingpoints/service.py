@@ -176,6 +176,7 @@ class AccountingPointService:
                         items=items,
                         resync=timedelta(seconds=self.settings.resync_interval_s),
                         actor=actor,
+                        accept_unknown=self.settings.unknown_party == "accept_unverified",
                     )
         except (DataRejected, Busy) as exc:
             if len(items) > 1:
@@ -226,6 +227,7 @@ class AccountingPointService:
                     started_at=None,
                     resync=timedelta(seconds=self.settings.resync_interval_s),
                     actor=actor,
+                    accept_unknown=self.settings.unknown_party == "accept_unverified",
                 )
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:

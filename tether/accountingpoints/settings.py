@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +36,11 @@ class AccountingPointSettings(BaseSettings):
         default=3, description="Batches or lookups in a row that find the datahub down: open."
     )
     breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
+    unknown_party: Literal["reject", "accept_unverified"] = Field(
+        default="reject",
+        description="An answer naming an unknown supplier or grid area: reject it (409 / sync "
+        "failure 'unknown_reference'), or accept the party flagged unverified.",
+    )
     claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
     batch_apply: bool = Field(
         default=True,

@@ -15,7 +15,14 @@ from psycopg_pool import PoolTimeout
 
 from tether.core.auth import require
 from tether.core.bootstrap import Runtime
-from tether.core.errors import DatabaseUnavailable, TetherError, Unauthorized, UpstreamError
+from tether.core.errors import (
+    Busy,
+    DatabaseUnavailable,
+    DataRejected,
+    TetherError,
+    Unauthorized,
+    UpstreamError,
+)
 from tether.core.metrics import metrics_response
 
 logger = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TetherError)
     async def _tether_error(request: Request, exc: TetherError) -> JSONResponse:
         body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
-        if isinstance(exc, UpstreamError | DatabaseUnavailable):
+        if isinstance(exc, UpstreamError | DatabaseUnavailable | DataRejected | Busy):
             body["reason"] = exc.reason
         if exc.status_code >= 500:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})
