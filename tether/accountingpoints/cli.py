@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from tether.accountingpoints import parties
+from tether.accountingpoints import claims, parties
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
@@ -87,6 +87,16 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
         _run(use)
 
     return group
+
+
+@app.command("release")
+def release(worker_id: Annotated[str, typer.Argument(help="The dead worker's id.")]) -> None:
+    """Free a dead worker's claims at once (they also lapse by themselves within a minute)."""
+
+    async def use(pool: Any) -> None:
+        console.print(f"released {await claims.release(pool, worker_id)} claim(s) of {worker_id}")
+
+    _run(use)
 
 
 app.add_typer(_party_commands(parties.PartyKind.ENERGY_SUPPLIERS), name="suppliers")

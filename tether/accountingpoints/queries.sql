@@ -250,3 +250,18 @@ SELECT id, business_id FROM ap.end_user WHERE business_id ~ '^[0-9]{11}$'
 UPDATE ap.end_user u SET business_id = m.pseudonym
 FROM unnest(%(ids)s::bigint[], %(pseudonyms)s::text[]) AS m(id, pseudonym)
 WHERE u.id = m.id
+
+-- name: heartbeat_claims
+-- A live worker keeps its claims: each stays claimed for one more lease, but never longer than
+-- the dead-sync timeout after it began (a sync that hangs in a live process is still taken over).
+UPDATE ap.accounting_point_sync s
+SET next_sync_at = now() + %(lease)s
+WHERE s.claimed_by = %(worker)s AND s.last_sync_start IS NOT NULL
+  AND s.last_sync_start > now() - %(dead_timeout)s
+
+-- name: release_claims
+-- An operator frees a dead worker's claims at once; were it alive after all, its merge would be
+-- refused as claim_lost (last_sync_start no longer matches), so nothing is applied twice.
+UPDATE ap.accounting_point_sync s
+SET last_sync_start = NULL, claimed_by = NULL, next_sync_at = now()
+WHERE s.claimed_by = %(worker)s AND s.last_sync_start IS NOT NULL

@@ -249,3 +249,17 @@ async def insert_controllable_unit(
 
 async def count_sync_states(conn: db.Connection) -> dict[str, Any]:
     return await db.fetch_one(conn, queries["count_sync_states"])
+
+
+async def heartbeat_claims(
+    conn: db.Connection, *, worker: str, lease: timedelta, dead_timeout: timedelta
+) -> int:
+    return await db.execute(
+        conn,
+        queries["heartbeat_claims"],
+        {"worker": worker, "lease": lease, "dead_timeout": dead_timeout},
+    )
+
+
+async def release_claims(conn: db.Connection, *, worker: str) -> int:
+    return await db.execute(conn, queries["release_claims"], {"worker": worker})

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from tether.accountingpoints import domain, pii, repository, retry
+from tether.accountingpoints import claims, domain, pii, repository, retry
 from tether.accountingpoints.client import AdapterClient, to_sync_payload
 from tether.accountingpoints.errors import (
     AccountingPointNotFound,
@@ -240,7 +240,7 @@ class AccountingPointService:
             return await repository.claim_due_syncs(
                 conn,
                 limit=limit,
-                dead_timeout=timedelta(seconds=self.settings.dead_sync_timeout_s),
+                dead_timeout=claims.lease(self.settings),
                 worker=worker,
             )
 

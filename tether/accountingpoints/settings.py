@@ -24,6 +24,9 @@ class AccountingPointSettings(BaseSettings):
     adapter_retries: int = 2
     resync_interval_s: float = Field(default=23 * 3600, description="Re-sync a synced AP after.")
     dead_sync_timeout_s: float = Field(default=600, description="A claimed sync is dead after.")
+    claim_lease_s: float = Field(
+        default=45, description="A claim lapses after this long without its worker's heartbeat."
+    )
     retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
     retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
     gone_after_404s: int = Field(

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tether.accountingpoints import claims as claim_lease
 from tether.accountingpoints.models import Claim
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.capability import JobContext
@@ -46,12 +47,18 @@ async def run_worker(
         return await service.claim_due(limit=settings.claim_batch, worker=worker)
 
     async def process(claims: Sequence[Claim]) -> None:
-        if settings.batch_apply:
-            outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
-        else:
-            outcomes = list(
-                await asyncio.gather(*(service.sync_one(c, actor=actor, gate=gate) for c in claims))
-            )
+        beat = asyncio.create_task(claim_lease.keep_alive(service.pool, settings, worker))
+        try:
+            if settings.batch_apply:
+                outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
+            else:
+                outcomes = list(
+                    await asyncio.gather(
+                        *(service.sync_one(c, actor=actor, gate=gate) for c in claims)
+                    )
+                )
+        finally:
+            beat.cancel()
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
 
     stats.claimed = await run_due_loop(
