@@ -301,6 +301,23 @@ def test_events_need_the_token_and_a_valid_cloudevent(
     no_gsrn = {**event, "data": {}, "subject": None}
     nameless = api.post(EVENTS, json=[event, no_gsrn], headers=EVENTS_AUTH)
     assert nameless.status_code == 422 and "GSRN" in nameless.json()["detail"]
+    too_many = api.post(EVENTS, json=[event] * 1001, headers=EVENTS_AUTH)
+    assert too_many.status_code == 422 and "at most 1000" in too_many.json()["detail"]
+
+
+def test_events_of_another_type_are_refused_and_sync_nothing(
+    api: httpx.Client, sim: tuple[SimulatorServer, Datahub]
+) -> None:
+    _, hub = sim
+    held = hub.gsrns[0]
+    assert api.post(UNITS, json={"name": "cu", "accounting_point": held}).status_code == 201
+    before = api.get(f"/api/v1/accounting-points/{held}").json()["sync"]
+    deleted = {**_event(held), "type": "no.datahub.accounting_point.deleted"}
+    for body in (deleted, [_event(held), deleted]):
+        response = api.post(EVENTS, json=body, headers=EVENTS_AUTH)
+        assert response.status_code == 422, response.text
+        assert "is not accepted" in response.json()["detail"]
+    assert api.get(f"/api/v1/accounting-points/{held}").json()["sync"] == before
 
 
 # --- operations ---------------------------------------------------------------------------------

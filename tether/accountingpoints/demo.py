@@ -100,7 +100,7 @@ def _guide(
         "-H 'content-type: application/json' -d '{\"kind\":\"supplier_switch\"}'",
         f"  push an event yourself: curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
         f'{token}\' -H \'content-type: application/json\' -d \'{{"specversion":"1.0","id":"1",'
-        f'"source":"me","type":"changed","subject":"{gsrn}"}}\'',
+        f'"source":"me","type":"no.datahub.accounting_point.changed","subject":"{gsrn}"}}\'',
         f"  lookup: curl -X POST {api}/api/v1/controllable-unit/lookup -H 'content-type: "
         f'application/json\' -d \'{{"end_user":"{end_user}","accounting_point":"{gsrn}"}}\'',
         f"  break the datahub: curl -X PUT {control}/faults -H 'content-type: application/json'"

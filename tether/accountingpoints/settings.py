@@ -51,6 +51,11 @@ class AccountingPointSettings(BaseSettings):
     )
     fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
     poll_interval_s: float = 1.0
+    event_types: list[str] = Field(
+        default=["no.datahub.accounting_point.changed"],
+        description="CloudEvent types accepted as 'AP changed' (JSON list); others get 422.",
+    )
+    max_events_per_batch: int = Field(default=1000, description="Events in one POST at most.")
     nats_stream: str = "DATAHUB"
     nats_subject: str = "datahub.accounting_point.changed"
     nats_durable: str = "tether-accounting-points"

@@ -7,6 +7,7 @@ database; ``FOR UPDATE SKIP LOCKED`` in the claim keeps them from syncing an AP 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.capability import JobContext
 from tether.core.events import CloudEvent, consume_nats
 from tether.core.jobs import default_worker_id, run_due_loop
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +82,14 @@ async def consume_events(
     settings = service.settings
 
     async def handle(events: list[CloudEvent]) -> None:
-        await service.handle_changed([gsrn for e in events if (gsrn := event_gsrn(e))])
+        wanted = [e for e in events if e.type in settings.event_types]
+        if len(wanted) < len(events):
+            logger.warning(
+                "dropped %d event(s) of a type not accepted",
+                len(events) - len(wanted),
+                extra={"action": "event_type_refused"},
+            )
+        await service.handle_changed([gsrn for e in wanted if (gsrn := event_gsrn(e))])
 
     await consume_nats(
         url=nats_url,
