@@ -22,6 +22,7 @@ from tether.accountingpoints.errors import (
     EndUserMismatch,
     InvalidGsrn,
 )
+from tether.accountingpoints.intake import Intake
 from tether.accountingpoints.models import AccountingPointData, Claim
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db
@@ -92,6 +93,7 @@ class AccountingPointService:
             failure_threshold=settings.breaker_failure_threshold,
             open_s=settings.breaker_open_s,
         )
+        self.intake = Intake(pool)
         self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}
 
     # --- sync -----------------------------------------------------------------------------
@@ -338,8 +340,7 @@ class AccountingPointService:
     async def handle_changed(self, gsrns: list[str]) -> EventsOutcome:
         """Thin events: mark held APs as changed; events for others are ignored and counted."""
         wanted = sorted(set(gsrns))
-        async with db.transaction(self.pool) as conn:
-            held = set(await repository.request_syncs(conn, wanted))
+        held = await self.intake.request_syncs(wanted) & set(wanted)
         ignored = [g for g in wanted if g not in held]
         EVENTS.labels("accepted").inc(len(held))
         EVENTS.labels("ignored").inc(len(ignored))
