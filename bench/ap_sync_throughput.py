@@ -39,6 +39,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from bench import ap_reference_loop
 from bench.common import postgres, scratch_database, write_section
 from tether.accountingpoints.domain import make_gsrn
 
@@ -192,6 +193,10 @@ def run_once(
         }
         args = [sys.executable, "-m", "tether", "worker", "--processes", str(workers), "--once"]
         args += ["--only", "accounting-points"]
+        if apply == "reference":
+            ap_reference_loop.prepare(url)
+            args = [sys.executable, "-m", "bench.ap_reference_loop", url, adapter_url, TOKEN]
+            args.append(str(workers))
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:
@@ -257,7 +262,23 @@ def _table(runs: list[Run]) -> list[str]:
     return lines
 
 
-_MERGE = {"each": "tx per AP", "batch": "tx per batch"}
+def _ratios(runs: list[Run]) -> list[str]:
+    """tether's rate as a share of the reference loop's, same latency and worker count."""
+    ref = {(r.latency_ms, r.workers): r for r in runs if r.apply == "reference"}
+    lines = [
+        f"- {r.latency_ms} ms, {r.workers} worker(s), claim {r.batch} {_MERGE[r.apply]}: "
+        f"{r.per_s / ref[k].per_s:.2f} of the reference loop (wall time included)"
+        for r in runs
+        if r.apply != "reference" and (k := (r.latency_ms, r.workers)) in ref and ref[k].per_s
+    ]
+    return [*lines, ""] if lines else []
+
+
+_MERGE = {
+    "each": "tx per AP",
+    "batch": "tx per batch",
+    "reference": "reference loop (JSONB row, no merge)",
+}
 
 
 def _parse() -> argparse.Namespace:
@@ -271,7 +292,7 @@ def _parse() -> argparse.Namespace:
         "--modes",
         default=None,
         help="claim batch/merge pairs: each = one transaction per AP, batch = one per claimed"
-        " batch (default 1/each,100/each,100/batch)",
+        " batch, 100/reference = the reference loop (default 1/each,100/each,100/batch)",
     )
     parser.add_argument(
         "--worker-env",
@@ -346,6 +367,7 @@ def main() -> None:
             "",
             *_table(runs),
             "",
+            *_ratios(runs),
         ]
     )
     print(section)

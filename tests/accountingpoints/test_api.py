@@ -99,20 +99,28 @@ def test_lookup_of_an_unknown_accounting_point_fetches_it_at_once(
     assert server.state.calls[gsrn] == 1
     ap = body["accounting_point"]
     assert ap["gsrn"] == gsrn
-    assert end_user in [p["value"] for p in ap["end_user"]]
     assert ap["energy_supplier"] and ap["metering_grid_area"]
     assert ap["sync"]["version"] == 1 and ap["sync"]["last_synced_at"] is not None
     assert body["controllable_units"] == []
+    shown = [p["value"] for p in ap["end_user"]]
+    if len(end_user) == 11:  # an AP without a unit keeps no person; an organisation is kept
+        assert end_user not in response.text and shown == []
+    else:
+        assert end_user in shown
 
     unit = api.post(UNITS, json={"name": "battery", "accounting_point": gsrn})
     assert unit.status_code == 201, unit.text
     cu = unit.json()
     assert cu["accounting_point"] == gsrn and cu["name"] == "battery"
+    assert server.state.calls[gsrn] == 2  # the AP had no unit: fetched in full to be synced
 
     again = api.post(LOOKUP, json={"end_user": end_user, "accounting_point": gsrn})
     assert again.status_code == 200
     assert [u["business_id"] for u in again.json()["controllable_units"]] == [cu["business_id"]]
-    assert server.state.calls[gsrn] == 1  # held now: no second fetch
+    assert server.state.calls[gsrn] == 2  # synced with a unit now: checked against the store
+    shown = [p["value"] for p in again.json()["accounting_point"]["end_user"]]
+    assert ("*" * 11 if len(end_user) == 11 else end_user) in shown
+    assert end_user not in again.text or len(end_user) == 9
 
     by_unit = api.post(LOOKUP, json={"end_user": end_user, "controllable_unit": cu["business_id"]})
     assert by_unit.status_code == 200, by_unit.text
@@ -293,6 +301,23 @@ def test_events_need_the_token_and_a_valid_cloudevent(
     no_gsrn = {**event, "data": {}, "subject": None}
     nameless = api.post(EVENTS, json=[event, no_gsrn], headers=EVENTS_AUTH)
     assert nameless.status_code == 422 and "GSRN" in nameless.json()["detail"]
+    too_many = api.post(EVENTS, json=[event] * 1001, headers=EVENTS_AUTH)
+    assert too_many.status_code == 422 and "at most 1000" in too_many.json()["detail"]
+
+
+def test_events_of_another_type_are_refused_and_sync_nothing(
+    api: httpx.Client, sim: tuple[SimulatorServer, Datahub]
+) -> None:
+    _, hub = sim
+    held = hub.gsrns[0]
+    assert api.post(UNITS, json={"name": "cu", "accounting_point": held}).status_code == 201
+    before = api.get(f"/api/v1/accounting-points/{held}").json()["sync"]
+    deleted = {**_event(held), "type": "no.datahub.accounting_point.deleted"}
+    for body in (deleted, [_event(held), deleted]):
+        response = api.post(EVENTS, json=body, headers=EVENTS_AUTH)
+        assert response.status_code == 422, response.text
+        assert "is not accepted" in response.json()["detail"]
+    assert api.get(f"/api/v1/accounting-points/{held}").json()["sync"] == before
 
 
 # --- operations ---------------------------------------------------------------------------------

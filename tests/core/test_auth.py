@@ -145,7 +145,13 @@ def test_a_key_works_until_revoked_and_only_its_hash_is_stored(
 
 def test_the_events_token_is_an_events_credential_and_nothing_more(api: httpx.Client) -> None:
     anonymous = httpx.Client(base_url=api.base_url, timeout=10)
-    event = {"specversion": "1.0", "id": "1", "source": "t", "type": "x", "subject": "1" * 18}
+    event = {
+        "specversion": "1.0",
+        "id": "1",
+        "source": "t",
+        "type": "no.datahub.accounting_point.changed",
+        "subject": "1" * 18,
+    }
     posted = anonymous.post("/api/v1/events", json=event, headers=bearer(EVENTS_TOKEN))
     assert posted.status_code == 202, posted.text
     read = anonymous.get("/api/v1/accounting-points/1", headers=bearer(EVENTS_TOKEN))

@@ -89,6 +89,7 @@ def test_exposed_processes_refuse_development_secrets(
     assert result.returncode == 1
     assert "refusing to start" in result.stderr and "Traceback" not in result.stderr
     assert "TETHER_AP_ADAPTER_TOKEN" in result.stderr and "TETHER_ELICENSING_TOKEN" in result.stderr
+    assert "TETHER_AP_PII_KEY" in result.stderr
     if command[0] == "serve":
         assert "TETHER_EVENTS_TOKEN" in result.stderr and "TETHER_SESSION_SECRET" in result.stderr
 
@@ -97,6 +98,7 @@ def test_which_secrets_and_addresses_count() -> None:
     dev = all_settings(Settings())  # core and every capability's, as serve and worker check
     assert sorted(name for s in dev for name in exposure.weak_secrets(s)) == [
         "TETHER_AP_ADAPTER_TOKEN",
+        "TETHER_AP_PII_KEY",
         "TETHER_ELICENSING_TOKEN",
         "TETHER_EVENTS_TOKEN",
         "TETHER_SESSION_SECRET",

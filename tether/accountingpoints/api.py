@@ -8,15 +8,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tether.accountingpoints import pii
+from tether.accountingpoints.parties_api import router as parties_router
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
-from tether.core.events import parse_event
+from tether.core.events import CloudEvent, parse_event
+from tether.core.wire import first_error
 
 router = APIRouter(prefix="/api/v1", tags=["accounting points"])
-MAX_EVENTS_PER_BATCH = 1000
 
 
 def _service(request: Request) -> AccountingPointService:
@@ -152,7 +154,7 @@ def _ap_out(
             Period(
                 valid_from=t["valid_from"],
                 valid_to=t["valid_to"],
-                value=t["value"],
+                value=pii.masked(t["value"]) if t["kind"] == "end_user" else t["value"],
                 name=t["extra"],
             )
         )
@@ -206,32 +208,48 @@ async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOu
     dependencies=[require("read")],
 )
 async def get_history(gsrn: str, service: Service) -> Any:
-    """Every replaced or deleted version of the AP and its timelines, newest first."""
-    return await service.history(gsrn)
+    """Every replaced or deleted version of the AP and its timelines, newest first.
+
+    Person end users are masked, as everywhere in the API.
+    """
+    rows = await service.history(gsrn)
+    return [{**r, "value": pii.masked(r["value"])} if r["kind"] == "end_user" else r for r in rows]
 
 
 @router.post("/events", response_model=EventsOut, status_code=202, dependencies=[require("events")])
 async def receive_events(request: Request, service: Service) -> EventsOut:
-    """Thin change events (CloudEvents JSON, one event or a batch array of at most 1000).
+    """Thin change events (CloudEvents JSON, one event or a batch array).
 
     Scope `events` (an API key, or TETHER_EVENTS_TOKEN as before). Each event names a GSRN
-    (`data.gsrn` or `subject`); the AP is marked changed and synced by a worker. Events for APs
+    (`data.gsrn` or `subject`) and has one of the accepted types (TETHER_AP_EVENT_TYPES); the AP
+    is marked changed and synced by a worker. A batch holds at most TETHER_AP_MAX_EVENTS_PER_BATCH
+    events. Any bad event refuses the whole request (422) and causes no sync. Events for APs
     tether does not hold are ignored and reported in `ignored`.
     """
+    settings = service.settings
     raw = await request.body()
-    stripped = raw.lstrip()
-    if stripped.startswith(b"["):
+    if raw.lstrip().startswith(b"["):
         try:
             items = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise InvalidInput("event batch is not JSON (or nested too deep)") from exc
-        if not isinstance(items, list) or len(items) > MAX_EVENTS_PER_BATCH:
-            raise InvalidInput(f"an event batch is an array of at most {MAX_EVENTS_PER_BATCH}")
-        events = [parse_event(json.dumps(item).encode()) for item in items]
+        limit = settings.max_events_per_batch
+        if not isinstance(items, list) or len(items) > limit:
+            raise InvalidInput(f"an event batch is an array of at most {limit}")
+        try:
+            events = [CloudEvent.model_validate(item) for item in items]
+        except ValidationError as exc:
+            raise InvalidInput(f"not a CloudEvent: {first_error(exc)}") from exc
     else:
         events = [parse_event(raw)]
+    accepted = settings.event_types
+    if wrong := next((e.type for e in events if e.type not in accepted), None):
+        raise InvalidInput(f"event type {wrong[:100]!r} is not accepted (accepted: {accepted})")
     gsrns = [g for e in events if (g := event_gsrn(e))]
     if len(gsrns) != len(events):
         raise InvalidInput("every event must name a GSRN in data.gsrn or subject")
     outcome = await service.handle_changed(gsrns)
     return EventsOut(accepted=outcome.accepted, ignored=outcome.ignored)
+
+
+router.include_router(parties_router)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from tether.accountingpoints import claims, parties
 from tether.core import loop
+from tether.core.bootstrap import open_runtime
+from tether.core.logging import configure_logging
+from tether.core.settings import load_settings
 
 console = Console(stderr=True)
 
@@ -16,6 +22,85 @@ app = typer.Typer(
     help="Accounting point sync: keep the local copy of datahub accounting points true.",
     no_args_is_help=True,
 )
+
+
+def _run(use: Callable[[Any], Awaitable[None]]) -> None:
+    """Run one use case against the database of this process (a pool, no web app)."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def _main() -> None:
+        async with open_runtime(settings) as runtime:
+            await use(runtime.pool)
+
+    loop.run(_main())
+
+
+def _print(rows: list[parties.Party]) -> None:
+    for p in rows:
+        flags = ("" if p.verified else " [unverified]") + (" [retired]" if p.retired_at else "")
+        print(f"{p.business_id}  {p.name}{flags}")
+
+
+def _party_commands(kind: parties.PartyKind) -> typer.Typer:
+    """``list``, ``add``, ``retire`` and ``load`` for one kind of party."""
+    group = typer.Typer(help=f"Reference data: {kind.value}.", no_args_is_help=True)
+
+    @group.command("list")
+    def list_(
+        include_retired: Annotated[bool, typer.Option("--all", help="Retired too.")] = False,
+    ) -> None:
+        """Known parties, active ones unless --all."""
+
+        async def use(pool: Any) -> None:
+            _print(await parties.list_parties(pool, kind, include_retired=include_retired))
+
+        _run(use)
+
+    @group.command("add")
+    def add(business_id: str, name: str) -> None:
+        """Add or rename one party (verified, active again if retired)."""
+
+        async def use(pool: Any) -> None:
+            _print(await parties.add_parties(pool, kind, [(business_id, name)]))
+
+        _run(use)
+
+    @group.command("retire")
+    def retire(business_id: str) -> None:
+        """Mark a party retired; past periods still name it, so it stays known."""
+
+        async def use(pool: Any) -> None:
+            _print([await parties.retire_party(pool, kind, business_id)])
+
+        _run(use)
+
+    @group.command("load")
+    def load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+        """Add every ``business_id,name`` row of a CSV file, all or none."""
+        rows = parties.parse_csv(path.read_text(encoding="utf-8"))
+
+        async def use(pool: Any) -> None:
+            stored = await parties.add_parties(pool, kind, rows)
+            console.print(f"loaded {len(stored)} {kind.value}")
+
+        _run(use)
+
+    return group
+
+
+@app.command("release")
+def release(worker_id: Annotated[str, typer.Argument(help="The dead worker's id.")]) -> None:
+    """Free a dead worker's claims at once (they also lapse by themselves within a minute)."""
+
+    async def use(pool: Any) -> None:
+        console.print(f"released {await claims.release(pool, worker_id)} claim(s) of {worker_id}")
+
+    _run(use)
+
+
+app.add_typer(_party_commands(parties.PartyKind.ENERGY_SUPPLIERS), name="suppliers")
+app.add_typer(_party_commands(parties.PartyKind.GRID_AREAS), name="grid-areas")
 
 
 def simulate(

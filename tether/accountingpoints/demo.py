@@ -48,6 +48,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
             settings={
                 "adapter_url": server.url,
                 "adapter_token": SecretStr(token),
+                # person ids are stored as keyed hashes: a fresh key per demo, never the dev value
+                "pii_key": SecretStr(secrets.token_urlsafe(32)),
                 "resync_interval_s": 300.0,
                 "poll_interval_s": 0.5,
             },
@@ -99,7 +101,7 @@ def _guide(
         "  push an event yourself:",
         f"    curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
         f'{token}\' -H \'content-type: application/json\' -d \'{{"specversion":"1.0","id":"1",'
-        f'"source":"me","type":"changed","subject":"{gsrn}"}}\'',
+        f'"source":"me","type":"no.datahub.accounting_point.changed","subject":"{gsrn}"}}\'',
         "  look up a controllable unit's accounting point:",
         f"    curl -X POST {api}/api/v1/controllable-unit/lookup -H 'content-type: "
         f'application/json\' -d \'{{"end_user":"{end_user}","accounting_point":"{gsrn}"}}\'',

@@ -91,4 +91,12 @@ def validate(data: AccountingPointData, tz: ZoneInfo, *, requested_gsrn: str) ->
     _check_periods("energy_direction", data.energy_directions, tz)
 
 
+def current_end_user(data: AccountingPointData, now: datetime) -> str | None:
+    """The end user whose period holds ``now``, if any."""
+    for p in data.end_users:
+        if p.valid_from <= now and (p.valid_to is None or p.valid_to > now):
+            return p.business_id
+    return None
+
+
 ONE_DAY = timedelta(days=1)

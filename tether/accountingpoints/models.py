@@ -68,3 +68,4 @@ class Claim:
     started_at: datetime | None
     earliest_start: date | None = None  # of its controllable units: the fetch window's start
     attempts: int = 1
+    last_reason: str | None = None  # why the previous attempt failed (None: it did not)

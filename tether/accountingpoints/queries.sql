@@ -1,17 +1,60 @@
 -- Queries of the accounting point capability. Run only by repository.py.
 
 -- name: upsert_grid_areas
--- Reference catalogue; names follow the catalogue, ids stay stable.
+-- The seed catalogue (reference.py) at start: only what is missing; operators' changes stay.
 INSERT INTO ap.metering_grid_area (business_id, name)
 SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
-ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
-WHERE ap.metering_grid_area.name IS DISTINCT FROM EXCLUDED.name
+ON CONFLICT (business_id) DO NOTHING
 
 -- name: upsert_energy_suppliers
 INSERT INTO ap.energy_supplier (business_id, name)
 SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
-ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name
-WHERE ap.energy_supplier.name IS DISTINCT FROM EXCLUDED.name
+ON CONFLICT (business_id) DO NOTHING
+
+-- name: list_energy_suppliers
+SELECT business_id, name, verified, retired_at FROM ap.energy_supplier
+WHERE %(all)s OR retired_at IS NULL ORDER BY business_id
+
+-- name: list_grid_areas
+SELECT business_id, name, verified, retired_at FROM ap.metering_grid_area
+WHERE %(all)s OR retired_at IS NULL ORDER BY business_id
+
+-- name: add_energy_suppliers
+-- An operator's add: named, verified, and active again if it was retired.
+INSERT INTO ap.energy_supplier (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name, verified = true, retired_at = NULL
+RETURNING business_id, name, verified, retired_at
+
+-- name: add_grid_areas
+INSERT INTO ap.metering_grid_area (business_id, name)
+SELECT * FROM unnest(%(business_ids)s::text[], %(names)s::text[])
+ON CONFLICT (business_id) DO UPDATE SET name = EXCLUDED.name, verified = true, retired_at = NULL
+RETURNING business_id, name, verified, retired_at
+
+-- name: retire_energy_supplier
+UPDATE ap.energy_supplier SET retired_at = coalesce(retired_at, now())
+WHERE business_id = %(business_id)s
+RETURNING business_id, name, verified, retired_at
+
+-- name: retire_grid_area
+UPDATE ap.metering_grid_area SET retired_at = coalesce(retired_at, now())
+WHERE business_id = %(business_id)s
+RETURNING business_id, name, verified, retired_at
+
+-- name: accept_unknown_parties
+-- TETHER_AP_UNKNOWN_PARTY=accept_unverified: parties a sync names that we do not know are added,
+-- flagged unverified (named by their id) for an operator to confirm, before the merge judges.
+WITH answers AS (SELECT jsonb_array_elements(%(data)s::jsonb) AS d), suppliers AS (
+    INSERT INTO ap.energy_supplier (business_id, name, verified)
+    SELECT DISTINCT e->>'business_id', e->>'business_id', false
+    FROM answers, jsonb_array_elements(answers.d->'energy_supplier') e
+    ON CONFLICT (business_id) DO NOTHING
+)
+INSERT INTO ap.metering_grid_area (business_id, name, verified)
+SELECT DISTINCT e->>'business_id', e->>'business_id', false
+FROM answers, jsonb_array_elements(answers.d->'metering_grid_area') e
+ON CONFLICT (business_id) DO NOTHING
 
 -- name: claim_due_syncs
 -- Claims up to `limit` due APs that have a controllable unit; never-synced first (-infinity),
@@ -40,6 +83,7 @@ SET last_sync_start = clock_timestamp(),
 FROM due, ap.accounting_point a
 WHERE s.accounting_point_id = due.accounting_point_id AND a.id = s.accounting_point_id
 RETURNING s.accounting_point_id, a.gsrn, s.last_sync_start AS started_at, s.attempts,
+    s.last_error_reason,
     (SELECT min(cu.start_date) FROM ap.controllable_unit cu
      WHERE cu.accounting_point_id = s.accounting_point_id) AS earliest_start
 
@@ -75,11 +119,14 @@ WHERE a.gsrn = f.gsrn AND s.accounting_point_id = a.id
 
 -- name: request_syncs
 -- A thin event: mark the APs as changed. One that is syncing right now keeps its claim; the
--- sync sees requested_at > its start and makes the AP due again, so no update is lost.
+-- sync sees requested_at > its start and makes the AP due again, so no update is lost. One in
+-- backoff after a failure (or flagged gone) keeps its retry time: the event is remembered in
+-- requested_at and honoured by that attempt, so events neither bypass nor inflate the backoff.
 UPDATE ap.accounting_point_sync s
 SET requested_at = now(),
     next_sync_at = CASE
         WHEN s.last_sync_start IS NOT NULL AND s.next_sync_at > now() THEN s.next_sync_at
+        WHEN s.last_error_at IS NOT NULL THEN s.next_sync_at
         ELSE least(s.next_sync_at, now())
     END
 FROM ap.accounting_point a
@@ -190,3 +237,31 @@ SELECT count(*) FILTER (WHERE s.last_synced_at IS NULL) AS never_synced,
        count(*) FILTER (WHERE s.last_error IS NOT NULL) AS failing,
        count(*) AS total
 FROM ap.accounting_point_sync s
+
+-- name: lock_end_users
+-- The one-time conversion of clear person ids (migration 0006): one converter at a time, and no
+-- sync adds an end user meanwhile.
+LOCK TABLE ap.end_user IN SHARE ROW EXCLUSIVE MODE
+
+-- name: clear_person_end_users
+SELECT id, business_id FROM ap.end_user WHERE business_id ~ '^[0-9]{11}$'
+
+-- name: pseudonymise_end_users
+UPDATE ap.end_user u SET business_id = m.pseudonym
+FROM unnest(%(ids)s::bigint[], %(pseudonyms)s::text[]) AS m(id, pseudonym)
+WHERE u.id = m.id
+
+-- name: heartbeat_claims
+-- A live worker keeps its claims: each stays claimed for one more lease, but never longer than
+-- the dead-sync timeout after it began (a sync that hangs in a live process is still taken over).
+UPDATE ap.accounting_point_sync s
+SET next_sync_at = now() + %(lease)s
+WHERE s.claimed_by = %(worker)s AND s.last_sync_start IS NOT NULL
+  AND s.last_sync_start > now() - %(dead_timeout)s
+
+-- name: release_claims
+-- An operator frees a dead worker's claims at once; were it alive after all, its merge would be
+-- refused as claim_lost (last_sync_start no longer matches), so nothing is applied twice.
+UPDATE ap.accounting_point_sync s
+SET last_sync_start = NULL, claimed_by = NULL, next_sync_at = now()
+WHERE s.claimed_by = %(worker)s AND s.last_sync_start IS NOT NULL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +37,55 @@ async def upsert_reference_data(conn: db.Connection) -> None:
     )
 
 
+_PARTY_QUERIES = {
+    "energy-suppliers": ("list_energy_suppliers", "add_energy_suppliers", "retire_energy_supplier"),
+    "grid-areas": ("list_grid_areas", "add_grid_areas", "retire_grid_area"),
+}
+
+
+async def list_parties(
+    conn: db.Connection, kind: str, *, include_retired: bool
+) -> list[dict[str, Any]]:
+    return await db.fetch_all(conn, queries[_PARTY_QUERIES[kind][0]], {"all": include_retired})
+
+
+async def add_parties(
+    conn: db.Connection, kind: str, rows: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    return await db.fetch_all(
+        conn,
+        queries[_PARTY_QUERIES[kind][1]],
+        {"business_ids": [r[0] for r in rows], "names": [r[1] for r in rows]},
+    )
+
+
+async def retire_party(conn: db.Connection, kind: str, business_id: str) -> dict[str, Any] | None:
+    return await db.fetch_optional(
+        conn, queries[_PARTY_QUERIES[kind][2]], {"business_id": business_id}
+    )
+
+
+async def accept_unknown_parties(conn: db.Connection, answers: list[dict[str, Any]]) -> None:
+    """Add the suppliers and grid areas these answers name that we lack, unverified."""
+    await db.execute(conn, queries["accept_unknown_parties"], {"data": Jsonb(answers)})
+
+
+async def pseudonymise_end_users(conn: db.Connection, pseudonym: Callable[[str], str]) -> int:
+    """Replace every person id still stored in clear by its pseudonym; returns how many."""
+    await db.execute(conn, queries["lock_end_users"])
+    rows = await db.fetch_all(conn, queries["clear_person_end_users"])
+    if not rows:
+        return 0
+    return await db.execute(
+        conn,
+        queries["pseudonymise_end_users"],
+        {
+            "ids": [r["id"] for r in rows],
+            "pseudonyms": [pseudonym(r["business_id"]) for r in rows],
+        },
+    )
+
+
 async def claim_due_syncs(
     conn: db.Connection, *, limit: int, dead_timeout: timedelta, worker: str
 ) -> list[Claim]:
@@ -51,6 +101,7 @@ async def claim_due_syncs(
             started_at=r["started_at"],
             earliest_start=r["earliest_start"],
             attempts=r["attempts"],
+            last_reason=r["last_error_reason"],
         )
         for r in rows
     ]
@@ -64,8 +115,11 @@ async def apply_sync(
     started_at: datetime | None,
     resync: timedelta,
     actor: str,
+    accept_unknown: bool = False,
 ) -> int:
     """Merge one adapter answer; returns the AP id."""
+    if accept_unknown:
+        await accept_unknown_parties(conn, [data])
     row = await db.fetch_one(
         conn,
         queries["apply_sync"],
@@ -97,9 +151,16 @@ class Verdict:
 
 
 async def apply_sync_batch(
-    conn: db.Connection, *, items: list[BatchItem], resync: timedelta, actor: str
+    conn: db.Connection,
+    *,
+    items: list[BatchItem],
+    resync: timedelta,
+    actor: str,
+    accept_unknown: bool = False,
 ) -> list[Verdict]:
     """Merge many adapter answers with one statement; rejected items are reported, not raised."""
+    if accept_unknown:
+        await accept_unknown_parties(conn, [i.data for i in items])
     doc = [
         {
             "gsrn": i.gsrn,
@@ -188,3 +249,17 @@ async def insert_controllable_unit(
 
 async def count_sync_states(conn: db.Connection) -> dict[str, Any]:
     return await db.fetch_one(conn, queries["count_sync_states"])
+
+
+async def heartbeat_claims(
+    conn: db.Connection, *, worker: str, lease: timedelta, dead_timeout: timedelta
+) -> int:
+    return await db.execute(
+        conn,
+        queries["heartbeat_claims"],
+        {"worker": worker, "lease": lease, "dead_timeout": dead_timeout},
+    )
+
+
+async def release_claims(conn: db.Connection, *, worker: str) -> int:
+    return await db.execute(conn, queries["release_claims"], {"worker": worker})

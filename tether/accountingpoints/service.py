@@ -15,17 +15,19 @@ from zoneinfo import ZoneInfo
 from prometheus_client import Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from tether.accountingpoints import domain, repository
+from tether.accountingpoints import claims, domain, pii, repository, retry
 from tether.accountingpoints.client import AdapterClient, to_sync_payload
 from tether.accountingpoints.errors import (
     AccountingPointNotFound,
     EndUserMismatch,
     InvalidGsrn,
 )
+from tether.accountingpoints.intake import Intake
 from tether.accountingpoints.models import AccountingPointData, Claim
 from tether.accountingpoints.settings import AccountingPointSettings
-from tether.core import db, jobs
+from tether.core import db
 from tether.core.bootstrap import Runtime
+from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
 from tether.core.events import CloudEvent
 
@@ -83,6 +85,16 @@ class AccountingPointService:
         self.client = client
         self.settings = settings
         self.tz = ZoneInfo(settings.timezone)
+        self.pii_key = settings.pii_key.get_secret_value().encode()
+        # one circuit per datahub, shared by every process's syncs and lookups
+        self.breaker = CircuitBreaker(
+            pool,
+            f"accounting_point_adapter {settings.adapter_url}",
+            failure_threshold=settings.breaker_failure_threshold,
+            open_s=settings.breaker_open_s,
+        )
+        self.intake = Intake(pool)
+        self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}
 
     # --- sync -----------------------------------------------------------------------------
 
@@ -122,7 +134,14 @@ class AccountingPointService:
         if items:
             outcomes.update(await self._apply_batch(items, actor=actor))
         ordered = [outcomes[c.gsrn] for c in claims]
-        await self._record_failures(claims, ordered)
+        await retry.tell_breaker(
+            self.breaker, [o.reason for o in ordered if isinstance(o, SyncOutcome)]
+        )
+        await retry.record_failures(
+            self.pool,
+            self.settings,
+            [(c, o.reason, o.error) for c, o in zip(claims, ordered, strict=True) if not o.ok],
+        )
         for outcome in ordered:
             SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
         if claims:
@@ -144,11 +163,12 @@ class AccountingPointService:
         """The adapter's answer, parsed and validated, or the failure it ended in."""
         try:
             async with gate:
-                return await self.client.get_accounting_point(
+                data = await self.client.get_accounting_point(
                     claim.gsrn, self._valid_from(claim.earliest_start)
                 )
+            return pii.protect(data, self.pii_key)
         except (UpstreamError, DataRejected) as exc:
-            reason = str(getattr(exc, "reason", type(exc).__name__))
+            reason = retry.reason_of(exc)
             return SyncOutcome(gsrn=claim.gsrn, ok=False, reason=reason, error=exc.message)
         except Exception as exc:  # a bug: recorded as one, and the batch goes on
             logger.exception("fetch of an accounting point crashed", extra={"action": "sync_bug"})
@@ -165,6 +185,7 @@ class AccountingPointService:
                         items=items,
                         resync=timedelta(seconds=self.settings.resync_interval_s),
                         actor=actor,
+                        accept_unknown=self.settings.unknown_party == "accept_unverified",
                     )
         except (DataRejected, Busy) as exc:
             if len(items) > 1:
@@ -204,106 +225,84 @@ class AccountingPointService:
             outcomes.update(await self._apply_batch([item], actor=actor))
         return outcomes
 
-    async def _record_failures(self, claims: Sequence[Claim], outcomes: list[SyncOutcome]) -> None:
-        """Record each failed claimed sync with its backoff; lookups (no claim) record nothing."""
-        failures = []
-        for claim, outcome in zip(claims, outcomes, strict=True):
-            if outcome.ok:
-                continue
-            if outcome.reason == "claim_lost":
-                logger.info(
-                    "sync of %s dropped: %s",
-                    claim.gsrn,
-                    outcome.error,
-                    extra={"action": "sync_claim_lost"},
-                )
-                continue
-            retry_after = jobs.backoff(
-                claim.attempts,
-                base_s=self.settings.retry_base_s,
-                max_s=self.settings.retry_max_s,
-            )
-            logger.warning(
-                "sync of %s failed (%s): %s; retry in %.0f s",
-                claim.gsrn,
-                outcome.reason,
-                outcome.error,
-                retry_after,
-                extra={"action": "sync_failed", "reason": outcome.reason},
-            )
-            if claim.started_at is not None:
-                failures.append(
-                    repository.Failure(
-                        gsrn=claim.gsrn,
-                        started_at=claim.started_at,
-                        error=(outcome.error or "")[:1000],
-                        reason=outcome.reason or "error",
-                        retry_after=timedelta(seconds=retry_after),
-                    )
-                )
-        if not failures:
-            return
-        try:
-            async with db.transaction(self.pool) as conn:
-                with db.translate_db_errors():
-                    await repository.record_sync_failures(conn, failures)
-        except Busy:
-            # their claims expire by themselves after the dead-sync timeout and are retried then
-            logger.warning(
-                "could not record %d failed syncs: rows locked by another transaction",
-                len(failures),
-                extra={"action": "sync_failures_not_recorded"},
-            )
-
-    async def _apply(
-        self, data: AccountingPointData, *, started_at: datetime | None, actor: str
-    ) -> None:
-        """Merge one validated adapter answer in one transaction (``ap.apply_sync``), raising."""
+    async def _apply(self, data: AccountingPointData, *, actor: str) -> None:
+        """Merge one protected adapter answer (no claim) in one transaction, raising."""
         async with db.transaction(self.pool) as conn:
             with db.translate_db_errors():
                 await repository.apply_sync(
                     conn,
                     gsrn=data.gsrn,
                     data=to_sync_payload(data),
-                    started_at=started_at,
+                    started_at=None,
                     resync=timedelta(seconds=self.settings.resync_interval_s),
                     actor=actor,
+                    accept_unknown=self.settings.unknown_party == "accept_unverified",
                 )
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
+        """Due APs, none while the datahub's circuit is open (no attempt is spent on it)."""
+        try:
+            await self.breaker.acquire()
+        except CircuitOpen:
+            return []
         async with db.transaction(self.pool) as conn:
             return await repository.claim_due_syncs(
                 conn,
                 limit=limit,
-                dead_timeout=timedelta(seconds=self.settings.dead_sync_timeout_s),
+                dead_timeout=claims.lease(self.settings),
                 worker=worker,
             )
 
     # --- lookup and registration ------------------------------------------------------------
 
-    async def _ensure_known(self, gsrn: str, earliest_start: date | None = None) -> None:
-        """Fetch an AP we hold no data of yet, synchronously (the lookup flow of the design).
+    async def _fetch_now(
+        self, gsrn: str, earliest_start: date | None = None
+    ) -> AccountingPointData:
+        """The AP from the datahub at once (no claim), person ids already pseudonymised.
 
-        One held but never synced (imported, say) has no data either, so it is fetched too.
+        Concurrent lookups of one AP share one call, and all of them respect the sync's breaker.
         """
-        if not domain.is_valid_gsrn(gsrn):
-            raise InvalidGsrn()
-        async with self.pool.connection() as conn:
-            held = await repository.get_accounting_point(conn, gsrn)
-            if held is not None and held["last_synced_at"] is not None:
-                return
+        key = (gsrn, earliest_start)
+        running = self._inflight.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._fetch_guarded(gsrn, earliest_start))
+            self._inflight[key] = running
+            running.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _fetch_guarded(self, gsrn: str, earliest_start: date | None) -> AccountingPointData:
+        await self.breaker.acquire()  # raises CircuitOpen (503) while the datahub is down
         try:
             data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))
         except UpstreamNotFound as exc:
+            await self.breaker.record_success()
             raise AccountingPointNotFound(
                 f"the datahub does not know accounting point {gsrn}"
             ) from exc
-        await self._apply(data, started_at=None, actor="lookup")
+        except (UpstreamError, DataRejected) as exc:
+            await retry.tell_breaker(self.breaker, [retry.reason_of(exc)])
+            raise
+        await self.breaker.record_success()
+        return pii.protect(data, self.pii_key)
+
+    async def _held(self, gsrn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        if not domain.is_valid_gsrn(gsrn):
+            raise InvalidGsrn()
+        async with self.pool.connection() as conn:
+            ap = await repository.get_accounting_point(conn, gsrn)
+            units = [] if ap is None else await repository.list_controllable_units(conn, ap["id"])
+        return ap, units
 
     async def lookup(
         self, *, end_user: str, gsrn: str | None = None, controllable_unit: str | None = None
     ) -> LookupResult:
-        """Resolve an AP (fetching it if unknown), check the end user, return AP and CUs."""
+        """Resolve an AP, check the end user, return AP and CUs.
+
+        An AP tether syncs (it has a controllable unit) is checked against what is stored. Any
+        other is fetched from the datahub and checked *before* anything is stored: a caller who
+        is not its current end user leaves nothing behind, and what is stored of an AP without a
+        controllable unit keeps no person end user.
+        """
         if controllable_unit is not None:
             async with self.pool.connection() as conn:
                 cu = await repository.find_controllable_unit(conn, controllable_unit)
@@ -312,22 +311,32 @@ class AccountingPointService:
             gsrn = str(cu["gsrn"])
         if gsrn is None:
             raise InvalidGsrn("give an accounting_point (GSRN) or a controllable_unit")
-        await self._ensure_known(gsrn)
-        async with self.pool.connection() as conn:
-            ap = await repository.get_accounting_point(conn, gsrn)
-            if ap is None:  # pragma: no cover - _ensure_known stored it
-                raise AccountingPointNotFound()
-            current = await repository.current_end_user(conn, ap["id"])
-            if current != end_user:
-                raise EndUserMismatch()
-            units = await repository.list_controllable_units(conn, ap["id"])
+        caller = pii.pseudonym(end_user, self.pii_key)
+        ap, units = await self._held(gsrn)
+        if ap is not None and units and ap["last_synced_at"] is not None:
+            async with self.pool.connection() as conn:
+                current = await repository.current_end_user(conn, ap["id"])
+        else:
+            data = await self._fetch_now(gsrn)
+            current = domain.current_end_user(data, datetime.now(self.tz))
+            if current == caller:
+                await self._apply(data if units else pii.without_persons(data), actor="lookup")
+        if current is None:
+            raise EndUserMismatch("the accounting point has no current end user")
+        if current != caller:
+            raise EndUserMismatch()
+        ap, units = await self._held(gsrn)
+        if ap is None:  # pragma: no cover - stored above
+            raise AccountingPointNotFound()
         return LookupResult(accounting_point=ap, controllable_units=units)
 
     async def register_controllable_unit(
         self, *, gsrn: str, name: str, start_date: date | None = None
     ) -> dict[str, Any]:
-        """Register a CU; its AP is fetched synchronously when unknown, and then synced."""
-        await self._ensure_known(gsrn, start_date)
+        """Register a CU; its AP is fetched in full now unless already synced with a unit."""
+        ap, units = await self._held(gsrn)
+        if ap is None or not units or ap["last_synced_at"] is None:
+            await self._apply(await self._fetch_now(gsrn, start_date), actor="register")
         async with db.transaction(self.pool) as conn:
             return await repository.insert_controllable_unit(
                 conn, gsrn=gsrn, name=name, start_date=start_date
@@ -338,8 +347,7 @@ class AccountingPointService:
     async def handle_changed(self, gsrns: list[str]) -> EventsOutcome:
         """Thin events: mark held APs as changed; events for others are ignored and counted."""
         wanted = sorted(set(gsrns))
-        async with db.transaction(self.pool) as conn:
-            held = set(await repository.request_syncs(conn, wanted))
+        held = await self.intake.request_syncs(wanted) & set(wanted)
         ignored = [g for g in wanted if g not in held]
         EVENTS.labels("accepted").inc(len(held))
         EVENTS.labels("ignored").inc(len(ignored))
@@ -382,8 +390,14 @@ async def build(runtime: Runtime) -> AsyncIterator[AccountingPointService]:
     """The service for one process: adapter client plus reference data in place."""
     settings = runtime.settings_of(AccountingPointSettings)
     client = AdapterClient.from_settings(settings)
+    key = settings.pii_key.get_secret_value().encode()
     async with db.transaction(runtime.pool) as conn:
         await repository.upsert_reference_data(conn)
+        converted = await repository.pseudonymise_end_users(
+            conn, lambda business_id: pii.pseudonym(business_id, key)
+        )
+    if converted:
+        logger.info("pseudonymised %d stored person ids", converted, extra={"action": "pii"})
     try:
         yield AccountingPointService(pool=runtime.pool, client=client, settings=settings)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,12 +16,34 @@ class AccountingPointSettings(BaseSettings):
     timezone: str = Field(default="Europe/Oslo", description="Local time zone of the datahub.")
     adapter_url: str = "http://127.0.0.1:7001"
     adapter_token: SecretStr = SecretStr("dev-adapter-token")
+    pii_key: SecretStr = Field(
+        default=SecretStr("dev-pii-key"),
+        description="HMAC key for person ids: they are stored only as its keyed hash.",
+    )
     adapter_timeout_s: float = 6.0
     adapter_retries: int = 2
     resync_interval_s: float = Field(default=23 * 3600, description="Re-sync a synced AP after.")
     dead_sync_timeout_s: float = Field(default=600, description="A claimed sync is dead after.")
+    claim_lease_s: float = Field(
+        default=45, description="A claim lapses after this long without its worker's heartbeat."
+    )
     retry_base_s: float = Field(default=30, description="First retry delay after a failure.")
     retry_max_s: float = Field(default=6 * 3600, description="Cap of the retry backoff.")
+    gone_after_404s: int = Field(
+        default=3, description="Consecutive 404s after which an AP is flagged gone."
+    )
+    gone_recheck_s: float = Field(
+        default=7 * 24 * 3600, description="How often an AP flagged gone is checked again."
+    )
+    breaker_failure_threshold: int = Field(
+        default=3, description="Batches or lookups in a row that find the datahub down: open."
+    )
+    breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
+    unknown_party: Literal["reject", "accept_unverified"] = Field(
+        default="reject",
+        description="An answer naming an unknown supplier or grid area: reject it (409 / sync "
+        "failure 'unknown_reference'), or accept the party flagged unverified.",
+    )
     claim_batch: int = Field(default=100, description="APs a worker claims per statement.")
     batch_apply: bool = Field(
         default=True,
@@ -27,6 +51,11 @@ class AccountingPointSettings(BaseSettings):
     )
     fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
     poll_interval_s: float = 1.0
+    event_types: list[str] = Field(
+        default=["no.datahub.accounting_point.changed"],
+        description="CloudEvent types accepted as 'AP changed' (JSON list); others get 422.",
+    )
+    max_events_per_batch: int = Field(default=1000, description="Events in one POST at most.")
     nats_stream: str = "DATAHUB"
     nats_subject: str = "datahub.accounting_point.changed"
     nats_durable: str = "tether-accounting-points"

@@ -7,15 +7,19 @@ database; ``FOR UPDATE SKIP LOCKED`` in the claim keeps them from syncing an AP 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tether.accountingpoints import claims as claim_lease
 from tether.accountingpoints.models import Claim
 from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.capability import JobContext
 from tether.core.events import CloudEvent, consume_nats
 from tether.core.jobs import default_worker_id, run_due_loop
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,12 +50,18 @@ async def run_worker(
         return await service.claim_due(limit=settings.claim_batch, worker=worker)
 
     async def process(claims: Sequence[Claim]) -> None:
-        if settings.batch_apply:
-            outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
-        else:
-            outcomes = list(
-                await asyncio.gather(*(service.sync_one(c, actor=actor, gate=gate) for c in claims))
-            )
+        beat = asyncio.create_task(claim_lease.keep_alive(service.pool, settings, worker))
+        try:
+            if settings.batch_apply:
+                outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
+            else:
+                outcomes = list(
+                    await asyncio.gather(
+                        *(service.sync_one(c, actor=actor, gate=gate) for c in claims)
+                    )
+                )
+        finally:
+            beat.cancel()
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)
 
     stats.claimed = await run_due_loop(
@@ -72,7 +82,14 @@ async def consume_events(
     settings = service.settings
 
     async def handle(events: list[CloudEvent]) -> None:
-        await service.handle_changed([gsrn for e in events if (gsrn := event_gsrn(e))])
+        wanted = [e for e in events if e.type in settings.event_types]
+        if len(wanted) < len(events):
+            logger.warning(
+                "dropped %d event(s) of a type not accepted",
+                len(events) - len(wanted),
+                extra={"action": "event_type_refused"},
+            )
+        await service.handle_changed([gsrn for e in wanted if (gsrn := event_gsrn(e))])
 
     await consume_nats(
         url=nats_url,

@@ -19,7 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.core.auth import require
 from tether.core.bootstrap import Runtime
 from tether.core.console import current_panels
-from tether.core.errors import DatabaseUnavailable, TetherError, Unauthorized, UpstreamError
+from tether.core.errors import (
+    Busy,
+    DatabaseUnavailable,
+    DataRejected,
+    TetherError,
+    Unauthorized,
+    UpstreamError,
+)
 from tether.core.metrics import metrics_response
 from tether.core.web import error_page, wants_html
 
@@ -47,7 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if wants_html(request):
             return error_page(exc.status_code, exc.message)
         body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
-        if isinstance(exc, UpstreamError | DatabaseUnavailable):
+        if isinstance(exc, UpstreamError | DatabaseUnavailable | DataRejected | Busy):
             body["reason"] = exc.reason
         if exc.status_code >= 500:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})

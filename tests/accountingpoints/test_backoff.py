@@ -1,0 +1,139 @@
+"""Backoff that events respect: events during a backoff are remembered, not obeyed at once;
+every delay is jittered; a datahub 404 repeated is flagged as gone and checked rarely."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tether.accountingpoints import retry
+from tether.accountingpoints.domain import make_gsrn
+from tether.accountingpoints.service import AccountingPointService
+from tether.accountingpoints.settings import AccountingPointSettings
+from tether.accountingpoints.simulator import DatahubFault, start_simulator
+from tether.accountingpoints.tasks import run_worker
+from tether.core.breaker import CircuitOpen
+from tether.core.errors import UpstreamUnavailable
+
+from .conftest import RETRY_BASE_S, TOKEN, Sim, seed_never_synced, sql
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    server, hub = start_simulator(count=10, seed=11, token=TOKEN)
+    yield server, hub
+    server.stop()
+
+
+async def work(service: AccountingPointService) -> Any:
+    return await run_worker(service, stop=asyncio.Event(), once=True)
+
+
+async def states(service: AccountingPointService, gsrns: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await sql(
+        service,
+        "SELECT a.gsrn, s.attempts, s.next_sync_at, s.requested_at, s.last_error_at,"
+        " s.last_error_reason, s.next_sync_at <= now() AS due "
+        "FROM ap.accounting_point_sync s JOIN ap.accounting_point a ON a.id = s.accounting_point_id"
+        " WHERE a.gsrn = ANY(%s)",
+        gsrns,
+    )
+    return {r["gsrn"]: r for r in rows}
+
+
+async def test_events_during_a_backoff_are_remembered_not_obeyed(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    server, hub = sim
+    gsrn = hub.gsrns[0]
+    await seed_never_synced(service, [gsrn])
+    server.set_mode(DatahubFault.ERROR_500)
+    assert (await work(service)).outcomes == {"upstream_5xx": 1}
+    [before] = (await states(service, [gsrn])).values()
+    calls = server.state.calls[gsrn]
+
+    for _ in range(20):
+        outcome = await service.handle_changed([gsrn])
+        assert outcome.accepted == [gsrn]
+        await work(service)
+    [after] = (await states(service, [gsrn])).values()
+    assert server.state.calls[gsrn] == calls  # no attempt before the backoff ends
+    assert after["attempts"] == before["attempts"] == 1  # counts only real attempts
+    assert after["next_sync_at"] == before["next_sync_at"] and not after["due"]
+    assert after["requested_at"] is not None  # remembered
+
+    server.set_mode(DatahubFault.NONE)
+    await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
+    assert (await work(service)).outcomes == {"ok": 1}  # the next attempt honours it
+    [synced] = (await states(service, [gsrn])).values()
+    assert synced["attempts"] == 0 and synced["last_error_at"] is None and not synced["due"]
+
+
+async def test_aps_that_fail_together_retry_apart(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    server, hub = sim
+    gsrns = hub.gsrns[:8]
+    await seed_never_synced(service, gsrns)
+    server.set_mode(DatahubFault.ERROR_500)
+    await work(service)
+    found = await states(service, gsrns)
+    waits = [r["next_sync_at"] - r["last_error_at"] for r in found.values()]
+    assert len(set(waits)) > 1  # jittered
+    full = timedelta(seconds=RETRY_BASE_S)
+    assert all(full * (1 - retry.JITTER) <= w <= full for w in waits)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"gone_after_404s": 3, "gone_recheck_s": 7 * 24 * 3600.0, "breaker_failure_threshold": 2}
+
+
+async def test_lookups_and_syncs_share_one_breaker(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    server, hub = sim
+    server.set_mode(DatahubFault.ERROR_500)
+    looked_up = hub.gsrns[5]
+    results = await asyncio.gather(
+        *(service.lookup(end_user="987654321", gsrn=looked_up) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, UpstreamUnavailable) for r in results)
+    assert (await service.breaker.state()).failures == 1  # ten concurrent lookups, one call
+    await seed_never_synced(service, [hub.gsrns[6]])
+    assert (await work(service)).outcomes == {"upstream_5xx": 1}  # second failure: open
+    assert (await service.breaker.state()).state == "open"
+
+    with pytest.raises(CircuitOpen):
+        await service.lookup(end_user="987654321", gsrn=looked_up)
+    server.set_mode(DatahubFault.NONE)
+    with pytest.raises(CircuitOpen):  # still open though the datahub is back: not even tried
+        await service.lookup(end_user="987654321", gsrn=looked_up)
+    assert server.state.calls[looked_up] == 0
+    await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
+    assert (await work(service)).claimed == 0  # the worker spends no attempt while it is open
+    [state] = (await states(service, [hub.gsrns[6]])).values()
+    assert state["attempts"] == 1
+
+
+async def test_repeated_404s_flag_the_ap_as_gone(service: AccountingPointService, sim: Sim) -> None:
+    server, _ = sim
+    unknown = make_gsrn("7070575", 999_999)  # valid, but the datahub has no such AP
+    await seed_never_synced(service, [unknown])
+    reasons = []
+    for _ in range(3):
+        await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
+        assert (await work(service)).outcomes == {"upstream_not_found": 1}
+        reasons.append((await states(service, [unknown]))[unknown]["last_error_reason"])
+    assert reasons == ["upstream_not_found", "upstream_not_found", retry.GONE]
+    state = (await states(service, [unknown]))[unknown]
+    recheck = AccountingPointSettings().gone_recheck_s
+    assert state["next_sync_at"] - state["last_error_at"] >= timedelta(
+        seconds=recheck * (1 - retry.JITTER)
+    )
+    assert server.state.calls[unknown] == 3
