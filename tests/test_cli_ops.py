@@ -84,7 +84,7 @@ def test_status_json_has_every_capability_panel(db_url: str) -> None:
     result = tether("status", "--json", DATABASE_URL=db_url)
     assert result.returncode == 0, result.stderr
     panels = {p["title"]: p for p in json.loads(result.stdout)["panels"]}
-    assert set(panels) == {"Accounting points", "E-licensing"}
+    assert set(panels) == {"Accounting points", "E-licensing", "Payment orders", "Accruals"}
     rows = {r["label"]: r for r in panels["Accounting points"]["rows"]}
     assert rows["never synced"]["value"] == "1" and rows["never synced"]["status"] == "warn"
     assert {r["label"] for r in panels["E-licensing"]["rows"]} >= {"circuit", "stale invoices"}

@@ -59,16 +59,28 @@ def step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 def _sqlalchemy_url(url: str) -> str:
-    """Our libpq URL or keyword string as the URL form DBOS (SQLAlchemy) wants."""
-    from urllib.parse import quote
+    """Our libpq URL or keyword string as the URL form DBOS (SQLAlchemy) wants.
+
+    A Unix-socket host (a folder, as the embedded server uses) goes in the query string: in the
+    authority part it would be read as a host name and the library would fall back to the
+    default socket, i.e. another server.
+    """
+    from sqlalchemy.engine import URL
 
     info = psycopg.conninfo.conninfo_to_dict(url)
-    user = quote(str(info.get("user", "postgres")), safe="")
-    password = info.get("password")
-    auth = f"{user}:{quote(str(password), safe='')}" if password else user
-    host = info.get("host", "127.0.0.1")
-    port = info.get("port", 5432)
-    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
+    host = str(info.get("host", "127.0.0.1"))
+    port = int(str(info.get("port") or 5432))
+    on_socket = host.startswith("/")
+    built = URL.create(
+        "postgresql",
+        username=str(info.get("user", "postgres")),
+        password=None if info.get("password") is None else str(info["password"]),
+        host=None if on_socket else host,
+        port=None if on_socket else port,
+        database=str(info.get("dbname", "postgres")),
+        query={"host": host, "port": str(port)} if on_socket else {},
+    )
+    return built.render_as_string(hide_password=False)
 
 
 _heartbeat_stop = threading.Event()
