@@ -18,9 +18,12 @@ from tether.core.settings import Settings
 
 
 class Relay:
-    """A TCP relay to PostgreSQL with three modes: ``forward``, ``refuse`` and ``blackhole``."""
+    """A TCP relay to PostgreSQL with three modes: ``forward``, ``refuse`` and ``blackhole``.
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    ``target`` is a (host, port) pair, or the path of a Unix socket (the embedded server).
+    """
+
+    def __init__(self, target: tuple[str, int] | str) -> None:
         self.target = target
         self.mode = "forward"
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -42,10 +45,17 @@ class Relay:
                     continue
                 if self.mode == "blackhole":
                     continue  # held open, never answered
-            upstream = socket.create_connection(self.target)
+            upstream = self._connect()
             self.open.append(upstream)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        if isinstance(self.target, str):
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.connect(self.target)
+            return unix
+        return socket.create_connection(self.target)
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket) -> None:
@@ -74,9 +84,9 @@ class Relay:
 @pytest.fixture
 def relayed(db_url: str) -> Iterator[tuple[Relay, str]]:
     info = psycopg.conninfo.conninfo_to_dict(db_url)
-    if str(info.get("host", "/")).startswith("/"):
-        pytest.skip("the test server listens on a Unix socket only")
-    relay = Relay((str(info["host"]), int(info.get("port") or 5432)))
+    host, port = str(info.get("host") or "/tmp"), int(info.get("port") or 5432)
+    target = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+    relay = Relay(target)
     info.update(host="127.0.0.1", port=relay.port)
     yield relay, psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
     relay.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Direction(StrEnum):
@@ -69,3 +70,32 @@ class Claim:
     earliest_start: date | None = None  # of its controllable units: the fetch window's start
     attempts: int = 1
     last_reason: str | None = None  # why the previous attempt failed (None: it did not)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOutcome:
+    gsrn: str
+    ok: bool
+    reason: str | None = None
+    error: str | None = None
+
+
+def internal_error(gsrn: str, exc: Exception) -> SyncOutcome:
+    return SyncOutcome(
+        gsrn=gsrn,
+        ok=False,
+        reason="internal_error",
+        error=f"internal error {type(exc).__name__}: {exc}",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsOutcome:
+    accepted: list[str]
+    ignored: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LookupResult:
+    accounting_point: dict[str, Any]
+    controllable_units: list[dict[str, Any]]

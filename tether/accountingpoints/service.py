@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,14 @@ from tether.accountingpoints.errors import (
     InvalidGsrn,
 )
 from tether.accountingpoints.intake import Intake
-from tether.accountingpoints.models import AccountingPointData, Claim
+from tether.accountingpoints.models import (
+    AccountingPointData,
+    Claim,
+    EventsOutcome,
+    LookupResult,
+    SyncOutcome,
+    internal_error,
+)
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db
 from tether.core.bootstrap import Runtime
@@ -40,35 +46,6 @@ SYNC_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 15),
 )
 EVENTS = Counter("tether_ap_events_total", "Thin change events by result", ["result"])
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncOutcome:
-    gsrn: str
-    ok: bool
-    reason: str | None = None
-    error: str | None = None
-
-
-def _internal_error(gsrn: str, exc: Exception) -> SyncOutcome:
-    return SyncOutcome(
-        gsrn=gsrn,
-        ok=False,
-        reason="internal_error",
-        error=f"internal error {type(exc).__name__}: {exc}",
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class EventsOutcome:
-    accepted: list[str]
-    ignored: list[str]
-
-
-@dataclass(frozen=True, kw_only=True)
-class LookupResult:
-    accounting_point: dict[str, Any]
-    controllable_units: list[dict[str, Any]]
 
 
 class AccountingPointService:
@@ -172,7 +149,7 @@ class AccountingPointService:
             return SyncOutcome(gsrn=claim.gsrn, ok=False, reason=reason, error=exc.message)
         except Exception as exc:  # a bug: recorded as one, and the batch goes on
             logger.exception("fetch of an accounting point crashed", extra={"action": "sync_bug"})
-            return _internal_error(claim.gsrn, exc)
+            return internal_error(claim.gsrn, exc)
 
     async def _apply_batch(
         self, items: list[repository.BatchItem], *, actor: str
@@ -200,7 +177,7 @@ class AccountingPointService:
             if len(items) > 1:
                 return await self._apply_each(items, actor=actor)
             logger.exception("merge of an accounting point crashed", extra={"action": "sync_bug"})
-            return {items[0].gsrn: _internal_error(items[0].gsrn, exc)}
+            return {items[0].gsrn: internal_error(items[0].gsrn, exc)}
         return {
             v.gsrn: SyncOutcome(
                 gsrn=v.gsrn,
