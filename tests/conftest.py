@@ -34,18 +34,29 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server: the one in TETHER_TEST_DATABASE_URL, else an embedded one."""
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server: the one in TETHER_TEST_DATABASE_URL, else an embedded one.
+
+    The embedded server's folder is not under pytest's temporary root: pytest keeps only its
+    last three roots, so another test session on the machine would delete a running server's
+    files.
+    """
     url = os.environ.get("TETHER_TEST_DATABASE_URL")
     if url:
         yield url
         return
+    import shutil
+    import tempfile
+
     import pgserver
 
-    data = tmp_path_factory.mktemp("pg") / "data"
-    server = pgserver.get_server(str(data), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    folder = Path(tempfile.mkdtemp(prefix="tether-test-pg-"))
+    server = pgserver.get_server(str(folder / "data"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -95,13 +106,21 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private NATS server with JetStream on a free port (never the machine's one on 4222)."""
+def nats_url() -> Iterator[str]:
+    """A private NATS server with JetStream on a free port (never the machine's one on 4222),
+    its store outside pytest's temporary root for the reason given at ``server_url``."""
+    import shutil
+    import tempfile
+
     from tether.core.natsserver import EmbeddedNats
 
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
-    yield server.url
-    server.stop()
+    store = Path(tempfile.mkdtemp(prefix="tether-test-nats-"))
+    server = EmbeddedNats(store)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(store, ignore_errors=True)
 
 
 # --- credentials and a served app ---------------------------------------------------------------
