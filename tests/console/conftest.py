@@ -3,9 +3,6 @@ database that every console panel has something to say about."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +11,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
+from conftest import ApiServer  # tests/conftest.py: the app on a real socket
 
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
-from tether.app import create_app
 from tether.core import keys
 from tether.core.bootstrap import Runtime
 from tether.core.console import PanelCache
@@ -29,38 +25,6 @@ from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
 
 ADAPTER_TOKEN = "console-adapter-token"
-
-
-class ApiServer:
-    """create_app under uvicorn on a background thread, lifespan included."""
-
-    def __init__(self, settings: Settings, db_url: str, overrides: list[Any]) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(settings, database_url=db_url, overrides=overrides),
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=asyncio.run, args=(self.server.serve(sockets=[self.sock]),), daemon=True
-        )
-
-    def start(self) -> ApiServer:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the API did not start")
-            self.thread.join(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
 
 
 @dataclass
@@ -139,13 +103,14 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
             adapter_url=ap_server.url, adapter_token=ADAPTER_TOKEN, adapter_retries=0
         ),
         ElicensingSettings(
-            url=el_sim.url, connect_timeout_s=0.5, read_timeout_s=0.5,
-            breaker_failure_threshold=1, breaker_open_s=600,
+            url=el_sim.url,
+            connect_timeout_s=0.5,
+            read_timeout_s=0.5,
+            breaker_failure_threshold=1,
+            breaker_open_s=600,
         ),
     ]
-    versions = await seed_ledger(
-        Runtime(settings=settings, database_url=db_url, pool=pool), el_sim
-    )
+    versions = await seed_ledger(Runtime(settings=settings, database_url=db_url, pool=pool), el_sim)
     _, key = keys.create(db_url, "console test reader", ["read"])
     _, admin = keys.create(db_url, "console test admin", ["admin"])
     auth = {"Authorization": f"Bearer {admin}"}
