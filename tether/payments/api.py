@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
 from tether.core.auth import require
-from tether.core.errors import InvalidInput
 from tether.core.web import render
 from tether.payments.service import FAGSYSTEM, PaymentsService
 
@@ -92,30 +91,13 @@ async def submit_dagpenger(
     service: Service,
     transaction_id: Annotated[str, Header(alias="Transaction-ID")],
 ) -> Accepted:
-    """Take one dagpenger message (the whole case) under the sender's original key."""
-    limit = service.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    submission = await service.submit(transaction_id, bytes(body))
+    """Take one dagpenger message (the whole case) under the sender's original key.
+
+    Its size is bounded by the app's body limit (``TETHER_MAX_BODY_BYTES``, 413 above it)."""
+    submission = await service.submit(transaction_id, await request.body())
     return Accepted(
         key=submission.key, status_url=submission.status_url, duplicate=submission.duplicate
     )
-
-
-class BodyTooLarge(InvalidInput):
-    """The message is larger than the intake accepts."""
-
-    status_code = 413
-
-
-def _too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge(f"the message is larger than {limit} bytes")
 
 
 @read_router.get("/api/v1/payments/status/{key}", response_model=StatusOut)

@@ -32,7 +32,6 @@ class PaymentsSettings(BaseSettings):
     receipts_subject: str = "oppdrag.receipts.v1"
     receipts_durable: str = "tether-payments-receipts"
 
-    max_body_bytes: int = Field(default=1_000_000, description="Largest accepted message.")
     send_batch: int = Field(default=50, description="Orders a worker claims per statement.")
     send_dead_timeout_s: float = Field(default=30, description="A claimed send is dead after.")
     send_retry_base_s: float = 1.0
