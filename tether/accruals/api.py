@@ -18,12 +18,8 @@ from starlette.responses import HTMLResponse
 from tether.accruals import exports, service
 from tether.accruals.meterdata import read_meter_data
 from tether.accruals.service import AccrualsService
-from tether.core.auth import require
+from tether.core.auth import PAGE, READ, WRITE
 from tether.core.web import render
-
-READ: list[Any] = [require("read")]
-PAGE: list[Any] = [require("read", cookie=True)]  # pages also take the login form's cookie
-WRITE: list[Any] = [require("write")]
 
 api_read = APIRouter(prefix="/api/v1/accruals", tags=["accruals"], dependencies=READ)
 api_write = APIRouter(prefix="/api/v1/accruals", tags=["accruals"], dependencies=WRITE)

@@ -189,3 +189,9 @@ def require(scope: str, *, cookie: bool = False) -> params.Depends:
     """
     depends: params.Depends = Depends(Requirement(scope, cookie))
     return depends
+
+
+# The dependency lists every capability's routes use (``dependencies=READ`` and so on).
+READ: list[params.Depends] = [require("read")]  #: API reads
+PAGE: list[params.Depends] = [require("read", cookie=True)]  #: HTML pages (bearer or /login)
+WRITE: list[params.Depends] = [require("write")]  #: writes, including those that move money

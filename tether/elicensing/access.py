@@ -1,21 +1,13 @@
-"""What every e-licensing route depends on: its credential, and the capability's service.
-
-Each route lists ``dependencies=READ`` or ``dependencies=WRITE`` (``PAGE`` for HTML pages, which
-also accept the session cookie of the login form).
-"""
+"""The capability's service as a route dependency; each route's credential is one of
+``tether.core.auth``'s ``READ``, ``WRITE`` or ``PAGE`` lists."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, params
+from fastapi import Depends, Request
 
-from tether.core.auth import require
 from tether.elicensing.service import ElicensingService
-
-READ: list[params.Depends] = [require("read")]  #: reads: invoices, summaries, obligation links
-PAGE: list[params.Depends] = [require("read", cookie=True)]  #: the HTML pages
-WRITE: list[params.Depends] = [require("write")]  #: applying compliance units, linking, unlinking
 
 
 def service_of(request: Request) -> ElicensingService:

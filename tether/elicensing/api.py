@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from tether.core.auth import READ, WRITE
 from tether.elicensing import links_api, pages
-from tether.elicensing.access import READ, WRITE, Service
+from tether.elicensing.access import Service
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
 
 api_router = APIRouter(prefix="/api/v1/compliance-report-versions", tags=["e-licensing"])

@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from tether.core.auth import READ, WRITE
 from tether.elicensing import obligations
-from tether.elicensing.access import READ, WRITE, Service
+from tether.elicensing.access import Service
 from tether.elicensing.models import ObligationLink
 from tether.elicensing.obligations import ObligationLinkIn
 

@@ -15,9 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import HTMLResponse
 
+from tether.core.auth import PAGE
 from tether.core.errors import TetherError
 from tether.core.web import render
-from tether.elicensing.access import PAGE, Service
+from tether.elicensing.access import Service
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
 
 router = APIRouter(prefix="/compliance-report-versions", include_in_schema=False)

@@ -11,17 +11,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.params import Depends as DependsParam
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
-from tether.core.auth import require
+from tether.core.auth import PAGE, READ, WRITE
 from tether.core.web import render
 from tether.payments.service import FAGSYSTEM, PaymentsService
-
-READ: list[DependsParam] = [require("read")]
-PAGE: list[DependsParam] = [require("read", cookie=True)]
-WRITE: list[DependsParam] = [require("write")]
 
 read_router = APIRouter(tags=["payments"], dependencies=READ)
 page_router = APIRouter(include_in_schema=False, dependencies=PAGE)
@@ -190,4 +185,4 @@ router.include_router(read_router)
 router.include_router(page_router)
 router.include_router(write_router)
 
-__all__ = ["PAGE", "READ", "WRITE", "page_router", "read_router", "router", "write_router"]
+__all__ = ["page_router", "read_router", "router", "write_router"]
