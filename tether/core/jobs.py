@@ -59,7 +59,7 @@ async def run_due_loop(
         if not items:
             if once:
                 break
-            await _idle(stop, wake, poll_interval_s)
+            await idle(stop, wake, poll_interval_s)
             continue
         await process(items)
         processed += len(items)
@@ -72,7 +72,8 @@ async def run_due_loop(
     return processed
 
 
-async def _idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+async def idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` or ``wake`` (new work) is set; clears ``wake``."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if wake is not None:
         waiters.append(asyncio.ensure_future(wake.wait()))

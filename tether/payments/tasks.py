@@ -20,7 +20,7 @@ from typing import Any
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import ensure_stream
-from tether.core.jobs import backoff, run_due_loop
+from tether.core.jobs import backoff, idle, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
@@ -32,17 +32,6 @@ async def _connect(url: str) -> Any:
     import nats
 
     return await nats.connect(url)
-
-
-async def _idle(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less when new work or a stop arrives."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        wake.clear()
 
 
 async def send_orders(
@@ -350,7 +339,7 @@ async def publish_statuses(
             if not rows:
                 if once:
                     break
-                await _idle(service.statuses_ready, stop, service.settings.poll_interval_s)
+                await idle(stop, service.statuses_ready, service.settings.poll_interval_s)
     finally:
         await nc.drain()
     return published
