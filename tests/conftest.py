@@ -59,6 +59,21 @@ def server_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A folder outside pytest's temporary root, for a server a test starts (an embedded
+    PostgreSQL runs as another user when tests run as root): another test session on the
+    machine rotates that root, deleting old folders and closing its permissions."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="tether-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def template_db(server_url: str) -> Iterator[str]:
     name = f"tether_tpl_{uuid.uuid4().hex[:8]}"

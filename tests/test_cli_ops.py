@@ -130,9 +130,9 @@ def test_a_port_in_use_is_one_line(db_url: str) -> None:
 
 @pytest.mark.timeout(400)
 def test_the_cli_finds_a_running_demo_s_database_and_db_stop_stops_the_server(
-    tmp_path: Path,
+    private_dir: Path,
 ) -> None:
-    data = tmp_path / "data"
+    data = private_dir / "data"
     env = {
         "TETHER_DATA_DIR": str(data),
         "TETHER_AP_DEMO_ACCOUNTING_POINTS": "12",
