@@ -18,32 +18,34 @@ from tether.accruals.nem_types import F64
 _COMMA, _DOT, _ZERO = 44, 46, 48
 _POW = 10.0 ** np.arange(16)
 _MAX_CHARS = 15  # digits (and the dot) of a value: below 2**53, so every sum is exact
+_LEAD = "," * _MAX_CHARS
 
 
 def plain_decimals(raws: list[str], n: int, width: int) -> F64 | None:
     """The n x width values of ``raws`` (rows of comma-separated values), or None when any
     value is not digits with one dot at the same place from the right as all the others."""
-    try:
-        text = ",".join(raws).encode("ascii")
+    try:  # each value ends at a comma; the leading ones let ends - j stay inside
+        text = ",".join([_LEAD, *raws, ""]).encode("ascii")
     except UnicodeEncodeError:
         return None
-    chars = np.frombuffer(text, dtype=np.uint8)
-    ends = np.flatnonzero(chars == _COMMA)  # where each value ends (its comma, or the end)
-    if ends.size != n * width - 1:
+    buffer = np.frombuffer(text, dtype=np.uint8)
+    chars = buffer[_MAX_CHARS + 1 :]  # the values, each followed by its comma
+    ends = np.flatnonzero(chars == _COMMA)  # where each value ends
+    if ends.size != n * width or not ends.size:
         return None
-    ends = np.append(ends, chars.size)
-    lens = np.diff(ends, prepend=-1) - 1
+    lens = np.empty_like(ends)
+    lens[0] = ends[0]
+    np.subtract(ends[1:], ends[:-1], out=lens[1:])
+    lens[1:] -= 1
     shortest, longest = int(lens.min()), int(lens.max())
     if shortest < 1 or longest > _MAX_CHARS:
         return None
-    padded = np.empty(longest + chars.size, dtype=np.uint8)  # so that ends - j is never < 0
-    padded[:longest], padded[longest:] = _COMMA, chars
     total = np.zeros(ends.size)
     places = -1  # the dot's place from the right once seen; -1: no dot (yet)
     offset = 0.0  # what the dense columns' '0' characters added
     for j in range(1, longest + 1):
         rows = None if j <= shortest else np.flatnonzero(lens >= j)  # longer values only
-        c = padded[longest - j :].take(ends if rows is None else ends[rows])
+        c = buffer[_MAX_CHARS + 1 - j :].take(ends if rows is None else ends[rows])
         digits = np.count_nonzero((c - np.uint8(_ZERO)) <= 9)
         if digits != c.size:
             if rows is not None or places >= 0 or np.count_nonzero(c == _DOT) != c.size:
