@@ -1,8 +1,8 @@
 """A streaming, columnar NEM12/NEM13 parser (AEMO MDFF): day rows in, numpy batches out.
 
 The file is read line by line; each 300 row stays one row (its values text kept whole) until a
-batch is full, then the batch's values are parsed in one pass (see ``nem12.Floats``). Nothing is
-dropped silently:
+batch is full, then the batch's values are parsed in one pass (``nem_decimals``, else
+``nem12.Floats``). Nothing is dropped silently:
 a structural problem (no 100 header first, a second 100, no 900 last, rows after 900) rejects the
 file; any other bad row is quarantined in :attr:`NemFile.errors` with its line and reason, and
 nothing of it is kept. Batches are yielded before the end of the file is known, so a consumer

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tether.accruals.nem_decimals import plain_decimals
 from tether.accruals.nem_types import QUALITY_METHOD, ChannelDays, RowError
 
 Methods = tuple[tuple[int, int, str, str, str], ...]
@@ -70,7 +71,9 @@ class ChannelDayColumns:
         n, width = len(self.raw), self.width
         ok = np.ones(n, dtype=bool)
         try:
-            values = self._floats.parse(self.raw, n, width)
+            values = plain_decimals(self.raw, n, width)
+            if values is None:
+                values = self._floats.parse(self.raw, n, width)
         except ValueError:
             values = np.zeros((n, width))
             for i, raw in enumerate(self.raw):
