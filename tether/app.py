@@ -40,6 +40,8 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            app.state.auth.start()  # the API key cache listens for revocations from now on
+            stack.push_async_callback(app.state.auth.close)
             app.state.panels = []
             for capability in CAPABILITIES:
                 service = await stack.enter_async_context(capability.build(runtime))

@@ -3,15 +3,22 @@
 Why SHA-256 and not argon2/scrypt: the secret is 256 random bits, so there is nothing to guess
 by brute force and a slow hash would only cost CPU on every request. The id part finds the row
 (no scan over hashes); the hash is compared with ``hmac.compare_digest``.
+
+A process keeps the keys it verified in a ``KeyCache`` (TETHER_API_KEY_CACHE_S): a database
+trigger notifies every listening process when a key is revoked, changed or deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +34,9 @@ SCOPES = ("read", "write", "events", "admin")
 PREFIX = "tth_"
 _KEY = re.compile(r"^tth_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 Q = load_queries("tether.core", "keys.sql")
+CHANNEL = "tether_api_key_changed"  # NOTIFY of the api_key trigger (core migration 0005)
+logger = logging.getLogger(__name__)
+Verified = tuple[str, frozenset[str]]  # (key id, scopes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,12 +110,26 @@ def revoke(url: str, key_id: str) -> ApiKey:
     return ApiKey.from_row(row)
 
 
-async def verify(pool: AsyncConnectionPool[Any], token: str) -> tuple[str, frozenset[str]] | None:
-    """``(key id, scopes)`` when ``token`` is an active key, else ``None``."""
+async def verify(
+    pool: AsyncConnectionPool[Any], token: str, cache: KeyCache | None = None
+) -> Verified | None:
+    """``(key id, scopes)`` when ``token`` is an active key, else ``None``.
+
+    With ``cache``, a key verified before is answered from it (no database); a miss reads the
+    key and remembers it unless an invalidation came in meanwhile. ``last_used_at`` is then
+    touched on misses only: at least once per cache lifetime of a key in use.
+    """
     parsed = parse(token)
     if parsed is None:
         return None
     key_id, secret = parsed
+    digest = hashlib.sha256(token.encode("ascii")).digest()
+    generation = -1
+    if cache is not None:
+        hit = cache.get(digest)
+        if hit is not None:
+            return hit
+        generation = cache.generation
     async with pool.connection() as conn:
         cur = await conn.execute(Q["active_key"], {"id": key_id})
         row = await cur.fetchone()
@@ -115,7 +139,10 @@ async def verify(pool: AsyncConnectionPool[Any], token: str) -> tuple[str, froze
         if row["needs_touch"]:
             await conn.execute(Q["touch_key"], {"id": key_id})
         await conn.commit()
-    return key_id, frozenset(row["scopes"])
+    found = key_id, frozenset(row["scopes"])
+    if cache is not None:
+        cache.put(digest, found, generation)
+    return found
 
 
 async def is_active(pool: AsyncConnectionPool[Any], key_id: str) -> frozenset[str] | None:
@@ -125,3 +152,110 @@ async def is_active(pool: AsyncConnectionPool[Any], key_id: str) -> frozenset[st
         row = await cur.fetchone()
         await conn.rollback()
     return None if row is None else frozenset(row["scopes"])
+
+
+class KeyCache:
+    """Keys this process verified: SHA-256 of the token -> (key id, scopes), for ``ttl_s``.
+
+    It serves only while its listener connection is up and LISTENing on ``CHANNEL``: any
+    notification (a key revoked, changed or deleted by any process) empties it, and so does a
+    lost listener, retried every second meanwhile. The listener is read when its socket turns
+    readable and again, without waiting, before every hit, so a notification that has reached
+    this process is never answered from the cache. ``generation`` moves on each emptying: a
+    lookup that started before one does not store what it read.
+    """
+
+    def __init__(self, ttl_s: float, conninfo: Callable[[], str]) -> None:
+        self.ttl_s = ttl_s
+        self._conninfo = conninfo
+        self._entries: dict[bytes, tuple[Verified, float]] = {}
+        self.generation = 0
+        self._conn: psycopg.AsyncConnection[Any] | None = None  # the listener, while live
+        self._lost: asyncio.Event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self._conn is not None
+
+    def get(self, digest: bytes) -> Verified | None:
+        if not self._entries or not self._drain():
+            return None
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self._entries[digest]
+            return None
+        return entry[0]
+
+    def put(self, digest: bytes, found: Verified, generation: int) -> None:
+        if self.live and generation == self.generation:
+            self._entries[digest] = (found, time.monotonic() + self.ttl_s)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.generation += 1
+
+    def _drain(self) -> bool:
+        """Read what the listener received, without waiting; False when it is not live."""
+        conn = self._conn
+        if conn is None:
+            return False
+        pgconn = conn.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError:
+            pass
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            self._down()
+            self._lost.set()
+            return False
+        if pgconn.notifies() is not None:
+            while pgconn.notifies() is not None:
+                pass
+            self.clear()
+        return True
+
+    def start(self) -> None:
+        """Start the listener (once; a TTL of 0 disables the cache and starts nothing)."""
+        if self.ttl_s > 0 and self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="api-key-cache-listener")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _down(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError, psycopg.Error):
+                asyncio.get_running_loop().remove_reader(self._conn.pgconn.socket)
+        self._conn = None
+        self.clear()
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo(), autocommit=True, connect_timeout=5
+                )
+                await conn.execute(f"LISTEN {CHANNEL}")
+                self._lost.clear()
+                self.clear()  # whatever was revoked while nobody listened
+                self._conn = conn
+                loop.add_reader(conn.pgconn.socket, self._drain)
+                await self._lost.wait()
+                logger.warning("API key cache listener lost; cache off until it is back")
+            except psycopg.Error as exc:
+                logger.warning("API key cache listener cannot connect (%s); cache off", exc)
+            finally:
+                self._down()
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.close()
+            await asyncio.sleep(1.0)
