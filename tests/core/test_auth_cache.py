@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from tests.conftest import ApiServer
 from tether.core import keys
@@ -51,12 +52,8 @@ def cached(auth: Authenticator, token: str) -> bool:
 
 
 def listener_pids(db_url: str) -> list[int]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE query = %s AND datname = current_database()",
-            (f"LISTEN {keys.CHANNEL}",),
-        ).fetchall()
-    return [r[0] for r in rows]
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        return [r["pid"] for r in conn.execute(keys.Q["cache_listeners"]).fetchall()]
 
 
 def test_a_key_revoked_by_another_process_fails_on_its_next_request(
@@ -108,7 +105,7 @@ def test_after_the_listener_is_killed_the_cache_serves_no_revoked_key(
     with psycopg.connect(db_url) as conn:
         # the revocation commits right after the listener is gone: its notification reaches
         # no one, so only the lost connection can tell the cache
-        conn.execute("SELECT pg_terminate_backend(%s)", (listener,))
+        conn.execute(keys.Q["cut_listener"], {"pid": listener})  # returns once it is gone
         conn.execute(keys.Q["revoke_key"], {"id": key.id})
     assert client.get(PATH).status_code == 401
     # it comes back by itself, empty, and caches again
@@ -133,3 +130,13 @@ def test_a_cache_of_zero_seconds_checks_the_database_every_time(
         client.close()
     finally:
         api.stop()
+
+
+def test_a_cache_that_does_not_confirm_a_revocation_has_its_listener_cut(db_url: str) -> None:
+    stalled = psycopg.connect(db_url, autocommit=True, application_name=keys.LISTENER)
+    stalled.execute(f"LISTEN {keys.CHANNEL}")  # listens, never confirms (a stuck process)
+    key, _ = keys.create(db_url, "revoked while a cache hangs", ["read"])
+    assert listener_pids(db_url) == [stalled.info.backend_pid]
+    assert keys.revoke(db_url, key.id, wait_s=0.5).revoked_at is not None
+    assert listener_pids(db_url) == []  # gone: that process's cache stops serving
+    stalled.close()

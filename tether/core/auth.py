@@ -64,7 +64,7 @@ class Authenticator:
             secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
         )
         # verified API keys of this process; serves only once ``start`` got its listener going
-        self.keys = keys.KeyCache(settings.api_key_cache_s, lambda: self._pool().conninfo)
+        self.keys = keys.KeyCache(settings.api_key_cache_s, pool)
         self._jwks: jwt.PyJWKClient | None = None
         if settings.oidc_issuer and settings.oidc_jwks_url:
             self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, lifespan=300, timeout=5)

@@ -35,6 +35,8 @@ PREFIX = "tth_"
 _KEY = re.compile(r"^tth_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 Q = load_queries("tether.core", "keys.sql")
 CHANNEL = "tether_api_key_changed"  # NOTIFY of the api_key trigger (core migration 0005)
+ACK = "tether_api_key_ack"  # a cache confirms it emptied: "<key id> <listener pid>"
+LISTENER = "tether api key cache"  # application_name of the caches' listener connections
 logger = logging.getLogger(__name__)
 Verified = tuple[str, frozenset[str]]  # (key id, scopes)
 
@@ -101,13 +103,33 @@ def list_all(url: str) -> list[ApiKey]:
         return [ApiKey.from_row(r) for r in conn.execute(Q["list_keys"]).fetchall()]
 
 
-def revoke(url: str, key_id: str) -> ApiKey:
-    """Revoke a key at once: the next request with it gets 401."""
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        row = conn.execute(Q["revoke_key"], {"id": key_id}).fetchone()
-    if row is None:
-        raise NotFound(f"no API key with id {key_id!r}")
+def revoke(url: str, key_id: str, *, wait_s: float = 5.0) -> ApiKey:
+    """Revoke a key at once: the next request with it gets 401.
+
+    Returns once every API process whose key cache listened at the commit confirmed it emptied
+    its cache; one that does not within ``wait_s`` has its listener cut, so it stops caching.
+    """
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        conn.execute(f"LISTEN {ACK}")
+        with conn.transaction():
+            row = conn.execute(Q["revoke_key"], {"id": key_id}).fetchone()
+        if row is None:
+            raise NotFound(f"no API key with id {key_id!r}")
+        _wait_for_caches(conn, key_id, wait_s)
     return ApiKey.from_row(row)
+
+
+def _wait_for_caches(conn: psycopg.Connection[Any], key_id: str, wait_s: float) -> None:
+    pending = {r["pid"] for r in conn.execute(Q["cache_listeners"]).fetchall()}
+    deadline = time.monotonic() + wait_s
+    while pending and (left := deadline - time.monotonic()) > 0:
+        for note in conn.notifies(timeout=left, stop_after=1):
+            acked, _, pid = note.payload.partition(" ")
+            if acked == key_id and pid.isdigit():
+                pending.discard(int(pid))
+    for pid in pending:
+        logger.warning("API key cache of backend %s did not confirm in time: cut", pid)
+        conn.execute(Q["cut_listener"], {"pid": pid})
 
 
 async def verify(
@@ -161,18 +183,20 @@ class KeyCache:
     notification (a key revoked, changed or deleted by any process) empties it, and so does a
     lost listener, retried every second meanwhile. The listener is read when its socket turns
     readable and again, without waiting, before every hit, so a notification that has reached
-    this process is never answered from the cache. ``generation`` moves on each emptying: a
-    lookup that started before one does not store what it read.
+    this process is never answered from the cache. Once emptied it confirms on ``ACK``;
+    ``revoke`` waits for every listening process to confirm. ``generation`` moves on each
+    emptying: a lookup that started before one does not store what it read.
     """
 
-    def __init__(self, ttl_s: float, conninfo: Callable[[], str]) -> None:
+    def __init__(self, ttl_s: float, pool: Callable[[], AsyncConnectionPool[Any]]) -> None:
         self.ttl_s = ttl_s
-        self._conninfo = conninfo
+        self._pool = pool
         self._entries: dict[bytes, tuple[Verified, float]] = {}
         self.generation = 0
         self._conn: psycopg.AsyncConnection[Any] | None = None  # the listener, while live
         self._lost: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Task[None]] = set()
 
     @property
     def live(self) -> bool:
@@ -203,19 +227,32 @@ class KeyCache:
         if conn is None:
             return False
         pgconn = conn.pgconn
-        try:
+        with contextlib.suppress(psycopg.OperationalError):  # the status says what it means
             pgconn.consume_input()
-        except psycopg.OperationalError:
-            pass
         if pgconn.status != psycopg.pq.ConnStatus.OK:
             self._down()
             self._lost.set()
             return False
-        if pgconn.notifies() is not None:
-            while pgconn.notifies() is not None:
-                pass
+        changed = []
+        while (note := pgconn.notifies()) is not None:
+            changed.append(note.extra.decode())
+        if changed:
             self.clear()
+            acks = [f"{key_id} {pgconn.backend_pid}" for key_id in changed]
+            self._acks.add(asyncio.create_task(self._ack(acks)))
         return True
+
+    async def _ack(self, payloads: list[str]) -> None:
+        """Tell a waiting ``revoke`` that this cache is empty (after it was emptied)."""
+        try:
+            async with self._pool().connection() as conn:
+                for payload in payloads:
+                    await conn.execute(Q["ack_key_change"], {"payload": payload})
+                await conn.commit()
+        except Exception as exc:  # the revoker then cuts this listener: safe either way
+            logger.warning("API key cache could not confirm a change: %s", exc)
+        finally:
+            self._acks.discard(asyncio.current_task())
 
     def start(self) -> None:
         """Start the listener (once; a TTL of 0 disables the cache and starts nothing)."""
@@ -241,8 +278,13 @@ class KeyCache:
         while True:
             conn: psycopg.AsyncConnection[Any] | None = None
             try:
+                conninfo = self._pool().conninfo
+                assert isinstance(conninfo, str), "the pool is made from a URL (db.make_pool)"
                 conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo(), autocommit=True, connect_timeout=5
+                    conninfo,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=LISTENER,
                 )
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self._lost.clear()
