@@ -19,7 +19,7 @@ from typing import Any
 
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
-from tether.core.events import ensure_stream
+from tether.core.events import ensure_stream, fetch_ready
 from tether.core.jobs import backoff, idle, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
@@ -205,7 +205,7 @@ async def _consume(
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch, timeout=0.5)
+                msgs = await fetch_ready(sub, batch, wait_s=0.5)
             except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
                 if once:
                     break
