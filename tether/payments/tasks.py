@@ -26,6 +26,7 @@ from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
+STATUS_BATCH = 500  # statuses published per round
 
 
 async def _connect(url: str) -> Any:
@@ -315,7 +316,7 @@ async def publish_statuses(
             async with db.transaction(service.pool) as conn:
                 rows = []
                 if await repository.lock_status_publisher(conn):
-                    rows = await repository.claim_unpublished_statuses(conn, limit=500)
+                    rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
                 # written to the socket in id order; only the acknowledgements are awaited together
                 await asyncio.gather(
                     *(
@@ -336,9 +337,9 @@ async def publish_statuses(
                         conn, ids=[r.id for r in rows if r.id is not None]
                     )
             published += len(rows)
-            if not rows:
-                if once:
-                    break
+            if once and not rows:
+                break
+            if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
                 await idle(stop, service.statuses_ready, service.settings.poll_interval_s)
     finally:
         await nc.drain()
