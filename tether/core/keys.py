@@ -129,7 +129,10 @@ def _wait_for_caches(conn: psycopg.Connection[Any], key_id: str, wait_s: float) 
                 pending.discard(int(pid))
     for pid in pending:
         logger.warning("API key cache of backend %s did not confirm in time: cut", pid)
-        conn.execute(Q["cut_listener"], {"pid": pid})
+        try:
+            conn.execute(Q["cut_listener"], {"pid": pid})
+        except psycopg.Error as exc:  # not allowed to signal it: its TTL is the bound then
+            logger.warning("cannot cut the API key cache listener %s: %s", pid, exc)
 
 
 async def verify(
