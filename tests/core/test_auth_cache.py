@@ -48,7 +48,8 @@ def wait_listening(auth: Authenticator) -> None:
 
 
 def cached(auth: Authenticator, token: str) -> bool:
-    return auth.keys.get(hashlib.sha256(token.encode()).digest()) is not None
+    """Whether the server's cache holds the key (read from this thread, so without ``get``)."""
+    return hashlib.sha256(token.encode()).digest() in auth.keys
 
 
 def listener_pids(db_url: str) -> list[int]:
@@ -88,6 +89,11 @@ def test_a_key_revoked_by_hand_in_sql_is_dropped_too(server: ApiServer, db_url: 
     assert cached(auth, secret)
     with psycopg.connect(db_url) as conn:  # fewer scopes, no tether code involved
         conn.execute("UPDATE tether.api_key SET scopes = '{events}' WHERE id = %s", (key.id,))
+    # nothing waits for the caches here (unlike keys.revoke): the notification empties it
+    deadline = time.monotonic() + 15
+    while cached(auth, secret):
+        assert time.monotonic() < deadline, "the trigger's notification never emptied the cache"
+        time.sleep(0.01)
     assert client.get(PATH).status_code == 403
     client.close()
 

@@ -216,6 +216,10 @@ class KeyCache:
             return None
         return entry[0]
 
+    def __contains__(self, digest: object) -> bool:
+        """Whether an entry is stored (no listener read: safe from another thread)."""
+        return digest in self._entries
+
     def put(self, digest: bytes, found: Verified, generation: int) -> None:
         if self.live and generation == self.generation:
             self._entries[digest] = (found, time.monotonic() + self.ttl_s)
