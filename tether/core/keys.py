@@ -197,6 +197,7 @@ class KeyCache:
         self._entries: dict[bytes, tuple[Verified, float]] = {}
         self.generation = 0
         self._conn: psycopg.AsyncConnection[Any] | None = None  # the listener, while live
+        self._fd = -1  # its socket, watched by the loop
         self._lost: asyncio.Event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._acks: set[asyncio.Task[None]] = set()
@@ -274,10 +275,10 @@ class KeyCache:
             self._task = None
 
     def _down(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError, psycopg.Error):
-                asyncio.get_running_loop().remove_reader(self._conn.pgconn.socket)
-        self._conn = None
+        if self._conn is not None and self._fd >= 0:  # the fd: a lost pgconn has no socket
+            with contextlib.suppress(OSError, RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._fd)
+        self._conn, self._fd = None, -1
         self.clear()
 
     async def _listen(self) -> None:
@@ -296,8 +297,8 @@ class KeyCache:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self._lost.clear()
                 self.clear()  # whatever was revoked while nobody listened
-                self._conn = conn
-                loop.add_reader(conn.pgconn.socket, self._drain)
+                self._conn, self._fd = conn, conn.pgconn.socket
+                loop.add_reader(self._fd, self._drain)
                 await self._lost.wait()
                 logger.warning("API key cache listener lost; cache off until it is back")
             except psycopg.Error as exc:
