@@ -22,8 +22,10 @@ for a receipt, planned with ``MOTTATT`` in the same transaction), p50/p99 intake
 end-to-end messages/s until every message of the run is ``OK``/``FEILET``, and the peak RSS
 (VmHWM) of the largest worker process.
 
-Run: ``uv run python -m bench.payments_throughput [--cases N] [--hot-messages M] [--workers W]
-[--server-url URL] [--no-write]``. Results go to bench/RESULTS.md.
+Also reported: CPU milliseconds per message of each component (process trees; PostgreSQL =
+the backends of the benchmark's database plus the WAL writer), from the first POST of a row
+until its last message is final. Run: ``uv run python -m bench.payments_throughput --help``.
+Results go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import aiohttp
 import psutil
 import psycopg
 
+from bench import cpu
 from bench.common import percentile, postgres, scratch_database, write_section
 from tether.core import keys
 
@@ -70,20 +73,27 @@ class Run:
     ref_per_s: float
     ref_p99_ms: float
     load: float
+    cpu: dict[str, float]  # CPU ms per message by component, intake start to all final
 
     def row(self) -> str:
         return (
             f"| {self.scenario} | {self.concurrency} | {self.messages} | "
             f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
             f"{self.messages / self.e2e_s:,.0f} | {self.failed} | "
-            f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} |"
+            f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} | "
+            + " / ".join(f"{self.cpu[k]:.2f}" for k in CPU_PARTS)
+            + " |"
         )
+
+
+CPU_PARTS = ("api", "workers", "postgres", "sim", "nats", "loadgen")
 
 
 HEADER = (
     "| scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
-    " FEILET | reference req/s | reference p99 ms | load avg |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    " FEILET | reference req/s | reference p99 ms | load avg |"
+    " CPU ms/msg: API / workers / PostgreSQL / simulator / NATS / load generator |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -212,16 +222,25 @@ async def post_all(
         return time.perf_counter() - start, latencies
 
 
-def wait_final(db_url: str, prefix: str, expected: int) -> int:
-    """Block until every message of the run has a final status; returns how many FEILET."""
+def last_status_id(db_url: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM pay.status").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_final(db_url: str, prefix: str, expected: int, after_id: int) -> int:
+    """Block until every message of the run has a final status; returns how many FEILET.
+
+    Reads only the statuses stored since the run began (a primary-key range, not the whole
+    table), so the harness adds little to the database's work while it waits."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(DISTINCT original_key) FILTER (WHERE status IN ('OK', 'FEILET')),"
                 " count(DISTINCT original_key) FILTER (WHERE status = 'FEILET')"
-                " FROM pay.status WHERE original_key LIKE %s",
-                (prefix + "%",),
+                " FROM pay.status WHERE id > %s AND original_key LIKE %s",
+                (after_id, prefix + "%"),
             ).fetchone()
             assert row is not None
             if row[0] >= expected:
@@ -268,6 +287,7 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             TETHER_PAYMENTS_OPPDRAG_URL=f"http://127.0.0.1:{sim_port}",
         )
         tether = [sys.executable, "-m", "tether"]
+        serve_args = ["--workers", str(args.api_workers)] if args.api_workers > 1 else []
         with (
             process(
                 [
@@ -283,7 +303,7 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                 env,
                 tmp / "nats.log",
                 nats_port,
-            ),
+            ) as nats,
             process(
                 [
                     *tether,
@@ -299,8 +319,13 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                 env,
                 tmp / "sim.log",
                 sim_port,
-            ),
-            process([*tether, "serve", "--port", str(api_port)], env, tmp / "api.log", api_port),
+            ) as sim,
+            process(
+                [*tether, "serve", "--port", str(api_port), *serve_args],
+                env,
+                tmp / "api.log",
+                api_port,
+            ) as api_proc,
             process(
                 [*tether, "worker", "--only", "payments", "--processes", str(args.workers)],
                 env,
@@ -308,19 +333,24 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             ) as workers,
         ):
             api = f"http://127.0.0.1:{api_port}"
+            groups = {"api": api_proc, "workers": workers, "sim": sim, "nats": nats}
+            dbname = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
             print(HEADER, flush=True)
-            for scenario in ("cases", "hot"):
-                for concurrency in (1, 10, 100):
+            for scenario in args.scenarios.split(","):
+                for concurrency in (int(c) for c in args.clients.split(",")):
                     prefix = f"{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
                     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
                     probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
                     ref_s, ref_lat = asyncio.run(
                         post_all(api, probes, concurrency, token, reference=True)
                     )
+                    after_id = last_status_id(db_url)
+                    before = cpu.snapshot(groups, str(dbname))
                     start = time.perf_counter()
                     intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
-                    failed = wait_final(db_url, prefix, len(items))
+                    failed = wait_final(db_url, prefix, len(items), after_id)
                     e2e_s = time.perf_counter() - start
+                    used = cpu.per_message_ms(before, cpu.snapshot(groups, str(dbname)), len(items))
                     run = Run(
                         scenario=scenario,
                         concurrency=concurrency,
@@ -333,6 +363,7 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                         ref_per_s=len(probes) / ref_s,
                         ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
                         load=os.getloadavg()[0],
+                        cpu=used,
                     )
                     print(run.row(), flush=True)
                     runs.append(run)
@@ -344,7 +375,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--hot-messages", type=int, default=100, help="messages per hot case")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="tether worker processes")
+    parser.add_argument("--api-workers", type=int, default=1, help="tether serve --workers")
+    parser.add_argument(
+        "--scenarios", default="cases,hot", help="comma-separated: cases, hot (default both)"
+    )
+    parser.add_argument(
+        "--clients", default="1,10,100", help="comma-separated concurrencies (default 1,10,100)"
+    )
     parser.add_argument("--server-url", default=os.environ.get("TETHER_TEST_DATABASE_URL"))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -355,8 +393,9 @@ def main() -> None:
         HEADING,
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"{args.workers} worker processes; API, workers, simulator, NATS and PostgreSQL on "
-        "one machine. Intake = POST answered 202 (logged, and MOTTATT unless the case waits). "
+        f"{args.workers} worker processes, {args.api_workers} API process(es); API, workers, "
+        "simulator, NATS and PostgreSQL on one machine. Intake = POST answered 202 (logged, "
+        "and MOTTATT unless the case waits). "
         "Reference = an authenticated GET answered 404 after one indexed SELECT, same API, same "
         "clients, measured just before each row. Load avg = 1-minute load at the row's end "
         f"(at the start: {start_load:.1f}).",

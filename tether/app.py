@@ -14,8 +14,9 @@ from tether.capabilities import CAPABILITIES, migration_components
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
+from tether.core.logging import configure_logging
 from tether.core.security import install_security
-from tether.core.settings import Settings
+from tether.core.settings import Settings, load_settings
 
 
 def create_app(
@@ -40,6 +41,8 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            app.state.auth.start()  # the API key cache listens for revocations from now on
+            stack.push_async_callback(app.state.auth.close)
             app.state.panels = []
             for capability in CAPABILITIES:
                 service = await stack.enter_async_context(capability.build(runtime))
@@ -64,3 +67,11 @@ def create_app(
         if capability.router is not None:
             app.include_router(capability.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of each ``tether serve --workers N`` process: settings from the environment,
+    migrations already applied by the parent."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings, migrate=False)

@@ -149,6 +149,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [TETHER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [TETHER_PORT].")] = None,
     no_migrate: NoMigrate = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes sharing the port, each with its own pool and key cache "
+            "(migrations run once, before they start).",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs, metrics at /metrics). Applies migrations first.
 
@@ -165,14 +173,19 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     exposure.refuse_unsafe(*all_settings(settings), bind_host=bind_host)
     ensure_port_free(bind_host, bind_port)
-    uvicorn.run(
-        create_app(settings),
-        host=bind_host,
-        port=bind_port,
-        log_level=settings.log_level.lower(),
-        access_log=True,
+    common = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_level": settings.log_level.lower(),
+        "access_log": True,
         **server_options(settings),
-    )
+    }
+    if workers > 1:  # uvicorn starts each process from the app factory's import path
+        if settings.migrate:
+            migrations.upgrade(db.resolve_database_url(settings), migration_components())
+        uvicorn.run("tether.app:app_from_env", factory=True, workers=workers, **common)
+        return
+    uvicorn.run(create_app(settings), **common)
 
 
 def ensure_port_free(host: str, port: int) -> None:

@@ -118,3 +118,35 @@ def test_which_secrets_and_addresses_count() -> None:
     with pytest.raises(ConfigurationError, match="TETHER_AP_ADAPTER_URL is not loopback"):
         exposure.refuse_unsafe(remote_adapter)
     assert exposure.is_loopback("/run/postgresql") and not exposure.is_loopback("0.0.0.0")
+
+
+def test_serve_with_two_workers_answers_from_two_processes(db_url: str) -> None:
+    import psutil
+
+    port = free_port()
+    _, secret = keys.create(db_url, "workers test", ["read"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", "--port", str(port), "--workers", "2"],
+        env=env(DATABASE_URL=db_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(300):
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            auth = {"Authorization": f"Bearer {secret}"}
+            for _ in range(10):  # every process checks the key (each has its own cache)
+                assert (
+                    client.get(f"/api/v1/accounting-points/{PERSON_ID}", headers=auth).status_code
+                    == 404
+                )
+        children = psutil.Process(proc.pid).children()
+        assert len([c for c in children if "spawn" in " ".join(c.cmdline())]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -63,14 +63,23 @@ class Authenticator:
         self._session_key = (
             secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
         )
+        # verified API keys of this process; serves only once ``start`` got its listener going
+        self.keys = keys.KeyCache(settings.api_key_cache_s, pool)
         self._jwks: jwt.PyJWKClient | None = None
         if settings.oidc_issuer and settings.oidc_jwks_url:
             self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, lifespan=300, timeout=5)
 
+    def start(self) -> None:
+        """Start the key cache's listener (in the app's lifespan, its loop running)."""
+        self.keys.start()
+
+    async def close(self) -> None:
+        await self.keys.close()
+
     async def from_bearer(self, token: str) -> Principal | None:
         """The caller a bearer token names, or ``None`` when it is not valid."""
         if keys.parse(token) is not None:
-            found = await keys.verify(self._pool(), token)
+            found = await keys.verify(self._pool(), token, self.keys)
             if found is None:
                 return None
             key_id, scopes = found

@@ -8,6 +8,7 @@ duplicated, reordered or coalesced without losing anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,22 @@ async def ensure_stream(js: Any, stream: str, subject: str) -> None:
         except BadRequestError:
             # a publisher and a consumer starting together race to create it: fine if it exists
             await js.stream_info(stream)
+
+
+async def fetch_ready(sub: Any, batch: int, wait_s: float) -> list[Any]:
+    """Up to ``batch`` messages of a JetStream pull subscription, without waiting for a full
+    batch: the first is awaited up to ``wait_s`` (``TimeoutError`` if none comes), then what is
+    already there is taken. nats-py's ``fetch(n)`` instead waits, when nothing was ready at
+    first, until n messages came or the timeout passed: a few messages in flight then wait the
+    whole timeout."""
+    msgs: list[Any] = await sub.fetch(1, timeout=wait_s)
+    if batch > 1:
+        with contextlib.suppress(TimeoutError):  # nothing more right now
+            msgs += await sub.fetch(batch - 1, timeout=READY_WAIT_S)
+    return msgs
+
+
+READY_WAIT_S = 0.005  # how long ``fetch_ready`` lingers for more once it has one
 
 
 async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEvent]) -> None:

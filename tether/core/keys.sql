@@ -24,3 +24,16 @@ WHERE id = %(id)s AND revoked_at IS NULL
 -- At most one write per key per minute, not one per request.
 UPDATE tether.api_key SET last_used_at = now()
 WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')
+
+-- name: cache_listeners
+-- The API processes whose key cache listens on this database (their listener's name).
+SELECT pid FROM pg_stat_activity
+WHERE application_name = 'tether api key cache' AND datname = current_database()
+
+-- name: ack_key_change
+SELECT pg_notify('tether_api_key_ack', %(payload)s)
+
+-- name: cut_listener
+-- A cache that did not confirm a revocation in time: end its listener (waiting until it is
+-- gone), so that process stops serving from its cache.
+SELECT pg_terminate_backend(%(pid)s, 5000)

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     oidc_audience: str | None = Field(default=None, description="Required JWT audience.")
     oidc_jwks_url: str | None = Field(default=None, description="JWKS URL of the issuer.")
     oidc_scope_claim: str = Field(default="scope", description="JWT claim holding the scopes.")
+    api_key_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Keep verified API keys this long in the process (0: check every request); "
+        "a revoked key is dropped at once by a database notification.",
+    )
     max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted.")
     db_pool_timeout_s: float = Field(default=2.0, description="Wait for a pool connection.")
     migrate: bool = Field(default=True, description="serve/worker apply migrations at start.")

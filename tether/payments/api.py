@@ -26,7 +26,8 @@ router = APIRouter()
 MAX_WAIT_S = 60.0
 
 
-def _service(request: Request) -> PaymentsService:
+async def _service(request: Request) -> PaymentsService:
+    """Async so FastAPI calls it on the loop: a plain ``def`` dependency costs a thread hop."""
     service: PaymentsService = request.app.state.payments
     return service
 

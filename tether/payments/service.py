@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -155,16 +155,14 @@ class PaymentsService:
         return _answer_seen(seen, digest)
 
     async def _drain(self, conn: Connection, case: CaseRow) -> None:
-        """Plan the case's waiting messages in arrival order until one produces an order."""
-        state = await self._state(conn, case)  # unchanged until an order is stored
-        while True:
-            nxt = await repository.fetch_next_waiting(
-                conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-            )
-            if nxt is None:
-                return
+        """Plan the case's waiting messages in arrival order until one produces an order; the
+        confirmed state is read only once a message waits (most receipts find none)."""
+        where = {"fagsystem": case.fagsystem, "sak_id": case.sak_id}
+        state: list[codec.CaseState | None] = []  # unchanged until an order is stored
+        while (nxt := await repository.fetch_next_waiting(conn, **where)) is not None:
+            state = state or [await self._state(conn, case)]
             await repository.mark_inbound_done(conn, seq=nxt.seq)
-            if await self._plan_one(conn, case, nxt.original_key, nxt.body, state):
+            if await self._plan_one(conn, case, nxt.original_key, nxt.body, state[0]):
                 return
 
     async def _state(self, conn: Connection, case: CaseRow) -> codec.CaseState | None:
@@ -287,15 +285,17 @@ class PaymentsService:
                 )
                 return "duplicate"
             case = await repository.lock_case(conn, fagsystem=order.fagsystem, sak_id=order.sak_id)
-            outcome = await self._book(conn, order, receipt)
-            case = await repository.lock_case(conn, fagsystem=case.fagsystem, sak_id=case.sak_id)
+            outcome, case = await self._book(conn, order, receipt, case)
             if case.inflight_order is None:
                 await self._drain(conn, case)
         self._wake()
         return outcome
 
-    async def _book(self, conn: Connection, order: OrderRow, receipt: codec.Receipt) -> str:
-        """00/04: candidates become the confirmed state; else the previous state stays."""
+    async def _book(
+        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
+    ) -> tuple[str, CaseRow]:
+        """00/04: candidates become the confirmed state; else the previous state stays. Returns
+        the outcome and the locked case as confirm/release_case leave it (no second read)."""
         body = codec.final(order.details, receipt)
         if order.state == "MOTTATT":  # the receipt beat the sender's bookkeeping: say it was sent
             await self._status(conn, order.original_key, codec.hos_oppdrag(order.details))
@@ -304,16 +304,21 @@ class PaymentsService:
             await repository.confirm_case(
                 conn, fagsystem=order.fagsystem, sak_id=order.sak_id, uids=order.uids
             )
+            case = replace(
+                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
+            )
         else:
             await repository.release_case(
                 conn, fagsystem=order.fagsystem, sak_id=order.sak_id, id=order.id
             )
+            if case.inflight_order == order.id:
+                case = replace(case, inflight_order=None)
         state = str(body["status"])
         await repository.finish_order(
             conn, id=order.id, state=state, code=receipt.code, text=receipt.source.beskr_melding
         )
         await self._status(conn, order.original_key, body)
-        return state.lower()
+        return state.lower(), case
 
     # --- reads ---------------------------------------------------------------------------
 

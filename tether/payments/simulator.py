@@ -32,7 +32,7 @@ from rich.console import Console
 from starlette.responses import JSONResponse
 
 from tether.core import loop
-from tether.core.events import ensure_stream
+from tether.core.events import ensure_stream, fetch_ready
 from tether.core.simulator import (
     GenericFaults,
     SimulatorServer,
@@ -177,7 +177,7 @@ class OppdragSimulator(SimulatorServer):
                 await asyncio.sleep(0.05)
                 continue
             try:
-                msgs = await sub.fetch(10, timeout=0.5)
+                msgs = await fetch_ready(sub, 10, wait_s=0.5)
             except TimeoutError:  # nats' own and the bare asyncio one fetch also raises
                 continue
             except Exception as exc:  # a broken connection: nats reconnects, so try again

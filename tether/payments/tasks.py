@@ -19,13 +19,14 @@ from typing import Any
 
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
-from tether.core.events import ensure_stream
+from tether.core.events import ensure_stream, fetch_ready
 from tether.core.jobs import backoff, idle, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
+STATUS_BATCH = 500  # statuses published per round
 
 
 async def _connect(url: str) -> Any:
@@ -205,7 +206,7 @@ async def _consume(
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch, timeout=0.5)
+                msgs = await fetch_ready(sub, batch, wait_s=0.5)
             except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
                 if once:
                     break
@@ -315,7 +316,7 @@ async def publish_statuses(
             async with db.transaction(service.pool) as conn:
                 rows = []
                 if await repository.lock_status_publisher(conn):
-                    rows = await repository.claim_unpublished_statuses(conn, limit=500)
+                    rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
                 # written to the socket in id order; only the acknowledgements are awaited together
                 await asyncio.gather(
                     *(
@@ -336,9 +337,9 @@ async def publish_statuses(
                         conn, ids=[r.id for r in rows if r.id is not None]
                     )
             published += len(rows)
-            if not rows:
-                if once:
-                    break
+            if once and not rows:
+                break
+            if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
                 await idle(stop, service.statuses_ready, service.settings.poll_interval_s)
     finally:
         await nc.drain()
