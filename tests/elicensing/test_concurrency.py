@@ -36,7 +36,10 @@ def sim100() -> Any:
 def runtime100(runtime: Runtime, sim100: ElicensingSimulatorServer) -> Runtime:
     from tether.elicensing.settings import ElicensingSettings
 
-    settings = make_settings(sim100, refresh_concurrency=4, refresh_queue_s=1.0)
+    # four calls out at once: when e-licensing hangs, the circuit opens before most are sent
+    settings = make_settings(
+        sim100, refresh_concurrency=4, upstream_concurrency=4, refresh_queue_s=1.0
+    )
     return Runtime(
         settings=runtime.settings,
         database_url=runtime.database_url,
@@ -124,14 +127,14 @@ async def test_100_reads_of_one_version_with_the_circuit_open_make_no_call(
     assert sim.state.calls[INVOICE_CALL] == calls
 
 
-async def test_readers_beyond_the_refresh_slots_answer_stale_busy_with_the_copy(
+async def test_readers_beyond_the_call_slots_answer_stale_busy_with_the_copy(
     runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer
 ) -> None:
     async with small_service(
-        runtime, pool_max=4, refresh_concurrency=1, refresh_queue_s=0, read_timeout_s=5.0
+        runtime, pool_max=4, upstream_concurrency=1, refresh_queue_s=0, read_timeout_s=5.0
     ) as service:
         before = [await service.read_invoice(v) for v in versions]
-        sim.set_mode("none", latency_ms=1000)  # the one slot stays taken for a second
+        sim.set_mode("none", latency_ms=1000)  # the one call slot stays taken for a second
         reads = await asyncio.gather(*(service.read_invoice(v, force=True) for v in versions))
     busy = [r for r in reads if r.stale_reason is StaleReason.BUSY]
     assert busy, [r.stale_reason for r in reads]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +56,29 @@ async def fetch_refresh_state(conn: db.Connection, *, invoice_number: str) -> Re
         conn, queries["fetch_refresh_state"], {"invoice_number": invoice_number}
     )
     return RefreshState.from_row(row)
+
+
+async def claim_refresh(
+    conn: db.Connection, *, invoice_number: str, holder: uuid.UUID, lease: timedelta
+) -> tuple[bool, RefreshState]:
+    """Lead the refresh unless a lease is running; and the outcome of the latest refresh."""
+    row = await db.fetch_one(
+        conn,
+        queries["claim_refresh"],
+        {"invoice_number": invoice_number, "holder": holder, "lease": lease},
+    )
+    return bool(row["leading"]), RefreshState.from_row(row)
+
+
+async def release_refresh(conn: db.Connection, *, invoice_number: str, holder: uuid.UUID) -> None:
+    await db.execute(
+        conn, queries["release_refresh"], {"invoice_number": invoice_number, "holder": holder}
+    )
+
+
+async def refresh_leased(conn: db.Connection, *, invoice_number: str) -> bool:
+    row = await db.fetch_one(conn, queries["refresh_leased"], {"invoice_number": invoice_number})
+    return bool(row["leased"])
 
 
 def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
