@@ -7,10 +7,11 @@ report versions (reader i reads version i) or all reading one version:
 - refresh: every read forced, the simulator answering after ``--rtt-ms``;
 - circuit open: e-licensing down and the shared circuit open, answered from the local copy.
 
-Every refresh and circuit-open row is measured right after a fresh-hit row of the same readers
-and target, its reference, so a ratio is not skewed by the machine's load drifting during the
-run. Each reader reads in a closed loop. The simulator runs in its own process (``tether
-simulate elicensing``), as the real e-licensing would, so its CPU is not the service's.
+Every refresh and circuit-open row is measured in turns with a fresh-hit row of the same readers
+and target, its reference (ref, row, ref, row, ...), so a ratio is not skewed by the machine's
+load drifting during the run. Each reader reads in a closed loop. The simulator runs in its own
+process (``tether simulate elicensing``), as the real e-licensing would, so its CPU is not the
+service's (it still shares the machine's cores).
 Run: ``uv run python -m bench.elicensing_read_latency``; it rewrites its section of RESULTS.md.
 """
 
@@ -141,9 +142,9 @@ async def _measure(
 
     start = time.perf_counter()
     await asyncio.gather(*(reader(i) for i in range(row.readers)))
-    row.seconds = time.perf_counter() - start
+    row.seconds += time.perf_counter() - start
     row.reads = len(row.samples)
-    row.calls = await upstream.calls() - before
+    row.calls += await upstream.calls() - before
     return row
 
 
@@ -161,7 +162,7 @@ async def _circuit(service: ElicensingService, *, open_: bool) -> None:
         await breaker.record_success()
 
 
-async def _run(url: str, upstream: Upstream, opts: argparse.Namespace) -> tuple[list[Row], int]:
+async def _run(url: str, upstream: Upstream, opts: argparse.Namespace) -> tuple[list[Row], str]:
     settings = Settings(database_url=url)  # type: ignore[call-arg]
     # the circuit stays open as long as the benchmark says; a fresh hit stays fresh all run
     overrides = [ElicensingSettings(url=upstream.url, breaker_open_s=3600, freshness_s=3600)]
@@ -176,12 +177,16 @@ async def _run(url: str, upstream: Upstream, opts: argparse.Namespace) -> tuple[
                 for case in opts.cases:
                     await _circuit(service, open_=case == CIRCUIT)
                     await upstream.mode("down" if case == CIRCUIT else "none", opts.rtt_ms)
-                    ref = await _measure(
-                        service, upstream, Row(FRESH, target, readers), versions, opts.scale
-                    )
+                    ref = Row(FRESH, target, readers)
                     row = Row(case, target, readers, ref=ref)
-                    rows += [ref, await _measure(service, upstream, row, versions, opts.scale)]
-        slots = service.settings.refresh_concurrency
+                    share = opts.scale / opts.rounds
+                    for _ in range(opts.rounds):  # ref, row, ref, row, ...: drift hits both
+                        await _measure(service, upstream, ref, versions, share)
+                        await _measure(service, upstream, row, versions, share)
+                    rows += [ref, row]
+        el = service.settings
+        slots = f"refresh_concurrency {el.refresh_concurrency}, upstream_concurrency "
+        slots += str(el.upstream_concurrency)
     return rows, slots
 
 
@@ -220,20 +225,21 @@ def _targets(rows: list[Row], rtt_ms: float) -> list[str]:
 
 
 def _report(
-    rows: list[Row], pool_max: int, slots: int, rtt_ms: float, load: tuple[str, str]
+    rows: list[Row], pool_max: int, slots: str, rtt_ms: float, load: tuple[str, str], rounds: int
 ) -> str:
     lines = [
         HEADING,
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
         f"{platform.python_version()}, uvloop, PostgreSQL on localhost, request pool "
-        f"{pool_max}, refresh_concurrency {slots}, simulator in its own process at {rtt_ms:g} ms "
+        f"{pool_max}, {slots}, simulator in its own process at {rtt_ms:g} ms "
         "for the refresh rows (`uv run python -m bench.elicensing_read_latency`). Load average "
         f"(1/5/15 min) at start {load[0]}, at end {load[1]}; {os.cpu_count()} cores.",
         "",
         "Readers read in a closed loop; *distinct*: reader i reads report version i, *one*: all "
-        "read the same version. Each refresh and circuit-open row is measured right after its "
-        "reference, the fresh-hit row above it (same readers and target); vs ref compares them.",
+        "read the same version. Each refresh and circuit-open row is measured in turns with its "
+        f"reference, the fresh-hit row above it (same readers and target), {rounds} parts each "
+        "(ref, row, ref, row, ...), so load drift hits both alike; vs ref compares them.",
         "",
         "| case | versions | readers | reads | reads/s | p50 ms | p99 ms | vs ref rate | "
         "vs ref p99 | errors | upstream calls | answers |",
@@ -290,11 +296,17 @@ def _args() -> argparse.Namespace:
         "--cases",
         type=names((REFRESH, CIRCUIT)),
         default=[REFRESH, CIRCUIT],
-        help="rows measured after their fresh-hit reference: refresh, circuit-open",
+        help="rows measured in turns with their fresh-hit reference: refresh, circuit-open",
     )
     parser.add_argument("--rtt-ms", type=float, default=50, help="simulator answer delay")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the reads per row (3000/300/3000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure a row and its reference in this many alternating parts",
     )
     parser.add_argument(
         "--no-write", action="store_true", help="print the section; leave RESULTS.md alone"
@@ -315,7 +327,8 @@ def main() -> None:
             rows, slots = loop.run(_run(url, upstream, opts))
     finally:
         upstream.stop()
-    section = _report(rows, Settings().db_pool_max, slots, opts.rtt_ms, (start_load, _load()))
+    load = (start_load, _load())
+    section = _report(rows, Settings().db_pool_max, slots, opts.rtt_ms, load, opts.rounds)
     print(section)
     if not opts.no_write:
         write_section(HEADING, section)
