@@ -185,8 +185,8 @@ class Refresher:
         """The answer (or the void mark) and the end of the lease, in one transaction."""
         number = snap.target.invoice_number
         try:
-            async with conn.transaction():
-                if remote is None:
+            if remote is None:
+                async with conn.transaction():
                     known = await repository.mark_invoice_void(
                         conn, invoice_number=number, requested_at=snap.db_now
                     )
@@ -194,14 +194,15 @@ class Refresher:
                         raise InvoiceNotFound(
                             f"e-licensing does not know invoice {number} and it was never retrieved"
                         )
-                else:
-                    await repository.apply_refresh(
-                        conn,
-                        client_object_id=snap.target.client_object_id,
-                        remote=remote,
-                        requested_at=snap.db_now,
-                    )
-                await repository.release_refresh(conn, invoice_number=number, holder=holder)
+                    await repository.release_refresh(conn, invoice_number=number, holder=holder)
+            else:
+                await repository.save_refresh(
+                    conn,
+                    client_object_id=snap.target.client_object_id,
+                    remote=remote,
+                    requested_at=snap.db_now,
+                    holder=holder,
+                )
         except UpstreamInvalidPayload as exc:
             return await self._classify(exc, answered=True)
         REFRESHES.labels("ok" if remote is not None else "void").inc()

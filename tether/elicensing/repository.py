@@ -141,8 +141,36 @@ async def apply_refresh(
     constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
     passed the client's checks, but it still is data tether cannot keep.
     """
+    with _refused(remote):
+        async with conn.pipeline():  # the children are sent together, in one round trip
+            return await _apply_refresh(conn, client_object_id, remote, requested_at)
+
+
+async def save_refresh(
+    conn: db.Connection,
+    *,
+    client_object_id: str,
+    remote: RemoteInvoice,
+    requested_at: datetime,
+    holder: uuid.UUID,
+) -> None:
+    """``apply_refresh`` and the end of the refresh lease in one transaction of its own, on an
+    autocommit connection, in two round trips: BEGIN with the invoice, then the rest and COMMIT.
+    """
+    with _refused(remote):
+        try:
+            async with conn.pipeline(), conn.transaction():
+                await _apply_refresh(conn, client_object_id, remote, requested_at)
+                await release_refresh(conn, invoice_number=remote.invoice_number, holder=holder)
+        except psycopg.Error:
+            await conn.rollback()  # an error that surfaced at the pipeline's end: leave no tx
+            raise
+
+
+@contextmanager
+def _refused(remote: RemoteInvoice) -> Iterator[None]:
     try:
-        return await _apply_refresh(conn, client_object_id, remote, requested_at)
+        yield
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         raise InvalidElicensingPayload(
             f"the database refused e-licensing invoice {remote.invoice_number}: "
@@ -153,6 +181,7 @@ async def apply_refresh(
 async def _apply_refresh(
     conn: db.Connection, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
 ) -> int:
+    """The statements of a refresh, on a connection in pipeline mode (the caller's)."""
     row = await db.fetch_one(
         conn,
         queries["upsert_invoice"],
@@ -178,9 +207,8 @@ async def _apply_refresh(
         ("delete_missing_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
         ("clear_stale", {"invoice_number": remote.invoice_number, "requested_at": requested_at}),
     ]
-    async with conn.pipeline():  # sent together: one round trip instead of seven
-        for name, values in statements:
-            await db.execute(conn, queries[name], values)
+    for name, values in statements:
+        await db.execute(conn, queries[name], values)
     return invoice_id
 
 
