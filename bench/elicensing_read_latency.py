@@ -1,19 +1,23 @@
 """Read latency and throughput of the e-licensing refresh-on-read wrapper, with concurrency.
 
-Three cases through ``ElicensingService``, each at 1, 10 and 100 concurrent readers, reading
-distinct report versions (reader i reads version i) and all reading one version:
+Three cases through ``ElicensingService``, at 1, 10 and 100 concurrent readers, reading distinct
+report versions (reader i reads version i) or all reading one version:
 
 - fresh hit: inside the freshness window, no upstream call (the reference of every row);
-- refresh: every read forced, the simulator answering after ``RTT_MS``;
+- refresh: every read forced, the simulator answering after ``--rtt-ms``;
 - circuit open: e-licensing down and the shared circuit open, answered from the local copy.
 
-Each reader reads in a closed loop. The simulator runs in its own process
-(``tether simulate elicensing``), as the real e-licensing would, so its CPU is not the service's.
+Every refresh and circuit-open row is measured in turns with a fresh-hit row of the same readers
+and target, its reference (ref, row, ref, row, ...), so a ratio is not skewed by the machine's
+load drifting during the run. Each reader reads in a closed loop. The simulator runs in its own
+process (``tether simulate elicensing``), as the real e-licensing would, so its CPU is not the
+service's (it still shares the machine's cores).
 Run: ``uv run python -m bench.elicensing_read_latency``; it rewrites its section of RESULTS.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,9 +45,8 @@ HEADING = "## E-licensing reads under concurrency"
 CALL = "GET /client/{id}/invoice"
 CLIENTS = 100
 SEED = 42
-RTT_MS = 50
-LEVELS = (1, 10, 100)
-READS = {"fresh hit": 3000, "refresh": 300, "circuit open": 3000}  # per level
+READS = {"fresh hit": 3000, "refresh": 300, "circuit open": 3000}  # per row
+FRESH, REFRESH, CIRCUIT = "fresh hit", "refresh", "circuit open"
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Row:
     case: str
     target: str
     readers: int
+    ref: Row | None = None  # the fresh-hit row measured just before this one
     reads: int = 0
     seconds: float = 0.0
     samples: list[float] = field(default_factory=list)
@@ -116,14 +121,11 @@ class Upstream:
         self.proc.wait(timeout=10)
 
 
-async def _level(
-    service: ElicensingService,
-    upstream: Upstream,
-    row: Row,
-    versions: list[int],
-    force: bool,
+async def _measure(
+    service: ElicensingService, upstream: Upstream, row: Row, versions: list[int], scale: float
 ) -> Row:
-    per_reader = max(1, READS[row.case] // row.readers)
+    per_reader = max(1, round(READS[row.case] * scale) // row.readers)
+    force = row.case != FRESH
     before = await upstream.calls()
 
     async def reader(i: int) -> None:
@@ -140,84 +142,196 @@ async def _level(
 
     start = time.perf_counter()
     await asyncio.gather(*(reader(i) for i in range(row.readers)))
-    row.seconds = time.perf_counter() - start
+    row.seconds += time.perf_counter() - start
     row.reads = len(row.samples)
-    row.calls = await upstream.calls() - before
+    row.calls += await upstream.calls() - before
     return row
 
 
-async def _run(url: str, upstream: Upstream) -> list[Row]:
+async def _circuit(service: ElicensingService, *, open_: bool) -> None:
+    """Open or close the shared circuit through the breaker's own API, as refreshes would.
+
+    Opening it this way marks no invoice stale, so the fresh-hit reference measured while it is
+    open still answers fresh (a fresh hit never looks at the circuit).
+    """
+    breaker = service.breaker
+    if open_:
+        while (await breaker.state()).state != "open":
+            await breaker.record_failure("opened by the benchmark")
+    else:
+        await breaker.record_success()
+
+
+async def _run(url: str, upstream: Upstream, opts: argparse.Namespace) -> tuple[list[Row], str]:
     settings = Settings(database_url=url)  # type: ignore[call-arg]
-    overrides = [ElicensingSettings(url=upstream.url, breaker_open_s=3600)]
+    # the circuit stays open as long as the benchmark says; a fresh hit stays fresh all run
+    overrides = [ElicensingSettings(url=upstream.url, breaker_open_s=3600, freshness_s=3600)]
     twin = make_simulator(clients=CLIENTS, seed=SEED)  # same seed: the same ledger, not started
     rows: list[Row] = []
     async with open_runtime(settings, overrides=overrides) as runtime, build(runtime) as service:
         versions = await seed_ledger(runtime, twin)
         for version in versions:
             await service.read_invoice(version)
-        plan = [("fresh hit", False), ("refresh", True)]
-        for case, force in plan:
-            if case == "refresh":
-                await upstream.mode("none", RTT_MS)
-            for target in ("distinct", "one"):
-                for readers in LEVELS:
-                    row = Row(case, target, readers)
-                    rows.append(await _level(service, upstream, row, versions, force))
-        await upstream.mode("down")
-        while (await service.breaker.state()).state != "open":
-            await service.read_invoice(versions[0], force=True)
-        for target in ("distinct", "one"):
-            for readers in LEVELS:
-                row = Row("circuit open", target, readers)
-                rows.append(await _level(service, upstream, row, versions, force=True))
-    return rows
+        for target in opts.targets:
+            for readers in opts.levels:
+                for case in opts.cases:
+                    await _circuit(service, open_=case == CIRCUIT)
+                    await upstream.mode("down" if case == CIRCUIT else "none", opts.rtt_ms)
+                    ref = Row(FRESH, target, readers)
+                    row = Row(case, target, readers, ref=ref)
+                    share = opts.scale / opts.rounds
+                    for _ in range(opts.rounds):  # ref, row, ref, row, ...: drift hits both
+                        await _measure(service, upstream, ref, versions, share)
+                        await _measure(service, upstream, row, versions, share)
+                    rows += [ref, row]
+        el = service.settings
+        slots = f"refresh_concurrency {el.refresh_concurrency}, upstream_concurrency "
+        slots += str(el.upstream_concurrency)
+    return rows, slots
 
 
-def _report(rows: list[Row], pool_max: int, slots: int) -> str:
-    reference = {(r.target, r.readers): r for r in rows if r.case == "fresh hit"}
+def _targets(rows: list[Row], rtt_ms: float) -> list[str]:
+    """Issue 12's targets, checked on this run's rows (each against its own reference)."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    errors = sum(r.errors for r in rows)
+    lines = [f"- No errors at any level: {verdict(errors == 0)} ({errors} errors)."]
+    at100 = [r for r in rows if r.case == FRESH and r.readers == 100]
+    if at100:
+        low = min(r.rate for r in at100)
+        lines.append(
+            f"- Fresh hits >= 1,000 reads/s at 100 readers: {verdict(low >= 1000)} "
+            f"(lowest of {len(at100)} reference rows: {low:,.0f})."
+        )
+    for r in rows:
+        if r.ref is None:
+            continue
+        name = f"{r.case}, {r.target}, {r.readers} reader(s)"
+        if r.case == CIRCUIT:
+            rate, p99 = r.rate / r.ref.rate, r.ref.p99 / r.p99
+            lines.append(
+                f"- {name}: rate {rate:.0%} and p99 {p99:.0%} of the reference's (p99 as "
+                f"reference / this row), target >= 80%: {verdict(rate >= 0.8 and p99 >= 0.8)}."
+            )
+        elif r.case == REFRESH and r.readers == 100:
+            added = r.p99 - r.ref.p99
+            lines.append(
+                f"- {name}: adds {added:+.1f} ms to the reference p99, target <= "
+                f"{rtt_ms + 50:g} ms (round trip + 50 ms): {verdict(added <= rtt_ms + 50)}."
+            )
+    return lines
+
+
+def _report(
+    rows: list[Row], pool_max: int, slots: str, rtt_ms: float, load: tuple[str, str], rounds: int
+) -> str:
     lines = [
         HEADING,
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
         f"{platform.python_version()}, uvloop, PostgreSQL on localhost, request pool "
-        f"{pool_max}, refresh_concurrency {slots}, simulator in its "
-        f"own process at {RTT_MS} ms for the refresh rows (`uv run python -m "
-        "bench.elicensing_read_latency`). One run on a 2-core machine shared with other work.",
+        f"{pool_max}, {slots}, simulator in its own process at {rtt_ms:g} ms "
+        "for the refresh rows (`uv run python -m bench.elicensing_read_latency`). Load average "
+        f"(1/5/15 min) at start {load[0]}, at end {load[1]}; {os.cpu_count()} cores.",
         "",
         "Readers read in a closed loop; *distinct*: reader i reads report version i, *one*: all "
-        "read the same version. vs ref: this row against the fresh-hit row of the same readers "
-        "and target, from the same run.",
+        "read the same version. Each refresh and circuit-open row is measured in turns with its "
+        f"reference, the fresh-hit row above it (same readers and target), {rounds} parts each "
+        "(ref, row, ref, row, ...), so load drift hits both alike; vs ref compares them.",
         "",
         "| case | versions | readers | reads | reads/s | p50 ms | p99 ms | vs ref rate | "
         "vs ref p99 | errors | upstream calls | answers |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        ref = reference[(r.target, r.readers)]
         answers = ", ".join(f"{k} {v}" for k, v in r.reasons.most_common())
+        vs = (
+            ("ref", "ref")
+            if r.ref is None
+            else (
+                f"{r.rate / r.ref.rate:.0%}",
+                f"{r.p99 - r.ref.p99:+.1f} ms",
+            )
+        )
         lines.append(
             f"| {r.case} | {r.target} | {r.readers} | {r.reads} | {r.rate:,.0f} | {r.p50:.2f} | "
-            f"{r.p99:.2f} | {r.rate / ref.rate:.0%} | {r.p99 - ref.p99:+.1f} ms | {r.errors} | "
-            f"{r.calls} | {answers} |"
+            f"{r.p99:.2f} | {vs[0]} | {vs[1]} | {r.errors} | {r.calls} | {answers} |"
         )
-    lines.append("")
+    lines += ["", "Targets of issue 12 (2 cores), from this run:", "", *_targets(rows, rtt_ms), ""]
     return "\n".join(lines)
 
 
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.elicensing_read_latency",
+        description="E-licensing reads under concurrency: fresh hit, refresh and circuit open.",
+    )
+
+    def ints(text: str) -> list[int]:
+        return [int(x) for x in text.split(",")]
+
+    def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+        def parse(text: str) -> list[str]:
+            chosen = [x.strip().replace("-", " ") for x in text.split(",")]
+            if not set(chosen) <= set(allowed):
+                raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}")
+            return chosen
+
+        return parse
+
+    parser.add_argument("--levels", type=ints, default=[1, 10, 100], help="concurrent readers")
+    parser.add_argument(
+        "--targets",
+        type=names(("distinct", "one")),
+        default=["distinct", "one"],
+        help="distinct: reader i reads version i; one: every reader reads one version",
+    )
+    parser.add_argument(
+        "--cases",
+        type=names((REFRESH, CIRCUIT)),
+        default=[REFRESH, CIRCUIT],
+        help="rows measured in turns with their fresh-hit reference: refresh, circuit-open",
+    )
+    parser.add_argument("--rtt-ms", type=float, default=50, help="simulator answer delay")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the reads per row (3000/300/3000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure a row and its reference in this many alternating parts",
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the section; leave RESULTS.md alone"
+    )
+    return parser.parse_args()
+
+
 def main() -> None:
+    opts = _args()
+    start_load = _load()
     upstream = Upstream()
     try:
         with (
             postgres(os.environ.get("TETHER_BENCH_DATABASE_URL")) as server_url,
             scratch_database(server_url, "bench_elicensing", migrate=True) as url,
         ):
-            rows = loop.run(_run(url, upstream))  # the loop the service runs on in production
+            # the loop the service runs on in production
+            rows, slots = loop.run(_run(url, upstream, opts))
     finally:
         upstream.stop()
-    defaults = ElicensingSettings()
-    section = _report(rows, Settings().db_pool_max, defaults.refresh_concurrency)
+    load = (start_load, _load())
+    section = _report(rows, Settings().db_pool_max, slots, opts.rtt_ms, load, opts.rounds)
     print(section)
-    write_section(HEADING, section)
+    if not opts.no_write:
+        write_section(HEADING, section)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 
@@ -16,9 +17,10 @@ from tether.core.api import core_router
 from tether.core.bootstrap import Runtime
 from tether.elicensing.demo import seed_ledger
 from tether.elicensing.models import StaleReason
+from tether.elicensing.service import ElicensingService
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
 
-from .conftest import INVOICE_CALL, client_for, make_settings, small_service
+from .conftest import INVOICE_CALL, client_for, invoice_number, make_settings, small_service
 
 BASE = "/api/v1/compliance-report-versions"
 
@@ -36,7 +38,10 @@ def sim100() -> Any:
 def runtime100(runtime: Runtime, sim100: ElicensingSimulatorServer) -> Runtime:
     from tether.elicensing.settings import ElicensingSettings
 
-    settings = make_settings(sim100, refresh_concurrency=4, refresh_queue_s=1.0)
+    # four calls out at once: when e-licensing hangs, the circuit opens before most are sent
+    settings = make_settings(
+        sim100, refresh_concurrency=4, upstream_concurrency=4, refresh_queue_s=1.0
+    )
     return Runtime(
         settings=runtime.settings,
         database_url=runtime.database_url,
@@ -124,14 +129,14 @@ async def test_100_reads_of_one_version_with_the_circuit_open_make_no_call(
     assert sim.state.calls[INVOICE_CALL] == calls
 
 
-async def test_readers_beyond_the_refresh_slots_answer_stale_busy_with_the_copy(
+async def test_readers_beyond_the_call_slots_answer_stale_busy_with_the_copy(
     runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer
 ) -> None:
     async with small_service(
-        runtime, pool_max=4, refresh_concurrency=1, refresh_queue_s=0, read_timeout_s=5.0
+        runtime, pool_max=4, upstream_concurrency=1, refresh_queue_s=0, read_timeout_s=5.0
     ) as service:
         before = [await service.read_invoice(v) for v in versions]
-        sim.set_mode("none", latency_ms=1000)  # the one slot stays taken for a second
+        sim.set_mode("none", latency_ms=1000)  # the one call slot stays taken for a second
         reads = await asyncio.gather(*(service.read_invoice(v, force=True) for v in versions))
     busy = [r for r in reads if r.stale_reason is StaleReason.BUSY]
     assert busy, [r.stale_reason for r in reads]
@@ -154,3 +159,38 @@ async def test_healthz_answers_while_every_pooled_connection_is_taken(runtime: R
     finally:
         for conn in held:
             await runtime.pool.putconn(conn)
+
+
+async def test_refreshes_waiting_on_e_licensing_hold_no_refresh_slot(
+    runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    """One refresh slot, no queueing, a slow e-licensing: every refresh still gets through.
+
+    While the slot was held for the whole call, all but one of these answered stale ``busy``.
+    """
+    async with small_service(
+        runtime, pool_max=4, refresh_concurrency=1, refresh_queue_s=0, read_timeout_s=5.0
+    ) as service:
+        for v in versions:
+            await service.read_invoice(v)
+        sim.set_mode("none", latency_ms=500)
+        calls = sim.state.calls[INVOICE_CALL]
+        reads = await asyncio.gather(*(service.read_invoice(v, force=True) for v in versions))
+    assert [r.stale_reason for r in reads] == [None] * len(versions)
+    assert sim.state.calls[INVOICE_CALL] == calls + len(versions)
+
+
+async def test_a_lease_left_by_a_crashed_process_expires(
+    service: ElicensingService, versions: list[int], sim: ElicensingSimulatorServer, db_url: str
+) -> None:
+    number = invoice_number(sim)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # a leader that never came back
+        conn.execute(
+            "INSERT INTO elicensing.refresh_lease (invoice_number, holder, leased_until) "
+            "VALUES (%s, gen_random_uuid(), clock_timestamp() - interval '1 second')",
+            (number,),
+        )
+    read = await service.read_invoice(versions[0])
+    assert read.data_is_fresh and sim.state.calls[INVOICE_CALL] == 1
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM elicensing.refresh_lease").fetchone() == (0,)

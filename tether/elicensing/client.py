@@ -279,6 +279,7 @@ class ElicensingClient:
                 timeout=timeout,
                 retry=RetryPolicy(attempts=1),
                 transport=transport,
+                max_connections=settings.upstream_concurrency,
             )
         )
 

@@ -60,6 +60,35 @@ FROM (SELECT 1) one
 LEFT JOIN elicensing.invoice i ON i.invoice_number = %(invoice_number)s
 LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = %(invoice_number)s
 
+-- name: claim_refresh
+-- Lead the refresh of an invoice unless another caller's lease is still running; with the
+-- outcome of the latest refresh, so a leader can see that another process refreshed meanwhile.
+WITH claim AS (
+    INSERT INTO elicensing.refresh_lease AS l (invoice_number, holder, leased_until)
+    VALUES (%(invoice_number)s, %(holder)s, clock_timestamp() + %(lease)s)
+    ON CONFLICT (invoice_number) DO UPDATE
+    SET holder = excluded.holder, leased_until = excluded.leased_until
+    WHERE l.leased_until <= clock_timestamp()
+    RETURNING holder
+)
+SELECT EXISTS (SELECT 1 FROM claim) AS leading,
+       i.last_refreshed, s.reason AS stale_reason, s.detail AS stale_detail, s.last_attempt
+FROM (SELECT 1) one
+LEFT JOIN elicensing.invoice i ON i.invoice_number = %(invoice_number)s
+LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = %(invoice_number)s
+
+-- name: release_refresh
+-- The leader is done (in the transaction that saved its outcome, or on its own).
+DELETE FROM elicensing.refresh_lease
+WHERE invoice_number = %(invoice_number)s AND holder = %(holder)s
+
+-- name: refresh_leased
+-- Is someone refreshing the invoice right now (a lease that has not expired)?
+SELECT EXISTS (
+    SELECT 1 FROM elicensing.refresh_lease
+    WHERE invoice_number = %(invoice_number)s AND leased_until > clock_timestamp()
+) AS leased
+
 -- name: upsert_invoice
 -- The invoice itself, keyed by its number; marks the refresh successful.
 INSERT INTO elicensing.invoice AS i (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +56,29 @@ async def fetch_refresh_state(conn: db.Connection, *, invoice_number: str) -> Re
         conn, queries["fetch_refresh_state"], {"invoice_number": invoice_number}
     )
     return RefreshState.from_row(row)
+
+
+async def claim_refresh(
+    conn: db.Connection, *, invoice_number: str, holder: uuid.UUID, lease: timedelta
+) -> tuple[bool, RefreshState]:
+    """Lead the refresh unless a lease is running; and the outcome of the latest refresh."""
+    row = await db.fetch_one(
+        conn,
+        queries["claim_refresh"],
+        {"invoice_number": invoice_number, "holder": holder, "lease": lease},
+    )
+    return bool(row["leading"]), RefreshState.from_row(row)
+
+
+async def release_refresh(conn: db.Connection, *, invoice_number: str, holder: uuid.UUID) -> None:
+    await db.execute(
+        conn, queries["release_refresh"], {"invoice_number": invoice_number, "holder": holder}
+    )
+
+
+async def refresh_leased(conn: db.Connection, *, invoice_number: str) -> bool:
+    row = await db.fetch_one(conn, queries["refresh_leased"], {"invoice_number": invoice_number})
+    return bool(row["leased"])
 
 
 def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
@@ -117,8 +141,36 @@ async def apply_refresh(
     constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
     passed the client's checks, but it still is data tether cannot keep.
     """
+    with _refused(remote):
+        async with conn.pipeline():  # the children are sent together, in one round trip
+            return await _apply_refresh(conn, client_object_id, remote, requested_at)
+
+
+async def save_refresh(
+    conn: db.Connection,
+    *,
+    client_object_id: str,
+    remote: RemoteInvoice,
+    requested_at: datetime,
+    holder: uuid.UUID,
+) -> None:
+    """``apply_refresh`` and the end of the refresh lease in one transaction of its own, on an
+    autocommit connection, in two round trips: BEGIN with the invoice, then the rest and COMMIT.
+    """
+    with _refused(remote):
+        try:
+            async with conn.pipeline(), conn.transaction():
+                await _apply_refresh(conn, client_object_id, remote, requested_at)
+                await release_refresh(conn, invoice_number=remote.invoice_number, holder=holder)
+        except psycopg.Error:
+            await conn.rollback()  # an error that surfaced at the pipeline's end: leave no tx
+            raise
+
+
+@contextmanager
+def _refused(remote: RemoteInvoice) -> Iterator[None]:
     try:
-        return await _apply_refresh(conn, client_object_id, remote, requested_at)
+        yield
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
         raise InvalidElicensingPayload(
             f"the database refused e-licensing invoice {remote.invoice_number}: "
@@ -129,6 +181,7 @@ async def apply_refresh(
 async def _apply_refresh(
     conn: db.Connection, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
 ) -> int:
+    """The statements of a refresh, on a connection in pipeline mode (the caller's)."""
     row = await db.fetch_one(
         conn,
         queries["upsert_invoice"],
@@ -154,9 +207,8 @@ async def _apply_refresh(
         ("delete_missing_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
         ("clear_stale", {"invoice_number": remote.invoice_number, "requested_at": requested_at}),
     ]
-    async with conn.pipeline():  # sent together: one round trip instead of seven
-        for name, values in statements:
-            await db.execute(conn, queries[name], values)
+    for name, values in statements:
+        await db.execute(conn, queries[name], values)
     return invoice_id
 
 

@@ -18,15 +18,20 @@ class ElicensingSettings(BaseSettings):
     freshness_s: float = Field(default=900, description="Skip refresh within this age.")
     breaker_failure_threshold: int = 3
     breaker_open_s: float = Field(default=30, description="Open circuit wait before a probe.")
+    upstream_concurrency: int = Field(
+        default=128,
+        ge=1,
+        description="Invoice calls to e-licensing one process has out at once.",
+    )
     refresh_concurrency: int = Field(
         default=8,
         ge=1,
-        description="Refreshes one process runs at once, each holding one lock connection.",
+        description="Refreshes one process saves at once, each on one refresh-pool connection.",
     )
     refresh_queue_s: float = Field(
         default=2.0,
         ge=0,
-        description="How long a read waits for a refresh slot before answering stale (busy).",
+        description="How long a read waits for a call slot before answering stale (busy).",
     )
     timezone: str = Field(
         default="America/Vancouver", description="Time zone dates and times are shown in."

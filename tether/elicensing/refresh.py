@@ -1,0 +1,249 @@
+"""One refresh of one invoice, holding no database connection while e-licensing answers.
+
+Across processes one refresh per invoice runs at a time: the leader claims a lease row in one
+statement (``elicensing.refresh_lease``), asks e-licensing holding nothing, and gives the lease
+back in the short transaction that saves the answer or records the failure. Callers that find
+the lease taken poll it and share the outcome. In one process at most ``upstream_concurrency``
+calls are out at once (a refresh without a call slot within ``refresh_queue_s`` answers stale
+``busy``), and at most ``refresh_concurrency`` refreshes use a connection of the refresh pool
+at once, each for one statement or one short transaction: the pool never waits on e-licensing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core import db
+from tether.core.breaker import CircuitBreaker, CircuitOpen
+from tether.core.errors import (
+    UpstreamError,
+    UpstreamInvalidPayload,
+    UpstreamNotFound,
+    UpstreamUnavailable,
+)
+from tether.elicensing import repository
+from tether.elicensing.client import ElicensingClient
+from tether.elicensing.errors import InvoiceNotFound, RefreshBusy
+from tether.elicensing.models import RemoteInvoice, Snapshot, StaleReason
+from tether.elicensing.settings import ElicensingSettings
+
+logger = logging.getLogger(__name__)
+
+REFRESHES = Counter(
+    "tether_elicensing_refreshes_total", "Invoice refresh attempts by outcome", ["outcome"]
+)
+INVALID_PAYLOADS = Counter(
+    "tether_elicensing_invalid_payloads_total",
+    "E-licensing invoice answers rejected because they break the contract",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    reason: StaleReason
+    detail: str
+    error: UpstreamError | None = None  # re-raised when there is no local copy to fall back on
+
+
+Outcome = tuple[Failure | None, Snapshot | None]  # how the refresh went; the copy after it
+
+
+class Refresher:
+    """Refreshes invoices for one process (the service shares one task per invoice)."""
+
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool[Any],
+        refresh_pool: AsyncConnectionPool[Any],
+        client: ElicensingClient,
+        breaker: CircuitBreaker,
+        settings: ElicensingSettings,
+        wait_s: float,
+    ) -> None:
+        self.pool = pool  # request pool: only the single statements of a caller that waits
+        self.refresh_pool = refresh_pool  # autocommit; refresh_concurrency of its connections
+        self.client = client
+        self.breaker = breaker
+        self.settings = settings
+        self.wait_s = wait_s
+        self.lease = timedelta(seconds=wait_s)  # longer than the call may take
+        self._calls = asyncio.Semaphore(settings.upstream_concurrency)
+        self._db = asyncio.Semaphore(settings.refresh_concurrency)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[db.Connection]:
+        """A refresh-pool connection for one statement or one short transaction."""
+        async with self._db, self.refresh_pool.connection() as conn:
+            yield conn
+
+    async def refresh(self, snap: Snapshot) -> Outcome:
+        """Refresh (or share the refresh another process is running); busy when overloaded."""
+        try:
+            async with asyncio.timeout(self.settings.refresh_queue_s):
+                await self._calls.acquire()
+        except TimeoutError:
+            REFRESHES.labels(StaleReason.BUSY.value).inc()
+            detail = (
+                f"{self.settings.upstream_concurrency} calls to e-licensing were already out for "
+                f"{self.settings.refresh_queue_s:g} s; answered from the local copy"
+            )
+            return Failure(reason=StaleReason.BUSY, detail=detail, error=RefreshBusy(detail)), None
+        holder = uuid.uuid4()
+        number = snap.target.invoice_number
+        try:
+            async with self._connection() as conn:
+                leading, now = await repository.claim_refresh(
+                    conn, invoice_number=number, holder=holder, lease=self.lease
+                )
+            if leading:
+                if now.stale_reason is None and now.last_refreshed not in (
+                    None,
+                    snap.state.last_refreshed,
+                ):  # another process refreshed it since we looked: its answer is ours
+                    async with self._connection() as conn:
+                        await repository.release_refresh(conn, invoice_number=number, holder=holder)
+                    return None, None
+                return await self._lead(snap, holder)
+        finally:
+            self._calls.release()
+        return await self._follow(snap)
+
+    async def _follow(self, snap: Snapshot) -> Outcome:
+        """Another process is refreshing it: wait for its lease to end, then share its outcome."""
+        number = snap.target.invoice_number
+        deadline, delay = time.monotonic() + self.wait_s, 0.01
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+            async with db.autocommit(self.pool) as conn:
+                if not await repository.refresh_leased(conn, invoice_number=number):
+                    break
+        async with db.autocommit(self.pool) as conn:
+            now = await repository.fetch_refresh_state(conn, invoice_number=number)
+        if now.stale_reason is None and now.last_refreshed != snap.state.last_refreshed:
+            return None, None
+        if now.stale_reason is not None and now.last_attempt != snap.state.last_attempt:
+            detail = f"a concurrent refresh of this invoice failed: {now.stale_detail}"
+            return Failure(reason=now.stale_reason, detail=detail), None
+        detail = "a concurrent refresh of this invoice did not finish in time"
+        return Failure(reason=StaleReason.REFRESH_IN_PROGRESS, detail=detail), None
+
+    async def _lead(self, snap: Snapshot, holder: uuid.UUID) -> Outcome:
+        """One upstream call holding nothing, then one short transaction that ends the lease."""
+        try:
+            answer = await self._call(snap)
+            async with self._connection() as conn:
+                if isinstance(answer, Failure):
+                    failure: Failure | None = answer
+                else:
+                    failure = await self._save(snap, holder, answer, conn)
+                if failure is not None:
+                    await self._record(snap, holder, failure, conn)
+                target = snap.target
+                after = await repository.fetch_read(
+                    conn,
+                    report_version_id=target.compliance_report_version_id,
+                    invoice_type=target.invoice_type,
+                )
+            return failure, after
+        except Exception:  # our bug, or the database: free the invoice for the next caller now
+            async with self._connection() as conn:
+                await repository.release_refresh(
+                    conn, invoice_number=snap.target.invoice_number, holder=holder
+                )
+            raise
+
+    async def _call(self, snap: Snapshot) -> RemoteInvoice | Failure | None:
+        """Ask e-licensing: its answer, why it failed, or ``None``: it no longer knows it."""
+        target = snap.target
+        try:
+            await self.breaker.acquire()
+            remote = await self.client.get_invoice(target.client_object_id, target.invoice_number)
+        except UpstreamNotFound:
+            await self.breaker.record_success()
+            return None
+        except UpstreamError as exc:
+            return await self._classify(exc, answered=False)
+        await self.breaker.record_success()
+        return remote
+
+    async def _save(
+        self, snap: Snapshot, holder: uuid.UUID, remote: RemoteInvoice | None, conn: db.Connection
+    ) -> Failure | None:
+        """The answer (or the void mark) and the end of the lease, in one transaction."""
+        number = snap.target.invoice_number
+        try:
+            if remote is None:
+                async with conn.transaction():
+                    known = await repository.mark_invoice_void(
+                        conn, invoice_number=number, requested_at=snap.db_now
+                    )
+                    if not known:
+                        raise InvoiceNotFound(
+                            f"e-licensing does not know invoice {number} and it was never retrieved"
+                        )
+                    await repository.release_refresh(conn, invoice_number=number, holder=holder)
+            else:
+                await repository.save_refresh(
+                    conn,
+                    client_object_id=snap.target.client_object_id,
+                    remote=remote,
+                    requested_at=snap.db_now,
+                    holder=holder,
+                )
+        except UpstreamInvalidPayload as exc:
+            return await self._classify(exc, answered=True)
+        REFRESHES.labels("ok" if remote is not None else "void").inc()
+        return None
+
+    async def _record(
+        self, snap: Snapshot, holder: uuid.UUID, failure: Failure, conn: db.Connection
+    ) -> None:
+        """A failed attempt: the bookkeeping and the end of the lease, in one transaction."""
+        number = snap.target.invoice_number
+        REFRESHES.labels(failure.reason.value).inc()
+        # an open circuit was already logged once, when it opened: no warning per read
+        level = logging.INFO if failure.reason is StaleReason.CIRCUIT_OPEN else logging.WARNING
+        logger.log(
+            level,
+            "refresh of invoice %s failed (%s): %s",
+            number,
+            failure.reason.value,
+            failure.detail,
+            extra={"action": "elicensing_refresh_failed", "reason": failure.reason.value},
+        )
+        async with conn.transaction():
+            if failure.reason is not StaleReason.CIRCUIT_OPEN:  # not called: nothing attempted
+                await repository.record_refresh_failure(
+                    conn, invoice_number=number, reason=failure.reason.value, error=failure.detail
+                )
+            await repository.release_refresh(conn, invoice_number=number, holder=holder)
+
+    async def _classify(self, exc: UpstreamError, *, answered: bool) -> Failure:
+        """Why a refresh failed; unavailability counts against the circuit, answers close it."""
+        if isinstance(exc, CircuitOpen):
+            reason = StaleReason.CIRCUIT_OPEN
+        elif isinstance(exc, UpstreamUnavailable):
+            await self.breaker.record_failure(exc.message)
+            reason = StaleReason.UPSTREAM_UNAVAILABLE
+        elif isinstance(exc, UpstreamInvalidPayload):
+            if not answered:  # it answered, so it is up: the data is the problem
+                await self.breaker.record_success()
+            INVALID_PAYLOADS.inc()
+            reason = StaleReason.UPSTREAM_INVALID_PAYLOAD
+        else:  # rejected (4xx): our request or credentials are wrong
+            await self.breaker.record_success()
+            reason = StaleReason.UPSTREAM_REJECTED
+        return Failure(reason=reason, detail=exc.message, error=exc)
