@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.breaker import CircuitBreaker, CircuitOpen, Decision
 from tether.core.errors import Busy
-from tether.core.locking import exclusive, lock_key, single_flight
+from tether.core.locking import exclusive, lock_key
 
 
 async def test_breaker_opens_at_threshold_and_only_one_caller_probes(
@@ -29,25 +29,6 @@ async def test_breaker_opens_at_threshold_and_only_one_caller_probes(
     await breaker.record_success()
     assert (await other.state()).state == "closed"
     assert await other.acquire() is Decision.ALLOW
-
-
-async def test_single_flight_has_one_leader_and_waiters_wait_for_it(
-    pool: AsyncConnectionPool[Any],
-) -> None:
-    order: list[str] = []
-
-    async def worker(i: int) -> bool:
-        async with single_flight(pool, "job", wait_s=5) as leader:
-            if leader:
-                await asyncio.sleep(0.1)
-                order.append("leader done")
-            else:
-                order.append("waiter")
-            return leader
-
-    leaders = await asyncio.gather(*(worker(i) for i in range(12)))
-    assert leaders.count(True) >= 1
-    assert order.index("leader done") == 0
 
 
 async def test_exclusive_holders_take_turns_and_a_late_one_gets_busy(

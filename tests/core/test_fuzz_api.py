@@ -92,7 +92,7 @@ def test_every_operation_documents_the_shared_error_answers(api: httpx.Client) -
     error_ref = {"$ref": "#/components/schemas/ErrorOut"}
     for path, item in spec["paths"].items():
         for method, operation in item.items():
-            statuses = ("400", "404", "413", "422", "503")
+            statuses = ("400", "404", "409", "413", "422", "503")
             if path != "/healthz":
                 statuses += ("401", "403")
                 assert operation["security"] == [{"HTTPBearer": []}], (method, path)

@@ -1,12 +1,11 @@
-"""Single-flight and mutual exclusion across processes, on session-level advisory locks.
+"""Mutual exclusion across processes, on session-level advisory locks.
 
-``single_flight``: one caller does the work for a key, the others wait for it and reuse it.
 ``exclusive``: callers take turns, for read-check-write sequences such as a balance write.
 
-The leader holds a session-level advisory lock on the key, so no transaction stays open while it
-works (the work is usually an HTTP call). Waiters poll for the lock to be free with short
-statements instead of blocking on it, so waiting never pins a pooled connection: twenty waiters
-on a pool of eight cannot starve the leader of the connection it needs to write its result.
+The holder keeps a session-level advisory lock on the key, so no transaction stays open while it
+works. Waiters poll with short statements instead of blocking on the lock, so waiting never pins
+a pooled connection: twenty waiters on a pool of eight cannot starve the holder of the
+connection it needs to write its result.
 """
 
 from __future__ import annotations
@@ -31,38 +30,6 @@ def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory lock key for ``name`` (same in every process)."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-@asynccontextmanager
-async def single_flight(
-    pool: AsyncConnectionPool[Any], name: str, *, wait_s: float, poll_s: float = 0.01
-) -> AsyncIterator[bool]:
-    """Yield ``True`` to the one leader for ``name``; others get ``False`` once it has finished.
-
-    A waiter also gets ``False`` after ``wait_s`` even if the leader has not finished: it must then
-    treat the work as not done. Callers re-read the shared result after a ``False``.
-    """
-    async with leading(pool, name, wait_s=wait_s, poll_s=poll_s) as conn:
-        yield conn is not None
-
-
-@asynccontextmanager
-async def leading(
-    pool: AsyncConnectionPool[Any], name: str, *, wait_s: float, poll_s: float = 0.01
-) -> AsyncIterator[db.Connection | None]:
-    """``single_flight`` that hands the leader the connection holding the lock (else ``None``).
-
-    The leader can run its own statements on it, so it never waits for a second connection of
-    ``pool`` while it holds one (give ``pool`` autocommit connections and open transactions
-    explicitly).
-    """
-    key = lock_key(name)
-    async with _try_hold(pool, key) as held:
-        if held is not None:
-            yield held
-            return
-    await _wait_until_free(pool, key, _Pauses(wait_s, poll_s))
-    yield None
 
 
 @asynccontextmanager
@@ -118,11 +85,3 @@ class _Pauses:
         self.delay = min(self.delay * 1.5, 0.1)
         return True
 
-
-async def _wait_until_free(pool: AsyncConnectionPool[Any], key: int, pauses: _Pauses) -> None:
-    while await pauses.next():
-        async with pool.connection() as conn:
-            row = await db.fetch_one(conn, queries["probe_lock"], {"key": key})
-            await conn.commit()
-        if row["free"]:
-            return

@@ -26,6 +26,7 @@ ERROR_STATUSES = {
     "401": "No valid credential",
     "403": "The credential lacks the scope",
     "404": "No such object",
+    "409": "Conflicts with what is stored (the reason says which), or busy: try again",
     "413": "Request body too large",
     "422": "Invalid input",
     "431": "Request headers too large",
