@@ -14,7 +14,8 @@ with the workers, but it does share the machine's cores with them and with Postg
 
 Reported per run: wall time from starting the worker command until all N are synced (includes
 process start-up), the syncs/s that gives, the steady rate between the first and the last merge,
-and the peak RSS (VmHWM) of the largest worker process.
+the CPU time of the worker command and its processes per AP (start-up included; steadier than the
+rates on a shared machine), and the peak RSS (VmHWM) of the largest worker process.
 
 Run: ``uv run python -m bench.ap_sync_throughput [--aps N] [--quick] [--server-url URL]``.
 Results are written to bench/RESULTS.md (``--no-write`` to only print).
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -62,6 +64,7 @@ class Run:
     steady_per_s: float
     peak_rss_mb: float
     history_rows: int
+    worker_cpu_s: float = 0.0
 
     @property
     def per_s(self) -> float:
@@ -200,6 +203,7 @@ def run_once(
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:
+            cpu_before = _children_cpu_s()
             start = time.perf_counter()
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
             launcher = psutil.Process(proc.pid)
@@ -224,6 +228,7 @@ def run_once(
                 proc.wait(timeout=60)
             finally:
                 _stop(proc)
+            worker_cpu = _children_cpu_s() - cpu_before  # the launcher reaps its processes
             span = conn.execute(
                 "SELECT extract(epoch FROM max(last_synced_at) - min(last_synced_at)),"
                 " (SELECT count(*) FROM ap.accounting_point_history)"
@@ -243,21 +248,28 @@ def run_once(
             steady_per_s=steady,
             peak_rss_mb=max(peak_kb.values(), default=0) / 1024,
             history_rows=int(span[1]),
+            worker_cpu_s=worker_cpu,
         )
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _table(runs: list[Run]) -> list[str]:
     lines = [
         "| latency | workers | claim batch | merge | synced | wall s | syncs/s | steady syncs/s "
-        "| peak worker RSS MB | history rows |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| worker CPU ms per AP | peak worker RSS MB | history rows |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         synced = f"{r.synced}/{r.aps}" + (f" ({r.failed} failed)" if r.failed else "")
         lines.append(
             f"| {r.latency_ms} ms | {r.workers} | {r.batch} | {_MERGE[r.apply]} | {synced} "
             f"| {r.wall_s:.1f} "
-            f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {r.peak_rss_mb:.0f} | {r.history_rows} |"
+            f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {1000 * r.worker_cpu_s / r.aps:.2f} "
+            f"| {r.peak_rss_mb:.0f} | {r.history_rows} |"
         )
     return lines
 
