@@ -15,8 +15,9 @@ with the workers, but it does share the machine's cores with them and with Postg
 Reported per run: wall time from starting the worker command until all N are synced (includes
 process start-up), the syncs/s that gives, the steady rate between the first and the last merge,
 the CPU time per AP of the worker command and its processes (start-up included) and of the
-PostgreSQL server (all its processes; local servers only), steadier than the rates on a shared
-machine, and the peak RSS (VmHWM) of the largest worker process.
+embedded PostgreSQL server (all its processes; not with ``--server-url``, whose server others may
+use), steadier than the rates on a shared machine, and the peak RSS (VmHWM) of the largest worker
+process.
 
 Run: ``uv run python -m bench.ap_sync_throughput [--aps N] [--quick] [--server-url URL]``.
 Results are written to bench/RESULTS.md (``--no-write`` to only print).
@@ -183,6 +184,7 @@ def run_once(
     apply: str,
     log: Path,
     worker_env: list[str],
+    own_server: bool = False,
 ) -> Run:
     with scratch_database(server_url, "bench_ap", template_url=template_url) as url:
         seed(url, aps)
@@ -205,7 +207,7 @@ def run_once(
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:
-            server = _postmaster(conn)
+            server = _postmaster(conn) if own_server else None
             cpu_before, pg_before = _children_cpu_s(), _tree_cpu_s(server)
             start = time.perf_counter()
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -378,6 +380,7 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
                             apply=apply,
                             log=log,
                             worker_env=opts.worker_env,
+                            own_server=not opts.server_url,
                         )
                         print(_table([run])[-1], flush=True)
                         runs.append(run)
