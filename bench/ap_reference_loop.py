@@ -8,9 +8,9 @@ validation, no merge, no history. Run by ``bench.ap_sync_throughput --reference`
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
-import sys
 
 import httpx
 import psycopg
@@ -76,9 +76,21 @@ def prepare(url: str) -> None:
 
 
 def main() -> None:
-    url, adapter, token, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Run it through `python -m bench.ap_sync_throughput --modes 100/batch,100/reference`"
+        ", which prepares the database and starts the simulator.",
+    )
+    parser.add_argument("url", help="database URL, seeded and prepared")
+    parser.add_argument("adapter", help="the simulator's data URL")
+    parser.add_argument("token", help="the simulator's bearer token")
+    parser.add_argument("workers", type=int, help="processes to start")
+    args = parser.parse_args()
+    url, adapter, token = args.url, args.adapter, args.token
     spawn = multiprocessing.get_context("spawn")  # like tether's worker processes
-    procs = [spawn.Process(target=_process, args=(url, adapter, token)) for _ in range(workers)]
+    procs = [
+        spawn.Process(target=_process, args=(url, adapter, token)) for _ in range(args.workers)
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -14,7 +14,10 @@ with the workers, but it does share the machine's cores with them and with Postg
 
 Reported per run: wall time from starting the worker command until all N are synced (includes
 process start-up), the syncs/s that gives, the steady rate between the first and the last merge,
-and the peak RSS (VmHWM) of the largest worker process.
+the CPU time per AP of the worker command and its processes (start-up included) and of the
+embedded PostgreSQL server (all its processes; not with ``--server-url``, whose server others may
+use), steadier than the rates on a shared machine, and the peak RSS (VmHWM) of the largest worker
+process.
 
 Run: ``uv run python -m bench.ap_sync_throughput [--aps N] [--quick] [--server-url URL]``.
 Results are written to bench/RESULTS.md (``--no-write`` to only print).
@@ -26,6 +29,7 @@ import argparse
 import contextlib
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -62,6 +66,8 @@ class Run:
     steady_per_s: float
     peak_rss_mb: float
     history_rows: int
+    worker_cpu_s: float = 0.0
+    postgres_cpu_s: float | None = None
 
     @property
     def per_s(self) -> float:
@@ -178,6 +184,7 @@ def run_once(
     apply: str,
     log: Path,
     worker_env: list[str],
+    own_server: bool = False,
 ) -> Run:
     with scratch_database(server_url, "bench_ap", template_url=template_url) as url:
         seed(url, aps)
@@ -200,6 +207,8 @@ def run_once(
         peak_kb: dict[int, int] = {}
         synced = failed = 0
         with psycopg.connect(url, autocommit=True) as conn, log.open("ab") as out:
+            server = _postmaster(conn) if own_server else None
+            cpu_before, pg_before = _children_cpu_s(), _tree_cpu_s(server)
             start = time.perf_counter()
             proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
             launcher = psutil.Process(proc.pid)
@@ -224,6 +233,9 @@ def run_once(
                 proc.wait(timeout=60)
             finally:
                 _stop(proc)
+            worker_cpu = _children_cpu_s() - cpu_before  # the launcher reaps its processes
+            time.sleep(0.5)  # the workers' backends end and are reaped by the postmaster
+            pg_cpu = _tree_cpu_s(server)
             span = conn.execute(
                 "SELECT extract(epoch FROM max(last_synced_at) - min(last_synced_at)),"
                 " (SELECT count(*) FROM ap.accounting_point_history)"
@@ -243,21 +255,52 @@ def run_once(
             steady_per_s=steady,
             peak_rss_mb=max(peak_kb.values(), default=0) / 1024,
             history_rows=int(span[1]),
+            worker_cpu_s=worker_cpu,
+            postgres_cpu_s=None if pg_cpu is None or pg_before is None else pg_cpu - pg_before,
         )
+
+
+def _postmaster(conn: psycopg.Connection[tuple[object, ...]]) -> psutil.Process | None:
+    """The server's postmaster, when it runs on this machine as a process we can read."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    with contextlib.suppress(psutil.Error, TypeError):
+        return psutil.Process(psutil.Process(int(row[0])).ppid())  # type: ignore[index]
+    return None
+
+
+def _tree_cpu_s(server: psutil.Process | None) -> float | None:
+    """CPU seconds of the postmaster, its live processes and those it has reaped."""
+    if server is None:
+        return None
+    try:
+        total = sum(server.cpu_times()[:4])  # user, system, children_user, children_system
+    except psutil.Error:
+        return None
+    for child in server.children():
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return float(total)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _table(runs: list[Run]) -> list[str]:
     lines = [
         "| latency | workers | claim batch | merge | synced | wall s | syncs/s | steady syncs/s "
-        "| peak worker RSS MB | history rows |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| worker CPU ms per AP | PostgreSQL CPU ms per AP | peak worker RSS MB | history rows |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
+        pg = "" if r.postgres_cpu_s is None else f"{1000 * r.postgres_cpu_s / r.aps:.2f}"
         synced = f"{r.synced}/{r.aps}" + (f" ({r.failed} failed)" if r.failed else "")
         lines.append(
             f"| {r.latency_ms} ms | {r.workers} | {r.batch} | {_MERGE[r.apply]} | {synced} "
             f"| {r.wall_s:.1f} "
-            f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {r.peak_rss_mb:.0f} | {r.history_rows} |"
+            f"| {r.per_s:.0f} | {r.steady_per_s:.0f} | {1000 * r.worker_cpu_s / r.aps:.2f} "
+            f"| {pg} | {r.peak_rss_mb:.0f} | {r.history_rows} |"
         )
     return lines
 
@@ -337,6 +380,7 @@ def bench(server_url: str, opts: argparse.Namespace, log: Path) -> list[Run]:
                             apply=apply,
                             log=log,
                             worker_env=opts.worker_env,
+                            own_server=not opts.server_url,
                         )
                         print(_table([run])[-1], flush=True)
                         runs.append(run)

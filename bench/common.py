@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -63,8 +64,9 @@ def percentile(samples: list[float], q: float) -> float:
 def write_section(heading: str, section: str) -> None:
     """Replace the section under ``heading`` in RESULTS.md (or add it); others stay as they are."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if heading in text:
-        start = text.index(heading)
+    found = re.search(rf"^{re.escape(heading)}$", text, re.M)  # the whole line: not a longer one
+    if found:
+        start = found.start()
         nxt = text.find("\n## ", start + len(heading))
         text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
     else:

@@ -48,6 +48,22 @@ def test_every_capability_package_is_registered() -> None:
     assert packages == set(_capability_packages())
 
 
+def test_every_part_a_capability_record_names_exists() -> None:
+    """Records name their parts by ``Ref("module:attribute")``: a typo fails here, not in use."""
+    import typer
+    from fastapi import APIRouter
+
+    from tether.capabilities import CAPABILITIES
+    from tether.core.capability import Ref
+
+    for c in CAPABILITIES:
+        assert c.router is None or isinstance(c.router.load(), APIRouter), c.name
+        assert c.cli is None or isinstance(c.cli.load(), typer.Typer), c.name
+        parts = [c.build, c.demo, c.panel, *(j.run for j in c.jobs), *c.simulators.values()]
+        for part in parts:
+            assert not isinstance(part, Ref) or callable(part.load()), (c.name, part)
+
+
 def test_core_imports_no_capability() -> None:
     names = "|".join(_capability_packages())
     capability = re.compile(rf"^\s*(from|import) tether\.({names})\b", re.M)

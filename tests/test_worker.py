@@ -113,3 +113,21 @@ def test_only_rejects_an_unknown_capability(db_url: str, tmp_path: Path) -> None
 def test_once_returns_when_nothing_is_due(db_url: str, tmp_path: Path, only: list[str]) -> None:
     proc = start_worker(db_url, tmp_path, "--once", *only)
     assert proc.wait(timeout=WAIT_S * 2) == 0
+
+
+def test_the_capability_list_imports_only_records_and_settings() -> None:
+    """A worker process imports what its jobs need, when they start: loading the list imports no
+    router, CLI, service or job of any capability, nor the web stack, numpy or the workflow
+    library (seconds of start-up and tens of MB in every worker process)."""
+    from tether.capabilities import CAPABILITIES
+
+    code = "import sys, tether.worker; print('\\n'.join(sys.modules))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    parts = {m for m in loaded for c in CAPABILITIES if m.startswith(f"{c.package}.")}
+    records = {f"{c.package}.{part}" for c in CAPABILITIES for part in ("capability", "settings")}
+    assert parts == records
+    assert loaded.isdisjoint({"fastapi", "starlette", "typer", "rich", "numpy", "dbos", "jinja2"})

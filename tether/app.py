@@ -65,7 +65,7 @@ def create_app(
     app.include_router(console_router())
     for capability in CAPABILITIES:
         if capability.router is not None:
-            app.include_router(capability.router)
+            app.include_router(capability.router.load())
     return app
 
 

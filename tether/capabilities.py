@@ -8,9 +8,12 @@ migration runner iterate ``CAPABILITIES``.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from tether.core import migrations
 from tether.core.capability import Capability
+
+if TYPE_CHECKING:
+    from tether.core.migrations import Migration
 
 PACKAGES: tuple[str, ...] = (
     "tether.accountingpoints",
@@ -35,11 +38,12 @@ def migration_components() -> tuple[str, ...]:
     return ("tether.core", *(c.package for c in CAPABILITIES))
 
 
-def upgrade_database(url: str) -> list[migrations.Migration]:
+def upgrade_database(url: str) -> list[Migration]:
     """Everything ``tether db upgrade`` does as the owner: our migrations, then the durable
     workflow library's schema (so a data-only role never needs DDL)."""
+    from tether.core import migrations, workflows  # here: a worker needs neither
+
     applied = migrations.upgrade(url, migration_components())
-    from tether.core import workflows  # imported here: the workflow library is slow to import
 
     workflows.migrate(url)
     return applied

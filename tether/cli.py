@@ -263,9 +263,9 @@ def register_capabilities() -> None:
     """Every capability's sub-commands (``tether <name> ...``) and simulators."""
     for capability in CAPABILITIES:
         if capability.cli is not None:
-            app.add_typer(capability.cli, name=capability.name)
+            app.add_typer(capability.cli.load(), name=capability.name)
         for name, command in capability.simulators.items():
-            simulate_app.command(name)(command)
+            simulate_app.command(name)(command.load())
 
 
 register_capabilities()

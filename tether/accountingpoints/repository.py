@@ -142,6 +142,10 @@ class BatchItem:
     data: dict[str, Any]
     started_at: datetime | None
 
+    @classmethod
+    def of(cls, claim: Claim, data: dict[str, Any]) -> BatchItem:
+        return cls(gsrn=claim.gsrn, data=data, started_at=claim.started_at)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:

@@ -87,16 +87,45 @@ class AccountingPointService:
         return outcome
 
     async def sync_batch(
-        self, claims: Sequence[Claim], *, actor: str = "sync", gate: asyncio.Semaphore | None = None
+        self,
+        claims: Sequence[Claim],
+        *,
+        actor: str = "sync",
+        gate: asyncio.Semaphore | None = None,
+        each: bool = False,
     ) -> list[SyncOutcome]:
-        """Fetch every claimed AP concurrently, then merge all good answers in one transaction.
-
-        A fetch that fails fails only its AP. If the merge of the whole batch fails (a constraint,
-        a lock timeout, a bug), each AP is merged again on its own, so one bad answer costs only
-        its own sync. Failures are recorded in one statement, with each AP's backoff.
-        """
+        """Fetch every claimed AP concurrently, then merge all good answers in one transaction
+        (``each``: each AP in its own as its fetch returns). A failed fetch fails only its AP; a
+        failed batch merge is retried AP by AP. One breaker verdict and one statement recording
+        the failures (each with its backoff) per batch, in both modes."""
         start = time.perf_counter()
         gate = gate or asyncio.Semaphore(len(claims) or 1)
+        if each:
+            ordered = list(await asyncio.gather(*(self._sync_each(c, gate, actor) for c in claims)))
+        else:
+            ordered = await self._sync_together(claims, gate, actor)
+        await retry.tell_breaker(self.breaker, [o.reason for o in ordered])
+        await retry.record_failures(
+            self.pool,
+            self.settings,
+            [(c, o.reason, o.error) for c, o in zip(claims, ordered, strict=True) if not o.ok],
+        )
+        per_ap = (time.perf_counter() - start) / max(1, len(claims))
+        for outcome in ordered:
+            SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
+            SYNC_SECONDS.observe(per_ap)
+        failed = sum(1 for o in ordered if not o.ok)
+        logger.info(
+            "synced %d accounting point(s), %d failed",
+            len(ordered) - failed,
+            failed,
+            extra={"action": "syncs_done"},
+        )
+        return ordered
+
+    async def _sync_together(
+        self, claims: Sequence[Claim], gate: asyncio.Semaphore, actor: str
+    ) -> list[SyncOutcome]:
         fetched = await asyncio.gather(*(self._fetch(c, gate) for c in claims))
         outcomes: dict[str, SyncOutcome] = {}
         items: list[repository.BatchItem] = []
@@ -104,35 +133,17 @@ class AccountingPointService:
             if isinstance(result, SyncOutcome):
                 outcomes[claim.gsrn] = result
             else:
-                data = to_sync_payload(result)
-                items.append(
-                    repository.BatchItem(gsrn=claim.gsrn, data=data, started_at=claim.started_at)
-                )
+                items.append(repository.BatchItem.of(claim, to_sync_payload(result)))
         if items:
             outcomes.update(await self._apply_batch(items, actor=actor))
-        ordered = [outcomes[c.gsrn] for c in claims]
-        await retry.tell_breaker(
-            self.breaker, [o.reason for o in ordered if isinstance(o, SyncOutcome)]
-        )
-        await retry.record_failures(
-            self.pool,
-            self.settings,
-            [(c, o.reason, o.error) for c, o in zip(claims, ordered, strict=True) if not o.ok],
-        )
-        for outcome in ordered:
-            SYNCS.labels("ok" if outcome.ok else outcome.reason or "error").inc()
-        if claims:
-            failed = sum(1 for o in ordered if not o.ok)
-            logger.info(
-                "synced %d accounting point(s), %d failed",
-                len(ordered) - failed,
-                failed,
-                extra={"action": "syncs_done"},
-            )
-            per_ap = (time.perf_counter() - start) / len(claims)
-            for _ in claims:
-                SYNC_SECONDS.observe(per_ap)
-        return ordered
+        return [outcomes[c.gsrn] for c in claims]
+
+    async def _sync_each(self, claim: Claim, gate: asyncio.Semaphore, actor: str) -> SyncOutcome:
+        result = await self._fetch(claim, gate)
+        if isinstance(result, SyncOutcome):
+            return result
+        item = repository.BatchItem.of(claim, to_sync_payload(result))
+        return (await self._apply_batch([item], actor=actor))[claim.gsrn]
 
     async def _fetch(
         self, claim: Claim, gate: asyncio.Semaphore
@@ -154,25 +165,23 @@ class AccountingPointService:
     async def _apply_batch(
         self, items: list[repository.BatchItem], *, actor: str
     ) -> dict[str, SyncOutcome]:
+        accept = self.settings.unknown_party == "accept_unverified"
+        # no party to add: one statement, atomic by itself (1 round trip, not BEGIN/it/COMMIT)
         try:
-            async with db.transaction(self.pool) as conn:
+            async with (db.transaction if accept else db.autocommit)(self.pool) as conn:
                 with db.translate_db_errors():
                     verdicts = await repository.apply_sync_batch(
                         conn,
                         items=items,
                         resync=timedelta(seconds=self.settings.resync_interval_s),
                         actor=actor,
-                        accept_unknown=self.settings.unknown_party == "accept_unverified",
+                        accept_unknown=accept,
                     )
         except (DataRejected, Busy) as exc:
             if len(items) > 1:
                 return await self._apply_each(items, actor=actor)
-            reason = str(getattr(exc, "reason", type(exc).__name__))
-            return {
-                items[0].gsrn: SyncOutcome(
-                    gsrn=items[0].gsrn, ok=False, reason=reason, error=exc.message
-                )
-            }
+            gsrn, reason = items[0].gsrn, str(getattr(exc, "reason", type(exc).__name__))
+            return {gsrn: SyncOutcome(gsrn=gsrn, ok=False, reason=reason, error=exc.message)}
         except Exception as exc:
             if len(items) > 1:
                 return await self._apply_each(items, actor=actor)
@@ -222,7 +231,7 @@ class AccountingPointService:
             await self.breaker.acquire()
         except CircuitOpen:
             return []
-        async with db.transaction(self.pool) as conn:
+        async with db.autocommit(self.pool) as conn:  # one statement: atomic by itself
             return await repository.claim_due_syncs(
                 conn,
                 limit=limit,

@@ -52,14 +52,9 @@ async def run_worker(
     async def process(claims: Sequence[Claim]) -> None:
         beat = asyncio.create_task(claim_lease.keep_alive(service.pool, settings, worker))
         try:
-            if settings.batch_apply:
-                outcomes = await service.sync_batch(claims, actor=actor, gate=gate)
-            else:
-                outcomes = list(
-                    await asyncio.gather(
-                        *(service.sync_one(c, actor=actor, gate=gate) for c in claims)
-                    )
-                )
+            outcomes = await service.sync_batch(
+                claims, actor=actor, gate=gate, each=not settings.batch_apply
+            )
         finally:
             beat.cancel()
         stats.outcomes.update("ok" if o.ok else (o.reason or "error") for o in outcomes)

@@ -3,6 +3,11 @@
 A capability is one package (``tether/<name>/``) plus one line in ``tether/capabilities.py``.
 The generic entrypoints (``app.py``, ``cli.py``, ``worker.py``, ``demo.py``) and the migration
 runner iterate the list and never name a capability; ``core/`` imports none of them.
+
+A record names its parts by ``Ref("module:attribute")``, imported when first used: loading the
+list imports no router, CLI, service or job, so ``tether worker --only X`` imports only X's job
+path (not every capability's web stack, numpy or the workflow library: seconds of start-up and
+tens of MB per process).
 """
 
 from __future__ import annotations
@@ -12,16 +17,34 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import typer
-from fastapi import APIRouter
-from pydantic_settings import BaseSettings
-from rich.console import Console
+if TYPE_CHECKING:  # only for annotations: importing them here would load the web stack
+    import typer
+    from fastapi import APIRouter
+    from pydantic_settings import BaseSettings
+    from rich.console import Console
 
-from tether.core.bootstrap import Runtime
-from tether.core.console import Panel
-from tether.core.settings import Settings
+    from tether.core.bootstrap import Runtime
+    from tether.core.console import Panel
+    from tether.core.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ref(Generic[T]):
+    """``"package.module:attribute"``, imported when first used; calling it calls its target."""
+
+    target: str
+
+    def load(self) -> T:
+        module, _, attribute = self.target.partition(":")
+        return cast(T, getattr(import_module(module), attribute))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Callable[..., Any], self.load())(*args, **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,15 +103,16 @@ class DemoPart:
 @dataclass(frozen=True, kw_only=True)
 class Capability:
     """How a capability plugs into tether. ``build`` yields its service, kept as
-    ``app.state.<name>`` in the web app and handed to its jobs in a worker."""
+    ``app.state.<name>`` in the web app and handed to its jobs in a worker. Everything but the
+    name, package and settings is a ``Ref`` (or, for the callables, the function itself)."""
 
     name: str  # CLI and URL name: ``tether <name> ...``
     package: str  # its migrations live in ``<package>/migrations/``
     settings: type[BaseSettings]
     build: Callable[[Runtime], AbstractAsyncContextManager[Any]]
-    router: APIRouter | None = None
-    cli: typer.Typer | None = None
-    simulators: Mapping[str, Callable[..., None]] = field(default_factory=dict)
+    router: Ref[APIRouter] | None = None
+    cli: Ref[typer.Typer] | None = None
+    simulators: Mapping[str, Ref[Callable[..., None]]] = field(default_factory=dict)
     jobs: Sequence[Job] = ()
     demo: Callable[[DemoContext], AbstractAsyncContextManager[DemoPart]] | None = None
     panel: Callable[[Runtime, Any], Awaitable[Panel]] | None = None  # console and /metrics

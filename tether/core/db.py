@@ -167,8 +167,8 @@ async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connectio
 
 @asynccontextmanager
 async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection]:
-    """One connection outside any transaction, for a single read statement: no BEGIN and no
-    COMMIT round trips (a hot read path pays for three round trips otherwise)."""
+    """One connection outside any transaction, for a single statement (atomic by itself): no
+    BEGIN and no COMMIT round trips (a hot path pays for three round trips otherwise)."""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:

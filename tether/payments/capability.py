@@ -1,12 +1,12 @@
-"""The payments capability record: what it plugs into tether."""
+"""The payments capability record: what it plugs into tether, each part imported when first
+used."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 
-from tether.core.capability import Capability, Job, JobContext
-from tether.payments import api, cli, console, demo, service, simulator, tasks
+from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.payments.settings import PaymentsSettings
 
 logger = logging.getLogger(__name__)
@@ -35,17 +35,17 @@ CAPABILITY = Capability(
     name="payments",
     package="tether.payments",
     settings=PaymentsSettings,
-    build=service.build,
-    router=api.router,
-    cli=cli.app,
-    simulators={"oppdrag": simulator.simulate},
+    build=Ref("tether.payments.service:build"),
+    router=Ref("tether.payments.api:router"),
+    cli=Ref("tether.payments.cli:app"),
+    simulators={"oppdrag": Ref("tether.payments.simulator:simulate")},
     jobs=(
-        _job("send-orders", tasks.send_orders),
-        _job("receipts", tasks.consume_receipts),
-        _job("intake", tasks.consume_intake),
-        _job("statuses", tasks.publish_statuses),
-        _job("chase-receipts", tasks.chase_receipts),
+        _job("send-orders", Ref("tether.payments.tasks:send_orders")),
+        _job("receipts", Ref("tether.payments.tasks:consume_receipts")),
+        _job("intake", Ref("tether.payments.tasks:consume_intake")),
+        _job("statuses", Ref("tether.payments.tasks:publish_statuses")),
+        _job("chase-receipts", Ref("tether.payments.tasks:chase_receipts")),
     ),
-    demo=demo.demo,
-    panel=console.panel,
+    demo=Ref("tether.payments.demo:demo"),
+    panel=Ref("tether.payments.console:panel"),
 )
