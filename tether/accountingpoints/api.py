@@ -94,6 +94,9 @@ class AccountingPointOut(BaseModel):
     gsrn: str
     latitude: float | None
     longitude: float | None
+    location_partial: bool = Field(
+        description="The datahub's last answer gave one coordinate only: location unknown."
+    )
     end_user: list[Period] = []
     energy_supplier: list[Period] = []
     metering_grid_area: list[Period] = []
@@ -146,6 +149,7 @@ def _ap_out(
         gsrn=ap["gsrn"],
         latitude=ap["latitude"],
         longitude=ap["longitude"],
+        location_partial=ap["location_partial"],
         sync=SyncState.model_validate(ap),
         controllable_units=[_cu(u) for u in units],
     )
