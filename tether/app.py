@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -49,10 +48,6 @@ def create_app(
                     app.state.panels.append(
                         PanelProvider(name=capability.name, panel=capability.panel, service=service)
                     )
-            # what startup built (routes, schemas, modules) lives as long as the process: out of
-            # the collector's generations, so its collections stop walking it on hot requests
-            gc.collect()
-            gc.freeze()
             yield
 
     app = FastAPIOffline(  # /docs and /redoc from assets installed with the package, no CDN
