@@ -211,6 +211,19 @@ def worker(
         list[str] | None,
         typer.Option(help="Run only this capability's jobs (repeatable); default: all."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the worker processes' counters and durations for Prometheus on this "
+            "port, summed over --processes [TETHER_WORKER_METRICS_PORT; default: off].",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="Bind address of --metrics-port [TETHER_WORKER_METRICS_HOST]."),
+    ] = None,
     no_migrate: NoMigrate = False,
 ) -> None:
     """Run every capability's background jobs: due work claimed with SKIP LOCKED, event and
@@ -232,7 +245,17 @@ def worker(
     url = db.resolve_database_url(settings)
     if settings.migrate and not no_migrate:
         migrations.upgrade(url, migration_components())
-    failed = run_processes(settings, url, processes, options)
+    port = metrics_port or settings.worker_metrics_port
+    metrics = None if port is None else (metrics_host or settings.worker_metrics_host, port)
+    try:
+        failed = run_processes(settings, url, processes, options, metrics=metrics)
+    except OSError as exc:
+        if metrics is None:
+            raise
+        raise ConfigurationError(
+            f"cannot serve worker metrics on {metrics[0]}:{metrics[1]} ({exc.strerror}). "
+            "Pick another port with --metrics-port or TETHER_WORKER_METRICS_PORT."
+        ) from None
     if failed:
         console.print(f"[red]{failed} worker process(es) failed[/]")
         raise typer.Exit(1)

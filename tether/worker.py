@@ -24,7 +24,8 @@ from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, JobContext
 from tether.core.jobs import default_worker_id
 from tether.core.logging import configure_logging
-from tether.core.settings import Settings
+from tether.core.metrics import children_metrics
+from tether.core.settings import Settings, exported
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +116,32 @@ def process_main(
 
 
 def run_processes(
-    settings: Settings, database_url: str, processes: int, options: WorkerOptions
+    settings: Settings,
+    database_url: str,
+    processes: int,
+    options: WorkerOptions,
+    *,
+    metrics: tuple[str, int] | None = None,
 ) -> int:
     """Start ``processes`` worker processes and wait; returns how many exited non-zero.
 
-    SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM).
+    SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM). With
+    ``metrics`` (host, port) the children's counters are served there, summed (core/metrics.py).
     """
     selected(options)  # fail fast on an unknown --only
+    if metrics is None:
+        return _run_children(settings, database_url, processes, options, {})
+    with children_metrics(*metrics) as env:
+        return _run_children(settings, database_url, processes, options, env)
+
+
+def _run_children(
+    settings: Settings,
+    database_url: str,
+    processes: int,
+    options: WorkerOptions,
+    env: dict[str, str],
+) -> int:
     ctx = multiprocessing.get_context("spawn")
     children = [
         ctx.Process(
@@ -131,8 +151,9 @@ def run_processes(
         )
         for i in range(processes)
     ]
-    for child in children:
-        child.start()
+    with exported(env):
+        for child in children:
+            child.start()
 
     stopping: list[int] = []
 

@@ -136,7 +136,8 @@ def simulate(
     POST /events.
 
     Fault modes: none, down, slow, 500, garbage, unknown_fields,
-    contract_violation, overlapping, not_midnight, unknown_enum.
+    contract_violation, overlapping, not_midnight, unknown_enum,
+    partial_location.
 
     GSRNs are make_gsrn("70705750", n) for n = 1..count. Serves until Ctrl-C.
     """
@@ -206,8 +207,10 @@ def show(
             return
         sync = out.sync
         state = f"failing ({sync.last_error_reason})" if sync.last_error else "ok"
-        typer.echo(f"accounting point {out.gsrn}: last synced {sync.last_synced_at or 'never'}, "
-                   f"{state}, next sync {sync.next_sync_at}")
+        typer.echo(
+            f"accounting point {out.gsrn}: last synced {sync.last_synced_at or 'never'}, "
+            f"{state}, next sync {sync.next_sync_at}"
+        )
         for kind in ("energy_supplier", "metering_grid_area", "energy_direction"):
             periods = getattr(out, kind)
             current = next((p for p in periods if p.valid_to is None), None)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from prometheus_client import Counter
 from pydantic import AwareDatetime, Field, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
@@ -35,6 +36,11 @@ from tether.core.wire import WireModel, first_error, note_unknown_fields
 logger = logging.getLogger(__name__)
 
 _SYSTEM = "accounting_point_adapter"
+
+PARTIAL_LOCATIONS = Counter(
+    "tether_ap_partial_locations_total",
+    "Adapter answers with one coordinate only, stored as an unknown location",
+)
 
 
 class _Wire(WireModel):
@@ -79,6 +85,7 @@ def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> Accounti
             f"adapter answer breaks the contract at {first_error(exc)}"
         ) from exc
     unknown = note_unknown_fields(_SYSTEM, wire)
+    latitude, longitude, partial = _location(wire)
     data = AccountingPointData(
         gsrn=wire.gsrn,
         end_users=tuple(
@@ -106,12 +113,32 @@ def parse_accounting_point(payload: Any, *, gsrn: str, tz: ZoneInfo) -> Accounti
             )
             for p in wire.energy_direction or []
         ),
-        latitude=None if wire.latitude is None else float(wire.latitude),
-        longitude=None if wire.longitude is None else float(wire.longitude),
+        latitude=latitude,
+        longitude=longitude,
+        location_partial=partial,
         unknown_fields=tuple(unknown),
     )
     domain.validate(data, tz, requested_gsrn=gsrn)
     return data
+
+
+def _location(wire: _AccountingPoint) -> tuple[float | None, float | None, bool]:
+    """Both coordinates, or none; a lone one is a partial answer: unknown, flagged, counted.
+
+    Half a position is no position, and keeping the one stored before could keep a place the
+    AP has left, so the location becomes unknown until a whole answer comes.
+    """
+    if (wire.latitude is None) == (wire.longitude is None):
+        if wire.latitude is None or wire.longitude is None:
+            return None, None, False
+        return float(wire.latitude), float(wire.longitude), False
+    PARTIAL_LOCATIONS.inc()
+    logger.warning(
+        "accounting point %s: adapter sent one coordinate only; location stored as unknown",
+        wire.gsrn,
+        extra={"action": "location_partial"},
+    )
+    return None, None, True
 
 
 class AdapterClient:
@@ -174,6 +201,8 @@ def to_sync_payload(data: AccountingPointData) -> dict[str, Any]:
         "latitude": data.latitude,
         "longitude": data.longitude,
     }
+    if data.location_partial:
+        payload["location_partial"] = True
     if data.unknown_fields:
         payload["unknown_fields"] = list(data.unknown_fields)
     return payload

@@ -2,7 +2,8 @@
 
 One statement (``console.sql``) reads the sync bookkeeping of the APs kept in sync (those with a
 controllable unit): how many are synced, due, failing or never synced, the oldest sync, the
-backlog's lag, and the failures grouped by reason with links to a few of the APs.
+backlog's lag, the APs whose location came half (one coordinate), and the failures grouped by
+reason with links to a few of the APs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def _waits(seconds: float) -> str:
 def build_panel(row: dict[str, Any]) -> Panel:
     total, due, failing = int(row["total"]), int(row["due"]), int(row["failing"])
     never, synced = int(row["never_synced"]), int(row["synced"])
+    partial = int(row["location_partial"])
     oldest: datetime | None = row["oldest_synced_at"]
     lag = float(row["due_lag_s"] or 0.0)
     failures: list[dict[str, Any]] = row["failures"]
@@ -47,6 +49,7 @@ def build_panel(row: dict[str, Any]) -> Panel:
         Row(label="due now", value=str(due), status="warn" if lag > 300 else "ok"),
         Row(label="failing", value=str(failing), status="bad" if failing else "ok"),
         Row(label="never synced", value=str(never), status="warn" if never else "ok"),
+        Row(label="location partial", value=str(partial), status="warn" if partial else "ok"),
         Row(label="oldest sync", value=f"{age(oldest)} ago" if oldest else "never"),
         Row(label="oldest due waits", value=_waits(lag), status="warn" if lag > 300 else "ok"),
     )
@@ -76,6 +79,11 @@ def build_panel(row: dict[str, Any]) -> Panel:
             help="Age of the oldest successful sync among APs kept in sync.",
             value=oldest_age,
         ),
+        Gauge(
+            name="tether_ap_location_partial",
+            help="APs whose last answer gave one coordinate only (location stored as unknown).",
+            value=partial,
+        ),
         *(
             Gauge(
                 name="tether_ap_syncs",
@@ -84,7 +92,10 @@ def build_panel(row: dict[str, Any]) -> Panel:
                 labels={"state": state},
             )
             for state, n in (
-                ("synced", synced), ("failing", failing), ("never_synced", never), ("due", due)
+                ("synced", synced),
+                ("failing", failing),
+                ("never_synced", never),
+                ("due", due),
             )
         ),
         *(

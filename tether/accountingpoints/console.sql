@@ -10,6 +10,7 @@ WITH counts AS (
            count(*) FILTER (WHERE next_sync_at <= now()) AS due,
            count(*) FILTER (WHERE last_error IS NOT NULL) AS failing,
            count(*) FILTER (WHERE last_synced_at IS NULL) AS never_synced,
+           count(*) FILTER (WHERE location_partial) AS location_partial,
            min(last_synced_at) AS oldest_synced_at,
            extract(epoch FROM now() - min(next_sync_at) FILTER (
                WHERE next_sync_at <= now() AND next_sync_at > '-infinity')) AS due_lag_s

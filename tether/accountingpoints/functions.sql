@@ -7,7 +7,7 @@
 --   ap.lock_sync_batch        create unknown APs, lock their sync rows (in id order: no deadlock)
 --   ap.judge_sync_batch       per item: ok, claim_lost or unknown_reference (the latter two are
 --                             left untouched and only reported)
---   ap.merge_location         coordinates, only when both are given
+--   ap.merge_location         coordinates when both are given, unknown when one is (0008)
 --   ap.upsert_end_users       end users are created on demand
 --   ap.merge_<kind>_timeline  per timeline: its incoming periods and stored rows, compared by
 --                             the one shared ap.merge_timeline, then written
@@ -197,20 +197,24 @@ BEGIN
 END;
 $$;
 
--- Coordinates of the accepted APs, only when the answer has both; an unchanged location is
--- not written (no history).
+-- Coordinates of the accepted APs: both given, they are stored; a partial answer (flagged by
+-- the parser) stores the location as unknown; neither given leaves it as it is. An unchanged
+-- location is not written (no history).
 CREATE OR REPLACE FUNCTION ap.merge_location(p_aps bigint[], p_data jsonb[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE ap.accounting_point a
-    SET latitude = (b.data->>'latitude')::double precision,
-        longitude = (b.data->>'longitude')::double precision
-    FROM unnest(p_aps, p_data) b(ap, data)
+    SET latitude = n.latitude, longitude = n.longitude
+    FROM unnest(p_aps, p_data) b(ap, data),
+         LATERAL (SELECT CASE WHEN b.data @> '{"location_partial": true}' THEN NULL
+                              ELSE (b.data->>'latitude')::double precision END AS latitude,
+                         CASE WHEN b.data @> '{"location_partial": true}' THEN NULL
+                              ELSE (b.data->>'longitude')::double precision END AS longitude) n
     WHERE a.id = ANY(p_aps) AND a.id = b.ap
-      AND jsonb_typeof(b.data->'latitude') = 'number'
-      AND jsonb_typeof(b.data->'longitude') = 'number'
-      AND (a.latitude, a.longitude) IS DISTINCT FROM
-          ((b.data->>'latitude')::double precision, (b.data->>'longitude')::double precision);
+      AND (b.data @> '{"location_partial": true}'
+           OR (jsonb_typeof(b.data->'latitude') = 'number'
+               AND jsonb_typeof(b.data->'longitude') = 'number'))
+      AND (a.latitude, a.longitude) IS DISTINCT FROM (n.latitude, n.longitude);
 END;
 $$;
 
@@ -437,6 +441,7 @@ BEGIN
         last_error_at = NULL,
         unknown_fields = CASE WHEN b.data ? 'unknown_fields'
             THEN ARRAY(SELECT jsonb_array_elements_text(b.data->'unknown_fields')) END,
+        location_partial = b.data @> '{"location_partial": true}',
         requested_at = CASE WHEN s.requested_at > coalesce(b.started_at, now())
             THEN s.requested_at END,
         next_sync_at = CASE WHEN s.requested_at > coalesce(b.started_at, now())

@@ -58,6 +58,8 @@ class AccountingPointData:
     energy_directions: tuple[DirectionPeriod, ...] = ()
     latitude: float | None = None
     longitude: float | None = None
+    # the answer gave one coordinate only: the location is unknown (both None), and flagged
+    location_partial: bool = False
     unknown_fields: tuple[str, ...] = field(default=())
 
 

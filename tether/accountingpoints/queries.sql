@@ -138,7 +138,8 @@ RETURNING a.gsrn
 SELECT a.id, a.gsrn, a.latitude, a.longitude, a.recorded_at,
        s.last_sync_start, s.last_synced_at, s.version,
        CASE WHEN isfinite(s.next_sync_at) THEN s.next_sync_at END AS next_sync_at, s.requested_at,
-       s.attempts, s.last_error, s.last_error_reason, s.last_error_at, s.unknown_fields
+       s.attempts, s.last_error, s.last_error_reason, s.last_error_at, s.unknown_fields,
+       s.location_partial
 FROM ap.accounting_point a
 JOIN ap.accounting_point_sync s ON s.accounting_point_id = a.id
 WHERE a.gsrn = %(gsrn)s

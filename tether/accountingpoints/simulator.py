@@ -80,6 +80,7 @@ class DatahubFault(StrEnum):
     OVERLAPPING = "overlapping"  # two open energy supplier periods
     NOT_MIDNIGHT = "not_midnight"  # an end user period starting 13:37 local time
     UNKNOWN_ENUM = "unknown_enum"  # energy direction "storage"
+    PARTIAL_LOCATION = "partial_location"  # a latitude without its longitude
 
 
 # --- capability faults: each turns a correct answer into a specific wrong (or new) one ---------
@@ -129,12 +130,18 @@ def _unknown_enum(body: Record, tz: ZoneInfo) -> Record:
     return body
 
 
+def _partial_location(body: Record, tz: ZoneInfo) -> Record:
+    body.pop("longitude", None)
+    return body
+
+
 _BODY_FAULTS: dict[str, Callable[[Record, ZoneInfo], Record]] = {
     DatahubFault.UNKNOWN_FIELDS: _unknown_fields,
     DatahubFault.CONTRACT_VIOLATION: _contract_violation,
     DatahubFault.OVERLAPPING: _overlapping,
     DatahubFault.NOT_MIDNIGHT: _not_midnight,
     DatahubFault.UNKNOWN_ENUM: _unknown_enum,
+    DatahubFault.PARTIAL_LOCATION: _partial_location,
 }
 
 

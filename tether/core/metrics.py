@@ -5,11 +5,20 @@ backlog and lag, failures by reason, circuit state per upstream, stale data...).
 the capabilities' console panels, computed at scrape time from the database, so every API
 process reports the same numbers however many workers there are. ``_created`` series are off:
 they doubled every counter's series and no alert uses them.
+
+The worker processes' own counters (syncs by outcome, their durations, upstream calls...) are
+not in the API's registry. ``tether worker --metrics-port`` serves them: the parent points its
+spawned children at a private directory (prometheus_client's multiprocess mode) and exposes the
+sum over its children on that port, so one scrape target per worker machine, whatever
+``--processes`` is, and workers on other machines than the API are covered too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,8 +26,10 @@ from prometheus_client import (
     CollectorRegistry,
     disable_created_metrics,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -61,3 +72,30 @@ async def metrics_response(panels: Sequence[Panel] = ()) -> Response:
     """``/metrics``: process counters, and the gauges of the given panels."""
     body = await run_in_threadpool(exposition, gauges_of(panels))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def children_metrics(host: str, port: int) -> Iterator[dict[str, str]]:
+    """Serve on ``host:port`` the summed counters of the processes started inside the block.
+
+    Yields the environment to spawn them with: children read ``PROMETHEUS_MULTIPROC_DIR`` when
+    they import prometheus_client, so they must be spawned, not forked, with it set. The port is
+    bound first: a taken one raises ``OSError`` before any child starts. The directory is
+    removed at the end.
+    """
+    directory = tempfile.mkdtemp(prefix="tether-worker-metrics-")
+    try:
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        server, thread = start_http_server(port, addr=host, registry=registry)
+        try:
+            yield {MULTIPROC_ENV: directory}
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -7,6 +7,9 @@ modules read the environment.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -36,6 +39,15 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
+
+    # --- worker -------------------------------------------------------------------------------
+    worker_metrics_port: int | None = Field(
+        default=None,
+        description="`tether worker` serves its processes' counters on this port (off: unset).",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Bind address of the worker metrics port."
+    )
 
     # --- broker --------------------------------------------------------------------------------
     nats_url: str | None = Field(default=None, description="NATS server for events and queues.")
@@ -70,3 +82,19 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, with explicit overrides winning (used by tests and the demo)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+@contextmanager
+def exported(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the child processes spawned inside the block (they inherit
+    the environment at start), then restore the previous values."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
