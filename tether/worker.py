@@ -24,7 +24,6 @@ from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, JobContext
 from tether.core.jobs import default_worker_id
 from tether.core.logging import configure_logging
-from tether.core.metrics import children_metrics
 from tether.core.settings import Settings, exported
 
 logger = logging.getLogger(__name__)
@@ -131,6 +130,8 @@ def run_processes(
     selected(options)  # fail fast on an unknown --only
     if metrics is None:
         return _run_children(settings, database_url, processes, options, {})
+    from tether.core.metrics import children_metrics  # the web stack, only for the metrics port
+
     with children_metrics(*metrics) as env:
         return _run_children(settings, database_url, processes, options, env)
 

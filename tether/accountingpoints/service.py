@@ -31,7 +31,7 @@ from tether.accountingpoints.models import (
     internal_error,
 )
 from tether.accountingpoints.settings import AccountingPointSettings
-from tether.core import db
+from tether.core import db, jobs
 from tether.core.bootstrap import Runtime
 from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
@@ -94,10 +94,10 @@ class AccountingPointService:
         gate: asyncio.Semaphore | None = None,
         each: bool = False,
     ) -> list[SyncOutcome]:
-        """Fetch every claimed AP concurrently, then merge all good answers in one transaction
-        (``each``: each AP in its own as its fetch returns). A failed fetch fails only its AP; a
-        failed batch merge is retried AP by AP. One breaker verdict and one statement recording
-        the failures (each with its backoff) per batch, in both modes."""
+        """Fetch every claimed AP concurrently and merge good answers in groups as they arrive,
+        one transaction per group (``each``: each AP in its own as its fetch returns). A failed
+        fetch fails only its AP; a failed group merge is retried AP by AP. One breaker verdict
+        and one statement recording the failures (each with its backoff) per batch."""
         start = time.perf_counter()
         gate = gate or asyncio.Semaphore(len(claims) or 1)
         if each:
@@ -126,16 +126,18 @@ class AccountingPointService:
     async def _sync_together(
         self, claims: Sequence[Claim], gate: asyncio.Semaphore, actor: str
     ) -> list[SyncOutcome]:
-        fetched = await asyncio.gather(*(self._fetch(c, gate) for c in claims))
         outcomes: dict[str, SyncOutcome] = {}
-        items: list[repository.BatchItem] = []
-        for claim, result in zip(claims, fetched, strict=True):
-            if isinstance(result, SyncOutcome):
-                outcomes[claim.gsrn] = result
-            else:
-                items.append(repository.BatchItem.of(claim, to_sync_payload(result)))
-        if items:
-            outcomes.update(await self._apply_batch(items, actor=actor))
+        fetches = [self._fetch(c, gate) for c in claims]
+        wait_s = self.settings.merge_group_wait_s
+        async for group in jobs.as_they_arrive(fetches, group_wait_s=wait_s):
+            items: list[repository.BatchItem] = []
+            for i, result in group:
+                if isinstance(result, SyncOutcome):
+                    outcomes[claims[i].gsrn] = result
+                else:
+                    items.append(repository.BatchItem.of(claims[i], to_sync_payload(result)))
+            if items:
+                outcomes.update(await self._apply_batch(items, actor=actor))
         return [outcomes[c.gsrn] for c in claims]
 
     async def _sync_each(self, claim: Claim, gate: asyncio.Semaphore, actor: str) -> SyncOutcome:

@@ -50,6 +50,12 @@ class AccountingPointSettings(BaseSettings):
         description="Merge a claimed batch in one transaction (else one transaction per AP).",
     )
     fetch_concurrency: int = Field(default=32, description="Adapter calls in flight per worker.")
+    merge_group_wait_s: float = Field(
+        default=0.05,
+        ge=0,
+        description="A batch's answers are merged in groups: what arrived within this long of "
+        "the group's first answer (a slow fetch then holds back nobody else).",
+    )
     poll_interval_s: float = 1.0
     event_types: list[str] = Field(
         default=["no.datahub.accounting_point.changed"],

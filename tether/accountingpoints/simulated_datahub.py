@@ -79,6 +79,7 @@ class Datahub:
         self._records: dict[str, Record] = {}
         self._answers: dict[str, dict[Window, bytes]] = {}
         self._rng = random.Random(f"{seed}:changes")
+        self.delays: dict[str, float] = {}  # gsrn -> seconds its answers take (one slow AP)
 
     @property
     def gsrns(self) -> list[str]:

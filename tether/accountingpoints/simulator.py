@@ -7,6 +7,7 @@ events the real datahub would send (webhook and/or NATS JetStream).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import random
 import re
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Body, FastAPI, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
@@ -166,6 +167,9 @@ class DataPort:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            route = _ROUTE.fullmatch(scope["path"])
+            if route and (delay := self.datahub.delays.get(route[1])):
+                await asyncio.sleep(delay)
             await send_reply(send, self.reply(scope))
 
     def reply(self, scope: Scope) -> Reply:
@@ -212,6 +216,12 @@ class ChangeIn(BaseModel):
     emit: bool = True
 
 
+class DelayIn(BaseModel):
+    """Body of ``PUT /accounting-points/{gsrn}/delay``: 0 answers at once again."""
+
+    delay_ms: float = Field(ge=0, le=600_000)
+
+
 class EventsIn(BaseModel):
     """Body of ``POST /events``."""
 
@@ -241,6 +251,14 @@ def create_control_app(datahub: Datahub, state: SimulatorState, emitter: EventEm
     async def put_accounting_point(gsrn: str, record: dict[str, Any] = Body()) -> Any:
         datahub.put(gsrn, record)
         return datahub.record(gsrn)
+
+    @app.put("/accounting-points/{gsrn}/delay")
+    async def delay_accounting_point(gsrn: str, body: DelayIn) -> dict[str, Any]:
+        """Make one AP's answers slow (the others stay fast), e.g. to see a batch not wait."""
+        datahub.delays[gsrn] = body.delay_ms / 1000
+        if not body.delay_ms:
+            del datahub.delays[gsrn]
+        return {"gsrn": gsrn, "delay_ms": body.delay_ms}
 
     @app.post("/accounting-points/{gsrn}/changes")
     async def change_accounting_point(gsrn: str, change: ChangeIn) -> Any:

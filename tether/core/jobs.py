@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 logger = logging.getLogger(__name__)
@@ -83,3 +83,26 @@ async def idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) 
         waiter.cancel()
     if wake is not None:
         wake.clear()
+
+
+async def as_they_arrive(
+    work: Sequence[Awaitable[T]], *, group_wait_s: float
+) -> AsyncIterator[list[tuple[int, T]]]:
+    """Results of ``work`` in groups as they finish, each as (index in ``work``, result).
+
+    A group is what finished by ``group_wait_s`` after its first member (or everything left,
+    if sooner), so a batch's fast answers are stored together while a slow one is still out:
+    one slow call no longer holds a hundred back. Unfinished work is cancelled on exit.
+    """
+    tasks: dict[asyncio.Future[T], int] = {asyncio.ensure_future(w): i for i, w in enumerate(work)}
+    pending: set[asyncio.Future[T]] = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pending and group_wait_s > 0:
+                more, pending = await asyncio.wait(pending, timeout=group_wait_s)
+                done |= more
+            yield sorted((tasks[t], t.result()) for t in done)
+    finally:
+        for task in pending:
+            task.cancel()
