@@ -243,7 +243,7 @@ class PaymentsService:
     # --- receipts ------------------------------------------------------------------------
 
     async def apply_receipt(self, receipt: codec.Receipt, raw: str) -> str:
-        """Book one receipt; returns ``ok``, ``failed``, ``duplicate`` or ``stray``."""
+        """Book one receipt; returns ``ok``, ``feilet``, ``duplicate`` or ``stray``."""
         return (await self.apply_receipts([(receipt, raw)]))[0]
 
     async def apply_receipts(self, batch: Sequence[tuple[codec.Receipt, str]]) -> list[str]:
