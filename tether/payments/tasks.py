@@ -27,6 +27,7 @@ from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
 STATUS_BATCH = 500  # statuses published per round
+PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
 
 
 async def _connect(url: str) -> Any:
@@ -355,20 +356,17 @@ async def publish_statuses(
                 rows = []
                 if await repository.lock_status_publisher(conn):
                     rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
-                # written to the socket in id order; only the acknowledgements are awaited together
-                await asyncio.gather(
-                    *(
-                        js.publish(
-                            s.status_subject,
+                await _publish_all(
+                    js,
+                    s.status_subject,
+                    s.status_stream,
+                    [
+                        (
                             codec.status_json(row.body),
-                            stream=s.status_stream,
-                            headers={
-                                "Transaction-ID": row.original_key,
-                                "Nats-Msg-Id": f"status-{row.id}",
-                            },
+                            {"Transaction-ID": row.original_key, "Nats-Msg-Id": f"status-{row.id}"},
                         )
                         for row in rows
-                    )
+                    ],
                 )
                 if rows:
                     await repository.mark_statuses_published(
@@ -382,3 +380,17 @@ async def publish_statuses(
     finally:
         await nc.drain()
     return published
+
+
+async def _publish_all(
+    js: Any, subject: str, stream: str, items: Sequence[tuple[bytes, dict[str, str]]]
+) -> None:
+    """Written to the socket in order, the acknowledgements awaited together: no request timer
+    and reply subscription per message. Raises unless every one was acknowledged in time, so
+    nothing is marked and the batch is published again (JetStream drops the repeats by id)."""
+    futures = [await js.publish_async(subject, data, stream=stream, headers=h) for data, h in items]
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+    finally:
+        for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
+            future.cancel()
