@@ -294,3 +294,21 @@ async def test_intake_waiting_for_the_case_lock_plans_on_the_receipt_committed_m
     assert len(orders) == 2
     assert "<kodeEndring>ENDR</kodeEndring>" in orders[1].xml
     assert "<refDelytelseId>" in orders[1].xml  # chained to the confirmed chain
+
+
+async def test_receipts_booked_as_one_batch(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """One transaction for the batch; each receipt keeps its own outcome and case rules."""
+    await service.submit("a1", message(june(3, 7), sak="sakA"))
+    await service.submit("a2", message(june(3, 14), sak="sakA", behandling="b2"))  # waits
+    await service.submit("b1", message(june(3, 7), sak="sakB"))
+    (a,), (b,) = await service.orders("sakA"), await service.orders("sakB")
+    ok, feilet = build_receipt_xml(a.xml, "00"), build_receipt_xml(b.xml, "08")
+    stray = build_receipt_xml(a.xml.replace(a.id.hex, "0" * 32), "00")
+    batch = [(codec.read_receipt(x), x) for x in (ok, stray, feilet, ok)]
+    assert await service.apply_receipts(batch) == ["ok", "stray", "feilet", "duplicate"]
+    assert (await service.latest_status("a1")).status == "OK"
+    assert (await service.latest_status("a2")).status == "MOTTATT"  # planned on the OK state
+    assert (await service.latest_status("b1")).status == "FEILET"
+    assert await _count(pool, "stray_receipt") == 1

@@ -80,12 +80,16 @@ RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, 
           o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
 
 -- name: mark_orders_sent
--- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten
-WITH sent AS (
-    UPDATE pay.oppdrag SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
-                           last_error = NULL
-    WHERE id = ANY(%(ids)s::uuid[]) AND state = 'MOTTATT'
-    RETURNING original_key, details
+-- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten.
+-- Rows locked in id order, as a batch of receipts locks them: the two cannot deadlock.
+WITH locked AS MATERIALIZED (
+    SELECT id FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) AND state = 'MOTTATT'
+    ORDER BY id FOR UPDATE
+), sent AS (
+    UPDATE pay.oppdrag o SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
+                             last_error = NULL
+    FROM locked WHERE o.id = locked.id AND o.state = 'MOTTATT'
+    RETURNING o.original_key, o.details
 )
 INSERT INTO pay.status (original_key, status, body)
 SELECT original_key, 'HOS_OPPDRAG',

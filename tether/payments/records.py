@@ -143,3 +143,26 @@ class StatusRow:
             created_at=row.get("created_at"),
             id=row.get("id"),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """What the intake answers: the key to follow, and whether it was seen before."""
+
+    key: str
+    duplicate: bool = False
+
+    @property
+    def status_url(self) -> str:
+        return f"/api/v1/payments/status/{self.key}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseView:
+    """A case as the read API shows it."""
+
+    fagsystem: str
+    sak_id: str
+    active_uids: frozenset[str] | None
+    inflight_order: uuid.UUID | None
+    utbetalinger: list[UtbetalingRow]

@@ -27,6 +27,7 @@ from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
 STATUS_BATCH = 500  # statuses published per round
+PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
 
 
 async def _connect(url: str) -> Any:
@@ -182,11 +183,13 @@ async def _consume(
     handle: Callable[[Any], Awaitable[None]],
     ack_wait_s: float,
     parallel: int = 1,
+    handle_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
 ) -> int:
     """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
 
     A message not acknowledged within ``ack_wait_s`` (its worker died) is delivered again.
     ``parallel`` > 1 handles a fetched batch concurrently (receipts: each books its own order).
+    ``handle_batch`` takes a fetched batch at once; when it fails, ``handle`` takes each message.
     """
     from nats.js.api import ConsumerConfig
 
@@ -211,7 +214,9 @@ async def _consume(
                 if once:
                     break
                 continue
-            if parallel > 1:
+            if handle_batch is not None:
+                results = await _batch_and_ack(msgs, handle_batch, bounded)
+            elif parallel > 1:
                 results = await asyncio.gather(*(bounded(m) for m in msgs))
             else:  # one at a time: the broker's order is the arrival order
                 results = [await _handle_and_ack(m, handle) for m in msgs]
@@ -221,6 +226,27 @@ async def _consume(
             await sub.unsubscribe()
         await nc.drain()
     return handled
+
+
+async def _batch_and_ack(
+    msgs: list[Any],
+    handle_batch: Callable[[list[Any]], Awaitable[None]],
+    one: Callable[[Any], Awaitable[bool]],
+) -> list[bool]:
+    """The batch at once; on an error (a deadlock, one bad row) each message on its own, so one
+    failure does not hold back the others. Acknowledged only after the batch committed."""
+    try:
+        await handle_batch(msgs)
+    except Exception:
+        logger.warning(
+            "handling a batch of %d failed; one by one",
+            len(msgs),
+            exc_info=True,
+            extra={"action": "payments_batch_fallback"},
+        )
+        return list(await asyncio.gather(*(one(m) for m in msgs)))
+    await asyncio.gather(*(m.ack() for m in msgs))
+    return [True] * len(msgs)
 
 
 async def _handle_and_ack(msg: Any, handle: Callable[[Any], Awaitable[None]]) -> bool:
@@ -258,6 +284,18 @@ async def consume_receipts(
             return
         await service.apply_receipt(receipt, raw)
 
+    async def handle_batch(msgs: list[Any]) -> None:
+        readable, unreadable = [], []
+        for msg in msgs:
+            try:
+                readable.append((codec.read_receipt(msg.data), msg.data.decode("utf-8")))
+            except Exception:  # kept as a stray by ``handle``, after the batch committed
+                unreadable.append(msg)
+        if readable:
+            await service.apply_receipts(readable)
+        for msg in unreadable:  # should this fail, the batch is booked again: duplicates only
+            await handle(msg)
+
     return await _consume(
         nats_url,
         stream=s.receipts_stream,
@@ -269,6 +307,7 @@ async def consume_receipts(
         handle=handle,
         ack_wait_s=s.ack_wait_s,
         parallel=s.receipt_concurrency,
+        handle_batch=handle_batch,
     )
 
 
@@ -317,20 +356,17 @@ async def publish_statuses(
                 rows = []
                 if await repository.lock_status_publisher(conn):
                     rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
-                # written to the socket in id order; only the acknowledgements are awaited together
-                await asyncio.gather(
-                    *(
-                        js.publish(
-                            s.status_subject,
+                await _publish_all(
+                    js,
+                    s.status_subject,
+                    s.status_stream,
+                    [
+                        (
                             codec.status_json(row.body),
-                            stream=s.status_stream,
-                            headers={
-                                "Transaction-ID": row.original_key,
-                                "Nats-Msg-Id": f"status-{row.id}",
-                            },
+                            {"Transaction-ID": row.original_key, "Nats-Msg-Id": f"status-{row.id}"},
                         )
                         for row in rows
-                    )
+                    ],
                 )
                 if rows:
                     await repository.mark_statuses_published(
@@ -344,3 +380,17 @@ async def publish_statuses(
     finally:
         await nc.drain()
     return published
+
+
+async def _publish_all(
+    js: Any, subject: str, stream: str, items: Sequence[tuple[bytes, dict[str, str]]]
+) -> None:
+    """Written to the socket in order, the acknowledgements awaited together: no request timer
+    and reply subscription per message. Raises unless every one was acknowledged in time, so
+    nothing is marked and the batch is published again (JetStream drops the repeats by id)."""
+    futures = [await js.publish_async(subject, data, stream=stream, headers=h) for data, h in items]
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+    finally:
+        for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
+            future.cancel()
