@@ -17,6 +17,10 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import psycopg
+
+from tether.core.errors import Busy, DatabaseUnavailable
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -37,6 +41,12 @@ def backoff(attempts: int, *, base_s: float, max_s: float, jitter: float = 0.0) 
     return delay * (1.0 - jitter * random.random())
 
 
+# A database error (a deadlock, a lost connection, a pool timeout) ends one round, not the
+# worker: the loop backs off and claims again; a bug elsewhere still raises.
+TRANSIENT = (psycopg.Error, DatabaseUnavailable, Busy)
+ONCE_GIVES_UP_AFTER = 5  # with ``once`` (tests, benchmarks) a database that keeps failing raises
+
+
 async def run_due_loop(
     *,
     claim: Callable[[], Awaitable[Sequence[T]]],
@@ -52,16 +62,33 @@ async def run_due_loop(
     ``wake`` cuts an idle wait short (a new item was just queued in this process). Returns
     how many items were processed.
     """
-    processed = 0
+    processed = failures = 0
     logger.info("%s loop started", name, extra={"action": "job_started", "job": name})
     while not stop.is_set():
-        items = await claim()
+        try:
+            items = await claim()
+            if items:
+                await process(items)
+        except TRANSIENT as exc:
+            failures += 1
+            if once and failures >= ONCE_GIVES_UP_AFTER:
+                raise
+            delay = backoff(failures, base_s=poll_interval_s, max_s=30.0, jitter=0.5)
+            logger.warning(
+                "%s: %s; retrying in %.1f s (what it claimed comes back when its claim expires)",
+                name,
+                f"{type(exc).__name__}: {exc}".strip(),
+                delay,
+                extra={"action": "job_retry", "job": name},
+            )
+            await idle(stop, None, delay)
+            continue
+        failures = 0
         if not items:
             if once:
                 break
             await idle(stop, wake, poll_interval_s)
             continue
-        await process(items)
         processed += len(items)
     logger.info(
         "%s loop stopped after %d item(s)",
