@@ -77,9 +77,10 @@ def main() -> None:
     parser.add_argument("--server-url", help="a PostgreSQL server (default: embedded)")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
-    with postgres(args.server_url) as server, scratch_database(
-        server, "tether_bench_console", migrate=True
-    ) as url:
+    with (
+        postgres(args.server_url) as server,
+        scratch_database(server, "tether_bench_console", migrate=True) as url,
+    ):
         seeded = seed(url, args.rows)
         samples, plan = measure(url, args.runs)
     p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)

@@ -132,8 +132,11 @@ def db_stop() -> None:
         raise ConfigurationError("DATABASE_URL is set: that server is not tether's to stop")
     stopped = db.stop_embedded_postgres(settings.data_dir)
     where = settings.data_dir.resolve()
-    console.print(f"stopped the embedded PostgreSQL in {where}" if stopped else
-                  f"no embedded PostgreSQL is running in {where}")
+    console.print(
+        f"stopped the embedded PostgreSQL in {where}"
+        if stopped
+        else f"no embedded PostgreSQL is running in {where}"
+    )
 
 
 @app.command("status")

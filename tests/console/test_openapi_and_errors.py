@@ -11,9 +11,7 @@ HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0
 def test_every_route_declares_the_error_answers_with_the_error_body(site: Site) -> None:
     spec = site.client.get("/openapi.json").json()
     operations = [
-        (path, method, op)
-        for path, item in spec["paths"].items()
-        for method, op in item.items()
+        (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
     ]
     assert len(operations) >= 8
     public = {"/healthz"}  # no credential: no 401/403

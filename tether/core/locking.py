@@ -84,4 +84,3 @@ class _Pauses:
         await asyncio.sleep(self.delay)
         self.delay = min(self.delay * 1.5, 0.1)
         return True
-

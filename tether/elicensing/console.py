@@ -53,8 +53,10 @@ def build_panel(row: dict[str, Any], service: ElicensingService) -> Panel:
             value=str(row["circuit_failures"] or 0),
             status="warn" if row["circuit_failures"] else "ok",
         ),
-        Row(label="last refresh", value=f"{age(row['last_refreshed'])} ago"
-            if row["last_refreshed"] else "never"),
+        Row(
+            label="last refresh",
+            value=f"{age(row['last_refreshed'])} ago" if row["last_refreshed"] else "never",
+        ),
         Row(label="invoices copied", value=str(row["invoices"])),
         Row(label="stale invoices", value=str(stale), status="bad" if stale else "ok"),
         Row(label="obligations not read yet", value=str(never)),

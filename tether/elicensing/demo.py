@@ -65,17 +65,17 @@ async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -
         f"E-licensing: obligation page {page}  (report versions {versions[0]}..{versions[-1]})",
         f"  JSON: curl {api}/api/v1/compliance-report-versions/{first}/obligation-summary",
         "  take e-licensing down:",
-        f"    {faults}'{{\"mode\":\"down\"}}'",
+        f'    {faults}\'{{"mode":"down"}}\'',
         f"    open {page}?force=true : the stale-data alert appears; the console shows the "
         "circuit open",
         "  bring it back:",
-        f"    {faults}'{{\"mode\":\"none\"}}'",
+        f'    {faults}\'{{"mode":"none"}}\'',
         f"    the circuit stays open {CIRCUIT_OPEN_S:.0f} s after the last failure, then the next "
         f"read probes it: open {page}?force=true after that and the alert is gone (the "
         "console shows the circuit closed)",
         "  a payment arrives:",
         f"    curl -X POST {control}/ledger/invoices/{number}/payments -H 'content-type: "
-        "application/json' -d '{\"amount\":\"1000.00\"}'",
+        'application/json\' -d \'{"amount":"1000.00"}\'',
         f"    open {page}?force=true : the payment is listed",
     ]
 
