@@ -4,6 +4,7 @@ changed e-licensing makes the copy stale until a refresh whose request left afte
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -94,12 +95,13 @@ async def test_a_refresh_that_left_before_a_write_does_not_clear_the_write_mark(
     remote = await service.client.get_invoice(read.invoice.client_object_id, number)
     await service.mark_changed(number, "a write")  # after the refresh's request left
 
-    async with db.transaction(service.pool) as conn:
-        await repository.apply_refresh(
+    async with db.autocommit(service.pool) as conn:
+        await repository.save_refresh(
             conn,
             client_object_id=read.invoice.client_object_id,
             remote=remote,
             requested_at=left_at,
+            holder=uuid.uuid4(),
         )
     assert _stale_rows(db_url) == [(number, "upstream_changed")]
 

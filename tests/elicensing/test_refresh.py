@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -265,11 +266,12 @@ async def test_refresh_that_fails_halfway_leaves_no_trace(
         ),
     )
     with pytest.raises(InvalidElicensingPayload, match="refused"):
-        async with db.transaction(pool) as conn:
-            await repository.apply_refresh(
+        async with db.autocommit(pool) as conn:
+            await repository.save_refresh(
                 conn,
                 client_object_id=good.invoice.client_object_id,
                 remote=remote,
                 requested_at=datetime.now(UTC),
+                holder=uuid.uuid4(),
             )
     assert _snapshot(db_url) == before

@@ -131,21 +131,6 @@ def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
     return fees, payments, adjustments
 
 
-async def apply_refresh(
-    conn: db.Connection, *, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
-) -> int:
-    """Make the local invoice and its children equal the answer; run inside one transaction.
-
-    Upserts by e-licensing object ids and deletes what the answer no longer lists, in nine
-    set-based statements whatever the number of children. Values the database refuses (a
-    constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
-    passed the client's checks, but it still is data tether cannot keep.
-    """
-    with _refused(remote):
-        async with conn.pipeline():  # the children are sent together, in one round trip
-            return await _apply_refresh(conn, client_object_id, remote, requested_at)
-
-
 async def save_refresh(
     conn: db.Connection,
     *,
@@ -154,8 +139,14 @@ async def save_refresh(
     requested_at: datetime,
     holder: uuid.UUID,
 ) -> None:
-    """``apply_refresh`` and the end of the refresh lease in one transaction of its own, on an
-    autocommit connection, in two round trips: BEGIN with the invoice, then the rest and COMMIT.
+    """Make the local invoice and its children equal the answer and end the refresh lease, in
+    one transaction of its own on an autocommit connection, in two round trips: BEGIN with the
+    invoice, then the rest and COMMIT.
+
+    Upserts by e-licensing object ids and deletes what the answer no longer lists, in nine
+    set-based statements whatever the number of children. Values the database refuses (a
+    constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
+    passed the client's checks, but it still is data tether cannot keep.
     """
     with _refused(remote):
         try:
