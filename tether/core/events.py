@@ -132,7 +132,7 @@ async def consume_nats(
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
         while not stop.is_set():
             try:
-                msgs = await sub.fetch(batch, timeout=0.5)
+                msgs = await fetch_ready(sub, batch, wait_s=0.5)
             except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
                 continue
             good: list[CloudEvent] = []
