@@ -34,6 +34,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_serving(client: httpx.Client) -> None:
+    """Until the server answers (it starts in a subprocess), at most about 30 s."""
+    for _ in range(300):
+        try:
+            client.get("/healthz")
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 def test_serve_logs_uvicorn_and_access_lines_as_masked_json(db_url: str) -> None:
     port = free_port()
     _, secret = keys.create(db_url, "log test", ["read"])
@@ -46,12 +56,7 @@ def test_serve_logs_uvicorn_and_access_lines_as_masked_json(db_url: str) -> None
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(300):
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_serving(client)
             missing = client.get(
                 f"/api/v1/accounting-points/{PERSON_ID}",
                 headers={"Authorization": f"Bearer {secret}"},
@@ -133,12 +138,7 @@ def test_serve_with_two_workers_answers_from_two_processes(db_url: str) -> None:
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(300):
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_serving(client)
             auth = {"Authorization": f"Bearer {secret}"}
             for _ in range(10):  # every process checks the key (each has its own cache)
                 assert (
