@@ -52,6 +52,16 @@ def cached(auth: Authenticator, token: str) -> bool:
     return hashlib.sha256(token.encode()).digest() in auth.keys
 
 
+def cached_client(
+    server: ApiServer, db_url: str, name: str, scopes: list[str]
+) -> tuple[Authenticator, keys.ApiKey, str, httpx.Client]:
+    """The server's authenticator once its cache listens, a new key, and a client using it."""
+    auth = auth_of(server)
+    wait_listening(auth)
+    key, secret = keys.create(db_url, name, scopes)
+    return auth, key, secret, httpx.Client(base_url=server.url, timeout=10, headers=bearer(secret))
+
+
 def listener_pids(db_url: str) -> list[int]:
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         return [r["pid"] for r in conn.execute(keys.Q["cache_listeners"]).fetchall()]
@@ -60,10 +70,7 @@ def listener_pids(db_url: str) -> list[int]:
 def test_a_key_revoked_by_another_process_fails_on_its_next_request(
     server: ApiServer, db_url: str
 ) -> None:
-    auth = auth_of(server)
-    wait_listening(auth)
-    key, secret = keys.create(db_url, "cached reader", ["read"])
-    client = httpx.Client(base_url=server.url, timeout=10, headers=bearer(secret))
+    auth, key, secret, client = cached_client(server, db_url, "cached reader", ["read"])
     assert client.get(PATH).status_code == 404  # let in, nothing there
     assert cached(auth, secret)
     assert client.get(PATH).status_code == 404  # from the cache
@@ -81,10 +88,7 @@ def test_a_key_revoked_by_another_process_fails_on_its_next_request(
 
 
 def test_a_key_revoked_by_hand_in_sql_is_dropped_too(server: ApiServer, db_url: str) -> None:
-    auth = auth_of(server)
-    wait_listening(auth)
-    key, secret = keys.create(db_url, "cached writer", ["read", "write"])
-    client = httpx.Client(base_url=server.url, timeout=10, headers=bearer(secret))
+    auth, key, secret, client = cached_client(server, db_url, "cached writer", ["read", "write"])
     assert client.get(PATH).status_code == 404
     assert cached(auth, secret)
     with psycopg.connect(db_url) as conn:  # fewer scopes, no tether code involved
@@ -101,10 +105,7 @@ def test_a_key_revoked_by_hand_in_sql_is_dropped_too(server: ApiServer, db_url: 
 def test_after_the_listener_is_killed_the_cache_serves_no_revoked_key(
     server: ApiServer, db_url: str
 ) -> None:
-    auth = auth_of(server)
-    wait_listening(auth)
-    key, secret = keys.create(db_url, "cached reader", ["read"])
-    client = httpx.Client(base_url=server.url, timeout=10, headers=bearer(secret))
+    auth, key, secret, client = cached_client(server, db_url, "cached reader", ["read"])
     assert client.get(PATH).status_code == 404
     assert cached(auth, secret)
     [listener] = listener_pids(db_url)
