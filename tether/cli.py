@@ -218,7 +218,8 @@ def worker(
         int | None,
         typer.Option(
             help="Serve the worker processes' counters and durations for Prometheus on this "
-            "port, summed over --processes [TETHER_WORKER_METRICS_PORT; default: off].",
+            "port, summed over --processes, to an API key with scope read "
+            "[TETHER_WORKER_METRICS_PORT; default: off].",
             min=1,
             max=65535,
         ),

@@ -16,6 +16,7 @@ import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tether.capabilities import CAPABILITIES
@@ -125,14 +126,17 @@ def run_processes(
     """Start ``processes`` worker processes and wait; returns how many exited non-zero.
 
     SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM). With
-    ``metrics`` (host, port) the children's counters are served there, summed (core/metrics.py).
+    ``metrics`` (host, port) the children's counters are served there, summed (core/metrics.py),
+    to callers with an API key of scope ``read``.
     """
     selected(options)  # fail fast on an unknown --only
     if metrics is None:
         return _run_children(settings, database_url, processes, options, {})
+    from tether.core import keys
     from tether.core.metrics import children_metrics  # the web stack, only for the metrics port
 
-    with children_metrics(*metrics) as env:
+    allowed = partial(keys.header_allows, database_url, scope="read")
+    with children_metrics(*metrics, authorized=allowed) as env:
         return _run_children(settings, database_url, processes, options, env)
 
 

@@ -1,6 +1,6 @@
 """``tether worker --metrics-port``: the worker processes' sync counters and durations reach
 Prometheus. A real worker CLI with two processes syncs against the simulator; the scrape of its
-port shows what both processes counted, summed.
+port shows what both processes counted, summed, to an API key with the read scope only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tether.accountingpoints.simulator import Datahub, start_simulator
+from tether.core import keys
 from tether.core.simulator import SimulatorServer
 
 from .test_workers_e2e import TOKEN, query, seed, wait_for, worker_env
@@ -38,9 +39,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(url: str, headers: dict[str, str]) -> Samples:
     """Every sample of one scrape, keyed by name and sorted labels."""
-    text = httpx.get(url, timeout=5).text
+    answer = httpx.get(url, headers=headers, timeout=5)
+    assert answer.status_code == 200, answer.text
+    text = answer.text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -48,9 +54,9 @@ def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+def scraped(url: str, headers: dict[str, str]) -> Samples | None:
     try:
-        return samples(url)
+        return samples(url, headers)
     except httpx.TransportError:
         return None
 
@@ -61,6 +67,8 @@ def test_the_worker_serves_its_processes_sync_counters_summed(
     server, hub = sim
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
+    auth = {"Authorization": f"Bearer {keys.create(db_url, 'scraper', ['read'])[1]}"}
+    wrong = {"Authorization": f"Bearer {keys.create(db_url, 'events only', ['events'])[1]}"}
     env = worker_env(  # small batches: both processes get a share
         db_url, server, tmp_path, TETHER_WORKER_METRICS_PORT=str(port), TETHER_AP_CLAIM_BATCH="5"
     )
@@ -73,8 +81,11 @@ def test_the_worker_serves_its_processes_sync_counters_summed(
         start_new_session=True,
     )
     try:
-        wait_for(lambda: scraped(url) is not None)
-        before = samples(url)
+        wait_for(lambda: scraped(url, auth) is not None)
+        for refused in ({}, wrong, {"Authorization": "Bearer tth_not_a_key"}):
+            answer = httpx.get(url, headers=refused, timeout=5)
+            assert answer.status_code == 401 and "tether_ap" not in answer.text
+        before = samples(url, auth)
         ok = ("tether_ap_syncs_total", (("outcome", "ok"),))
         assert before.get(ok, 0.0) == 0.0  # nothing synced yet: nothing counted
 
@@ -88,8 +99,8 @@ def test_the_worker_serves_its_processes_sync_counters_summed(
             )
         )
         # the commit lands before the counter moves: wait for the scrape to catch up
-        wait_for(lambda: samples(url).get(ok) == COUNT)
-        after = samples(url)
+        wait_for(lambda: samples(url, auth).get(ok) == COUNT)
+        after = samples(url, auth)
         assert after[("tether_ap_sync_seconds_count", ())] == COUNT
         assert after[("tether_ap_sync_seconds_sum", ())] > 0
         calls = sum(v for (name, _), v in after.items() if name == "tether_upstream_requests_total")
@@ -99,7 +110,7 @@ def test_the_worker_serves_its_processes_sync_counters_summed(
         code = worker.wait(timeout=60)
         log.close()
     assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
-    assert scraped(url) is None  # the port closes with the worker
+    assert scraped(url, auth) is None  # the port closes with the worker
 
 
 def test_a_taken_metrics_port_is_a_one_line_error(

@@ -50,7 +50,7 @@ class Principal:
     expires_at: float | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        return keys.grants(self.scopes, scope)
 
 
 class Authenticator:

@@ -170,6 +170,34 @@ async def verify(
     return found
 
 
+def verify_blocking(url: str, token: str) -> Verified | None:
+    """``verify`` for a thread without an event loop (the worker's metrics port): no cache, no
+    ``last_used_at`` touch."""
+    parsed = parse(token)
+    if parsed is None:
+        return None
+    key_id, secret = parsed
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        row = conn.execute(Q["active_key"], {"id": key_id}).fetchone()
+    if row is None or not hmac.compare_digest(row["hash"], _digest(secret)):
+        return None
+    return key_id, frozenset(row["scopes"])
+
+
+def grants(scopes: frozenset[str], scope: str) -> bool:
+    """Whether a credential with ``scopes`` may act in ``scope`` (``admin`` implies all)."""
+    return scope in scopes or "admin" in scopes
+
+
+def header_allows(url: str, authorization: str, *, scope: str) -> bool:
+    """Whether an ``Authorization: Bearer <API key>`` header names an active key with ``scope``."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    found = verify_blocking(url, token.strip())
+    return found is not None and grants(found[1], scope)
+
+
 async def is_active(pool: AsyncConnectionPool[Any], key_id: str) -> frozenset[str] | None:
     """Scopes of a key not revoked (a session cookie re-checks its key), else ``None``."""
     async with pool.connection() as conn:

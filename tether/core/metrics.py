@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,8 +29,8 @@ from prometheus_client import (
     CollectorRegistry,
     disable_created_metrics,
     generate_latest,
-    start_http_server,
 )
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -78,8 +81,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
-def children_metrics(host: str, port: int) -> Iterator[dict[str, str]]:
-    """Serve on ``host:port`` the summed counters of the processes started inside the block.
+def children_metrics(
+    host: str, port: int, authorized: Callable[[str], bool]
+) -> Iterator[dict[str, str]]:
+    """Serve on ``host:port`` the summed counters of the processes started inside the block, to
+    callers whose ``Authorization`` header ``authorized`` accepts (others get 401).
 
     Yields the environment to spawn them with: children read ``PROMETHEUS_MULTIPROC_DIR`` when
     they import prometheus_client, so they must be spawned, not forked, with it set. The port is
@@ -90,7 +96,17 @@ def children_metrics(host: str, port: int) -> Iterator[dict[str, str]]:
     try:
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        server, thread = start_http_server(port, addr=host, registry=registry)
+        exposition_app = make_wsgi_app(registry)
+
+        def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if not authorized(environ.get("HTTP_AUTHORIZATION", "")):
+                start_response("401 Unauthorized", [*_TEXT, ("WWW-Authenticate", "Bearer")])
+                return [b"a bearer credential with the read scope is required\n"]
+            return exposition_app(environ, start_response)  # type: ignore[no-any-return]
+
+        server = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True)
+        thread.start()
         try:
             yield {MULTIPROC_ENV: directory}
         finally:
@@ -99,3 +115,13 @@ def children_metrics(host: str, port: int) -> Iterator[dict[str, str]]:
             thread.join()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+_TEXT = [("Content-Type", "text/plain; charset=utf-8")]
+
+
+class _Quiet(WSGIRequestHandler):
+    """No line on stderr per scrape (wsgiref's default)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
