@@ -65,7 +65,8 @@ class Failure:
 
 Outcome = tuple[Failure | None, Snapshot | None]  # how the refresh went; the copy after it
 Claimed = tuple[bool, RefreshState]  # leading?; the outcome of the latest refresh
-GROUPS = 2  # groups of claims (and of saves) one process runs at once
+Saving = tuple[repository.Save, repository.Target]  # an answer; the read to answer after it
+GROUPS = 3  # groups of claims (and of saves) one process runs at once
 
 
 class Refresher:
@@ -154,12 +155,18 @@ class Refresher:
         """One upstream call holding nothing, then one short transaction that ends the lease."""
         try:
             answer = await self._call(snap)
-            failure = (
-                answer if isinstance(answer, Failure) else await self._save(snap, holder, answer)
-            )
-            if failure is not None:
-                async with self._connection() as conn:
-                    await self._record(snap, holder, failure, conn)
+            if isinstance(answer, Failure):
+                failure: Failure | None = answer
+            else:  # it answered: the circuit's success is recorded alongside the save
+                success = asyncio.ensure_future(self._successes.submit(None))
+                try:
+                    failure, after = await self._save(snap, holder, answer)
+                finally:
+                    await success
+            if failure is None:
+                return None, after
+            async with self._connection() as conn:
+                await self._record(snap, holder, failure, conn)
             return failure, None  # the caller's snapshot after it is read with others
         except Exception:  # our bug, or the database: free the invoice for the next caller now
             async with self._connection() as conn:
@@ -176,18 +183,18 @@ class Refresher:
                 await self.breaker.acquire()
             remote = await self.client.get_invoice(target.client_object_id, target.invoice_number)
         except UpstreamNotFound:
-            await self._successes.submit(None)
             return None
         except UpstreamError as exc:
             return await self._classify(exc, answered=False)
-        await self._successes.submit(None)
         return remote
 
     async def _save(
         self, snap: Snapshot, holder: uuid.UUID, remote: RemoteInvoice | None
-    ) -> Failure | None:
-        """The answer (or the void mark) and the end of the lease, in one transaction."""
+    ) -> tuple[Failure | None, Snapshot | None]:
+        """The answer (or the void mark) and the end of the lease, in one transaction; the
+        snapshot after it (a saved answer's is read with the others saved with it)."""
         number = snap.target.invoice_number
+        after = None
         try:
             if remote is None:
                 async with self._connection() as conn, conn.transaction():
@@ -206,40 +213,26 @@ class Refresher:
                     requested_at=snap.db_now,
                     holder=holder,
                 )
-                await self._saves.submit(save)
+                where = (snap.target.compliance_report_version_id, snap.target.invoice_type)
+                after = await self._saves.submit((save, where))
         except UpstreamInvalidPayload as exc:
-            return await self._classify(exc, answered=True)
+            return await self._classify(exc, answered=True), None
         REFRESHES.labels("ok" if remote is not None else "void").inc()
-        return None
+        return None, after
 
     async def _claim_group(self, claims: list[repository.Claim]) -> list[Claimed]:
         async with self._connection() as conn:
             return await repository.claim_refreshes(conn, claims, lease=self.lease)
 
-    async def _save_group(self, saves: list[repository.Save]) -> list[Exception | None]:
-        """Answers that arrived together, in one transaction; if the database refuses the
-        group, each again on its own, so a bad answer fails only its own refresh."""
+    async def _save_group(self, group: list[Saving]) -> list[Snapshot | Exception | None]:
+        """Answers that arrived together, in one transaction (if the database refuses the
+        group, each again on its own, so a bad answer fails only its own refresh); then the
+        snapshots after them, in one statement on the same connection."""
         async with self._connection() as conn:
-            if len(saves) > 1:
-                try:
-                    await repository.save_refreshes(conn, saves)
-                    return [None] * len(saves)
-                except psycopg.Error as exc:
-                    logger.info("a group of %d answers was refused (%s)", len(saves), exc)
-            outcomes: list[Exception | None] = []
-            for save in saves:
-                try:
-                    await repository.save_refresh(
-                        conn,
-                        client_object_id=save.client_object_id,
-                        remote=save.remote,
-                        requested_at=save.requested_at,
-                        holder=save.holder,
-                    )
-                    outcomes.append(None)
-                except Exception as exc:  # this answer's refusal (or our bug), for its caller
-                    outcomes.append(exc)
-            return outcomes
+            outcomes = await _save_all(conn, [save for save, _ in group])
+            found = await repository.fetch_reads(conn, [where for _, where in group])
+        pairs = zip(outcomes, group, strict=True)
+        return [found.get(where) if outcome is None else outcome for outcome, (_, where) in pairs]
 
     async def _success_group(self, calls: list[None]) -> list[None]:
         """E-licensing answered these calls: one statement closes the circuit for all."""
@@ -285,3 +278,28 @@ class Refresher:
             await self.breaker.record_success()
             reason = StaleReason.UPSTREAM_REJECTED
         return Failure(reason=reason, detail=exc.message, error=exc)
+
+
+async def _save_all(conn: db.Connection, saves: list[repository.Save]) -> list[Exception | None]:
+    """The group in one transaction; if the database refuses it, each answer on its own."""
+    if len(saves) > 1:
+        try:
+            await repository.save_refreshes(conn, saves)
+            return [None] * len(saves)
+        except psycopg.Error as exc:
+            logger.info("a group of %d answers was refused (%s)", len(saves), exc)
+    return [await _save_one(conn, save) for save in saves]
+
+
+async def _save_one(conn: db.Connection, save: repository.Save) -> Exception | None:
+    try:
+        await repository.save_refresh(
+            conn,
+            client_object_id=save.client_object_id,
+            remote=save.remote,
+            requested_at=save.requested_at,
+            holder=save.holder,
+        )
+    except Exception as exc:  # this answer's refusal (or our bug), for its caller
+        return exc
+    return None
