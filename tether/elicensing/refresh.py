@@ -229,7 +229,7 @@ class Refresher:
         group, each again on its own, so a bad answer fails only its own refresh); then the
         snapshots after them, in one statement on the same connection."""
         async with self._connection() as conn:
-            outcomes = await _save_all(conn, [save for save, _ in group])
+            outcomes = await save_together(conn, [save for save, _ in group])
             found = await repository.fetch_reads(conn, [where for _, where in group])
         pairs = zip(outcomes, group, strict=True)
         return [found.get(where) if outcome is None else outcome for outcome, (_, where) in pairs]
@@ -280,8 +280,11 @@ class Refresher:
         return Failure(reason=reason, detail=exc.message, error=exc)
 
 
-async def _save_all(conn: db.Connection, saves: list[repository.Save]) -> list[Exception | None]:
-    """The group in one transaction; if the database refuses it, each answer on its own."""
+async def save_together(
+    conn: db.Connection, saves: list[repository.Save]
+) -> list[Exception | None]:
+    """Answers in one transaction; if the database refuses them, each on its own: a refusal
+    (``InvalidElicensingPayload``) or an error is the outcome of its answer only."""
     if len(saves) > 1:
         try:
             await repository.save_refreshes(conn, saves)
