@@ -128,7 +128,7 @@ SET client_operator_id = excluded.client_operator_id,
     last_refresh_error = NULL
 
 -- name: save_line_items
--- Every fee of the group's answers, keyed by its e-licensing object id.
+-- Every fee of the group's answers, keyed by its e-licensing object id (unchanged ones untouched).
 INSERT INTO elicensing.line_item AS li (
     invoice_id, object_id, guid, business_area_code, fee_date, description, base_amount,
     tax_total, adjustment_total, tax_adjustment_total, payment_base_amount, payment_total,
@@ -158,6 +158,14 @@ SET invoice_id = excluded.invoice_id,
     payment_base_amount = excluded.payment_base_amount,
     payment_total = excluded.payment_total,
     line_item_type = excluded.line_item_type
+WHERE (li.invoice_id, li.guid, li.business_area_code, li.fee_date, li.description,
+       li.base_amount, li.tax_total, li.adjustment_total, li.tax_adjustment_total,
+       li.payment_base_amount, li.payment_total, li.line_item_type)
+      IS DISTINCT FROM
+      (excluded.invoice_id, excluded.guid, excluded.business_area_code, excluded.fee_date,
+       excluded.description, excluded.base_amount, excluded.tax_total, excluded.adjustment_total,
+       excluded.tax_adjustment_total, excluded.payment_base_amount, excluded.payment_total,
+       excluded.line_item_type)
 
 -- name: delete_missing_line_items
 -- Fees the group's answers no longer list on their invoices (payments and adjustments cascade).
