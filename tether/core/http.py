@@ -146,10 +146,15 @@ class UpstreamClient:
 
     async def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         """GET and decode a JSON body; a body that is not JSON is an invalid payload."""
+        return _loads(self.system, await self.get_body(path, params=params))
+
+    async def get_body(self, path: str, *, params: dict[str, str] | None = None) -> bytes:
+        """GET a body (the status checked, as ``request`` does), for a caller that decodes it
+        itself; on the aiohttp session directly, without httpx's request and response objects,
+        unless a transport was given."""
         if not self._direct:
-            return decode_json(self.system, await self.request("GET", path, params=params))
-        body = await self._retrying(self.retry.attempts, partial(self._get_once, path, params))
-        return _loads(self.system, body)
+            return (await self.request("GET", path, params=params)).content
+        return await self._retrying(self.retry.attempts, partial(self._get_once, path, params))
 
     async def _retrying(self, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """``call``, tried again after unavailability up to ``attempts`` times in all."""
