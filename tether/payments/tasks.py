@@ -6,7 +6,8 @@
   window; an order claimed before whose send was never recorded is first looked up at the
   payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
 - ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
-- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``.
+- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``;
+  a fetched batch is taken in one transaction (``intake.py``), acknowledged after its commit.
 - ``publish_statuses``: every stored status to ``payments.status.v1`` (at least once, in order).
 """
 
@@ -318,15 +319,17 @@ async def consume_intake(
     s = service.settings
 
     async def handle(msg: Any) -> None:
-        key = (msg.headers or {}).get("Transaction-ID", "")
-        try:
-            await service.submit(key, msg.data)
-        except (InvalidInput, Conflict) as exc:  # nothing to store it under, or a reused key
-            logger.warning(
-                "intake message refused: %s",
-                exc.message,
-                extra={"action": "payments_intake_refused"},
-            )
+        await handle_batch([msg])
+
+    async def handle_batch(msgs: list[Any]) -> None:
+        batch = [((m.headers or {}).get("Transaction-ID", ""), m.data) for m in msgs]
+        for outcome in await service.submit_many(batch):
+            if isinstance(outcome, (InvalidInput, Conflict)):  # no key, or a reused one
+                logger.warning(
+                    "intake message refused: %s",
+                    outcome.message,
+                    extra={"action": "payments_intake_refused"},
+                )
 
     return await _consume(
         nats_url,
@@ -338,6 +341,7 @@ async def consume_intake(
         once=once,
         handle=handle,
         ack_wait_s=s.ack_wait_s,
+        handle_batch=handle_batch,
     )
 
 
