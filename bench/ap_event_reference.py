@@ -1,11 +1,11 @@
 """Reference for the event intake benchmark: the least a correct single-event intake does.
 
-The same uvicorn with tether's server options (h11, limits), a bare ASGI app (no framework):
-check the bearer token, read the body, parse the JSON, check the event's type and GSRN, mark the
-AP changed with tether's own ``request_syncs`` statement, with concurrent requests sharing one
-UPDATE and commit, and answer 202 with what was accepted. No routing table, no dependency
-injection, no response model. Measured in the same run as ``tether serve``, it is the ceiling of
-this machine for the same work.
+The same uvicorn with tether's server options (bounded httptools, limits), a bare ASGI app (no
+framework): check the bearer token, read the body, parse the JSON, check the event's type and
+GSRN, mark the AP changed with tether's own ``request_syncs`` statement, with concurrent requests
+sharing one UPDATE and commit, and answer 202 with what was accepted. No routing table, no
+dependency injection, no response model. Measured in the same run as ``tether serve``, it is the
+ceiling of this machine for the same work.
 
 Run: ``python -m bench.ap_event_reference --port P --database-url URL --token T``.
 """

@@ -1,5 +1,5 @@
 """Bad and oversized input gets a short 4xx, never a 500 or an echo: the app as ``serve`` runs
-it (h11, tether's uvicorn options) on a real socket."""
+it (httptools with a bounded head, tether's uvicorn options) on a real socket."""
 
 from __future__ import annotations
 
@@ -103,6 +103,31 @@ def test_oversized_headers_are_refused_by_the_server(api: httpx.Client) -> None:
     big = b"X-Filler: " + b"a" * 40_000 + b"\r\n"
     status, _ = raw(api, b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + big + b"\r\n")
     assert 400 <= status < 500
+
+
+def test_a_head_arriving_in_pieces_is_refused_once_it_passes_the_limit(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """The parser would buffer a head sent slowly for ever; the server answers 431 and closes
+    while the head is still incomplete (the client never sends its end)."""
+    url = urlsplit(str(api.base_url))
+    with socket.create_connection((url.hostname or "", url.port or 80), timeout=10) as sock:
+        sent = sock.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        while sent <= settings.max_header_bytes:  # then stop: no unread bytes, no reset
+            sock.sendall(b"X-Filler: " + b"a" * 988 + b"\r\n")
+            sent += 1000
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+def test_keep_alive_requests_each_get_a_fresh_head_allowance(api: httpx.Client) -> None:
+    """The head count restarts with every request: many small requests on one connection, far
+    more head bytes than the limit in all, are all answered."""
+    for _ in range(40):
+        response = api.get("/healthz", headers={"X-Filler": "a" * 1000})
+        assert response.status_code in (200, 503), response.text
 
 
 def test_nul_bytes_and_invalid_text_in_bodies_are_4xx(api: httpx.Client) -> None:

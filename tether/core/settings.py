@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     migrate: bool = Field(default=True, description="serve/worker apply migrations at start.")
     limit_concurrency: int = Field(default=1000, description="Connections+tasks before 503.")
     timeout_keep_alive_s: int = Field(default=5, description="Close idle keep-alive after.")
-    max_header_bytes: int = Field(default=16_384, description="Largest request head (h11).")
+    max_header_bytes: int = Field(default=16_384, description="Largest request head (431 beyond).")
 
 
 def load_settings(**overrides: object) -> Settings:
