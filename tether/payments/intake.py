@@ -196,43 +196,44 @@ class _Planner:
 
 
 class GroupCommit:
-    """Concurrent intakes of one process share a transaction: requests that arrive while a
-    batch is being stored wait for it to end and go together in the next (at most
-    ``max_batch``); a lone request is stored at once."""
+    """Concurrent intakes of one process share transactions: up to ``at_once`` batches are
+    stored at the same time; a request that finds them all busy waits and goes with the others
+    that arrived meanwhile into the next free one (at most ``max_batch``). A lone request is
+    stored at once, as before; only a crowd forms batches (no timer)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], max_batch: int) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], max_batch: int, at_once: int = 4) -> None:
         self.pool = pool
         self.max_batch = max_batch
+        self.at_once = at_once
         self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Submission:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run())
+        if len(self._runners) < self.at_once:
+            runner = asyncio.create_task(self._run())
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
         outcome = await asyncio.shield(future)  # a caller that goes away leaves the batch be
         if isinstance(outcome, TetherError):
             raise outcome
         return outcome
 
     async def _run(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                try:
-                    outcomes = await store(self.pool, [item for item, _ in batch])
-                except Exception as exc:  # the database is away: every caller of the batch
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                outcomes = await store(self.pool, [item for item, _ in batch])
+            except Exception as exc:  # the database is away: every caller of the batch
+                for _, future in batch:
                     if not future.done():
-                        future.set_result(outcome)
-        finally:
-            self._runner = None
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
 
 
 def plan_safely(

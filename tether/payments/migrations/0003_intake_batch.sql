@@ -69,3 +69,7 @@ $$;
 
 -- The single-message intake function is replaced by the batch one (a batch of one).
 DROP FUNCTION pay.intake(text, text, text, text, bytea);
+
+-- When a message was logged: the clock at its INSERT, not the start of its transaction (a
+-- batch's transaction starts before its messages are read).
+ALTER TABLE pay.inbound ALTER COLUMN received_at SET DEFAULT clock_timestamp();
