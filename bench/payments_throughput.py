@@ -419,6 +419,8 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             TETHER_LOG_LEVEL="WARNING",
             TETHER_PAYMENTS_OPPDRAG_URL=f"http://127.0.0.1:{sim_port}",
         )
+        if args.round_linger_s is not None:
+            env["TETHER_PAYMENTS_ROUND_LINGER_S"] = str(args.round_linger_s)
         tether = [sys.executable, "-m", "tether"]
         serve_args = ["--workers", str(args.api_workers)] if args.api_workers > 1 else []
         with (
@@ -488,6 +490,12 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=1, help="tether serve --workers")
     parser.add_argument(
         "--scenarios", default="cases,hot", help="comma-separated: cases, hot (default both)"
+    )
+    parser.add_argument(
+        "--round-linger-s",
+        type=float,
+        default=None,
+        help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
     )
     parser.add_argument(
         "--intake",

@@ -77,15 +77,26 @@ VALUES (%(original_key)s, %(content_hash)s, %(fagsystem)s, %(sak_id)s, %(body)s,
 ON CONFLICT (original_key) DO NOTHING
 RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state;
 
--- name: fetch_next_waiting
--- the oldest message of the case still waiting; the case row lock is held by the caller
-SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
-FROM pay.inbound
-WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND state = 'waiting'
-ORDER BY seq LIMIT 1;
-
--- name: mark_inbound_done
-UPDATE pay.inbound SET state = 'done' WHERE seq = %(seq)s;
+-- name: take_waiting
+-- the oldest waiting message of each given case, marked done, with the case's confirmed state
+-- (uid -> data) as this transaction left it: a receipt batch drains its cases in one round
+-- trip. The cases' row locks are held by the caller.
+WITH nxt AS (
+    SELECT DISTINCT ON (i.fagsystem, i.sak_id) i.seq
+    FROM pay.inbound i
+    JOIN unnest(%(fagsystems)s::text[], %(sak_ids)s::text[]) AS c(fagsystem, sak_id)
+      ON i.fagsystem = c.fagsystem AND i.sak_id = c.sak_id
+    WHERE i.state = 'waiting'
+    ORDER BY i.fagsystem, i.sak_id, i.seq
+), taken AS (
+    UPDATE pay.inbound i SET state = 'done' FROM nxt WHERE i.seq = nxt.seq
+    RETURNING i.fagsystem, i.sak_id, i.seq, i.original_key, i.body
+)
+SELECT t.fagsystem, t.sak_id, t.original_key, t.body,
+       (SELECT coalesce(jsonb_object_agg(u.uid, u.data), '{}'::jsonb) FROM pay.utbetaling u
+        WHERE u.fagsystem = t.fagsystem AND u.sak_id = t.sak_id) AS confirmed
+FROM taken t
+ORDER BY t.fagsystem, t.sak_id;
 
 -- name: store_order
 -- the outbox row, its candidates, the case's order in flight and MOTTATT: one statement

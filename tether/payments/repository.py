@@ -139,14 +139,17 @@ async def insert_inbound(
     return None if row is None else InboundRow.from_row(row)
 
 
-async def fetch_next_waiting(conn: Connection, *, fagsystem: str, sak_id: str) -> InboundRow | None:
-    key = {"fagsystem": fagsystem, "sak_id": sak_id}
-    row = await db.fetch_optional(conn, queries["fetch_next_waiting"], key)
-    return None if row is None else InboundRow.from_row(row)
-
-
-async def mark_inbound_done(conn: Connection, *, seq: int) -> None:
-    await db.execute(conn, queries["mark_inbound_done"], {"seq": seq})
+async def take_waiting(
+    conn: Connection, *, keys: Sequence[tuple[str, str]]
+) -> list[tuple[tuple[str, str], str, bytes, Json]]:
+    """Per case, its oldest waiting message (now done) and its confirmed state (uid -> data):
+    ((fagsystem, sak_id), original key, body, confirmed)."""
+    params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
+    rows = await db.fetch_all(conn, queries["take_waiting"], params)
+    return [
+        ((r["fagsystem"], r["sak_id"]), r["original_key"], bytes(r["body"]), r["confirmed"])
+        for r in rows
+    ]
 
 
 async def store_order(

@@ -125,25 +125,19 @@ class PaymentsService:
         assert seen is not None
         return _answer_seen(seen, digest)
 
-    async def _drain(self, conn: Connection, case: CaseRow) -> None:
-        """Plan the case's waiting messages in arrival order until one produces an order; the
-        confirmed state is read only once a message waits (most receipts find none)."""
-        where = {"fagsystem": case.fagsystem, "sak_id": case.sak_id}
-        state: list[codec.CaseState | None] = []  # unchanged until an order is stored
-        while (nxt := await repository.fetch_next_waiting(conn, **where)) is not None:
-            state = state or [await self._state(conn, case)]
-            await repository.mark_inbound_done(conn, seq=nxt.seq)
-            if await self._plan_one(conn, case, nxt.original_key, nxt.body, state[0]):
-                return
-
-    async def _state(self, conn: Connection, case: CaseRow) -> codec.CaseState | None:
-        """The confirmed state; a case the payment system never accepted has no rows to read."""
-        if not case.has_order_before:
-            return codec.case_state(case, [])
-        rows = await repository.fetch_utbetalinger(
-            conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-        )
-        return codec.case_state(case, rows)
+    async def _drain(self, conn: Connection, cases: Sequence[CaseRow]) -> None:
+        """Plan the cases' waiting messages in arrival order until each case has an order or
+        none waits; one round trip per round for every case at once."""
+        free = {(c.fagsystem, c.sak_id): c for c in cases}
+        while free:
+            taken = await repository.take_waiting(conn, keys=sorted(free))
+            still: dict[tuple[str, str], CaseRow] = {}
+            for key, original_key, body, confirmed in taken:
+                case = free[key]
+                state = codec.case_state_of(case, confirmed)
+                if not await self._plan_one(conn, case, original_key, body, state):
+                    still[key] = case  # nothing sent for this one: the next may be planned
+            free = still
 
     async def _plan_one(
         self,
@@ -243,7 +237,7 @@ class PaymentsService:
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             orders = await repository.lock_orders(conn, ids=ids) if ids else {}
             keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
-            cases: dict[tuple[str, str], tuple[CaseRow | None, bool]] = {}
+            cases: dict[tuple[str, str], tuple[CaseRow, bool]] = {}
             if keys:
                 cases.update(await repository.lock_cases(conn, keys=keys))
 
@@ -253,6 +247,9 @@ class PaymentsService:
 
             for i in sorted(range(len(batch)), key=place):
                 outcomes[i] = await self._apply(conn, *batch[i], orders, cases)
+            await self._drain(
+                conn, [c for c, waits in cases.values() if waits and c.inflight_order is None]
+            )
         self._wake()
         return outcomes
 
@@ -262,7 +259,7 @@ class PaymentsService:
         receipt: codec.Receipt,
         raw: str,
         orders: dict[uuid.UUID, OrderRow],
-        cases: dict[tuple[str, str], tuple[CaseRow | None, bool]],
+        cases: dict[tuple[str, str], tuple[CaseRow, bool]],
     ) -> str:
         order = None if receipt.order_id is None else orders.get(receipt.order_id)
         if order is None:
@@ -282,18 +279,11 @@ class PaymentsService:
                 extra={"action": "payments_receipt_duplicate"},
             )
             return "duplicate"
-        known, waiting = cases.get(_case_key(order), (None, True))
-        case = known or await repository.fetch_case(
-            conn, fagsystem=order.fagsystem, sak_id=order.sak_id
-        )
-        assert case is not None  # locked by lock_cases: an order's case is never deleted
+        case, waiting = cases[_case_key(order)]  # locked by lock_cases
         outcome, case = await self._book(conn, order, receipt, case)
         orders[order.id] = replace(order, state=outcome.upper())
-        if case.inflight_order is None and waiting:
-            await self._drain(conn, case)
-            cases[_case_key(order)] = (None, True)  # read again should the batch need it
-        else:
-            cases[_case_key(order)] = (case, waiting)
+        # drained at the end of the batch when free and a message waits
+        cases[_case_key(order)] = (case, waiting and case.inflight_order is None)
         return outcome
 
     async def _book(
