@@ -232,11 +232,12 @@ async def post_all(
 
 
 async def publish_all(
-    nats_url: str, items: list[tuple[str, bytes]], concurrency: int
+    nats_url: str, items: list[tuple[str, bytes]], concurrency: int, rate: float = 0.0
 ) -> tuple[float, dict[str, float]]:
     """Publish every (key, body) to the intake subject from ``concurrency`` publishers, each
-    awaiting JetStream's acknowledgement (stored) before its next; returns the time taken and
-    each key's publish start (epoch seconds)."""
+    awaiting JetStream's acknowledgement (stored) before its next, together at most ``rate``
+    messages/s (0: as fast as they go); returns the time taken and each key's publish start
+    (epoch seconds)."""
     import nats
 
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -252,6 +253,11 @@ async def publish_all(
         async def publisher() -> None:
             while not queue.empty():
                 key, body = queue.get_nowait()
+                if rate:  # the n-th message leaves at n / rate seconds
+                    delay = start + len(started) / rate - time.perf_counter()
+                    started[key] = 0.0  # its place is taken
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 started[key] = time.time()
                 await js.publish(INTAKE_SUBJECT, body, headers={"Transaction-ID": key})
 
@@ -356,6 +362,8 @@ def one_run(
 ) -> Run:
     """One row: the reference probe, then the scenario's messages over ``path`` (http / nats)."""
     prefix = f"{path[0]}{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
+    if path == "nats" and args.nats_rate:
+        path = f"nats at {args.nats_rate:.0f}/s"
     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
     probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
     ref_s, ref_lat = asyncio.run(post_all(api, probes, concurrency, token, reference=True))
@@ -368,7 +376,7 @@ def one_run(
         intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
     else:
         first = time.time()
-        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency))
+        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency, args.nats_rate))
         logged_at, latencies = wait_logged(db_url, len(items), after_seq, started)
         intake_s = logged_at - first
     failed = wait_final(db_url, prefix, len(items), after_id)
@@ -496,6 +504,12 @@ def main() -> None:
         type=float,
         default=None,
         help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--nats-rate",
+        type=float,
+        default=0.0,
+        help="messages/s the nats publishers offer together (default 0: as fast as they go)",
     )
     parser.add_argument(
         "--intake",

@@ -11,7 +11,8 @@
 - ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
 
 A round that took less than a full batch is followed by a pause of ``round_linger_s``, so a
-trickle is taken in groups: less CPU per message for at most that much more latency.
+trickle is taken in groups: less CPU per message for at most that much more latency (not the
+intake: its latency is what a sender waits for, and a crowd forms batches by itself).
 """
 
 from __future__ import annotations
@@ -349,5 +350,4 @@ async def consume_intake(
         handle=handle,
         ack_wait_s=s.ack_wait_s,
         handle_batch=handle_batch,
-        linger_s=s.round_linger_s,
     )
