@@ -43,8 +43,11 @@ WITH o AS (
               data jsonb)
     WHERE o.id IN (SELECT id FROM oppdrag)
 ), inflight AS (
+    -- = ANY on the key: without it the planner hash-joins the record set against a seq scan
+    -- of every case
     UPDATE pay.sak s SET inflight_order = o.id, updated_at = now()
-    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id = o.sak_id
+    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id = ANY(%(sak_ids)s::text[])
+             AND s.sak_id = o.sak_id
 ), waiting AS (
     UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)s::text[])
 )

@@ -105,6 +105,7 @@ async def store_intake(
         {
             "fagsystem": fagsystem,
             "orders": json.dumps(orders),
+            "sak_ids": [o["sak_id"] for o in orders],
             "statuses": json.dumps(statuses),
             "waiting": list(waiting),
         },
