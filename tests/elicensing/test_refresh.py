@@ -19,6 +19,7 @@ from tether.core.bootstrap import Runtime
 from tether.elicensing import repository
 from tether.elicensing.errors import InvalidElicensingPayload, InvoiceNotFound
 from tether.elicensing.models import InvoiceType, RemoteFee, RemoteInvoice, StaleReason
+from tether.elicensing.refresh import save_together
 from tether.elicensing.service import ElicensingService, build
 from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer
@@ -275,3 +276,42 @@ async def test_refresh_that_fails_halfway_leaves_no_trace(
                 holder=uuid.uuid4(),
             )
     assert _snapshot(db_url) == before
+
+
+async def test_a_refused_answer_saved_with_others_fails_only_its_own_refresh(
+    service: ElicensingService,
+    versions: list[int],
+    sim: ElicensingSimulatorServer,
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    good = (await service.read_invoice(versions[0])).invoice
+    other = (await service.read_invoice(versions[1])).invoice
+    sim.ledger.add_payment(good.invoice_number, Decimal("5.00"))
+    answer = await service.client.get_invoice(good.client_object_id, good.invoice_number)
+    fee = dataclasses.replace(  # a new fee of the other invoice with a GUID the first one's has
+        answer.fees[0], fee_object_id="new-fee", fee_guid=good.line_items[0].guid
+    )
+    clash = dataclasses.replace(
+        answer,
+        client_object_id=other.client_object_id,
+        invoice_number=other.invoice_number,
+        fees=(fee,),
+    )
+    saves = [
+        repository.Save(
+            client_object_id=remote.client_object_id,
+            remote=remote,
+            requested_at=datetime.now(UTC),
+            holder=uuid.uuid4(),
+        )
+        for remote in (answer, clash)
+    ]
+    async with db.autocommit(pool) as conn:
+        outcomes = await save_together(conn, saves)
+    assert outcomes[0] is None and isinstance(outcomes[1], InvalidElicensingPayload)
+    after = await service.read_invoice(versions[0])
+    paid = [p.amount for item in after.invoice.line_items for p in item.payments]
+    paid_before = [p.amount for item in good.line_items for p in item.payments]
+    assert sorted(paid) == sorted([*paid_before, Decimal("5.00")]) and after.data_is_fresh
+    unchanged = await service.read_invoice(versions[1])
+    assert unchanged.invoice.line_items == other.line_items

@@ -93,11 +93,20 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self._direct = transport is None  # get_json may skip the httpx objects
-        self._transport = transport or AiohttpTransport(client=self._aiohttp)
+        self._made_transport = transport  # the default one is made on first use (``_transport``)
         # what the transport derives per request from the timeout extension, derived once
         self._aiohttp_timeout = aiohttp.ClientTimeout(
             sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
         )
+
+    @property
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        """The transport of ``request``; the default one made when first needed: making it reads
+        the CA bundle into a TLS context (about 25 ms of CPU per process), which ``get_json``, a
+        sync worker's only call, never uses."""
+        if self._made_transport is None:
+            self._made_transport = AiohttpTransport(client=self._aiohttp)
+        return self._made_transport
 
     def _aiohttp(self) -> aiohttp.ClientSession:
         """The one aiohttp session (pool) of the default transport and of ``get_json``."""
@@ -107,7 +116,8 @@ class UpstreamClient:
         return self._session
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._made_transport is not None:
+            await self._made_transport.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -136,10 +146,15 @@ class UpstreamClient:
 
     async def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         """GET and decode a JSON body; a body that is not JSON is an invalid payload."""
+        return _loads(self.system, await self.get_body(path, params=params))
+
+    async def get_body(self, path: str, *, params: dict[str, str] | None = None) -> bytes:
+        """GET a body (the status checked, as ``request`` does), for a caller that decodes it
+        itself; on the aiohttp session directly, without httpx's request and response objects,
+        unless a transport was given."""
         if not self._direct:
-            return decode_json(self.system, await self.request("GET", path, params=params))
-        body = await self._retrying(self.retry.attempts, partial(self._get_once, path, params))
-        return _loads(self.system, body)
+            return (await self.request("GET", path, params=params)).content
+        return await self._retrying(self.retry.attempts, partial(self._get_once, path, params))
 
     async def _retrying(self, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """``call``, tried again after unavailability up to ``attempts`` times in all."""

@@ -246,10 +246,11 @@ def _fee(f: _Fee) -> RemoteFee:
     )
 
 
-def decode(response: httpx.Response) -> Any:
+def decode(response: httpx.Response | bytes) -> Any:
     """The JSON body with every non-integer number as ``Decimal`` (never a float)."""
+    body = response if isinstance(response, bytes) else response.content
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidElicensingPayload("e-licensing answered with a body that is not JSON") from exc
 
@@ -291,12 +292,10 @@ class ElicensingClient:
 
     async def get_invoice(self, client_object_id: str, invoice_number: str) -> RemoteInvoice:
         """``GET /client/{id}/invoice?InvoiceNumber=``, validated."""
-        payload = await self._json(
-            "GET",
-            f"/client/{client_object_id}/invoice",
-            params={"InvoiceNumber": invoice_number},
+        body = await self.upstream.get_body(
+            f"/client/{client_object_id}/invoice", params={"InvoiceNumber": invoice_number}
         )
-        return parse_invoice(payload, invoice_number=invoice_number)
+        return parse_invoice(decode(body), invoice_number=invoice_number)
 
     async def adjust_fees(self, client_object_id: str, adjustments: list[dict[str, Any]]) -> Any:
         """``POST /client/{id}/adjust``: apply adjustments (negative reduces a fee)."""

@@ -187,7 +187,7 @@ class Invoice:
 
     @classmethod
     def from_row(cls, row: Any) -> Invoice:
-        """From ``fetch_read``: children arrive as JSON with money as text (never a float)."""
+        """From ``fetch_reads``: children arrive as JSON with money as text (never a float)."""
         return cls(
             id=row["id"],
             invoice_number=row["invoice_number"],
@@ -258,6 +258,7 @@ class Snapshot:
     state: RefreshState
     stale_since: datetime | None
     circuit_open: bool
+    circuit_closed: bool  # closed (failures or not) as the read saw it: no probe is due
     db_now: datetime
 
     def is_fresh(self, window_s: float) -> bool:
@@ -284,6 +285,7 @@ class Snapshot:
             state=RefreshState.from_row(row),
             stale_since=row["stale_since"],
             circuit_open=row["circuit_open"],
+            circuit_closed=row["circuit_closed"],
             db_now=row["db_now"],
         )
 

@@ -1,11 +1,13 @@
 -- Queries of the e-licensing capability. Only repository.py runs them.
 -- The refresh is set-based: a constant number of statements whatever the number of children.
 
--- name: fetch_read
--- Everything one read needs, in one statement: where the report version's invoice lives, the
--- local copy with its fees, payments and adjustments (money as text, never a float), whether
--- tether knows the copy is stale, and whether the shared circuit is open right now.
-SELECT t.invoice_number, tco.client_object_id AS target_client_object_id,
+-- name: fetch_reads
+-- Everything the reads of a group of (report version, invoice type) need, in one statement:
+-- where each invoice lives, the local copy with its fees, payments and adjustments (money as
+-- text, never a float), whether tether knows the copy is stale, and whether the shared circuit
+-- is open (or closed: a refresh need not ask the breaker) right now. A read is a group of one.
+SELECT w.report_version_id, w.invoice_type,
+       t.invoice_number, tco.client_object_id AS target_client_object_id,
        i.id, co.client_object_id, i.due_date, i.outstanding_balance, i.invoice_fee_balance,
        i.invoice_interest_balance, i.is_void, i.last_refreshed,
        s.reason AS stale_reason, s.detail AS stale_detail, s.stale_since, s.last_attempt,
@@ -13,6 +15,7 @@ SELECT t.invoice_number, tco.client_object_id AS target_client_object_id,
        coalesce((cb.state = 'open' AND cb.open_until > clock_timestamp())
                 OR (cb.state = 'half_open' AND cb.probe_until > clock_timestamp()), false)
            AS circuit_open,
+       coalesce(cb.state = 'closed', false) AS circuit_closed,
        (SELECT coalesce(json_agg(json_build_object(
                    'object_id', li.object_id, 'guid', li.guid, 'fee_date', li.fee_date,
                    'description', li.description, 'base_amount', li.base_amount::text,
@@ -44,14 +47,15 @@ FROM (
     SELECT compliance_report_version_id, penalty_type, client_operator_id, invoice_number
     FROM elicensing.penalty
 ) t
+JOIN unnest(%(report_version_ids)s::bigint[], %(invoice_types)s::text[])
+     AS w(report_version_id, invoice_type)
+  ON t.compliance_report_version_id = w.report_version_id AND t.invoice_type = w.invoice_type
 JOIN elicensing.client_operator tco ON tco.id = t.client_operator_id
 LEFT JOIN elicensing.invoice i ON i.invoice_number = t.invoice_number
 LEFT JOIN elicensing.client_operator co ON co.id = i.client_operator_id
 LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = t.invoice_number
 LEFT JOIN tether.circuit_breaker cb ON cb.name = %(circuit)s
-WHERE t.compliance_report_version_id = %(report_version_id)s
-  AND t.invoice_type = %(invoice_type)s
-  AND t.invoice_number IS NOT NULL
+WHERE t.invoice_number IS NOT NULL
 
 -- name: fetch_refresh_state
 -- The outcome of the latest refresh of an invoice (a refresh in another process just ended).
@@ -60,27 +64,34 @@ FROM (SELECT 1) one
 LEFT JOIN elicensing.invoice i ON i.invoice_number = %(invoice_number)s
 LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = %(invoice_number)s
 
--- name: claim_refresh
--- Lead the refresh of an invoice unless another caller's lease is still running; with the
--- outcome of the latest refresh, so a leader can see that another process refreshed meanwhile.
-WITH claim AS (
+-- name: claim_refreshes
+-- Lead the refresh of each invoice of a group unless another caller's lease is still running;
+-- with the outcome of each one's latest refresh, so a leader can see that another process
+-- refreshed it meanwhile. Rows are locked in invoice number order (no deadlock between groups).
+WITH wanted AS (
+    SELECT * FROM unnest(%(invoice_numbers)s::text[], %(holders)s::uuid[])
+        AS w(invoice_number, holder)
+), claim AS (
     INSERT INTO elicensing.refresh_lease AS l (invoice_number, holder, leased_until)
-    VALUES (%(invoice_number)s, %(holder)s, clock_timestamp() + %(lease)s)
+    SELECT invoice_number, holder, clock_timestamp() + %(lease)s
+    FROM wanted ORDER BY invoice_number
     ON CONFLICT (invoice_number) DO UPDATE
     SET holder = excluded.holder, leased_until = excluded.leased_until
     WHERE l.leased_until <= clock_timestamp()
-    RETURNING holder
+    RETURNING invoice_number
 )
-SELECT EXISTS (SELECT 1 FROM claim) AS leading,
+SELECT w.invoice_number, c.invoice_number IS NOT NULL AS leading,
        i.last_refreshed, s.reason AS stale_reason, s.detail AS stale_detail, s.last_attempt
-FROM (SELECT 1) one
-LEFT JOIN elicensing.invoice i ON i.invoice_number = %(invoice_number)s
-LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = %(invoice_number)s
+FROM wanted w
+LEFT JOIN claim c ON c.invoice_number = w.invoice_number
+LEFT JOIN elicensing.invoice i ON i.invoice_number = w.invoice_number
+LEFT JOIN elicensing.invoice_stale s ON s.invoice_number = w.invoice_number
 
--- name: release_refresh
--- The leader is done (in the transaction that saved its outcome, or on its own).
-DELETE FROM elicensing.refresh_lease
-WHERE invoice_number = %(invoice_number)s AND holder = %(holder)s
+-- name: release_refreshes
+-- The leaders are done (in the transaction that saved their outcome, or on their own).
+DELETE FROM elicensing.refresh_lease l
+USING unnest(%(invoice_numbers)s::text[], %(holders)s::uuid[]) AS r(invoice_number, holder)
+WHERE l.invoice_number = r.invoice_number AND l.holder = r.holder
 
 -- name: refresh_leased
 -- Is someone refreshing the invoice right now (a lease that has not expired)?
@@ -89,15 +100,21 @@ SELECT EXISTS (
     WHERE invoice_number = %(invoice_number)s AND leased_until > clock_timestamp()
 ) AS leased
 
--- name: upsert_invoice
--- The invoice itself, keyed by its number; marks the refresh successful.
+-- name: save_invoices
+-- The invoices of a group of answers, keyed by number (locked in number order); each marked
+-- refreshed successfully.
 INSERT INTO elicensing.invoice AS i (
     client_operator_id, invoice_number, due_date, outstanding_balance, invoice_fee_balance,
     invoice_interest_balance, is_void, last_refreshed, last_refresh_attempt
 )
-SELECT co.id, %(invoice_number)s, %(due_date)s, %(outstanding_balance)s, %(fee_balance)s,
-       %(interest_balance)s, false, clock_timestamp(), clock_timestamp()
-FROM elicensing.client_operator co WHERE co.client_object_id = %(client_object_id)s
+SELECT co.id, r.invoice_number, r.due_date, r.outstanding_balance, r.fee_balance,
+       r.interest_balance, false, clock_timestamp(), clock_timestamp()
+FROM jsonb_to_recordset(%(invoices)s::jsonb) AS r(
+    invoice_number text, client_object_id text, due_date date, outstanding_balance numeric,
+    fee_balance numeric, interest_balance numeric
+)
+JOIN elicensing.client_operator co ON co.client_object_id = r.client_object_id
+ORDER BY r.invoice_number
 ON CONFLICT (invoice_number) DO UPDATE
 SET client_operator_id = excluded.client_operator_id,
     due_date = excluded.due_date,
@@ -109,24 +126,25 @@ SET client_operator_id = excluded.client_operator_id,
     last_refresh_attempt = excluded.last_refresh_attempt,
     last_refresh_error_reason = NULL,
     last_refresh_error = NULL
-RETURNING id
 
--- name: upsert_line_items
--- Every fee of the answer, keyed by its e-licensing object id.
+-- name: save_line_items
+-- Every fee of the group's answers, keyed by its e-licensing object id (unchanged ones untouched).
 INSERT INTO elicensing.line_item AS li (
     invoice_id, object_id, guid, business_area_code, fee_date, description, base_amount,
     tax_total, adjustment_total, tax_adjustment_total, payment_base_amount, payment_total,
     line_item_type
 )
-SELECT %(invoice_id)s, f.object_id, f.guid, f.business_area_code, f.fee_date, f.description,
+SELECT i.id, f.fee_object_id, f.fee_guid, f.business_area_code, f.fee_date, f.description,
        f.base_amount, f.tax_total, f.adjustment_total, f.tax_adjustment_total,
        f.payment_base_amount, f.payment_total, coalesce(f.fee_type, 'Fee')
-FROM jsonb_to_recordset(%(fees)s) AS f(
-    object_id text, guid uuid, business_area_code text, fee_date date, description text,
-    base_amount numeric, tax_total numeric, adjustment_total numeric,
-    tax_adjustment_total numeric, payment_base_amount numeric, payment_total numeric,
-    fee_type text
+FROM jsonb_to_recordset(%(fees)s::jsonb) AS f(
+    invoice_number text, fee_object_id text, fee_guid uuid, business_area_code text,
+    fee_date date, description text, base_amount numeric, tax_total numeric,
+    adjustment_total numeric, tax_adjustment_total numeric, payment_base_amount numeric,
+    payment_total numeric, fee_type text
 )
+JOIN elicensing.invoice i ON i.invoice_number = f.invoice_number
+ORDER BY f.fee_object_id
 ON CONFLICT (object_id) DO UPDATE
 SET invoice_id = excluded.invoice_id,
     guid = excluded.guid,
@@ -140,26 +158,38 @@ SET invoice_id = excluded.invoice_id,
     payment_base_amount = excluded.payment_base_amount,
     payment_total = excluded.payment_total,
     line_item_type = excluded.line_item_type
+WHERE (li.invoice_id, li.guid, li.business_area_code, li.fee_date, li.description,
+       li.base_amount, li.tax_total, li.adjustment_total, li.tax_adjustment_total,
+       li.payment_base_amount, li.payment_total, li.line_item_type)
+      IS DISTINCT FROM
+      (excluded.invoice_id, excluded.guid, excluded.business_area_code, excluded.fee_date,
+       excluded.description, excluded.base_amount, excluded.tax_total, excluded.adjustment_total,
+       excluded.tax_adjustment_total, excluded.payment_base_amount, excluded.payment_total,
+       excluded.line_item_type)
 
 -- name: delete_missing_line_items
--- Fees e-licensing no longer lists on this invoice (their payments and adjustments cascade).
-DELETE FROM elicensing.line_item
-WHERE invoice_id = %(invoice_id)s AND object_id <> ALL(%(fee_ids)s::text[])
+-- Fees the group's answers no longer list on their invoices (payments and adjustments cascade).
+DELETE FROM elicensing.line_item li
+USING elicensing.invoice i
+WHERE li.invoice_id = i.id AND i.invoice_number = ANY(%(invoice_numbers)s::text[])
+  AND li.object_id <> ALL(%(fee_ids)s::text[])
 
--- name: upsert_payments
--- Every payment of the answer, keyed by (fee, payment object id).
+-- name: save_payments
+-- Every payment of the group's answers, keyed by (fee, payment object id).
 INSERT INTO elicensing.payment AS p (
     line_item_id, payment_object_id, receipt_number, received_date, deposit_date, amount, method,
     cash_handling_area, reference_number
 )
 SELECT li.id, r.payment_object_id, r.receipt_number, r.received_date, r.deposit_date, r.amount,
        r.method, r.cash_handling_area, r.reference_number
-FROM jsonb_to_recordset(%(payments)s) AS r(
-    fee_object_id text, payment_object_id text, receipt_number text, received_date date,
-    deposit_date date, amount numeric, method text, cash_handling_area text,
-    reference_number text
+FROM jsonb_to_recordset(%(payments)s::jsonb) AS r(
+    invoice_number text, fee_object_id text, payment_object_id text, receipt_number text,
+    received_date date, deposit_date date, amount numeric, method text,
+    cash_handling_area text, reference_number text
 )
-JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = %(invoice_id)s
+JOIN elicensing.invoice i ON i.invoice_number = r.invoice_number
+JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = i.id
+ORDER BY li.id, r.payment_object_id
 ON CONFLICT (line_item_id, payment_object_id) DO UPDATE
 SET receipt_number = excluded.receipt_number,
     received_date = excluded.received_date,
@@ -175,28 +205,31 @@ WHERE (p.receipt_number, p.received_date, p.deposit_date, p.amount, p.method,
        excluded.method, excluded.cash_handling_area, excluded.reference_number)
 
 -- name: delete_missing_payments
--- Payments e-licensing no longer lists under their fee.
+-- Payments the group's answers no longer list under their fee.
 DELETE FROM elicensing.payment p
-USING elicensing.line_item li
-WHERE li.id = p.line_item_id AND li.invoice_id = %(invoice_id)s
+USING elicensing.line_item li, elicensing.invoice i
+WHERE li.id = p.line_item_id AND li.invoice_id = i.id
+  AND i.invoice_number = ANY(%(invoice_numbers)s::text[])
   AND (li.object_id, p.payment_object_id) NOT IN (
       SELECT r.fee_object_id, r.payment_object_id
-      FROM jsonb_to_recordset(%(payments)s) AS r(fee_object_id text, payment_object_id text)
+      FROM jsonb_to_recordset(%(payments)s::jsonb) AS r(fee_object_id text, payment_object_id text)
   )
 
--- name: upsert_adjustments
--- Every adjustment of the answer, keyed by (fee, adjustment object id).
+-- name: save_adjustments
+-- Every adjustment of the group's answers, keyed by (fee, adjustment object id).
 INSERT INTO elicensing.adjustment AS a (
     line_item_id, adjustment_object_id, adjustment_total, amount, adjustment_date, reason, type,
     comment
 )
-SELECT li.id, r.adjustment_object_id, r.adjustment_total, r.amount, r.adjustment_date, r.reason,
-       r.type, r.comment
-FROM jsonb_to_recordset(%(adjustments)s) AS r(
-    fee_object_id text, adjustment_object_id text, adjustment_total numeric, amount numeric,
-    adjustment_date date, reason text, type text, comment text
+SELECT li.id, r.adjustment_object_id, r.adjustment_total, r.amount, r.date, r.reason, r.type,
+       r.comment
+FROM jsonb_to_recordset(%(adjustments)s::jsonb) AS r(
+    invoice_number text, fee_object_id text, adjustment_object_id text,
+    adjustment_total numeric, amount numeric, date date, reason text, type text, comment text
 )
-JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = %(invoice_id)s
+JOIN elicensing.invoice i ON i.invoice_number = r.invoice_number
+JOIN elicensing.line_item li ON li.object_id = r.fee_object_id AND li.invoice_id = i.id
+ORDER BY li.id, r.adjustment_object_id
 ON CONFLICT (line_item_id, adjustment_object_id) DO UPDATE
 SET adjustment_total = excluded.adjustment_total,
     amount = excluded.amount,
@@ -210,13 +243,15 @@ WHERE (a.adjustment_total, a.amount, a.adjustment_date, a.reason, a.type, a.comm
        excluded.type, excluded.comment)
 
 -- name: delete_missing_adjustments
--- Adjustments e-licensing no longer lists under their fee.
+-- Adjustments the group's answers no longer list under their fee.
 DELETE FROM elicensing.adjustment a
-USING elicensing.line_item li
-WHERE li.id = a.line_item_id AND li.invoice_id = %(invoice_id)s
+USING elicensing.line_item li, elicensing.invoice i
+WHERE li.id = a.line_item_id AND li.invoice_id = i.id
+  AND i.invoice_number = ANY(%(invoice_numbers)s::text[])
   AND (li.object_id, a.adjustment_object_id) NOT IN (
       SELECT r.fee_object_id, r.adjustment_object_id
-      FROM jsonb_to_recordset(%(adjustments)s) AS r(fee_object_id text, adjustment_object_id text)
+      FROM jsonb_to_recordset(%(adjustments)s::jsonb)
+           AS r(fee_object_id text, adjustment_object_id text)
   )
 
 -- name: mark_invoice_void
@@ -256,10 +291,12 @@ SET reason = excluded.reason, detail = excluded.detail,
     upstream_changed_at = excluded.upstream_changed_at
 
 -- name: clear_stale
--- A refresh succeeded: the copy is current, unless a write went out after the refresh's request.
-DELETE FROM elicensing.invoice_stale
-WHERE invoice_number = %(invoice_number)s
-  AND (upstream_changed_at IS NULL OR upstream_changed_at < %(requested_at)s)
+-- Refreshes succeeded: each copy is current, unless a write went out after its request left.
+DELETE FROM elicensing.invoice_stale s
+USING unnest(%(invoice_numbers)s::text[], %(requested_at)s::timestamptz[])
+      AS r(invoice_number, requested_at)
+WHERE s.invoice_number = r.invoice_number
+  AND (s.upstream_changed_at IS NULL OR s.upstream_changed_at < r.requested_at)
 
 -- name: insert_operator
 -- A regulated operator.

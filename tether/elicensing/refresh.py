@@ -5,8 +5,13 @@ statement (``elicensing.refresh_lease``), asks e-licensing holding nothing, and 
 back in the short transaction that saves the answer or records the failure. Callers that find
 the lease taken poll it and share the outcome. In one process at most ``upstream_concurrency``
 calls are out at once (a refresh without a call slot within ``refresh_queue_s`` answers stale
-``busy``), and at most ``refresh_concurrency`` refreshes use a connection of the refresh pool
-at once, each for one statement or one short transaction: the pool never waits on e-licensing.
+``busy``), and at most ``refresh_concurrency`` connections of the refresh pool are in use at
+once, each for one statement or one short transaction: the pool never waits on e-licensing.
+
+Refreshes that run together share their statements (``groups.Grouped``): the claims of their
+leases are one statement, their answers are saved in one transaction of set-based statements,
+and their successes close the circuit in one statement. A read that saw the circuit closed does
+not ask the breaker again before its call. A lone refresh waits for nothing: it is a group of one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,7 +41,8 @@ from tether.core.errors import (
 from tether.elicensing import repository
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import InvoiceNotFound, RefreshBusy
-from tether.elicensing.models import RemoteInvoice, Snapshot, StaleReason
+from tether.elicensing.groups import Grouped
+from tether.elicensing.models import RefreshState, RemoteInvoice, Snapshot, StaleReason
 from tether.elicensing.settings import ElicensingSettings
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,9 @@ class Failure:
 
 
 Outcome = tuple[Failure | None, Snapshot | None]  # how the refresh went; the copy after it
+Claimed = tuple[bool, RefreshState]  # leading?; the outcome of the latest refresh
+Saving = tuple[repository.Save, repository.Target]  # an answer; the read to answer after it
+GROUPS = 3  # groups of claims (and of saves) one process runs at once
 
 
 class Refresher:
@@ -81,6 +91,10 @@ class Refresher:
         self.lease = timedelta(seconds=wait_s)  # longer than the call may take
         self._calls = asyncio.Semaphore(settings.upstream_concurrency)
         self._db = asyncio.Semaphore(settings.refresh_concurrency)
+        groups = min(GROUPS, settings.refresh_concurrency)
+        self._claims = Grouped(self._claim_group, parallel=groups)
+        self._saves = Grouped(self._save_group, parallel=groups)
+        self._successes = Grouped(self._success_group, parallel=1)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[db.Connection]:
@@ -103,10 +117,7 @@ class Refresher:
         holder = uuid.uuid4()
         number = snap.target.invoice_number
         try:
-            async with self._connection() as conn:
-                leading, now = await repository.claim_refresh(
-                    conn, invoice_number=number, holder=holder, lease=self.lease
-                )
+            leading, now = await self._claims.submit((number, holder))
             if leading:
                 if now.stale_reason is None and now.last_refreshed not in (
                     None,
@@ -144,20 +155,19 @@ class Refresher:
         """One upstream call holding nothing, then one short transaction that ends the lease."""
         try:
             answer = await self._call(snap)
+            if isinstance(answer, Failure):
+                failure: Failure | None = answer
+            else:  # it answered: the circuit's success is recorded alongside the save
+                success = asyncio.ensure_future(self._successes.submit(None))
+                try:
+                    failure, after = await self._save(snap, holder, answer)
+                finally:
+                    await success
+            if failure is None:
+                return None, after
             async with self._connection() as conn:
-                if isinstance(answer, Failure):
-                    failure: Failure | None = answer
-                else:
-                    failure = await self._save(snap, holder, answer, conn)
-                if failure is not None:
-                    await self._record(snap, holder, failure, conn)
-                target = snap.target
-                after = await repository.fetch_read(
-                    conn,
-                    report_version_id=target.compliance_report_version_id,
-                    invoice_type=target.invoice_type,
-                )
-            return failure, after
+                await self._record(snap, holder, failure, conn)
+            return failure, None  # the caller's snapshot after it is read with others
         except Exception:  # our bug, or the database: free the invoice for the next caller now
             async with self._connection() as conn:
                 await repository.release_refresh(
@@ -169,24 +179,25 @@ class Refresher:
         """Ask e-licensing: its answer, why it failed, or ``None``: it no longer knows it."""
         target = snap.target
         try:
-            await self.breaker.acquire()
+            if not snap.circuit_closed:  # the read just saw it closed: no probe is due
+                await self.breaker.acquire()
             remote = await self.client.get_invoice(target.client_object_id, target.invoice_number)
         except UpstreamNotFound:
-            await self.breaker.record_success()
             return None
         except UpstreamError as exc:
             return await self._classify(exc, answered=False)
-        await self.breaker.record_success()
         return remote
 
     async def _save(
-        self, snap: Snapshot, holder: uuid.UUID, remote: RemoteInvoice | None, conn: db.Connection
-    ) -> Failure | None:
-        """The answer (or the void mark) and the end of the lease, in one transaction."""
+        self, snap: Snapshot, holder: uuid.UUID, remote: RemoteInvoice | None
+    ) -> tuple[Failure | None, Snapshot | None]:
+        """The answer (or the void mark) and the end of the lease, in one transaction; the
+        snapshot after it (a saved answer's is read with the others saved with it)."""
         number = snap.target.invoice_number
+        after = None
         try:
             if remote is None:
-                async with conn.transaction():
+                async with self._connection() as conn, conn.transaction():
                     known = await repository.mark_invoice_void(
                         conn, invoice_number=number, requested_at=snap.db_now
                     )
@@ -196,17 +207,37 @@ class Refresher:
                         )
                     await repository.release_refresh(conn, invoice_number=number, holder=holder)
             else:
-                await repository.save_refresh(
-                    conn,
+                save = repository.Save(
                     client_object_id=snap.target.client_object_id,
                     remote=remote,
                     requested_at=snap.db_now,
                     holder=holder,
                 )
+                where = (snap.target.compliance_report_version_id, snap.target.invoice_type)
+                after = await self._saves.submit((save, where))
         except UpstreamInvalidPayload as exc:
-            return await self._classify(exc, answered=True)
+            return await self._classify(exc, answered=True), None
         REFRESHES.labels("ok" if remote is not None else "void").inc()
-        return None
+        return None, after
+
+    async def _claim_group(self, claims: list[repository.Claim]) -> list[Claimed]:
+        async with self._connection() as conn:
+            return await repository.claim_refreshes(conn, claims, lease=self.lease)
+
+    async def _save_group(self, group: list[Saving]) -> list[Snapshot | Exception | None]:
+        """Answers that arrived together, in one transaction (if the database refuses the
+        group, each again on its own, so a bad answer fails only its own refresh); then the
+        snapshots after them, in one statement on the same connection."""
+        async with self._connection() as conn:
+            outcomes = await save_together(conn, [save for save, _ in group])
+            found = await repository.fetch_reads(conn, [where for _, where in group])
+        pairs = zip(outcomes, group, strict=True)
+        return [found.get(where) if outcome is None else outcome for outcome, (_, where) in pairs]
+
+    async def _success_group(self, calls: list[None]) -> list[None]:
+        """E-licensing answered these calls: one statement closes the circuit for all."""
+        await self.breaker.record_success()
+        return [None] * len(calls)
 
     async def _record(
         self, snap: Snapshot, holder: uuid.UUID, failure: Failure, conn: db.Connection
@@ -247,3 +278,31 @@ class Refresher:
             await self.breaker.record_success()
             reason = StaleReason.UPSTREAM_REJECTED
         return Failure(reason=reason, detail=exc.message, error=exc)
+
+
+async def save_together(
+    conn: db.Connection, saves: list[repository.Save]
+) -> list[Exception | None]:
+    """Answers in one transaction; if the database refuses them, each on its own: a refusal
+    (``InvalidElicensingPayload``) or an error is the outcome of its answer only."""
+    if len(saves) > 1:
+        try:
+            await repository.save_refreshes(conn, saves)
+            return [None] * len(saves)
+        except psycopg.Error as exc:
+            logger.info("a group of %d answers was refused (%s)", len(saves), exc)
+    return [await _save_one(conn, save) for save in saves]
+
+
+async def _save_one(conn: db.Connection, save: repository.Save) -> Exception | None:
+    try:
+        await repository.save_refresh(
+            conn,
+            client_object_id=save.client_object_id,
+            remote=save.remote,
+            requested_at=save.requested_at,
+            holder=save.holder,
+        )
+    except Exception as exc:  # this answer's refusal (or our bug), for its caller
+        return exc
+    return None

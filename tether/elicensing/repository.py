@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from tether.core import db
 from tether.core.errors import Conflict
@@ -35,20 +36,26 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-async def fetch_read(
-    conn: db.Connection, *, report_version_id: int, invoice_type: InvoiceType
-) -> Snapshot | None:
-    """Target, local copy and state of a report version's invoice; ``None``: no such invoice."""
-    row = await db.fetch_optional(
+Target = tuple[int, InvoiceType]  # (report version id, invoice type)
+
+
+async def fetch_reads(conn: db.Connection, targets: Sequence[Target]) -> dict[Target, Snapshot]:
+    """Target, local copy and state of each report version's invoice, in one statement; a
+    target without an invoice is missing from the answer."""
+    rows = await db.fetch_all(
         conn,
-        queries["fetch_read"],
+        queries["fetch_reads"],
         {
-            "report_version_id": report_version_id,
-            "invoice_type": invoice_type.value,
+            "report_version_ids": [version for version, _ in targets],
+            "invoice_types": [kind.value for _, kind in targets],
             "circuit": CIRCUIT,
         },
     )
-    return None if row is None else Snapshot.from_row(row, report_version_id, invoice_type)
+    found = {}
+    for row in rows:
+        target = (int(row["report_version_id"]), InvoiceType(row["invoice_type"]))
+        found[target] = Snapshot.from_row(row, *target)
+    return found
 
 
 async def fetch_refresh_state(conn: db.Connection, *, invoice_number: str) -> RefreshState:
@@ -58,22 +65,42 @@ async def fetch_refresh_state(conn: db.Connection, *, invoice_number: str) -> Re
     return RefreshState.from_row(row)
 
 
-async def claim_refresh(
-    conn: db.Connection, *, invoice_number: str, holder: uuid.UUID, lease: timedelta
-) -> tuple[bool, RefreshState]:
-    """Lead the refresh unless a lease is running; and the outcome of the latest refresh."""
-    row = await db.fetch_one(
+Claim = tuple[str, uuid.UUID]  # (invoice number, holder)
+
+
+async def claim_refreshes(
+    conn: db.Connection, claims: Sequence[Claim], *, lease: timedelta
+) -> list[tuple[bool, RefreshState]]:
+    """Lead each refresh unless a lease is running; and the outcome of the latest refresh, per
+    claim in order. Of claims of one invoice in one group only the first can lead."""
+    first: dict[str, uuid.UUID] = {}
+    for number, holder in claims:
+        first.setdefault(number, holder)
+    rows = await db.fetch_all(
         conn,
-        queries["claim_refresh"],
-        {"invoice_number": invoice_number, "holder": holder, "lease": lease},
+        queries["claim_refreshes"],
+        {"invoice_numbers": list(first), "holders": list(first.values()), "lease": lease},
     )
-    return bool(row["leading"]), RefreshState.from_row(row)
+    by_number = {row["invoice_number"]: row for row in rows}
+    return [
+        (
+            bool(by_number[number]["leading"]) and first[number] == holder,
+            RefreshState.from_row(by_number[number]),
+        )
+        for number, holder in claims
+    ]
+
+
+async def release_refreshes(conn: db.Connection, claims: Sequence[Claim]) -> None:
+    await db.execute(
+        conn,
+        queries["release_refreshes"],
+        {"invoice_numbers": [n for n, _ in claims], "holders": [h for _, h in claims]},
+    )
 
 
 async def release_refresh(conn: db.Connection, *, invoice_number: str, holder: uuid.UUID) -> None:
-    await db.execute(
-        conn, queries["release_refresh"], {"invoice_number": invoice_number, "holder": holder}
-    )
+    await release_refreshes(conn, [(invoice_number, holder)])
 
 
 async def refresh_leased(conn: db.Connection, *, invoice_number: str) -> bool:
@@ -81,54 +108,76 @@ async def refresh_leased(conn: db.Connection, *, invoice_number: str) -> bool:
     return bool(row["leased"])
 
 
-def _children(remote: RemoteInvoice) -> tuple[list[Any], list[Any], list[Any]]:
-    """The answer as three flat JSON arrays; money and dates travel as text, never floats."""
-    fees, payments, adjustments = [], [], []
-    for f in remote.fees:
-        fees.append(
-            {
-                "object_id": f.fee_object_id,
-                "guid": f.fee_guid,
-                "business_area_code": f.business_area_code,
-                "fee_date": f.fee_date.isoformat(),
-                "description": f.description,
-                "base_amount": str(f.base_amount),
-                "tax_total": str(f.tax_total),
-                "adjustment_total": str(f.adjustment_total),
-                "tax_adjustment_total": str(f.tax_adjustment_total),
-                "payment_base_amount": str(f.payment_base_amount),
-                "payment_total": str(f.payment_total),
-                "fee_type": f.fee_type,
-            }
-        )
-        for p in f.payments:
-            payments.append(
-                {
-                    "fee_object_id": f.fee_object_id,
-                    "payment_object_id": p.payment_object_id,
-                    "receipt_number": p.receipt_number,
-                    "received_date": _text(p.received_date),
-                    "deposit_date": _text(p.deposit_date),
-                    "amount": str(p.amount),
-                    "method": p.method,
-                    "cash_handling_area": p.cash_handling_area,
-                    "reference_number": p.reference_number,
-                }
-            )
-        for a in f.adjustments:
-            adjustments.append(
-                {
-                    "fee_object_id": f.fee_object_id,
-                    "adjustment_object_id": a.adjustment_object_id,
-                    "adjustment_total": str(a.adjustment_total),
-                    "amount": str(a.amount),
-                    "adjustment_date": _text(a.date),
-                    "reason": a.reason,
-                    "type": a.type,
-                    "comment": a.comment,
-                }
-            )
-    return fees, payments, adjustments
+@dataclass(frozen=True, kw_only=True)
+class Save:
+    """One answer to keep: whose invoice, the answer, when its request left, its lease."""
+
+    client_object_id: str
+    remote: RemoteInvoice
+    requested_at: datetime
+    holder: uuid.UUID
+
+
+def _fields(part: Any, **keys: str) -> dict[str, str | None]:
+    """A part of an answer (its own fields, not its children) as JSON values, money and dates as
+    text, never floats; named as in the save statements' records, which take what they need."""
+    values = {f.name: getattr(part, f.name) for f in fields(part)}
+    return {**{k: _text(v) for k, v in values.items() if not isinstance(v, tuple)}, **keys}
+
+
+def _group(saves: Sequence[Save]) -> dict[str, Any]:
+    """The answers as flat JSON arrays, each dumped once, keyed by invoice number and fee."""
+    invoices, fees, payments, adjustments = [], [], [], []
+    for save in saves:
+        number = save.remote.invoice_number
+        invoices.append(_fields(save.remote, client_object_id=save.client_object_id))
+        for f in save.remote.fees:
+            fees.append(_fields(f, invoice_number=number))
+            keys = {"invoice_number": number, "fee_object_id": f.fee_object_id}
+            payments += [_fields(p, **keys) for p in f.payments]
+            adjustments += [_fields(a, **keys) for a in f.adjustments]
+    return {
+        "invoices": json.dumps(invoices),
+        "fees": json.dumps(fees),
+        "payments": json.dumps(payments),
+        "adjustments": json.dumps(adjustments),
+        "invoice_numbers": [s.remote.invoice_number for s in saves],
+        "fee_ids": [f["fee_object_id"] for f in fees],
+        "requested_at": [s.requested_at for s in saves],
+        "holders": [s.holder for s in saves],
+    }
+
+
+SAVE_STATEMENTS = (
+    "save_invoices",
+    "save_line_items",
+    "delete_missing_line_items",
+    "save_payments",
+    "delete_missing_payments",
+    "save_adjustments",
+    "delete_missing_adjustments",
+    "clear_stale",
+    "release_refreshes",
+)
+
+
+async def save_refreshes(conn: db.Connection, saves: Sequence[Save]) -> None:
+    """Make each local invoice and its children equal its answer and end its refresh lease:
+    a group of answers in one transaction of its own on an autocommit connection, in one
+    pipeline of nine set-based statements whatever the number of invoices and children.
+
+    Upserts by e-licensing object ids and deletes what an answer no longer lists. A value the
+    database refuses fails the whole group with psycopg's error; ``save_refresh`` (a group of
+    one) says which answer it was.
+    """
+    params = _group(saves)
+    try:
+        async with conn.pipeline(), conn.transaction():
+            for name in SAVE_STATEMENTS:
+                await db.execute(conn, queries[name], params)
+    except psycopg.Error:
+        await conn.rollback()  # an error that surfaced at the pipeline's end: leave no tx
+        raise
 
 
 async def save_refresh(
@@ -139,23 +188,14 @@ async def save_refresh(
     requested_at: datetime,
     holder: uuid.UUID,
 ) -> None:
-    """Make the local invoice and its children equal the answer and end the refresh lease, in
-    one transaction of its own on an autocommit connection, in two round trips: BEGIN with the
-    invoice, then the rest and COMMIT.
-
-    Upserts by e-licensing object ids and deletes what the answer no longer lists, in nine
-    set-based statements whatever the number of children. Values the database refuses (a
-    constraint, a value out of a column's range) raise ``InvalidElicensingPayload``: the answer
-    passed the client's checks, but it still is data tether cannot keep.
-    """
+    """One answer, saved as a group of one. Values the database refuses (a constraint, a value
+    out of a column's range) raise ``InvalidElicensingPayload``: the answer passed the client's
+    checks, but it still is data tether cannot keep."""
+    save = Save(
+        client_object_id=client_object_id, remote=remote, requested_at=requested_at, holder=holder
+    )
     with _refused(remote):
-        try:
-            async with conn.pipeline(), conn.transaction():
-                await _apply_refresh(conn, client_object_id, remote, requested_at)
-                await release_refresh(conn, invoice_number=remote.invoice_number, holder=holder)
-        except psycopg.Error:
-            await conn.rollback()  # an error that surfaced at the pipeline's end: leave no tx
-            raise
+        await save_refreshes(conn, [save])
 
 
 @contextmanager
@@ -169,40 +209,6 @@ def _refused(remote: RemoteInvoice) -> Iterator[None]:
         ) from exc
 
 
-async def _apply_refresh(
-    conn: db.Connection, client_object_id: str, remote: RemoteInvoice, requested_at: datetime
-) -> int:
-    """The statements of a refresh, on a connection in pipeline mode (the caller's)."""
-    row = await db.fetch_one(
-        conn,
-        queries["upsert_invoice"],
-        {
-            "client_object_id": client_object_id,
-            "invoice_number": remote.invoice_number,
-            "due_date": remote.due_date,
-            "outstanding_balance": remote.outstanding_balance,
-            "fee_balance": remote.fee_balance,
-            "interest_balance": remote.interest_balance,
-        },
-    )
-    invoice_id: int = row["id"]
-    fees, payments, adjustments = _children(remote)
-    params = {"invoice_id": invoice_id}
-    fee_ids = [f["object_id"] for f in fees]
-    statements = [
-        ("upsert_line_items", {**params, "fees": Jsonb(fees)}),
-        ("delete_missing_line_items", {**params, "fee_ids": fee_ids}),
-        ("upsert_payments", {**params, "payments": Jsonb(payments)}),
-        ("delete_missing_payments", {**params, "payments": Jsonb(payments)}),
-        ("upsert_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
-        ("delete_missing_adjustments", {**params, "adjustments": Jsonb(adjustments)}),
-        ("clear_stale", {"invoice_number": remote.invoice_number, "requested_at": requested_at}),
-    ]
-    for name, values in statements:
-        await db.execute(conn, queries[name], values)
-    return invoice_id
-
-
 async def mark_invoice_void(
     conn: db.Connection, *, invoice_number: str, requested_at: datetime
 ) -> bool:
@@ -214,7 +220,7 @@ async def mark_invoice_void(
     await db.execute(
         conn,
         queries["clear_stale"],
-        {"invoice_number": invoice_number, "requested_at": requested_at},
+        {"invoice_numbers": [invoice_number], "requested_at": [requested_at]},
     )
     return True
 

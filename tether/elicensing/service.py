@@ -1,7 +1,8 @@
 """Use cases of the e-licensing capability: refresh-on-read of invoices, and balance writes.
 
 No HTTP call runs inside a transaction or holds a database connection, and nothing waits for a
-second request connection while it holds one: a read is one statement; a refresh (refresh.py)
+second request connection while it holds one: a read is one statement (reads that arrive
+together share one: ``groups.Grouped``); a refresh (refresh.py)
 leads through a lease row, asks e-licensing holding nothing, and saves in one short transaction
 on the capability's refresh pool. Readers of one invoice share one refresh task per process (and
 its snapshot afterwards); processes share it through the lease. A read without a call slot
@@ -30,6 +31,7 @@ from tether.core.errors import UpstreamUnavailable
 from tether.elicensing import repository, units
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import InvoiceNotFound
+from tether.elicensing.groups import Grouped
 from tether.elicensing.models import (
     InvoiceRead,
     InvoiceType,
@@ -41,6 +43,7 @@ from tether.elicensing.settings import ElicensingSettings
 
 READS = Counter("tether_elicensing_reads_total", "Invoice reads by freshness", ["fresh"])
 WRITE_SLOTS = 2  # balance writes one process runs at once (each holds one lock connection)
+READ_GROUPS = 4  # groups of reads one process runs at once (each on one request connection)
 
 
 class ElicensingService:
@@ -73,6 +76,8 @@ class ElicensingService:
             wait_s=self.wait_s,
         )
         self.write_slots = asyncio.Semaphore(WRITE_SLOTS)
+        # the reads of a group share one statement; a few groups at once keep both cores busy
+        self._reads = Grouped(self._read_group, parallel=READ_GROUPS)
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}  # by invoice number
         self._by_target: dict[tuple[int, InvoiceType], asyncio.Task[Outcome]] = {}
 
@@ -112,16 +117,18 @@ class ElicensingService:
         return self._answer(after, failure)
 
     async def _snapshot(self, report_version_id: int, invoice_type: InvoiceType) -> Snapshot:
-        async with db.autocommit(self.pool) as conn:  # one statement: one consistent snapshot
-            snap = await repository.fetch_read(
-                conn, report_version_id=report_version_id, invoice_type=invoice_type
-            )
+        snap = await self._reads.submit((report_version_id, invoice_type))
         if snap is None:
             raise InvoiceNotFound(
                 f"compliance report version {report_version_id} has no "
                 f"{invoice_type.value.replace('_', ' ')} invoice"
             )
         return snap
+
+    async def _read_group(self, targets: list[repository.Target]) -> list[Snapshot | None]:
+        async with db.autocommit(self.pool) as conn:  # one statement: one consistent snapshot
+            found = await repository.fetch_reads(conn, targets)
+        return [found.get(target) for target in targets]
 
     async def _refresh_shared(self, snap: Snapshot, *, join: bool) -> Outcome:
         """Start a refresh, or join the one this process is already running for the invoice.
