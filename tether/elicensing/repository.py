@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -39,15 +39,20 @@ def _text(value: object) -> str | None:
 Target = tuple[int, InvoiceType]  # (report version id, invoice type)
 
 
-async def fetch_reads(conn: db.Connection, targets: Sequence[Target]) -> dict[Target, Snapshot]:
+async def fetch_reads(
+    conn: db.Connection, targets: Sequence[Target], *, without_items: Set[Target] = frozenset()
+) -> dict[Target, Snapshot]:
     """Target, local copy and state of each report version's invoice, in one statement; a
-    target without an invoice is missing from the answer."""
+    target without an invoice is missing from the answer. The targets ``without_items`` come
+    without their fees, payments and adjustments (``Snapshot.items_read`` false) unless the
+    circuit is open."""
     rows = await db.fetch_all(
         conn,
         queries["fetch_reads"],
         {
             "report_version_ids": [version for version, _ in targets],
             "invoice_types": [kind.value for _, kind in targets],
+            "with_items": [target not in without_items for target in targets],
             "circuit": CIRCUIT,
         },
     )
