@@ -87,3 +87,16 @@ def test_a_bad_database_url_says_what_to_do(tmp_path: object) -> None:
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_launcher_loads_no_capability_cli_or_web_stack() -> None:
+    """``tether worker`` starts from the CLI: capability sub-commands load when used, not before."""
+    probe = (
+        "import sys, tether.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('tether.') and m.endswith(('.cli', "
+        "'.simulator')) and m != 'tether.cli' or m.split('.')[0] in ('fastapi', 'numpy')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -14,6 +14,7 @@ from tether.capabilities import CAPABILITIES, migration_components
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
+from tether.core.hotpath import install_hot_routes
 from tether.core.logging import configure_logging
 from tether.core.security import install_security
 from tether.core.settings import Settings, load_settings
@@ -66,6 +67,7 @@ def create_app(
     for capability in CAPABILITIES:
         if capability.router is not None:
             app.include_router(capability.router.load())
+    install_hot_routes(app)  # the @hot routes (a hot event intake) skip FastAPI's routing
     return app
 
 

@@ -6,24 +6,92 @@ import contextlib
 import json
 import logging
 import socket
-from typing import Annotated
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Annotated, Any
 
 import psycopg
 import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
+from typer.core import TyperGroup
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components, upgrade_database
 from tether.core import db, exposure, keys_cli, loop, migrations, roles
+from tether.core.capability import Ref
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
 console = Console(stderr=True)
 
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's sub-commands, some of them loaded only when first looked up: ``tether worker``
+    (or any other command) then never imports the other capabilities' CLIs and simulators."""
+
+    def __init__(
+        self, loaded: MutableMapping[str, Any], lazy: dict[str, Callable[[], Any]]
+    ) -> None:
+        self.loaded = dict(loaded)
+        self.lazy = dict(lazy)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.loaded and name in self.lazy:
+            command = self.lazy.pop(name)()
+            command.name = name
+            self.loaded[name] = command
+        return self.loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.lazy.pop(name, None)
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self.lazy.pop(name, None)
+        del self.loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.loaded, *self.lazy])
+
+    def __len__(self) -> int:
+        return len(self.loaded) + len(self.lazy)
+
+
+def _capability_cli(cli: Ref[typer.Typer]) -> Callable[[], Any]:
+    return lambda: typer.main.get_group(cli.load())
+
+
+def _simulator(name: str, command: Ref[Callable[..., Any]]) -> Callable[[], Any]:
+    def load() -> Any:
+        single = typer.Typer()
+        single.command(name)(command.load())
+        return typer.main.get_command(single)
+
+    return load
+
+
+class _Root(TyperGroup):
+    """``tether``: every capability's sub-commands (``tether <name> ...``), loaded when used."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        lazy = {c.name: _capability_cli(c.cli) for c in CAPABILITIES if c.cli is not None}
+        self.commands = LazyCommands(self.commands, lazy)
+
+
+class _Simulators(TyperGroup):
+    """``tether simulate``: every capability's simulators, loaded when used."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        lazy = {n: _simulator(n, ref) for c in CAPABILITIES for n, ref in c.simulators.items()}
+        self.commands = LazyCommands(self.commands, lazy)
+
+
 app = typer.Typer(
     name="tether",
+    cls=_Root,
     help=(
         "tether keeps local PostgreSQL copies of externally mastered data true.\n\n"
         "Configuration comes from TETHER_* environment variables (and DATABASE_URL); "
@@ -37,6 +105,7 @@ db_app = typer.Typer(
     help="Database: migrations, its URL, the embedded server.", no_args_is_help=True
 )
 simulate_app = typer.Typer(
+    cls=_Simulators,
     help="Run a simulator of an external system (a real HTTP server with fault modes).",
     no_args_is_help=True,
 )
@@ -284,18 +353,6 @@ def demo(
     options = DemoOptions(port=port, duration_s=duration)
     with contextlib.suppress(KeyboardInterrupt):
         loop.run(run_demo(settings, options, Console()))
-
-
-def register_capabilities() -> None:
-    """Every capability's sub-commands (``tether <name> ...``) and simulators."""
-    for capability in CAPABILITIES:
-        if capability.cli is not None:
-            app.add_typer(capability.cli.load(), name=capability.name)
-        for name, command in capability.simulators.items():
-            simulate_app.command(name)(command.load())
-
-
-register_capabilities()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from tether.accountingpoints.service import AccountingPointService, event_gsrn
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
 from tether.core.events import CloudEvent, parse_event
+from tether.core.hotpath import hot
 from tether.core.wire import first_error
 
 router = APIRouter(prefix="/api/v1", tags=["accounting points"])
@@ -166,9 +167,10 @@ def _ap_out(
     return out
 
 
-# The hot route (one POST per event from a datahub), first in the table: a request is matched
-# against the routes in order.
+# The hot route (one POST per event from a datahub): ``@hot`` serves it without FastAPI's routing
+# and dependency solving (core/hotpath.py), with this same requirement and endpoint.
 @router.post("/events", response_model=EventsOut, status_code=202, dependencies=[require("events")])
+@hot
 async def receive_events(request: Request) -> Response:
     """Thin change events (CloudEvents JSON, one event or a batch array).
 

@@ -239,6 +239,11 @@ SELECT count(*) FILTER (WHERE s.last_synced_at IS NULL) AS never_synced,
        count(*) AS total
 FROM ap.accounting_point_sync s
 
+-- name: any_clear_person_end_user
+-- Checked before taking the lock below: once none is left none can come back (migration 0006's
+-- check refuses them), so a starting process no longer locks out every running sync's merge.
+SELECT EXISTS (SELECT 1 FROM ap.end_user WHERE business_id ~ '^[0-9]{11}$') AS found
+
 -- name: lock_end_users
 -- The one-time conversion of clear person ids (migration 0006): one converter at a time, and no
 -- sync adds an end user meanwhile.

@@ -72,6 +72,9 @@ async def accept_unknown_parties(conn: db.Connection, answers: list[dict[str, An
 
 async def pseudonymise_end_users(conn: db.Connection, pseudonym: Callable[[str], str]) -> int:
     """Replace every person id still stored in clear by its pseudonym; returns how many."""
+    found = await db.fetch_one(conn, queries["any_clear_person_end_user"])
+    if not found["found"]:
+        return 0
     await db.execute(conn, queries["lock_end_users"])
     rows = await db.fetch_all(conn, queries["clear_person_end_users"])
     if not rows:

@@ -93,11 +93,20 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self._direct = transport is None  # get_json may skip the httpx objects
-        self._transport = transport or AiohttpTransport(client=self._aiohttp)
+        self._made_transport = transport  # the default one is made on first use (``_transport``)
         # what the transport derives per request from the timeout extension, derived once
         self._aiohttp_timeout = aiohttp.ClientTimeout(
             sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
         )
+
+    @property
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        """The transport of ``request``; the default one made when first needed: making it reads
+        the CA bundle into a TLS context (about 25 ms of CPU per process), which ``get_json``, a
+        sync worker's only call, never uses."""
+        if self._made_transport is None:
+            self._made_transport = AiohttpTransport(client=self._aiohttp)
+        return self._made_transport
 
     def _aiohttp(self) -> aiohttp.ClientSession:
         """The one aiohttp session (pool) of the default transport and of ``get_json``."""
@@ -107,7 +116,8 @@ class UpstreamClient:
         return self._session
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._made_transport is not None:
+            await self._made_transport.aclose()
         if self._session is not None:
             await self._session.close()
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -16,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
 from tether.core.errors import LoginRequired, TetherError
+from tether.core.hotpath import answer, handler_for
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
 from tether.core.web import render
@@ -87,13 +87,10 @@ def install_security(
                 try:
                     await dependency.call(request, await bearer(request))
                 except TetherError as refused:
-                    handler = next(
-                        app.exception_handlers[kind]
-                        for kind in type(refused).__mro__
-                        if kind in app.exception_handlers
-                    )
-                    return await _answer(handler, request, refused)
-        return await _answer(checked_invalid, request, exc)
+                    handler = handler_for(app.exception_handlers, refused)
+                    assert handler is not None  # install_error_handlers maps every TetherError
+                    return await answer(handler, request, refused)
+        return await answer(checked_invalid, request, exc)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -108,16 +105,6 @@ def install_security(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def _answer(
-    handler: Callable[[Request, Any], Response | Awaitable[Response]],
-    request: Request,
-    exc: Exception,
-) -> Response:
-    """Run an exception handler, sync or async."""
-    result = handler(request, exc)
-    return await result if inspect.isawaitable(result) else result
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:

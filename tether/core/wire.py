@@ -37,9 +37,11 @@ def first_error(exc: ValidationError) -> str:
 
 def unknown_fields(model: WireModel, prefix: str = "") -> list[str]:
     """Dotted names of every extra field in ``model`` and the wire models nested in it."""
-    found = {f"{prefix}{key}" for key in (model.model_extra or {})}
-    for name, value in model:
-        for item in value if isinstance(value, list) else [value]:
+    found = {f"{prefix}{key}" for key in (model.__pydantic_extra__ or {})}
+    # the declared fields only (``__dict__``; the extras are above): pydantic's ``__iter__``
+    # yielding both was most of a sync's parse cost
+    for name, value in model.__dict__.items():
+        for item in value if isinstance(value, list) else (value,):
             if isinstance(item, WireModel):
                 found.update(unknown_fields(item, f"{prefix}{name}[]."))
     return sorted(found)
