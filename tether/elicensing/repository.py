@@ -123,11 +123,19 @@ class Save:
     holder: uuid.UUID
 
 
+_OWN_FIELDS: dict[type, tuple[str, ...]] = {}  # per kind of part: its fields but its children
+
+
 def _fields(part: Any, **keys: str) -> dict[str, str | None]:
     """A part of an answer (its own fields, not its children) as JSON values, money and dates as
     text, never floats; named as in the save statements' records, which take what they need."""
-    values = {f.name: getattr(part, f.name) for f in fields(part)}
-    return {**{k: _text(v) for k, v in values.items() if not isinstance(v, tuple)}, **keys}
+    names = _OWN_FIELDS.get(type(part))
+    if names is None:  # children are the tuple fields (fees, payments, adjustments)
+        names = tuple(f.name for f in fields(part) if not isinstance(getattr(part, f.name), tuple))
+        _OWN_FIELDS[type(part)] = names
+    record = {name: _text(getattr(part, name)) for name in names}
+    record.update(keys)
+    return record
 
 
 def _group(saves: Sequence[Save]) -> dict[str, Any]:
