@@ -2,8 +2,14 @@
 
 Processes (all on this machine, sharing its cores): a private ``nats-server`` with JetStream,
 the Oppdrag simulator (``tether simulate oppdrag``), the API (``tether serve``) and
-``tether worker --only payments --processes W``. The load generator posts dagpenger messages to
-``POST /api/v1/payments/dagpenger`` from C concurrent clients.
+``tether worker --only payments --processes W``. Two intake paths (``--intake``):
+- ``http``: the load generator posts dagpenger messages to ``POST /api/v1/payments/dagpenger``
+  from C concurrent clients (each waits for its 202);
+- ``nats``: it publishes them to JetStream (``payments.dagpenger.v1``, key in
+  ``Transaction-ID``) from C concurrent publishers (each waits for JetStream's ack); the
+  workers' intake consumer takes each fetched batch in one transaction. Intake time = first
+  publish until every message is logged; latency = publish to its logging (``received_at``,
+  the clock at its INSERT; the batch commits one round trip later).
 
 Scenarios, each at concurrency 1, 10 and 100:
 - ``cases``: N cases, one message each (each becomes a first order, ``NY``).
@@ -57,12 +63,15 @@ from tether.core import keys
 HEADING = "## Payments throughput"
 RUN_TIMEOUT_S = 600.0
 API_PATH = "/api/v1/payments/dagpenger"
+INTAKE_STREAM = "PAYMENTS"  # the defaults of TETHER_PAYMENTS_INTAKE_STREAM / _SUBJECT
+INTAKE_SUBJECT = "payments.dagpenger.v1"
 STATUS_PATH = "/api/v1/payments/status"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Run:
     scenario: str
+    path: str
     concurrency: int
     messages: int
     intake_s: float
@@ -77,7 +86,7 @@ class Run:
 
     def row(self) -> str:
         return (
-            f"| {self.scenario} | {self.concurrency} | {self.messages} | "
+            f"| {self.path} | {self.scenario} | {self.concurrency} | {self.messages} | "
             f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
             f"{self.messages / self.e2e_s:,.0f} | {self.failed} | "
             f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} | "
@@ -90,10 +99,10 @@ CPU_PARTS = ("api", "workers", "postgres", "sim", "nats", "loadgen")
 
 
 HEADER = (
-    "| scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
+    "| intake | scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
     " FEILET | reference req/s | reference p99 ms | load avg |"
     " CPU ms/msg: API / workers / PostgreSQL / simulator / NATS / load generator |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -222,6 +231,74 @@ async def post_all(
         return time.perf_counter() - start, latencies
 
 
+async def publish_all(
+    nats_url: str, items: list[tuple[str, bytes]], concurrency: int, rate: float = 0.0
+) -> tuple[float, dict[str, float]]:
+    """Publish every (key, body) to the intake subject from ``concurrency`` publishers, each
+    awaiting JetStream's acknowledgement (stored) before its next, together at most ``rate``
+    messages/s (0: as fast as they go); returns the time taken and each key's publish start
+    (epoch seconds)."""
+    import nats
+
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    started: dict[str, float] = {}
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        with contextlib.suppress(Exception):  # the worker creates it too
+            await js.add_stream(name=INTAKE_STREAM, subjects=[INTAKE_SUBJECT])
+
+        async def publisher() -> None:
+            while not queue.empty():
+                key, body = queue.get_nowait()
+                if rate:  # the n-th message leaves at n / rate seconds
+                    delay = start + len(started) / rate - time.perf_counter()
+                    started[key] = 0.0  # its place is taken
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                started[key] = time.time()
+                await js.publish(INTAKE_SUBJECT, body, headers={"Transaction-ID": key})
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publisher() for _ in range(concurrency)))
+        return time.perf_counter() - start, started
+    finally:
+        await nc.drain()
+
+
+def last_inbound_seq(db_url: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM pay.inbound").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_logged(
+    db_url: str, expected: int, after_seq: int, started: dict[str, float]
+) -> tuple[float, list[float]]:
+    """Block until every published message is logged (MOTTATT, or waiting behind its case's
+    order); returns when (epoch seconds) and each message's latency from publish to its
+    logging (``received_at``: the clock at its INSERT, the commit one round trip later)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pay.inbound WHERE seq > %s", (after_seq,)
+            ).fetchone()
+            assert row is not None
+            if row[0] >= expected:
+                done = time.time()
+                rows = conn.execute(
+                    "SELECT original_key, extract(epoch FROM received_at)::float8"
+                    " FROM pay.inbound WHERE seq > %s",
+                    (after_seq,),
+                ).fetchall()
+                return done, [max(0.0, at - started[key]) for key, at in rows if key in started]
+            time.sleep(0.01)
+    raise RuntimeError(f"intake of {expected} messages did not finish within {RUN_TIMEOUT_S} s")
+
+
 def last_status_id(db_url: str) -> int:
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute("SELECT coalesce(max(id), 0) FROM pay.status").fetchone()
@@ -273,6 +350,70 @@ def worker_peak_kb(proc: subprocess.Popen[bytes]) -> int:
     return peak
 
 
+def one_run(
+    args: argparse.Namespace,
+    api: str,
+    token: str,
+    db_url: str,
+    groups: dict[str, subprocess.Popen[bytes]],
+    path: str,
+    scenario: str,
+    concurrency: int,
+) -> Run:
+    """One row: the reference probe, then the scenario's messages over ``path`` (http / nats)."""
+    prefix = f"{path[0]}{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
+    if path == "nats" and args.nats_rate:
+        path = f"nats at {args.nats_rate:.0f}/s"
+    items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
+    probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
+    ref_s, ref_lat = asyncio.run(post_all(api, probes, concurrency, token, reference=True))
+    after_id = last_status_id(db_url)
+    after_seq = last_inbound_seq(db_url)
+    dbname = str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
+    before = cpu.snapshot(groups, dbname)
+    start = time.perf_counter()
+    if path == "http":
+        intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
+    else:
+        first = time.time()
+        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency, args.nats_rate))
+        logged_at, latencies = wait_logged(db_url, len(items), after_seq, started)
+        intake_s = logged_at - first
+    failed = wait_final(db_url, prefix, len(items), after_id)
+    e2e_s = time.perf_counter() - start
+    used = cpu.per_message_ms(before, cpu.snapshot(groups, dbname), len(items))
+    return Run(
+        scenario=scenario,
+        path=path,
+        concurrency=concurrency,
+        messages=len(items),
+        intake_s=intake_s,
+        e2e_s=e2e_s,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        failed=failed,
+        ref_per_s=len(probes) / ref_s,
+        ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
+        load=os.getloadavg()[0],
+        cpu=used,
+    )
+
+
+def warm_up(args: argparse.Namespace, api: str, token: str, db_url: str) -> None:
+    """A few messages over each path, until final, before the first row: the worker processes
+    import their job modules when their jobs start (seconds of CPU: compiling what has no
+    bytecode yet), which would otherwise be counted against the first row."""
+    for path in args.intake.split(","):
+        prefix = f"warm-{path}-{uuid.uuid4().hex[:6]}-"
+        items = scenario_items("cases", prefix, 50, 0)
+        after_id = last_status_id(db_url)
+        if path == "http":
+            asyncio.run(post_all(api, items, 10, token))
+        else:
+            asyncio.run(publish_all(args.nats_url, items, 10))
+        wait_final(db_url, prefix, len(items), after_id)
+
+
 def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[Run], int]:
     nats_port, sim_port, sim_control, api_port = (_free_port() for _ in range(4))
     nats_bin = str(Path(sys.executable).parent / "nats-server")
@@ -286,6 +427,8 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             TETHER_LOG_LEVEL="WARNING",
             TETHER_PAYMENTS_OPPDRAG_URL=f"http://127.0.0.1:{sim_port}",
         )
+        if args.round_linger_s is not None:
+            env["TETHER_PAYMENTS_ROUND_LINGER_S"] = str(args.round_linger_s)
         tether = [sys.executable, "-m", "tether"]
         serve_args = ["--workers", str(args.api_workers)] if args.api_workers > 1 else []
         with (
@@ -334,39 +477,15 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
         ):
             api = f"http://127.0.0.1:{api_port}"
             groups = {"api": api_proc, "workers": workers, "sim": sim, "nats": nats}
-            dbname = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
+            args.nats_url = env["TETHER_NATS_URL"]
+            warm_up(args, api, token, db_url)
             print(HEADER, flush=True)
-            for scenario in args.scenarios.split(","):
-                for concurrency in (int(c) for c in args.clients.split(",")):
-                    prefix = f"{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
-                    items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
-                    probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
-                    ref_s, ref_lat = asyncio.run(
-                        post_all(api, probes, concurrency, token, reference=True)
-                    )
-                    after_id = last_status_id(db_url)
-                    before = cpu.snapshot(groups, str(dbname))
-                    start = time.perf_counter()
-                    intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
-                    failed = wait_final(db_url, prefix, len(items), after_id)
-                    e2e_s = time.perf_counter() - start
-                    used = cpu.per_message_ms(before, cpu.snapshot(groups, str(dbname)), len(items))
-                    run = Run(
-                        scenario=scenario,
-                        concurrency=concurrency,
-                        messages=len(items),
-                        intake_s=intake_s,
-                        e2e_s=e2e_s,
-                        p50_ms=percentile(latencies, 0.5) * 1000,
-                        p99_ms=percentile(latencies, 0.99) * 1000,
-                        failed=failed,
-                        ref_per_s=len(probes) / ref_s,
-                        ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
-                        load=os.getloadavg()[0],
-                        cpu=used,
-                    )
-                    print(run.row(), flush=True)
-                    runs.append(run)
+            for path in args.intake.split(","):
+                for scenario in args.scenarios.split(","):
+                    for concurrency in (int(c) for c in args.clients.split(",")):
+                        run = one_run(args, api, token, db_url, groups, path, scenario, concurrency)
+                        print(run.row(), flush=True)
+                        runs.append(run)
             peak = worker_peak_kb(workers)
     return runs, peak
 
@@ -379,6 +498,23 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=1, help="tether serve --workers")
     parser.add_argument(
         "--scenarios", default="cases,hot", help="comma-separated: cases, hot (default both)"
+    )
+    parser.add_argument(
+        "--round-linger-s",
+        type=float,
+        default=None,
+        help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--nats-rate",
+        type=float,
+        default=0.0,
+        help="messages/s the nats publishers offer together (default 0: as fast as they go)",
+    )
+    parser.add_argument(
+        "--intake",
+        default="http,nats",
+        help="comma-separated intake paths: http (POST), nats (JetStream publish; default both)",
     )
     parser.add_argument(
         "--clients", default="1,10,100", help="comma-separated concurrencies (default 1,10,100)"
@@ -394,8 +530,8 @@ def main() -> None:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"{args.workers} worker processes, {args.api_workers} API process(es); API, workers, "
-        "simulator, NATS and PostgreSQL on one machine. Intake = POST answered 202 (logged, "
-        "and MOTTATT unless the case waits). "
+        "simulator, NATS and PostgreSQL on one machine. Intake http = POST answered 202 (logged, "
+        "and MOTTATT unless the case waits); nats = JetStream publish until logged. "
         "Reference = an authenticated GET answered 404 after one indexed SELECT, same API, same "
         "clients, measured just before each row. Load avg = 1-minute load at the row's end "
         f"(at the start: {start_load:.1f}).",

@@ -53,9 +53,10 @@ def start_worker(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[by
 
 
 def is_worker(pid: int) -> bool:
-    """A spawned worker process (multiprocessing's resource tracker is a child too)."""
+    """A worker process, forked or spawned (multiprocessing's resource tracker, a child too when
+    spawning, is not)."""
     try:
-        return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        return b"resource_tracker" not in (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
         return False
 
@@ -82,6 +83,12 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
     proc = start_worker(db_url, tmp_path, "--processes", "2")
     try:
         kids = wait_for_children(proc, 2)
+        for kid in kids:  # forked from the parent (its imports shared), not spawned
+            assert (Path("/proc") / str(kid) / "cmdline").read_bytes().split(b"\0")[1:4] == [
+                b"-m",
+                b"tether",
+                b"worker",
+            ]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=WAIT_S) == 0
         assert wait_gone(kids) == set()

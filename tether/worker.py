@@ -3,6 +3,11 @@
 Each process opens one runtime, builds the service of each capability that has jobs and runs
 all its jobs concurrently until SIGTERM / SIGINT. Children stop with their parent: the parent
 forwards SIGTERM, and a child whose parent died (even by kill -9) stops by itself.
+
+Children are forked from a parent that has imported the selected capabilities' services and jobs
+(and holds no thread, loop or connection): each starts at once and shares those pages, instead
+of a spawned interpreter importing everything again (~0.3 s of CPU per child). With a metrics
+port they are spawned: prometheus_client must be imported after its multiprocess directory is set.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -22,7 +28,7 @@ from typing import Any
 from tether.capabilities import CAPABILITIES
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
-from tether.core.capability import Capability, JobContext
+from tether.core.capability import Capability, JobContext, Ref
 from tether.core.jobs import default_worker_id
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, exported
@@ -95,7 +101,7 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
 def process_main(
     settings: Settings, database_url: str, options: WorkerOptions, parent: int
 ) -> None:
-    """Entry of a worker process (spawned, so it shares nothing but the database)."""
+    """Entry of a worker process (it shares nothing live with its parent but the database)."""
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
@@ -140,6 +146,17 @@ def run_processes(
         return _run_children(settings, database_url, processes, options, env)
 
 
+def _forkable(options: WorkerOptions, env: dict[str, str]) -> bool:
+    """Whether children can be forked; if so, what they run is imported first."""
+    if env or threading.active_count() > 1:  # a metrics port, or a thread a fork would break
+        return False
+    for capability in selected(options):
+        for target in (capability.build, *(job.run for job in capability.jobs)):
+            if isinstance(target, Ref):
+                target.load()
+    return True
+
+
 def _run_children(
     settings: Settings,
     database_url: str,
@@ -147,7 +164,8 @@ def _run_children(
     options: WorkerOptions,
     env: dict[str, str],
 ) -> int:
-    ctx = multiprocessing.get_context("spawn")
+    forked = _forkable(options, env)
+    ctx = multiprocessing.get_context("fork") if forked else multiprocessing.get_context("spawn")
     children = [
         ctx.Process(
             target=process_main,

@@ -266,7 +266,7 @@ async def test_intake_waiting_for_the_case_lock_plans_on_the_receipt_committed_m
     (first,) = await service.orders("sak1")
     async with pool.connection() as booking:
         # the receipt's booking, holding the case lock while the next message arrives
-        await repository.lock_case(booking, fagsystem="DAGPENGER", sak_id="sak1")
+        await repository.lock_cases(booking, keys=[("DAGPENGER", "sak1")])
         await repository.confirm_candidates(booking, id=first.id)
         await repository.confirm_case(
             booking, fagsystem="DAGPENGER", sak_id="sak1", uids=list(first.uids)

@@ -16,7 +16,8 @@ from starlette.responses import HTMLResponse
 
 from tether.core.auth import PAGE, READ, WRITE
 from tether.core.web import render
-from tether.payments.service import FAGSYSTEM, PaymentsService
+from tether.payments.intake import FAGSYSTEM
+from tether.payments.service import PaymentsService
 
 read_router = APIRouter(tags=["payments"], dependencies=READ)
 page_router = APIRouter(include_in_schema=False, dependencies=PAGE)

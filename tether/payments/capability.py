@@ -43,7 +43,7 @@ CAPABILITY = Capability(
         _job("send-orders", Ref("tether.payments.tasks:send_orders")),
         _job("receipts", Ref("tether.payments.tasks:consume_receipts")),
         _job("intake", Ref("tether.payments.tasks:consume_intake")),
-        _job("statuses", Ref("tether.payments.tasks:publish_statuses")),
+        _job("statuses", Ref("tether.payments.statuses:publish_statuses")),
         _job("chase-receipts", Ref("tether.payments.tasks:chase_receipts")),
     ),
     demo=Ref("tether.payments.demo:demo"),

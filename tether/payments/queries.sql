@@ -1,16 +1,65 @@
 -- Named queries of the payments capability (loaded by tether/core/sql.py).
 
--- name: lock_case
--- creates the case on its first message and locks it: workers take turns per case, other cases
--- run in parallel (the no-op update is what takes the row lock in the same round trip)
-INSERT INTO pay.sak AS s (fagsystem, sak_id) VALUES (%(fagsystem)s, %(sak_id)s)
-ON CONFLICT (fagsystem, sak_id) DO UPDATE SET updated_at = s.updated_at
-RETURNING fagsystem, sak_id, active_uids, has_order_before, inflight_order;
+-- name: lock_cases
+-- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock);
+-- waiting: a message of the case is queued behind its order (read under the lock)
+SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order,
+       EXISTS (SELECT 1 FROM pay.inbound i
+               WHERE i.fagsystem = s.fagsystem AND i.sak_id = s.sak_id
+                 AND i.state = 'waiting') AS waiting
+FROM pay.sak s
+WHERE (s.fagsystem, s.sak_id) IN (SELECT * FROM unnest(%(fagsystems)s::text[],
+                                                      %(sak_ids)s::text[]))
+ORDER BY s.fagsystem, s.sak_id
+FOR UPDATE OF s;
 
--- name: intake
--- lock the case, log the message, read the confirmed state (migration 0002): one round trip
-SELECT logged, active_uids, has_order_before, inflight_order, confirmed
-FROM pay.intake(%(fagsystem)s, %(sak_id)s, %(original_key)s, %(content_hash)s, %(body)s);
+-- name: intake_batch
+-- lock the batch's cases in key order, log its messages, read each case's confirmed state
+-- (migration 0003): one round trip for the whole batch
+SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order, confirmed
+FROM pay.intake_batch(%(fagsystem)s, %(keys)s::text[], %(hashes)s::text[], %(saks)s::text[],
+                      %(bodies)s::bytea[]);
+
+-- name: store_intake
+-- what a batch's planning produced, in one statement: the orders (outbox) with their candidates,
+-- each case's order in flight, the messages now queued behind an order of this batch, and one
+-- status per message planned (MOTTATT, or a bare OK / FEILET), in the batch's order
+WITH o AS (
+    SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb)
+        AS o(ord int, id uuid, sak_id text, original_key text, xml text, sha256 text,
+             uids text[], details jsonb, status jsonb, candidates jsonb)
+), oppdrag AS (
+    INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
+                             state, message_id, send_due_at)
+    SELECT o.id, %(fagsystem)s, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
+           'MOTTATT', o.id::text, now()
+    FROM o
+    RETURNING id
+), candidates AS (
+    INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
+    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
+    FROM o, jsonb_to_recordset(o.candidates)
+         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
+              data jsonb)
+    WHERE o.id IN (SELECT id FROM oppdrag)
+), inflight AS (
+    -- = ANY on the key: without it the planner hash-joins the record set against a seq scan
+    -- of every case
+    UPDATE pay.sak s SET inflight_order = o.id, updated_at = now()
+    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id = ANY(%(sak_ids)s::text[])
+             AND s.sak_id = o.sak_id
+), waiting AS (
+    UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)s::text[])
+)
+INSERT INTO pay.status (original_key, status, body)
+SELECT original_key, status, body FROM (
+    SELECT o.ord, o.original_key, 'MOTTATT' AS status, o.status AS body FROM o
+    UNION ALL
+    SELECT s.ord, s.original_key, s.status, s.body
+    FROM jsonb_to_recordset(%(statuses)s::jsonb)
+         AS s(ord int, original_key text, status text, body jsonb)
+) planned
+ORDER BY ord;
 
 -- name: fetch_case
 SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
@@ -31,15 +80,26 @@ VALUES (%(original_key)s, %(content_hash)s, %(fagsystem)s, %(sak_id)s, %(body)s,
 ON CONFLICT (original_key) DO NOTHING
 RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state;
 
--- name: fetch_next_waiting
--- the oldest message of the case still waiting; the case row lock is held by the caller
-SELECT seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, state
-FROM pay.inbound
-WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND state = 'waiting'
-ORDER BY seq LIMIT 1;
-
--- name: mark_inbound_done
-UPDATE pay.inbound SET state = 'done' WHERE seq = %(seq)s;
+-- name: take_waiting
+-- the oldest waiting message of each given case, marked done, with the case's confirmed state
+-- (uid -> data) as this transaction left it: a receipt batch drains its cases in one round
+-- trip. The cases' row locks are held by the caller.
+WITH nxt AS (
+    SELECT DISTINCT ON (i.fagsystem, i.sak_id) i.seq
+    FROM pay.inbound i
+    JOIN unnest(%(fagsystems)s::text[], %(sak_ids)s::text[]) AS c(fagsystem, sak_id)
+      ON i.fagsystem = c.fagsystem AND i.sak_id = c.sak_id
+    WHERE i.state = 'waiting'
+    ORDER BY i.fagsystem, i.sak_id, i.seq
+), taken AS (
+    UPDATE pay.inbound i SET state = 'done' FROM nxt WHERE i.seq = nxt.seq
+    RETURNING i.fagsystem, i.sak_id, i.seq, i.original_key, i.body
+)
+SELECT t.fagsystem, t.sak_id, t.original_key, t.body,
+       (SELECT coalesce(jsonb_object_agg(u.uid, u.data), '{}'::jsonb) FROM pay.utbetaling u
+        WHERE u.fagsystem = t.fagsystem AND u.sak_id = t.sak_id) AS confirmed
+FROM taken t
+ORDER BY t.fagsystem, t.sak_id;
 
 -- name: store_order
 -- the outbox row, its candidates, the case's order in flight and MOTTATT: one statement
@@ -118,10 +178,11 @@ RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, 
 UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now()
 WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
--- name: lock_order
+-- name: lock_orders
+-- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case
 SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
        created_at, send_attempts, sent_at, receipt_code
-FROM pay.oppdrag WHERE id = %(id)s FOR UPDATE;
+FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE;
 
 -- name: confirm_candidates
 -- the candidates of the order become the confirmed utbetalinger, all in one statement

@@ -34,6 +34,16 @@ class CaseRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IntakeRow:
+    """What the batch intake function says about one message of the batch."""
+
+    logged: bool  # False: the key was logged before (``seen_hash`` is what is stored under it)
+    seen_hash: str | None
+    case: CaseRow | None  # None: the message could not be read, no case
+    confirmed: Json | None  # uid -> data, on the case's first message of the batch only
+
+
+@dataclass(frozen=True, kw_only=True)
 class UtbetalingRow:
     """The last confirmed utbetaling of one uid; ``data`` is the domain record as JSON."""
 

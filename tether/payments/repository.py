@@ -14,6 +14,7 @@ from tether.core.sql import load_queries
 from tether.payments.records import (
     CaseRow,
     InboundRow,
+    IntakeRow,
     Json,
     OrderRow,
     StatusRow,
@@ -23,10 +24,13 @@ from tether.payments.records import (
 queries = load_queries("tether.payments")
 
 
-async def lock_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow:
-    """Create the case row if needed and lock it for the rest of the transaction."""
-    key = {"fagsystem": fagsystem, "sak_id": sak_id}
-    return CaseRow.from_row(await db.fetch_one(conn, queries["lock_case"], key))
+async def lock_cases(
+    conn: Connection, *, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[CaseRow, bool]]:
+    """Lock cases in key order; each with whether a message of it waits."""
+    params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
+    rows = await db.fetch_all(conn, queries["lock_cases"], params)
+    return {(r["fagsystem"], r["sak_id"]): (CaseRow.from_row(r), r["waiting"]) for r in rows}
 
 
 async def fetch_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow | None:
@@ -50,30 +54,62 @@ async def fetch_inbound(conn: Connection, *, original_key: str) -> InboundRow | 
     return None if row is None else InboundRow.from_row(row)
 
 
-async def intake(
+async def intake_batch(
     conn: Connection,
     *,
     fagsystem: str,
-    sak_id: str,
-    original_key: str,
-    content_hash: str,
-    body: bytes,
-) -> tuple[CaseRow, Json | None]:
-    """Lock the case, log the message and read its confirmed state (uid -> data) in one call;
-    the state is None when the key was logged before."""
-    row = await db.fetch_one(
+    keys: Sequence[str],
+    hashes: Sequence[str],
+    sak_ids: Sequence[str | None],
+    bodies: Sequence[bytes],
+) -> list[IntakeRow]:
+    """Lock the batch's cases, log its messages and read each case's confirmed state in one
+    call; one row per message, in the batch's order."""
+    rows = await db.fetch_all(
         conn,
-        queries["intake"],
+        queries["intake_batch"],
         {
             "fagsystem": fagsystem,
-            "sak_id": sak_id,
-            "original_key": original_key,
-            "content_hash": content_hash,
-            "body": body,
+            "keys": list(keys),
+            "hashes": list(hashes),
+            "saks": list(sak_ids),
+            "bodies": list(bodies),
         },
     )
-    case = CaseRow.from_row({**row, "fagsystem": fagsystem, "sak_id": sak_id})
-    return case, (row["confirmed"] if row["logged"] else None)
+    return [
+        IntakeRow(
+            logged=r["logged"],
+            seen_hash=r["seen_hash"],
+            case=None
+            if sak is None
+            else CaseRow.from_row({**r, "fagsystem": fagsystem, "sak_id": sak}),
+            confirmed=r["confirmed"],
+        )
+        for r, sak in zip(rows, sak_ids, strict=True)
+    ]
+
+
+async def store_intake(
+    conn: Connection,
+    *,
+    fagsystem: str,
+    orders: Sequence[Json],
+    statuses: Sequence[Json],
+    waiting: Sequence[str],
+) -> None:
+    """A batch's orders (with candidates, case in flight, MOTTATT), its other statuses and the
+    messages now queued behind one of its orders: one statement."""
+    await db.execute(
+        conn,
+        queries["store_intake"],
+        {
+            "fagsystem": fagsystem,
+            "orders": json.dumps(orders),
+            "sak_ids": [o["sak_id"] for o in orders],
+            "statuses": json.dumps(statuses),
+            "waiting": list(waiting),
+        },
+    )
 
 
 async def insert_inbound(
@@ -104,14 +140,17 @@ async def insert_inbound(
     return None if row is None else InboundRow.from_row(row)
 
 
-async def fetch_next_waiting(conn: Connection, *, fagsystem: str, sak_id: str) -> InboundRow | None:
-    key = {"fagsystem": fagsystem, "sak_id": sak_id}
-    row = await db.fetch_optional(conn, queries["fetch_next_waiting"], key)
-    return None if row is None else InboundRow.from_row(row)
-
-
-async def mark_inbound_done(conn: Connection, *, seq: int) -> None:
-    await db.execute(conn, queries["mark_inbound_done"], {"seq": seq})
+async def take_waiting(
+    conn: Connection, *, keys: Sequence[tuple[str, str]]
+) -> list[tuple[tuple[str, str], str, bytes, Json]]:
+    """Per case, its oldest waiting message (now done) and its confirmed state (uid -> data):
+    ((fagsystem, sak_id), original key, body, confirmed)."""
+    params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
+    rows = await db.fetch_all(conn, queries["take_waiting"], params)
+    return [
+        ((r["fagsystem"], r["sak_id"]), r["original_key"], bytes(r["body"]), r["confirmed"])
+        for r in rows
+    ]
 
 
 async def store_order(
@@ -200,9 +239,9 @@ async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
     return await db.execute(conn, queries["resend_order"], {"id": id}) == 1
 
 
-async def lock_order(conn: Connection, *, id: uuid.UUID) -> OrderRow | None:
-    row = await db.fetch_optional(conn, queries["lock_order"], {"id": id})
-    return None if row is None else OrderRow.from_row(row)
+async def lock_orders(conn: Connection, *, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, OrderRow]:
+    rows = await db.fetch_all(conn, queries["lock_orders"], {"ids": list(ids)})
+    return {r["id"]: OrderRow.from_row(r) for r in rows}
 
 
 async def confirm_candidates(conn: Connection, *, id: uuid.UUID) -> None:

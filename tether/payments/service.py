@@ -17,18 +17,17 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.db import Connection
 from tether.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from tether.payments import codec, repository
+from tether.payments import codec, intake, repository
 from tether.payments.client import OppdragClient
+from tether.payments.intake import FAGSYSTEM, STATUSES
 from tether.payments.records import (
     CaseRow,
     CaseView,
@@ -41,9 +40,7 @@ from tether.payments.settings import PaymentsSettings
 
 logger = logging.getLogger(__name__)
 
-STATUSES = Counter("tether_payments_statuses_total", "Statuses recorded, by status", ["status"])
 FINAL = frozenset({"OK", "FEILET"})
-FAGSYSTEM = "DAGPENGER"
 
 
 class PaymentsService:
@@ -59,6 +56,7 @@ class PaymentsService:
         self.pool = pool
         self.settings = settings
         self.client = client
+        self._group = intake.GroupCommit(pool, settings.intake_batch)
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
         self.statuses_ready = asyncio.Event()
@@ -70,66 +68,55 @@ class PaymentsService:
     # --- intake --------------------------------------------------------------------------
 
     async def submit(self, key: str, raw: bytes) -> Submission:
-        """Take one message under its original key; the status tells what became of it."""
-        if not key.strip() or len(key) > 200:
-            raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
-        digest = hashlib.sha256(raw).hexdigest()
-        msg: codec.Message | None = None
-        failure: codec.Rejected | None = None
-        dryrun = False
-        try:
-            msg = codec.parse(raw)
-            codec.precheck(msg)  # ids too long for a case key are refused before any lock
-        except codec.Rejected as exc:
-            msg, failure, dryrun = None, exc, msg is not None and msg.dryrun
-        if msg is not None and msg.dryrun:
-            return await self._dry_run(key, digest, raw, msg)
-        if msg is None:
-            assert failure is not None
-            async with db.transaction(self.pool) as conn:
-                if not await self._log(conn, key, digest, raw, None, state="done"):
-                    return await self._seen_now(conn, key, digest)
-                await self._status(conn, key, codec.failed(failure, simulering=dryrun))
-        else:
-            # pipelined: BEGIN goes with the intake call, the order and MOTTATT with COMMIT, so
-            # one message costs two round trips; still one transaction
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                case, confirmed = await repository.intake(
-                    conn,
-                    fagsystem=FAGSYSTEM,
-                    sak_id=msg.sak_id,
-                    original_key=key,
-                    content_hash=digest,
-                    body=raw,
-                )
-                if confirmed is None:  # a concurrent intake of the same key came first
-                    return await self._seen_now(conn, key, digest)
-                if case.inflight_order is None:  # nothing of this case waits: plan it now
-                    await self._plan_one(conn, case, key, msg, codec.case_state_of(case, confirmed))
+        """Take one message under its original key; the status tells what became of it.
+        Concurrent calls share a transaction (``intake.GroupCommit``)."""
+        _check_key(key)
+        item = intake.prepare(key, raw)
+        if item.msg is not None and item.msg.dryrun:
+            return await self._dry_run(key, item.digest, raw, item.msg)
+        submission = await self._group.submit(item)
         self._wake()
-        return Submission(key=key)
+        return submission
 
-    async def _log(
-        self,
-        conn: Connection,
-        key: str,
-        digest: str,
-        raw: bytes,
-        sak_id: str | None,
-        *,
-        state: str,
-        dryrun: bool = False,
+    async def submit_many(self, messages: Sequence[tuple[str, bytes]]) -> list[intake.Outcome]:
+        """Take a batch (the broker's fetch) in one transaction, each message's outcome in its
+        place: a ``Submission``, or the error that refused it (a bad or reused key)."""
+        outcomes: list[intake.Outcome | None] = [None] * len(messages)
+        batch: list[tuple[int, intake.Item]] = []
+        for n, (key, raw) in enumerate(messages):
+            try:
+                _check_key(key)
+            except InvalidInput as exc:
+                outcomes[n] = exc
+                continue
+            item = intake.prepare(key, raw)
+            if item.msg is not None and item.msg.dryrun:
+                try:
+                    outcomes[n] = await self._dry_run(key, item.digest, raw, item.msg)
+                except Conflict as exc:
+                    outcomes[n] = exc
+            else:
+                batch.append((n, item))
+        if batch:
+            stored = await intake.store(self.pool, [item for _, item in batch])
+            for (n, _), outcome in zip(batch, stored, strict=True):
+                outcomes[n] = outcome
+            self._wake()
+        return [o for o in outcomes if o is not None]
+
+    async def _log_dry_run(
+        self, conn: Connection, key: str, digest: str, raw: bytes, sak_id: str
     ) -> bool:
-        """Record the message; False when a concurrent intake of the same key came first."""
+        """Record a dry run; False when a concurrent intake of the same key came first."""
         row = await repository.insert_inbound(
             conn,
             original_key=key,
             content_hash=digest,
-            fagsystem=FAGSYSTEM if sak_id is not None else None,
+            fagsystem=FAGSYSTEM,
             sak_id=sak_id,
             body=raw,
-            dryrun=dryrun,
-            state=state,
+            dryrun=True,
+            state="done",
         )
         return row is not None
 
@@ -138,25 +125,19 @@ class PaymentsService:
         assert seen is not None
         return _answer_seen(seen, digest)
 
-    async def _drain(self, conn: Connection, case: CaseRow) -> None:
-        """Plan the case's waiting messages in arrival order until one produces an order; the
-        confirmed state is read only once a message waits (most receipts find none)."""
-        where = {"fagsystem": case.fagsystem, "sak_id": case.sak_id}
-        state: list[codec.CaseState | None] = []  # unchanged until an order is stored
-        while (nxt := await repository.fetch_next_waiting(conn, **where)) is not None:
-            state = state or [await self._state(conn, case)]
-            await repository.mark_inbound_done(conn, seq=nxt.seq)
-            if await self._plan_one(conn, case, nxt.original_key, nxt.body, state[0]):
-                return
-
-    async def _state(self, conn: Connection, case: CaseRow) -> codec.CaseState | None:
-        """The confirmed state; a case the payment system never accepted has no rows to read."""
-        if not case.has_order_before:
-            return codec.case_state(case, [])
-        rows = await repository.fetch_utbetalinger(
-            conn, fagsystem=case.fagsystem, sak_id=case.sak_id
-        )
-        return codec.case_state(case, rows)
+    async def _drain(self, conn: Connection, cases: Sequence[CaseRow]) -> None:
+        """Plan the cases' waiting messages in arrival order until each case has an order or
+        none waits; one round trip per round for every case at once."""
+        free = {(c.fagsystem, c.sak_id): c for c in cases}
+        while free:
+            taken = await repository.take_waiting(conn, keys=sorted(free))
+            still: dict[tuple[str, str], CaseRow] = {}
+            for key, original_key, body, confirmed in taken:
+                case = free[key]
+                state = codec.case_state_of(case, confirmed)
+                if not await self._plan_one(conn, case, original_key, body, state):
+                    still[key] = case  # nothing sent for this one: the next may be planned
+            free = still
 
     async def _plan_one(
         self,
@@ -168,7 +149,7 @@ class PaymentsService:
     ) -> bool:
         """Plan one message against the confirmed state; True when it stored an order."""
         order_id = uuid.uuid4()
-        outcome = _plan_safely(key, msg, state, order_id)
+        outcome = intake.plan_safely(key, msg, state, order_id)
         if not isinstance(outcome, codec.Planned):
             await self._status(conn, key, outcome)
             return False
@@ -219,7 +200,7 @@ class PaymentsService:
             rows = await repository.fetch_utbetalinger(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
         try:
             planned = codec.plan(
-                msg, codec.case_state(case, rows), now=_now(), order_id=uuid.uuid4()
+                msg, codec.case_state(case, rows), now=intake.now(), order_id=uuid.uuid4()
             )
         except codec.Rejected as exc:
             body = codec.failed(exc, simulering=True)
@@ -234,7 +215,7 @@ class PaymentsService:
                 else:
                     body = codec.simulated(planned.details, simulation)
         async with db.transaction(self.pool) as conn:
-            if not await self._log(conn, key, digest, raw, msg.sak_id, state="done", dryrun=True):
+            if not await self._log_dry_run(conn, key, digest, raw, msg.sak_id):
                 return await self._seen_now(conn, key, digest)
             await self._status(conn, key, body)
         self._wake()
@@ -247,21 +228,40 @@ class PaymentsService:
         return (await self.apply_receipts([(receipt, raw)]))[0]
 
     async def apply_receipts(self, batch: Sequence[tuple[codec.Receipt, str]]) -> list[str]:
-        """Book a fetched batch in one pipelined transaction (one commit, not one per receipt);
-        orders are locked in id order so two workers' batches do not deadlock. A database error
+        """Book a fetched batch in one pipelined transaction (one commit, not one per receipt).
+        Its orders are locked first, in id order (as the sender locks them), then its cases in
+        key order (as an intake batch locks them): no deadlock with either. A database error
         rolls back the whole batch: the caller then books its receipts one by one."""
+        ids = sorted({r.order_id for r, _ in batch if r.order_id is not None})
         outcomes = [""] * len(batch)
-        by_order = sorted(range(len(batch)), key=lambda i: str(batch[i][0].order_id))
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            for i in by_order:
-                outcomes[i] = await self._apply(conn, *batch[i])
+            orders = await repository.lock_orders(conn, ids=ids) if ids else {}
+            keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
+            cases: dict[tuple[str, str], tuple[CaseRow, bool]] = {}
+            if keys:
+                cases.update(await repository.lock_cases(conn, keys=keys))
+
+            def place(i: int) -> tuple[str, str, str]:
+                order = orders.get(batch[i][0].order_id)  # type: ignore[arg-type]
+                return ("", "", "") if order is None else (*_case_key(order), str(order.id))
+
+            for i in sorted(range(len(batch)), key=place):
+                outcomes[i] = await self._apply(conn, *batch[i], orders, cases)
+            await self._drain(
+                conn, [c for c, waits in cases.values() if waits and c.inflight_order is None]
+            )
         self._wake()
         return outcomes
 
-    async def _apply(self, conn: Connection, receipt: codec.Receipt, raw: str) -> str:
-        order = None
-        if receipt.order_id is not None:
-            order = await repository.lock_order(conn, id=receipt.order_id)
+    async def _apply(
+        self,
+        conn: Connection,
+        receipt: codec.Receipt,
+        raw: str,
+        orders: dict[uuid.UUID, OrderRow],
+        cases: dict[tuple[str, str], tuple[CaseRow, bool]],
+    ) -> str:
+        order = None if receipt.order_id is None else orders.get(receipt.order_id)
         if order is None:
             await repository.insert_stray_receipt(
                 conn, order_id=str(receipt.order_id), reason="unknown order", body=raw
@@ -279,10 +279,11 @@ class PaymentsService:
                 extra={"action": "payments_receipt_duplicate"},
             )
             return "duplicate"
-        case = await repository.lock_case(conn, fagsystem=order.fagsystem, sak_id=order.sak_id)
+        case, waiting = cases[_case_key(order)]  # locked by lock_cases
         outcome, case = await self._book(conn, order, receipt, case)
-        if case.inflight_order is None:
-            await self._drain(conn, case)
+        orders[order.id] = replace(order, state=outcome.upper())
+        # drained at the end of the batch when free and a message waits
+        cases[_case_key(order)] = (case, waiting and case.inflight_order is None)
         return outcome
 
     async def _book(
@@ -366,22 +367,13 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
     return Submission(key=seen.original_key, duplicate=True)
 
 
-def _plan_safely(
-    key: str, msg: codec.Message | bytes, state: codec.CaseState | None, order_id: uuid.UUID
-) -> codec.Planned | codec.StatusBody:
-    """Plan one message; a rejection or a bug becomes its FEILET, never the batch's."""
-    try:
-        parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
-        return codec.plan(parsed, state, now=_now(), order_id=order_id)
-    except codec.Rejected as exc:
-        return codec.failed(exc)
-    except Exception as exc:  # one message's bug must not stop its case or the worker
-        logger.exception("planning message %s failed", key, extra={"action": "payments_plan_bug"})
-        return codec.internal_error(f"{type(exc).__name__}: {exc}")
+def _case_key(order: OrderRow) -> tuple[str, str]:
+    return (order.fagsystem, order.sak_id)
 
 
-def _now() -> datetime:
-    return datetime.now().astimezone()
+def _check_key(key: str) -> None:
+    if not key.strip() or len(key) > 200:
+        raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
 
 
 @asynccontextmanager

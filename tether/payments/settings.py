@@ -40,6 +40,12 @@ class PaymentsSettings(BaseSettings):
         default=300, description="No receipt this long: ask the payment system about the order."
     )
     poll_interval_s: float = 0.2
+    intake_batch: int = Field(
+        default=100, description="Concurrent HTTP intakes stored in one transaction, at most."
+    )
+    round_linger_s: float = Field(
+        default=0.01, description="Pause of a job after a round of less than a full batch."
+    )
     fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")
     receipt_concurrency: int = Field(default=16, description="Receipts booked at once per worker.")
     ack_wait_s: float = Field(

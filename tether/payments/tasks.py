@@ -6,8 +6,13 @@
   window; an order claimed before whose send was never recorded is first looked up at the
   payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
 - ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
-- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``.
-- ``publish_statuses``: every stored status to ``payments.status.v1`` (at least once, in order).
+- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``;
+  a fetched batch is taken in one transaction (``intake.py``), acknowledged after its commit.
+- ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
+
+A round that took less than a full batch is followed by a pause of ``round_linger_s``, so a
+trickle is taken in groups: less CPU per message for at most that much more latency (not the
+intake: its latency is what a sender waits for, and a crowd forms batches by itself).
 """
 
 from __future__ import annotations
@@ -20,14 +25,12 @@ from typing import Any
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import ensure_stream, fetch_ready
-from tether.core.jobs import backoff, idle, run_due_loop
+from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
-STATUS_BATCH = 500  # statuses published per round
-PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
 
 
 async def _connect(url: str) -> Any:
@@ -54,6 +57,8 @@ async def send_orders(
 
         async def process(orders: Sequence[OrderRow]) -> None:
             await _send_batch(service, js, orders)
+            if len(orders) < s.send_batch:
+                await asyncio.sleep(s.round_linger_s)
 
         return await run_due_loop(
             claim=claim,
@@ -184,6 +189,7 @@ async def _consume(
     ack_wait_s: float,
     parallel: int = 1,
     handle_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
+    linger_s: float = 0.0,
 ) -> int:
     """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
 
@@ -221,6 +227,8 @@ async def _consume(
             else:  # one at a time: the broker's order is the arrival order
                 results = [await _handle_and_ack(m, handle) for m in msgs]
             handled += sum(results)
+            if len(msgs) < batch:
+                await asyncio.sleep(linger_s)
     finally:
         if sub is not None:
             await sub.unsubscribe()
@@ -308,6 +316,7 @@ async def consume_receipts(
         ack_wait_s=s.ack_wait_s,
         parallel=s.receipt_concurrency,
         handle_batch=handle_batch,
+        linger_s=s.round_linger_s,
     )
 
 
@@ -318,15 +327,17 @@ async def consume_intake(
     s = service.settings
 
     async def handle(msg: Any) -> None:
-        key = (msg.headers or {}).get("Transaction-ID", "")
-        try:
-            await service.submit(key, msg.data)
-        except (InvalidInput, Conflict) as exc:  # nothing to store it under, or a reused key
-            logger.warning(
-                "intake message refused: %s",
-                exc.message,
-                extra={"action": "payments_intake_refused"},
-            )
+        await handle_batch([msg])
+
+    async def handle_batch(msgs: list[Any]) -> None:
+        batch = [((m.headers or {}).get("Transaction-ID", ""), m.data) for m in msgs]
+        for outcome in await service.submit_many(batch):
+            if isinstance(outcome, (InvalidInput, Conflict)):  # no key, or a reused one
+                logger.warning(
+                    "intake message refused: %s",
+                    outcome.message,
+                    extra={"action": "payments_intake_refused"},
+                )
 
     return await _consume(
         nats_url,
@@ -338,59 +349,5 @@ async def consume_intake(
         once=once,
         handle=handle,
         ack_wait_s=s.ack_wait_s,
+        handle_batch=handle_batch,
     )
-
-
-async def publish_statuses(
-    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
-) -> int:
-    """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
-    s = service.settings
-    nc = await _connect(nats_url)
-    published = 0
-    try:
-        js = nc.jetstream()
-        await ensure_stream(js, s.status_stream, s.status_subject)
-        while not stop.is_set():
-            async with db.transaction(service.pool) as conn:
-                rows = []
-                if await repository.lock_status_publisher(conn):
-                    rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
-                await _publish_all(
-                    js,
-                    s.status_subject,
-                    s.status_stream,
-                    [
-                        (
-                            codec.status_json(row.body),
-                            {"Transaction-ID": row.original_key, "Nats-Msg-Id": f"status-{row.id}"},
-                        )
-                        for row in rows
-                    ],
-                )
-                if rows:
-                    await repository.mark_statuses_published(
-                        conn, ids=[r.id for r in rows if r.id is not None]
-                    )
-            published += len(rows)
-            if once and not rows:
-                break
-            if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
-                await idle(stop, service.statuses_ready, service.settings.poll_interval_s)
-    finally:
-        await nc.drain()
-    return published
-
-
-async def _publish_all(
-    js: Any, subject: str, stream: str, items: Sequence[tuple[bytes, dict[str, str]]]
-) -> None:
-    """Written to the socket in order, the acknowledgements awaited together: no request timer
-    and reply subscription per message. Raises unless every one was acknowledged in time, so
-    nothing is marked and the batch is published again (JetStream drops the repeats by id)."""
-    futures = [await js.publish_async(subject, data, stream=stream, headers=h) for data, h in items]
-    try:
-        await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
-    finally:
-        for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
-            future.cancel()

@@ -1,0 +1,94 @@
+"""Intake in batches (the broker's fetched batch, concurrent HTTP intakes): one transaction for
+many messages, with every per-message and per-case rule of the one-message intake."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.errors import Conflict, InvalidInput
+from tether.payments import codec
+from tether.payments.oppdrag import build_receipt_xml
+from tether.payments.records import Submission
+from tether.payments.service import PaymentsService
+
+from .conftest import june, message
+
+
+async def _states(pool: AsyncConnectionPool[Any]) -> dict[str, str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT original_key, state FROM pay.inbound")
+        return {r["original_key"]: r["state"] for r in await cur.fetchall()}
+
+
+async def test_a_batch_keeps_each_message_its_own_outcome_and_each_case_its_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    b1 = message(june(3, 7), sak="sakB")
+    outcomes = await service.submit_many(
+        [
+            ("a1", message(june(3, 7), sak="sakA")),
+            ("a2", message(june(3, 14), sak="sakA", behandling="b2")),  # behind a1's order
+            ("b1", b1),
+            ("bad", b"{not json"),
+            ("b1", b1),  # the same key and content again: a duplicate, no second order
+            ("a1", message(june(3, 21), sak="sakA")),  # the key again, other content
+            ("", b1),  # no key
+        ]
+    )
+    assert outcomes[:4] == [Submission(key=k) for k in ("a1", "a2", "b1", "bad")]
+    assert outcomes[4] == Submission(key="b1", duplicate=True)
+    assert isinstance(outcomes[5], Conflict)
+    assert isinstance(outcomes[6], InvalidInput)
+    assert (await service.latest_status("a1")).status == "MOTTATT"
+    assert (await service.latest_status("a2")).status == "VENTER"
+    assert (await service.latest_status("b1")).status == "MOTTATT"
+    assert (await service.latest_status("bad")).status == "FEILET"
+    assert len(await service.orders("sakA")) == 1
+    assert len(await service.orders("sakB")) == 1
+    assert (await _states(pool))["a2"] == "waiting"
+    (a,) = await service.orders("sakA")
+    xml = build_receipt_xml(a.xml, "00")
+    assert await service.apply_receipt(codec.read_receipt(xml), xml) == "ok"
+    assert (await service.latest_status("a2")).status == "MOTTATT"  # planned on a1's state
+    assert "<kodeEndring>ENDR</kodeEndring>" in (await service.orders("sakA"))[1].xml
+
+
+async def test_a_message_that_changes_nothing_leaves_its_case_free_for_the_next_in_the_batch(
+    service: PaymentsService,
+) -> None:
+    await service.submit("k1", message(june(3, 14)))
+    (first,) = await service.orders("sak1")
+    xml = build_receipt_xml(first.xml, "00")
+    await service.apply_receipt(codec.read_receipt(xml), xml)
+    await service.submit_many(
+        [
+            ("k2", message(june(3, 14))),  # the same content under a new key: nothing changed
+            ("k3", message(june(3, 14, belop=200))),
+            ("k4", message(june(3, 14, belop=300))),  # behind k3's order
+        ]
+    )
+    assert (await service.latest_status("k2")).status == "OK"
+    assert (await service.latest_status("k3")).status == "MOTTATT"
+    assert (await service.latest_status("k4")).status == "VENTER"
+    orders = await service.orders("sak1")
+    assert [o.original_key for o in orders] == ["k1", "k3"]
+    assert "<refDelytelseId>" in orders[1].xml  # chained to the state k1's receipt confirmed
+
+
+async def test_concurrent_http_intakes_of_one_case_keep_its_rules(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Twenty concurrent intakes (group commit): every new case gets its order, and of one
+    case's two messages exactly one is planned and the other waits behind it."""
+    bodies = [(f"c{i}", message(june(3, 7), sak=f"sak{i}")) for i in range(20)]
+    bodies += [("x1", message(june(3, 7), sak="sakX")), ("x2", message(june(3, 14), sak="sakX"))]
+    await asyncio.gather(*(service.submit(k, b) for k, b in bodies))
+    statuses = {k: (await service.latest_status(k)).status for k, _ in bodies}
+    assert all(statuses[f"c{i}"] == "MOTTATT" for i in range(20))
+    assert sorted([statuses["x1"], statuses["x2"]]) == ["MOTTATT", "VENTER"]
+    assert len(await service.orders("sakX")) == 1
+    states = await _states(pool)
+    assert sorted([states["x1"], states["x2"]]) == ["done", "waiting"]

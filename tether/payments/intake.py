@@ -1,0 +1,254 @@
+"""Intake in batches: many messages, one transaction, two round trips.
+
+A batch is what the broker consumer fetched, or the HTTP requests of one API process that
+arrived while the previous batch was being stored (group commit, ``GroupCommit``: no timer, so a
+lone request is stored at once and concurrent ones share a transaction and a commit).
+
+One batch is one transaction: ``pay.intake_batch`` locks its cases in key order, logs every
+message in arrival order and reads each case's confirmed state once; the messages are then
+planned here in arrival order (a case's second message of the batch is planned against the same
+state when the first changed nothing, and waits when the first produced an order); one
+statement stores every order with its candidates, the cases' orders in flight and one status per
+planned message. All or nothing per batch: should the batch fail (a deadlock, a bug in one row)
+its messages are stored again one by one, so one bad message fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter
+from psycopg_pool import AsyncConnectionPool
+
+from tether.core.errors import Conflict, TetherError
+from tether.payments import codec, repository
+from tether.payments.records import IntakeRow, Submission
+
+logger = logging.getLogger(__name__)
+
+STATUSES = Counter("tether_payments_statuses_total", "Statuses recorded, by status", ["status"])
+FAGSYSTEM = "DAGPENGER"
+Outcome = Submission | TetherError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """One message ready for a batch: parsed, or the reason it could not be (its FEILET)."""
+
+    key: str
+    raw: bytes
+    digest: str
+    msg: codec.Message | None
+    failure: codec.Rejected | None = None
+    simulering: bool = False  # an unreadable dry run: its FEILET says simulering
+
+
+def prepare(key: str, raw: bytes) -> Item:
+    """Parse and precheck a message (ids too long for a case key are refused before a lock)."""
+    digest = hashlib.sha256(raw).hexdigest()
+    msg: codec.Message | None = None
+    try:
+        msg = codec.parse(raw)
+        codec.precheck(msg)
+    except codec.Rejected as exc:
+        return Item(
+            key=key,
+            raw=raw,
+            digest=digest,
+            msg=None,
+            failure=exc,
+            simulering=msg is not None and msg.dryrun,
+        )
+    return Item(key=key, raw=raw, digest=digest, msg=msg)
+
+
+def answer_seen(key: str, stored_hash: str | None, digest: str) -> Outcome:
+    """A key seen before: same content is answered from what is stored, other content refused."""
+    if stored_hash != digest:
+        return Conflict(f"key {key!r} was used before for a different message")
+    return Submission(key=key, duplicate=True)
+
+
+async def store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[Outcome]:
+    """Store a batch in one transaction; on a database error, each message on its own."""
+    try:
+        return await _store(pool, items)
+    except Exception:
+        if len(items) == 1:
+            raise
+        logger.warning(
+            "intake of a batch of %d failed; one by one",
+            len(items),
+            exc_info=True,
+            extra={"action": "payments_intake_batch_fallback"},
+        )
+    out: list[Outcome] = []
+    for item in items:
+        out += await _store(pool, [item])
+    return out
+
+
+async def _store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[Outcome]:
+    # pipelined: BEGIN goes with the intake call, the store statement with COMMIT
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        rows = await repository.intake_batch(
+            conn,
+            fagsystem=FAGSYSTEM,
+            keys=[i.key for i in items],
+            hashes=[i.digest for i in items],
+            sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
+            bodies=[i.raw for i in items],
+        )
+        batch = _Planner()
+        results = [
+            batch.take(n, i, row) for n, (i, row) in enumerate(zip(items, rows, strict=True))
+        ]
+        if batch.orders or batch.statuses or batch.waiting:
+            await repository.store_intake(
+                conn,
+                fagsystem=FAGSYSTEM,
+                orders=batch.orders,
+                statuses=batch.statuses,
+                waiting=batch.waiting,
+            )
+    for status in batch.counted:
+        STATUSES.labels(status).inc()
+    return results
+
+
+class _Planner:
+    """Plans a batch's messages in arrival order; collects what ``store_intake`` stores."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, codec.CaseState | None] = {}
+        self.blocked: set[str] = set()  # cases with an order planned in this batch
+        self.orders: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.waiting: list[str] = []
+        self.counted: list[str] = []
+
+    def take(self, n: int, item: Item, row: IntakeRow) -> Outcome:
+        case = row.case
+        if case is not None and row.confirmed is not None and case.sak_id not in self.states:
+            self.states[case.sak_id] = codec.case_state_of(case, row.confirmed)
+        if not row.logged:
+            return answer_seen(item.key, row.seen_hash, item.digest)
+        if item.msg is None or case is None:
+            assert item.failure is not None
+            self._status(n, item.key, codec.failed(item.failure, simulering=item.simulering))
+        elif case.inflight_order is not None:
+            pass  # logged 'waiting': planned when the case's receipt is booked
+        elif case.sak_id in self.blocked:
+            self.waiting.append(item.key)
+        else:
+            order_id = uuid.uuid4()
+            outcome = plan_safely(item.key, item.msg, self.states.get(case.sak_id), order_id)
+            if not isinstance(outcome, codec.Planned):
+                self._status(n, item.key, outcome)
+            elif outcome.xml is None:
+                self._status(n, item.key, codec.bare_ok())
+            else:
+                self._order(n, item.key, case.sak_id, order_id, outcome)
+                self.blocked.add(case.sak_id)
+        return Submission(key=item.key)
+
+    def _status(self, n: int, key: str, body: codec.StatusBody) -> None:
+        status = str(body["status"])
+        self.statuses.append({"ord": n, "original_key": key, "status": status, "body": body})
+        self.counted.append(status)
+
+    def _order(
+        self, n: int, key: str, sak_id: str, order_id: uuid.UUID, planned: codec.Planned
+    ) -> None:
+        assert planned.xml is not None and planned.details is not None
+        self.orders.append(
+            {
+                "ord": n,
+                "id": str(order_id),
+                "sak_id": sak_id,
+                "original_key": key,
+                "xml": planned.xml,
+                "sha256": hashlib.sha256(planned.xml.encode()).hexdigest(),
+                "uids": sorted(planned.uids),
+                "details": planned.details,
+                "status": codec.mottatt(planned.details),
+                "candidates": [
+                    {
+                        "uid": c.uid,
+                        "klassekode": c.klassekode,
+                        "periods": c.periods,
+                        "last_line_id": c.last_line_id,
+                        "last_line": c.last_line,
+                        "data": c.data,
+                    }
+                    for c in planned.candidates
+                ],
+            }
+        )
+        self.counted.append("MOTTATT")
+
+
+class GroupCommit:
+    """Concurrent intakes of one process share transactions: up to ``at_once`` batches are
+    stored at the same time; a request that finds them all busy waits and goes with the others
+    that arrived meanwhile into the next free one (at most ``max_batch``). A lone request is
+    stored at once, as before; only a crowd forms batches (no timer)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], max_batch: int, at_once: int = 4) -> None:
+        self.pool = pool
+        self.max_batch = max_batch
+        self.at_once = at_once
+        self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
+        self._runners: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> Submission:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if len(self._runners) < self.at_once:
+            runner = asyncio.create_task(self._run())
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
+        outcome = await asyncio.shield(future)  # a caller that goes away leaves the batch be
+        if isinstance(outcome, TetherError):
+            raise outcome
+        return outcome
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                outcomes = await store(self.pool, [item for item, _ in batch])
+            except Exception as exc:  # the database is away: every caller of the batch
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+
+def plan_safely(
+    key: str, msg: codec.Message | bytes, state: codec.CaseState | None, order_id: uuid.UUID
+) -> codec.Planned | codec.StatusBody:
+    """Plan one message; a rejection or a bug becomes its FEILET, never the batch's."""
+    try:
+        parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
+        return codec.plan(parsed, state, now=now(), order_id=order_id)
+    except codec.Rejected as exc:
+        return codec.failed(exc)
+    except Exception as exc:  # one message's bug must not stop its case or the worker
+        logger.exception("planning message %s failed", key, extra={"action": "payments_plan_bug"})
+        return codec.internal_error(f"{type(exc).__name__}: {exc}")
+
+
+def now() -> datetime:
+    return datetime.now().astimezone()

@@ -1,0 +1,79 @@
+"""Publishing of statuses: every stored status to ``payments.status.v1`` (at least once, in
+order per key: one publisher at a time across workers, marked only after JetStream's ack)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from tether.core import db
+from tether.core.events import ensure_stream
+from tether.core.jobs import idle
+from tether.payments import codec, repository
+from tether.payments.service import PaymentsService
+
+STATUS_BATCH = 500  # statuses published per round
+PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
+
+
+async def _connect(url: str) -> Any:
+    import nats
+
+    return await nats.connect(url)
+
+
+async def publish_statuses(
+    service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
+) -> int:
+    """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
+    s = service.settings
+    nc = await _connect(nats_url)
+    published = 0
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, s.status_stream, s.status_subject)
+        while not stop.is_set():
+            async with db.transaction(service.pool) as conn:
+                rows = []
+                if await repository.lock_status_publisher(conn):
+                    rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
+                await _publish_all(
+                    js,
+                    s.status_subject,
+                    s.status_stream,
+                    [
+                        (
+                            codec.status_json(row.body),
+                            {"Transaction-ID": row.original_key, "Nats-Msg-Id": f"status-{row.id}"},
+                        )
+                        for row in rows
+                    ],
+                )
+                if rows:
+                    await repository.mark_statuses_published(
+                        conn, ids=[r.id for r in rows if r.id is not None]
+                    )
+            published += len(rows)
+            if once and not rows:
+                break
+            if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
+                await asyncio.sleep(s.round_linger_s)
+                await idle(stop, service.statuses_ready, s.poll_interval_s)
+    finally:
+        await nc.drain()
+    return published
+
+
+async def _publish_all(
+    js: Any, subject: str, stream: str, items: Sequence[tuple[bytes, dict[str, str]]]
+) -> None:
+    """Written to the socket in order, the acknowledgements awaited together: no request timer
+    and reply subscription per message. Raises unless every one was acknowledged in time, so
+    nothing is marked and the batch is published again (JetStream drops the repeats by id)."""
+    futures = [await js.publish_async(subject, data, stream=stream, headers=h) for data, h in items]
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
+    finally:
+        for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
+            future.cancel()
