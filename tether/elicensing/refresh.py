@@ -38,10 +38,10 @@ from tether.core.errors import (
     UpstreamNotFound,
     UpstreamUnavailable,
 )
+from tether.core.groups import Grouped
 from tether.elicensing import repository
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import InvoiceNotFound, RefreshBusy
-from tether.elicensing.groups import Grouped
 from tether.elicensing.models import RefreshState, RemoteInvoice, Snapshot, StaleReason
 from tether.elicensing.settings import ElicensingSettings
 

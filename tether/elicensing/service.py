@@ -28,10 +28,10 @@ from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import UpstreamUnavailable
+from tether.core.groups import Grouped
 from tether.elicensing import repository, units
 from tether.elicensing.client import ElicensingClient
 from tether.elicensing.errors import InvoiceNotFound
-from tether.elicensing.groups import Grouped
 from tether.elicensing.models import (
     InvoiceRead,
     InvoiceType,

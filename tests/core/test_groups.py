@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tether.elicensing.groups import Grouped
+from tether.core.groups import Grouped
 
 
 class Recorder:
