@@ -6,6 +6,8 @@
   window; an order claimed before whose send was never recorded is first looked up at the
   payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
 - ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
+  A booking that planned a case's next order sends it at once (``_send_now``), as the sender
+  would: claimed first (the same claim, so a crash before its send is recorded is handled alike).
 - ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``;
   a fetched batch is taken in one transaction (``intake.py``), acknowledged after its commit.
 - ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
@@ -50,10 +52,7 @@ async def send_orders(
         await ensure_stream(js, s.orders_stream, s.orders_subject)
 
         async def claim() -> list[OrderRow]:
-            async with db.transaction(service.pool) as conn:
-                return await repository.claim_due_orders(
-                    conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
-                )
+            return await _claim_due(service)
 
         async def process(orders: Sequence[OrderRow]) -> None:
             await _send_batch(service, js, orders)
@@ -71,6 +70,31 @@ async def send_orders(
         )
     finally:
         await nc.drain()
+
+
+async def _claim_due(service: PaymentsService) -> list[OrderRow]:
+    s = service.settings
+    async with db.transaction(service.pool) as conn:
+        return await repository.claim_due_orders(
+            conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
+        )
+
+
+async def _send_now(service: PaymentsService, js: Any) -> None:
+    """One sender round right after a receipt booking planned orders: a hot case's next order
+    leaves without waiting for the sender to wake. The same claim (``FOR UPDATE SKIP LOCKED``,
+    the due clock moved past the dead timeout) and the same send as ``send_orders``: exactly one
+    of the two takes an order, and one claimed here whose send was never recorded is looked up
+    at the payment system before it is sent again. A failure leaves the orders to the sender."""
+    try:
+        if orders := await _claim_due(service):
+            await _send_batch(service, js, orders)
+    except Exception:
+        logger.warning(
+            "sending after a receipt failed; left to the sender",
+            exc_info=True,
+            extra={"action": "payments_send_now_failed"},
+        )
 
 
 async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
@@ -275,6 +299,16 @@ async def consume_receipts(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
     """Book receipts until stopped; an unreadable or unknown one is kept, never a crash."""
+    sender = await _connect(nats_url)  # the orders a booking planned leave from here at once
+    try:
+        return await _consume_receipts(service, nats_url, sender.jetstream(), stop, once)
+    finally:
+        await sender.drain()
+
+
+async def _consume_receipts(
+    service: PaymentsService, nats_url: str, js: Any, stop: asyncio.Event, once: bool
+) -> int:
     s = service.settings
 
     async def handle(msg: Any) -> None:
@@ -300,7 +334,10 @@ async def consume_receipts(
             except Exception:  # kept as a stray by ``handle``, after the batch committed
                 unreadable.append(msg)
         if readable:
+            planned = service.orders_planned
             await service.apply_receipts(readable)
+            if service.orders_planned > planned:
+                await _send_now(service, js)
         for msg in unreadable:  # should this fail, the batch is booked again: duplicates only
             await handle(msg)
 
