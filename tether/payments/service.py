@@ -59,7 +59,6 @@ class PaymentsService:
         self._group = intake.GroupCommit(pool, settings.intake_batch)
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
-        self.orders_planned = 0  # orders stored so far (the receipt worker sends new ones at once)
         self.statuses_ready = asyncio.Event()
 
     def _wake(self) -> None:
@@ -158,7 +157,6 @@ class PaymentsService:
             await self._status(conn, key, codec.bare_ok())
             return False
         await self._store_order(conn, case, key, order_id, outcome)
-        self.orders_planned += 1
         return True
 
     async def _store_order(

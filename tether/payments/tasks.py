@@ -6,8 +6,6 @@
   window; an order claimed before whose send was never recorded is first looked up at the
   payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
 - ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
-  A booking that planned a case's next order sends it at once (``SendNow``), as the sender
-  would: claimed first (the same claim, so a crash before its send is recorded is handled alike).
 - ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``;
   a fetched batch is taken in one transaction (``intake.py``), acknowledged after its commit.
 - ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
@@ -27,9 +25,8 @@ from typing import Any
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import ensure_stream, fetch_ready
-from tether.core.jobs import run_due_loop
+from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
-from tether.payments.outbox import SendNow, claim_due, send_batch
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 
@@ -53,10 +50,13 @@ async def send_orders(
         await ensure_stream(js, s.orders_stream, s.orders_subject)
 
         async def claim() -> list[OrderRow]:
-            return await claim_due(service)
+            async with db.transaction(service.pool) as conn:
+                return await repository.claim_due_orders(
+                    conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
+                )
 
         async def process(orders: Sequence[OrderRow]) -> None:
-            await send_batch(service, js, orders)
+            await _send_batch(service, js, orders)
             if len(orders) < s.send_batch:
                 await asyncio.sleep(s.round_linger_s)
 
@@ -71,6 +71,49 @@ async def send_orders(
         )
     finally:
         await nc.drain()
+
+
+async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
+    s = service.settings
+    outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
+    done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
+    async with db.transaction(service.pool) as conn:
+        if done:
+            await repository.mark_orders_sent(conn, ids=done)
+        for order, err in zip(orders, outcomes, strict=True):
+            if err is not None:
+                delay = backoff(
+                    order.send_attempts,
+                    base_s=s.send_retry_base_s,
+                    max_s=s.send_retry_max_s,
+                    jitter=0.5,
+                )
+                await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    if done:
+        service.statuses_ready.set()
+    return len(done)
+
+
+async def _send_one(service: PaymentsService, js: Any, order: OrderRow) -> str | None:
+    """Publish one order; an error text when it could not be sent (it is retried later)."""
+    s = service.settings
+    try:
+        if order.send_attempts > 1 and await service.client.has_order(order.id):
+            logger.info(
+                "order %s already at the payment system: not re-sent",
+                order.id,
+                extra={"action": "payments_order_already_sent"},
+            )
+            return None
+        await js.publish(
+            s.orders_subject,
+            order.xml.encode(),
+            stream=s.orders_stream,
+            headers={"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)},
+        )
+    except Exception as exc:  # upstream, socket or nats-py's own errors: all mean "not sent"
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 async def chase_receipts(
@@ -232,18 +275,6 @@ async def consume_receipts(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
     """Book receipts until stopped; an unreadable or unknown one is kept, never a crash."""
-    sender = await _connect(nats_url)  # the orders a booking planned leave from here at once
-    send_now = SendNow(service, sender.jetstream())
-    try:
-        return await _consume_receipts(service, nats_url, send_now, stop, once)
-    finally:
-        await send_now.close()
-        await sender.drain()
-
-
-async def _consume_receipts(
-    service: PaymentsService, nats_url: str, send_now: SendNow, stop: asyncio.Event, once: bool
-) -> int:
     s = service.settings
 
     async def handle(msg: Any) -> None:
@@ -269,10 +300,7 @@ async def _consume_receipts(
             except Exception:  # kept as a stray by ``handle``, after the batch committed
                 unreadable.append(msg)
         if readable:
-            planned = service.orders_planned
             await service.apply_receipts(readable)
-            if service.orders_planned > planned:
-                send_now.ask()
         for msg in unreadable:  # should this fail, the batch is booked again: duplicates only
             await handle(msg)
 
