@@ -16,6 +16,11 @@ Scenarios, each at concurrency 1, 10 and 100:
 - ``hot``: 10 cases, M messages each, every message changing the amount: each case's messages
   take turns behind its order at the payment system, so this measures the per-case round trip.
 
+Open loop (``--rate R``): on either path the n-th message is due at n / R seconds and leaves
+then, whatever the earlier ones are doing, and its latency runs from its due time (a server that
+falls behind shows in the latency, instead of slowing the offered load as closed-loop clients
+do); the reference probes go at the same rate. Use a rate below saturation to read p99.
+
 Reference, measured in the same run at the same concurrency on the same API process: an
 authenticated ``GET /api/v1/payments/status/<unknown key>`` (the same credential check, one
 indexed SELECT on the same pool, a 404): what this API answers per second when a request does
