@@ -162,12 +162,13 @@ def _hwm_kb(pid: int) -> int:
 
 
 def _worker_pids(parent: psutil.Process) -> list[int]:
-    """The spawned worker processes (not the launcher, not multiprocessing's helpers)."""
+    """The worker processes, forked or spawned (not the launcher, not multiprocessing's
+    resource tracker)."""
     pids = []
     with contextlib.suppress(psutil.Error):
         for child in parent.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if any("spawn_main" in part for part in child.cmdline()):
+                if not any("resource_tracker" in part for part in child.cmdline()):
                     pids.append(child.pid)
     return pids
 

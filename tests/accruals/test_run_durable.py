@@ -126,7 +126,13 @@ def submit(url: str) -> None:
 
 
 def chunks_done(url: str) -> int:
-    return int(scalar(url, "SELECT count(*) FROM acc.run_chunk WHERE status = 'done'") or 0)
+    """Chunks done by the crash runs (attempt 2): until a worker starts that attempt, the
+    reference's chunks (attempt 1, all done) are still there."""
+    sql = (
+        "SELECT count(*) FROM acc.run_chunk c JOIN acc.run r USING (period_end)"
+        " WHERE c.status = 'done' AND r.attempt = 2"
+    )
+    return int(scalar(url, sql) or 0)
 
 
 def finished_attempt(url: str) -> object:

@@ -90,6 +90,28 @@ def test_added_fields_are_ignored_and_logged_once(caplog: pytest.LogCaptureFixtu
 
 
 @pytest.mark.parametrize(
+    ("part", "name"),
+    [
+        ((), "onlyTopField"),
+        (("fees", 0), "onlyFeeField"),
+        (("fees", 0, "payments", 0), "onlyPaymentField"),
+        (("fees", 0, "adjustments", 0), "onlyAdjustmentField"),
+    ],
+)
+def test_an_added_field_alone_at_any_level_is_noticed(
+    part: tuple[Any, ...], name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = copy.deepcopy(EXAMPLE)
+    node: Any = payload
+    for key in part:
+        node = node[key]
+    node[name] = "x"
+    with caplog.at_level(logging.WARNING):
+        parse_invoice(payload, invoice_number="INV-999")
+    assert any(name in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
     ("path", "value"),
     [
         (("invoiceOutstandingBalance",), None),

@@ -129,6 +129,46 @@ async def test_100_reads_of_one_version_with_the_circuit_open_make_no_call(
     assert sim.state.calls[INVOICE_CALL] == calls
 
 
+async def test_forced_reads_that_answer_from_the_copy_answer_it_with_its_fees(
+    runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    """The read before a forced refresh skips the fees unless the circuit is open; a read that
+    answers from the copy (refresh failed, or circuit open) still has them all."""
+    async with small_service(runtime, pool_max=4) as service:
+        copy = (await service.read_invoice(versions[0])).invoice
+        assert copy.line_items
+        sim.set_mode("down")
+        failed = await service.read_invoice(versions[0], force=True)
+        while (await service.breaker.state()).state != "open":
+            await service.read_invoice(versions[0], force=True)
+        reads = await asyncio.gather(
+            *(service.read_invoice(versions[0], force=True) for _ in range(5))
+        )
+    assert failed.stale_reason is StaleReason.UPSTREAM_UNAVAILABLE
+    assert failed.invoice.line_items == copy.line_items
+    assert {r.stale_reason for r in reads} == {StaleReason.CIRCUIT_OPEN}
+    assert all(r.invoice.line_items == copy.line_items for r in reads)
+
+
+async def test_a_group_of_reads_skips_the_fees_only_of_the_reads_that_asked(
+    runtime: Runtime, versions: list[int]
+) -> None:
+    from tether.core import db
+    from tether.elicensing import repository
+    from tether.elicensing.models import InvoiceType
+
+    async with small_service(runtime, pool_max=4) as service:
+        await service.read_invoice(versions[0])
+        await service.read_invoice(versions[1])
+        first, second = ((v, InvoiceType.OBLIGATION) for v in versions[:2])
+        async with db.autocommit(runtime.pool) as conn:
+            found = await repository.fetch_reads(conn, [first, second], without_items={second})
+    assert found[first].items_read and found[first].invoice
+    assert found[first].invoice.line_items
+    assert not found[second].items_read and found[second].invoice
+    assert found[second].invoice.line_items == ()
+
+
 async def test_readers_beyond_the_call_slots_answer_stale_busy_with_the_copy(
     runtime: Runtime, versions: list[int], sim: ElicensingSimulatorServer
 ) -> None:

@@ -198,7 +198,7 @@ class Invoice:
             interest_balance=row["invoice_interest_balance"],
             is_void=row["is_void"],
             last_refreshed=row["last_refreshed"],
-            line_items=tuple(LineItem.from_json(f) for f in row["line_items"]),
+            line_items=tuple(LineItem.from_json(f) for f in row["line_items"] or ()),
         )
 
     @property
@@ -260,6 +260,7 @@ class Snapshot:
     circuit_open: bool
     circuit_closed: bool  # closed (failures or not) as the read saw it: no probe is due
     db_now: datetime
+    items_read: bool = True  # false: read before a forced refresh, the invoice's fees not read
 
     def is_fresh(self, window_s: float) -> bool:
         """The last attempt succeeded, nothing changed upstream since, and it is recent enough."""
@@ -287,6 +288,7 @@ class Snapshot:
             circuit_open=row["circuit_open"],
             circuit_closed=row["circuit_closed"],
             db_now=row["db_now"],
+            items_read=row["line_items"] is not None,
         )
 
 

@@ -6,6 +6,8 @@
 -- where each invoice lives, the local copy with its fees, payments and adjustments (money as
 -- text, never a float), whether tether knows the copy is stale, and whether the shared circuit
 -- is open (or closed: a refresh need not ask the breaker) right now. A read is a group of one.
+-- A read before a forced refresh (with_items false) skips the children unless the circuit is
+-- open (then it answers from this copy): a refresh that succeeds answers with the copy after it.
 SELECT w.report_version_id, w.invoice_type,
        t.invoice_number, tco.client_object_id AS target_client_object_id,
        i.id, co.client_object_id, i.due_date, i.outstanding_balance, i.invoice_fee_balance,
@@ -16,6 +18,9 @@ SELECT w.report_version_id, w.invoice_type,
                 OR (cb.state = 'half_open' AND cb.probe_until > clock_timestamp()), false)
            AS circuit_open,
        coalesce(cb.state = 'closed', false) AS circuit_closed,
+       CASE WHEN w.with_items
+                 OR (cb.state = 'open' AND cb.open_until > clock_timestamp())
+                 OR (cb.state = 'half_open' AND cb.probe_until > clock_timestamp()) THEN
        (SELECT coalesce(json_agg(json_build_object(
                    'object_id', li.object_id, 'guid', li.guid, 'fee_date', li.fee_date,
                    'description', li.description, 'base_amount', li.base_amount::text,
@@ -38,7 +43,7 @@ SELECT w.report_version_id, w.invoice_type,
                               '[]')
                        FROM elicensing.adjustment a WHERE a.line_item_id = li.id))
                ORDER BY li.fee_date, li.object_id), '[]')
-        FROM elicensing.line_item li WHERE li.invoice_id = i.id) AS line_items
+        FROM elicensing.line_item li WHERE li.invoice_id = i.id) END AS line_items
 FROM (
     SELECT compliance_report_version_id, 'obligation' AS invoice_type, client_operator_id,
            invoice_number
@@ -47,8 +52,9 @@ FROM (
     SELECT compliance_report_version_id, penalty_type, client_operator_id, invoice_number
     FROM elicensing.penalty
 ) t
-JOIN unnest(%(report_version_ids)s::bigint[], %(invoice_types)s::text[])
-     AS w(report_version_id, invoice_type)
+JOIN unnest(%(report_version_ids)s::bigint[], %(invoice_types)s::text[],
+            %(with_items)s::bool[])
+     AS w(report_version_id, invoice_type, with_items)
   ON t.compliance_report_version_id = w.report_version_id AND t.invoice_type = w.invoice_type
 JOIN elicensing.client_operator tco ON tco.id = t.client_operator_id
 LEFT JOIN elicensing.invoice i ON i.invoice_number = t.invoice_number

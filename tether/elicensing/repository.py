@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -39,15 +39,20 @@ def _text(value: object) -> str | None:
 Target = tuple[int, InvoiceType]  # (report version id, invoice type)
 
 
-async def fetch_reads(conn: db.Connection, targets: Sequence[Target]) -> dict[Target, Snapshot]:
+async def fetch_reads(
+    conn: db.Connection, targets: Sequence[Target], *, without_items: Set[Target] = frozenset()
+) -> dict[Target, Snapshot]:
     """Target, local copy and state of each report version's invoice, in one statement; a
-    target without an invoice is missing from the answer."""
+    target without an invoice is missing from the answer. The targets ``without_items`` come
+    without their fees, payments and adjustments (``Snapshot.items_read`` false) unless the
+    circuit is open."""
     rows = await db.fetch_all(
         conn,
         queries["fetch_reads"],
         {
             "report_version_ids": [version for version, _ in targets],
             "invoice_types": [kind.value for _, kind in targets],
+            "with_items": [target not in without_items for target in targets],
             "circuit": CIRCUIT,
         },
     )
@@ -118,11 +123,19 @@ class Save:
     holder: uuid.UUID
 
 
+_OWN_FIELDS: dict[type, tuple[str, ...]] = {}  # per kind of part: its fields but its children
+
+
 def _fields(part: Any, **keys: str) -> dict[str, str | None]:
     """A part of an answer (its own fields, not its children) as JSON values, money and dates as
     text, never floats; named as in the save statements' records, which take what they need."""
-    values = {f.name: getattr(part, f.name) for f in fields(part)}
-    return {**{k: _text(v) for k, v in values.items() if not isinstance(v, tuple)}, **keys}
+    names = _OWN_FIELDS.get(type(part))
+    if names is None:  # children are the tuple fields (fees, payments, adjustments)
+        names = tuple(f.name for f in fields(part) if not isinstance(getattr(part, f.name), tuple))
+        _OWN_FIELDS[type(part)] = names
+    record = {name: _text(getattr(part, name)) for name in names}
+    record.update(keys)
+    return record
 
 
 def _group(saves: Sequence[Save]) -> dict[str, Any]:

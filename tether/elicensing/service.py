@@ -101,11 +101,14 @@ class ElicensingService:
             failure, after = await self._join(running)
             after = after or await self._snapshot(report_version_id, invoice_type)
             return self._answer(after, failure)
-        snap = await self._snapshot(report_version_id, invoice_type)
+        # a forced read answers with the copy after its refresh: this one's fees are not read
+        snap = await self._snapshot(report_version_id, invoice_type, items=not force)
         if not force and snap.is_fresh(self.settings.freshness_s):
             REFRESHES.labels("skipped_fresh").inc()
             return self._answer(snap, None)
         if snap.circuit_open:  # known down: answer at once, without a lock or a call
+            if not snap.items_read:  # (the statement reads them when it sees it open)
+                snap = await self._snapshot(report_version_id, invoice_type)
             REFRESHES.labels(StaleReason.CIRCUIT_OPEN.value).inc()
             exc = CircuitOpen("e-licensing was unavailable recently; not called until it recovers")
             return self._answer(
@@ -116,8 +119,10 @@ class ElicensingService:
             after = await self._snapshot(report_version_id, invoice_type)
         return self._answer(after, failure)
 
-    async def _snapshot(self, report_version_id: int, invoice_type: InvoiceType) -> Snapshot:
-        snap = await self._reads.submit((report_version_id, invoice_type))
+    async def _snapshot(
+        self, report_version_id: int, invoice_type: InvoiceType, *, items: bool = True
+    ) -> Snapshot:
+        snap = await self._reads.submit(((report_version_id, invoice_type), items))
         if snap is None:
             raise InvoiceNotFound(
                 f"compliance report version {report_version_id} has no "
@@ -125,9 +130,14 @@ class ElicensingService:
             )
         return snap
 
-    async def _read_group(self, targets: list[repository.Target]) -> list[Snapshot | None]:
+    async def _read_group(
+        self, reads: list[tuple[repository.Target, bool]]
+    ) -> list[Snapshot | None]:
+        """Reads of (target, with its fees?); a target any of them wants the fees of has them."""
+        targets = [target for target, _ in reads]
+        without = {target for target, _ in reads} - {target for target, items in reads if items}
         async with db.autocommit(self.pool) as conn:  # one statement: one consistent snapshot
-            found = await repository.fetch_reads(conn, targets)
+            found = await repository.fetch_reads(conn, targets, without_items=without)
         return [found.get(target) for target in targets]
 
     async def _refresh_shared(self, snap: Snapshot, *, join: bool) -> Outcome:
