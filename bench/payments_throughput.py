@@ -16,6 +16,11 @@ Scenarios, each at concurrency 1, 10 and 100:
 - ``hot``: 10 cases, M messages each, every message changing the amount: each case's messages
   take turns behind its order at the payment system, so this measures the per-case round trip.
 
+Open loop (``--rate R``): on either path the n-th message is due at n / R seconds and leaves
+then, whatever the earlier ones are doing, and its latency runs from its due time (a server that
+falls behind shows in the latency, instead of slowing the offered load as closed-loop clients
+do); the reference probes go at the same rate. Use a rate below saturation to read p99.
+
 Reference, measured in the same run at the same concurrency on the same API process: an
 authenticated ``GET /api/v1/payments/status/<unknown key>`` (the same credential check, one
 indexed SELECT on the same pool, a 404): what this API answers per second when a request does
@@ -188,9 +193,15 @@ async def post_all(
     token: str,
     *,
     reference: bool = False,
+    rate: float = 0.0,
 ) -> tuple[float, list[float]]:
     """Post every (key, body) from ``concurrency`` clients (aiohttp: at 100 connections httpx's
-    own pool costs the load generator more CPU than the server spends per request)."""
+    own pool costs the load generator more CPU than the server spends per request).
+
+    With ``rate`` (open loop): the n-th request is due at n / rate seconds and is sent then
+    whatever the earlier ones are doing (at most ``concurrency`` connections; one that waits for
+    a connection waits on the clock), and its latency runs from when it was due, so a server
+    falling behind shows in the latency instead of slowing the offered load."""
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for item in items:
         queue.put_nowait(item)
@@ -224,8 +235,19 @@ async def post_all(
                 if status != expected:
                     raise RuntimeError(f"{key}: answered {status}: {text[:200]}")
 
+        async def due(n: int, key: str, body: bytes) -> None:
+            at = start + n / rate
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            status, text = await post(key, body)
+            latencies.append(time.perf_counter() - at)
+            if status != expected:
+                raise RuntimeError(f"{key}: answered {status}: {text[:200]}")
+
         start = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        if rate:
+            await asyncio.gather(*(due(n, k, b) for n, (k, b) in enumerate(items)))
+        else:
+            await asyncio.gather(*(client() for _ in range(concurrency)))
         if retries:
             print(f"  {len(retries)} post(s) retried after a dropped connection", flush=True)
         return time.perf_counter() - start, latencies
@@ -253,12 +275,13 @@ async def publish_all(
         async def publisher() -> None:
             while not queue.empty():
                 key, body = queue.get_nowait()
-                if rate:  # the n-th message leaves at n / rate seconds
-                    delay = start + len(started) / rate - time.perf_counter()
-                    started[key] = 0.0  # its place is taken
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                started[key] = time.time()
+                if rate:  # the n-th message is due at n / rate seconds; latency from then
+                    late = start + len(started) / rate - time.perf_counter()
+                    started[key] = time.time() + late  # its place is taken: the due time
+                    if late > 0:
+                        await asyncio.sleep(late)
+                else:
+                    started[key] = time.time()
                 await js.publish(INTAKE_SUBJECT, body, headers={"Transaction-ID": key})
 
         start = time.perf_counter()
@@ -362,21 +385,23 @@ def one_run(
 ) -> Run:
     """One row: the reference probe, then the scenario's messages over ``path`` (http / nats)."""
     prefix = f"{path[0]}{scenario[0]}{concurrency}-{uuid.uuid4().hex[:6]}-"
-    if path == "nats" and args.nats_rate:
-        path = f"nats at {args.nats_rate:.0f}/s"
+    rate = float(args.rate)
+    label = f"{path} at {rate:.0f}/s" if rate else path
     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
     probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
-    ref_s, ref_lat = asyncio.run(post_all(api, probes, concurrency, token, reference=True))
+    ref_s, ref_lat = asyncio.run(
+        post_all(api, probes, concurrency, token, reference=True, rate=rate)
+    )
     after_id = last_status_id(db_url)
     after_seq = last_inbound_seq(db_url)
     dbname = str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
     before = cpu.snapshot(groups, dbname)
     start = time.perf_counter()
     if path == "http":
-        intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token))
+        intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token, rate=rate))
     else:
         first = time.time()
-        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency, args.nats_rate))
+        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency, rate))
         logged_at, latencies = wait_logged(db_url, len(items), after_seq, started)
         intake_s = logged_at - first
     failed = wait_final(db_url, prefix, len(items), after_id)
@@ -384,7 +409,7 @@ def one_run(
     used = cpu.per_message_ms(before, cpu.snapshot(groups, dbname), len(items))
     return Run(
         scenario=scenario,
-        path=path,
+        path=label,
         concurrency=concurrency,
         messages=len(items),
         intake_s=intake_s,
@@ -506,10 +531,12 @@ def main() -> None:
         help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
     )
     parser.add_argument(
+        "--rate",
         "--nats-rate",
         type=float,
         default=0.0,
-        help="messages/s the nats publishers offer together (default 0: as fast as they go)",
+        help="open loop: messages/s offered on every path, latency from each message's due time"
+        " (default 0: closed loop, each client as fast as it goes)",
     )
     parser.add_argument(
         "--intake",

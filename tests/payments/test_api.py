@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from tether.core import keys
 from tether.core.api import install_error_handlers
+from tether.core.hotpath import HotRoutes, install_hot_routes
 from tether.core.security import install_security
 from tether.core.settings import Settings
 from tether.payments import codec
@@ -26,8 +27,18 @@ def app(service: PaymentsService) -> FastAPI:
     install_error_handlers(app)
     install_security(app, Settings(), pool=lambda: service.pool)
     app.include_router(router)
+    install_hot_routes(app)  # as tether.app does: the intake is served by the fast path
     app.state.payments = service
     return app
+
+
+def test_intake_is_a_hot_route_and_documents_its_header(app: FastAPI) -> None:
+    hot = next(m for m in app.user_middleware if m.cls is HotRoutes)
+    assert ("POST", "/api/v1/payments/dagpenger") in hot.kwargs["table"]
+    post = app.openapi()["paths"]["/api/v1/payments/dagpenger"]["post"]
+    assert {"name": "Transaction-ID", "in": "header", "required": True}.items() <= next(
+        p for p in post["parameters"] if p["name"] == "Transaction-ID"
+    ).items()
 
 
 @pytest.fixture

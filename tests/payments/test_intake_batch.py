@@ -9,9 +9,9 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.errors import Conflict, InvalidInput
-from tether.payments import codec
+from tether.payments import codec, intake, repository
 from tether.payments.oppdrag import build_receipt_xml
-from tether.payments.records import Submission
+from tether.payments.records import CaseRow, IntakeRow, Submission
 from tether.payments.service import PaymentsService
 
 from .conftest import june, message
@@ -92,3 +92,74 @@ async def test_concurrent_http_intakes_of_one_case_keep_its_rules(
     assert len(await service.orders("sakX")) == 1
     states = await _states(pool)
     assert sorted([states["x1"], states["x2"]]) == ["done", "waiting"]
+
+
+async def test_a_batch_of_one_reads_what_the_batch_function_reads(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """``pay.intake_one`` (a batch of one) answers as ``pay.intake_batch`` does, in each state
+    a message can meet: new case, case in flight, confirmed case, duplicate, reused key, no
+    case (unreadable); both are tried on the same state and rolled back, then it is stored."""
+
+    class RolledBack(Exception):
+        pass
+
+    async def both(key: str, raw: bytes) -> list[dict[str, Any]]:
+        item = intake.prepare(key, raw)
+        found: dict[int, Any] = {}
+        for n in (1, 2):
+            try:
+                async with pool.connection() as conn, conn.transaction():
+                    if n == 1:
+                        (row,) = await repository.intake_batch(
+                            conn,
+                            fagsystem="DAGPENGER",
+                            keys=[key],
+                            hashes=[item.digest],
+                            sak_ids=[item.msg.sak_id if item.msg else None],
+                            bodies=[raw],
+                        )
+                    else:
+                        cur = await conn.execute(
+                            "SELECT * FROM pay.intake_batch('DAGPENGER', %s, %s, %s, %s)",
+                            ([key], [item.digest], [item.msg.sak_id if item.msg else None], [raw]),
+                        )
+                        batch = await cur.fetchone()
+                        assert batch is not None
+                        row = IntakeRow(
+                            logged=batch["logged"],
+                            seen_hash=batch["seen_hash"],
+                            case=None
+                            if item.msg is None
+                            else CaseRow.from_row(
+                                {**batch, "fagsystem": "DAGPENGER", "sak_id": item.msg.sak_id}
+                            ),
+                            confirmed=batch["confirmed"],
+                        )
+                    found[n] = (
+                        row.logged,
+                        row.seen_hash,
+                        row.case,
+                        row.confirmed if row.logged else None,
+                    )
+                    raise RolledBack
+            except RolledBack:
+                pass
+        assert found[1] == found[2]
+        await intake.store(pool, [item])
+        return [found[1]]
+
+    first = message(june(3, 7))
+    await both("k1", first)  # a new case
+    await both("k2", message(june(3, 14), behandling="b2"))  # behind k1's order
+    await both("k1", first)  # a duplicate
+    await both("k1", message(june(3, 21)))  # a reused key
+    await both("bad", b"{not json")  # no case
+    (order,) = await service.orders("sak1")
+    xml = build_receipt_xml(order.xml, "00")
+    await service.apply_receipt(codec.read_receipt(xml), xml)
+    (order2,) = [o for o in await service.orders("sak1") if o.original_key == "k2"]
+    xml = build_receipt_xml(order2.xml, "00")
+    await service.apply_receipt(codec.read_receipt(xml), xml)
+    ((logged, _, case, confirmed),) = await both("k3", message(june(3, 28), behandling="b3"))
+    assert logged and case is not None and case.has_order_before and confirmed  # confirmed case

@@ -20,6 +20,11 @@ SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order, co
 FROM pay.intake_batch(%(fagsystem)s, %(keys)s::text[], %(hashes)s::text[], %(saks)s::text[],
                       %(bodies)s::bytea[]);
 
+-- name: intake_one
+-- intake_batch for a batch of one (migration 0004): the same row, less work
+SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order, confirmed
+FROM pay.intake_one(%(fagsystem)s, %(key)s, %(hash)s, %(sak)s, %(body)s);
+
 -- name: store_intake
 -- what a batch's planning produced, in one statement: the orders (outbox) with their candidates,
 -- each case's order in flight, the messages now queued behind an order of this batch, and one
