@@ -1,7 +1,7 @@
 """Intake in batches: many messages, one transaction, two round trips.
 
 A batch is what the broker consumer fetched, or the HTTP requests of one API process that
-arrived while the previous batch was being stored (group commit, ``GroupCommit``: no timer, so a
+arrived while the previous batch was being stored (group commit, ``group_commit``: no timer, so a
 lone request is stored at once and concurrent ones share a transaction and a commit).
 
 One batch is one transaction: ``pay.intake_batch`` locks its cases in key order, logs every
@@ -15,7 +15,6 @@ its messages are stored again one by one, so one bad message fails only itself.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import uuid
@@ -28,6 +27,7 @@ from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.errors import Conflict, TetherError
+from tether.core.groups import Grouped
 from tether.payments import codec, repository
 from tether.payments.records import IntakeRow, Submission
 
@@ -195,45 +195,18 @@ class _Planner:
         self.counted.append("MOTTATT")
 
 
-class GroupCommit:
-    """Concurrent intakes of one process share transactions: up to ``at_once`` batches are
-    stored at the same time; a request that finds them all busy waits and goes with the others
-    that arrived meanwhile into the next free one (at most ``max_batch``). A lone request is
-    stored at once, as before; only a crowd forms batches (no timer)."""
+def group_commit(
+    pool: AsyncConnectionPool[Any], max_batch: int, at_once: int = 4
+) -> Grouped[Item, Submission]:
+    """Concurrent intakes of one process share transactions (``core.groups``): up to
+    ``at_once`` batches stored at the same time, a crowd waiting for the next free one (at most
+    ``max_batch``); a lone request is stored at once (no timer). A message's ``TetherError``
+    outcome is raised to its caller."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], max_batch: int, at_once: int = 4) -> None:
-        self.pool = pool
-        self.max_batch = max_batch
-        self.at_once = at_once
-        self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
-        self._runners: set[asyncio.Task[None]] = set()
+    async def run(items: list[Item]) -> list[Outcome]:
+        return await store(pool, items)
 
-    async def submit(self, item: Item) -> Submission:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if len(self._runners) < self.at_once:
-            runner = asyncio.create_task(self._run())
-            self._runners.add(runner)
-            runner.add_done_callback(self._runners.discard)
-        outcome = await asyncio.shield(future)  # a caller that goes away leaves the batch be
-        if isinstance(outcome, TetherError):
-            raise outcome
-        return outcome
-
-    async def _run(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            try:
-                outcomes = await store(self.pool, [item for item, _ in batch])
-            except Exception as exc:  # the database is away: every caller of the batch
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
+    return Grouped(run, parallel=at_once, limit=max_batch)
 
 
 def plan_safely(

@@ -56,7 +56,7 @@ class PaymentsService:
         self.pool = pool
         self.settings = settings
         self.client = client
-        self._group = intake.GroupCommit(pool, settings.intake_batch)
+        self._group = intake.group_commit(pool, settings.intake_batch)
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
         self.statuses_ready = asyncio.Event()
@@ -69,7 +69,7 @@ class PaymentsService:
 
     async def submit(self, key: str, raw: bytes) -> Submission:
         """Take one message under its original key; the status tells what became of it.
-        Concurrent calls share a transaction (``intake.GroupCommit``)."""
+        Concurrent calls share a transaction (``intake.group_commit``)."""
         _check_key(key)
         item = intake.prepare(key, raw)
         if item.msg is not None and item.msg.dryrun:
