@@ -76,6 +76,38 @@ async def ensure_stream(js: Any, stream: str, subject: str) -> None:
             await js.stream_info(stream)
 
 
+async def connect_nats(url: str) -> Any:
+    """A NATS connection whose errors are one warning line each: nats-py's default logs a
+    traceback per failed reconnect attempt (a page of them when the broker stops first)."""
+    import nats
+
+    async def on_error(exc: Exception) -> None:
+        logger.warning("NATS: %s", str(exc) or type(exc).__name__, extra={"action": "nats_error"})
+
+    return await nats.connect(url, error_cb=on_error)
+
+
+async def close_quietly(nc: Any, sub: Any = None) -> None:
+    """Unsubscribe ``sub`` and drain ``nc``. A connection the broker already dropped is closed,
+    not raised: a stop must not fail because NATS stopped first (Ctrl-C reaches an embedded
+    broker and tether alike). Unsubscribing first matters: draining a pull subscription waits
+    out the drain timeout (30 s) for the answer to a pull request that never comes."""
+    from nats.errors import Error as NatsError
+
+    try:
+        if sub is not None:
+            await sub.unsubscribe()
+        await nc.drain()
+    except (NatsError, OSError) as exc:
+        logger.info(
+            "NATS connection already gone at stop (%s)",
+            type(exc).__name__,
+            extra={"action": "nats_gone_at_stop"},
+        )
+        with contextlib.suppress(NatsError, OSError):
+            await nc.close()
+
+
 async def fetch_ready(sub: Any, batch: int, wait_s: float) -> list[Any]:
     """Up to ``batch`` messages of a JetStream pull subscription, without waiting for a full
     batch: the first is awaited up to ``wait_s`` (``TimeoutError`` if none comes), then what is
@@ -94,9 +126,8 @@ READY_WAIT_S = 0.005  # how long ``fetch_ready`` lingers for more once it has on
 
 async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEvent]) -> None:
     """Publish events to a JetStream subject (the simulator and tests use this)."""
-    import nats
 
-    nc = await nats.connect(url)
+    nc = await connect_nats(url)
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subject)
@@ -121,10 +152,9 @@ async def consume_nats(
     A batch is acknowledged only after ``handle`` returned, so a crash redelivers it. Malformed
     messages are acknowledged and logged: redelivering them would never succeed.
     """
-    import nats
     from nats.errors import TimeoutError as NatsTimeout
 
-    nc = await nats.connect(url)
+    nc = await connect_nats(url)
     sub = None
     try:
         js = nc.jetstream()
@@ -150,11 +180,7 @@ async def consume_nats(
             for msg in msgs:
                 await msg.ack()
     finally:
-        # Drop the pull subscription first: draining it would wait out the drain timeout (30 s)
-        # for the answer to a pull request that never comes, on every stop.
-        if sub is not None:
-            await sub.unsubscribe()
-        await nc.drain()
+        await close_quietly(nc, sub)
 
 
 class EventEmitter:

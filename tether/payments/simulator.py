@@ -32,7 +32,7 @@ from rich.console import Console
 from starlette.responses import JSONResponse
 
 from tether.core import loop
-from tether.core.events import ensure_stream, fetch_ready
+from tether.core.events import connect_nats, ensure_stream, fetch_ready
 from tether.core.simulator import (
     GenericFaults,
     SimulatorServer,
@@ -150,10 +150,8 @@ class OppdragSimulator(SimulatorServer):
             self._thread.join(timeout=15)
 
     async def serve(self) -> None:
-        import nats
-
         top = self.topology
-        nc = await nats.connect(self.nats_url)
+        nc = await connect_nats(self.nats_url)
         js = nc.jetstream()
         await ensure_stream(js, top.orders_stream, top.orders_subject)
         await ensure_stream(js, top.receipts_stream, top.receipts_subject)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether.core import db
-from tether.core.events import ensure_stream
+from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import idle
 from tether.payments import codec, repository
 from tether.payments.service import PaymentsService
@@ -17,18 +17,12 @@ STATUS_BATCH = 500  # statuses published per round
 PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
 
 
-async def _connect(url: str) -> Any:
-    import nats
-
-    return await nats.connect(url)
-
-
 async def publish_statuses(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
     """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
     s = service.settings
-    nc = await _connect(nats_url)
+    nc = await connect_nats(nats_url)
     published = 0
     try:
         js = nc.jetstream()
@@ -61,7 +55,7 @@ async def publish_statuses(
                 await asyncio.sleep(s.round_linger_s)
                 await idle(stop, service.statuses_ready, s.poll_interval_s)
     finally:
-        await nc.drain()
+        await close_quietly(nc)
     return published
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
-from tether.core.events import ensure_stream, fetch_ready
+from tether.core.events import close_quietly, connect_nats, ensure_stream, fetch_ready
 from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
@@ -33,18 +33,12 @@ from tether.payments.service import PaymentsService
 logger = logging.getLogger(__name__)
 
 
-async def _connect(url: str) -> Any:
-    import nats
-
-    return await nats.connect(url)
-
-
 async def send_orders(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
     """Publish due orders on the core job loop until stopped; returns how many were claimed."""
     s = service.settings
-    nc = await _connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.orders_stream, s.orders_subject)
@@ -70,7 +64,7 @@ async def send_orders(
             name="payments-send",
         )
     finally:
-        await nc.drain()
+        await close_quietly(nc)
 
 
 async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
@@ -199,7 +193,7 @@ async def _consume(
     """
     from nats.js.api import ConsumerConfig
 
-    nc = await _connect(nats_url)
+    nc = await connect_nats(nats_url)
     sub = None
     handled = 0
     try:
@@ -230,9 +224,7 @@ async def _consume(
             if len(msgs) < batch:
                 await asyncio.sleep(linger_s)
     finally:
-        if sub is not None:
-            await sub.unsubscribe()
-        await nc.drain()
+        await close_quietly(nc, sub)
     return handled
 
 

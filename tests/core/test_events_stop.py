@@ -1,0 +1,46 @@
+"""A consumer's stop when the broker went first (Ctrl-C reaches an embedded NATS and tether at
+once): the connection is closed, nothing is raised, and a plain drain would have raised."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+import pytest
+from nats.errors import Error as NatsError
+
+from tether.core.events import close_quietly, ensure_stream
+from tether.core.natsserver import EmbeddedNats
+
+
+async def _subscribed(url: str) -> tuple[nats.NATS, object]:
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    js = nc.jetstream()
+    await ensure_stream(js, "STOPTEST", "stoptest.x")
+    sub = await js.pull_subscribe("stoptest.x", durable="stoptest", stream="STOPTEST")
+    return nc, sub
+
+
+async def _until_disconnected(nc: nats.NATS) -> None:
+    for _ in range(100):
+        if not nc.is_connected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the client never noticed the broker was gone")
+
+
+async def test_a_consumer_stops_quietly_when_the_broker_stopped_first(private_dir: Path) -> None:
+    server = EmbeddedNats(private_dir / "nats")
+    try:
+        quiet, quiet_sub = await _subscribed(server.url)
+        plain, _ = await _subscribed(server.url)
+    finally:
+        server.stop()
+    await _until_disconnected(quiet)
+    await _until_disconnected(plain)
+    with pytest.raises(NatsError):  # what a consumer's stop used to raise
+        await plain.drain()
+    await plain.close()
+    await close_quietly(quiet, quiet_sub)
+    assert quiet.is_closed
