@@ -179,17 +179,7 @@ class _Planner:
                 "uids": sorted(planned.uids),
                 "details": planned.details,
                 "status": codec.mottatt(planned.details),
-                "candidates": [
-                    {
-                        "uid": c.uid,
-                        "klassekode": c.klassekode,
-                        "periods": c.periods,
-                        "last_line_id": c.last_line_id,
-                        "last_line": c.last_line,
-                        "data": c.data,
-                    }
-                    for c in planned.candidates
-                ],
+                "candidates": [repository.candidate_payload(c) for c in planned.candidates],
             }
         )
         self.counted.append("MOTTATT")

@@ -157,6 +157,18 @@ async def take_waiting(
     ]
 
 
+def candidate_payload(c: UtbetalingRow) -> Json:
+    """A candidate utbetaling as the order statements store it (``pay.candidate`` columns)."""
+    return {
+        "uid": c.uid,
+        "klassekode": c.klassekode,
+        "periods": c.periods,
+        "last_line_id": c.last_line_id,
+        "last_line": c.last_line,
+        "data": c.data,
+    }
+
+
 async def store_order(
     conn: Connection,
     *,
@@ -172,17 +184,7 @@ async def store_order(
     status: Json,
 ) -> None:
     """The order (outbox), its candidates, the case's order in flight and its MOTTATT status."""
-    rows = [
-        {
-            "uid": c.uid,
-            "klassekode": c.klassekode,
-            "periods": c.periods,
-            "last_line_id": c.last_line_id,
-            "last_line": c.last_line,
-            "data": c.data,
-        }
-        for c in candidates
-    ]
+    rows = [candidate_payload(c) for c in candidates]
     await db.execute(
         conn,
         queries["store_order"],
