@@ -47,8 +47,24 @@ def unknown_fields(model: WireModel, prefix: str = "") -> list[str]:
     return sorted(found)
 
 
+def has_unknown_fields(model: WireModel) -> bool:
+    """Whether ``model`` or a wire model nested in it has an extra field: the walk of
+    ``unknown_fields`` without naming anything, stopping at the first (most answers have none)."""
+    if model.__pydantic_extra__:
+        return True
+    for value in model.__dict__.values():
+        if isinstance(value, list):
+            if any(isinstance(item, WireModel) and has_unknown_fields(item) for item in value):
+                return True
+        elif isinstance(value, WireModel) and has_unknown_fields(value):
+            return True
+    return False
+
+
 def note_unknown_fields(system: str, model: WireModel) -> list[str]:
     """Count the extra fields of ``model``; log each name the first time; return them."""
+    if not has_unknown_fields(model):
+        return []
     fields = unknown_fields(model)
     for name in fields:
         UNKNOWN_FIELDS.labels(system, name).inc()

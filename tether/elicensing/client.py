@@ -178,18 +178,6 @@ def _check_unique(wire: _Invoice) -> None:
             )
 
 
-def _has_extra(wire: _Invoice) -> bool:
-    """Whether any part of the answer has a field the contract does not name."""
-    if wire.model_extra:
-        return True
-    for fee in wire.fees:
-        if fee.model_extra or any(p.model_extra for p in fee.payments):
-            return True
-        if any(a.model_extra for a in fee.adjustments):
-            return True
-    return False
-
-
 def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
     """Turn an invoice answer into records, or raise ``InvalidElicensingPayload``."""
     try:
@@ -203,8 +191,7 @@ def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
             f"asked e-licensing for invoice {invoice_number}, got {wire.invoiceNumber}"
         )
     _check_unique(wire)
-    if _has_extra(wire):  # the walk that names them only when there is one (it is rare)
-        note_unknown_fields(SYSTEM, wire)
+    note_unknown_fields(SYSTEM, wire)
     return RemoteInvoice(
         client_object_id=wire.clientObjectId,
         client_guid=wire.clientGUID,
