@@ -306,12 +306,62 @@ async def test_a_refused_answer_saved_with_others_fails_only_its_own_refresh(
         )
         for remote in (answer, clash)
     ]
+    targets = [(version, InvoiceType.OBLIGATION) for version in versions[:2]]
     async with db.autocommit(pool) as conn:
-        outcomes = await save_together(conn, saves)
+        outcomes, found = await save_together(conn, saves, targets)
     assert outcomes[0] is None and isinstance(outcomes[1], InvalidElicensingPayload)
+    saved = found[targets[0]].invoice
+    assert saved is not None and Decimal("5.00") in [
+        p.amount for item in saved.line_items for p in item.payments
+    ]  # the copy after the save, read with it
     after = await service.read_invoice(versions[0])
     paid = [p.amount for item in after.invoice.line_items for p in item.payments]
     paid_before = [p.amount for item in good.line_items for p in item.payments]
     assert sorted(paid) == sorted([*paid_before, Decimal("5.00")]) and after.data_is_fresh
     unchanged = await service.read_invoice(versions[1])
     assert unchanged.invoice.line_items == other.line_items
+
+
+async def test_a_group_of_answers_is_saved_and_read_back_in_one_round_trip(
+    service: ElicensingService,
+    versions: list[int],
+    sim: ElicensingSimulatorServer,
+    pool: AsyncConnectionPool[Any],
+    db_url: str,
+) -> None:
+    before = [(await service.read_invoice(v)).invoice for v in versions[:2]]
+    for invoice in before:
+        sim.ledger.add_payment(invoice.invoice_number, Decimal("7.00"))
+    saves = []
+    for invoice in before:
+        remote = await service.client.get_invoice(invoice.client_object_id, invoice.invoice_number)
+        holder = uuid.uuid4()
+        with psycopg.connect(db_url, autocommit=True) as conn:  # a lease the save must end
+            conn.execute(
+                "INSERT INTO elicensing.refresh_lease (invoice_number, holder, leased_until)"
+                " VALUES (%s, %s, now() + interval '1 minute')",
+                (invoice.invoice_number, holder),
+            )
+        saves.append(
+            repository.Save(
+                client_object_id=invoice.client_object_id,
+                remote=remote,
+                requested_at=datetime.now(UTC),
+                holder=holder,
+            )
+        )
+    targets = [(version, InvoiceType.OBLIGATION) for version in versions[:2]]
+    async with db.autocommit(pool) as conn:
+        outcomes, found = await save_together(conn, saves, targets)
+    assert outcomes == [None, None]
+    for target, invoice in zip(targets, before, strict=True):
+        after = found[target].invoice
+        assert after is not None and after.invoice_number == invoice.invoice_number
+        paid = sorted(p.amount for item in after.line_items for p in item.payments)
+        was = sorted(p.amount for item in invoice.line_items for p in item.payments)
+        assert paid == sorted([*was, Decimal("7.00")])
+        assert after.last_refreshed is not None and invoice.last_refreshed is not None
+        assert after.last_refreshed > invoice.last_refreshed
+    with psycopg.connect(db_url) as conn:
+        left = conn.execute("SELECT count(*) FROM elicensing.refresh_lease").fetchone()
+    assert left == (0,)  # the save ended both leases

@@ -225,12 +225,13 @@ class Refresher:
             return await repository.claim_refreshes(conn, claims, lease=self.lease)
 
     async def _save_group(self, group: list[Saving]) -> list[Snapshot | Exception | None]:
-        """Answers that arrived together, in one transaction (if the database refuses the
-        group, each again on its own, so a bad answer fails only its own refresh); then the
-        snapshots after them, in one statement on the same connection."""
+        """Answers that arrived together, saved by one statement and the snapshots after them
+        read in the same round trip (if the database refuses the group, each again on its own,
+        so a bad answer fails only its own refresh)."""
         async with self._connection() as conn:
-            outcomes = await save_together(conn, [save for save, _ in group])
-            found = await repository.fetch_reads(conn, [where for _, where in group])
+            outcomes, found = await save_together(
+                conn, [save for save, _ in group], [where for _, where in group]
+            )
         pairs = zip(outcomes, group, strict=True)
         return [found.get(where) if outcome is None else outcome for outcome, (_, where) in pairs]
 
@@ -281,17 +282,17 @@ class Refresher:
 
 
 async def save_together(
-    conn: db.Connection, saves: list[repository.Save]
-) -> list[Exception | None]:
-    """Answers in one transaction; if the database refuses them, each on its own: a refusal
-    (``InvalidElicensingPayload``) or an error is the outcome of its answer only."""
-    if len(saves) > 1:
-        try:
-            await repository.save_refreshes(conn, saves)
-            return [None] * len(saves)
-        except psycopg.Error as exc:
-            logger.info("a group of %d answers was refused (%s)", len(saves), exc)
-    return [await _save_one(conn, save) for save in saves]
+    conn: db.Connection, saves: list[repository.Save], targets: list[repository.Target]
+) -> tuple[list[Exception | None], dict[repository.Target, Snapshot]]:
+    """Answers in one statement and the copies of ``targets`` after them, in one round trip;
+    if the database refuses them, each on its own (a refusal, ``InvalidElicensingPayload``, or an
+    error is the outcome of its answer only), then the copies read."""
+    try:
+        return [None] * len(saves), await repository.save_then_read(conn, saves, targets)
+    except psycopg.Error as exc:  # nothing of the group was saved
+        logger.info("a group of %d answers was refused (%s)", len(saves), exc)
+    outcomes = [await _save_one(conn, save) for save in saves]
+    return outcomes, await repository.fetch_reads(conn, targets)
 
 
 async def _save_one(conn: db.Connection, save: repository.Save) -> Exception | None:

@@ -46,16 +46,20 @@ async def fetch_reads(
     target without an invoice is missing from the answer. The targets ``without_items`` come
     without their fees, payments and adjustments (``Snapshot.items_read`` false) unless the
     circuit is open."""
-    rows = await db.fetch_all(
-        conn,
-        queries["fetch_reads"],
-        {
-            "report_version_ids": [version for version, _ in targets],
-            "invoice_types": [kind.value for _, kind in targets],
-            "with_items": [target not in without_items for target in targets],
-            "circuit": CIRCUIT,
-        },
-    )
+    rows = await db.fetch_all(conn, queries["fetch_reads"], _read_params(targets, without_items))
+    return _snapshots(rows)
+
+
+def _read_params(targets: Sequence[Target], without_items: Set[Target]) -> dict[str, Any]:
+    return {
+        "report_version_ids": [version for version, _ in targets],
+        "invoice_types": [kind.value for _, kind in targets],
+        "with_items": [target not in without_items for target in targets],
+        "circuit": CIRCUIT,
+    }
+
+
+def _snapshots(rows: Sequence[Any]) -> dict[Target, Snapshot]:
     found = {}
     for row in rows:
         target = (int(row["report_version_id"]), InvoiceType(row["invoice_type"]))
@@ -161,36 +165,29 @@ def _group(saves: Sequence[Save]) -> dict[str, Any]:
     }
 
 
-SAVE_STATEMENTS = (
-    "save_invoices",
-    "save_line_items",
-    "delete_missing_line_items",
-    "save_payments",
-    "delete_missing_payments",
-    "save_adjustments",
-    "delete_missing_adjustments",
-    "clear_stale",
-    "release_refreshes",
-)
-
-
 async def save_refreshes(conn: db.Connection, saves: Sequence[Save]) -> None:
     """Make each local invoice and its children equal its answer and end its refresh lease:
-    a group of answers in one transaction of its own on an autocommit connection, in one
-    pipeline of nine set-based statements whatever the number of invoices and children.
+    a group of answers in one statement (``elicensing.save_refreshes``, set-based whatever the
+    number of invoices and children), so on an autocommit connection one transaction.
 
     Upserts by e-licensing object ids and deletes what an answer no longer lists. A value the
     database refuses fails the whole group with psycopg's error; ``save_refresh`` (a group of
     one) says which answer it was.
     """
-    params = _group(saves)
-    try:
-        async with conn.pipeline(), conn.transaction():
-            for name in SAVE_STATEMENTS:
-                await db.execute(conn, queries[name], params)
-    except psycopg.Error:
-        await conn.rollback()  # an error that surfaced at the pipeline's end: leave no tx
-        raise
+    await db.execute(conn, queries["save_refreshes"], _group(saves))
+
+
+async def save_then_read(
+    conn: db.Connection, saves: Sequence[Save], targets: Sequence[Target]
+) -> dict[Target, Snapshot]:
+    """``save_refreshes`` and then ``fetch_reads`` of ``targets``, sent together in one pipeline
+    (one round trip, one implicit transaction on an autocommit connection: the read sees the
+    save, and a refused save leaves nothing and raises psycopg's error)."""
+    async with conn.pipeline():
+        await conn.execute(queries["save_refreshes"], _group(saves))
+        cur = await conn.execute(queries["fetch_reads"], _read_params(targets, frozenset()))
+        rows = await cur.fetchall()
+    return _snapshots(rows)
 
 
 async def save_refresh(
