@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import socket
@@ -222,6 +223,10 @@ async def _run(url: str, upstream: Upstream, opts: argparse.Namespace) -> tuple[
         bare = Bare(upstream, service)
         await bare.learn(service, versions)
         await asyncio.gather(*(bare.get(v) for v in versions))  # its connections, made here
+        # as the app's lifespan does after startup (tether/app.py): what setup built is frozen
+        # out of the collector, so a full collection in a part walks only the reads' garbage
+        gc.collect()
+        gc.freeze()
         for target in opts.targets:
             for readers in opts.levels:
                 for case in opts.cases:

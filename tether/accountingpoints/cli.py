@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -159,8 +158,7 @@ def simulate(
     console.print(f"[green]datahub simulator[/]: {count} accounting points, seed {seed}")
     console.print(f"  events   webhook={webhook_url or 'off'}  nats={nats_url or 'off'}")
     _print_usage(server.url, server.control_url, token, datahub.gsrns[0] if count else "<gsrn>")
-    with contextlib.suppress(KeyboardInterrupt):
-        loop.run(server.serve())
+    server.serve_alone()
 
 
 def _print_usage(data: str, ctl: str, token: str, gsrn: str) -> None:

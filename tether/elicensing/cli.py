@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -240,5 +239,4 @@ def simulate(
     for number, inv in sim.ledger.invoices.items():
         console.print(f"invoice {number} of client {inv.client_object_id}")
     console.print(f"e-licensing simulator on {sim.url}, control on {sim.control_url}")
-    with contextlib.suppress(KeyboardInterrupt):
-        loop.run(sim.serve())
+    sim.serve_alone()

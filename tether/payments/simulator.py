@@ -270,5 +270,4 @@ def simulate(
     server = build_simulator(nats_url=nats_url, port=port, control_port=control_port, token=token)
     console = Console()
     console.print(f"oppdrag simulator on {server.url}, control on {server.control_url}")
-    with contextlib.suppress(KeyboardInterrupt):
-        loop.run(server.serve())
+    server.serve_alone()
