@@ -9,8 +9,9 @@ calls are out at once (a refresh without a call slot within ``refresh_queue_s`` 
 once, each for one statement or one short transaction: the pool never waits on e-licensing.
 
 Refreshes that run together share their statements (``groups.Grouped``): the claims of their
-leases are one statement, their answers are saved in one transaction of set-based statements,
-and their successes close the circuit in one statement. A read that saw the circuit closed does
+leases are one statement, their answers are saved by one statement (``elicensing.save_refreshes``)
+sent with the read of the copies after them (one round trip), and their successes close the
+circuit in one statement. A read that saw the circuit closed does
 not ask the breaker again before its call. A lone refresh waits for nothing: it is a group of one.
 """
 
