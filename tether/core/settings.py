@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of the worker metrics port."
     )
     worker_deferred_nice: int = Field(
-        default=10,
+        default=19,
         ge=0,
         le=19,
         description="`tether worker` runs the jobs nobody waits on (`Job.deferred`: sending, "
