@@ -33,11 +33,11 @@ def json_text(value: object) -> str:
 
 async def lock_cases(
     conn: Connection, *, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[CaseRow, bool]]:
-    """Lock cases in key order; each with whether a message of it waits."""
+) -> dict[tuple[str, str], CaseRow]:
+    """Lock cases in key order."""
     params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
     rows = await db.fetch_all(conn, queries["lock_cases"], params)
-    return {(r["fagsystem"], r["sak_id"]): (CaseRow.from_row(r), r["waiting"]) for r in rows}
+    return {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in rows}
 
 
 async def fetch_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow | None:
