@@ -454,6 +454,8 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
         )
         if args.round_linger_s is not None:
             env["TETHER_PAYMENTS_ROUND_LINGER_S"] = str(args.round_linger_s)
+        if args.deferred_nice is not None:
+            env["TETHER_WORKER_DEFERRED_NICE"] = str(args.deferred_nice)
         tether = [sys.executable, "-m", "tether"]
         serve_args = ["--workers", str(args.api_workers)] if args.api_workers > 1 else []
         with (
@@ -529,6 +531,13 @@ def main() -> None:
         type=float,
         default=None,
         help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--deferred-nice",
+        type=int,
+        default=None,
+        help="TETHER_WORKER_DEFERRED_NICE for the workers (0: every job in every process at one"
+        " priority; default: the setting's default)",
     )
     parser.add_argument(
         "--rate",

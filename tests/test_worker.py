@@ -138,3 +138,55 @@ def test_the_capability_list_imports_only_records_and_settings() -> None:
     records = {f"{c.package}.{part}" for c in CAPABILITIES for part in ("capability", "settings")}
     assert parts == records
     assert loaded.isdisjoint({"fastapi", "starlette", "typer", "rich", "numpy", "dbos", "jinja2"})
+
+
+def nice_of(pid: int) -> int:
+    """Field 19 of /proc/PID/stat: the process's nice value."""
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_deferred_jobs_get_processes_of_their_own_only_when_niced() -> None:
+    from tether.core.settings import Settings
+    from tether.worker import WorkerOptions, lanes, selected
+
+    payments = WorkerOptions(only=("payments",))
+    assert lanes(Settings(worker_deferred_nice=0), payments) == ["all"]
+    assert lanes(Settings(worker_deferred_nice=10), payments) == ["prompt", "deferred"]
+    # a capability without deferred jobs: one kind of process, at normal priority
+    assert lanes(Settings(worker_deferred_nice=10), WorkerOptions(only=("accounting-points",))) == [
+        "prompt"
+    ]
+    jobs = selected(payments)[0].jobs
+    prompt = {j.name for j in jobs if WorkerOptions(lane="prompt").runs(j)}
+    deferred = {j.name for j in jobs if WorkerOptions(lane="deferred").runs(j)}
+    assert prompt == {"intake"}  # a sender waits on the intake only
+    assert deferred == {j.name for j in jobs} - {"intake"}
+    assert all(WorkerOptions().runs(j) for j in jobs)
+
+
+def test_deferred_jobs_run_in_a_niced_process(db_url: str, nats_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(
+        DATABASE_URL=db_url,
+        TETHER_DATA_DIR=str(tmp_path / "data"),
+        TETHER_LOG_LEVEL="WARNING",
+        TETHER_NATS_URL=nats_url,
+        TETHER_WORKER_DEFERRED_NICE="7",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "worker", "--only", "payments", "--processes", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        kids = wait_for_children(proc, 2)
+        base = nice_of(proc.pid)
+        assert sorted(nice_of(k) for k in kids) == [base, min(19, base + 7)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=WAIT_S) == 0
+        assert wait_gone(kids) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -275,7 +275,14 @@ def ensure_port_free(host: str, port: int) -> None:
 
 @app.command()
 def worker(
-    processes: Annotated[int, typer.Option(help="Worker processes to start.", min=1)] = 1,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes to start; with TETHER_WORKER_DEFERRED_NICE > 0 (default) this "
+            "many for the jobs a sender waits on and as many for the deferred jobs.",
+            min=1,
+        ),
+    ] = 1,
     once: Annotated[
         bool, typer.Option(help="Exit when nothing is due instead of polling.")
     ] = False,

@@ -8,6 +8,12 @@ Children are forked from a parent that has imported the selected capabilities' s
 (and holds no thread, loop or connection): each starts at once and shares those pages, instead
 of a spawned interpreter importing everything again (~0.3 s of CPU per child). With a metrics
 port they are spawned: prometheus_client must be imported after its multiprocess directory is set.
+
+Priority: with ``TETHER_WORKER_DEFERRED_NICE`` > 0 each of the ``--processes`` is two, one
+running the jobs a sender waits on (intake consumers) at normal priority and one running the
+deferred jobs (``Job.deferred``: outboxes, receipts, status publishing) at that nice value. On a
+saturated machine the OS then gives the intake the cores first and the deferred work lags behind
+(it catches up when the load falls) instead of the intake queueing behind it in one event loop.
 """
 
 from __future__ import annotations
@@ -21,14 +27,14 @@ import signal
 import threading
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from tether.capabilities import CAPABILITIES
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
-from tether.core.capability import Capability, JobContext, Ref
+from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.core.jobs import default_worker_id
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, exported
@@ -37,12 +43,18 @@ logger = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 0.5
 
+Lane = Literal["all", "prompt", "deferred"]  # which jobs of the selected capabilities
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerOptions:
     once: bool = False
     only: tuple[str, ...] = ()  # capability names; empty = every capability with jobs
     worker_id: str | None = None
+    lane: Lane = "all"  # "prompt": the jobs a sender waits on; "deferred": ``Job.deferred``
+
+    def runs(self, job: Job) -> bool:
+        return self.lane == "all" or job.deferred == (self.lane == "deferred")
 
 
 def selected(options: WorkerOptions) -> list[Capability]:
@@ -70,13 +82,16 @@ async def run_jobs(
         )
         tasks: list[asyncio.Task[None]] = []
         for capability in selected(options):
+            jobs = [job for job in capability.jobs if options.runs(job)]
+            if not jobs:
+                continue
             service = await stack.enter_async_context(capability.build(runtime))
             ctx = JobContext(
                 runtime=runtime, service=service, stop=stop, once=options.once, worker_id=worker_id
             )
             tasks += [
                 asyncio.create_task(job.run(ctx), name=f"{capability.name}.{job.name}")
-                for job in capability.jobs
+                for job in jobs
             ]
         try:
             await asyncio.gather(*tasks)
@@ -103,6 +118,8 @@ def process_main(
 ) -> None:
     """Entry of a worker process (it shares nothing live with its parent but the database)."""
     configure_logging(settings.log_level, settings.log_json)
+    if options.lane == "deferred":
+        os.nice(settings.worker_deferred_nice)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -157,6 +174,17 @@ def _forkable(options: WorkerOptions, env: dict[str, str]) -> bool:
     return True
 
 
+def lanes(settings: Settings, options: WorkerOptions) -> list[Lane]:
+    """The kinds of worker process to start, ``--processes`` of each: one kind running every
+    job, or (``worker_deferred_nice`` > 0) the prompt and the deferred jobs apart, only the
+    kinds that have a job."""
+    if settings.worker_deferred_nice == 0:
+        return ["all"]
+    jobs = [job for capability in selected(options) for job in capability.jobs]
+    kinds: list[Lane] = ["prompt", "deferred"]
+    return [lane for lane in kinds if any(replace(options, lane=lane).runs(j) for j in jobs)]
+
+
 def _run_children(
     settings: Settings,
     database_url: str,
@@ -169,9 +197,10 @@ def _run_children(
     children = [
         ctx.Process(
             target=process_main,
-            args=(settings, database_url, options, os.getpid()),
-            name=f"tether-worker-{i}",
+            args=(settings, database_url, replace(options, lane=lane), os.getpid()),
+            name=f"tether-worker-{i}" if lane == "all" else f"tether-worker-{lane}-{i}",
         )
+        for lane in lanes(settings, options)
         for i in range(processes)
     ]
     with exported(env):

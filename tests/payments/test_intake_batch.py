@@ -163,3 +163,20 @@ async def test_a_batch_of_one_reads_what_the_batch_function_reads(
     await service.apply_receipt(codec.read_receipt(xml), xml)
     ((logged, _, case, confirmed),) = await both("k3", message(june(3, 28), behandling="b3"))
     assert logged and case is not None and case.has_order_before and confirmed  # confirmed case
+
+
+def test_the_stored_json_of_planned_orders_reads_back_as_the_orders() -> None:
+    """``repository.json_text`` (the intake's encoder for ``::jsonb`` parameters) writes the
+    values ``json.dumps`` wrote: XML with quotes and markup, non-ASCII text, nested lists."""
+    import json
+    import uuid
+
+    item = intake.prepare("k-æøå", message(june(3, 14), sak="sak-ø", behandling='b"1<'))
+    assert item.msg is not None
+    planned = intake.plan_safely(item.key, item.msg, None, uuid.uuid4())
+    assert isinstance(planned, codec.Planned) and planned.xml is not None
+    batch = intake._Planner()
+    batch._order(0, item.key, item.msg.sak_id, uuid.uuid4(), planned)
+    encoded = repository.json_text(batch.orders)
+    assert json.loads(encoded) == json.loads(json.dumps(batch.orders))
+    assert json.loads(encoded)[0]["xml"] == planned.xml

@@ -312,3 +312,47 @@ async def test_receipts_booked_as_one_batch(
     assert (await service.latest_status("a2")).status == "MOTTATT"  # planned on the OK state
     assert (await service.latest_status("b1")).status == "FEILET"
     assert await _count(pool, "stray_receipt") == 1
+
+
+async def _until_lock_wait(pool: AsyncConnectionPool[Any]) -> None:
+    """Return once a session of this database waits for a row lock (bounded, not timed)."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        for _ in range(1000):
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            if row["n"]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the receipt never waited for the case lock")
+
+
+async def test_a_message_queued_while_the_receipt_waits_for_its_case_is_planned(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """An intake holds the case lock and logs a message behind the case's order in flight while
+    that order's receipt waits for the lock: once the receipt has the case, it plans the message
+    (the lock statement's snapshot predates the message; a stale read left it waiting forever)."""
+    import hashlib
+
+    await service.submit("k1", message(june(3, 7)))
+    order = (await service.orders("sak1"))[-1]
+    xml = build_receipt_xml(order.xml, "00")
+    body = message(june(3, 14), behandling="b2")
+    async with pool.connection() as intake:
+        cur = await intake.execute(
+            "SELECT logged, inflight_order FROM pay.intake_one('DAGPENGER', 'k2', %s, 'sak1', %s)",
+            (hashlib.sha256(body).hexdigest(), body),
+        )
+        row = await cur.fetchone()
+        assert row is not None and row["logged"] and row["inflight_order"] == order.id
+        receipt = asyncio.create_task(service.apply_receipt(codec.read_receipt(xml), xml))
+        await _until_lock_wait(pool)
+        await intake.commit()  # k2 is logged 'waiting' behind k1's order
+    assert await receipt == "ok"
+    assert (await service.latest_status("k2")).status == "MOTTATT"
+    assert [o.original_key for o in await service.orders("sak1")] == ["k1", "k2"]

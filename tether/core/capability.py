@@ -60,10 +60,17 @@ class JobContext:
 
 @dataclass(frozen=True, kw_only=True)
 class Job:
-    """A background job of a capability; every worker process runs each one it is given."""
+    """A background job of a capability; every worker process runs each one it is given.
+
+    ``deferred``: nobody waits on it as it runs (it carries on work already accepted, e.g. an
+    outbox), unlike an intake consumer whose latency is what a sender sees. With
+    ``TETHER_WORKER_DEFERRED_NICE`` > 0 the deferred jobs run in processes of their own at that
+    lower OS priority, so on a saturated machine they lag instead of the intake (``worker.py``).
+    """
 
     name: str
     run: Callable[[JobContext], Coroutine[Any, Any, None]]
+    deferred: bool = False
 
 
 def port_or_any(port: int) -> int:

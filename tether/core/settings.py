@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(
         default="127.0.0.1", description="Bind address of the worker metrics port."
     )
+    worker_deferred_nice: int = Field(
+        default=19,
+        ge=0,
+        le=19,
+        description="`tether worker` runs the jobs nobody waits on (`Job.deferred`: sending, "
+        "receipts, status publishing) in processes of their own at this much lower OS priority "
+        "(nice), so intake keeps its latency when the cores are busy; 0: every job in every "
+        "process at one priority.",
+    )
 
     # --- broker --------------------------------------------------------------------------------
     nats_url: str | None = Field(default=None, description="NATS server for events and queues.")

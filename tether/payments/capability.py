@@ -14,8 +14,11 @@ logger = logging.getLogger(__name__)
 Loop = Callable[..., Awaitable[int]]
 
 
-def _job(name: str, loop: Loop) -> Job:
-    """A job that runs ``loop`` against the broker; without ``TETHER_NATS_URL`` it says so."""
+def _job(name: str, loop: Loop, *, deferred: bool = True) -> Job:
+    """A job that runs ``loop`` against the broker; without ``TETHER_NATS_URL`` it says so.
+
+    Every job but the intake is deferred (``Job.deferred``): a sender waits for its message to
+    be logged, not for the order to be sent, its receipt booked or the status published."""
 
     async def run(ctx: JobContext) -> None:
         url = ctx.runtime.settings.nats_url
@@ -28,7 +31,7 @@ def _job(name: str, loop: Loop) -> Job:
             return
         await loop(ctx.service, url, stop=ctx.stop, once=ctx.once)
 
-    return Job(name=name, run=run)
+    return Job(name=name, run=run, deferred=deferred)
 
 
 CAPABILITY = Capability(
@@ -42,7 +45,7 @@ CAPABILITY = Capability(
     jobs=(
         _job("send-orders", Ref("tether.payments.tasks:send_orders")),
         _job("receipts", Ref("tether.payments.tasks:consume_receipts")),
-        _job("intake", Ref("tether.payments.tasks:consume_intake")),
+        _job("intake", Ref("tether.payments.tasks:consume_intake"), deferred=False),
         _job("statuses", Ref("tether.payments.statuses:publish_statuses")),
         _job("chase-receipts", Ref("tether.payments.tasks:chase_receipts")),
     ),

@@ -1,12 +1,11 @@
 -- Named queries of the payments capability (loaded by tether/core/sql.py).
 
 -- name: lock_cases
--- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock);
--- waiting: a message of the case is queued behind its order (read under the lock)
-SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order,
-       EXISTS (SELECT 1 FROM pay.inbound i
-               WHERE i.fagsystem = s.fagsystem AND i.sak_id = s.sak_id
-                 AND i.state = 'waiting') AS waiting
+-- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock).
+-- Whether a message waits is not read here: a read of another table in this statement uses the
+-- snapshot taken before the lock wait, blind to a message an intake holding the lock queued
+-- (take_waiting, a later statement, sees it)
+SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
 FROM pay.sak s
 WHERE (s.fagsystem, s.sak_id) IN (SELECT * FROM unnest(%(fagsystems)s::text[],
                                                       %(sak_ids)s::text[]))

@@ -237,7 +237,7 @@ class PaymentsService:
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             orders = await repository.lock_orders(conn, ids=ids) if ids else {}
             keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
-            cases: dict[tuple[str, str], tuple[CaseRow, bool]] = {}
+            cases: dict[tuple[str, str], CaseRow] = {}
             if keys:
                 cases.update(await repository.lock_cases(conn, keys=keys))
 
@@ -247,9 +247,9 @@ class PaymentsService:
 
             for i in sorted(range(len(batch)), key=place):
                 outcomes[i] = await self._apply(conn, *batch[i], orders, cases)
-            await self._drain(
-                conn, [c for c, waits in cases.values() if waits and c.inflight_order is None]
-            )
+            # every case left free: a message may wait that the lock's read could not see
+            # (queued by an intake that held the case while this batch waited for it)
+            await self._drain(conn, [c for c in cases.values() if c.inflight_order is None])
         self._wake()
         return outcomes
 
@@ -259,7 +259,7 @@ class PaymentsService:
         receipt: codec.Receipt,
         raw: str,
         orders: dict[uuid.UUID, OrderRow],
-        cases: dict[tuple[str, str], tuple[CaseRow, bool]],
+        cases: dict[tuple[str, str], CaseRow],
     ) -> str:
         order = None if receipt.order_id is None else orders.get(receipt.order_id)
         if order is None:
@@ -279,11 +279,11 @@ class PaymentsService:
                 extra={"action": "payments_receipt_duplicate"},
             )
             return "duplicate"
-        case, waiting = cases[_case_key(order)]  # locked by lock_cases
-        outcome, case = await self._book(conn, order, receipt, case)
+        # locked by lock_cases; drained at the end of the batch when free
+        outcome, cases[_case_key(order)] = await self._book(
+            conn, order, receipt, cases[_case_key(order)]
+        )
         orders[order.id] = replace(order, state=outcome.upper())
-        # drained at the end of the batch when free and a message waits
-        cases[_case_key(order)] = (case, waiting and case.inflight_order is None)
         return outcome
 
     async def _book(
