@@ -79,6 +79,13 @@ def wait_gone(pids: set[int]) -> set[int]:
     return {p for p in pids if alive(p)}
 
 
+def stop_and_check(proc: subprocess.Popen[bytes], kids: set[int]) -> None:
+    """SIGTERM to the parent: it exits 0 and takes every child with it."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=WAIT_S) == 0
+    assert wait_gone(kids) == set()
+
+
 def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) -> None:
     proc = start_worker(db_url, tmp_path, "--processes", "2")
     try:
@@ -89,9 +96,7 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
                 b"tether",
                 b"worker",
             ]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=WAIT_S) == 0
-        assert wait_gone(kids) == set()
+        stop_and_check(proc, kids)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -184,9 +189,7 @@ def test_deferred_jobs_run_in_a_niced_process(db_url: str, nats_url: str, tmp_pa
         kids = wait_for_children(proc, 2)
         base = nice_of(proc.pid)
         assert sorted(nice_of(k) for k in kids) == [base, min(19, base + 7)]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=WAIT_S) == 0
-        assert wait_gone(kids) == set()
+        stop_and_check(proc, kids)
     finally:
         if proc.poll() is None:
             proc.kill()
