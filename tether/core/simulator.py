@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import gc
 import json
+import signal
 import socket
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -155,6 +156,16 @@ def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
     return router
 
 
+class _Uncaptured(uvicorn.Server):
+    """A server that leaves SIGINT and SIGTERM to its process (``serve_alone``): uvicorn's own
+    capture made each of the two servers take the signal in turn and re-raise it, and a Ctrl-C
+    could leave the process waiting for a stop that never came."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _bind(host: str, port: int) -> socket.socket:
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
     # listener says so, and without it every keep-alive response waits ~40 ms (Nagle).
@@ -191,6 +202,7 @@ class SimulatorServer:
         self._stopped = asyncio.Event()
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._alone = False  # serve_alone: this process's signals stop it (not uvicorn's capture)
         state.on_mode_change.append(self._follow_mode)
 
     @property
@@ -206,7 +218,7 @@ class SimulatorServer:
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
         )
-        return uvicorn.Server(config)
+        return _Uncaptured(config) if self._alone else uvicorn.Server(config)
 
     async def _start_data(self) -> None:
         if self._data_sock.fileno() == -1:
@@ -257,6 +269,9 @@ class SimulatorServer:
         """
 
         async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):  # stop as stop() does: both servers
+                loop.add_signal_handler(sig, self._stopped.set)
             serving = asyncio.create_task(self.serve())
             while not self.ready.is_set() and not serving.done():  # noqa: ASYNC110 - a thread's flag
                 await asyncio.sleep(0.005)
@@ -264,7 +279,8 @@ class SimulatorServer:
             gc.freeze()
             await serving
 
-        with contextlib.suppress(KeyboardInterrupt):
+        self._alone = True
+        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers
             run(main())
 
     def stop(self) -> None:
