@@ -46,22 +46,14 @@ async def fetch_reads(
     target without an invoice is missing from the answer. The targets ``without_items`` come
     without their fees, payments and adjustments (``Snapshot.items_read`` false) unless the
     circuit is open."""
-    rows = await db.fetch_all(conn, queries["fetch_reads"], _read_params(targets, without_items))
-    return _snapshots(rows)
-
-
-def _read_params(targets: Sequence[Target], without_items: Set[Target]) -> dict[str, Any]:
-    return {
+    params = {
         "report_version_ids": [version for version, _ in targets],
         "invoice_types": [kind.value for _, kind in targets],
         "with_items": [target not in without_items for target in targets],
         "circuit": CIRCUIT,
     }
-
-
-def _snapshots(rows: Sequence[Any]) -> dict[Target, Snapshot]:
     found = {}
-    for row in rows:
+    for row in await db.fetch_all(conn, queries["fetch_reads"], params):
         target = (int(row["report_version_id"]), InvoiceType(row["invoice_type"]))
         found[target] = Snapshot.from_row(row, *target)
     return found
@@ -183,11 +175,9 @@ async def save_then_read(
     """``save_refreshes`` and then ``fetch_reads`` of ``targets``, sent together in one pipeline
     (one round trip, one implicit transaction on an autocommit connection: the read sees the
     save, and a refused save leaves nothing and raises psycopg's error)."""
-    async with conn.pipeline():
-        await conn.execute(queries["save_refreshes"], _group(saves))
-        cur = await conn.execute(queries["fetch_reads"], _read_params(targets, frozenset()))
-        rows = await cur.fetchall()
-    return _snapshots(rows)
+    async with conn.pipeline():  # the read's fetch sends both and waits once
+        await save_refreshes(conn, saves)
+        return await fetch_reads(conn, targets)
 
 
 async def save_refresh(
