@@ -15,6 +15,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+from pydantic_core import to_json
 
 from tether.core.errors import Busy, ConfigurationError, DataRejected, NotFound
 from tether.core.settings import Settings
@@ -175,6 +176,13 @@ async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection
             yield conn
         finally:
             await conn.set_autocommit(False)
+
+
+def json_text(value: object) -> str:
+    """JSON text of plain data for a ``::jsonb`` parameter (a batch's rows as one array).
+    pydantic's encoder: a third of ``json.dumps``'s time on the intake and refresh paths; the
+    database reads the same values either way."""
+    return to_json(value).decode()
 
 
 async def execute(conn: Connection, query: LiteralString, params: Params = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
@@ -146,10 +145,10 @@ def _group(saves: Sequence[Save]) -> dict[str, Any]:
             payments += [_fields(p, **keys) for p in f.payments]
             adjustments += [_fields(a, **keys) for a in f.adjustments]
     return {
-        "invoices": json.dumps(invoices),
-        "fees": json.dumps(fees),
-        "payments": json.dumps(payments),
-        "adjustments": json.dumps(adjustments),
+        "invoices": db.json_text(invoices),
+        "fees": db.json_text(fees),
+        "payments": db.json_text(payments),
+        "adjustments": db.json_text(adjustments),
         "invoice_numbers": [s.remote.invoice_number for s in saves],
         "fee_ids": [f["fee_object_id"] for f in fees],
         "requested_at": [s.requested_at for s in saves],
