@@ -175,7 +175,7 @@ def test_the_stored_json_of_planned_orders_reads_back_as_the_orders() -> None:
     assert item.msg is not None
     planned = intake.plan_safely(item.key, item.msg, None, uuid.uuid4())
     assert isinstance(planned, codec.Planned) and planned.xml is not None
-    batch = intake._Planner()
+    batch = intake.Planner()
     batch._order(0, item.key, item.msg.sak_id, uuid.uuid4(), planned)
     encoded = repository.json_text(batch.orders)
     assert json.loads(encoded) == json.loads(json.dumps(batch.orders))

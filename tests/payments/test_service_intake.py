@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from tether.core.errors import Conflict, InvalidInput
 from tether.payments import codec
 from tether.payments.oppdrag import build_receipt_xml
-from tether.payments.service import PaymentsService
+from tether.payments.service import Booking, PaymentsService
 
 from .conftest import day, june, message
 
@@ -266,12 +266,11 @@ async def test_intake_waiting_for_the_case_lock_plans_on_the_receipt_committed_m
     (first,) = await service.orders("sak1")
     async with pool.connection() as booking:
         # the receipt's booking, holding the case lock while the next message arrives
-        await repository.lock_cases(booking, keys=[("DAGPENGER", "sak1")])
-        await repository.confirm_candidates(booking, id=first.id)
-        await repository.confirm_case(
-            booking, fagsystem="DAGPENGER", sak_id="sak1", uids=list(first.uids)
-        )
-        await repository.finish_order(booking, id=first.id, state="OK", code="00", text=None)
+        cases = await repository.lock_cases(booking, keys=[("DAGPENGER", "sak1")])
+        bookings = Booking()
+        ok = codec.read_receipt(build_receipt_xml(first.xml, "00"))
+        await bookings.add(booking, first, ok, cases[("DAGPENGER", "sak1")])
+        await bookings.flush(booking)
         intake = asyncio.create_task(service.submit("k2", message(june(3, 14, belop=200))))
         async with pool.connection() as probe:
             for _ in range(500):  # until the intake waits for the case row's lock

@@ -106,7 +106,7 @@ async def _store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[
             sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
             bodies=[i.raw for i in items],
         )
-        batch = _Planner()
+        batch = Planner()
         results = [
             batch.take(n, i, row) for n, (i, row) in enumerate(zip(items, rows, strict=True))
         ]
@@ -123,8 +123,9 @@ async def _store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[
     return results
 
 
-class _Planner:
-    """Plans a batch's messages in arrival order; collects what ``store_intake`` stores."""
+class Planner:
+    """Plans a batch's messages in arrival order; collects what ``store_intake`` stores (an
+    intake batch, or a receipt batch's drain of its freed cases)."""
 
     def __init__(self) -> None:
         self.states: dict[str, codec.CaseState | None] = {}
@@ -148,16 +149,29 @@ class _Planner:
         elif case.sak_id in self.blocked:
             self.waiting.append(item.key)
         else:
-            order_id = uuid.uuid4()
-            outcome = plan_safely(item.key, item.msg, self.states.get(case.sak_id), order_id)
-            if not isinstance(outcome, codec.Planned):
-                self._status(n, item.key, outcome)
-            elif outcome.xml is None:
-                self._status(n, item.key, codec.bare_ok())
-            else:
-                self._order(n, item.key, case.sak_id, order_id, outcome)
-                self.blocked.add(case.sak_id)
+            self.plan(n, item.key, case.sak_id, item.msg, self.states.get(case.sak_id))
         return Submission(key=item.key)
+
+    def plan(
+        self,
+        n: int,
+        key: str,
+        sak_id: str,
+        msg: codec.Message | bytes,
+        state: codec.CaseState | None,
+    ) -> bool:
+        """Plan one message of a free case; True when it made an order (the case now waits)."""
+        order_id = uuid.uuid4()
+        outcome = plan_safely(key, msg, state, order_id)
+        if not isinstance(outcome, codec.Planned):
+            self._status(n, key, outcome)
+            return False
+        if outcome.xml is None:
+            self._status(n, key, codec.bare_ok())
+            return False
+        self._order(n, key, sak_id, order_id, outcome)
+        self.blocked.add(sak_id)
+        return True
 
     def _status(self, n: int, key: str, body: codec.StatusBody) -> None:
         status = str(body["status"])

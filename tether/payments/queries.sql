@@ -105,27 +105,6 @@ SELECT t.fagsystem, t.sak_id, t.original_key, t.body,
 FROM taken t
 ORDER BY t.fagsystem, t.sak_id;
 
--- name: store_order
--- the outbox row, its candidates, the case's order in flight and MOTTATT: one statement
-WITH oppdrag AS (
-    INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
-                             state, message_id, send_due_at)
-    VALUES (%(id)s, %(fagsystem)s, %(sak_id)s, %(original_key)s, %(xml)s, %(sha256)s, %(uids)s,
-            %(details)s, 'MOTTATT', %(id)s::text, now())
-    RETURNING id
-), candidates AS (
-    INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
-    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
-    FROM oppdrag o, jsonb_to_recordset(%(candidates)s::jsonb)
-         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
-              data jsonb)
-), inflight AS (
-    UPDATE pay.sak SET inflight_order = %(id)s, updated_at = now()
-    WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
-)
-INSERT INTO pay.status (original_key, status, body)
-VALUES (%(original_key)s, 'MOTTATT', %(status)s);
-
 -- name: insert_status
 INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);
 
@@ -188,32 +167,50 @@ SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, m
        created_at, send_attempts, sent_at, receipt_code
 FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE;
 
--- name: confirm_candidates
--- the candidates of the order become the confirmed utbetalinger, all in one statement
-INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id, last_line,
-                            data, confirmed_at)
-SELECT c.uid, o.fagsystem, o.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data,
-       now()
-FROM pay.candidate c JOIN pay.oppdrag o ON o.id = c.oppdrag_id
-WHERE c.oppdrag_id = %(id)s
-ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
-    last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
-    confirmed_at = EXCLUDED.confirmed_at;
-
--- name: confirm_case
-UPDATE pay.sak SET active_uids = %(uids)s, has_order_before = true, inflight_order = NULL,
-                   updated_at = now()
-WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s;
-
--- name: release_case
-UPDATE pay.sak SET inflight_order = NULL, updated_at = now()
-WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s AND inflight_order = %(id)s;
-
--- name: finish_order
-UPDATE pay.oppdrag SET state = %(state)s, receipt_at = now(), receipt_code = %(code)s,
-                       receipt_text = %(text)s, sent_at = coalesce(sent_at, now()),
-                       send_due_at = NULL
-WHERE id = %(id)s;
+-- name: book_receipts
+-- a receipt batch's bookings in one statement (the orders and cases are locked by the caller,
+-- each case at most once per call): 00/04 make the order's candidates the confirmed
+-- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
+-- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
+        AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
+             code text, text text, original_key text, hos jsonb, body jsonb)
+), confirmed AS (
+    INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id,
+                                last_line, data, confirmed_at)
+    SELECT c.uid, r.fagsystem, r.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line,
+           c.data, now()
+    FROM r JOIN pay.candidate c ON c.oppdrag_id = r.id
+    WHERE r.ok AND c.oppdrag_id = ANY(%(ids)s::uuid[])
+    ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
+        last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
+        confirmed_at = EXCLUDED.confirmed_at
+), cases AS (
+    UPDATE pay.sak s
+    SET active_uids = CASE WHEN r.ok THEN r.uids ELSE s.active_uids END,
+        has_order_before = s.has_order_before OR r.ok,
+        inflight_order = CASE WHEN r.ok OR s.inflight_order = r.id THEN NULL
+                              ELSE s.inflight_order END,
+        updated_at = now()
+    -- = ANY on the keys (here and below): the record set's row estimate is a guess, and without
+    -- them the planner may hash-join it against a scan of every case (or order)
+    FROM r WHERE s.fagsystem = r.fagsystem AND s.sak_id = r.sak_id
+             AND s.sak_id = ANY(%(sak_ids)s::text[])
+), finished AS (
+    UPDATE pay.oppdrag o
+    SET state = r.state, receipt_at = now(), receipt_code = r.code, receipt_text = r.text,
+        sent_at = coalesce(o.sent_at, now()), send_due_at = NULL
+    FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)s::uuid[])
+)
+INSERT INTO pay.status (original_key, status, body)
+SELECT original_key, status, body FROM (
+    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, r.hos AS body
+    FROM r WHERE r.hos IS NOT NULL
+    UNION ALL
+    SELECT r.ord, 1, r.original_key, r.state, r.body FROM r
+) booked
+ORDER BY ord, step;
 
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);

@@ -168,40 +168,6 @@ def candidate_payload(c: UtbetalingRow) -> Json:
     }
 
 
-async def store_order(
-    conn: Connection,
-    *,
-    id: uuid.UUID,
-    fagsystem: str,
-    sak_id: str,
-    original_key: str,
-    xml: str,
-    sha256: str,
-    uids: Sequence[str],
-    details: Json,
-    candidates: Sequence[UtbetalingRow],
-    status: Json,
-) -> None:
-    """The order (outbox), its candidates, the case's order in flight and its MOTTATT status."""
-    rows = [candidate_payload(c) for c in candidates]
-    await db.execute(
-        conn,
-        queries["store_order"],
-        {
-            "id": id,
-            "fagsystem": fagsystem,
-            "sak_id": sak_id,
-            "original_key": original_key,
-            "xml": xml,
-            "sha256": sha256,
-            "uids": list(uids),
-            "details": Jsonb(details),
-            "candidates": json_text(rows),
-            "status": Jsonb(status),
-        },
-    )
-
-
 async def insert_status(conn: Connection, *, original_key: str, status: str, body: Json) -> None:
     params = {"original_key": original_key, "status": status, "body": Jsonb(body)}
     await db.execute(conn, queries["insert_status"], params)
@@ -249,27 +215,14 @@ async def lock_orders(conn: Connection, *, ids: Sequence[uuid.UUID]) -> dict[uui
     return {r["id"]: OrderRow.from_row(r) for r in rows}
 
 
-async def confirm_candidates(conn: Connection, *, id: uuid.UUID) -> None:
-    await db.execute(conn, queries["confirm_candidates"], {"id": id})
-
-
-async def confirm_case(
-    conn: Connection, *, fagsystem: str, sak_id: str, uids: Sequence[str]
-) -> None:
-    params = {"fagsystem": fagsystem, "sak_id": sak_id, "uids": list(uids)}
-    await db.execute(conn, queries["confirm_case"], params)
-
-
-async def release_case(conn: Connection, *, fagsystem: str, sak_id: str, id: uuid.UUID) -> None:
-    params = {"fagsystem": fagsystem, "sak_id": sak_id, "id": id}
-    await db.execute(conn, queries["release_case"], params)
-
-
-async def finish_order(
-    conn: Connection, *, id: uuid.UUID, state: str, code: str, text: str | None
-) -> None:
-    params = {"id": id, "state": state, "code": code, "text": text}
-    await db.execute(conn, queries["finish_order"], params)
+async def book_receipts(conn: Connection, *, receipts: Sequence[Json]) -> None:
+    """A batch's bookings (``service.Booking`` rows), all in one statement."""
+    params = {
+        "receipts": json_text(receipts),
+        "ids": [r["id"] for r in receipts],
+        "sak_ids": [r["sak_id"] for r in receipts],
+    }
+    await db.execute(conn, queries["book_receipts"], params)
 
 
 async def insert_stray_receipt(

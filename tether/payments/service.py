@@ -11,7 +11,6 @@ against state that a pending order may still change.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -125,63 +124,34 @@ class PaymentsService:
         assert seen is not None
         return _answer_seen(seen, digest)
 
-    async def _drain(self, conn: Connection, cases: Sequence[CaseRow]) -> None:
+    async def _drain(self, conn: Connection, cases: Sequence[CaseRow]) -> list[str]:
         """Plan the cases' waiting messages in arrival order until each case has an order or
-        none waits; one round trip per round for every case at once."""
+        none waits; per round one statement takes every case's next message and one stores
+        what their planning made (``store_intake``, as an intake batch stores). Returns the
+        statuses stored, to count once committed."""
         free = {(c.fagsystem, c.sak_id): c for c in cases}
+        counted: list[str] = []
         while free:
             taken = await repository.take_waiting(conn, keys=sorted(free))
+            planners: dict[str, intake.Planner] = {}
             still: dict[tuple[str, str], CaseRow] = {}
-            for key, original_key, body, confirmed in taken:
+            for n, (key, original_key, body, confirmed) in enumerate(taken):
                 case = free[key]
+                planner = planners.setdefault(case.fagsystem, intake.Planner())
                 state = codec.case_state_of(case, confirmed)
-                if not await self._plan_one(conn, case, original_key, body, state):
+                if not planner.plan(n, original_key, case.sak_id, body, state):
                     still[key] = case  # nothing sent for this one: the next may be planned
+            for fagsystem, planner in sorted(planners.items()):
+                await repository.store_intake(
+                    conn,
+                    fagsystem=fagsystem,
+                    orders=planner.orders,
+                    statuses=planner.statuses,
+                    waiting=[],
+                )
+                counted += planner.counted
             free = still
-
-    async def _plan_one(
-        self,
-        conn: Connection,
-        case: CaseRow,
-        key: str,
-        msg: codec.Message | bytes,
-        state: codec.CaseState | None,
-    ) -> bool:
-        """Plan one message against the confirmed state; True when it stored an order."""
-        order_id = uuid.uuid4()
-        outcome = intake.plan_safely(key, msg, state, order_id)
-        if not isinstance(outcome, codec.Planned):
-            await self._status(conn, key, outcome)
-            return False
-        if outcome.xml is None:
-            await self._status(conn, key, codec.bare_ok())
-            return False
-        await self._store_order(conn, case, key, order_id, outcome)
-        return True
-
-    async def _store_order(
-        self,
-        conn: Connection,
-        case: CaseRow,
-        key: str,
-        order_id: uuid.UUID,
-        planned: codec.Planned,
-    ) -> None:
-        assert planned.xml is not None and planned.details is not None
-        await repository.store_order(
-            conn,
-            id=order_id,
-            fagsystem=case.fagsystem,
-            sak_id=case.sak_id,
-            original_key=key,
-            xml=planned.xml,
-            sha256=hashlib.sha256(planned.xml.encode()).hexdigest(),
-            uids=sorted(planned.uids),
-            details=planned.details,
-            candidates=planned.candidates,
-            status=codec.mottatt(planned.details),
-        )
-        STATUSES.labels("MOTTATT").inc()
+        return counted
 
     async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> None:
         status = str(body["status"])
@@ -230,10 +200,12 @@ class PaymentsService:
     async def apply_receipts(self, batch: Sequence[tuple[codec.Receipt, str]]) -> list[str]:
         """Book a fetched batch in one pipelined transaction (one commit, not one per receipt).
         Its orders are locked first, in id order (as the sender locks them), then its cases in
-        key order (as an intake batch locks them): no deadlock with either. A database error
-        rolls back the whole batch: the caller then books its receipts one by one."""
+        key order (as an intake batch locks them): no deadlock with either. The bookings are
+        one set-based statement (``Booking``). A database error rolls back the whole batch: the
+        caller then books its receipts one by one."""
         ids = sorted({r.order_id for r, _ in batch if r.order_id is not None})
         outcomes = [""] * len(batch)
+        booking = Booking()
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             orders = await repository.lock_orders(conn, ids=ids) if ids else {}
             keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
@@ -246,10 +218,15 @@ class PaymentsService:
                 return ("", "", "") if order is None else (*_case_key(order), str(order.id))
 
             for i in sorted(range(len(batch)), key=place):
-                outcomes[i] = await self._apply(conn, *batch[i], orders, cases)
+                outcomes[i] = await self._apply(conn, *batch[i], orders, cases, booking)
+            await booking.flush(conn)
             # every case left free: a message may wait that the lock's read could not see
             # (queued by an intake that held the case while this batch waited for it)
-            await self._drain(conn, [c for c in cases.values() if c.inflight_order is None])
+            drained = await self._drain(
+                conn, [c for c in cases.values() if c.inflight_order is None]
+            )
+        for status in booking.counted + drained:
+            STATUSES.labels(status).inc()
         self._wake()
         return outcomes
 
@@ -260,6 +237,7 @@ class PaymentsService:
         raw: str,
         orders: dict[uuid.UUID, OrderRow],
         cases: dict[tuple[str, str], CaseRow],
+        booking: Booking,
     ) -> str:
         order = None if receipt.order_id is None else orders.get(receipt.order_id)
         if order is None:
@@ -280,40 +258,10 @@ class PaymentsService:
             )
             return "duplicate"
         # locked by lock_cases; drained at the end of the batch when free
-        outcome, cases[_case_key(order)] = await self._book(
-            conn, order, receipt, cases[_case_key(order)]
-        )
+        key = _case_key(order)
+        outcome, cases[key] = await booking.add(conn, order, receipt, cases[key])
         orders[order.id] = replace(order, state=outcome.upper())
         return outcome
-
-    async def _book(
-        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
-    ) -> tuple[str, CaseRow]:
-        """00/04: candidates become the confirmed state; else the previous state stays. Returns
-        the outcome and the locked case as confirm/release_case leave it (no second read)."""
-        body = codec.final(order.details, receipt)
-        if order.state == "MOTTATT":  # the receipt beat the sender's bookkeeping: say it was sent
-            await self._status(conn, order.original_key, codec.hos_oppdrag(order.details))
-        if body["status"] == "OK":
-            await repository.confirm_candidates(conn, id=order.id)
-            await repository.confirm_case(
-                conn, fagsystem=order.fagsystem, sak_id=order.sak_id, uids=order.uids
-            )
-            case = replace(
-                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
-            )
-        else:
-            await repository.release_case(
-                conn, fagsystem=order.fagsystem, sak_id=order.sak_id, id=order.id
-            )
-            if case.inflight_order == order.id:
-                case = replace(case, inflight_order=None)
-        state = str(body["status"])
-        await repository.finish_order(
-            conn, id=order.id, state=state, code=receipt.code, text=receipt.source.beskr_melding
-        )
-        await self._status(conn, order.original_key, body)
-        return state.lower(), case
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -374,6 +322,58 @@ def _case_key(order: OrderRow) -> tuple[str, str]:
 def _check_key(key: str) -> None:
     if not key.strip() or len(key) > 200:
         raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
+
+
+class Booking:
+    """A batch's receipts booked by one ``book_receipts`` statement: 00/04 make the order's
+    candidates the confirmed state and set the case's uids, 08/12 leave the previous state in
+    force; either way the order is finished, the case freed and the final status stored (after
+    ``HOS_OPPDRAG`` when the receipt beat the sender's bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.cases: set[tuple[str, str]] = set()
+        self.counted: list[str] = []
+
+    async def add(
+        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
+    ) -> tuple[str, CaseRow]:
+        """Queue one booking; returns the outcome and the case row as the booking leaves it."""
+        if _case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
+            await self.flush(conn)
+        body = codec.final(order.details, receipt)
+        state = str(body["status"])
+        hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
+        self.rows.append(
+            {
+                "ord": len(self.rows),
+                "id": str(order.id),
+                "ok": state == "OK",
+                "fagsystem": order.fagsystem,
+                "sak_id": order.sak_id,
+                "uids": sorted(order.uids),
+                "state": state,
+                "code": receipt.code,
+                "text": receipt.source.beskr_melding,
+                "original_key": order.original_key,
+                "hos": hos,
+                "body": body,
+            }
+        )
+        self.cases.add(_case_key(order))
+        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        if state == "OK":
+            case = replace(
+                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
+            )
+        elif case.inflight_order == order.id:
+            case = replace(case, inflight_order=None)
+        return state.lower(), case
+
+    async def flush(self, conn: Connection) -> None:
+        if self.rows:
+            await repository.book_receipts(conn, receipts=self.rows)
+        self.rows, self.cases = [], set()
 
 
 @asynccontextmanager

@@ -1,0 +1,88 @@
+"""Receipt booking as one set-based statement (``service.Booking``): what it stores, in which
+order, and that a batch drains its freed cases through the intake's own store statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from tether.payments import codec, repository
+from tether.payments.oppdrag import build_receipt_xml
+from tether.payments.service import Booking, PaymentsService
+
+from .conftest import june, message
+
+
+async def _statuses(pool: AsyncConnectionPool[Any], key: str) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status FROM pay.status WHERE original_key = %s ORDER BY id", (key,)
+        )
+        return [r["status"] for r in await cur.fetchall()]
+
+
+def _receipt(xml: str, code: str) -> tuple[codec.Receipt, str]:
+    raw = build_receipt_xml(xml, code)
+    return codec.read_receipt(raw), raw
+
+
+async def test_a_batch_books_confirms_frees_and_drains_in_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Three cases in one batch: 00 confirms (uids, utbetalinger), 04 confirms with a warning,
+    08 keeps the previous state; each case's waiting message is planned in the same
+    transaction; statuses of a key stay in their order (HOS_OPPDRAG first: the receipt came
+    before the sender's bookkeeping)."""
+    for sak in ("sakA", "sakB", "sakC"):
+        await service.submit(f"{sak}-1", message(june(3, 7), sak=sak))
+        await service.submit(f"{sak}-2", message(june(3, 14), sak=sak, behandling="b2"))
+    (a,), (b,), (c,) = [await service.orders(s) for s in ("sakA", "sakB", "sakC")]
+    batch = [_receipt(c.xml, "08"), _receipt(a.xml, "00"), _receipt(b.xml, "04")]
+    assert await service.apply_receipts(batch) == ["feilet", "ok", "ok"]
+
+    for key in ("sakA-1", "sakB-1"):
+        assert await _statuses(pool, key) == ["MOTTATT", "HOS_OPPDRAG", "OK"]
+    assert await _statuses(pool, "sakC-1") == ["MOTTATT", "HOS_OPPDRAG", "FEILET"]
+    warned = await service.latest_status("sakB-1")
+    assert warned.body["error"] is not None  # 04: OK with the warning
+    for sak, order in (("sakA", a), ("sakB", b)):
+        view = await service.case(sak)
+        assert view.active_uids == frozenset(order.uids) and view.inflight_order is not None
+        assert {u.uid for u in view.utbetalinger} == set(order.uids)
+    refused = await service.case("sakC")
+    assert refused.active_uids in (None, frozenset()) and refused.utbetalinger == []
+    # every case was freed and its waiting message planned: a second order each, MOTTATT
+    for sak in ("sakA", "sakB", "sakC"):
+        assert await _statuses(pool, f"{sak}-2") == ["MOTTATT"]
+        orders = await service.orders(sak)
+        assert [o.original_key for o in orders] == [f"{sak}-1", f"{sak}-2"]
+        assert (await service.case(sak)).inflight_order == orders[1].id
+    # sakA was confirmed: its next order changes the chain; sakC's first was refused: NY again
+    assert "<kodeEndring>ENDR</kodeEndring>" in (await service.orders("sakA"))[1].xml
+    assert "<kodeEndring>NY</kodeEndring>" in (await service.orders("sakC"))[1].xml
+
+
+async def test_a_case_booked_twice_in_one_booking_is_booked_in_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Two bookings of one case in one ``Booking`` (two orders not yet final, as a repair by
+    hand could leave them) are two statements in order, so the later one wins, as booking them
+    one by one would: one statement would update the case row from either at random."""
+    await service.submit("k1", message(june(3, 7)))
+    (first,) = await service.orders("sak1")
+    await service.apply_receipts([_receipt(first.xml, "08")])  # refused: the case is free
+    await service.submit("k2", message(june(3, 14), behandling="b2"))
+    second = (await service.orders("sak1"))[1]
+    async with pool.connection() as conn:
+        cases = await repository.lock_cases(conn, keys=[("DAGPENGER", "sak1")])
+        booking = Booking()
+        case = cases[("DAGPENGER", "sak1")]
+        _, case = await booking.add(conn, second, _receipt(second.xml, "00")[0], case)
+        _, case = await booking.add(conn, first, _receipt(first.xml, "08")[0], case)
+        assert len(booking.rows) == 1  # the first booking was flushed before the second
+        await booking.flush(conn)
+    view = await service.case("sak1")
+    assert view.active_uids == frozenset(second.uids)  # the 08 after it left the state as is
+    assert view.inflight_order is None and case.inflight_order is None
+    assert case.active_uids == frozenset(second.uids)
