@@ -180,3 +180,47 @@ def test_the_stored_json_of_planned_orders_reads_back_as_the_orders() -> None:
     encoded = repository.json_text(batch.orders)
     assert json.loads(encoded) == json.loads(json.dumps(batch.orders))
     assert json.loads(encoded)[0]["xml"] == planned.xml
+
+
+async def test_the_batch_function_answers_row_by_row_in_arrival_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """``pay.intake_batch`` row by row: a case's first message of the batch carries its state,
+    later ones do not; a key met again in the batch (or logged before) is not logged twice and
+    says what its first content was; a case with an order in flight logs 'waiting'; the log's
+    order is the batch's."""
+    await service.submit("x1", message(june(3, 7), sak="sakX"))  # sakX: an order in flight
+    raw = {k: message(june(3, 7), sak=s) for k, s in (("a1", "sakA"), ("x2", "sakX"))}
+    raw["a2"] = message(june(3, 14), sak="sakA", behandling="b2")
+    batch = [("a1", "sakA"), ("x2", "sakX"), ("a1", "sakA"), ("a2", "sakA"), ("x1", "sakX")]
+    bodies = [raw.get(k, b"{}") for k, _ in batch]
+    hashes = [f"h-{k}" for k, _ in batch]
+    async with pool.connection() as conn:
+        rows = await repository.intake_batch(
+            conn,
+            fagsystem="DAGPENGER",
+            keys=[k for k, _ in batch],
+            hashes=hashes,
+            sak_ids=[s for _, s in batch],
+            bodies=bodies,
+        )
+        cur = await conn.execute("SELECT original_key, state FROM pay.inbound ORDER BY seq")
+        log = [(r["original_key"], r["state"]) for r in await cur.fetchall()]
+        await conn.commit()
+    assert [r.logged for r in rows] == [True, True, False, True, False]
+    assert [r.seen_hash for r in rows] == [None, None, "h-a1", None, await _hash_of(pool, "x1")]
+    cases = [r.case for r in rows]
+    assert all(c is not None for c in cases)
+    assert [c.inflight_order is not None for c in cases if c] == [False, True, False, False, True]
+    assert [r.confirmed for r in rows] == [{}, {}, None, None, None]  # first of each case only
+    assert log == [("x1", "done"), ("a1", "done"), ("x2", "waiting"), ("a2", "done")]
+
+
+async def _hash_of(pool: AsyncConnectionPool[Any], key: str) -> str:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT content_hash FROM pay.inbound WHERE original_key = %s", (key,)
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return str(row["content_hash"])
