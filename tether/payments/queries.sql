@@ -109,8 +109,14 @@ ORDER BY t.fagsystem, t.sak_id;
 INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);
 
 -- name: fetch_latest_status
-SELECT original_key, status, body, created_at FROM pay.status
-WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1;
+-- the key's latest status, and whether the key was logged at all (a message queued behind its
+-- case's order has none yet): one statement, so a status poll is one round trip
+SELECT %(original_key)s::text AS original_key, s.status, s.body, s.created_at,
+       s.status IS NOT NULL OR EXISTS (SELECT 1 FROM pay.inbound i
+                                       WHERE i.original_key = %(original_key)s) AS seen
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
+                   WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1) s ON true;
 
 -- name: claim_due_orders
 -- a claim moves the due clock past the dead timeout: a crashed sender's claim expires by itself

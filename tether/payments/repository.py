@@ -173,10 +173,14 @@ async def insert_status(conn: Connection, *, original_key: str, status: str, bod
     await db.execute(conn, queries["insert_status"], params)
 
 
-async def fetch_latest_status(conn: Connection, *, original_key: str) -> StatusRow | None:
+async def fetch_latest_status(
+    conn: Connection, *, original_key: str
+) -> tuple[StatusRow | None, bool]:
+    """The key's latest status (None: none yet) and whether the key was logged at all."""
     params = {"original_key": original_key}
-    row = await db.fetch_optional(conn, queries["fetch_latest_status"], params)
-    return None if row is None else StatusRow.from_row(row)
+    row = await db.fetch_one(conn, queries["fetch_latest_status"], params)
+    status = None if row["status"] is None else StatusRow.from_row(row)
+    return status, bool(row["seen"])
 
 
 async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[OrderRow]:

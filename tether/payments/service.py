@@ -266,14 +266,14 @@ class PaymentsService:
     # --- reads ---------------------------------------------------------------------------
 
     async def latest_status(self, key: str) -> StatusRow:
-        async with self.pool.connection() as conn:
-            status = await repository.fetch_latest_status(conn, original_key=key)
-            if status is None:
-                seen = await repository.fetch_inbound(conn, original_key=key)
-                if seen is None:
-                    raise NotFound(f"no message with key {key!r}")
-                return StatusRow(original_key=key, status="VENTER", body=codec.waiting())
+        """One statement outside a transaction: a poll is one round trip (no BEGIN/ROLLBACK)."""
+        async with db.autocommit(self.pool) as conn:
+            status, seen = await repository.fetch_latest_status(conn, original_key=key)
+        if status is not None:
             return status
+        if not seen:
+            raise NotFound(f"no message with key {key!r}")
+        return StatusRow(original_key=key, status="VENTER", body=codec.waiting())
 
     async def wait_status(self, key: str, wait_s: float) -> StatusRow:
         """The latest status; with ``wait_s`` > 0, the first final one within that time."""
