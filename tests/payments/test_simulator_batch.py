@@ -13,7 +13,7 @@ import pytest
 from tether.payments import oppdrag, simulator
 from tether.payments.simulator import OppdragSimulator, Topology, start_simulator
 
-from .test_simulator import first_order
+from .test_simulator import control, first_order
 
 
 @pytest.fixture
@@ -65,13 +65,16 @@ async def test_orders_sent_together_get_their_receipts_in_order(
 class _Order:
     """An order message as nats-py hands it over, remembering whether it was acked or nakked."""
 
-    def __init__(self, sak: str) -> None:
+    def __init__(self, sak: str, log: list[str] | None = None) -> None:
+        self.sak = sak
         self.data = oppdrag.build_order_xml(first_order(sak)).encode()
         self.headers = {"Nats-Msg-Id": f"m-{sak}"}
         self.answer = ""
+        self.log = [] if log is None else log
 
     async def ack(self) -> None:
         self.answer = "ack"
+        self.log.append(f"ack {self.sak}")
 
     async def nak(self, delay: float | None = None) -> None:
         self.answer = "nak"
@@ -106,3 +109,29 @@ async def test_an_order_whose_receipt_was_not_acknowledged_is_nakked(
     assert [f.cancelled() for f in js.pending] == [True]  # its slot is not held for ever
     assert all(sim.ledger.view(s) is not None for s in ("SAK2", "SAK3"))  # booked: a redelivery
     # gets the first receipt again, as for any order seen before
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("none", ["judge SAK1", "judge SAK4", "ack SAK1", "ack SAK4"]),
+        ("slow", ["judge SAK1", "ack SAK1", "judge SAK4", "ack SAK4"]),
+    ],
+)
+async def test_when_slow_no_order_waits_for_the_next_ones_sleep(
+    sim: OppdragSimulator, monkeypatch: pytest.MonkeyPatch, mode: str, expected: list[str]
+) -> None:
+    """A batch is answered together, but a slow simulator's sleeps (15 s by default) must not
+    add up before an order is acked: JetStream would deliver it again."""
+    await control(sim, mode, slow_ms=1)
+    log: list[str] = []
+    receive = sim.ledger.receive
+
+    def judged(xml: bytes, msg_id: str | None, fault: str) -> Any:
+        log.append(f"judge {msg_id.removeprefix('m-') if msg_id else ''}")
+        return receive(xml, msg_id, fault)
+
+    monkeypatch.setattr(sim.ledger, "receive", judged)
+    orders = [_Order(sak, log) for sak in ("SAK1", "SAK4")]
+    await sim._handle_batch(_Js(), orders)
+    assert log == expected

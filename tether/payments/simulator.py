@@ -45,7 +45,7 @@ from tether.payments.simulated_oppdrag import Ledger, OppdragFault
 
 logger = logging.getLogger(__name__)
 DEFAULT_TOKEN = "dev-oppdrag-token"
-ORDER_BATCH = 10  # orders fetched, judged and answered together
+ORDER_BATCH = 100  # orders fetched, judged and answered together
 RECEIPT_ACK_TIMEOUT_S = 5.0  # JetStream's acknowledgement of a receipt (nats-py's own default)
 
 
@@ -189,17 +189,26 @@ class OppdragSimulator(SimulatorServer):
     async def _handle_batch(self, js: Any, msgs: list[Any]) -> None:
         """Each order judged in turn, its receipts written at once (``publish_async``); an order
         is acked once every receipt of it was acknowledged, else nakked: one flush and one
-        wait for a fetched batch instead of a publish round trip per order."""
+        wait for a fetched batch instead of a publish round trip per order. When slow, each
+        order is settled before the next one's wait, so no ack waits for the others' sleeps."""
         handled: list[tuple[Any, list[asyncio.Future[Any]]]] = []
         for msg in msgs:
-            if self.state.mode == OppdragFault.DOWN:  # went down while fetching
+            mode = self.state.mode
+            if mode == OppdragFault.DOWN:  # went down while fetching
                 await msg.nak(delay=0.2)
                 continue
+            if mode == OppdragFault.SLOW and handled:
+                await self._settle(handled)
+                handled = []
             try:
                 handled.append((msg, await self._handle(js, msg)))
             except Exception:  # a bug must not stop the consumer: log, keep the order
                 logger.exception("oppdrag simulator failed on an order")
                 await msg.nak(delay=1)
+        await self._settle(handled)
+
+    async def _settle(self, handled: list[tuple[Any, list[asyncio.Future[Any]]]]) -> None:
+        """Wait for the receipts' acknowledgements; ack each order whose receipts all were."""
         futures = [f for _, fs in handled for f in fs]
         if futures:
             await asyncio.wait(futures, timeout=RECEIPT_ACK_TIMEOUT_S)
