@@ -7,7 +7,9 @@ says, so every order's lines (chains, stop lines, references) are checked by its
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
+from typing import Any
 
 from tether.core.errors import NotFound
 from tether.core.events import ensure_stream
@@ -119,7 +121,18 @@ async def test_untrimmed_08_is_400_and_12_is_500(harness: Harness) -> None:
     assert (await harness.send("k3", message(june(3, 12)))).status == "OK"  # still NY: works
 
 
+def _key_order(value: Any) -> list[Any]:
+    """Every object's keys in order, depth first: what a consumer iterating the JSON sees."""
+    if isinstance(value, dict):
+        return [[k, _key_order(v)] for k, v in value.items()]
+    if isinstance(value, list):
+        return [_key_order(v) for v in value]
+    return []
+
+
 async def test_statuses_are_published_on_nats(harness: Harness) -> None:
+    """Each status goes out once, in order, as the same JSON object (values and key order) as
+    the stored status the endpoints show; text stays UTF-8 (``beløp``, not an escape)."""
     import nats
 
     await harness.send("k1", message(june(3, 14)))
@@ -128,15 +141,19 @@ async def test_statuses_are_published_on_nats(harness: Harness) -> None:
         js = nc.jetstream()
         s = harness.service.settings
         sub = await js.pull_subscribe(s.status_subject, stream=s.status_stream)
-        seen: list[str] = []
-        while "OK" not in seen:
+        published: list[dict[str, Any]] = []
+        while not published or published[-1]["status"] != "OK":
             for msg in await sub.fetch(10, timeout=5):
                 assert msg.headers["Transaction-ID"] == "k1"
-                seen.append(msg.data.decode().split('"status":"')[1].split('"')[0])
+                assert "beløp".encode() in msg.data
+                published.append(json.loads(msg.data))
                 await msg.ack()
-        assert seen == ["MOTTATT", "HOS_OPPDRAG", "OK"]
     finally:
         await nc.drain()
+    stored = [row.body for row in await harness.service.statuses("sak1")]
+    assert [p["status"] for p in published] == ["MOTTATT", "HOS_OPPDRAG", "OK"]
+    assert published == stored
+    assert [_key_order(p) for p in published] == [_key_order(b) for b in stored]
 
 
 async def test_a_lost_receipt_is_chased_and_the_case_moves_on(harness: Harness) -> None:

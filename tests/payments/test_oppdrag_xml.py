@@ -3,6 +3,7 @@ what the parser refuses, and the simulation JSON."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import datetime
@@ -197,6 +198,31 @@ def test_bad_values_are_format_errors() -> None:
     xml = oppdrag.build_order_xml(two_line_order()).replace("<sats>100</sats>", "<sats>x</sats>")
     with pytest.raises(OppdragFormatError):
         oppdrag.parse_order_xml(xml)
+
+
+@pytest.mark.parametrize(
+    "tidspkt",
+    [
+        "2024-06-20-10.05.07.000123",
+        "2024-6-2-1.5.7.12",  # strptime reads one digit (and up to six for the fraction)
+        "2024-02-30-10.00.00.000000",  # no such day
+        "2024-13-01-10.00.00.000000",
+        "2024-06-20-24.00.00.000000",
+        "2024-06-20-10.00.60.000000",  # strptime takes a leap second, datetime does not
+        "2024-06-20T10:00:00",
+    ],
+)
+def test_tidspkt_melding_reads_as_strptime_does(tidspkt: str) -> None:
+    order = replace(two_line_order(), tidspkt_melding=datetime(2024, 6, 20, 10, 5, 7, 123))
+    written = order.tidspkt_melding.strftime(oppdrag.TIDSPKT_FORMAT)
+    xml = oppdrag.build_order_xml(order).replace(written, tidspkt)
+    try:
+        expected = datetime.strptime(tidspkt, oppdrag.TIDSPKT_FORMAT)
+    except ValueError as exc:
+        with pytest.raises(OppdragFormatError, match=re.escape(str(exc))):
+            oppdrag.parse_order_xml(xml)
+        return
+    assert oppdrag.parse_order_xml(xml).tidspkt_melding == expected
 
 
 def test_a_receipt_needs_an_oppdrag_root() -> None:

@@ -10,7 +10,6 @@ payment system returns unchanged in its receipt: a receipt finds its order with 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -209,8 +208,3 @@ def failed_simulation(msg: str, status_code: int) -> StatusBody:
 def waiting() -> StatusBody:
     """Logged, queued behind an order of its case still at the payment system: no status yet."""
     return _body("VENTER")
-
-
-def status_json(body: StatusBody) -> bytes:
-    """A status as published on NATS."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -226,7 +226,8 @@ INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(r
 SELECT pg_try_advisory_xact_lock(hashtext('tether.payments.status_publisher')) AS locked;
 
 -- name: claim_unpublished_statuses
-SELECT id, original_key, status, body FROM pay.status
+-- the body as the database's JSON text, published as it is (never decoded and encoded again)
+SELECT id, original_key, body::text FROM pay.status
 WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
 
 -- name: mark_statuses_published

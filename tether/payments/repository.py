@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from tether.core import db
@@ -240,9 +241,11 @@ async def lock_status_publisher(conn: Connection) -> bool:
     return bool((await db.fetch_one(conn, queries["lock_status_publisher"]))["locked"])
 
 
-async def claim_unpublished_statuses(conn: Connection, *, limit: int) -> list[StatusRow]:
-    rows = await db.fetch_all(conn, queries["claim_unpublished_statuses"], {"limit": limit})
-    return [StatusRow.from_row(r) for r in rows]
+async def claim_unpublished_statuses(conn: Connection, *, limit: int) -> list[tuple[int, str, str]]:
+    """The oldest unpublished statuses, in order: ``(id, original_key, body as JSON text)``."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(queries["claim_unpublished_statuses"], {"limit": limit})
+        return await cur.fetchall()
 
 
 async def mark_statuses_published(conn: Connection, *, ids: Sequence[int]) -> None:

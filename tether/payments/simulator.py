@@ -45,6 +45,8 @@ from tether.payments.simulated_oppdrag import Ledger, OppdragFault
 
 logger = logging.getLogger(__name__)
 DEFAULT_TOKEN = "dev-oppdrag-token"
+ORDER_BATCH = 100  # orders fetched, judged and answered together
+RECEIPT_ACK_TIMEOUT_S = 5.0  # JetStream's acknowledgement of a receipt (nats-py's own default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,32 +177,62 @@ class OppdragSimulator(SimulatorServer):
                 await asyncio.sleep(0.05)
                 continue
             try:
-                msgs = await fetch_ready(sub, 10, wait_s=0.5)
+                msgs = await fetch_ready(sub, ORDER_BATCH, wait_s=0.5)
             except TimeoutError:  # nats' own and the bare asyncio one fetch also raises
                 continue
             except Exception as exc:  # a broken connection: nats reconnects, so try again
                 logger.warning("oppdrag simulator could not fetch orders: %r", exc)
                 await asyncio.sleep(0.2)
                 continue
-            for msg in msgs:
-                if self.state.mode == OppdragFault.DOWN:  # went down while fetching
-                    await msg.nak(delay=0.2)
-                    continue
-                try:
-                    await self._handle(js, msg)
-                except Exception:  # a bug must not stop the consumer: log, keep the order
-                    logger.exception("oppdrag simulator failed on an order")
-                    await msg.nak(delay=1)
-                    continue
-                await msg.ack()
+            await self._handle_batch(js, msgs)
 
-    async def _handle(self, js: Any, msg: Any) -> None:
+    async def _handle_batch(self, js: Any, msgs: list[Any]) -> None:
+        """Each order judged in turn, its receipts written at once (``publish_async``); an order
+        is acked once every receipt of it was acknowledged, else nakked: one flush and one
+        wait for a fetched batch instead of a publish round trip per order. When slow, each
+        order is settled before the next one's wait, so no ack waits for the others' sleeps."""
+        handled: list[tuple[Any, list[asyncio.Future[Any]]]] = []
+        for msg in msgs:
+            mode = self.state.mode
+            if mode == OppdragFault.DOWN:  # went down while fetching
+                await msg.nak(delay=0.2)
+                continue
+            if mode == OppdragFault.SLOW and handled:
+                await self._settle(handled)
+                handled = []
+            try:
+                handled.append((msg, await self._handle(js, msg)))
+            except Exception:  # a bug must not stop the consumer: log, keep the order
+                logger.exception("oppdrag simulator failed on an order")
+                await msg.nak(delay=1)
+        await self._settle(handled)
+
+    async def _settle(self, handled: list[tuple[Any, list[asyncio.Future[Any]]]]) -> None:
+        """Wait for the receipts' acknowledgements; ack each order whose receipts all were."""
+        futures = [f for _, fs in handled for f in fs]
+        if futures:
+            await asyncio.wait(futures, timeout=RECEIPT_ACK_TIMEOUT_S)
+        for msg, fs in handled:
+            failed = [f for f in fs if not f.done() or f.cancelled() or f.exception() is not None]
+            self.state.calls["receipts"] += len(fs) - len(failed)
+            if not failed:
+                await msg.ack()
+                continue
+            first = failed[0]
+            why = first.exception() if first.done() and not first.cancelled() else "no ack in time"
+            logger.error("oppdrag simulator could not publish a receipt: %r", why)
+            for f in failed:
+                f.cancel()  # a lost ack must not hold its slot in nats-py's pending table
+            await msg.nak(delay=1)
+
+    async def _handle(self, js: Any, msg: Any) -> list[asyncio.Future[Any]]:
+        """Judge one order; its receipts' publish acknowledgements (none when silent)."""
         state, mode = self.state, self.state.mode
         msg_id = (msg.headers or {}).get("Nats-Msg-Id")
         outcome = self.ledger.receive(msg.data, msg_id, mode)
         if outcome is None:
             state.calls["unreadable"] += 1
-            return
+            return []
         received, new = outcome
         state.calls["orders" if new else "duplicates"] += 1
         if new:
@@ -208,16 +240,19 @@ class OppdragSimulator(SimulatorServer):
         if mode == OppdragFault.SLOW:
             await asyncio.sleep(state.slow_s)
         if mode == OppdragFault.SILENT:
-            return
+            return []
         receipt = received.receipt(msg.data).encode()
+        futures = []
         for _ in range(2 if mode == OppdragFault.DUPLICATE else 1):
             receipt_id = f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}"
             headers = {
                 "Nats-Msg-Id": receipt_id,
                 "Oppdrag-Msg-Id": msg_id or "",
             }
-            await js.publish(self.topology.receipts_subject, receipt, headers=headers)
-            state.calls["receipts"] += 1
+            futures.append(
+                await js.publish_async(self.topology.receipts_subject, receipt, headers=headers)
+            )
+        return futures
 
 
 def build_simulator(

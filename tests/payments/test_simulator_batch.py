@@ -1,0 +1,137 @@
+"""The simulator answers a fetched batch of orders together: receipts in order, and an order is
+acked only once JetStream acknowledged every receipt of it (else nakked, to be redelivered)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tether.payments import oppdrag, simulator
+from tether.payments.simulator import OppdragSimulator, Topology, start_simulator
+
+from .test_simulator import control, first_order
+
+
+@pytest.fixture
+def sim(nats_url: str) -> Iterator[OppdragSimulator]:
+    tag = uuid.uuid4().hex[:10]
+    topology = Topology(
+        orders_stream=f"ORDERS_{tag}",
+        orders_subject=f"t{tag}.oppdrag.orders.v1",
+        receipts_stream=f"RECEIPTS_{tag}",
+        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
+        durable=f"sim{tag}",
+    )
+    server = start_simulator(nats_url, topology=topology)
+    yield server
+    server.stop()
+
+
+async def test_orders_sent_together_get_their_receipts_in_order(
+    sim: OppdragSimulator, nats_url: str
+) -> None:
+    import nats
+
+    top = sim.topology
+    saks = [f"SAK{i}" for i in range(12)]  # more than one fetched batch
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        receipts = await js.pull_subscribe(
+            top.receipts_subject, durable="tether", stream=top.receipts_stream
+        )
+        acks = [
+            await js.publish_async(
+                top.orders_subject, oppdrag.build_order_xml(first_order(sak)).encode()
+            )
+            for sak in saks
+        ]
+        await asyncio.gather(*acks)
+        seen: list[str] = []
+        while len(seen) < len(saks):
+            for msg in await receipts.fetch(len(saks) - len(seen), timeout=20):
+                seen.append(oppdrag.parse_receipt(msg.data).fagsystem_id)
+                await msg.ack()
+    finally:
+        await nc.drain()
+    assert seen == saks
+    assert sim.state.calls["receipts"] == len(saks)
+
+
+class _Order:
+    """An order message as nats-py hands it over, remembering whether it was acked or nakked."""
+
+    def __init__(self, sak: str, log: list[str] | None = None) -> None:
+        self.sak = sak
+        self.data = oppdrag.build_order_xml(first_order(sak)).encode()
+        self.headers = {"Nats-Msg-Id": f"m-{sak}"}
+        self.answer = ""
+        self.log = [] if log is None else log
+
+    async def ack(self) -> None:
+        self.answer = "ack"
+        self.log.append(f"ack {self.sak}")
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.answer = "nak"
+
+
+class _Js:
+    """JetStream that acknowledges a receipt, refuses SAK2's and never answers SAK3's."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[Any]] = []
+
+    async def publish_async(self, subject: str, payload: bytes, headers: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if b"SAK2" in payload:
+            future.set_exception(RuntimeError("no stream"))
+        elif b"SAK3" in payload:
+            self.pending.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+
+async def test_an_order_whose_receipt_was_not_acknowledged_is_nakked(
+    sim: OppdragSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simulator, "RECEIPT_ACK_TIMEOUT_S", 0.05)
+    orders = [_Order(sak) for sak in ("SAK1", "SAK2", "SAK3", "SAK4")]
+    js = _Js()
+    await sim._handle_batch(js, orders)
+    assert [o.answer for o in orders] == ["ack", "nak", "nak", "ack"]
+    assert sim.state.calls["receipts"] == 2
+    assert [f.cancelled() for f in js.pending] == [True]  # its slot is not held for ever
+    assert all(sim.ledger.view(s) is not None for s in ("SAK2", "SAK3"))  # booked: a redelivery
+    # gets the first receipt again, as for any order seen before
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("none", ["judge SAK1", "judge SAK4", "ack SAK1", "ack SAK4"]),
+        ("slow", ["judge SAK1", "ack SAK1", "judge SAK4", "ack SAK4"]),
+    ],
+)
+async def test_when_slow_no_order_waits_for_the_next_ones_sleep(
+    sim: OppdragSimulator, monkeypatch: pytest.MonkeyPatch, mode: str, expected: list[str]
+) -> None:
+    """A batch is answered together, but a slow simulator's sleeps (15 s by default) must not
+    add up before an order is acked: JetStream would deliver it again."""
+    await control(sim, mode, slow_ms=1)
+    log: list[str] = []
+    receive = sim.ledger.receive
+
+    def judged(xml: bytes, msg_id: str | None, fault: str) -> Any:
+        log.append(f"judge {msg_id.removeprefix('m-') if msg_id else ''}")
+        return receive(xml, msg_id, fault)
+
+    monkeypatch.setattr(sim.ledger, "receive", judged)
+    orders = [_Order(sak, log) for sak in ("SAK1", "SAK4")]
+    await sim._handle_batch(_Js(), orders)
+    assert log == expected
