@@ -86,3 +86,43 @@ async def test_a_case_booked_twice_in_one_booking_is_booked_in_order(
     assert view.active_uids == frozenset(second.uids)  # the 08 after it left the state as is
     assert view.inflight_order is None and case.inflight_order is None
     assert case.active_uids == frozenset(second.uids)
+
+
+async def _send_claim(pool: AsyncConnectionPool[Any], sak: str) -> list[tuple[int, bool]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT send_attempts, coalesce(send_due_at > now(), false) AS claimed FROM pay.oppdrag"
+            " WHERE sak_id = %s ORDER BY created_at",
+            (sak,),
+        )
+        return [(r["send_attempts"], r["claimed"]) for r in await cur.fetchall()]
+
+
+async def test_orders_a_receipt_batch_plans_go_to_the_local_sender_claimed(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """With a sender in the process (``send_here``), the order planned for a freed case is
+    stored claimed by it (one attempt, due only when the claim would expire, as
+    ``claim_due_orders`` leaves a claimed row) and handed to it once; without one, it is
+    stored due for any sender to claim."""
+    for sak in ("sakA", "sakB"):
+        await service.submit(f"{sak}-1", message(june(3, 7), sak=sak))
+        await service.submit(f"{sak}-2", message(june(3, 14), sak=sak, behandling="b2"))
+    (a,), (b,) = await service.orders("sakA"), await service.orders("sakB")
+
+    await service.apply_receipts([_receipt(a.xml, "00")])  # no sender here
+    assert await _send_claim(pool, "sakA") == [(0, False), (0, False)]
+    assert service.take_handed() == []
+
+    service.send_here()
+    await service.apply_receipts([_receipt(b.xml, "00")])
+    assert await _send_claim(pool, "sakB") == [(0, False), (1, True)]
+    (handed,) = service.take_handed()
+    stored = (await service.orders("sakB"))[1]
+    assert (handed.id, handed.xml, handed.original_key) == (stored.id, stored.xml, "sakB-2")
+    assert handed.send_attempts == 1 and handed.message_id == str(stored.id)
+    assert service.take_handed() == []  # handed once
+    async with pool.connection() as conn:  # another sender claims only the unclaimed one
+        claimed = await repository.claim_due_orders(conn, limit=10, dead_s=30)
+        await conn.commit()
+    assert [o.original_key for o in claimed] == ["sakA-2"]

@@ -27,16 +27,21 @@ FROM pay.intake_one(%(fagsystem)s, %(key)s, %(hash)s, %(sak)s, %(body)s);
 -- name: store_intake
 -- what a batch's planning produced, in one statement: the orders (outbox) with their candidates,
 -- each case's order in flight, the messages now queued behind an order of this batch, and one
--- status per message planned (MOTTATT, or a bare OK / FEILET), in the batch's order
+-- status per message planned (MOTTATT, or a bare OK / FEILET), in the batch's order. With
+-- claim_s (a receipt batch whose process sends), the orders are stored already claimed by
+-- that process's sender for claim_s seconds (as claim_due_orders claims): it sends them
+-- without a claim statement, and should it die they are due again when the claim expires
 WITH o AS (
     SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb)
         AS o(ord int, id uuid, sak_id text, original_key text, xml text, sha256 text,
              uids text[], details jsonb, status jsonb, candidates jsonb)
 ), oppdrag AS (
     INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
-                             state, message_id, send_due_at)
+                             state, message_id, send_due_at, send_attempts)
     SELECT o.id, %(fagsystem)s, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
-           'MOTTATT', o.id::text, now()
+           'MOTTATT', o.id::text,
+           now() + make_interval(secs => coalesce(%(claim_s)s::float8, 0)),
+           CASE WHEN %(claim_s)s::float8 IS NULL THEN 0 ELSE 1 END
     FROM o
     RETURNING id
 ), candidates AS (

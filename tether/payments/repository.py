@@ -100,9 +100,11 @@ async def store_intake(
     orders: Sequence[Json],
     statuses: Sequence[Json],
     waiting: Sequence[str],
+    claim_s: float | None = None,
 ) -> None:
     """A batch's orders (with candidates, case in flight, MOTTATT), its other statuses and the
-    messages now queued behind one of its orders: one statement."""
+    messages now queued behind one of its orders: one statement. With ``claim_s`` the orders
+    are stored claimed for that long by the caller's sender (``send_attempts`` 1)."""
     await db.execute(
         conn,
         queries["store_intake"],
@@ -112,6 +114,7 @@ async def store_intake(
             "sak_ids": [o["sak_id"] for o in orders],
             "statuses": json_text(statuses),
             "waiting": list(waiting),
+            "claim_s": claim_s,
         },
     )
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -59,6 +60,22 @@ class PaymentsService:
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
         self.statuses_ready = asyncio.Event()
+        # orders a receipt batch planned, stored claimed for this process's sender (None: no
+        # sender here, so they are stored due for any sender to claim)
+        self._handed: list[OrderRow] | None = None
+
+    def send_here(self) -> None:
+        """This process runs a sender: the orders its receipt batches plan are handed to it
+        directly (stored claimed by it), not claimed back from the table."""
+        if self._handed is None:
+            self._handed = []
+
+    def take_handed(self) -> list[OrderRow]:
+        """The orders handed to this process's sender since it last took them."""
+        handed = self._handed or []
+        if handed:
+            self._handed = []
+        return handed
 
     def _wake(self) -> None:
         self.orders_ready.set()
@@ -124,13 +141,17 @@ class PaymentsService:
         assert seen is not None
         return _answer_seen(seen, digest)
 
-    async def _drain(self, conn: Connection, cases: Sequence[CaseRow]) -> list[str]:
+    async def _drain(
+        self, conn: Connection, cases: Sequence[CaseRow], claim_s: float | None
+    ) -> tuple[list[str], list[OrderRow]]:
         """Plan the cases' waiting messages in arrival order until each case has an order or
         none waits; per round one statement takes every case's next message and one stores
-        what their planning made (``store_intake``, as an intake batch stores). Returns the
-        statuses stored, to count once committed."""
+        what their planning made (``store_intake``, as an intake batch stores; with
+        ``claim_s``, claimed for this process's sender). Returns the statuses stored, to count
+        once committed, and the orders."""
         free = {(c.fagsystem, c.sak_id): c for c in cases}
         counted: list[str] = []
+        orders: list[OrderRow] = []
         while free:
             taken = await repository.take_waiting(conn, keys=sorted(free))
             planners: dict[str, intake.Planner] = {}
@@ -148,10 +169,12 @@ class PaymentsService:
                     orders=planner.orders,
                     statuses=planner.statuses,
                     waiting=[],
+                    claim_s=claim_s,
                 )
                 counted += planner.counted
+                orders += [_planned_order(fagsystem, o) for o in planner.orders]
             free = still
-        return counted
+        return counted, orders
 
     async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> None:
         status = str(body["status"])
@@ -222,11 +245,14 @@ class PaymentsService:
             await booking.flush(conn)
             # every case left free: a message may wait that the lock's read could not see
             # (queued by an intake that held the case while this batch waited for it)
-            drained = await self._drain(
-                conn, [c for c in cases.values() if c.inflight_order is None]
+            claim_s = None if self._handed is None else self.settings.send_dead_timeout_s
+            drained, planned = await self._drain(
+                conn, [c for c in cases.values() if c.inflight_order is None], claim_s
             )
         for status in booking.counted + drained:
             STATUSES.labels(status).inc()
+        if self._handed is not None:
+            self._handed += planned
         self._wake()
         return outcomes
 
@@ -313,6 +339,26 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
     if seen.content_hash != digest:
         raise Conflict(f"key {seen.original_key!r} was used before for a different message")
     return Submission(key=seen.original_key, duplicate=True)
+
+
+def _planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
+    """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
+    return OrderRow(
+        id=uuid.UUID(planned["id"]),
+        fagsystem=fagsystem,
+        sak_id=planned["sak_id"],
+        original_key=planned["original_key"],
+        xml=planned["xml"],
+        sha256=planned["sha256"],
+        uids=tuple(planned["uids"]),
+        details=planned["details"],
+        state="MOTTATT",
+        message_id=planned["id"],
+        created_at=datetime.now(UTC),
+        send_attempts=1,
+        sent_at=None,
+        receipt_code=None,
+    )
 
 
 def _case_key(order: OrderRow) -> tuple[str, str]:

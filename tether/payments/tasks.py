@@ -43,7 +43,13 @@ async def send_orders(
         js = nc.jetstream()
         await ensure_stream(js, s.orders_stream, s.orders_subject)
 
+        service.send_here()
+        handed: list[OrderRow] = []
+
         async def claim() -> list[OrderRow]:
+            handed[:] = service.take_handed()  # already claimed for this sender when stored
+            if handed:
+                return list(handed)
             async with db.transaction(service.pool) as conn:
                 return await repository.claim_due_orders(
                     conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
@@ -51,7 +57,7 @@ async def send_orders(
 
         async def process(orders: Sequence[OrderRow]) -> None:
             await _send_batch(service, js, orders)
-            if len(orders) < s.send_batch:
+            if len(orders) < s.send_batch and not handed:  # handed: a receipt batch's group
                 await asyncio.sleep(s.round_linger_s)
 
         return await run_due_loop(
