@@ -40,6 +40,8 @@ def first_error(exc: ValidationError) -> str:
 def _may_hold(annotation: Any) -> bool:
     """Whether a field of this annotation can hold a wire model (directly or in a list); when
     unsure (``Any``, a type variable, a forward reference), yes."""
+    if annotation is Any:  # a class itself since Python 3.11
+        return True
     if isinstance(annotation, type) and get_origin(annotation) is None:
         return issubclass(annotation, WireModel) or issubclass(WireModel, annotation)
     if get_origin(annotation) is Literal:
