@@ -7,9 +7,8 @@ once per process, so a contract extension is visible without being fatal.
 
 from __future__ import annotations
 
-import functools
 import logging
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, cast, get_args, get_origin
 
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -50,14 +49,22 @@ def _may_hold(annotation: Any) -> bool:
     return any(_may_hold(a) for a in args) if args else True
 
 
-@functools.cache
+_SHAPES: dict[type, tuple[str, ...] | None] = {}
+
+
 def _nesting(cls: type) -> tuple[str, ...] | None:
     """The declared fields of ``cls`` that may hold wire models: the only ones the walks visit
     (a day of a payment message has none: no look at its five values). None: not a wire model
     (one cached look per value, cheaper than ``isinstance`` through pydantic's ABC metaclass)."""
-    if not issubclass(cls, WireModel):
-        return None
-    return tuple(name for name, f in cls.model_fields.items() if _may_hold(f.annotation))
+    try:
+        return _SHAPES[cls]
+    except KeyError:
+        pass
+    shape = None
+    if issubclass(cls, WireModel):
+        shape = tuple(n for n, f in cls.model_fields.items() if _may_hold(f.annotation))
+    _SHAPES[cls] = shape
+    return shape
 
 
 def _nested(model: WireModel) -> list[tuple[str, WireModel]]:
@@ -86,14 +93,16 @@ def has_unknown_fields(model: WireModel) -> bool:
     Inlined for the usual shape, a list of leaves: a payment message's 20 days cost 20 looks."""
     if model.__pydantic_extra__:
         return True
-    values = model.__dict__
+    values: dict[str, Any] = model.__dict__
     for name in _nesting(type(model)) or ():
         value = values.get(name)
-        for item in value if isinstance(value, list) else (value,):
+        items: list[object] | tuple[object] = value if isinstance(value, list) else (value,)
+        for item in items:
             shape = _nesting(type(item))
-            if shape is not None and (
-                item.__pydantic_extra__ or (shape and has_unknown_fields(item))
-            ):
+            if shape is None:
+                continue
+            wire = cast(WireModel, item)  # its class is a wire model's
+            if wire.__pydantic_extra__ or (shape and has_unknown_fields(wire)):
                 return True
     return False
 
