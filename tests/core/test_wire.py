@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tether.core.wire import WireModel, has_unknown_fields, note_unknown_fields, unknown_fields
@@ -34,3 +36,17 @@ def test_has_unknown_fields_agrees_with_unknown_fields(
     assert unknown_fields(model) == names
     assert has_unknown_fields(model) is bool(names)
     assert note_unknown_fields("test", model) == names
+
+
+class _Loose(WireModel):
+    anything: Any = None  # may hold a wire model: the walks look into it
+    number: int = 0  # never holds one: the walks skip it
+
+
+def test_a_field_typed_any_is_still_walked() -> None:
+    """The walks skip only the fields whose type cannot hold a wire model."""
+    inner = _Leaf.model_validate({"a": 1, "hidden": 2})
+    model = _Loose.model_validate({"anything": [inner], "number": 3})
+    assert unknown_fields(model) == ["anything[].hidden"]
+    assert has_unknown_fields(model) is True
+    assert has_unknown_fields(_Loose.model_validate({"anything": [_Leaf()], "number": 3})) is False

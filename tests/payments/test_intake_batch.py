@@ -78,6 +78,29 @@ async def test_a_message_that_changes_nothing_leaves_its_case_free_for_the_next_
     assert "<refDelytelseId>" in orders[1].xml  # chained to the state k1's receipt confirmed
 
 
+async def test_a_batch_logs_each_key_and_body_byte_for_byte(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    # the batch's arrays go to the database in binary: keys and bodies with the characters a
+    # text array quotes or escapes (quotes, backslashes, braces, commas, spaces, NULL) and a body
+    # that is not UTF-8 come back exactly as sent
+    sent = [
+        ('k "1"\\ {a,b}', message(june(3, 7), sak="sak\\{1}")),
+        ("NULL", message(june(3, 7), sak='sak "2", x')),
+        (" k3 ", b"\xff\xfe\x00 not json \\x00"),
+        ("k4", message(june(3, 7), sak="sak4")),
+    ]
+    outcomes = await service.submit_many(sent)
+    assert outcomes == [Submission(key=k) for k, _ in sent]
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT original_key, sak_id, body FROM pay.inbound ORDER BY seq")
+        rows = await cur.fetchall()
+    assert [(r["original_key"], bytes(r["body"])) for r in rows] == sent
+    assert [r["sak_id"] for r in rows] == ["sak\\{1}", 'sak "2", x', None, "sak4"]
+    assert (await service.latest_status(" k3 ")).status == "FEILET"
+    assert (await service.latest_status("NULL")).status == "MOTTATT"
+
+
 async def test_concurrent_http_intakes_of_one_case_keep_its_rules(
     service: PaymentsService, pool: AsyncConnectionPool[Any]
 ) -> None:

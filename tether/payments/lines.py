@@ -35,15 +35,9 @@ SEPARATOR = "\x00"
 def line_id(uid: str, ref: str | None, period: Period) -> str:
     """A deterministic line id: 30 hex digits (120 bits) of SHA-256 over the uid, the line it
     continues (so a chain never repeats an id) and the period. See docs/payments.md."""
-    raw = SEPARATOR.join(
-        (
-            uid,
-            ref or "",
-            period.fom.isoformat(),
-            period.tom.isoformat(),
-            str(period.belop),
-            str(period.vedtakssats),
-        )
+    raw = (
+        f"{uid}{SEPARATOR}{ref or ''}{SEPARATOR}{period.fom.isoformat()}{SEPARATOR}"
+        f"{period.tom.isoformat()}{SEPARATOR}{period.belop}{SEPARATOR}{period.vedtakssats}"
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:MAX_ID_LENGTH]
 
@@ -72,22 +66,30 @@ class _Ctx:
 def _new_lines(ctx: _Ctx, u: Utbetaling, periods: Sequence[Period], ref: str | None) -> list[Line]:
     """One NY line per period in fom order, each chained to the one before."""
     lines = []
+    msg = ctx.msg
+    vedtak_id = msg.vedtakstidspunkt.date()
+    klassekode, type_sats = str(u.klassekode), str(u.type_sats)
     for p in periods:
         lid = line_id(u.uid, ref, p)
         lines.append(
-            ctx.line(
-                u.uid,
-                u.klassekode,
-                u.type_sats,
+            Line(  # what ``ctx.line`` fills in, written out: one call less per line
+                uid=u.uid,
                 kode_endring_linje="NY",
                 kode_status_linje=None,
                 dato_status_fom=None,
+                vedtak_id=vedtak_id,
                 delytelse_id=lid,
                 ref_delytelse_id=ref,
                 ref_fagsystem_id=ctx.sak_id if ref else None,
+                kode_klassifik=klassekode,
                 fom=p.fom,
                 tom=p.tom,
                 sats=p.belop,
+                type_sats=type_sats,
+                saksbeh_id=msg.saksbehandler,
+                utbetales_til_id=msg.ident,
+                henvisning=msg.behandling_id,
+                attestant_id=msg.beslutter,
                 vedtakssats=p.vedtakssats,
             )
         )

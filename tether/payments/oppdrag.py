@@ -45,38 +45,42 @@ def _el(tag: str, value: object | None) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, date) else str(value)
-    return f"<{tag}>{escape(text)}</{tag}>"
+    return f"<{tag}>{_esc(text)}</{tag}>"
+
+
+def _esc(text: str) -> str:
+    """``escape`` (``&``, ``<``, ``>``), with no call for the usual text that has none."""
+    return escape(text) if "&" in text or "<" in text or ">" in text else text
 
 
 def _line_xml(line: Line) -> str:
+    """One line: required values written in place (dates ISO, numbers as digits, text escaped),
+    the optional ones by ``_el`` (left out when None); ~40 calls fewer per order."""
+    fom = line.fom.isoformat()
     vedtakssats = line.vedtakssats
-    return "".join(
-        (
-            "<oppdrags-linje-150>",
-            _el("kodeEndringLinje", line.kode_endring_linje),
-            _el("kodeStatusLinje", line.kode_status_linje),
-            _el("datoStatusFom", line.dato_status_fom),
-            _el("vedtakId", line.vedtak_id),
-            _el("delytelseId", line.delytelse_id),
-            _el("kodeKlassifik", line.kode_klassifik),
-            _el("datoKlassifikFom", line.fom),
-            _el("datoVedtakFom", line.fom),
-            _el("datoVedtakTom", line.tom),
-            _el("sats", line.sats),
-            "<fradragTillegg>T</fradragTillegg>",
-            _el("typeSats", line.type_sats),
-            "<brukKjoreplan>N</brukKjoreplan>",
-            _el("saksbehId", line.saksbeh_id),
-            _el("utbetalesTilId", line.utbetales_til_id),
-            _el("henvisning", line.henvisning),
-            _el("refFagsystemId", line.ref_fagsystem_id),
-            _el("refDelytelseId", line.ref_delytelse_id),
-            f"<attestant-180>{_el('attestantId', line.attestant_id)}</attestant-180>",
+    return (
+        f"<oppdrags-linje-150><kodeEndringLinje>{_esc(line.kode_endring_linje)}</kodeEndringLinje>"
+        f"{_el('kodeStatusLinje', line.kode_status_linje)}"
+        f"{_el('datoStatusFom', line.dato_status_fom)}"
+        f"<vedtakId>{line.vedtak_id.isoformat()}</vedtakId>"
+        f"<delytelseId>{_esc(line.delytelse_id)}</delytelseId>"
+        f"<kodeKlassifik>{_esc(line.kode_klassifik)}</kodeKlassifik>"
+        f"<datoKlassifikFom>{fom}</datoKlassifikFom><datoVedtakFom>{fom}</datoVedtakFom>"
+        f"<datoVedtakTom>{line.tom.isoformat()}</datoVedtakTom>"
+        f"<sats>{line.sats}</sats><fradragTillegg>T</fradragTillegg>"
+        f"<typeSats>{_esc(line.type_sats)}</typeSats><brukKjoreplan>N</brukKjoreplan>"
+        f"<saksbehId>{_esc(line.saksbeh_id)}</saksbehId>"
+        f"<utbetalesTilId>{_esc(line.utbetales_til_id)}</utbetalesTilId>"
+        f"<henvisning>{_esc(line.henvisning)}</henvisning>"
+        f"{_el('refFagsystemId', line.ref_fagsystem_id)}"
+        f"{_el('refDelytelseId', line.ref_delytelse_id)}"
+        f"<attestant-180><attestantId>{_esc(line.attestant_id)}</attestantId></attestant-180>"
+        + (
             ""
             if vedtakssats is None
-            else f"<vedtakssats-157>{_el('vedtakssats', vedtakssats)}</vedtakssats-157>",
-            "</oppdrags-linje-150>",
+            else f"<vedtakssats-157><vedtakssats>{vedtakssats}</vedtakssats></vedtakssats-157>"
         )
+        + "</oppdrags-linje-150>"
     )
 
 
@@ -84,22 +88,22 @@ def build_order_xml(order: Order) -> str:
     """The order as the payment system receives it: fixed element order, optional ones left out,
     so the same order is the same bytes. Written as text (escaped like ElementTree) because
     building a tree cost more than everything else about a message."""
+    kode_fagomraade = _esc(order.kode_fagomraade)
     return "".join(
         (
             _DECLARATION,
-            f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}"><oppdrag-110>',
-            _el("kodeAksjon", order.kode_aksjon),
-            _el("kodeEndring", order.kode_endring),
-            _el("kodeFagomraade", order.kode_fagomraade),
-            _el("fagsystemId", order.fagsystem_id),
-            "<utbetFrekvens>MND</utbetFrekvens>",
-            _el("oppdragGjelderId", order.oppdrag_gjelder_id),
-            "<datoOppdragGjelderFom>2000-01-01</datoOppdragGjelderFom>",
-            _el("saksbehId", order.saksbeh_id),
-            "<avstemming-115>",
-            _el("kodeKomponent", order.kode_fagomraade),
-            _el("nokkelAvstemming", order.nokkel_avstemming),
-            _el("tidspktMelding", order.tidspkt_melding.strftime(TIDSPKT_FORMAT)),
+            f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}"><oppdrag-110>'
+            f"<kodeAksjon>{_esc(order.kode_aksjon)}</kodeAksjon>"
+            f"<kodeEndring>{_esc(order.kode_endring)}</kodeEndring>"
+            f"<kodeFagomraade>{kode_fagomraade}</kodeFagomraade>"
+            f"<fagsystemId>{_esc(order.fagsystem_id)}</fagsystemId>"
+            "<utbetFrekvens>MND</utbetFrekvens>"
+            f"<oppdragGjelderId>{_esc(order.oppdrag_gjelder_id)}</oppdragGjelderId>"
+            "<datoOppdragGjelderFom>2000-01-01</datoOppdragGjelderFom>"
+            f"<saksbehId>{_esc(order.saksbeh_id)}</saksbehId>"
+            f"<avstemming-115><kodeKomponent>{kode_fagomraade}</kodeKomponent>"
+            f"<nokkelAvstemming>{_esc(order.nokkel_avstemming)}</nokkelAvstemming>"
+            f"<tidspktMelding>{order.tidspkt_melding.strftime(TIDSPKT_FORMAT)}</tidspktMelding>"
             "</avstemming-115><oppdrags-enhet-120><typeEnhet>BOS</typeEnhet><enhet>8020</enhet>"
             "<datoEnhetFom>1970-01-01</datoEnhetFom></oppdrags-enhet-120>",
             *(_line_xml(line) for line in order.lines),
