@@ -9,7 +9,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.payments import codec, repository
 from tether.payments.oppdrag import build_receipt_xml
-from tether.payments.service import Booking, PaymentsService
+from tether.payments.receipts import Booking
+from tether.payments.service import PaymentsService
 
 from .conftest import june, message
 

@@ -13,7 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 from tether.core.errors import Conflict, InvalidInput
 from tether.payments import codec
 from tether.payments.oppdrag import build_receipt_xml
-from tether.payments.service import Booking, PaymentsService
+from tether.payments.receipts import Booking
+from tether.payments.service import PaymentsService
 
 from .conftest import day, june, message
 

@@ -224,7 +224,7 @@ async def lock_orders(conn: Connection, *, ids: Sequence[uuid.UUID]) -> dict[uui
 
 
 async def book_receipts(conn: Connection, *, receipts: Sequence[Json]) -> None:
-    """A batch's bookings (``service.Booking`` rows), all in one statement."""
+    """A batch's bookings (``receipts.Booking`` rows), all in one statement."""
     params = {
         "receipts": json_text(receipts),
         "ids": [r["id"] for r in receipts],

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -25,7 +24,7 @@ from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.db import Connection
 from tether.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from tether.payments import codec, intake, repository
+from tether.payments import codec, intake, receipts, repository
 from tether.payments.client import OppdragClient
 from tether.payments.intake import FAGSYSTEM, STATUSES
 from tether.payments.records import (
@@ -172,7 +171,7 @@ class PaymentsService:
                     claim_s=claim_s,
                 )
                 counted += planner.counted
-                orders += [_planned_order(fagsystem, o) for o in planner.orders]
+                orders += [receipts.planned_order(fagsystem, o) for o in planner.orders]
             free = still
         return counted, orders
 
@@ -228,7 +227,7 @@ class PaymentsService:
         caller then books its receipts one by one."""
         ids = sorted({r.order_id for r, _ in batch if r.order_id is not None})
         outcomes = [""] * len(batch)
-        booking = Booking()
+        booking = receipts.Booking()
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
             orders = await repository.lock_orders(conn, ids=ids) if ids else {}
             keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
@@ -238,7 +237,7 @@ class PaymentsService:
 
             def place(i: int) -> tuple[str, str, str]:
                 order = orders.get(batch[i][0].order_id)  # type: ignore[arg-type]
-                return ("", "", "") if order is None else (*_case_key(order), str(order.id))
+                return ("", "", "") if order is None else (*receipts.case_key(order), str(order.id))
 
             for i in sorted(range(len(batch)), key=place):
                 outcomes[i] = await self._apply(conn, *batch[i], orders, cases, booking)
@@ -263,7 +262,7 @@ class PaymentsService:
         raw: str,
         orders: dict[uuid.UUID, OrderRow],
         cases: dict[tuple[str, str], CaseRow],
-        booking: Booking,
+        booking: receipts.Booking,
     ) -> str:
         order = None if receipt.order_id is None else orders.get(receipt.order_id)
         if order is None:
@@ -284,7 +283,7 @@ class PaymentsService:
             )
             return "duplicate"
         # locked by lock_cases; drained at the end of the batch when free
-        key = _case_key(order)
+        key = receipts.case_key(order)
         outcome, cases[key] = await booking.add(conn, order, receipt, cases[key])
         orders[order.id] = replace(order, state=outcome.upper())
         return outcome
@@ -341,85 +340,9 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
     return Submission(key=seen.original_key, duplicate=True)
 
 
-def _planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
-    """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
-    return OrderRow(
-        id=uuid.UUID(planned["id"]),
-        fagsystem=fagsystem,
-        sak_id=planned["sak_id"],
-        original_key=planned["original_key"],
-        xml=planned["xml"],
-        sha256=planned["sha256"],
-        uids=tuple(planned["uids"]),
-        details=planned["details"],
-        state="MOTTATT",
-        message_id=planned["id"],
-        created_at=datetime.now(UTC),
-        send_attempts=1,
-        sent_at=None,
-        receipt_code=None,
-    )
-
-
-def _case_key(order: OrderRow) -> tuple[str, str]:
-    return (order.fagsystem, order.sak_id)
-
-
 def _check_key(key: str) -> None:
     if not key.strip() or len(key) > 200:
         raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
-
-
-class Booking:
-    """A batch's receipts booked by one ``book_receipts`` statement: 00/04 make the order's
-    candidates the confirmed state and set the case's uids, 08/12 leave the previous state in
-    force; either way the order is finished, the case freed and the final status stored (after
-    ``HOS_OPPDRAG`` when the receipt beat the sender's bookkeeping)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.cases: set[tuple[str, str]] = set()
-        self.counted: list[str] = []
-
-    async def add(
-        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
-    ) -> tuple[str, CaseRow]:
-        """Queue one booking; returns the outcome and the case row as the booking leaves it."""
-        if _case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
-            await self.flush(conn)
-        body = codec.final(order.details, receipt)
-        state = str(body["status"])
-        hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
-        self.rows.append(
-            {
-                "ord": len(self.rows),
-                "id": str(order.id),
-                "ok": state == "OK",
-                "fagsystem": order.fagsystem,
-                "sak_id": order.sak_id,
-                "uids": sorted(order.uids),
-                "state": state,
-                "code": receipt.code,
-                "text": receipt.source.beskr_melding,
-                "original_key": order.original_key,
-                "hos": hos,
-                "body": body,
-            }
-        )
-        self.cases.add(_case_key(order))
-        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
-        if state == "OK":
-            case = replace(
-                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
-            )
-        elif case.inflight_order == order.id:
-            case = replace(case, inflight_order=None)
-        return state.lower(), case
-
-    async def flush(self, conn: Connection) -> None:
-        if self.rows:
-            await repository.book_receipts(conn, receipts=self.rows)
-        self.rows, self.cases = [], set()
 
 
 @asynccontextmanager

@@ -1,0 +1,89 @@
+"""Receipt booking: a batch's receipts in one set-based statement, and the orders its drain
+plans as the local sender gets them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from tether.core.db import Connection
+from tether.payments import codec, repository
+from tether.payments.records import CaseRow, OrderRow
+
+
+def case_key(order: OrderRow) -> tuple[str, str]:
+    return (order.fagsystem, order.sak_id)
+
+
+class Booking:
+    """A batch's receipts booked by one ``book_receipts`` statement: 00/04 make the order's
+    candidates the confirmed state and set the case's uids, 08/12 leave the previous state in
+    force; either way the order is finished, the case freed and the final status stored (after
+    ``HOS_OPPDRAG`` when the receipt beat the sender's bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.cases: set[tuple[str, str]] = set()
+        self.counted: list[str] = []
+
+    async def add(
+        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
+    ) -> tuple[str, CaseRow]:
+        """Queue one booking; returns the outcome and the case row as the booking leaves it."""
+        if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
+            await self.flush(conn)
+        body = codec.final(order.details, receipt)
+        state = str(body["status"])
+        hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
+        self.rows.append(
+            {
+                "ord": len(self.rows),
+                "id": str(order.id),
+                "ok": state == "OK",
+                "fagsystem": order.fagsystem,
+                "sak_id": order.sak_id,
+                "uids": sorted(order.uids),
+                "state": state,
+                "code": receipt.code,
+                "text": receipt.source.beskr_melding,
+                "original_key": order.original_key,
+                "hos": hos,
+                "body": body,
+            }
+        )
+        self.cases.add(case_key(order))
+        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        if state == "OK":
+            case = replace(
+                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
+            )
+        elif case.inflight_order == order.id:
+            case = replace(case, inflight_order=None)
+        return state.lower(), case
+
+    async def flush(self, conn: Connection) -> None:
+        if self.rows:
+            await repository.book_receipts(conn, receipts=self.rows)
+        self.rows, self.cases = [], set()
+
+
+def planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
+    """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
+    return OrderRow(
+        id=uuid.UUID(planned["id"]),
+        fagsystem=fagsystem,
+        sak_id=planned["sak_id"],
+        original_key=planned["original_key"],
+        xml=planned["xml"],
+        sha256=planned["sha256"],
+        uids=tuple(planned["uids"]),
+        details=planned["details"],
+        state="MOTTATT",
+        message_id=planned["id"],
+        created_at=datetime.now(UTC),
+        send_attempts=1,
+        sent_at=None,
+        receipt_code=None,
+    )
