@@ -71,19 +71,16 @@ class Booking:
 
 def planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
     """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
-    return OrderRow(
-        id=uuid.UUID(planned["id"]),
-        fagsystem=fagsystem,
-        sak_id=planned["sak_id"],
-        original_key=planned["original_key"],
-        xml=planned["xml"],
-        sha256=planned["sha256"],
-        uids=tuple(planned["uids"]),
-        details=planned["details"],
-        state="MOTTATT",
-        message_id=planned["id"],
-        created_at=datetime.now(UTC),
-        send_attempts=1,
-        sent_at=None,
-        receipt_code=None,
+    return OrderRow.from_row(
+        {
+            **planned,
+            "id": uuid.UUID(planned["id"]),
+            "fagsystem": fagsystem,
+            "state": "MOTTATT",
+            "message_id": planned["id"],
+            "created_at": datetime.now(UTC),
+            "send_attempts": 1,
+            "sent_at": None,
+            "receipt_code": None,
+        }
     )
