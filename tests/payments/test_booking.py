@@ -127,3 +127,33 @@ async def test_orders_a_receipt_batch_plans_go_to_the_local_sender_claimed(
         claimed = await repository.claim_due_orders(conn, limit=10, dead_s=30)
         await conn.commit()
     assert [o.original_key for o in claimed] == ["sakA-2"]
+
+
+async def test_a_sender_round_takes_handed_and_due_orders_together(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str
+) -> None:
+    """A round of ``send_orders`` sends what was handed to it and claims what is due besides,
+    so orders stored by an intake elsewhere are not starved by a steady flow of receipts."""
+    import asyncio
+
+    from tether.payments.tasks import send_orders
+
+    service.send_here()
+    await service.submit("sakB-1", message(june(3, 7), sak="sakB"))
+    await service.submit("sakB-2", message(june(3, 14), sak="sakB", behandling="b2"))
+    (b,) = await service.orders("sakB")
+    await service.apply_receipts([_receipt(b.xml, "00")])  # sakB-2 planned and handed
+    await service.submit("sakA-1", message(june(3, 7), sak="sakA"))  # due, for any sender
+    assert await _send_claim(pool, "sakA") == [(0, False)]
+    sent = await send_orders(service, nats_url, stop=asyncio.Event(), once=True)
+    assert sent == 2
+    for key in ("sakA-1", "sakB-2"):
+        assert await _statuses(pool, key) == ["MOTTATT", "HOS_OPPDRAG"]
+    async with pool.connection() as conn:  # one round: marked sent in one transaction
+        cur = await conn.execute(
+            "SELECT count(DISTINCT sent_at) AS rounds FROM pay.oppdrag"
+            " WHERE original_key IN ('sakA-1', 'sakB-2')"
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["rounds"] == 1
+    assert service.take_handed() == []

@@ -47,13 +47,14 @@ async def send_orders(
         handed: list[OrderRow] = []
 
         async def claim() -> list[OrderRow]:
-            handed[:] = service.take_handed()  # already claimed for this sender when stored
-            if handed:
-                return list(handed)
+            # the handed ones were claimed for this sender when stored; due ones are claimed
+            # too, in the same round, so a steady flow of receipts cannot starve them
+            handed[:] = service.take_handed()
             async with db.transaction(service.pool) as conn:
-                return await repository.claim_due_orders(
-                    conn, limit=s.send_batch, dead_s=s.send_dead_timeout_s
+                due = await repository.claim_due_orders(
+                    conn, limit=max(1, s.send_batch - len(handed)), dead_s=s.send_dead_timeout_s
                 )
+            return [*handed, *due]
 
         async def process(orders: Sequence[OrderRow]) -> None:
             await _send_batch(service, js, orders)
