@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tether.core.limits import server_options
+from tether.core.limits import malformed, server_options
 from tether.core.settings import Settings
 
 LIMIT = 10_000
@@ -97,6 +97,13 @@ def test_non_ascii_or_control_characters_in_authorization_are_400(api: httpx.Cli
         assert status == 400, answer
     status, _ = raw(api, b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: x1\r\n\r\n")
     assert 400 <= status < 500
+
+
+def test_strict_headers_allow_exactly_printable_ascii_and_tab() -> None:
+    for byte in range(256):
+        scope = {"path": "/", "headers": [(b"authorization", b"Bearer a" + bytes([byte]) + b"b")]}
+        allowed = byte == 0x09 or 0x20 <= byte <= 0x7E
+        assert (malformed(scope) is None) == allowed, hex(byte)
 
 
 def test_oversized_headers_are_refused_by_the_server(api: httpx.Client) -> None:

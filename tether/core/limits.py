@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -77,6 +78,9 @@ def _text_ok(raw: bytes) -> bool:
     return "\x00" not in decoded
 
 
+_NOT_PRINTABLE = re.compile(rb"[^\t\x20-\x7e]")  # a byte outside printable ASCII and tab
+
+
 def malformed(scope: Scope) -> str | None:
     """Why the request line or headers are unacceptable, or ``None``."""
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
@@ -85,7 +89,7 @@ def malformed(scope: Scope) -> str | None:
     if not _text_ok(scope.get("query_string", b"")):
         return "the query string is not valid UTF-8 text (or holds a NUL byte)"
     for name, value in scope["headers"]:
-        if name in _STRICT_HEADERS and any(b < 0x20 or b > 0x7E for b in value if b != 0x09):
+        if name in _STRICT_HEADERS and _NOT_PRINTABLE.search(value):
             return f"the {name.decode()} header must be printable ASCII"
         if name == b"content-length" and not value.strip().isdigit():
             return "the content-length header is not a number"
