@@ -46,10 +46,17 @@ async def send_orders(
         service.send_here()
         handed: list[OrderRow] = []
 
+        last_claim = [float("-inf")]
+
         async def claim() -> list[OrderRow]:
             # the handed ones were claimed for this sender when stored; due ones are claimed
-            # too, in the same round, so a steady flow of receipts cannot starve them
+            # besides at least every poll interval, so a steady flow of receipts cannot starve
+            # orders stored elsewhere (they wait no longer than an idle sender's poll)
             handed[:] = service.take_handed()
+            now = asyncio.get_running_loop().time()
+            if handed and now - last_claim[0] < s.poll_interval_s:
+                return list(handed)
+            last_claim[0] = now
             async with db.transaction(service.pool) as conn:
                 due = await repository.claim_due_orders(
                     conn, limit=max(1, s.send_batch - len(handed)), dead_s=s.send_dead_timeout_s
