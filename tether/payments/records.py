@@ -142,7 +142,6 @@ class StatusRow:
     status: str
     body: Json
     created_at: datetime | None = None
-    id: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StatusRow:
@@ -151,7 +150,6 @@ class StatusRow:
             status=row["status"],
             body=row["body"],
             created_at=row.get("created_at"),
-            id=row.get("id"),
         )
 
 
