@@ -14,7 +14,7 @@ FOR UPDATE OF s;
 
 -- name: intake_batch
 -- lock the batch's cases in key order, log its messages, read each case's confirmed state
--- (migration 0003): one round trip for the whole batch. The arrays go in binary (%()b): as
+-- (migrations 0003 and 0005): one round trip for the whole batch. The arrays go in binary (%()b): as
 -- text every body would be hex-escaped, then quoted and backslash-escaped by psycopg's array
 -- dumper (a regex substitution per message), 25 times the cost
 SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order, confirmed

@@ -147,7 +147,7 @@ class PaymentsService:
         none waits; per round one statement takes every case's next message and one stores
         what their planning made (``store_intake``, as an intake batch stores; with
         ``claim_s``, claimed for this process's sender). Returns the statuses stored, to count
-        once committed, and the orders."""
+        once committed, and the orders stored claimed (none without ``claim_s``)."""
         free = {(c.fagsystem, c.sak_id): c for c in cases}
         counted: list[str] = []
         orders: list[OrderRow] = []
@@ -171,7 +171,8 @@ class PaymentsService:
                     claim_s=claim_s,
                 )
                 counted += planner.counted
-                orders += [receipts.planned_order(fagsystem, o) for o in planner.orders]
+                if claim_s is not None:  # stored claimed: the local sender gets them
+                    orders += [receipts.planned_order(fagsystem, o) for o in planner.orders]
             free = still
         return counted, orders
 

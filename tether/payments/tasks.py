@@ -45,18 +45,18 @@ async def send_orders(
 
         service.send_here()
         handed: list[OrderRow] = []
-
-        last_claim = [float("-inf")]
+        last_claim = float("-inf")
 
         async def claim() -> list[OrderRow]:
             # the handed ones were claimed for this sender when stored; due ones are claimed
             # besides at least every poll interval, so a steady flow of receipts cannot starve
             # orders stored elsewhere (they wait no longer than an idle sender's poll)
+            nonlocal last_claim
             handed[:] = service.take_handed()
             now = asyncio.get_running_loop().time()
-            if handed and now - last_claim[0] < s.poll_interval_s:
+            if handed and now - last_claim < s.poll_interval_s:
                 return list(handed)
-            last_claim[0] = now
+            last_claim = now
             async with db.transaction(service.pool) as conn:
                 due = await repository.claim_due_orders(
                     conn, limit=max(1, s.send_batch - len(handed)), dead_s=s.send_dead_timeout_s
