@@ -104,8 +104,8 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
         ),
         ElicensingSettings(
             url=el_sim.url,
-            connect_timeout_s=0.5,
-            read_timeout_s=0.5,
+            connect_timeout_s=5.0,  # a loaded CI box may stall a loopback connect
+            read_timeout_s=1.5,
             breaker_failure_threshold=1,
             breaker_open_s=600,
         ),

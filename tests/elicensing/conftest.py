@@ -29,7 +29,7 @@ INVOICE_CALL = "GET /client/{id}/invoice"
 @pytest.fixture
 def sim() -> Iterator[ElicensingSimulatorServer]:
     server = make_simulator(clients=3, seed=7)
-    server.state.slow_s = 2.0  # longer than the tests' read timeout, short enough to drain
+    server.state.slow_s = 3.0  # longer than the tests' read timeout, short enough to drain
     server.start_in_thread()
     yield server
     server.stop()
@@ -38,8 +38,10 @@ def sim() -> Iterator[ElicensingSimulatorServer]:
 def make_settings(sim: ElicensingSimulatorServer, **kw: Any) -> ElicensingSettings:
     values: dict[str, Any] = {
         "url": sim.url,
-        "connect_timeout_s": 0.5,
-        "read_timeout_s": 0.5,
+        # Roomy enough that a loaded two-core CI box stalling the loop for most of a second
+        # cannot fail a healthy call (CI once saw a loopback connect "time out" at 0.5 s).
+        "connect_timeout_s": 5.0,
+        "read_timeout_s": 1.5,
         "breaker_failure_threshold": 2,
         "breaker_open_s": 0.5,
     }
