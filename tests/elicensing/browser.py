@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -21,9 +22,20 @@ CHROMIUM_ARGS = [
 
 
 def ensure_chromium() -> Path:
-    """Return the Chromium binary, installing Debian's package first when it is missing."""
+    """Return the Chromium binary, installing Debian's package first when it is missing.
+
+    The suite runs in several processes: one installs while the others wait on a file lock
+    (two apt-get runs at once would fail on dpkg's own lock)."""
     if CHROMIUM.exists():
         return CHROMIUM
+    with open("/tmp/tether-test-chromium.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not CHROMIUM.exists():
+            _install()
+    return CHROMIUM
+
+
+def _install() -> None:
     apt = shutil.which("apt-get")
     if apt is None:
         raise RuntimeError("chromium is missing and apt-get is not available to install it")
@@ -36,7 +48,6 @@ def ensure_chromium() -> Path:
             )
     if not CHROMIUM.exists():
         raise RuntimeError("apt-get installed chromium but /usr/bin/chromium is still missing")
-    return CHROMIUM
 
 
 if __name__ == "__main__":
