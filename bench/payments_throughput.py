@@ -291,6 +291,13 @@ async def publish_all(
         await nc.drain()
 
 
+def _pause(least_s: float, query_s: float) -> None:
+    """Sleep between two polls of the harness: at least ``least_s``, and 20 times what the last
+    poll's query took, so that counting a long run's rows (the count grows with the run) never
+    takes more than a twentieth of a core from the system being measured."""
+    time.sleep(max(least_s, 20 * query_s))
+
+
 def last_inbound_seq(db_url: str) -> int:
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM pay.inbound").fetchone()
@@ -306,6 +313,7 @@ def wait_logged(
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            asked = time.monotonic()
             row = conn.execute(
                 "SELECT count(*) FROM pay.inbound WHERE seq > %s", (after_seq,)
             ).fetchone()
@@ -318,7 +326,7 @@ def wait_logged(
                     (after_seq,),
                 ).fetchall()
                 return done, [max(0.0, at - started[key]) for key, at in rows if key in started]
-            time.sleep(0.01)
+            _pause(0.01, time.monotonic() - asked)
     raise RuntimeError(f"intake of {expected} messages did not finish within {RUN_TIMEOUT_S} s")
 
 
@@ -336,6 +344,7 @@ def wait_final(db_url: str, prefix: str, expected: int, after_id: int) -> int:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            asked = time.monotonic()
             row = conn.execute(
                 "SELECT count(DISTINCT original_key) FILTER (WHERE status IN ('OK', 'FEILET')),"
                 " count(DISTINCT original_key) FILTER (WHERE status = 'FEILET')"
@@ -345,7 +354,7 @@ def wait_final(db_url: str, prefix: str, expected: int, after_id: int) -> int:
             assert row is not None
             if row[0] >= expected:
                 return int(row[1])
-            time.sleep(0.05)
+            _pause(0.05, time.monotonic() - asked)
     raise RuntimeError(f"run {prefix} did not finish within {RUN_TIMEOUT_S} s")
 
 
