@@ -1,4 +1,5 @@
-"""The batch intake finds its cases by key on a large table that was never analyzed.
+"""The batch intake and the receipt batches find their cases by key on a large table that was
+never analyzed.
 
 The tables start empty and fill fast; until autovacuum first analyzes them, a plan cached while
 a table was small, or one that looks a case up by fagsystem alone (every case matches), reads
@@ -12,9 +13,12 @@ import asyncio
 import psycopg
 
 from tether.core import db
-from tether.payments import intake
+from tether.payments import codec, intake
+from tether.payments.client import OppdragClient
+from tether.payments.oppdrag import build_receipt_xml
+from tether.payments.service import PaymentsService
 
-from .conftest import june, message
+from .conftest import june, message, unique_settings
 
 CASES = 50_000
 
@@ -40,30 +44,46 @@ async def _reads_after(db_url: str, before: int) -> int:
     raise AssertionError("the intake's table statistics never arrived")
 
 
-async def test_a_batch_reads_its_own_cases_not_the_whole_table(db_url: str) -> None:
+async def _intake_and_book(service: PaymentsService, tag: str) -> None:
+    """A batch of 50 first orders on new cases, then their receipts as one batch."""
+    batch = [(f"{tag}-{i}", message(june(3, 7), sak=f"{tag}{i}")) for i in range(50)]
+    await intake.store(service.pool, [intake.prepare(k, raw) for k, raw in batch])
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT xml FROM pay.oppdrag WHERE original_key LIKE %s", (f"{tag}-%",)
+        )
+        xmls = [build_receipt_xml(r["xml"], "00") for r in await cur.fetchall()]
+    booked = await service.apply_receipts([(codec.read_receipt(x), x) for x in xmls])
+    assert booked == ["ok"] * 50
+
+
+async def _flush(service: PaymentsService) -> None:
+    async with service.pool.connection() as conn:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+async def test_batches_read_their_own_cases_not_the_whole_table(db_url: str) -> None:
     pool = db.make_pool(db_url, min_size=1, max_size=1)  # one backend: its plans are cached
     await pool.open(wait=True)
+    settings = unique_settings()
     try:
-        for n in range(7):  # past the five calls after which a generic plan may be cached
-            batch = [(f"k{n}-{i}", message(june(3, 7), sak=f"new{n}-{i}")) for i in range(50)]
-            await intake.store(pool, [intake.prepare(k, raw) for k, raw in batch])
-        with psycopg.connect(db_url, autocommit=True) as conn:  # a burst of new cases
-            conn.execute(
-                "INSERT INTO pay.sak (fagsystem, sak_id)"
-                " SELECT 'DAGPENGER', 'old' || g FROM generate_series(1, %s) g",
-                (CASES,),
-            )
-        async with pool.connection() as conn:
-            await conn.execute("SELECT pg_stat_force_next_flush()")
-        await asyncio.sleep(1)
-        before = _case_rows_read(db_url)
-        batch = [(f"last-{i}", message(june(3, 7), sak=f"last{i}")) for i in range(50)]
-        outcomes = await intake.store(pool, [intake.prepare(k, raw) for k, raw in batch])
-        assert len(outcomes) == 50
-        async with pool.connection() as conn:
-            await conn.execute("SELECT pg_stat_force_next_flush()")
-        read = await _reads_after(db_url, before)
+        async with OppdragClient.from_settings(settings) as client:
+            service = PaymentsService(pool=pool, settings=settings, client=client)
+            for n in range(7):  # past the five calls after which a generic plan may be cached
+                await _intake_and_book(service, f"warm{n}-")
+            with psycopg.connect(db_url, autocommit=True) as conn:  # a burst of new cases
+                conn.execute(
+                    "INSERT INTO pay.sak (fagsystem, sak_id)"
+                    " SELECT 'DAGPENGER', 'old' || g FROM generate_series(1, %s) g",
+                    (CASES,),
+                )
+            await _flush(service)
+            await asyncio.sleep(1)
+            before = _case_rows_read(db_url)
+            await _intake_and_book(service, "last-")
+            await _flush(service)
+            read = await _reads_after(db_url, before)
     finally:
         await pool.close()
-    # 50 new cases, each looked up a few times; a scan by fagsystem reads all 50,400
-    assert read < CASES // 10, f"a batch of 50 read {read} rows of pay.sak"
+    # 50 new cases, each looked up a few times; a scan of every case reads 50,400 each time
+    assert read < CASES // 10, f"a batch of 50 and its receipts read {read} rows of pay.sak"

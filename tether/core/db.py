@@ -185,9 +185,11 @@ def json_text(value: object) -> str:
     return to_json(value).decode()
 
 
-async def execute(conn: Connection, query: LiteralString, params: Params = None) -> int:
-    """Run a statement; return the affected row count."""
-    cur = await conn.execute(query, params)
+async def execute(
+    conn: Connection, query: LiteralString, params: Params = None, *, prepare: bool | None = None
+) -> int:
+    """Run a statement; return the affected row count. ``prepare=False``: see ``fetch_all``."""
+    cur = await conn.execute(query, params, prepare=prepare)
     return cur.rowcount
 
 
@@ -208,9 +210,13 @@ async def fetch_optional(
     return await cur.fetchone()
 
 
-async def fetch_all(conn: Connection, query: LiteralString, params: Params = None) -> list[DictRow]:
-    """All rows of a query."""
-    cur = await conn.execute(query, params)
+async def fetch_all(
+    conn: Connection, query: LiteralString, params: Params = None, *, prepare: bool | None = None
+) -> list[DictRow]:
+    """All rows of a query. ``prepare=False`` plans it anew for each call's parameters and the
+    tables' sizes of now: for a batch statement over tables that fill fast, which a plan cached
+    while they were small (psycopg prepares a statement after five runs) would scan whole."""
+    cur = await conn.execute(query, params, prepare=prepare)
     return await cur.fetchall()
 
 

@@ -54,10 +54,10 @@ WITH o AS (
               data jsonb)
     WHERE o.id IN (SELECT id FROM oppdrag)
 ), inflight AS (
-    -- = ANY on the key: without it the planner hash-joins the record set against a seq scan
-    -- of every case
+    -- the keys again as an array: the record set's row count is a guess (100), an unnested
+    -- array's is exact, so the cases are found by key, never by a scan of every case
     UPDATE pay.sak s SET inflight_order = o.id, updated_at = now()
-    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id = ANY(%(sak_ids)s::text[])
+    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id IN (SELECT unnest(%(sak_ids)s::text[]))
              AND s.sak_id = o.sak_id
 ), waiting AS (
     UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)s::text[])
@@ -195,7 +195,7 @@ WITH r AS (
     SELECT c.uid, r.fagsystem, r.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line,
            c.data, now()
     FROM r JOIN pay.candidate c ON c.oppdrag_id = r.id
-    WHERE r.ok AND c.oppdrag_id = ANY(%(ids)s::uuid[])
+    WHERE r.ok AND c.oppdrag_id IN (SELECT unnest(%(ids)s::uuid[]))
     ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
         last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
         confirmed_at = EXCLUDED.confirmed_at
@@ -206,10 +206,13 @@ WITH r AS (
         inflight_order = CASE WHEN r.ok OR s.inflight_order = r.id THEN NULL
                               ELSE s.inflight_order END,
         updated_at = now()
-    -- = ANY on the keys (here and below): the record set's row estimate is a guess, and without
-    -- them the planner may hash-join it against a scan of every case (or order)
+    -- the keys again as unnested arrays (here and above): the record set's row count is a
+    -- guess (100), an unnested array's is exact (each statement is planned per call,
+    -- repository.PER_CALL), so rows are found by key; "= ANY(array)" on a column that is not
+    -- unique by itself is estimated with a default selectivity until the table is analyzed,
+    -- and a fast-filled table was scanned whole (migration 0006)
     FROM r WHERE s.fagsystem = r.fagsystem AND s.sak_id = r.sak_id
-             AND s.sak_id = ANY(%(sak_ids)s::text[])
+             AND s.sak_id IN (SELECT unnest(%(sak_ids)s::text[]))
 ), finished AS (
     UPDATE pay.oppdrag o
     SET state = r.state, receipt_at = now(), receipt_code = r.code, receipt_text = r.text,
