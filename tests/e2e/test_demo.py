@@ -11,8 +11,10 @@ import time
 
 import httpx
 import psycopg
+import pytest
 
 
+@pytest.mark.xdist_group("tether_demo")  # the demo recreates one database, tether_demo
 def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url: str) -> None:
     env = {
         **os.environ,
