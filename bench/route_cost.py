@@ -7,7 +7,8 @@ blocks of ``--requests`` requests, A B A B for ``--rounds`` rounds, and each get
 its blocks. ``--profile CASE`` prints cProfile's top functions of one block of each routing.
 
 Run: ``uv run python -m bench.route_cost [--requests N] [--rounds N] [--server-url URL]``
-(under ``flock /work/notes/bench.lock`` like every benchmark).
+(under ``flock /work/notes/bench.lock`` like every benchmark); the table goes to
+bench/RESULTS.md (``--no-write`` to only print).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import asyncio
 import cProfile
 import itertools
 import os
+import platform
 import pstats
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.common import postgres, scratch_database
+from bench.common import postgres, scratch_database, write_section
 from bench.payments_throughput import make_message
 from tether.app import create_app
 from tether.core import keys
@@ -91,6 +94,16 @@ def cases(app: Any, token: str) -> dict[str, tuple[Call, int]]:
 
 
 MESSAGE = make_message("bench-sak", 500)
+HEADING = "## Routing cost per request (FastAPI's included routers against core/routetable.py)"
+HEAD = (
+    "| request | FastAPI routing µs CPU (min-max) | route table µs | saved µs |\n"
+    "|---|---|---|---|\n"
+)
+NOTE = (
+    "`/healthz` opens its own database connection, which is most of its cost; the intake is "
+    "`@hot` (core/hotpath.py) and never reaches the router, so its two columns differ by noise "
+    "only.\n"
+)
 
 
 async def block(call: Call, expected: int, n: int) -> float:
@@ -103,7 +116,7 @@ async def block(call: Call, expected: int, n: int) -> float:
     return (time.process_time() - start) * 1e6 / n
 
 
-async def run(args: argparse.Namespace, url: str, token: str) -> None:
+async def run(args: argparse.Namespace, url: str, token: str) -> list[str]:
     app = create_app(Settings(database_url=url, data_dir=Path(tempfile.mkdtemp())), migrate=False)
     table = app.router.middleware_stack
     assert isinstance(table, RouteTable)
@@ -126,7 +139,8 @@ async def run(args: argparse.Namespace, url: str, token: str) -> None:
                 profiler.disable()
                 print(f"--- {args.profile}, {name} routing")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
-            return
+            return []
+        rows = []
         for case, (call, expected) in calls.items():
             samples: dict[str, list[float]] = {name: [] for name in routings}
             for _ in range(args.rounds):
@@ -135,12 +149,13 @@ async def run(args: argparse.Namespace, url: str, token: str) -> None:
                     samples[name].append(await block(call, expected, args.requests))
             medians = {name: statistics.median(s) for name, s in samples.items()}
             spread = {name: f"{min(s):.0f}-{max(s):.0f}" for name, s in samples.items()}
-            print(
+            rows.append(
                 f"| {case} | {medians['fastapi']:.0f} ({spread['fastapi']}) | "
                 f"{medians['table']:.0f} ({spread['table']}) | "
-                f"{medians['fastapi'] - medians['table']:.0f} |",
-                flush=True,
+                f"{medians['fastapi'] - medians['table']:.0f} |"
             )
+            print(rows[-1], flush=True)
+        return rows
 
 
 def main() -> None:
@@ -150,16 +165,24 @@ def main() -> None:
     parser.add_argument("--profile", choices=["404", "healthz", "status", "intake"])
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
     parser.add_argument("--server-url", default=os.environ.get("TETHER_TEST_DATABASE_URL"))
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     with (
         postgres(args.server_url) as server,
         scratch_database(server, "tether_bench_route", migrate=True) as url,
     ):
         _, token = keys.create(url, "bench", ["admin"])
-        print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
-        print("| request | FastAPI routing µs CPU (min-max) | route table µs | saved µs |")
-        print("|---|---|---|---|")
-        asyncio.run(run(args, url, token))
+        load = os.getloadavg()[0]
+        print(HEAD, end="")
+        rows = asyncio.run(run(args, url, token))
+    if rows and not args.no_write:
+        summary = (
+            f"{HEADING}\n\n{date.today()} · {platform.machine()}, {os.cpu_count()} cores shared "
+            f"with other work (load {load:.1f} at the start) · {args.requests} requests a block, "
+            f"{args.rounds} blocks of each routing alternated; CPU of the app in process (no "
+            f"sockets), median of the blocks\n\n{HEAD}" + "\n".join(rows) + "\n\n" + NOTE
+        )
+        write_section(HEADING, summary)
 
 
 if __name__ == "__main__":
