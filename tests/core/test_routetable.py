@@ -84,6 +84,11 @@ def tricky_app() -> FastAPI:
     async def with_slash(request: Request) -> dict[str, Any]:
         return scope_facts(request)
 
+    async def mounted(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(f"mounted {request.url.path} {request.scope['root_path']}")
+
+    inner.add_route("/plain/{x}", mounted, methods=["GET"])  # a Starlette route in a router
+    inner.mount("/sub", Starlette(routes=[Route("/{x}", mounted)]))  # and a mount
     middle = APIRouter(prefix="/api")
     middle.include_router(inner)
     app.include_router(reads)
@@ -93,9 +98,6 @@ def tricky_app() -> FastAPI:
     @app.get("/top/{rest:path}")
     async def top(request: Request, rest: str) -> dict[str, Any]:
         return scope_facts(request)
-
-    async def mounted(request: Any) -> PlainTextResponse:
-        return PlainTextResponse(f"mounted {request.url.path} {request.scope['root_path']}")
 
     app.mount("/m", Starlette(routes=[Route("/{x}", mounted)]))
     return app
@@ -116,6 +118,10 @@ TRICKY: list[Sent] = [
     ("PUT", "/api/deep/dir/", {"x-key": "k"}),
     ("GET", "/api/deep/dir/", {"x-key": "k"}),
     ("GET", "/api/deep/a/b", {}),
+    ("GET", "/api/plain/1", {}),  # no prefix of its own router, nor its dependencies
+    ("POST", "/api/plain/1", {}),
+    ("GET", "/api/sub/1", {}),
+    ("GET", "/api/sub", {}),
     ("GET", "/top/a/b/c", {}),
     ("GET", "/m/file", {}),
     ("GET", "/m/a/b", {}),
@@ -184,6 +190,8 @@ async def test_tricky_routes_are_answered_as_fastapi_answers_them() -> None:
     )
     assert got[("GET", "/api/deep/teapot")] == (418, '{"handled":"teapot"}')
     assert got[("GET", "/m/a/b")][0] == 404 and got[("GET", "/nothing")][0] == 404
+    assert got[("GET", "/api/plain/1")] == (200, "mounted /api/plain/1 ")
+    assert got[("GET", "/api/sub/1")] == (200, "mounted /api/sub/1 /api/sub")
     assert table.current() is not None  # the table served them, not a fallback
 
 
