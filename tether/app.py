@@ -17,6 +17,7 @@ from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
 from tether.core.hotpath import install_hot_routes
 from tether.core.logging import configure_logging
+from tether.core.routetable import install_route_table
 from tether.core.security import install_security
 from tether.core.settings import Settings, load_settings
 
@@ -78,6 +79,7 @@ def create_app(
         if capability.router is not None:
             app.include_router(capability.router.load())
     install_hot_routes(app)  # the @hot routes (a hot event intake) skip FastAPI's routing
+    install_route_table(app)  # every other route: one flat table, not a walk of the routers
     return app
 
 

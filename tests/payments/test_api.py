@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tether.core import keys
 from tether.core.api import install_error_handlers
 from tether.core.hotpath import HotRoutes, install_hot_routes
+from tether.core.routetable import install_route_table
 from tether.core.security import install_security
 from tether.core.settings import Settings
 from tether.payments import codec
@@ -28,6 +29,7 @@ def app(service: PaymentsService) -> FastAPI:
     install_security(app, Settings(), pool=lambda: service.pool)
     app.include_router(router)
     install_hot_routes(app)  # as tether.app does: the intake is served by the fast path
+    install_route_table(app)  # and the other routes through the flat route table
     app.state.payments = service
     return app
 
