@@ -29,7 +29,7 @@ def make_settings(server: SimulatorServer, **kw: Any) -> AccountingPointSettings
     values: dict[str, Any] = {
         "adapter_url": server.url,
         "adapter_token": TOKEN,
-        "adapter_timeout_s": 0.5,
+        "adapter_timeout_s": 1.5,  # roomy: a loaded CI box may stall the simulator thread
         "adapter_retries": 0,
         "retry_base_s": RETRY_BASE_S,
         "dead_sync_timeout_s": 600,

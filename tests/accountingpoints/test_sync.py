@@ -26,7 +26,7 @@ TABLES = tuple(f"accounting_point_{kind}" for kind in TIMELINES)
 @pytest.fixture
 def sim() -> Iterator[Sim]:
     server, hub = start_simulator(count=12, seed=5, token=TOKEN)
-    server.state.slow_s = 2.0  # far beyond the client timeout below, short enough to drain
+    server.state.slow_s = 4.0  # far beyond the client timeout, short enough to drain
     yield server, hub
     server.stop()
 
