@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -88,6 +89,7 @@ class Run:
     ref_p99_ms: float
     load: float
     cpu: dict[str, float]  # CPU ms per message by component, intake start to all final
+    cycle: str = ""  # hot: a case's round trip from its orders' own timestamps
 
     def row(self) -> str:
         return (
@@ -358,6 +360,39 @@ def wait_final(db_url: str, prefix: str, expected: int, after_id: int) -> int:
     raise RuntimeError(f"run {prefix} did not finish within {RUN_TIMEOUT_S} s")
 
 
+def hot_cycle(db_url: str, prefix: str) -> str:
+    """A hot case's cycle, from its orders' own clocks: ``created_at`` of one order to the next
+    (each is stored by the transaction that booked the previous one's receipt, so this is the
+    whole round trip), split at ``sent_at`` (the sender's bookkeeping after JetStream took the
+    order) into stored -> sent and sent -> receipt booked (``receipt_at``, its transaction's
+    start). The first and last tenth of the run are left out (ramp-up, tail)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT sak_id, extract(epoch FROM created_at)::float8,"
+            " extract(epoch FROM sent_at)::float8, extract(epoch FROM receipt_at)::float8"
+            " FROM pay.oppdrag WHERE original_key LIKE %s ORDER BY sak_id, created_at",
+            (prefix + "%",),
+        ).fetchall()
+    if len(rows) < 20:
+        return ""
+    times = sorted(r[1] for r in rows)
+    first, last = times[len(times) // 10], times[len(times) * 9 // 10]
+    cycle, to_sent, to_receipt = [], [], []
+    for prev, row in itertools.pairwise(rows):
+        if prev[0] == row[0] and first <= prev[1] <= last and None not in prev:
+            cycle.append(row[1] - prev[1])
+            to_sent.append(prev[2] - prev[1])
+            to_receipt.append(prev[3] - prev[2])
+    if not cycle:
+        return ""
+    return (
+        f"cycle p50 {percentile(cycle, 0.5) * 1000:.1f} ms, p90 "
+        f"{percentile(cycle, 0.9) * 1000:.1f} ms (p50 stored -> sent "
+        f"{percentile(to_sent, 0.5) * 1000:.1f} ms, sent -> receipt booked "
+        f"{percentile(to_receipt, 0.5) * 1000:.1f} ms)"
+    )
+
+
 def scenario_items(
     scenario: str, prefix: str, cases: int, hot_messages: int
 ) -> list[tuple[str, bytes]]:
@@ -430,6 +465,7 @@ def one_run(
         ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
         load=os.getloadavg()[0],
         cpu=used,
+        cycle=hot_cycle(db_url, prefix) if scenario == "hot" else "",
     )
 
 
@@ -521,6 +557,8 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                     for concurrency in (int(c) for c in args.clients.split(",")):
                         run = one_run(args, api, token, db_url, groups, path, scenario, concurrency)
                         print(run.row(), flush=True)
+                        if run.cycle:
+                            print(f"  hot {run.concurrency} clients: {run.cycle}", flush=True)
                         runs.append(run)
             peak = worker_peak_kb(workers)
     return runs, peak
@@ -585,6 +623,8 @@ def main() -> None:
         *(r.row() for r in runs),
         "",
         f"Peak worker RSS (VmHWM): {peak_kb / 1024:.0f} MiB.",
+        "",
+        *(f"- {r.path} hot, {r.concurrency} clients: {r.cycle}" for r in runs if r.cycle),
         "",
     ]
     print("\n".join(lines))
