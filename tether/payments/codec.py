@@ -23,6 +23,7 @@ from tether.payments.models import (
     ConfirmedUtbetaling,
     DagpengerMessage,
     PaymentValidationError,
+    Period,
 )
 from tether.payments.models import Receipt as ModelReceipt
 from tether.payments.models import parse_message as parse
@@ -59,18 +60,18 @@ class Receipt:
 def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
     """The candidate row of ``c``: its columns are parts of ``data`` (each written once)."""
     data = c.to_json()
-    last_line = {
-        "fom": data["lastLineFom"],
-        "tom": data["lastLineTom"],
-        "beløp": c.last_line_sats,
-        "vedtakssats": c.last_line_vedtakssats,
-    }
+    last_line = Period(
+        fom=c.last_line_fom,
+        tom=c.last_line_tom,
+        belop=c.last_line_sats,
+        vedtakssats=c.last_line_vedtakssats,
+    )
     return UtbetalingRow(
         uid=c.uid,
         klassekode=data["klassekode"],
         periods=data["perioder"],
         last_line_id=c.last_line_id,
-        last_line=last_line,
+        last_line=last_line.to_json(),
         data=data,
     )
 

@@ -7,7 +7,6 @@ inputs (``now`` only sets the order's timestamp).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,7 +47,6 @@ __all__ = ["CaseState", "Diff", "Plan", "diff", "plan", "receipt_outcome", "spli
 UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:tether:payments:utbetaling")
 #: Joins the uid's fields; the parser refuses control characters, so it cannot occur in them.
 UID_SEPARATOR = "\x00"
-_UID_NAMESPACE_BYTES = UID_NAMESPACE.bytes
 MAX_WEEKDAY_SPAN_DAYS = 1100
 _DATO = attrgetter("dato")
 _PERIOD_ORDER = attrgetter("fom", "tom", "belop")
@@ -58,18 +56,11 @@ _PERIOD_ORDER = attrgetter("fom", "tom", "belop")
 
 
 def uid_for(fagsystem: str, sak_id: str, meldeperiode: str, klassekode: str) -> str:
-    """The utbetaling's id: a name-based UUID (SHA-1, 122 bits) over the NUL-joined fields.
-
-    ``uuid.uuid5`` spelled out (the same bytes, version and variant bits, the same text): the
-    ``UUID`` object it builds only to print it cost three times the hash."""
-    name = f"{fagsystem}\x00{sak_id}\x00{meldeperiode}\x00{klassekode}"
-    if name.count(UID_SEPARATOR) != 3:
+    """The utbetaling's id: a name-based UUID (SHA-1, 122 bits) over the NUL-joined fields."""
+    fields = (fagsystem, sak_id, meldeperiode, klassekode)
+    if any(UID_SEPARATOR in f for f in fields):
         raise ValueError("uid fields must not contain NUL")
-    raw = bytearray(hashlib.sha1(_UID_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = raw.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    return str(uuid.uuid5(UID_NAMESPACE, UID_SEPARATOR.join(fields)))
 
 
 def _contiguous(prev: date, nxt: date) -> bool:
@@ -87,8 +78,7 @@ def compress(days: Iterable[DagpengerDay]) -> tuple[Period, ...]:
     for (belop, sats), dates in groups.items():
         start = prev = dates[0]
         for current in dates[1:]:
-            gap = (current - prev).days  # ``_contiguous``, inline: once per day
-            if gap != 1 and not (gap in (2, 3) and current.weekday() == 0):
+            if not _contiguous(prev, current):
                 periods.append(Period(fom=start, tom=prev, belop=belop, vedtakssats=sats))
                 start = current
             prev = current

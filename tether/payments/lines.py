@@ -66,30 +66,22 @@ class _Ctx:
 def _new_lines(ctx: _Ctx, u: Utbetaling, periods: Sequence[Period], ref: str | None) -> list[Line]:
     """One NY line per period in fom order, each chained to the one before."""
     lines = []
-    msg = ctx.msg
-    vedtak_id = msg.vedtakstidspunkt.date()
-    klassekode, type_sats = str(u.klassekode), str(u.type_sats)
     for p in periods:
         lid = line_id(u.uid, ref, p)
         lines.append(
-            Line(  # what ``ctx.line`` fills in, written out: one call less per line
-                uid=u.uid,
+            ctx.line(
+                u.uid,
+                u.klassekode,
+                u.type_sats,
                 kode_endring_linje="NY",
                 kode_status_linje=None,
                 dato_status_fom=None,
-                vedtak_id=vedtak_id,
                 delytelse_id=lid,
                 ref_delytelse_id=ref,
                 ref_fagsystem_id=ctx.sak_id if ref else None,
-                kode_klassifik=klassekode,
                 fom=p.fom,
                 tom=p.tom,
                 sats=p.belop,
-                type_sats=type_sats,
-                saksbeh_id=msg.saksbehandler,
-                utbetales_til_id=msg.ident,
-                henvisning=msg.behandling_id,
-                attestant_id=msg.beslutter,
                 vedtakssats=p.vedtakssats,
             )
         )
