@@ -208,7 +208,7 @@ WITH r AS (
         updated_at = now()
     -- the keys again as unnested arrays (here and above): the record set's row count is a
     -- guess (100), an unnested array's is exact (each statement is planned per call,
-    -- repository.PER_CALL), so rows are found by key; "= ANY(array)" on a column that is not
+    -- repository.CACHE_PLANS), so rows are found by key; "= ANY(array)" on a column that is not
     -- unique by itself is estimated with a default selectivity until the table is analyzed,
     -- and a fast-filled table was scanned whole (migration 0006)
     FROM r WHERE s.fagsystem = r.fagsystem AND s.sak_id = r.sak_id

@@ -25,7 +25,7 @@ queries = load_queries("tether.payments")
 # The batch statements over the case, order and inbound tables are planned for each call
 # (db.fetch_all): those tables fill fast, and a plan cached while they were small scans them
 # whole until autovacuum analyzes them (migration 0006 does the same for pay.intake_batch).
-PER_CALL = False
+CACHE_PLANS = False  # psycopg prepare: no, so each call is planned for its own parameters
 
 
 async def lock_cases(
@@ -33,7 +33,7 @@ async def lock_cases(
 ) -> dict[tuple[str, str], CaseRow]:
     """Lock cases in key order."""
     params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
-    rows = await db.fetch_all(conn, queries["lock_cases"], params, prepare=PER_CALL)
+    rows = await db.fetch_all(conn, queries["lock_cases"], params, prepare=CACHE_PLANS)
     return {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in rows}
 
 
@@ -120,7 +120,7 @@ async def store_intake(
             "waiting": list(waiting),
             "claim_s": claim_s,
         },
-        prepare=PER_CALL,
+        prepare=CACHE_PLANS,
     )
 
 
@@ -158,7 +158,7 @@ async def take_waiting(
     """Per case, its oldest waiting message (now done) and its confirmed state (uid -> data):
     ((fagsystem, sak_id), original key, body, confirmed)."""
     params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
-    rows = await db.fetch_all(conn, queries["take_waiting"], params, prepare=PER_CALL)
+    rows = await db.fetch_all(conn, queries["take_waiting"], params, prepare=CACHE_PLANS)
     return [
         ((r["fagsystem"], r["sak_id"]), r["original_key"], bytes(r["body"]), r["confirmed"])
         for r in rows
@@ -224,7 +224,7 @@ async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
 
 
 async def lock_orders(conn: Connection, *, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, OrderRow]:
-    rows = await db.fetch_all(conn, queries["lock_orders"], {"ids": list(ids)}, prepare=PER_CALL)
+    rows = await db.fetch_all(conn, queries["lock_orders"], {"ids": list(ids)}, prepare=CACHE_PLANS)
     return {r["id"]: OrderRow.from_row(r) for r in rows}
 
 
@@ -235,7 +235,7 @@ async def book_receipts(conn: Connection, *, receipts: Sequence[Json]) -> None:
         "ids": [r["id"] for r in receipts],
         "sak_ids": [r["sak_id"] for r in receipts],
     }
-    await db.execute(conn, queries["book_receipts"], params, prepare=PER_CALL)
+    await db.execute(conn, queries["book_receipts"], params, prepare=CACHE_PLANS)
 
 
 async def insert_stray_receipt(
