@@ -102,6 +102,42 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
             proc.kill()
 
 
+def in_session(sid: int) -> set[int]:
+    """Live processes of session ``sid`` (the worker leads its own: every child it started)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                found.add(int(entry.name))
+    return found
+
+
+def test_sigterm_while_the_children_start_stops_the_parent_and_them_all(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The parent's handler is set before the first child starts: a SIGTERM as soon as one
+    exists (more still starting) ends the parent cleanly, not by the signal, and no child is
+    left behind."""
+    proc = start_worker(db_url, tmp_path, "--processes", "4")
+    try:
+        wait_for_children(proc, 1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=WAIT_S) == 0
+        deadline = time.monotonic() + WAIT_S
+        while in_session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert in_session(proc.pid) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in in_session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_children_stop_by_themselves_when_the_parent_is_killed(db_url: str, tmp_path: Path) -> None:
     proc = start_worker(db_url, tmp_path, "--processes", "2")
     kids: set[int] = set()

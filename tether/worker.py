@@ -117,6 +117,7 @@ def process_main(
     settings: Settings, database_url: str, options: WorkerOptions, parent: int
 ) -> None:
     """Entry of a worker process (it shares nothing live with its parent but the database)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
     configure_logging(settings.log_level, settings.log_json)
     if options.lane == "deferred":
         os.nice(settings.worker_deferred_nice)
@@ -185,16 +186,17 @@ def lanes(settings: Settings, options: WorkerOptions) -> list[Lane]:
     return [lane for lane in kinds if any(replace(options, lane=lane).runs(j) for j in jobs)]
 
 
-def _run_children(
+def _children(
     settings: Settings,
     database_url: str,
     processes: int,
     options: WorkerOptions,
     env: dict[str, str],
-) -> int:
+) -> list[Any]:
+    """The worker processes, not started: forked where the parent may be, else spawned."""
     forked = _forkable(options, env)
     ctx = multiprocessing.get_context("fork") if forked else multiprocessing.get_context("spawn")
-    children = [
+    return [
         ctx.Process(
             target=process_main,
             args=(settings, database_url, replace(options, lane=lane), os.getpid()),
@@ -203,22 +205,51 @@ def _run_children(
         for lane in lanes(settings, options)
         for i in range(processes)
     ]
-    with exported(env):
-        for child in children:
-            child.start()
 
-    stopping: list[int] = []
 
-    def forward(signum: int, _frame: object) -> None:
-        if stopping:  # once is enough: a second signal must not kill a child mid-shutdown
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class _Forward:
+    """The parent's SIGTERM / SIGINT handler: stop every child, once."""
+
+    def __init__(self, children: list[Any]) -> None:
+        self.children = children
+        self.stopping = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.stopping:  # once is enough: a second must not kill a child mid-shutdown
             return
-        stopping.append(signum)
-        for child in children:
+        self.stopping = True
+        for child in self.children:
             if child.pid is not None and child.is_alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+def _run_children(
+    settings: Settings,
+    database_url: str,
+    processes: int,
+    options: WorkerOptions,
+    env: dict[str, str],
+) -> int:
+    children = _children(settings, database_url, processes, options, env)
+    forward = _Forward(children)
+    # The stop signals are held while the children start and until the parent's handler is
+    # set: one that comes meanwhile waits, then is forwarded to them all. Unheld, it met the
+    # default handler, which killed the parent and left the children to notice on their own;
+    # with the handler set first instead, a SIGTERM forwarded to a child in the instant it
+    # forked was seen lost (the worker hung). The children start with them held too and
+    # release them first thing (``process_main``).
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        with exported(env):
+            for child in children:
+                child.start()
+        previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     try:
         for child in children:
             child.join()
@@ -226,5 +257,5 @@ def _run_children(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     # a child still starting when we forwarded SIGTERM ends by it: stopped, not failed
-    stopped = (0, None, -signal.SIGTERM) if stopping else (0, None)
+    stopped = (0, None, -signal.SIGTERM) if forward.stopping else (0, None)
     return sum(1 for c in children if c.exitcode not in stopped)
