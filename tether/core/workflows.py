@@ -207,10 +207,11 @@ def status(database_url: str, workflow_id: str) -> str | None:
 
 
 def schedule(name: str, cron: str, fn: Callable[[datetime, Any], None]) -> None:
-    """Run workflow ``fn(scheduled_time, None)`` on ``cron`` (UTC); replaces a same-named one."""
-    if DBOS.get_schedule(name) is not None:
-        DBOS.delete_schedule(name)
-    DBOS.create_schedule(schedule_name=name, workflow_fn=fn, schedule=cron)
+    """Run workflow ``fn(scheduled_time, None)`` on ``cron`` (UTC); replaces a same-named one.
+
+    One upsert (``apply_schedules``): every worker process registers the same schedules as it
+    starts, and a look-delete-create of its own lost to a concurrent one ("already exists")."""
+    DBOS.apply_schedules([{"schedule_name": name, "workflow_fn": fn, "schedule": cron}])
 
 
 def current_id() -> str:
