@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 WAIT_S = 30.0
@@ -77,6 +78,15 @@ def wait_gone(pids: set[int]) -> set[int]:
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
     return {p for p in pids if alive(p)}
+
+
+def application_names(db_url: str) -> set[str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT application_name FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'tether worker%'"
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def stop_and_check(proc: subprocess.Popen[bytes], kids: set[int]) -> None:
@@ -229,6 +239,11 @@ def test_deferred_jobs_run_in_a_niced_process(db_url: str, nats_url: str, tmp_pa
         while sorted(nice_of(k) for k in kids) != expected and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sorted(nice_of(k) for k in kids) == expected
+        # each process's database sessions say which lane they serve (pg_stat_activity)
+        want = {"tether worker prompt", "tether worker deferred"}
+        while (seen := application_names(db_url)) != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == want
         stop_and_check(proc, kids)
     finally:
         if proc.poll() is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -17,6 +16,7 @@ from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
 from tether.core.hotpath import install_hot_routes
 from tether.core.logging import configure_logging
+from tether.core.loop import startup_frozen
 from tether.core.routetable import install_route_table
 from tether.core.security import install_security
 from tether.core.settings import Settings, load_settings
@@ -54,16 +54,8 @@ def create_app(
                     app.state.panels.append(
                         PanelProvider(name=capability.name, panel=capability.panel, service=service)
                     )
-            # What startup built (modules, routes, schemas) lives as long as the process: frozen
-            # out of the collector's generations, a full collection during a burst of requests
-            # walks only their garbage (a 64 ms pause became 3 ms in the e-licensing benchmark).
-            # Unfrozen at shutdown, so finalization sees every object as it would without it.
-            gc.collect()
-            gc.freeze()
-            try:
+            with startup_frozen():  # what startup built lives as long as the process
                 yield
-            finally:
-                gc.unfreeze()
 
     app = FastAPIOffline(  # /docs and /redoc from assets installed with the package, no CDN
         title="tether",

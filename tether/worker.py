@@ -94,7 +94,9 @@ async def run_jobs(
                 for job in jobs
             ]
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.sleep(0)  # each job past its first step (its lazy imports)
+            with loop.startup_frozen():
+                await asyncio.gather(*tasks)
         finally:
             stop.set()
             for task in tasks:
@@ -119,6 +121,7 @@ def process_main(
     """Entry of a worker process (it shares nothing live with its parent but the database)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
     configure_logging(settings.log_level, settings.log_json)
+    os.environ.setdefault("PGAPPNAME", f"tether worker {options.lane}")
     if options.lane == "deferred":
         os.nice(settings.worker_deferred_nice)
 

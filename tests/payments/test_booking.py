@@ -76,7 +76,7 @@ async def test_a_case_booked_twice_in_one_booking_is_booked_in_order(
     await service.submit("k2", message(june(3, 14), behandling="b2"))
     second = (await service.orders("sak1"))[1]
     async with pool.connection() as conn:
-        cases = await repository.lock_cases(conn, keys=[("DAGPENGER", "sak1")])
+        _, cases = await repository.lock_orders_and_cases(conn, ids=[first.id, second.id])
         booking = Booking()
         case = cases[("DAGPENGER", "sak1")]
         _, case = await booking.add(conn, second, _receipt(second.xml, "00")[0], case)

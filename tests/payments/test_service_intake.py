@@ -267,7 +267,7 @@ async def test_intake_waiting_for_the_case_lock_plans_on_the_receipt_committed_m
     (first,) = await service.orders("sak1")
     async with pool.connection() as booking:
         # the receipt's booking, holding the case lock while the next message arrives
-        cases = await repository.lock_cases(booking, keys=[("DAGPENGER", "sak1")])
+        _, cases = await repository.lock_orders_and_cases(booking, ids=[first.id])
         bookings = Booking()
         ok = codec.read_receipt(build_receipt_xml(first.xml, "00"))
         await bookings.add(booking, first, ok, cases[("DAGPENGER", "sak1")])

@@ -7,7 +7,9 @@ Every entrypoint that starts a loop (CLI commands, worker processes, simulator t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+import gc
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -26,3 +28,21 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on the loop ``loop_factory`` picks."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
+
+
+@contextlib.contextmanager
+def startup_frozen() -> Iterator[None]:
+    """Within: every object alive on entry (modules, routes, schemas, services) is out of the
+    collector's generations.
+
+    A full collection walks every tracked object; with the web and database stack imported that
+    is hundreds of thousands, and it stopped a worker's intake for 130-170 ms twice in a
+    20-second burst (the payments benchmark's whole p99), the API for 64 ms. Frozen, a full
+    collection walks only what was made since. Enter once startup is done; unfrozen on exit, so
+    finalization (and the next app of a test process) sees every object as it would without."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import signal
 import socket
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tether.core.loop import run
+from tether.core.loop import run, startup_frozen
 
 
 class FaultMode(StrEnum):
@@ -275,9 +274,8 @@ class SimulatorServer:
             serving = asyncio.create_task(self.serve())
             while not self.ready.is_set() and not serving.done():  # noqa: ASYNC110 - a thread's flag
                 await asyncio.sleep(0.005)
-            gc.collect()
-            gc.freeze()
-            await serving
+            with startup_frozen():
+                await serving
 
         self._alone = True
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers

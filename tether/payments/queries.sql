@@ -1,14 +1,16 @@
 -- Named queries of the payments capability (loaded by tether/core/sql.py).
 
 -- name: lock_cases
--- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock).
--- Whether a message waits is not read here: a read of another table in this statement uses the
--- snapshot taken before the lock wait, blind to a message an intake holding the lock queued
+-- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock),
+-- found by the batch's orders: sent right after lock_orders in the same round trip (an order's
+-- case never changes, so reading it before the orders' locks are granted is safe). Whether a
+-- message waits is not read here: a read of another table in this statement uses the snapshot
+-- taken before the lock wait, blind to a message an intake holding the lock queued
 -- (take_waiting, a later statement, sees it)
 SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
 FROM pay.sak s
-WHERE (s.fagsystem, s.sak_id) IN (SELECT * FROM unnest(%(fagsystems)s::text[],
-                                                      %(sak_ids)s::text[]))
+WHERE (s.sak_id, s.fagsystem) IN (SELECT o.sak_id, o.fagsystem FROM pay.oppdrag o
+                                  WHERE o.id IN (SELECT unnest(%(ids)s::uuid[])))
 ORDER BY s.fagsystem, s.sak_id
 FOR UPDATE OF s;
 
@@ -94,14 +96,15 @@ RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, stat
 -- name: take_waiting
 -- the oldest waiting message of each given case, marked done, with the case's confirmed state
 -- (uid -> data) as this transaction left it: a receipt batch drains its cases in one round
--- trip. The cases' row locks are held by the caller.
+-- trip. The cases' row locks are held by the caller. Per case the first entry of the waiting
+-- index (LIMIT 1), not every waiting message of the case sorted (a hot case has hundreds)
 WITH nxt AS (
-    SELECT DISTINCT ON (i.fagsystem, i.sak_id) i.seq
-    FROM pay.inbound i
-    JOIN unnest(%(fagsystems)s::text[], %(sak_ids)s::text[]) AS c(fagsystem, sak_id)
-      ON i.fagsystem = c.fagsystem AND i.sak_id = c.sak_id
-    WHERE i.state = 'waiting'
-    ORDER BY i.fagsystem, i.sak_id, i.seq
+    SELECT w.seq
+    FROM unnest(%(fagsystems)s::text[], %(sak_ids)s::text[]) AS c(fagsystem, sak_id)
+    CROSS JOIN LATERAL (SELECT i.seq FROM pay.inbound i
+                        WHERE i.sak_id = c.sak_id AND i.fagsystem = c.fagsystem
+                          AND i.state = 'waiting'
+                        ORDER BY i.seq LIMIT 1) w
 ), taken AS (
     UPDATE pay.inbound i SET state = 'done' FROM nxt WHERE i.seq = nxt.seq
     RETURNING i.fagsystem, i.sak_id, i.seq, i.original_key, i.body
@@ -194,8 +197,12 @@ WITH r AS (
                                 last_line, data, confirmed_at)
     SELECT c.uid, r.fagsystem, r.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line,
            c.data, now()
-    FROM r JOIN pay.candidate c ON c.oppdrag_id = r.id
-    WHERE r.ok AND c.oppdrag_id IN (SELECT unnest(%(ids)s::uuid[]))
+    -- per order its own candidates by key (OFFSET 0 keeps the subquery a lookup per order):
+    -- joined whole, the planner hashed every candidate ever stored (a scan that grows with
+    -- the table) until the table was large enough for it to prefer the index
+    FROM r CROSS JOIN LATERAL (SELECT * FROM pay.candidate c WHERE c.oppdrag_id = r.id
+                               OFFSET 0) c
+    WHERE r.ok
     ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
         last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
         confirmed_at = EXCLUDED.confirmed_at

@@ -28,15 +28,6 @@ queries = load_queries("tether.payments")
 CACHE_PLANS = False  # psycopg prepare: no, so each call is planned for its own parameters
 
 
-async def lock_cases(
-    conn: Connection, *, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], CaseRow]:
-    """Lock cases in key order."""
-    params = {"fagsystems": [k[0] for k in keys], "sak_ids": [k[1] for k in keys]}
-    rows = await db.fetch_all(conn, queries["lock_cases"], params, prepare=CACHE_PLANS)
-    return {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in rows}
-
-
 async def fetch_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow | None:
     key = {"fagsystem": fagsystem, "sak_id": sak_id}
     row = await db.fetch_optional(conn, queries["fetch_case"], key)
@@ -223,9 +214,18 @@ async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
     return await db.execute(conn, queries["resend_order"], {"id": id}) == 1
 
 
-async def lock_orders(conn: Connection, *, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, OrderRow]:
-    rows = await db.fetch_all(conn, queries["lock_orders"], {"ids": list(ids)}, prepare=CACHE_PLANS)
-    return {r["id"]: OrderRow.from_row(r) for r in rows}
+async def lock_orders_and_cases(
+    conn: Connection, *, ids: Sequence[uuid.UUID]
+) -> tuple[dict[uuid.UUID, OrderRow], dict[tuple[str, str], CaseRow]]:
+    """A receipt batch's orders in id order, then their cases in key order: both statements
+    sent before either result is read, one round trip in pipeline mode."""
+    params = {"ids": list(ids)}
+    orders = await conn.execute(queries["lock_orders"], params, prepare=CACHE_PLANS)
+    cases = await conn.execute(queries["lock_cases"], params, prepare=CACHE_PLANS)
+    return (
+        {r["id"]: OrderRow.from_row(r) for r in await orders.fetchall()},
+        {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in await cases.fetchall()},
+    )
 
 
 async def book_receipts(conn: Connection, *, receipts: Sequence[Json]) -> None:

@@ -230,11 +230,7 @@ class PaymentsService:
         outcomes = [""] * len(batch)
         booking = receipts.Booking()
         async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            orders = await repository.lock_orders(conn, ids=ids) if ids else {}
-            keys = sorted({(o.fagsystem, o.sak_id) for o in orders.values()})
-            cases: dict[tuple[str, str], CaseRow] = {}
-            if keys:
-                cases.update(await repository.lock_cases(conn, keys=keys))
+            orders, cases = await repository.lock_orders_and_cases(conn, ids=ids)
 
             def place(i: int) -> tuple[str, str, str]:
                 order = orders.get(batch[i][0].order_id)  # type: ignore[arg-type]
