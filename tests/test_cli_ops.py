@@ -129,6 +129,7 @@ def test_a_port_in_use_is_one_line(db_url: str) -> None:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.xdist_group("tether_demo")  # every demo serves its simulators on the same ports
 def test_the_cli_finds_a_running_demo_s_database_and_db_stop_stops_the_server(
     private_dir: Path,
 ) -> None:

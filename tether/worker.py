@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any, Literal
 
 from tether.capabilities import CAPABILITIES
-from tether.core import loop
+from tether.core import db, loop
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.core.jobs import default_worker_id
@@ -121,7 +121,6 @@ def process_main(
     """Entry of a worker process (it shares nothing live with its parent but the database)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
     configure_logging(settings.log_level, settings.log_json)
-    os.environ.setdefault("PGAPPNAME", f"tether worker {options.lane}")
     if options.lane == "deferred":
         os.nice(settings.worker_deferred_nice)
 
@@ -133,7 +132,8 @@ def process_main(
                 running.add_signal_handler(sig, stop.set)
         watcher = asyncio.create_task(_watch_parent(parent, stop))
         try:
-            await run_jobs(settings, database_url, options, stop)
+            named = db.with_application_name(database_url, f"tether worker {options.lane}")
+            await run_jobs(settings, named, options, stop)
         finally:
             stop.set()
             await watcher

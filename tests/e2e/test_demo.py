@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 
-@pytest.mark.xdist_group("tether_demo")  # the demo recreates one database, tether_demo
+@pytest.mark.xdist_group("tether_demo")  # one database (tether_demo), the same simulator ports
 def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url: str) -> None:
     env = {
         **os.environ,

@@ -53,7 +53,7 @@ def _alerts(url: str, key: str) -> int:
     return page.text.count('role="alert"')
 
 
-@pytest.mark.xdist_group("tether_demo")  # the demo recreates one database, tether_demo
+@pytest.mark.xdist_group("tether_demo")  # one database (tether_demo), the same simulator ports
 @pytest.mark.timeout(400)
 def test_every_guide_step_works_as_printed(server_url: str) -> None:
     env = {

@@ -49,6 +49,13 @@ def with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def with_application_name(url: str, name: str) -> str:
+    """``url`` naming its sessions ``name`` in ``pg_stat_activity``, unless it names them."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params.setdefault("application_name", name)
+    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+
+
 @contextmanager
 def connect_errors_explained(url: str) -> Iterator[None]:
     """A database that cannot be reached becomes a ``ConfigurationError`` saying what to do."""
