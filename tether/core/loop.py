@@ -37,9 +37,9 @@ def startup_frozen() -> Iterator[None]:
 
     A full collection walks every tracked object; with the web and database stack imported that
     is hundreds of thousands, and it stopped a worker's intake for 130-170 ms twice in a
-    20-second burst, the API for 64 ms. Frozen, a full
-    collection walks only what was made since. Enter once startup is done; unfrozen on exit, so
-    finalization (and the next app of a test process) sees every object as it would without."""
+    20-second burst, the API for 64 ms. Frozen, a full collection walks only what was made
+    since. Enter once startup is done; unfrozen on exit, so finalization (and the next app of a
+    test process) sees every object as it would without."""
     gc.collect()
     gc.freeze()
     try:
