@@ -90,6 +90,7 @@ class Run:
     load: float
     cpu: dict[str, float]  # CPU ms per message by component, intake start to all final
     cycle: str = ""  # hot: a case's round trip from its orders' own timestamps
+    timeline: str = ""  # --timeline: the intake latency second by second (broker, open loop)
 
     def row(self) -> str:
         return (
@@ -257,17 +258,18 @@ async def post_all(
 
 async def publish_all(
     nats_url: str, items: list[tuple[str, bytes]], concurrency: int, rate: float = 0.0
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], dict[str, float]]:
     """Publish every (key, body) to the intake subject from ``concurrency`` publishers, each
     awaiting JetStream's acknowledgement (stored) before its next, together at most ``rate``
-    messages/s (0: as fast as they go); returns the time taken and each key's publish start
-    (epoch seconds)."""
+    messages/s (0: as fast as they go); returns the time taken, each key's publish start (its
+    due time in the open loop) and when it was really published (epoch seconds)."""
     import nats
 
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for item in items:
         queue.put_nowait(item)
     started: dict[str, float] = {}
+    sent: dict[str, float] = {}
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -284,13 +286,38 @@ async def publish_all(
                         await asyncio.sleep(late)
                 else:
                     started[key] = time.time()
+                sent[key] = time.time()
                 await js.publish(INTAKE_SUBJECT, body, headers={"Transaction-ID": key})
 
         start = time.perf_counter()
         await asyncio.gather(*(publisher() for _ in range(concurrency)))
-        return time.perf_counter() - start, started
+        return time.perf_counter() - start, started, sent
     finally:
         await nc.drain()
+
+
+def latency_timeline(
+    started: dict[str, float], sent: dict[str, float], logged: dict[str, float]
+) -> str:
+    """The intake latency second by second of the messages' due times: whether a p99 comes from
+    a few stalls or from queueing all along, and how late the publishers themselves were (a
+    late publisher means the load generator, not tether, was short of CPU)."""
+    first = min(started.values())
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for key, due in started.items():
+        if key in logged:
+            buckets.setdefault(int(due - first), []).append(
+                (max(0.0, logged[key] - due), sent[key] - due)
+            )
+    out = ["  second | messages | p50 ms | p99 ms | max ms | publisher late, max ms"]
+    for second, rows in sorted(buckets.items()):
+        lat = [r[0] for r in rows]
+        out.append(
+            f"  {second:6d} | {len(rows):8d} | {percentile(lat, 0.5) * 1000:6.1f} | "
+            f"{percentile(lat, 0.99) * 1000:6.1f} | {max(lat) * 1000:6.1f} | "
+            f"{max(r[1] for r in rows) * 1000:.1f}"
+        )
+    return "\n".join(out)
 
 
 def _pause(least_s: float, query_s: float) -> None:
@@ -306,12 +333,10 @@ def last_inbound_seq(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_logged(
-    db_url: str, expected: int, after_seq: int, started: dict[str, float]
-) -> tuple[float, list[float]]:
+def wait_logged(db_url: str, expected: int, after_seq: int) -> tuple[float, dict[str, float]]:
     """Block until every published message is logged (MOTTATT, or waiting behind its case's
-    order); returns when (epoch seconds) and each message's latency from publish to its
-    logging (``received_at``: the clock at its INSERT, the commit one round trip later)."""
+    order); returns when (epoch seconds) and each key's logging time (``received_at``: the
+    clock at its INSERT, the commit one round trip later)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
@@ -327,7 +352,7 @@ def wait_logged(
                     " FROM pay.inbound WHERE seq > %s",
                     (after_seq,),
                 ).fetchall()
-                return done, [max(0.0, at - started[key]) for key, at in rows if key in started]
+                return done, dict(rows)
             _pause(0.01, time.monotonic() - asked)
     raise RuntimeError(f"intake of {expected} messages did not finish within {RUN_TIMEOUT_S} s")
 
@@ -441,12 +466,16 @@ def one_run(
     dbname = str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
     before = cpu.snapshot(groups, dbname)
     start = time.perf_counter()
+    timeline = ""
     if path == "http":
         intake_s, latencies = asyncio.run(post_all(api, items, concurrency, token, rate=rate))
     else:
         first = time.time()
-        _, started = asyncio.run(publish_all(args.nats_url, items, concurrency, rate))
-        logged_at, latencies = wait_logged(db_url, len(items), after_seq, started)
+        _, started, sent = asyncio.run(publish_all(args.nats_url, items, concurrency, rate))
+        logged_at, logged = wait_logged(db_url, len(items), after_seq)
+        latencies = [max(0.0, at - started[key]) for key, at in logged.items() if key in started]
+        if args.timeline:
+            timeline = latency_timeline(started, sent, logged)
         intake_s = logged_at - first
     failed = wait_final(db_url, prefix, len(items), after_id)
     e2e_s = time.perf_counter() - start
@@ -466,6 +495,7 @@ def one_run(
         load=os.getloadavg()[0],
         cpu=used,
         cycle=hot_cycle(db_url, prefix) if scenario == "hot" else "",
+        timeline=timeline,
     )
 
 
@@ -559,6 +589,8 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
                         print(run.row(), flush=True)
                         if run.cycle:
                             print(f"  hot {run.concurrency} clients: {run.cycle}", flush=True)
+                        if run.timeline:
+                            print(run.timeline, flush=True)
                         runs.append(run)
             peak = worker_peak_kb(workers)
     return runs, peak
@@ -593,6 +625,12 @@ def main() -> None:
         default=0.0,
         help="open loop: messages/s offered on every path, latency from each message's due time"
         " (default 0: closed loop, each client as fast as it goes)",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print each broker row's intake latency second by second (p50, p99, max, and how"
+        " late the publishers were): stalls or queueing",
     )
     parser.add_argument(
         "--intake",
