@@ -15,28 +15,35 @@ import pytest
 WAIT_S = 30.0
 
 
-def children_of(pid: int) -> set[int]:
-    """Direct children of ``pid``, read from /proc (no extra dependency)."""
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the command name (index 0 is field 3, the state); ``OSError`` when
+    the process is gone. Read from /proc: no extra dependency."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def pids_where(index: int, value: int) -> set[int]:
+    """Processes whose stat field at ``index`` (as ``stat_fields`` counts) is ``value``."""
     found = set()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:  # field 4 of stat: the parent pid
-            found.add(int(entry.name))
+        if entry.name.isdigit():
+            try:
+                if int(stat_fields(entry.name)[index]) == value:
+                    found.add(int(entry.name))
+            except OSError:
+                continue
     return found
+
+
+def children_of(pid: int) -> set[int]:
+    """Direct children of ``pid`` (field 4 of stat: the parent pid)."""
+    return pids_where(1, pid)
 
 
 def alive(pid: int) -> bool:
     try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        return stat_fields(pid)[0] != "Z"
     except OSError:
         return False
-    return state != "Z"
 
 
 def start_worker(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -113,17 +120,9 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
 
 
 def in_session(sid: int) -> set[int]:
-    """Live processes of session ``sid`` (the worker leads its own: every child it started)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and alive(int(entry.name)):
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:  # field 6 of stat: the session id
-                found.add(int(entry.name))
-    return found
+    """Live processes of session ``sid`` (the worker leads its own: every child it started);
+    field 6 of stat: the session id."""
+    return {p for p in pids_where(3, sid) if alive(p)}
 
 
 def test_sigterm_while_the_children_start_stops_the_parent_and_them_all(
@@ -192,8 +191,8 @@ def test_the_capability_list_imports_only_records_and_settings() -> None:
 
 
 def nice_of(pid: int) -> int:
-    """Field 19 of /proc/PID/stat: the process's nice value."""
-    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
+    """Field 19 of stat: the process's nice value."""
+    return int(stat_fields(pid)[16])
 
 
 def test_deferred_jobs_get_processes_of_their_own_only_when_niced() -> None:
