@@ -37,11 +37,23 @@ def postgres_backends(dbname: str) -> list[psutil.Process]:
 
 
 def snapshot(groups: dict[str, subprocess.Popen[bytes]], dbname: str) -> dict[str, float]:
-    """CPU seconds used so far by each group's process tree, ``postgres`` and this process."""
+    """CPU seconds used so far by each group's process tree, ``postgres`` and this process; and
+    by the whole machine, with what the hypervisor took (``steal``): the machine's figure holds
+    what no process tree shows (autovacuum workers come and go, the checkpointer, the kernel)."""
     out = {name: _cpu(_tree(proc.pid)) for name, proc in groups.items()}
     out["postgres"] = _cpu(postgres_backends(dbname))
     out["loadgen"] = time.process_time()
+    machine = psutil.cpu_times()
+    out["machine"] = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+    out["steal"] = machine.steal
+    out["wall"] = time.monotonic()
     return out
+
+
+def steal_share(before: dict[str, float], after: dict[str, float]) -> float:
+    """The share of the cores' time the hypervisor gave to others between two snapshots."""
+    cores = psutil.cpu_count() or 1
+    return (after["steal"] - before["steal"]) / ((after["wall"] - before["wall"]) * cores)
 
 
 def per_message_ms(

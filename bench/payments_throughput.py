@@ -88,6 +88,7 @@ class Run:
     ref_per_s: float
     ref_p99_ms: float
     load: float
+    steal: float  # the share of the cores' time the hypervisor took during the row
     cpu: dict[str, float]  # CPU ms per message by component, intake start to all final
     cycle: str = ""  # hot: a case's round trip from its orders' own timestamps
     timeline: str = ""  # --timeline: the intake latency second by second (broker, open loop)
@@ -98,19 +99,20 @@ class Run:
             f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
             f"{self.messages / self.e2e_s:,.0f} | {self.failed} | "
             f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} | "
+            f"{self.steal * 100:.0f} | "
             + " / ".join(f"{self.cpu[k]:.2f}" for k in CPU_PARTS)
             + " |"
         )
 
 
-CPU_PARTS = ("api", "workers", "postgres", "sim", "nats", "loadgen")
+CPU_PARTS = ("api", "workers", "postgres", "sim", "nats", "loadgen", "machine")
 
 
 HEADER = (
     "| intake | scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
-    " FEILET | reference req/s | reference p99 ms | load avg |"
-    " CPU ms/msg: API / workers / PostgreSQL / simulator / NATS / load generator |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    " FEILET | reference req/s | reference p99 ms | load avg | steal % |"
+    " CPU ms/msg: API / workers / PostgreSQL / simulator / NATS / load generator / machine |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -479,7 +481,8 @@ def one_run(
         intake_s = logged_at - first
     failed = wait_final(db_url, prefix, len(items), after_id)
     e2e_s = time.perf_counter() - start
-    used = cpu.per_message_ms(before, cpu.snapshot(groups, dbname), len(items))
+    after = cpu.snapshot(groups, dbname)
+    used = cpu.per_message_ms(before, after, len(items))
     return Run(
         scenario=scenario,
         path=label,
@@ -493,6 +496,7 @@ def one_run(
         ref_per_s=len(probes) / ref_s,
         ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
         load=os.getloadavg()[0],
+        steal=cpu.steal_share(before, after),
         cpu=used,
         cycle=hot_cycle(db_url, prefix) if scenario == "hot" else "",
         timeline=timeline,
@@ -655,7 +659,9 @@ def main() -> None:
         "and MOTTATT unless the case waits); nats = JetStream publish until logged. "
         "Reference = an authenticated GET answered 404 after one indexed SELECT, same API, same "
         "clients, measured just before each row. Load avg = 1-minute load at the row's end "
-        f"(at the start: {start_load:.1f}).",
+        f"(at the start: {start_load:.1f}). Steal = the share of the cores' time the hypervisor "
+        "gave to other guests during the row; machine = every process's CPU, autovacuum and "
+        "the kernel's included, per message.",
         "",
         HEADER,
         *(r.row() for r in runs),
