@@ -62,15 +62,23 @@ def parse_event(raw: bytes) -> CloudEvent:
         raise InvalidInput(f"not a CloudEvent: {first_error(exc)}") from exc
 
 
-async def ensure_stream(js: Any, stream: str, subject: str) -> None:
-    """Create the JetStream stream for ``subject`` if it does not exist yet."""
+STREAM_MAX_AGE_S = 7 * 24 * 3600.0  # what a stream tether creates keeps, unless told otherwise
+
+
+async def ensure_stream(
+    js: Any, stream: str, subject: str, *, max_age_s: float = STREAM_MAX_AGE_S
+) -> None:
+    """Create the JetStream stream for ``subject`` if it does not exist yet, keeping each message
+    at most ``max_age_s`` (0: for ever). A consumed message stays in a stream until a limit
+    removes it: with none, a stream grows until the broker's disk is full. A stream that exists
+    is left as its operator configured it."""
     from nats.js.errors import BadRequestError, NotFoundError
 
     try:
         await js.stream_info(stream)
     except NotFoundError:
         try:
-            await js.add_stream(name=stream, subjects=[subject])
+            await js.add_stream(name=stream, subjects=[subject], max_age=max_age_s or None)
         except BadRequestError:
             # a publisher and a consumer starting together race to create it: fine if it exists
             await js.stream_info(stream)

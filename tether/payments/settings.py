@@ -31,6 +31,12 @@ class PaymentsSettings(BaseSettings):
     receipts_stream: str = "OPPDRAG_RECEIPTS"
     receipts_subject: str = "oppdrag.receipts.v1"
     receipts_durable: str = "tether-payments-receipts"
+    stream_max_age_s: float = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="A stream tether creates keeps each message this long (0: for ever); "
+        "streams that exist keep their own limits.",
+    )
 
     send_batch: int = Field(default=50, description="Orders a worker claims per statement.")
     send_dead_timeout_s: float = Field(default=30, description="A claimed send is dead after.")

@@ -30,7 +30,7 @@ async def publish_statuses(
     published = 0
     try:
         js = nc.jetstream()
-        await ensure_stream(js, s.status_stream, s.status_subject)
+        await ensure_stream(js, s.status_stream, s.status_subject, max_age_s=s.stream_max_age_s)
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
                 rows = []

@@ -41,7 +41,7 @@ async def send_orders(
     nc = await connect_nats(nats_url)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, s.orders_stream, s.orders_subject)
+        await ensure_stream(js, s.orders_stream, s.orders_subject, max_age_s=s.stream_max_age_s)
 
         service.send_here()
         handed: list[OrderRow] = []
@@ -195,6 +195,7 @@ async def _consume(
     once: bool,
     handle: Callable[[Any], Awaitable[None]],
     ack_wait_s: float,
+    max_age_s: float,
     parallel: int = 1,
     handle_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
     linger_s: float = 0.0,
@@ -212,7 +213,7 @@ async def _consume(
     handled = 0
     try:
         js = nc.jetstream()
-        await ensure_stream(js, stream, subject)
+        await ensure_stream(js, stream, subject, max_age_s=max_age_s)
         gate = asyncio.Semaphore(parallel)
 
         async def bounded(msg: Any) -> bool:
@@ -320,6 +321,7 @@ async def consume_receipts(
         once=once,
         handle=handle,
         ack_wait_s=s.ack_wait_s,
+        max_age_s=s.stream_max_age_s,
         parallel=s.receipt_concurrency,
         handle_batch=handle_batch,
         linger_s=s.round_linger_s,
@@ -355,5 +357,6 @@ async def consume_intake(
         once=once,
         handle=handle,
         ack_wait_s=s.ack_wait_s,
+        max_age_s=s.stream_max_age_s,
         handle_batch=handle_batch,
     )
