@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tether.core.events import STREAM_MAX_AGE_S
+
 
 class PaymentsSettings(BaseSettings):
     """Every knob of the payments capability; each maps to ``TETHER_PAYMENTS_<FIELD>``."""
@@ -32,7 +34,7 @@ class PaymentsSettings(BaseSettings):
     receipts_subject: str = "oppdrag.receipts.v1"
     receipts_durable: str = "tether-payments-receipts"
     stream_max_age_s: float = Field(
-        default=7 * 24 * 3600,
+        default=STREAM_MAX_AGE_S,
         ge=0,
         description="A stream tether creates keeps each message this long (0: for ever); "
         "streams that exist keep their own limits.",
