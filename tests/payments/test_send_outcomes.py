@@ -1,6 +1,6 @@
-"""A send batch's bookkeeping against a real NATS: a published order is marked HOS_OPPDRAG (one
-statement in its own transaction) with its status; one JetStream refused stays MOTTATT with the
-error and a later due time, and is sent by a later round."""
+"""A send batch's bookkeeping against a real NATS: a published order is marked HOS_OPPDRAG with
+its status; one JetStream refused stays MOTTATT with the error and a later due time, and is sent
+by a later round."""
 
 from __future__ import annotations
 

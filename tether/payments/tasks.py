@@ -85,15 +85,11 @@ async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderR
     s = service.settings
     outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
-    failed = [(o, err) for o, err in zip(orders, outcomes, strict=True) if err is not None]
-    if done:
-        # one statement, its own transaction: no BEGIN and COMMIT round trips, and the orders'
-        # row locks (which a receipt that beat this mark waits for) end with the statement
-        async with db.autocommit(service.pool) as conn:
+    async with db.transaction(service.pool) as conn:
+        if done:
             await repository.mark_orders_sent(conn, ids=done)
-    if failed:
-        async with db.transaction(service.pool) as conn:
-            for order, err in failed:
+        for order, err in zip(orders, outcomes, strict=True):
+            if err is not None:
                 delay = backoff(
                     order.send_attempts,
                     base_s=s.send_retry_base_s,
