@@ -157,3 +157,18 @@ async def test_a_sender_round_takes_handed_and_due_orders_together(
         row = await cur.fetchone()
     assert row is not None and row["rounds"] == 1
     assert service.take_handed() == []
+
+
+async def test_a_receipt_batch_locks_its_orders_without_their_xml(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """Booking reads an order's head; the XML, stored out of line (migration 0007), would be
+    fetched from the TOAST table for every receipt and dropped."""
+    await service.submit("k1", message(june(3, 14)))
+    (order,) = await service.orders("sak1")
+    async with pool.connection() as conn, conn.transaction():
+        orders, cases = await repository.lock_orders_and_cases(conn, ids=[order.id])
+    head = orders[order.id]
+    assert not hasattr(head, "xml")
+    assert (head.state, head.original_key, head.uids) == ("MOTTATT", "k1", order.uids)
+    assert list(cases) == [("DAGPENGER", "sak1")]

@@ -178,9 +178,9 @@ UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now()
 WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
 -- name: lock_orders
--- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case
-SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,
-       created_at, send_attempts, sent_at, receipt_code
+-- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case;
+-- what booking reads of them (records.OrderHead), not the XML stored out of line
+SELECT id, fagsystem, sak_id, original_key, uids, details, state
 FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE;
 
 -- name: book_receipts

@@ -10,10 +10,10 @@ from typing import Any
 
 from tether.core.db import Connection
 from tether.payments import codec, repository
-from tether.payments.records import CaseRow, OrderRow
+from tether.payments.records import CaseRow, OrderHead, OrderRow
 
 
-def case_key(order: OrderRow) -> tuple[str, str]:
+def case_key(order: OrderHead) -> tuple[str, str]:
     return (order.fagsystem, order.sak_id)
 
 
@@ -29,7 +29,7 @@ class Booking:
         self.counted: list[str] = []
 
     async def add(
-        self, conn: Connection, order: OrderRow, receipt: codec.Receipt, case: CaseRow
+        self, conn: Connection, order: OrderHead, receipt: codec.Receipt, case: CaseRow
     ) -> tuple[str, CaseRow]:
         """Queue one booking; returns the outcome and the case row as the booking leaves it."""
         if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would

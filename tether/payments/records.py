@@ -96,18 +96,34 @@ class InboundRow:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderRow:
-    """One payment order (oppdrag): exactly the XML sent, and where it stands."""
+class OrderHead:
+    """What booking a receipt reads of an order: not its XML, which is stored out of line and
+    would be fetched from the TOAST table for every receipt only to be dropped."""
 
     id: uuid.UUID
     fagsystem: str
     sak_id: str
     original_key: str
-    xml: str
-    sha256: str
     uids: tuple[str, ...]
     details: Json
     state: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> OrderHead:
+        return cls(**_head(row))
+
+
+def _head(row: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "fagsystem", "sak_id", "original_key", "details", "state")
+    return {**{k: row[k] for k in keys}, "uids": tuple(row["uids"])}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRow(OrderHead):
+    """One payment order (oppdrag): exactly the XML sent, and where it stands."""
+
+    xml: str
+    sha256: str
     message_id: str
     created_at: datetime
     send_attempts: int
@@ -117,15 +133,9 @@ class OrderRow:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderRow:
         return cls(
-            id=row["id"],
-            fagsystem=row["fagsystem"],
-            sak_id=row["sak_id"],
-            original_key=row["original_key"],
+            **_head(row),
             xml=row["xml"],
             sha256=row["sha256"],
-            uids=tuple(row["uids"]),
-            details=row["details"],
-            state=row["state"],
             message_id=row["message_id"],
             created_at=row["created_at"],
             send_attempts=row["send_attempts"],

@@ -16,6 +16,7 @@ from tether.payments.records import (
     InboundRow,
     IntakeRow,
     Json,
+    OrderHead,
     OrderRow,
     StatusRow,
     UtbetalingRow,
@@ -216,14 +217,14 @@ async def resend_order(conn: Connection, *, id: uuid.UUID) -> bool:
 
 async def lock_orders_and_cases(
     conn: Connection, *, ids: Sequence[uuid.UUID]
-) -> tuple[dict[uuid.UUID, OrderRow], dict[tuple[str, str], CaseRow]]:
+) -> tuple[dict[uuid.UUID, OrderHead], dict[tuple[str, str], CaseRow]]:
     """A receipt batch's orders in id order, then their cases in key order: both statements
     sent before either result is read, one round trip in pipeline mode."""
     params = {"ids": list(ids)}
     orders = await conn.execute(queries["lock_orders"], params, prepare=CACHE_PLANS)
     cases = await conn.execute(queries["lock_cases"], params, prepare=CACHE_PLANS)
     return (
-        {r["id"]: OrderRow.from_row(r) for r in await orders.fetchall()},
+        {r["id"]: OrderHead.from_row(r) for r in await orders.fetchall()},
         {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in await cases.fetchall()},
     )
 

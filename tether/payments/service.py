@@ -31,6 +31,7 @@ from tether.payments.records import (
     CaseRow,
     CaseView,
     InboundRow,
+    OrderHead,
     OrderRow,
     StatusRow,
     Submission,
@@ -257,7 +258,7 @@ class PaymentsService:
         conn: Connection,
         receipt: codec.Receipt,
         raw: str,
-        orders: dict[uuid.UUID, OrderRow],
+        orders: dict[uuid.UUID, OrderHead],
         cases: dict[tuple[str, str], CaseRow],
         booking: receipts.Booking,
     ) -> str:
