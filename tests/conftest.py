@@ -138,6 +138,16 @@ def nats_url() -> Iterator[str]:
         shutil.rmtree(store, ignore_errors=True)
 
 
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[Any]:
+    """A JetStream context on the session's NATS server, drained after the test."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    yield nc.jetstream()
+    await nc.drain()
+
+
 # --- credentials and a served app ---------------------------------------------------------------
 
 

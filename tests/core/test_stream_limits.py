@@ -4,20 +4,9 @@ until a limit removes it); a stream that exists keeps its operator's configurati
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
-import pytest
-
 from tether.core.events import STREAM_MAX_AGE_S, ensure_stream
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[Any]:
-    nc = await nats.connect(nats_url)
-    yield nc.jetstream()
-    await nc.drain()
 
 
 def _name() -> tuple[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import nats
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.events import ensure_stream
@@ -29,26 +28,21 @@ async def _order_row(pool: AsyncConnectionPool[Any], order_id: Any) -> dict[str,
 
 
 async def test_a_refused_publish_is_recorded_and_a_later_one_marks_the_order_sent(
-    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str
+    service: PaymentsService, pool: AsyncConnectionPool[Any], js: Any
 ) -> None:
     await service.submit("k1", message(june(3, 14)))
     (order,) = await service.orders("sak1")
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        # no stream holds the orders subject yet: JetStream refuses the publish
-        assert await tasks._send_batch(service, js, [order]) == 0
-        refused = await _order_row(pool, order.id)
-        assert refused["state"] == "MOTTATT" and not refused["sent"]
-        assert refused["last_error"] and refused["later"]
+    # no stream holds the orders subject yet: JetStream refuses the publish
+    assert await tasks._send_batch(service, js, [order]) == 0
+    refused = await _order_row(pool, order.id)
+    assert refused["state"] == "MOTTATT" and not refused["sent"]
+    assert refused["last_error"] and refused["later"]
 
-        s = service.settings
-        await ensure_stream(js, s.orders_stream, s.orders_subject)
-        assert await tasks._send_batch(service, js, [order]) == 1
-        sent = await _order_row(pool, order.id)
-        assert sent["state"] == "HOS_OPPDRAG" and sent["sent"] and sent["last_error"] is None
-        assert (await js.stream_info(s.orders_stream)).state.messages == 1
-    finally:
-        await nc.drain()
+    s = service.settings
+    await ensure_stream(js, s.orders_stream, s.orders_subject)
+    assert await tasks._send_batch(service, js, [order]) == 1
+    sent = await _order_row(pool, order.id)
+    assert sent["state"] == "HOS_OPPDRAG" and sent["sent"] and sent["last_error"] is None
+    assert (await js.stream_info(s.orders_stream)).state.messages == 1
     statuses = [row.status for row in await service.statuses("sak1")]
     assert statuses == ["MOTTATT", "HOS_OPPDRAG"]

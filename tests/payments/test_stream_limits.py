@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import nats
 from psycopg_pool import AsyncConnectionPool
 
 from tether.payments import tasks
@@ -16,7 +15,7 @@ from .conftest import unique_settings
 
 
 async def test_the_payments_worker_creates_its_streams_with_its_setting(
-    nats_url: str, pool: AsyncConnectionPool[Any]
+    js: Any, nats_url: str, pool: AsyncConnectionPool[Any]
 ) -> None:
     settings = unique_settings(stream_max_age_s=3600)
     async with OppdragClient.from_settings(settings) as client:
@@ -24,10 +23,5 @@ async def test_the_payments_worker_creates_its_streams_with_its_setting(
         stop = asyncio.Event()
         await tasks.consume_intake(service, nats_url, stop=stop, once=True)
         await tasks.consume_receipts(service, nats_url, stop=stop, once=True)
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        for stream in (settings.intake_stream, settings.receipts_stream):
-            assert (await js.stream_info(stream)).config.max_age == 3600
-    finally:
-        await nc.drain()
+    for stream in (settings.intake_stream, settings.receipts_stream):
+        assert (await js.stream_info(stream)).config.max_age == 3600
