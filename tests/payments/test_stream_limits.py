@@ -1,15 +1,20 @@
-"""The payments worker creates its streams with ``TETHER_PAYMENTS_STREAM_MAX_AGE_S``."""
+"""The payments worker creates its streams with ``TETHER_PAYMENTS_STREAM_MAX_AGE_S``; the
+simulated payment system creates its own queues with its topology's age limit."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+from typer.testing import CliRunner
 
+from tether.cli import app
 from tether.payments import tasks
 from tether.payments.client import OppdragClient
 from tether.payments.service import PaymentsService
+from tether.payments.simulator import Topology, start_simulator
 
 from .conftest import unique_settings
 
@@ -25,3 +30,29 @@ async def test_the_payments_worker_creates_its_streams_with_its_setting(
         await tasks.consume_receipts(service, nats_url, stop=stop, once=True)
     for stream in (settings.intake_stream, settings.receipts_stream):
         assert (await js.stream_info(stream)).config.max_age == 3600
+
+
+async def test_the_simulator_creates_the_payment_systems_queues_with_its_topologys_age(
+    js: Any, nats_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    topology = Topology(
+        orders_stream=f"ORDERS_{tag}",
+        orders_subject=f"t{tag}.oppdrag.orders.v1",
+        receipts_stream=f"RECEIPTS_{tag}",
+        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
+        durable=f"sim{tag}",
+        max_age_s=1800,
+    )
+    server = start_simulator(nats_url, topology=topology)
+    try:
+        for stream in (topology.orders_stream, topology.receipts_stream):
+            assert (await js.stream_info(stream)).config.max_age == 1800
+    finally:
+        server.stop()
+
+
+def test_simulate_oppdrag_offers_the_queues_age_limit() -> None:
+    result = CliRunner().invoke(app, ["simulate", "oppdrag", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "--stream-max-age" in result.output

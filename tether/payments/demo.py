@@ -14,7 +14,8 @@ from typing import Any
 from tether.core.bootstrap import Runtime
 from tether.core.capability import DemoContext, DemoPart
 from tether.payments.service import PaymentsService
-from tether.payments.simulator import start_simulator
+from tether.payments.settings import PaymentsSettings
+from tether.payments.simulator import Topology, start_simulator
 
 DEMO_CASES = ("demo-1", "demo-2", "demo-3")
 
@@ -51,7 +52,11 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     if not ctx.nats_url:
         yield DemoPart(seed=_without_nats)
         return
-    server = start_simulator(ctx.nats_url, port=ctx.port(7003), control_port=ctx.port(7103))
+    # the payment system's queues, created here first, keep what tether's own streams keep
+    topology = Topology(max_age_s=PaymentsSettings().stream_max_age_s)
+    server = start_simulator(
+        ctx.nats_url, port=ctx.port(7003), control_port=ctx.port(7103), topology=topology
+    )
     examples = Path(tempfile.mkdtemp(prefix="tether-demo-payments-"))
 
     async def seed(runtime: Runtime, service: Any) -> list[str]:

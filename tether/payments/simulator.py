@@ -33,7 +33,7 @@ from rich.console import Console
 from starlette.responses import JSONResponse
 
 from tether.core import loop
-from tether.core.events import connect_nats, ensure_stream, fetch_ready
+from tether.core.events import STREAM_MAX_AGE_S, connect_nats, ensure_stream, fetch_ready
 from tether.core.simulator import (
     GenericFaults,
     SimulatorServer,
@@ -59,6 +59,7 @@ class Topology:
     receipts_stream: str = oppdrag.RECEIPTS_STREAM
     receipts_subject: str = oppdrag.RECEIPTS_SUBJECT
     durable: str = "oppdrag-simulator"
+    max_age_s: float = STREAM_MAX_AGE_S  # how long the two queues keep a message (0: for ever)
 
 
 def create_data_app(ledger: Ledger, state: SimulatorState, token: str) -> FastAPI:
@@ -160,8 +161,8 @@ class OppdragSimulator(SimulatorServer):
         top = self.topology
         nc = await connect_nats(self.nats_url)
         js = nc.jetstream()
-        await ensure_stream(js, top.orders_stream, top.orders_subject)
-        await ensure_stream(js, top.receipts_stream, top.receipts_subject)
+        await ensure_stream(js, top.orders_stream, top.orders_subject, max_age_s=top.max_age_s)
+        await ensure_stream(js, top.receipts_stream, top.receipts_subject, max_age_s=top.max_age_s)
         sub = await js.pull_subscribe(
             top.orders_subject, durable=top.durable, stream=top.orders_stream
         )
@@ -308,6 +309,14 @@ def simulate(
     token: Annotated[str, typer.Option(help="Bearer token the data port requires.")] = (
         DEFAULT_TOKEN
     ),
+    stream_max_age: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds the orders and receipts streams keep a message when this creates "
+            "them (0: for ever); streams that exist keep their own limits.",
+        ),
+    ] = STREAM_MAX_AGE_S,
 ) -> None:
     """Run the payment system simulator until Ctrl-C.
 
@@ -315,7 +324,13 @@ def simulate(
     PUT http://127.0.0.1:<control-port>/faults {"mode": "08"} (modes: none, 04, 08, 12,
     08-untrimmed, slow, silent, duplicate, down).
     """
-    server = build_simulator(nats_url=nats_url, port=port, control_port=control_port, token=token)
+    server = build_simulator(
+        nats_url=nats_url,
+        port=port,
+        control_port=control_port,
+        token=token,
+        topology=Topology(max_age_s=stream_max_age),
+    )
     console = Console()
     console.print(f"oppdrag simulator on {server.url}, control on {server.control_url}")
     server.serve_alone()
