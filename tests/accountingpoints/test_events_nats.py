@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
 from tether.accountingpoints.service import AccountingPointService, build
@@ -67,24 +66,15 @@ async def publish(service: AccountingPointService, url: str, events: list[CloudE
     await publish_nats(url, s.nats_stream, s.nats_subject, events)
 
 
-async def publish_raw(service: AccountingPointService, url: str, payload: bytes) -> None:
+async def publish_raw(service: AccountingPointService, js: Any, payload: bytes) -> None:
     s = service.settings
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        await ensure_stream(js, s.nats_stream, s.nats_subject)
-        await js.publish(s.nats_subject, payload)
-    finally:
-        await nc.drain()
+    await ensure_stream(js, s.nats_stream, s.nats_subject)
+    await js.publish(s.nats_subject, payload)
 
 
-async def consumer_info(service: AccountingPointService, url: str) -> Any:
+async def consumer_info(service: AccountingPointService, js: Any) -> Any:
     s = service.settings
-    nc = await nats.connect(url)
-    try:
-        return await nc.jetstream().consumer_info(s.nats_stream, s.nats_durable)
-    finally:
-        await nc.drain()
+    return await js.consumer_info(s.nats_stream, s.nats_durable)
 
 
 async def requested(service: AccountingPointService, gsrn: str) -> bool:
@@ -113,7 +103,10 @@ async def hold(service: AccountingPointService, gsrns: list[str]) -> None:
 
 
 async def test_events_from_nats_make_accounting_points_sync(
-    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub], nats_url: str
+    service: AccountingPointService,
+    sim: tuple[SimulatorServer, Datahub],
+    nats_url: str,
+    js: Any,
 ) -> None:
     server, hub = sim
     first, second = hub.gsrns[:2]
@@ -122,7 +115,7 @@ async def test_events_from_nats_make_accounting_points_sync(
     stop = asyncio.Event()
     consumer = asyncio.create_task(consume_events(service, nats_url=nats_url, stop=stop))
     try:
-        await publish_raw(service, nats_url, b"{not a cloud event")
+        await publish_raw(service, js, b"{not a cloud event")
         await publish(
             service, nats_url, [event(first), event(hub.gsrns[5])]
         )  # the second is not held
@@ -130,11 +123,11 @@ async def test_events_from_nats_make_accounting_points_sync(
 
         # the malformed message was acknowledged and dropped, not redelivered forever
         async def drained() -> bool:
-            info = await consumer_info(service, nats_url)
+            info = await consumer_info(service, js)
             return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await until(drained)
-        assert (await consumer_info(service, nats_url)).delivered.stream_seq == 3
+        assert (await consumer_info(service, js)).delivered.stream_seq == 3
     finally:
         stop.set()
         await consumer
@@ -155,7 +148,10 @@ async def test_events_from_nats_make_accounting_points_sync(
 
 
 async def test_the_consumer_is_durable_across_restarts(
-    service: AccountingPointService, sim: tuple[SimulatorServer, Datahub], nats_url: str
+    service: AccountingPointService,
+    sim: tuple[SimulatorServer, Datahub],
+    nats_url: str,
+    js: Any,
 ) -> None:
     _, hub = sim
     first, second = hub.gsrns[2:4]
@@ -178,5 +174,5 @@ async def test_the_consumer_is_durable_across_restarts(
     finally:
         stop.set()
         await consumer
-    info = await consumer_info(service, nats_url)
+    info = await consumer_info(service, js)
     assert info.delivered.stream_seq == 2 and info.num_pending == 0

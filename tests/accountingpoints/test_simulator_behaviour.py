@@ -512,9 +512,7 @@ def test_a_failing_webhook_is_reported_not_fatal() -> None:
     assert len(response.json()["record"]["end_user"]) >= 2
 
 
-async def test_events_are_published_to_nats_jetstream(nats_url: str) -> None:
-    import nats
-
+async def test_events_are_published_to_nats_jetstream(nats_url: str, js: Any) -> None:
     stream, subject = "SIMTEST", "simtest.accounting_point.changed"
     server, hub = start_simulator(
         count=3, nats_url=nats_url, nats_stream=stream, nats_subject=subject
@@ -528,13 +526,8 @@ async def test_events_are_published_to_nats_jetstream(nats_url: str) -> None:
         server.stop()
     assert first.json()["emitted"]["nats"] == "sent"
     assert second.json()["nats"] == "sent"
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(stream)
-        messages = [await js.get_msg(stream, seq) for seq in range(1, info.state.messages + 1)]
-    finally:
-        await nc.close()
+    info = await js.stream_info(stream)
+    messages = [await js.get_msg(stream, seq) for seq in range(1, info.state.messages + 1)]
     events = [parse_event(m.data) for m in messages]
     assert [e.subject for e in events] == [hub.gsrns[2], hub.gsrns[0]]
     assert all(e.time is not None and e.time <= datetime.now(UTC) for e in events)

@@ -130,26 +130,19 @@ def _key_order(value: Any) -> list[Any]:
     return []
 
 
-async def test_statuses_are_published_on_nats(harness: Harness) -> None:
+async def test_statuses_are_published_on_nats(harness: Harness, js: Any) -> None:
     """Each status goes out once, in order, as the same JSON object (values and key order) as
     the stored status the endpoints show; text stays UTF-8 (``beløp``, not an escape)."""
-    import nats
-
     await harness.send("k1", message(june(3, 14)))
-    nc = await nats.connect(harness.nats_url)
-    try:
-        js = nc.jetstream()
-        s = harness.service.settings
-        sub = await js.pull_subscribe(s.status_subject, stream=s.status_stream)
-        published: list[dict[str, Any]] = []
-        while not published or published[-1]["status"] != "OK":
-            for msg in await sub.fetch(10, timeout=5):
-                assert msg.headers["Transaction-ID"] == "k1"
-                assert "beløp".encode() in msg.data
-                published.append(json.loads(msg.data))
-                await msg.ack()
-    finally:
-        await nc.drain()
+    s = harness.service.settings
+    sub = await js.pull_subscribe(s.status_subject, stream=s.status_stream)
+    published: list[dict[str, Any]] = []
+    while not published or published[-1]["status"] != "OK":
+        for msg in await sub.fetch(10, timeout=5):
+            assert msg.headers["Transaction-ID"] == "k1"
+            assert "beløp".encode() in msg.data
+            published.append(json.loads(msg.data))
+            await msg.ack()
     stored = [row.body for row in await harness.service.statuses("sak1")]
     assert [p["status"] for p in published] == ["MOTTATT", "HOS_OPPDRAG", "OK"]
     assert published == stored
@@ -195,24 +188,17 @@ async def test_metrics_count_statuses_and_waiting_orders(harness: Harness) -> No
 
 
 async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_dropped(
-    harness: Harness,
+    harness: Harness, js: Any
 ) -> None:
-    import nats
-
     s = harness.service.settings
-    nc = await nats.connect(harness.nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_stream(js, s.intake_stream, s.intake_subject)
-        await js.publish(s.intake_subject, message(june(3, 7)), stream=s.intake_stream)
-        await js.publish(
-            s.intake_subject,
-            message(june(3, 14)),
-            stream=s.intake_stream,
-            headers={"Transaction-ID": "nats-1"},
-        )
-    finally:
-        await nc.drain()
+    await ensure_stream(js, s.intake_stream, s.intake_subject)
+    await js.publish(s.intake_subject, message(june(3, 7)), stream=s.intake_stream)
+    await js.publish(
+        s.intake_subject,
+        message(june(3, 14)),
+        stream=s.intake_stream,
+        headers={"Transaction-ID": "nats-1"},
+    )
     for _ in range(200):
         try:
             status = await harness.service.wait_status("nats-1", 20)

@@ -120,27 +120,22 @@ def _version(i: int) -> list[dict[str, Any]]:
     return days
 
 
-async def test_one_case_from_four_worker_processes_keeps_arrival_order(setup: Setup) -> None:
-    import nats
+async def test_one_case_from_four_worker_processes_keeps_arrival_order(
+    setup: Setup, js: Any
+) -> None:
+    from tether.core.events import ensure_stream
 
     n = 24
     bodies = {f"k{i:02d}": message(_version(i)) for i in range(1, n + 1)}
     with setup.workers(4):
-        nc = await nats.connect(setup.nats_url)
-        try:
-            js = nc.jetstream()
-            from tether.core.events import ensure_stream
-
-            s = setup.own
-            await ensure_stream(js, s.intake_stream, s.intake_subject)
-            await asyncio.gather(
-                *(
-                    js.publish(s.intake_subject, body, headers={"Transaction-ID": key})
-                    for key, body in bodies.items()
-                )
+        s = setup.own
+        await ensure_stream(js, s.intake_stream, s.intake_subject)
+        await asyncio.gather(
+            *(
+                js.publish(s.intake_subject, body, headers={"Transaction-ID": key})
+                for key, body in bodies.items()
             )
-        finally:
-            await nc.drain()
+        )
         statuses = await _final(setup.service, list(bodies))
     assert set(statuses) == {"OK"}, statuses
     async with setup.service.pool.connection() as conn:

@@ -66,17 +66,12 @@ class Wire:
 
 
 @pytest.fixture
-async def wire(nats_url: str, topology: Topology, sim: OppdragSimulator) -> AsyncIterator[Wire]:
-    import nats
-
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
+async def wire(js: Any, topology: Topology, sim: OppdragSimulator) -> AsyncIterator[Wire]:
     receipts = await js.pull_subscribe(
         topology.receipts_subject, durable="tether", stream=topology.receipts_stream
     )
     yield Wire(js=js, receipts=receipts, topology=topology)
     await receipts.unsubscribe()
-    await nc.drain()
 
 
 def first_order(sak: str = "SAK1", **kw: Any) -> Order:
