@@ -156,6 +156,28 @@ def test_friday_to_monday_is_contiguous() -> None:
     )
 
 
+def test_saturday_to_monday_is_contiguous_and_friday_to_sunday_is_not() -> None:
+    [u] = split(message([day("2024-06-08"), day("2024-06-10")]))  # Saturday, Monday
+    assert [(p.fom.day, p.tom.day) for p in u.periods] == [(8, 10)]
+    [u] = split(message([day("2024-06-07"), day("2024-06-09")]))  # Friday, Sunday
+    assert [(p.fom.day, p.tom.day) for p in u.periods] == [(7, 7), (9, 9)]
+
+
+def test_a_weekend_paid_at_another_amount_splits_the_run_it_falls_in() -> None:
+    """Friday and Monday at 100 around a Saturday at 200: three periods, not Friday-Monday over
+    the Saturday (overlapping periods, whose later line would stop paying the Monday)."""
+    msg = message([day("2024-06-07"), day("2024-06-08", 200), day("2024-06-10")])
+    [u] = split(msg)
+    assert [(p.fom.day, p.tom.day, p.belop) for p in u.periods] == [
+        (7, 7, 100),
+        (8, 8, 200),
+        (10, 10, 100),
+    ]
+    # an unpaid weekend day (amount 0 is dropped) still lets the run go on
+    [u] = split(message([day("2024-06-07"), day("2024-06-08", 0), day("2024-06-10")]))
+    assert [(p.fom.day, p.tom.day) for p in u.periods] == [(7, 10)]
+
+
 def test_a_missing_weekday_splits_the_period() -> None:
     [u] = split(message([day("2024-06-06"), day("2024-06-07"), day("2024-06-11")]))
     assert [(p.fom.day, p.tom.day) for p in u.periods] == [(6, 7), (11, 11)]
@@ -319,6 +341,16 @@ def test_a_new_ident_on_a_paid_uid_is_400_end_to_end() -> None:
     assert check(message([day("2024-06-03")], ident="99999999999"), state).msg == (
         "Kan ikke endre 'ident'"
     )
+
+
+def test_a_new_ident_on_a_uid_the_message_deletes_is_400() -> None:
+    """The stop line and the order's header would carry the new ident: refused, as for a uid
+    the message keeps (the reference checks the locked fields on a delete too)."""
+    state = plan(message([day("2024-06-03")]), None, now=NOW).candidate
+    assert check(message([], ident="99999999999"), state).msg == "Kan ikke endre 'ident'"
+    other = message([day("2024-06-17", meldeperiode="m2")], ident="99999999999")
+    assert check(other, state).msg == "Kan ikke endre 'ident'"
+    assert plan(message([]), state, now=NOW).order is not None  # the same ident stops it
 
 
 def test_deleting_an_unknown_uid_is_404() -> None:

@@ -53,3 +53,19 @@ async def test_dry_run_when_the_simulation_service_is_down_is_feilet(harness: Ha
     s = await harness.send("d1", message(june(3, 14), dryrun=True))
     assert s.status == "FEILET" and s.body["simulering"] is True
     assert s.body["error"]["statusCode"] >= 500
+
+
+async def test_a_dry_run_that_fails_unexpectedly_is_feilet_500_and_others_go_on(
+    harness: Harness,
+) -> None:
+    """A processing error that is no rule of the spec (here: a confirmed row of the case that
+    no longer reads) answers the dry run with FEILET 500 under its key, as an intake's does;
+    it used to escape, and the caller waited for a status that never came."""
+    await harness.send("k1", message(june(3, 14)))
+    async with harness.service.pool.connection() as conn:
+        await conn.execute("UPDATE pay.utbetaling SET data = '{}' WHERE sak_id = 'sak1'")
+    s = await harness.send("d1", message(june(3, 14, 200), dryrun=True))
+    assert s.status == "FEILET" and s.body["simulering"] is True
+    assert s.body["error"]["statusCode"] == 500
+    other = await harness.send("d2", message(june(3, 14), sak="sak2", dryrun=True))
+    assert other.status == "OK" and other.body["simulering"] is True

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.payments.test_domain import FERIE, NOW, day, days, message
+from tests.payments.test_domain import DAG, FERIE, NOW, day, days, message
 from tether.payments import oppdrag
-from tether.payments.domain import plan, split
+from tether.payments.domain import plan, split, uid_for
 from tether.payments.models import CaseState, DagpengerMessage, Order, Receipt
 from tether.payments.simulated_oppdrag import EXISTS, UNKNOWN_CASE, Ledger
 from tether.payments.simulator import DEFAULT_TOKEN, OppdragSimulator, Topology, start_simulator
@@ -353,21 +353,28 @@ def test_the_ledger_pays_what_every_message_in_a_history_asks() -> None:
         assert outcome is not None and outcome[0].verdict.alvorlighetsgrad == "00", outcome
         state = result.candidate
         assert ledger_amounts(ledger, state) == expected_amounts(msg)
+        paid = ledger_amounts(ledger, state)
+        for d in msg.utbetalinger:  # every weekday the message asks for, straight from its days
+            if d.belop > 0 and d.utbetalingstype == DAG and d.dato.weekday() < 5:
+                uid = uid_for("DAGPENGER", msg.sak_id, d.meldeperiode, "DAGPENGER")
+                assert paid.get((uid, d.dato)) == d.belop, (d, n)
 
 
 def _random_case(rng: random.Random) -> list[dict[str, Any]]:
-    """Up to three meldeperioder of two weeks, each with runs of weekdays at random amounts."""
+    """Up to three meldeperioder of two weeks, each with runs of days at random amounts
+    (weekdays only, or in some meldeperioder weekend days too)."""
     found: list[dict[str, Any]] = []
     for n in (1, 2, 3):
         if rng.random() < 0.3:
             continue
         start = date(2024, 6, 3) + timedelta(14 * n)
+        weekends = rng.random() < 0.3
         offset = 0
         while offset < 14:
             run, amount = rng.randint(1, 6), rng.choice([100, 200, 300])
             if rng.random() > 0.15:
                 for d in (start + timedelta(offset + k) for k in range(run)):
-                    if d < start + timedelta(14) and d.weekday() < 5:
+                    if d < start + timedelta(14) and (weekends or d.weekday() < 5):
                         found.append(day(d.isoformat(), amount, meldeperiode=f"m{n}"))
             offset += run
         if rng.random() < 0.3:
@@ -388,3 +395,8 @@ def test_random_histories_pay_what_each_message_asks(seed: int) -> None:
         assert outcome is not None and outcome[0].verdict.alvorlighetsgrad == "00", outcome
         state = result.candidate
         assert ledger_amounts(ledger, state) == expected_amounts(msg)
+        paid = ledger_amounts(ledger, state)
+        for d in msg.utbetalinger:  # every weekday the message asks for, straight from its days
+            if d.belop > 0 and d.utbetalingstype == DAG and d.dato.weekday() < 5:
+                uid = uid_for("DAGPENGER", msg.sak_id, d.meldeperiode, "DAGPENGER")
+                assert paid.get((uid, d.dato)) == d.belop, (d, n)

@@ -184,8 +184,10 @@ def failed(exc: PaymentValidationError, *, simulering: bool = False) -> StatusBo
     return _body("FEILET", error=exc.as_error(), simulering=simulering)
 
 
-def internal_error(msg: str) -> StatusBody:
-    return _body("FEILET", error={"statusCode": 500, "msg": msg, "doc": None})
+def internal_error(msg: str, *, simulering: bool = False) -> StatusBody:
+    return _body(
+        "FEILET", error={"statusCode": 500, "msg": msg, "doc": None}, simulering=simulering
+    )
 
 
 def final(details: StatusBody, receipt: Receipt) -> StatusBody:

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -69,16 +69,25 @@ def _contiguous(prev: date, nxt: date) -> bool:
     return gap == 1 or (gap in (2, 3) and nxt.weekday() == 0)
 
 
+def _bridges(prev: date, nxt: date, paid: set[date]) -> bool:
+    """A run goes on over a weekend only when no day in between is paid (at another amount):
+    the spec's rule taken literally would make overlapping periods (Friday-Monday at 100 over a
+    Saturday at 200), and the later line would stop paying the Monday."""
+    return all(prev + timedelta(days=k) not in paid for k in range(1, (nxt - prev).days))
+
+
 def compress(days: Iterable[DagpengerDay]) -> tuple[Period, ...]:
     """Days -> periods: group by (amount, rate), split where the next date is not contiguous."""
     groups: dict[tuple[int, int], list[date]] = defaultdict(list)
-    for day in sorted(days, key=_DATO):
+    ordered = sorted(days, key=_DATO)
+    for day in ordered:
         groups[(day.belop, day.sats)].append(day.dato)
+    paid = {day.dato for day in ordered} if len(groups) > 1 else set()
     periods: list[Period] = []
     for (belop, sats), dates in groups.items():
         start = prev = dates[0]
         for current in dates[1:]:
-            if not _contiguous(prev, current):
+            if not _contiguous(prev, current) or (paid and not _bridges(prev, current, paid)):
                 periods.append(Period(fom=start, tom=prev, belop=belop, vedtakssats=sats))
                 start = current
             prev = current
@@ -173,8 +182,11 @@ def validate(
             _locked(u, old)
     present = {u.uid for u in utbetalinger}
     for uid in sorted((state.active_uids or frozenset()) - present):
-        if uid not in state.confirmed:
+        gone = state.confirmed.get(uid)
+        if gone is None:
             raise _bad(f"Fant ikke utbetaling {uid} å opphøre", 404)
+        if gone.ident != msg.ident:  # the stop line and the order header would carry it
+            raise _bad("Kan ikke endre 'ident'")
 
 
 # --- diff -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from tether.core.errors import Conflict, TetherError
 from tether.core.groups import Grouped
 from tether.payments import codec, repository
-from tether.payments.records import IntakeRow, Submission
+from tether.payments.records import CaseRow, IntakeRow, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Planner:
     intake batch, or a receipt batch's drain of its freed cases)."""
 
     def __init__(self) -> None:
-        self.states: dict[str, codec.CaseState | None] = {}
+        self.states: dict[str, CaseState] = {}
         self.blocked: set[str] = set()  # cases with an order planned in this batch
         self.orders: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
@@ -140,7 +140,7 @@ class Planner:
     def take(self, n: int, item: Item, row: IntakeRow) -> Outcome:
         case = row.case
         if case is not None and row.confirmed is not None and case.sak_id not in self.states:
-            self.states[case.sak_id] = codec.case_state_of(case, row.confirmed)
+            self.states[case.sak_id] = state_safely(case, row.confirmed)
         if not row.logged:
             return answer_seen(item.key, row.seen_hash, item.digest)
         if item.msg is None or case is None:
@@ -160,9 +160,12 @@ class Planner:
         key: str,
         sak_id: str,
         msg: codec.Message | bytes,
-        state: codec.CaseState | None,
+        state: CaseState,
     ) -> bool:
         """Plan one message of a free case; True when it made an order (the case now waits)."""
+        if isinstance(state, Unreadable):  # its FEILET 500; the case stays free
+            self._status(n, key, codec.internal_error(state.reason))
+            return False
         order_id = uuid.uuid4()
         outcome = plan_safely(key, msg, state, order_id)
         if not isinstance(outcome, codec.Planned):
@@ -213,6 +216,30 @@ def group_commit(
         return await store(pool, items)
 
     return Grouped(run, parallel=at_once, limit=max_batch)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A case whose stored state does not read (a bug, a hand-edited row): each message planned
+    against it is FEILET 500, as any other processing error, and the others go on."""
+
+    reason: str
+
+
+CaseState = codec.CaseState | Unreadable | None
+
+
+def state_safely(case: CaseRow, confirmed: Mapping[str, Any]) -> CaseState:
+    """``codec.case_state_of``, or why the case's state cannot be read."""
+    try:
+        return codec.case_state_of(case, confirmed)
+    except Exception as exc:
+        logger.exception(
+            "the stored state of case %s does not read",
+            case.sak_id,
+            extra={"action": "payments_state_unreadable"},
+        )
+        return Unreadable(f"the case's stored state does not read: {type(exc).__name__}: {exc}")
 
 
 def plan_safely(

@@ -159,7 +159,7 @@ class PaymentsService:
             for n, (key, original_key, body, confirmed) in enumerate(taken):
                 case = free[key]
                 planner = planners.setdefault(case.fagsystem, intake.Planner())
-                state = codec.case_state_of(case, confirmed)
+                state = intake.state_safely(case, confirmed)
                 if not planner.plan(n, original_key, case.sak_id, body, state):
                     still[key] = case  # nothing sent for this one: the next may be planned
             for fagsystem, planner in sorted(planners.items()):
@@ -198,6 +198,11 @@ class PaymentsService:
             )
         except codec.Rejected as exc:
             body = codec.failed(exc, simulering=True)
+        except Exception as exc:  # a bug in one dry run answers its caller, as an intake's does
+            logger.exception(
+                "planning dry run %s failed", key, extra={"action": "payments_plan_bug"}
+            )
+            body = codec.internal_error(f"{type(exc).__name__}: {exc}", simulering=True)
         else:
             if planned.xml is None:
                 body = codec.simulated_no_change()
