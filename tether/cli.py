@@ -64,7 +64,7 @@ def _capability_cli(cli: Ref[typer.Typer]) -> Callable[[], Any]:
 
 def _simulator(name: str, command: Ref[Callable[..., Any]]) -> Callable[[], Any]:
     def load() -> Any:
-        single = typer.Typer()
+        single = typer.Typer(add_completion=False)  # ``tether --install-completion`` covers it
         single.command(name)(command.load())
         return typer.main.get_command(single)
 

@@ -19,6 +19,7 @@ from tether.cli import all_settings
 from tether.core import exposure, keys
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
+from tether.payments.settings import PaymentsSettings
 
 STRONG = "x" * 24
 PERSON_ID = "12345678901"
@@ -94,7 +95,7 @@ def test_exposed_processes_refuse_development_secrets(
     assert result.returncode == 1
     assert "refusing to start" in result.stderr and "Traceback" not in result.stderr
     assert "TETHER_AP_ADAPTER_TOKEN" in result.stderr and "TETHER_ELICENSING_TOKEN" in result.stderr
-    assert "TETHER_AP_PII_KEY" in result.stderr
+    assert "TETHER_AP_PII_KEY" in result.stderr and "TETHER_PAYMENTS_OPPDRAG_TOKEN" in result.stderr
     if command[0] == "serve":
         assert "TETHER_EVENTS_TOKEN" in result.stderr and "TETHER_SESSION_SECRET" in result.stderr
 
@@ -106,6 +107,7 @@ def test_which_secrets_and_addresses_count() -> None:
         "TETHER_AP_PII_KEY",
         "TETHER_ELICENSING_TOKEN",
         "TETHER_EVENTS_TOKEN",
+        "TETHER_PAYMENTS_OPPDRAG_TOKEN",
         "TETHER_SESSION_SECRET",
     ]
     exposure.refuse_unsafe(*dev, bind_host="127.0.0.1")  # local development: fine
@@ -122,6 +124,10 @@ def test_which_secrets_and_addresses_count() -> None:
     remote_adapter = AccountingPointSettings(adapter_url="https://adapter.example/api")
     with pytest.raises(ConfigurationError, match="TETHER_AP_ADAPTER_URL is not loopback"):
         exposure.refuse_unsafe(remote_adapter)
+    remote_oppdrag = PaymentsSettings(oppdrag_url="https://oppdrag.example")
+    with pytest.raises(ConfigurationError, match="TETHER_PAYMENTS_OPPDRAG_TOKEN"):
+        exposure.refuse_unsafe(remote_oppdrag)  # it was a plain string, never checked
+    assert "dev-oppdrag-token" not in repr(remote_oppdrag)
     assert exposure.is_loopback("/run/postgresql") and not exposure.is_loopback("0.0.0.0")
 
 

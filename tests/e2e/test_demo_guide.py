@@ -16,6 +16,16 @@ import pytest
 HTML = {"accept": "text/html"}
 
 
+def _command(line: str) -> tuple[dict[str, str], list[str]]:
+    """A printed shell line: the variables it sets first, then the command's words."""
+    words = line.split()
+    extra = {}
+    while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        extra[name] = value
+    return extra, words
+
+
 def _read_guide(proc: subprocess.Popen[str]) -> list[str]:
     assert proc.stdout is not None
     lines: list[str] = []
@@ -110,15 +120,17 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         assert _paste(intake) == 202  # a dagpenger message accepted over HTTP, as printed
         database = re.search(r"export DATABASE_URL='([^']+)'", text)  # printed with DATABASE_URL
         assert database, text
-        for line in (g.strip() for g in guide if g.strip().startswith("tether payments send")):
+        sends = [_command(g) for g in guide if "tether payments send" in g]
+        assert len(sends) == 2 and any("--dry-run" in argv for _, argv in sends), guide
+        for extra, argv in sends:  # as printed, with the variables the line sets
             sent = subprocess.run(
-                [sys.executable, "-m", *line.split()],
+                [sys.executable, "-m", *argv],
                 capture_output=True,
                 text=True,
                 timeout=60,
-                env={**env, "DATABASE_URL": database.group(1)},
+                env={**env, "DATABASE_URL": database.group(1), **extra},
             )
-            assert sent.returncode == 0 and " OK" in sent.stdout, (line, sent.stdout, sent.stderr)
+            assert sent.returncode == 0 and " OK" in sent.stdout, (argv, sent.stdout, sent.stderr)
         payment = next(c for c in commands if "/ledger/" in c)
         before = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text.count("<tr>")
         assert 200 <= _paste(payment) < 300

@@ -151,7 +151,7 @@ async def harness(
         receipts_subject=own.receipts_subject,
         durable=f"sim-{own.orders_stream}",
     )
-    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token)
+    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token.get_secret_value())
     own = own.model_copy(update={"oppdrag_url": sim.url})
     core = settings.model_copy(update={"nats_url": nats_url})
     stop = asyncio.Event()

@@ -77,7 +77,7 @@ async def setup(
         receipts_subject=own.receipts_subject,
         durable=f"sim-{own.orders_stream}",
     )
-    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token)
+    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token.get_secret_value())
     own = own.model_copy(update={"oppdrag_url": sim.url})
     try:
         async with OppdragClient.from_settings(own) as client:

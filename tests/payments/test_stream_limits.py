@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import typer
 from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
@@ -14,7 +15,7 @@ from tether.cli import app
 from tether.payments import tasks
 from tether.payments.client import OppdragClient
 from tether.payments.service import PaymentsService
-from tether.payments.simulator import Topology, start_simulator
+from tether.payments.simulator import Topology, simulate, start_simulator
 
 from .conftest import unique_settings
 
@@ -56,3 +57,12 @@ def test_simulate_oppdrag_offers_the_queues_age_limit() -> None:
     result = CliRunner().invoke(app, ["simulate", "oppdrag", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "--stream-max-age" in result.output
+
+
+def test_simulate_oppdrag_reads_the_broker_and_token_from_tethers_variables() -> None:
+    """Started beside a worker, it finds the same broker and expects the token the worker sends."""
+    single = typer.Typer(add_completion=False)
+    single.command()(simulate)
+    params = {p.name: p for p in typer.main.get_command(single).params}
+    assert params["nats_url"].envvar == "TETHER_NATS_URL"
+    assert params["token"].envvar == "TETHER_PAYMENTS_OPPDRAG_TOKEN"

@@ -35,7 +35,7 @@ class OppdragClient:
             UpstreamClient(
                 system=SYSTEM,
                 base_url=settings.oppdrag_url,
-                token=settings.oppdrag_token,
+                token=settings.oppdrag_token.get_secret_value(),
                 timeout=timeout,
                 transport=transport,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -10,6 +11,8 @@ from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from tether.core.bootstrap import Runtime
 from tether.core.capability import DemoContext, DemoPart
@@ -54,8 +57,13 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         return
     # the payment system's queues, created here first, keep what tether's own streams keep
     topology = Topology(max_age_s=PaymentsSettings().stream_max_age_s)
+    token = secrets.token_urlsafe(24)  # a fresh token per demo, never the dev value
     server = start_simulator(
-        ctx.nats_url, port=ctx.port(7003), control_port=ctx.port(7103), topology=topology
+        ctx.nats_url,
+        port=ctx.port(7003),
+        control_port=ctx.port(7103),
+        topology=topology,
+        token=token,
     )
     examples = Path(tempfile.mkdtemp(prefix="tether-demo-payments-"))
 
@@ -77,7 +85,9 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
             f"    curl {auth}'{api}/api/v1/payments/status/demo-1-first?wait=10'",
             "  a new case, then demo-1 at a higher rate simulated only (dry run):",
             f"    tether payments send {files['new']} --wait",
-            f"    tether payments send {files['raise']} --dry-run --wait",
+            # a dry run asks the payment system from the CLI's own process: it needs the token
+            f"    TETHER_PAYMENTS_OPPDRAG_URL={server.url} TETHER_PAYMENTS_OPPDRAG_TOKEN={token} "
+            f"tether payments send {files['raise']} --dry-run --wait",
             "  a message over HTTP:",
             f"    curl -X POST {api}/api/v1/payments/dagpenger {auth}"
             f"-H 'Transaction-ID: demo-5-first' -H 'content-type: application/json' "
@@ -88,7 +98,9 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         ]
 
     try:
-        yield DemoPart(settings={"oppdrag_url": server.url}, seed=seed)
+        yield DemoPart(
+            settings={"oppdrag_url": server.url, "oppdrag_token": SecretStr(token)}, seed=seed
+        )
     finally:
         server.stop()
         shutil.rmtree(examples, ignore_errors=True)

@@ -6,7 +6,7 @@ payments-specific (subjects, streams, durable consumers, timeouts) lives here.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tether.core.events import STREAM_MAX_AGE_S
@@ -20,7 +20,10 @@ class PaymentsSettings(BaseSettings):
     oppdrag_url: str = Field(
         default="http://127.0.0.1:7003", description="The payment system's HTTP service."
     )
-    oppdrag_token: str = "dev-oppdrag-token"
+    oppdrag_token: SecretStr = Field(
+        default=SecretStr("dev-oppdrag-token"),
+        description="Bearer token of the payment system's HTTP service (a secret: set it).",
+    )
     oppdrag_timeout_s: float = 5.0
 
     intake_stream: str = "PAYMENTS"

@@ -301,14 +301,17 @@ def start_simulator(
 
 
 def simulate(
-    nats_url: Annotated[str, typer.Option(help="NATS server with JetStream.")] = (
-        "nats://127.0.0.1:4222"
-    ),
+    nats_url: Annotated[
+        str, typer.Option(envvar="TETHER_NATS_URL", help="NATS server with JetStream.")
+    ] = "nats://127.0.0.1:4222",
     port: Annotated[int, typer.Option(help="Data port (/simulering, /orders).")] = 7003,
     control_port: Annotated[int, typer.Option(help="Control port (/faults, /stats).")] = 7103,
-    token: Annotated[str, typer.Option(help="Bearer token the data port requires.")] = (
-        DEFAULT_TOKEN
-    ),
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="TETHER_PAYMENTS_OPPDRAG_TOKEN", help="Bearer token the data port requires."
+        ),
+    ] = DEFAULT_TOKEN,
     stream_max_age: Annotated[
         float,
         typer.Option(
@@ -320,9 +323,11 @@ def simulate(
 ) -> None:
     """Run the payment system simulator until Ctrl-C.
 
-    Orders on oppdrag.orders.v1, receipts on oppdrag.receipts.v1. Switch faults with
-    PUT http://127.0.0.1:<control-port>/faults {"mode": "08"} (modes: none, 04, 08, 12,
-    08-untrimmed, slow, silent, duplicate, down).
+    Orders on oppdrag.orders.v1, receipts on oppdrag.receipts.v1.
+
+    Faults: PUT http://127.0.0.1:<control-port>/faults {"mode": "08"}.
+
+    Modes: none, 04, 08, 12, 08-untrimmed, slow, silent, duplicate, down.
     """
     server = build_simulator(
         nats_url=nats_url,
