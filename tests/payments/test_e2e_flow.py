@@ -11,6 +11,8 @@ import json
 from datetime import date
 from typing import Any
 
+import pytest
+
 from tether.core.errors import NotFound
 from tether.core.events import ensure_stream
 
@@ -188,7 +190,7 @@ async def test_metrics_count_statuses_and_waiting_orders(harness: Harness) -> No
 
 
 async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_dropped(
-    harness: Harness, js: Any
+    harness: Harness, js: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = harness.service.settings
     await ensure_stream(js, s.intake_stream, s.intake_subject)
@@ -208,6 +210,7 @@ async def test_broker_intake_keyed_by_header_and_a_message_without_key_is_droppe
     assert status.status == "OK"
     assert harness.paid() == expected(june(3, 14))
     assert len(await harness.service.orders("sak1")) == 1  # the keyless one never became one
+    assert any("no Transaction-ID" in r.getMessage() for r in caplog.records)  # and says why
 
 
 async def test_two_receipts_for_one_order_are_booked_once(harness: Harness) -> None:

@@ -128,8 +128,12 @@ async def test_same_key_other_content_is_refused(service: PaymentsService) -> No
 
 
 async def test_empty_key_is_refused(service: PaymentsService) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match=r"1\.\.200 characters, not blank"):
         await service.submit(" ", message(june(3, 14)))
+    with pytest.raises(InvalidInput, match="got 201"):
+        await service.submit("k" * 201, message(june(3, 14)))
+    with pytest.raises(InvalidInput, match="no Transaction-ID"):  # the broker's header missing
+        await service.submit("", message(june(3, 14)))
 
 
 async def test_later_message_waits_for_the_receipt_then_is_planned_on_confirmed_state(

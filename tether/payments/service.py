@@ -344,8 +344,13 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
 
 
 def _check_key(key: str) -> None:
+    if not key:
+        raise InvalidInput("no Transaction-ID (the original key): set it on every message")
     if not key.strip() or len(key) > 200:
-        raise InvalidInput("the Transaction-ID (original key) must be 1..200 characters")
+        raise InvalidInput(
+            f"the Transaction-ID (original key) must be 1..200 characters, not blank; "
+            f"got {len(key)}"
+        )
 
 
 @asynccontextmanager
