@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +103,27 @@ def test_the_launcher_loads_no_capability_cli_or_web_stack() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_database_without_the_schema_says_to_upgrade_and_which_it_is(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": empty_db_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "tether", "payments", "status", "k"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "no tether schema" in said and "tether db upgrade" in said
+    assert "Traceback" not in result.stdout + result.stderr
+    # embedded: which folder's PostgreSQL it was (a command run from another folder starts its
+    # own, empty, instead of joining a demo's)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
+    assert f"TETHER_DATA_DIR={tmp_path / 'data'}" in cli._which_database()
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    assert cli._which_database() == ""

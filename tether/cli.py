@@ -13,6 +13,7 @@ import psycopg
 import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from tether import __version__
@@ -371,11 +372,26 @@ def main() -> None:
     try:
         app()
     except TetherError as exc:  # expected failures: one clear line, no traceback
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {escape(exc.message)}")
         raise SystemExit(1) from None
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         console.print(
             "[red]error:[/] the database has no tether schema (or an old one): "
-            "run `tether db upgrade` first"
+            f"run `tether db upgrade` first{escape(_which_database())}"
         )
         raise SystemExit(1) from None
+
+
+def _which_database() -> str:
+    """Which database that was: a command run from another folder starts its own embedded
+    PostgreSQL there, empty, instead of joining the demo's."""
+    try:
+        settings = load_settings()
+    except Exception:  # the environment is broken: the first error said enough
+        return ""
+    if settings.database_url is not None:
+        return ""
+    return (
+        f" (it is the embedded PostgreSQL of TETHER_DATA_DIR={settings.data_dir.resolve()}; "
+        "to use a running demo's, run from its folder or set its TETHER_DATA_DIR)"
+    )

@@ -141,9 +141,11 @@ async def _run(
             f"Metrics         curl {api}/metrics",
             f"Database        {url}",
             "                (while the demo runs, `tether status` and the other commands "
-            "started with the same TETHER_DATA_DIR use it)"
+            f"started with TETHER_DATA_DIR={settings.data_dir.resolve()} use it)"
             if settings.database_url is None
             else f"                (for the CLI: export DATABASE_URL='{url}')",
+            "CLI             the `tether ...` lines below, from this checkout: `uv run tether ...` "
+            "when tether is not on your PATH",
             f"NATS            {settings.nats_url}",
             "",
         ]
