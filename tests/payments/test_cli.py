@@ -25,32 +25,32 @@ def test_send_then_status_then_case(runner: CliRunner, tmp_path: Path) -> None:
     file.write_bytes(message(june(3, 14)))
     sent = runner.invoke(app, ["payments", "send", str(file), "--key", "k1", "--json"])
     assert sent.exit_code == 0, sent.output
-    assert json.loads(sent.output)["status"] == "MOTTATT"
+    assert json.loads(sent.stdout)["status"] == "MOTTATT"
     status = runner.invoke(app, ["payments", "status", "k1"])
     assert status.exit_code == 0 and "MOTTATT" in status.output
     assert "2024-06-03..2024-06-14" in status.output
     case = runner.invoke(app, ["payments", "case", "sak1", "--json"])
     assert case.exit_code == 0, case.output
-    body = json.loads(case.output)
+    body = json.loads(case.stdout)
     assert body["never_paid"] is True
     assert [o["original_key"] for o in body["orders"]] == ["k1"]
 
 
 def test_unknown_key_exits_1_with_the_reason(runner: CliRunner) -> None:
     result = runner.invoke(app, ["payments", "status", "nope"])
-    assert result.exit_code == 1
-    assert "no message with key" in result.output
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no message with key" in result.stderr
 
 
 def test_dry_run_of_a_file_that_is_not_json_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     file = tmp_path / "m.json"
     file.write_text("{oops")
     result = runner.invoke(app, ["payments", "send", str(file), "--dry-run"])
-    assert result.exit_code == 1 and "is not JSON" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "m.json is not JSON" in " ".join(result.stderr.split())
 
 
 def test_bad_json_is_sent_and_feilet(runner: CliRunner, tmp_path: Path) -> None:
     file = tmp_path / "m.json"
     file.write_text("{oops")
     result = runner.invoke(app, ["payments", "send", str(file), "--key", "bad"])
-    assert result.exit_code == 0 and "FEILET" in result.output and "400" in result.output
+    assert result.exit_code == 1 and "FEILET" in result.stdout and "400" in result.stdout

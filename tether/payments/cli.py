@@ -1,24 +1,33 @@
-"""``tether payments ...``: send a message, read a status, show a case."""
+"""``tether payments ...``: send a message, read a status, show a case.
+
+Keys, ids and error texts come from users and other systems: they are printed as ``Text``, never
+parsed as Rich markup (a key ``x[/b]`` crashed a command, a key ``[red]`` printed as nothing).
+Results go to stdout and errors to stderr, and the exit code tells a script how a message ended.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
-from tether.payments.service import PaymentsService, build
+from tether.payments.records import CaseView, OrderRow, StatusRow
+from tether.payments.service import FINAL, PaymentsService, build
 
-console = Console()
+out = Console()  # results: stdout
+err = Console(stderr=True)  # errors and waits given up: stdout stays the result
 app = typer.Typer(
     help=(
         "Payment orders: the benefit system's thick messages become one atomic order per case "
@@ -27,6 +36,26 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+SEND_WAIT_S = 30.0  # a bare --wait
+EXIT_FEILET = 1  # as every tether error (unknown key, key reused): the message did not succeed
+EXIT_NOT_FINAL = 3  # 2 is taken: Typer's bad usage, here also a file that cannot be used
+EXIT_CODES = (
+    "Exit codes: 0 OK (or a status not final yet, when not waiting); 1 FEILET, or an error "
+    "such as an unknown key; 2 bad usage or an unusable file (nothing sent); 3 --wait ended "
+    "before a final status."
+)
+STYLES = {"OK": "bold green", "FEILET": "bold red"}
+DRY_RUN = "dry run (simulated, nothing paid)"
+STILL = {
+    "MOTTATT": "the order is stored; a running `tether worker` sends it",
+    "VENTER": "it waits for the receipt of an earlier order of its case",
+    "HOS_OPPDRAG": (
+        "tether asks the payment system itself after TETHER_PAYMENTS_RECEIPT_TIMEOUT_S "
+        "({timeout:g} s) without a receipt"
+    ),
+}
+JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
 def _with_service(work: Any) -> Any:
@@ -40,67 +69,190 @@ def _with_service(work: Any) -> Any:
     try:
         return loop.run(_run())
     except TetherError as exc:
-        console.print(f"[red]{type(exc).__name__}: {exc.message}[/red]")
+        err.print(Text(f"{type(exc).__name__}: {exc.message}", style="red"))
         raise typer.Exit(1) from None
 
 
-def _print_status(key: str, status: str, body: Any, as_json: bool) -> None:
+def _read(file: Path, dry_run: bool) -> bytes:
+    """The file's bytes as they are; a dry run's with ``dryrun: true`` set, which needs an
+    object (the HTTP and broker intakes take a dry run only from the message itself)."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {file} ({exc.strerror}): give a readable file", param_hint="'file'"
+        ) from None
+    if not dry_run:
+        return raw  # sent as is: what is not a message ends FEILET 400, as over HTTP
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{file.name} is not JSON ({exc}): --dry-run needs a JSON object",
+            param_hint="'file'",
+        ) from None
+    if not isinstance(message, dict):
+        kind = JSON_TYPES.get(type(message), "a number")
+        raise typer.BadParameter(
+            f"{file.name} holds {kind}, not a JSON object: --dry-run needs a message object",
+            param_hint="'file'",
+        )
+    message["dryrun"] = True
+    return json.dumps(message, ensure_ascii=False).encode()
+
+
+def _report(
+    service: PaymentsService, row: StatusRow, as_json: bool, waited_s: float, duplicate: bool
+) -> int:
+    """Print a status and what it means; returns the exit code."""
+    _print_status(row.original_key, row.status, row.body, as_json)
+    if duplicate:
+        note = (
+            "duplicate: this key came before with the same message, so this is its stored "
+            "status and nothing new was taken; to send it again, use a new --key"
+        )
+        (err if as_json else out).print(Text(f"  {note}", style="yellow"))
+    if row.status == "FEILET":
+        return EXIT_FEILET
+    if row.status in FINAL or waited_s <= 0:
+        return 0
+    hint = STILL.get(row.status, "").format(timeout=service.settings.receipt_timeout_s)
+    err.print(
+        Text(f"no final status after {waited_s:g} s; still {row.status}: {hint}", style="yellow")
+    )
+    return EXIT_NOT_FINAL
+
+
+def _print_status(key: str, status: str, body: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
-        console.print_json(json.dumps({"key": key, **dict(body)}, default=str))
+        out.print_json(json.dumps({"key": key, **dict(body)}, default=str))
         return
-    console.print(f"{key}: [bold]{status}[/bold]")
+    head = Text.assemble(f"{key}: ", (status, STYLES.get(status, "bold yellow")))
+    if body.get("simulering"):
+        head.append(f", {DRY_RUN}", style="bold cyan")
+    out.print(head)
     error = body.get("error")
     if error:
-        console.print(f"  error {error.get('statusCode')}: {error.get('msg')}")
-    for line in (body.get("detaljer") or {}).get("linjer", []):
-        console.print(f"  {line['klassekode']} {line['fom']}..{line['tom']} beløp {line['beløp']}")
+        out.print(Text(f"  error {error.get('statusCode')}: {error.get('msg')}", style="red"))
+    lines = (body.get("detaljer") or {}).get("linjer", [])
+    for line in lines:
+        out.print(
+            Text(f"  {line['klassekode']} {line['fom']}..{line['tom']} beløp {line['beløp']}")
+        )
+    if status == "OK" and not lines and not error and not body.get("simulering"):
+        out.print(Text("  nothing changed, no order sent"))
     if body.get("simulation") is not None:
-        console.print_json(json.dumps(body["simulation"], default=str))
+        out.print_json(json.dumps(body["simulation"], default=str))
 
 
-@app.command("send")
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("send", epilog=EXIT_CODES)
 def send(
-    file: Annotated[Path, typer.Argument(help="The message (JSON) to send.", exists=True)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The message (JSON) to send.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
     key: Annotated[str | None, typer.Option(help="Original key (default: a new UUID).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Simulate only.")] = False,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for OK/FEILET (needs a worker).")
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help='Simulate only, nothing paid: sets "dryrun": true in the message (a JSON object).',
+        ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help=f"Wait up to {SEND_WAIT_S:g} s (or --wait-s) for OK/FEILET (needs a worker).",
+        ),
+    ] = False,
+    wait_s: Annotated[
+        float | None,
+        typer.Option("--wait-s", help="Seconds to wait for OK/FEILET (implies --wait).", min=0),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Submit one dagpenger message; print its key and status."""
-    raw = file.read_bytes()
-    if dry_run:
-        try:
-            message = json.loads(raw)
-        except ValueError as exc:
-            console.print(f"[red]{file} is not JSON: {exc}[/red]")
-            raise typer.Exit(1) from None
-        message["dryrun"] = True
-        raw = json.dumps(message, ensure_ascii=False).encode()
+    raw = _read(file, dry_run)
     original_key = key or str(uuid.uuid4())
+    waited_s = wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
 
-    async def work(service: PaymentsService) -> None:
+    async def work(service: PaymentsService) -> int:
         submission = await service.submit(original_key, raw)
-        row = await service.wait_status(submission.key, 30.0 if wait else 0.0)
-        _print_status(submission.key, row.status, row.body, as_json)
+        row = await service.wait_status(submission.key, waited_s)
+        return _report(service, row, as_json, waited_s, submission.duplicate)
 
-    _with_service(work)
+    _exit(_with_service(work))
 
 
-@app.command("status")
+@app.command("status", epilog=EXIT_CODES)
 def status(
     key: Annotated[str, typer.Argument(help="The original key.")],
-    wait: Annotated[float, typer.Option(help="Seconds to wait for OK/FEILET.")] = 0.0,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for OK/FEILET.", min=0)] = 0.0,
     as_json: AsJson = False,
 ) -> None:
     """Print the latest status of a message."""
 
-    async def work(service: PaymentsService) -> None:
+    async def work(service: PaymentsService) -> int:
         row = await service.wait_status(key, wait)
-        _print_status(key, row.status, row.body, as_json)
+        return _report(service, row, as_json, wait, duplicate=False)
 
-    _with_service(work)
+    _exit(_with_service(work))
+
+
+def _short(value: str) -> str:
+    return value[:8]
+
+
+def case_table(view: CaseView) -> Table:
+    """Periods and amounts are what is read here: they never wrap or truncate at 80 columns.
+    Ids are cut to 8 characters (a UUID's first group), whole in ``--json``."""
+    active = view.active_uids or frozenset()
+    table = Table(caption="ids shortened; --json shows them whole")
+    table.add_column("uid", no_wrap=True)
+    table.add_column("klassekode", no_wrap=True)
+    table.add_column("periods: fom..tom amount", no_wrap=True)
+    table.add_column("last line", no_wrap=True)
+    table.add_column("active", no_wrap=True)
+    for u in view.utbetalinger:
+        periods = "\n".join(f"{p['fom']}..{p['tom']} {p['beløp']}" for p in u.periods)
+        table.add_row(
+            Text(_short(u.uid)),
+            Text(u.klassekode),
+            Text(periods or "stopped"),
+            Text(_short(u.last_line_id)),
+            "yes" if u.uid in active else "no",
+        )
+    return table
+
+
+def _case_json(view: CaseView, orders: list[OrderRow]) -> dict[str, Any]:
+    active = view.active_uids or frozenset()
+    return {
+        "fagsystem": view.fagsystem,
+        "sakId": view.sak_id,
+        "never_paid": view.active_uids is None,
+        "utbetalinger": [
+            {
+                "uid": u.uid,
+                "klassekode": u.klassekode,
+                "active": u.uid in active,
+                "periods": list(u.periods),
+                "last_line_id": u.last_line_id,
+            }
+            for u in view.utbetalinger
+        ],
+        "orders": [
+            {"id": str(o.id), "original_key": o.original_key, "state": o.state} for o in orders
+        ],
+    }
 
 
 @app.command("case")
@@ -109,46 +261,16 @@ def case(
     fagsystem: Annotated[str, typer.Option(help="The sending system.")] = "DAGPENGER",
     as_json: AsJson = False,
 ) -> None:
-    """Print a case's confirmed utbetalinger and its orders."""
+    """Print a case's confirmed utbetalinger and its orders (exit code 1: no such case)."""
 
     async def work(service: PaymentsService) -> None:
         view = await service.case(sak_id, fagsystem)
         orders = await service.orders(sak_id, fagsystem)
-        active = view.active_uids or frozenset()
         if as_json:
-            out = {
-                "fagsystem": fagsystem,
-                "sakId": sak_id,
-                "never_paid": view.active_uids is None,
-                "utbetalinger": [
-                    {
-                        "uid": u.uid,
-                        "klassekode": u.klassekode,
-                        "active": u.uid in active,
-                        "periods": list(u.periods),
-                        "last_line_id": u.last_line_id,
-                    }
-                    for u in view.utbetalinger
-                ],
-                "orders": [
-                    {"id": str(o.id), "original_key": o.original_key, "state": o.state}
-                    for o in orders
-                ],
-            }
-            console.print_json(json.dumps(out, default=str))
+            out.print_json(json.dumps(_case_json(view, orders), default=str))
             return
-        table = Table("uid", "klassekode", "periods", "last line", "active")
-        for u in view.utbetalinger:
-            periods = ", ".join(f"{p['fom']}..{p['tom']}:{p['beløp']}" for p in u.periods)
-            table.add_row(
-                u.uid,
-                u.klassekode,
-                periods or "stopped",
-                u.last_line_id,
-                "yes" if u.uid in active else "no",
-            )
-        console.print(table)
+        out.print(case_table(view))
         for o in orders:
-            console.print(f"order {o.id} {o.state} (key {o.original_key})")
+            out.print(Text(f"order {o.id} {o.state} (key {o.original_key})"))
 
     _with_service(work)
