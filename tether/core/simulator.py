@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import socket
 import threading
@@ -23,10 +24,13 @@ from urllib.parse import parse_qsl
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.core.loop import run, startup_frozen
+
+logger = logging.getLogger(__name__)
 
 
 class FaultMode(StrEnum):
@@ -97,6 +101,8 @@ class GenericFaults:
 
     Pure ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs
     every request through a task group and memory streams, which cost more than the answer.
+    A client that gives up first (its timeout during ``slow``: the point of that mode) is one
+    info line, not the server's error traceback: the app's body read raises ``ClientDisconnect``.
     """
 
     def __init__(self, app: ASGIApp, state: SimulatorState) -> None:
@@ -114,7 +120,11 @@ class GenericFaults:
                 return await send_reply(send, text_reply(500, "simulated internal server error"))
             if state.mode == FaultMode.GARBAGE:
                 return await send_reply(send, (200, _GARBAGE, b"application/json", ()))
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            path = scope.get("path", "")
+            logger.info("client went away before the answer: %s %s", scope.get("method"), path)
 
 
 def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
@@ -125,15 +135,17 @@ def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
 def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
     """``/faults`` and ``/stats`` for the control port."""
     router = APIRouter()
+    names = [m.value for m in modes]  # plain values: a list of the members shows their reprs
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:
-        return {"mode": state.mode, "latency_ms": state.latency_s * 1000, "modes": list(modes)}
+        return {"mode": state.mode, "latency_ms": state.latency_s * 1000, "modes": names}
 
     @router.put("/faults")
     async def put_faults(body: FaultsIn) -> dict[str, Any]:
-        if body.mode not in set(modes):
-            return JSONResponse({"detail": f"unknown mode; one of {list(modes)}"}, 422)  # type: ignore[return-value]
+        if body.mode not in names:
+            detail = f"unknown mode {body.mode!r}; one of: {', '.join(names)}"
+            return JSONResponse({"detail": detail}, 422)  # type: ignore[return-value]
         state.mode = body.mode
         if body.latency_ms is not None:
             state.latency_s = body.latency_ms / 1000

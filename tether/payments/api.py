@@ -3,22 +3,28 @@
 Three routers, each behind one credential: ``read_router`` (GETs, scope ``read``),
 ``page_router`` (the HTML page: ``read``, also by the login form's session cookie) and
 ``write_router`` (intake, scope ``write``).
+
+Keys and sakIds are the sender's and may hold ``/``, ``?``, ``#``, ``%`` or spaces: links quote
+them whole (``segment``) and the routes take the rest of the path (``{...:path}``; the server
+decodes ``%2F`` before routing), so every stored key and case is reachable.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, Response
 
 from tether.core.auth import PAGE, READ, WRITE
-from tether.core.errors import InvalidInput
+from tether.core.errors import InvalidInput, TetherError
 from tether.core.hotpath import hot
-from tether.core.web import render
+from tether.core.web import error_page, render
 from tether.payments.intake import FAGSYSTEM
+from tether.payments.models import _MessageIn
 from tether.payments.service import PaymentsService
 
 read_router = APIRouter(tags=["payments"], dependencies=READ)
@@ -38,6 +44,19 @@ async def _service(request: Request) -> PaymentsService:
 Service = Annotated[PaymentsService, Depends(_service)]
 
 
+def segment(value: str) -> str:
+    """``value`` as one path segment: a key's ``/``, ``?``, ``#``, ``%`` and spaces quoted."""
+    return quote(value, safe="")
+
+
+def status_url(key: str) -> str:
+    return f"/api/v1/payments/status/{segment(key)}"
+
+
+def case_page_url(sak_id: str) -> str:
+    return f"/payments/cases/{segment(sak_id)}"
+
+
 class Accepted(BaseModel):
     key: str
     status_url: str
@@ -51,6 +70,34 @@ TRANSACTION_ID_DOC = {
     "description": "The sender's original key of the message.",
     "schema": {"type": "string", "title": "Transaction-Id"},
 }
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/$defs/...`` references replaced by what they name: OpenAPI
+    resolves a reference from the document's root, where pydantic's ``$defs`` are not."""
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+    return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+
+
+def _message_body() -> dict[str, Any]:
+    """The request body for OpenAPI, from the parser's own model so the two cannot drift. Only
+    documented: the route reads the body raw, so a malformed one is FEILET 400 under its key."""
+    schema = _MessageIn.model_json_schema()
+    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
+    inlined["title"] = "DagpengerMessage"
+    inlined["properties"]["utbetalinger"]["items"]["title"] = "DagpengerDay"
+    return {
+        "required": True,
+        "description": "The whole case. Unknown fields are ignored; a body that does not fit "
+        "is still accepted (202) and ends FEILET 400 under its key.",
+        "content": {"application/json": {"schema": inlined}},
+    }
 
 
 class StatusOut(BaseModel):
@@ -100,7 +147,7 @@ class OrderOut(BaseModel):
     "/api/v1/payments/dagpenger",
     status_code=202,
     response_model=Accepted,
-    openapi_extra={"parameters": [TRANSACTION_ID_DOC]},
+    openapi_extra={"parameters": [TRANSACTION_ID_DOC], "requestBody": _message_body()},
 )
 @hot
 async def submit_dagpenger(request: Request) -> Response:
@@ -115,14 +162,16 @@ async def submit_dagpenger(request: Request) -> Response:
     submission = await service.submit(transaction_id, await request.body())
     return Response(
         Accepted(
-            key=submission.key, status_url=submission.status_url, duplicate=submission.duplicate
+            key=submission.key,
+            status_url=status_url(submission.key),
+            duplicate=submission.duplicate,
         ).model_dump_json(),
         status_code=202,
         media_type="application/json",
     )
 
 
-@read_router.get("/api/v1/payments/status/{key}", response_model=StatusOut)
+@read_router.get("/api/v1/payments/status/{key:path}", response_model=StatusOut)
 async def get_status(
     key: str,
     service: Service,
@@ -142,7 +191,7 @@ async def get_status(
     )
 
 
-@read_router.get("/api/v1/payments/cases/{sak_id}", response_model=CaseOut)
+@read_router.get("/api/v1/payments/cases/{sak_id:path}", response_model=CaseOut)
 async def get_case(
     sak_id: str, service: Service, fagsystem: Annotated[str, Query()] = FAGSYSTEM
 ) -> CaseOut:
@@ -175,7 +224,8 @@ async def list_orders(
     sak_id: Annotated[str, Query(alias="sakId")],
     fagsystem: Annotated[str, Query()] = FAGSYSTEM,
 ) -> list[OrderOut]:
-    """Every order of a case, oldest first, with exactly the XML that was sent."""
+    """Every order of a case, oldest first, with exactly the XML that was sent (``[]`` for a
+    case tether does not know: a list, not one object)."""
     return [
         OrderOut(
             id=str(o.id),
@@ -192,12 +242,16 @@ async def list_orders(
     ]
 
 
-@page_router.get("/payments/cases/{sak_id}")
+@page_router.get("/payments/cases/{sak_id:path}")
 async def case_page(sak_id: str, service: Service) -> HTMLResponse:
-    """The case on one page: confirmed lines, orders, statuses."""
-    view = await service.case(sak_id)
-    orders = await service.orders(sak_id)
-    statuses = await service.statuses(sak_id)
+    """The case on one page: confirmed lines, orders, statuses. Errors are pages too (not the
+    API's JSON), whatever the browser's Accept header says."""
+    try:
+        view = await service.case(sak_id)
+        orders = await service.orders(sak_id)
+        statuses = await service.statuses(sak_id)
+    except TetherError as exc:
+        return error_page(exc.status_code, exc.message)
     return render(
         "tether.payments",
         "case.html",

@@ -15,6 +15,7 @@ from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.console import Cell, Gauge, Panel, Row, Status, Table, age
 from tether.core.sql import load_queries
+from tether.payments.api import case_page_url
 from tether.payments.service import PaymentsService
 
 queries = load_queries("tether.payments", "console.sql")
@@ -57,7 +58,7 @@ def build_panel(row: dict[str, Any], now: datetime | None = None) -> Panel:
         columns=("case", "state", "original key", "age"),
         rows=tuple(
             (
-                Cell(text=w["sak_id"], link=f"/payments/cases/{w['sak_id']}"),
+                Cell(text=w["sak_id"], link=case_page_url(w["sak_id"])),
                 Cell(text=w["state"]),
                 Cell(text=w["original_key"]),
                 Cell(text=age(datetime.fromisoformat(w["created_at"]), now)),

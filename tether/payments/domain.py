@@ -17,7 +17,6 @@ from typing import Any
 
 from tether.payments.lines import build_order, details
 from tether.payments.models import (
-    DOC,
     FAGSYSTEM,
     KLASSEKODE_OF,
     MAX_ID_LENGTH,
@@ -300,13 +299,17 @@ def plan(
     )
 
 
+RECEIPTS_DOC = "docs/payments.md#receipts"  # the payment system's verdicts, not tether's rules
+
+
 def receipt_outcome(receipt: Receipt) -> tuple[str, dict[str, Any] | None]:
-    """The final status of a receipt: 00 OK; 04 OK with a warning; 08 FEILET 400; else 500."""
+    """The final status of a receipt: 00 OK; 04 OK with a warning; 08 FEILET 400; else 500.
+    Its ``doc`` is the receipts section: the validation doc would blame rules the message met."""
     code = receipt.alvorlighetsgrad.strip()
     text = receipt.beskr_melding or receipt.kode_melding or f"alvorlighetsgrad {code}"
     if code == ReceiptCode.OK:
         return "OK", None
     if code == ReceiptCode.WARNING:
-        return "OK", {"statusCode": 200, "msg": text, "doc": DOC}
+        return "OK", {"statusCode": 200, "msg": text, "doc": RECEIPTS_DOC}
     status_code = 400 if code == ReceiptCode.FUNCTIONAL_ERROR else 500
-    return "FEILET", {"statusCode": status_code, "msg": text, "doc": DOC}
+    return "FEILET", {"statusCode": status_code, "msg": text, "doc": RECEIPTS_DOC}

@@ -1,0 +1,74 @@
+"""The payment system simulator's control port speaks plain values, and a client that gives up
+during ``slow`` costs one info line, not an error traceback (real NATS, real HTTP)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tether.payments.simulator import DEFAULT_TOKEN, OppdragSimulator, Topology, start_simulator
+
+MODES = ["none", "04", "08", "12", "08-untrimmed", "slow", "silent", "duplicate", "down"]
+
+
+@pytest.fixture
+def sim(nats_url: str) -> Iterator[OppdragSimulator]:
+    tag = uuid.uuid4().hex[:10]
+    topology = Topology(
+        orders_stream=f"ORDERS_{tag}",
+        orders_subject=f"t{tag}.oppdrag.orders.v1",
+        receipts_stream=f"RECEIPTS_{tag}",
+        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
+        durable=f"sim{tag}",
+    )
+    server = start_simulator(nats_url, topology=topology)
+    yield server
+    server.stop()
+
+
+def test_an_unknown_mode_is_refused_with_the_plain_values(sim: OppdragSimulator) -> None:
+    r = httpx.put(f"{sim.control_url}/faults", json={"mode": "bogus"})
+    assert r.status_code == 422
+    assert r.json() == {"detail": f"unknown mode 'bogus'; one of: {', '.join(MODES)}"}
+    assert httpx.get(f"{sim.control_url}/faults").json()["modes"] == MODES
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_client_that_gives_up_while_slow_is_one_info_line(sim: OppdragSimulator) -> None:
+    seen = _Records()
+    # uvicorn's own logging config keeps its loggers from propagating: listen where it logs
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "tether.core.simulator")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(seen)
+    loggers[1].setLevel(logging.INFO)
+    try:
+        put = httpx.put(f"{sim.control_url}/faults", json={"mode": "slow", "slow_ms": 300})
+        put.raise_for_status()
+        auth = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{sim.url}/simulering", json={"oppdrag": "x"}, headers=auth, timeout=0.05)
+        deadline = time.monotonic() + 5
+        while not seen.records and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # anything logged after the first line
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(seen)
+            lg.setLevel(level)
+    assert [(r.levelno, r.getMessage()) for r in seen.records] == [
+        (logging.INFO, "client went away before the answer: POST /simulering")
+    ]
