@@ -5,7 +5,6 @@ confirmed by booking the payment system's receipts through the service, as the w
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -114,16 +113,6 @@ def test_a_directory_or_a_missing_file_is_a_usage_error(
     assert folder.exit_code == 2 and "'folder' is a directory" in folder.stderr
     missing = _cli(runner, "send", "none.json")
     assert missing.exit_code == 2 and "'none.json' does not exist" in missing.stderr
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_is_a_usage_error(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    _file(tmp_path, message(june(3, 7))).chmod(0)
-    result = _cli(runner, "send", "m.json")
-    assert result.exit_code == 2 and "'m.json' is not readable" in result.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="Linux's /proc")

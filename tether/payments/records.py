@@ -170,10 +170,6 @@ class Submission:
     key: str
     duplicate: bool = False
 
-    @property
-    def status_url(self) -> str:
-        return f"/api/v1/payments/status/{self.key}"
-
 
 @dataclass(frozen=True, kw_only=True)
 class CaseView:
