@@ -24,7 +24,7 @@ from tether.core.errors import InvalidInput, TetherError
 from tether.core.hotpath import hot
 from tether.core.web import error_page, render
 from tether.payments.intake import FAGSYSTEM
-from tether.payments.models import _MessageIn
+from tether.payments.models import MessageIn
 from tether.payments.service import PaymentsService
 
 read_router = APIRouter(tags=["payments"], dependencies=READ)
@@ -88,7 +88,7 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
 def _message_body() -> dict[str, Any]:
     """The request body for OpenAPI, from the parser's own model so the two cannot drift. Only
     documented: the route reads the body raw, so a malformed one is FEILET 400 under its key."""
-    schema = _MessageIn.model_json_schema()
+    schema = MessageIn.model_json_schema()
     inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
     inlined["title"] = "DagpengerMessage"
     inlined["properties"]["utbetalinger"]["items"]["title"] = "DagpengerDay"

@@ -97,7 +97,7 @@ class _DayIn(WireModel):
     utbetalingstype: Utbetalingstype
 
 
-class _MessageIn(WireModel):
+class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API documents it)
     dryrun: bool = False
     sakId: str = Field(min_length=1)
     behandlingId: str = Field(min_length=1)
@@ -127,9 +127,9 @@ def parse_message(raw: bytes | str | Mapping[str, Any]) -> DagpengerMessage:
     """Decode a message, ignoring unknown fields; anything malformed is a 400."""
     try:
         if isinstance(raw, Mapping):
-            model = _MessageIn.model_validate(dict(raw))
+            model = MessageIn.model_validate(dict(raw))
         else:
-            model = _MessageIn.model_validate_json(raw)
+            model = MessageIn.model_validate_json(raw)
     except ValidationError as exc:
         raise PaymentValidationError(400, f"invalid message: {first_error(exc)}") from None
     except (ValueError, TypeError) as exc:  # bytes that are not UTF-8, a non-object body
