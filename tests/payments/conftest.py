@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from tether.payments.client import OppdragClient
 from tether.payments.records import StatusRow
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
-from tether.payments.simulator import Topology, start_simulator
+from tether.payments.simulator import OppdragSimulator, Topology, start_simulator
 from tether.worker import WorkerOptions, run_jobs
 
 
@@ -138,20 +138,47 @@ def expected(days: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return out
 
 
-@pytest.fixture
-async def harness(
-    pool: AsyncConnectionPool[Any], db_url: str, nats_url: str, settings: Settings
-) -> AsyncIterator[Harness]:
-    """The simulator, and one ``tether worker`` (payments jobs only) in this process."""
-    own = unique_settings()
-    topology = Topology(
+def unique_topology(**overrides: Any) -> Topology:
+    """A simulator's own streams, subjects and consumer: tests never share them."""
+    tag = uuid.uuid4().hex[:10]
+    return Topology(
+        orders_stream=f"ORDERS_{tag}",
+        orders_subject=f"t{tag}.oppdrag.orders.v1",
+        receipts_stream=f"RECEIPTS_{tag}",
+        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
+        durable=f"sim{tag}",
+        **overrides,
+    )
+
+
+def topology_of(own: PaymentsSettings) -> Topology:
+    """The simulator's side of the streams a worker with ``own`` settings uses."""
+    return Topology(
         orders_stream=own.orders_stream,
         orders_subject=own.orders_subject,
         receipts_stream=own.receipts_stream,
         receipts_subject=own.receipts_subject,
         durable=f"sim-{own.orders_stream}",
     )
-    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token.get_secret_value())
+
+
+@pytest.fixture
+def sim(nats_url: str) -> Iterator[OppdragSimulator]:
+    """A simulator on streams of its own, stopped after the test."""
+    server = start_simulator(nats_url, topology=unique_topology())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def harness(
+    pool: AsyncConnectionPool[Any], db_url: str, nats_url: str, settings: Settings
+) -> AsyncIterator[Harness]:
+    """The simulator, and one ``tether worker`` (payments jobs only) in this process."""
+    own = unique_settings()
+    sim = start_simulator(
+        nats_url, topology=topology_of(own), token=own.oppdrag_token.get_secret_value()
+    )
     own = own.model_copy(update={"oppdrag_url": sim.url})
     core = settings.model_copy(update={"nats_url": nats_url})
     stop = asyncio.Event()

@@ -22,9 +22,9 @@ from tether.core.errors import NotFound
 from tether.payments.client import OppdragClient
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
-from tether.payments.simulator import Topology, start_simulator
+from tether.payments.simulator import start_simulator
 
-from .conftest import expected, june, message, unique_settings
+from .conftest import expected, june, message, topology_of, unique_settings
 
 
 @dataclass
@@ -70,14 +70,9 @@ async def setup(
     pool: AsyncConnectionPool[Any], db_url: str, nats_url: str, tmp_path: Path
 ) -> AsyncIterator[Setup]:
     own = unique_settings(send_dead_timeout_s=2.0, ack_wait_s=3.0)
-    topology = Topology(
-        orders_stream=own.orders_stream,
-        orders_subject=own.orders_subject,
-        receipts_stream=own.receipts_stream,
-        receipts_subject=own.receipts_subject,
-        durable=f"sim-{own.orders_stream}",
+    sim = start_simulator(
+        nats_url, topology=topology_of(own), token=own.oppdrag_token.get_secret_value()
     )
-    sim = start_simulator(nats_url, topology=topology, token=own.oppdrag_token.get_secret_value())
     own = own.model_copy(update={"oppdrag_url": sim.url})
     try:
         async with OppdragClient.from_settings(own) as client:

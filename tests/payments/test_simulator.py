@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.payments.conftest import unique_topology
 from tests.payments.test_domain import DAG, FERIE, NOW, day, days, message
 from tether.payments import oppdrag
 from tether.payments.domain import plan, split, uid_for
@@ -26,14 +27,7 @@ AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 
 @pytest.fixture
 def topology() -> Topology:
-    tag = uuid.uuid4().hex[:10]
-    return Topology(
-        orders_stream=f"ORDERS_{tag}",
-        orders_subject=f"t{tag}.oppdrag.orders.v1",
-        receipts_stream=f"RECEIPTS_{tag}",
-        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
-        durable=f"sim{tag}",
-    )
+    return unique_topology()
 
 
 @pytest.fixture

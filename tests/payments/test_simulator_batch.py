@@ -4,31 +4,14 @@ acked only once JetStream acknowledged every receipt of it (else nakked, to be r
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tether.payments import oppdrag, simulator
-from tether.payments.simulator import OppdragSimulator, Topology, start_simulator
+from tether.payments.simulator import OppdragSimulator
 
 from .test_simulator import control, first_order
-
-
-@pytest.fixture
-def sim(nats_url: str) -> Iterator[OppdragSimulator]:
-    tag = uuid.uuid4().hex[:10]
-    topology = Topology(
-        orders_stream=f"ORDERS_{tag}",
-        orders_subject=f"t{tag}.oppdrag.orders.v1",
-        receipts_stream=f"RECEIPTS_{tag}",
-        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
-        durable=f"sim{tag}",
-    )
-    server = start_simulator(nats_url, topology=topology)
-    yield server
-    server.stop()
 
 
 async def test_orders_sent_together_get_their_receipts_in_order(

@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tether.payments.simulator import DEFAULT_TOKEN, OppdragSimulator, Topology, start_simulator
+from tether.payments.simulator import DEFAULT_TOKEN, OppdragSimulator
 
 MODES = ["none", "04", "08", "12", "08-untrimmed", "slow", "silent", "duplicate", "down"]
-
-
-@pytest.fixture
-def sim(nats_url: str) -> Iterator[OppdragSimulator]:
-    tag = uuid.uuid4().hex[:10]
-    topology = Topology(
-        orders_stream=f"ORDERS_{tag}",
-        orders_subject=f"t{tag}.oppdrag.orders.v1",
-        receipts_stream=f"RECEIPTS_{tag}",
-        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
-        durable=f"sim{tag}",
-    )
-    server = start_simulator(nats_url, topology=topology)
-    yield server
-    server.stop()
 
 
 def test_an_unknown_mode_is_refused_with_the_plain_values(sim: OppdragSimulator) -> None:

@@ -4,7 +4,6 @@ simulated payment system creates its own queues with its topology's age limit.""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import typer
@@ -15,9 +14,9 @@ from tether.cli import app
 from tether.payments import tasks
 from tether.payments.client import OppdragClient
 from tether.payments.service import PaymentsService
-from tether.payments.simulator import Topology, simulate, start_simulator
+from tether.payments.simulator import simulate, start_simulator
 
-from .conftest import unique_settings
+from .conftest import unique_settings, unique_topology
 
 
 async def test_the_payments_worker_creates_its_streams_with_its_setting(
@@ -36,15 +35,7 @@ async def test_the_payments_worker_creates_its_streams_with_its_setting(
 async def test_the_simulator_creates_the_payment_systems_queues_with_its_topologys_age(
     js: Any, nats_url: str
 ) -> None:
-    tag = uuid.uuid4().hex[:10]
-    topology = Topology(
-        orders_stream=f"ORDERS_{tag}",
-        orders_subject=f"t{tag}.oppdrag.orders.v1",
-        receipts_stream=f"RECEIPTS_{tag}",
-        receipts_subject=f"t{tag}.oppdrag.receipts.v1",
-        durable=f"sim{tag}",
-        max_age_s=1800,
-    )
+    topology = unique_topology(max_age_s=1800)
     server = start_simulator(nats_url, topology=topology)
     try:
         for stream in (topology.orders_stream, topology.receipts_stream):
