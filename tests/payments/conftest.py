@@ -13,9 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core.api import install_error_handlers
+from tether.core.hotpath import install_hot_routes
+from tether.core.routetable import install_route_table
+from tether.core.security import install_security
 from tether.core.settings import Settings
+from tether.payments.api import router
 from tether.payments.client import OppdragClient
 from tether.payments.records import StatusRow
 from tether.payments.service import PaymentsService
@@ -192,3 +198,26 @@ async def harness(
             stop.set()
             await worker
             sim.stop()
+
+
+@pytest.fixture
+def app(service: PaymentsService) -> FastAPI:
+    """The payments routes on an app holding a real service and database, as tether.app wires
+    them (security, the intake's fast path, the route table)."""
+    app = FastAPI()
+    install_error_handlers(app)
+    install_security(app, Settings(), pool=lambda: service.pool)
+    app.include_router(router)
+    install_hot_routes(app)  # as tether.app does: the intake is served by the fast path
+    install_route_table(app)  # and the other routes through the flat route table
+    app.state.payments = service
+    return app
+
+
+@pytest.fixture
+async def http(app: FastAPI, auth_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=auth_headers
+    ) as client:
+        yield client

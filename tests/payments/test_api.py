@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from tether.core import keys
-from tether.core.api import install_error_handlers
-from tether.core.hotpath import HotRoutes, install_hot_routes
-from tether.core.routetable import install_route_table
-from tether.core.security import install_security
+from tether.core.hotpath import HotRoutes
 from tether.core.settings import Settings
 from tether.payments import codec
-from tether.payments.api import router
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
 
 from .conftest import june, message
-
-
-@pytest.fixture
-def app(service: PaymentsService) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
-    install_security(app, Settings(), pool=lambda: service.pool)
-    app.include_router(router)
-    install_hot_routes(app)  # as tether.app does: the intake is served by the fast path
-    install_route_table(app)  # and the other routes through the flat route table
-    app.state.payments = service
-    return app
 
 
 def test_intake_is_a_hot_route_and_documents_its_header(app: FastAPI) -> None:
@@ -41,15 +23,6 @@ def test_intake_is_a_hot_route_and_documents_its_header(app: FastAPI) -> None:
     assert {"name": "Transaction-ID", "in": "header", "required": True}.items() <= next(
         p for p in post["parameters"] if p["name"] == "Transaction-ID"
     ).items()
-
-
-@pytest.fixture
-async def http(app: FastAPI, auth_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=auth_headers
-    ) as client:
-        yield client
 
 
 async def test_intake_needs_a_write_credential(app: FastAPI, db_url: str) -> None:

@@ -4,47 +4,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from tether.core.api import install_error_handlers
-from tether.core.hotpath import install_hot_routes
-from tether.core.routetable import install_route_table
-from tether.core.security import install_security
-from tether.core.settings import Settings
 from tether.payments import codec
-from tether.payments.api import router
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
 
 from .conftest import june, message
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "payments.md"
-
-
-@pytest.fixture
-def app(service: PaymentsService) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
-    install_security(app, Settings(), pool=lambda: service.pool)
-    app.include_router(router)
-    install_hot_routes(app)
-    install_route_table(app)
-    app.state.payments = service
-    return app
-
-
-@pytest.fixture
-async def http(app: FastAPI, auth_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=auth_headers
-    ) as client:
-        yield client
 
 
 async def test_openapi_documents_the_intakes_json_body(http: httpx.AsyncClient) -> None:
