@@ -132,9 +132,24 @@ def test_parse_ignores_unknown_fields_and_accepts_a_trailing_z() -> None:
     ],
 )
 def test_unparsable_messages_are_400(raw: str | bytes) -> None:
+    """Malformed JSON, missing or bad fields, control characters, negative amounts, unknown
+    types."""
     error = rejected(parse_message, raw)
     assert error.status_code == 400
     assert error.as_error()["statusCode"] == 400 and error.msg
+
+
+@pytest.mark.parametrize(
+    "moment", ["2024-06-01T10:00:00+05:00", "2024-06-01T10:00-01:00", "2024-06-01", "10:00"]
+)
+def test_a_decision_time_with_an_offset_or_without_a_time_is_400(moment: str) -> None:
+    """Only a local date-time (a trailing Z allowed) is read: an offset dropped silently would
+    move the decision, maybe to another day."""
+    raw = {"sakId": "S", "behandlingId": "B", "ident": "1", "vedtakstidspunktet": moment}
+    error = rejected(parse_message, json.dumps(raw))
+    assert error.status_code == 400 and "vedtakstidspunktet" in error.msg
+    ok = parse_message({**raw, "vedtakstidspunktet": "2024-06-01T10:00"})
+    assert ok.vedtakstidspunkt == datetime(2024, 6, 1, 10, 0)
 
 
 # --- split and uid ----------------------------------------------------------------------------

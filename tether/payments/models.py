@@ -6,6 +6,7 @@ the rules that build these records live in ``domain.py``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,12 +110,14 @@ class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API d
 
 
 def _local_time(raw: str) -> datetime:
-    """ISO local date-time; a trailing ``Z`` (or any offset) is accepted and dropped."""
+    """ISO local date-time, a trailing ``Z`` allowed; an offset (dropped, it would move the
+    decision, maybe to another day) or a bare date is refused."""
     text = raw[:-1] if raw.endswith(("Z", "z")) else raw
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=None)
-    except ValueError:
-        raise PaymentValidationError(400, "vedtakstidspunktet: not an ISO date-time") from None
+    with contextlib.suppress(ValueError):
+        if (moment := datetime.fromisoformat(text)).tzinfo is None and text[10:11] == "T":
+            return moment
+    msg = "vedtakstidspunktet: not an ISO local date-time (yyyy-MM-ddTHH:mm[:ss], Z allowed)"
+    raise PaymentValidationError(400, msg)
 
 
 def _clean(name: str, value: str) -> str:
