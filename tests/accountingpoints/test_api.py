@@ -152,6 +152,8 @@ def test_lookup_errors_are_clear(api: httpx.Client, sim: tuple[SimulatorServer, 
     bad_check_digit = unknown[:-1] + str((int(unknown[-1]) + 1) % 10)
     bad = api.post(LOOKUP, json={"end_user": "123456789", "accounting_point": bad_check_digit})
     assert bad.status_code == 422, bad.text
+    newline = api.post(LOOKUP, json={"end_user": "123456789", "accounting_point": unknown + "\n"})
+    assert newline.status_code == 422, newline.text  # was a 500: int("\n") after the regex
     neither = api.post(LOOKUP, json={"end_user": "123456789"})
     assert neither.status_code == 422
     no_unit = api.post(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from prometheus_client import Counter
-from pydantic import AwareDatetime, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import Field, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from tether.accountingpoints import domain
@@ -31,7 +31,7 @@ from tether.accountingpoints.models import (
 )
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core.http import RetryPolicy, UpstreamClient
-from tether.core.wire import WireModel, first_error, note_unknown_fields
+from tether.core.wire import Rfc3339, WireModel, first_error, note_unknown_fields
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class _Wire(WireModel):
 
 
 class _Period(_Wire):
-    valid_from: AwareDatetime
-    valid_to: AwareDatetime | None = None
+    valid_from: Rfc3339
+    valid_to: Rfc3339 | None = None
 
 
 class _EndUser(_Period):

@@ -29,8 +29,9 @@ def gs1_check_digit(body: str) -> int:
 
 
 def is_valid_gsrn(gsrn: str) -> bool:
-    """18 digits, first non-zero, last a GS1 check digit."""
-    return bool(GSRN.match(gsrn)) and gs1_check_digit(gsrn[:-1]) == int(gsrn[-1])
+    """18 digits, first non-zero, last a GS1 check digit (the whole string: a regex `$` also
+    matches before a trailing newline, which then failed as a 500)."""
+    return bool(GSRN.fullmatch(gsrn)) and gs1_check_digit(gsrn[:-1]) == int(gsrn[-1])
 
 
 def make_gsrn(prefix: str, serial: int) -> str:
@@ -74,13 +75,13 @@ def validate(data: AccountingPointData, tz: ZoneInfo, *, requested_gsrn: str) ->
     if not is_valid_gsrn(data.gsrn):
         raise InvalidAccountingPointData("GSRN fails its check digit")
     for eu in data.end_users:
-        if not (ORG_NUMBER.match(eu.business_id) or PERSON_ID.match(eu.business_id)):
+        if not (ORG_NUMBER.fullmatch(eu.business_id) or PERSON_ID.fullmatch(eu.business_id)):
             raise InvalidAccountingPointData("end user id is neither org number nor person id")
     for es in data.energy_suppliers:
-        if not GLN.match(es.business_id):
+        if not GLN.fullmatch(es.business_id):
             raise InvalidAccountingPointData(f"energy supplier {es.business_id!r} is not a GLN")
     for mga in data.metering_grid_areas:
-        if not EIC_Y.match(mga.business_id):
+        if not EIC_Y.fullmatch(mga.business_id):
             raise InvalidAccountingPointData(f"grid area {mga.business_id!r} is not an EIC-Y code")
     for d in data.energy_directions:
         if not d.directions or len(set(d.directions)) != len(d.directions):

@@ -59,7 +59,7 @@ def check(kind: PartyKind, rows: list[tuple[str, str]]) -> None:
     if not rows or len(rows) > MAX_PARTIES:
         raise InvalidInput(f"give 1 to {MAX_PARTIES} parties")
     for n, (business_id, name) in enumerate(rows, 1):
-        if not pattern.match(business_id):
+        if not pattern.fullmatch(business_id):
             raise InvalidInput(f"row {n}: {business_id!r} is not {what}")
         if not name.strip() or len(name) > 200:
             raise InvalidInput(f"row {n}: a name of 1 to 200 characters is required")

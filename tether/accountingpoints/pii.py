@@ -23,7 +23,7 @@ MASK = "*" * 11
 
 def pseudonym(business_id: str, key: bytes) -> str:
     """What tether stores for an end user id: a person id hashed, anything else as it is."""
-    if not PERSON_ID.match(business_id):
+    if not PERSON_ID.fullmatch(business_id):
         return business_id
     return PREFIX + hmac.new(key, business_id.encode(), hashlib.sha256).hexdigest()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import random
-import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -19,13 +18,13 @@ from zoneinfo import ZoneInfo
 from tether.accountingpoints.domain import local_midnight, make_gsrn
 from tether.accountingpoints.reference import ENERGY_SUPPLIERS, GRID_AREAS
 from tether.core.simulator import json_bytes
+from tether.core.wire import parse_rfc3339
 
 Record = dict[str, Any]
 Window = tuple[datetime, datetime | None]
 ONE_DAY = timedelta(days=1)
 TIMELINES = ("end_user", "energy_supplier", "metering_grid_area", "energy_direction")
 _WINDOWS_PER_GSRN = 4  # serialized answers kept per AP; a client uses one or two windows
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class ChangeKind(StrEnum):
@@ -35,13 +34,6 @@ class ChangeKind(StrEnum):
     MOVE = "move"
     GRID_AREA_CHANGE = "grid_area_change"
     RELOCATE = "relocate"
-
-
-def parse_moment(moment: str) -> datetime:
-    """An RFC 3339 date-time (offset required), or ``ValueError``."""
-    if not _RFC3339.fullmatch(moment):
-        raise ValueError(f"not an RFC 3339 date-time: {moment!r}")
-    return datetime.fromisoformat(moment.upper().replace("Z", "+00:00"))
 
 
 def _end_user(rng: random.Random) -> Record:
@@ -216,12 +208,12 @@ class Datahub:
         boundary = self.today() + ONE_DAY
         current = None
         if periods:
-            last = max(periods, key=lambda p: parse_moment(p["valid_from"]))
+            last = max(periods, key=lambda p: parse_rfc3339(p["valid_from"]))
             current = last.get("business_id")
-            started = parse_moment(last["valid_from"]).astimezone(self.tz).date()
+            started = parse_rfc3339(last["valid_from"]).astimezone(self.tz).date()
             boundary = max(boundary, started + ONE_DAY)
             if last.get("valid_to") is not None:
-                boundary = max(boundary, parse_moment(last["valid_to"]).astimezone(self.tz).date())
+                boundary = max(boundary, parse_rfc3339(last["valid_to"]).astimezone(self.tz).date())
             else:
                 last["valid_to"] = self._iso(boundary)
         periods.append({**make(current), "valid_from": self._iso(boundary), "valid_to": None})
@@ -238,8 +230,8 @@ def _windowed(record: Record, start: datetime, end: datetime | None) -> Record:
 
 def _overlaps(period: Record, start: datetime, end: datetime | None) -> bool:
     try:
-        begins = parse_moment(period["valid_from"])
-        ends = None if period.get("valid_to") is None else parse_moment(period["valid_to"])
+        begins = parse_rfc3339(period["valid_from"])
+        ends = None if period.get("valid_to") is None else parse_rfc3339(period["valid_to"])
     except (KeyError, TypeError, ValueError):
         return True  # an installed odd record: show it, let the client judge
     return (ends is None or ends > start) and (end is None or begins < end)

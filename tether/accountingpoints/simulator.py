@@ -30,7 +30,6 @@ from tether.accountingpoints.simulated_datahub import (
     Datahub,
     Record,
     Window,
-    parse_moment,
     pick_other,
 )
 from tether.core.events import CloudEvent, EventEmitter, make_event
@@ -47,6 +46,7 @@ from tether.core.simulator import (
     serving_in_thread,
     text_reply,
 )
+from tether.core.wire import parse_rfc3339
 
 __all__ = [
     "EVENT_SOURCE",
@@ -114,7 +114,7 @@ def _overlapping(body: Record, tz: ZoneInfo) -> Record:
 def _not_midnight(body: Record, tz: ZoneInfo) -> Record:
     periods = body.get("end_user") or []
     if periods:
-        local = parse_moment(periods[0]["valid_from"]).astimezone(tz)
+        local = parse_rfc3339(periods[0]["valid_from"]).astimezone(tz)
         periods[0]["valid_from"] = local.replace(hour=13, minute=37).isoformat()
     return body
 
@@ -150,7 +150,7 @@ def _window(params: dict[str, str]) -> Window:
     raw_from, raw_to = params.get("valid_from"), params.get("valid_to")
     if raw_from is None:
         raise ValueError("valid_from is required")
-    return parse_moment(raw_from), None if raw_to is None else parse_moment(raw_to)
+    return parse_rfc3339(raw_from), None if raw_to is None else parse_rfc3339(raw_to)
 
 
 class DataPort:

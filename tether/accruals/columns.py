@@ -81,6 +81,14 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
     )
 
 
+# How bad a quality letter is, for a half-hour made of shorter intervals: actual (A, then F),
+# then the distributor's estimates (E, S), then null (N, re-estimated); an unknown letter worst.
+# Not the letters' byte order, which made E + F an actual F and N + S a substitute S.
+_RANK = np.full(256, 3, np.uint8)
+for _letter, _rank in (("A", 0), ("F", 1), ("E", 2), ("S", 2), ("N", 3)):
+    _RANK[ord(_letter)] = _rank
+
+
 def _half_hours(
     a: int, k: int, days: npt.NDArray[Any], vals: npt.NDArray[Any], q: npt.NDArray[np.uint8]
 ) -> Days:
@@ -88,9 +96,11 @@ def _half_hours(
     v = vals.astype(np.float64)
     if width == 1:  # a one-quality day sent as its total: spread evenly (only sums are priced)
         v, q = np.repeat(v / 48, 48, axis=1), np.repeat(q, 48, axis=1)
-    elif width != 48:  # sum to half-hours; a half-hour is as good as its worst quality letter
+    elif width != 48:  # sum to half-hours; a half-hour is as good as its worst quality
         step = width // 48
         v = v.reshape(rows, 48, step).sum(axis=2)
-        q = q.reshape(rows, 48, step).max(axis=2)
+        parts = q.reshape(rows, 48, step)
+        worst = _RANK[parts].argmax(axis=2)
+        q = np.take_along_axis(parts, worst[..., None], axis=2)[..., 0]
     n = np.full(rows, a, np.int64)
     return Days(n, days.astype(np.int64), np.full(rows, k, np.int64), v, q.astype(np.uint8))

@@ -135,7 +135,7 @@ def _check_row(kind: str, row: dict[str, str]) -> list[str]:
                 row[col] = _TYPES[col](value)
             except ValueError as exc:
                 reasons.append(f"{col} {value!r}: {exc}")
-    if kind == "accounts" and row["nmi"] and not _NMI.match(row["nmi"]):
+    if kind == "accounts" and row["nmi"] and not _NMI.fullmatch(row["nmi"]):
         reasons.append(f"nmi {row['nmi']!r} is not 10 letters/digits")
     if kind == "tariffs" and not reasons:
         reasons += _check_tariff(row)

@@ -46,7 +46,7 @@ def _plain_flags(qm: str, width: int) -> bytes | None:
     """A day's flags (its letter per interval) for a valid QualityMethod other than V, else
     None (memoised per width: a file uses a handful, and the bytes are shared by its rows)."""
     flags = _PLAIN[width].get(qm)
-    if flags is None and QUALITY_METHOD.match(qm) and qm[0] != "V":
+    if flags is None and QUALITY_METHOD.fullmatch(qm) and qm[0] != "V":
         flags = qm[0].encode() * width
         if len(_PLAIN[width]) < 1000:
             _PLAIN[width][qm] = flags
@@ -242,7 +242,7 @@ class NemFile:
         width = ch.width
         n = len(parts)
         qm = parts[width + 2].strip() if n > width + 2 else ""
-        if not QUALITY_METHOD.match(qm) or n > width + 7:
+        if not QUALITY_METHOD.fullmatch(qm) or n > width + 7:
             return self._error(line, count_problem(parts, ch))
         day = self._clock.day(parts[1])
         if day is None:

@@ -206,7 +206,7 @@ def bad_400(f: list[str], width: int) -> str | None:
     first, last = int(f[1]), int(f[2])
     if not 1 <= first <= last <= width:
         return f"400 row range {first}-{last} is outside 1-{width}"
-    if not QUALITY_METHOD.match(f[3]) or f[3][0] == "V":
+    if not QUALITY_METHOD.fullmatch(f[3]) or f[3][0] == "V":
         return f"400 row QualityMethod {f[3]!r} is not A, E, S, F or N (+ method)"
     return None
 
@@ -215,7 +215,7 @@ def count_problem(parts: list[str], ch: Channel) -> str:
     """Explain a 300 row whose QualityMethod is not where the channel's width says."""
     for i in range(2, len(parts)):
         text = parts[i].strip()
-        if text and text[0] in _QUALITY_FLAGS and QUALITY_METHOD.match(text):
+        if text and text[0] in _QUALITY_FLAGS and QUALITY_METHOD.fullmatch(text):
             got = i - 2
             if got != ch.width:
                 return (

@@ -67,7 +67,7 @@ class BasicReadColumns:
         if cur_at < prev_at:
             return "CurrentRegisterReadDateTime is before PreviousRegisterReadDateTime"
         for qm in (f[10], f[15]):
-            if not QUALITY_METHOD.match(qm) or qm[0] == "V":
+            if not QUALITY_METHOD.fullmatch(qm) or qm[0] == "V":
                 return f"bad QualityMethod {qm!r}"
         nxt = clock.day(f[20]) if f[20] else -(2**63)
         update, msats = clock.stamp(f[21]), clock.stamp(f[22])

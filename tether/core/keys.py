@@ -79,7 +79,7 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
 
 def parse(token: str) -> tuple[str, str] | None:
     """``(id, secret)`` of a key-shaped token, else ``None``."""
-    match = _KEY.match(token)
+    match = _KEY.fullmatch(token)
     return (match["id"], match["secret"]) if match else None
 
 

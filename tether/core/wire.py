@@ -8,10 +8,12 @@ once per process, so a contract extension is visible without being fatal.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, cast, get_args, get_origin
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, cast, get_args, get_origin
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,27 @@ UNKNOWN_FIELDS = Counter(
     ["system", "field"],
 )
 _seen: set[tuple[str, str]] = set()
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def parse_rfc3339(moment: str) -> datetime:
+    """An RFC 3339 date-time (offset required), or ``ValueError``."""
+    if not _RFC3339.fullmatch(moment):
+        raise ValueError(f"not an RFC 3339 date-time: {moment!r}")
+    return datetime.fromisoformat(moment.upper().replace("Z", "+00:00"))
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 date-time string (yyyy-mm-ddThh:mm:ss[.f] and offset)")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A contract's ``format: date-time``: the string form only (pydantic's own datetime also takes
+epoch numbers, numeric strings and a space for the ``T``, which no such contract allows)."""
 
 
 class WireModel(BaseModel):
