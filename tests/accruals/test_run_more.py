@@ -162,6 +162,9 @@ async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:
     assert anonymous.status_code == 401
     assert (await http.get("/api/v1/accruals/runs")).json() == []
     assert (await http.get("/api/v1/accruals/runs/2026-03-31")).status_code == 404
+    for far in ("9999-12-31", "0001-01-01"):  # a 500 (date overflow) before they were bounded
+        refused = await http.post("/api/v1/accruals/runs", json={"period_end": far})
+        assert refused.status_code == 422, refused.text
     run.run_inline(world, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
     runs = (await http.get("/api/v1/accruals/runs")).json()
     assert [(r["period_end"], r["status"]) for r in runs] == [("2026-03-31", "finished")]

@@ -36,7 +36,11 @@ Service = Annotated[AccrualsService, Depends(_service)]
 
 
 class RunRequest(BaseModel):
-    period_end: date = Field(description="Run date (the run's identity).")
+    period_end: date = Field(
+        ge=date(2000, 1, 1),
+        le=date(2999, 12, 31),  # a lag added to a date near 9999 overflowed: a 500
+        description="Run date (the run's identity), 2000-01-01 to 2999-12-31.",
+    )
     as_at: datetime | None = Field(default=None, description="Snapshot cut-off (with offset).")
 
 

@@ -32,6 +32,7 @@ from tether.core.web import error_page, wants_html
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8
+HEALTH_APP_NAME = "tether-health"  # its sessions in pg_stat_activity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,19 +88,20 @@ def core_router() -> APIRouter:
     async def metrics(request: Request) -> object:
         return await metrics_response(await current_panels(request))
 
+    probe: dict[str, asyncio.Future[str | None]] = {}  # the check in flight, if any
+
     @router.get("/healthz", tags=["ops"], responses={503: {"description": "Database down"}})
     async def healthz(request: Request) -> JSONResponse:
-        """Its own short connection (not the request pool's queue): an answer within a second."""
+        """Its own short connection (not the request pool's queue): an answer within a second.
+        Open to anyone, so concurrent calls share the check in flight: a flood of them opened a
+        connection each and used up the server's slots."""
         runtime: Runtime = request.app.state.runtime
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_S):
-                conn = await psycopg.AsyncConnection.connect(
-                    runtime.database_url, autocommit=True, connect_timeout=2
-                )
-                async with conn:
-                    await conn.execute("SELECT 1")
-        except (TimeoutError, psycopg.Error) as exc:
-            why = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+        running = probe.get("now")
+        if running is None:
+            running = probe["now"] = asyncio.ensure_future(_database_check(runtime.database_url))
+            running.add_done_callback(lambda _: probe.pop("now", None))
+        why = await asyncio.shield(running)
+        if why is not None:
             body = {
                 "status": "unavailable",
                 "error": DatabaseUnavailable.__name__,
@@ -110,3 +112,17 @@ def core_router() -> APIRouter:
         return JSONResponse({"status": "ok"})
 
     return router
+
+
+async def _database_check(url: str) -> str | None:
+    """Why the database does not answer, or None when it does."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            conn = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=2, application_name=HEALTH_APP_NAME
+            )
+            async with conn:
+                await conn.execute("SELECT 1")
+    except (TimeoutError, psycopg.Error) as exc:
+        return "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
+    return None

@@ -112,6 +112,10 @@ class InputGuard:
         if sum(len(n) + len(v) + 4 for n, v in scope["headers"]) > self.header_limit:
             await _answer(send, 431, f"request headers larger than {self.header_limit} bytes")
             return
+        target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        if target > self.header_limit:  # the head's other part: a 64 KB query string went in
+            await _answer(send, 414, f"request target longer than {self.header_limit} bytes")
+            return
         problem = malformed(scope)
         if problem is not None:
             await _answer(send, 400, problem)
