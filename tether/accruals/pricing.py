@@ -108,7 +108,7 @@ def price(
     off = np.stack([local_offsets(j, d0, days) for j in jurisdictions])
     local = (np.arange(SLOTS)[None, None, :] + off[:, :, None]) % SLOTS
     band = tou[np.maximum(ver, 0)[:, :, None], weekend[None, :, None], local]
-    nb = max(1, int(band.max()) + 1)
+    nb = max([1] + [len(v.bands) for v in book.versions])  # every band, used here or not
     cell = (np.arange(n)[:, None] * days + np.arange(days)[None, :])[:, :, None]
     band_kwh = np.bincount(
         (cell * nb + np.maximum(band, 0)).ravel(), weights=kwh[0].ravel(), minlength=n * days * nb
