@@ -2,7 +2,8 @@
 
 A profile is the mean kWh per half-hour (market time) of actual channel-days (every interval A or
 F) by segment (distributor, state or nation; customer class; channel kind), month and day type.
-A segment with fewer contributing NMIs than the minimum falls back to its parent.
+A segment's (month, day type) cell with fewer contributing NMIs than the minimum falls back to
+its parent's cell.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tether.accruals.sql import Q
 KINDS = ("general", "controlled", "export")
 LEVELS = ("distributor", "jurisdiction", "national")
 F64 = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 ACTUAL = np.frombuffer(b"AF", np.uint8)
 
 
@@ -195,32 +197,48 @@ def check_and_fix(conn: psycopg.Connection[Any], period_end: date, s: AccrualsSe
 
 
 class Profiles:
-    """Resolved profile per (account, kind, month, weekend): its own segment or a parent's."""
+    """Resolved profile per (account, kind, month, weekend): its own segment's or a parent's.
+
+    Decided per (month, weekend) cell, as the contributors are counted per cell: a segment can
+    be thick on weekdays and thin on weekends, and a thin cell is only a few NMIs' noise."""
 
     def __init__(self, conn: psycopg.Connection[Any], period_end: date, min_contrib: int) -> None:
-        self.table: dict[tuple[str, str, str, int], tuple[int, F64]] = {}
+        self.table: dict[tuple[str, str, str, int], tuple[Mask, F64]] = {}
         rows = conn.execute(Q["profiles"], {"period_end": period_end}).fetchall()
         self.daily: dict[tuple[str, str, str, int], list[float]] = {}
+        raw: dict[tuple[str, str, str, int], tuple[npt.NDArray[np.int64], F64]] = {}
         for level, area, c, kind, m, w, contributors, daily, shape in rows:
             key = (level, area, c, KINDS.index(kind))
-            _, arr = self.table.setdefault(key, (0, np.full((12, 2, 48), np.nan)))
-            arr[m - 1, int(w)] = shape
-            self.table[key] = (max(self.table[key][0], contributors), arr)
+            cnt, arr = raw.setdefault(
+                key, (np.zeros((12, 2), np.int64), np.full((12, 2, 48), np.nan))
+            )
+            cnt[m - 1, int(w)], arr[m - 1, int(w)] = contributors, shape
             self.daily.setdefault(key, []).append(daily)
-        self.min = min_contrib
-        for _, arr in self.table.values():  # months outside the profile window: their mean
-            for w in (0, 1):
-                have = np.isfinite(arr[:, w]).all(axis=1)
-                if have.any():
-                    arr[~have, w] = arr[have, w].mean(axis=0)
+        self._resolved: dict[tuple[str, str, str, int], tuple[str, F64 | None]] = {}
+        for key, (cnt, arr) in raw.items():
+            have: Mask = np.isfinite(arr.sum(axis=2))  # month, weekend
+            ok: Mask = have & ((cnt >= min_contrib) | (key[0] == "national"))
+            # months outside the profile window: the mean of its months with enough contributors
+            # (else of all its months, and then as thin as they are)
+            src: Mask = np.where(ok.any(axis=0), ok, have)
+            fill = np.where(src[:, :, None], np.nan_to_num(arr), 0).sum(axis=0)
+            fill /= np.maximum(src.sum(axis=0), 1)[:, None]
+            gap: Mask = ~have & src.any(axis=0)
+            self.table[key] = (ok | (gap & ok.any(axis=0)), np.where(gap[:, :, None], fill, arr))
 
     def resolve(self, dist: str, jur: str, cls: str, kind: int) -> tuple[str, F64 | None]:
-        """(segment name, shapes[12, 2, 48]) of the first level with enough contributors."""
-        for level, area in (("distributor", dist), ("jurisdiction", jur), ("national", "AU")):
-            found = self.table.get((level, area, cls, kind))
-            if found and (found[0] >= self.min or level == "national"):
-                return f"{level}:{area}:{cls}", found[1]
-        return "none", None
+        """(segment name, shapes[12, 2, 48]): each cell from the first level with enough
+        contributors (national whatever its count); named after the finest level used."""
+        key = (dist, jur, cls, kind)
+        if key not in self._resolved:
+            name, out = "none", np.full((12, 2, 48), np.nan)
+            for level, area in (("national", "AU"), ("jurisdiction", jur), ("distributor", dist)):
+                found = self.table.get((level, area, cls, kind))
+                if found is not None and found[0].any():
+                    name = f"{level}:{area}:{cls}"
+                    out = np.where(found[0][:, :, None], found[1], out)
+            self._resolved[key] = (name, None if name == "none" else out)
+        return self._resolved[key]
 
     def segment_daily(self, name: str, kind: int) -> float:
         level, area, cls = name.split(":") if name != "none" else ("", "", "")

@@ -10,8 +10,9 @@ rounded half away from zero to the cent, GST 10% of the rounded line, also round
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from functools import cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -54,17 +55,37 @@ def line(
     return Line(account, month, code, rate_e4, qty_wh, unit, cents, _round_div(cents, 10))
 
 
+AEST = timezone(timedelta(hours=10))  # market time
+WEEK = 7 * SLOTS
+
+
 @cache
 def local_offsets(jurisdiction: str, d0: date, days: int) -> I64:
-    """Per day, half-hours the state's clock is ahead of market time (AEST, UTC+10)."""
-    zone = ZoneInfo(ZONES[jurisdiction])
-    out = np.zeros(days, np.int64)
-    for j in range(days):
-        noon = datetime.combine(d0 + timedelta(days=j), datetime.min.time()).replace(hour=2)
-        offset = noon.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).utcoffset()
+    """[day, slot]: half-hours the state's clock is ahead of market time (AEST) at the slot start.
+
+    Per slot, not per day: a DST change happens mid-day (02:00 AEST), so the slots before it keep
+    the old offset. The zone is asked only at weekly marks and to bisect a change between two
+    (zones change at most twice a year), then the array is filled in one go."""
+    zone, t0 = ZoneInfo(ZONES[jurisdiction]), datetime.combine(d0, time(), AEST)
+
+    def ahead(k: int) -> int:
+        offset = (t0 + timedelta(minutes=30 * k)).astimezone(zone).utcoffset()
         assert offset is not None
-        out[j] = round((offset.total_seconds() - 36_000) / 1800)
-    return out
+        return round(offset.total_seconds() / 1800) - 20
+
+    n = days * SLOTS
+    marks = [*range(0, n, WEEK), max(n - 1, 0)]
+    at, to = [0], [ahead(0)]
+    for lo, hi in pairwise(marks):
+        if ahead(hi) == ahead(lo):
+            continue
+        while hi - lo > 1:  # the first slot of the new offset
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if ahead(mid) == ahead(lo) else (lo, mid)
+        at.append(hi)
+        to.append(ahead(hi))
+    pos = np.searchsorted(np.array(at), np.arange(n), side="right") - 1
+    return np.array(to, np.int64)[pos].reshape(days, SLOTS)
 
 
 def price(
@@ -101,14 +122,17 @@ def price(
     months = dates.astype("datetime64[M]")
     month_list = np.unique(months)
     mo = np.searchsorted(month_list, months)
-    weekend = ((dates.astype(np.int64) + 3) % 7 >= 5).astype(np.int64)  # 1970-01-01 = Thursday
     nver = len(book.versions)
-    # time-of-use bands per half-hour: TOU[version, weekend, local slot] (-1: not tou)
+    # time-of-use bands per half-hour: TOU[version, weekend, local slot] (-1: not tou), weekend
+    # of the local date: the local clock may be a day ahead (or behind) of the market date
     tou = np.stack([v.tou for v in book.versions])
-    off = np.stack([local_offsets(j, d0, days) for j in jurisdictions])
-    local = (np.arange(SLOTS)[None, None, :] + off[:, :, None]) % SLOTS
-    band = tou[np.maximum(ver, 0)[:, :, None], weekend[None, :, None], local]
-    nb = max(1, int(band.max()) + 1)
+    juris = sorted(set(jurisdictions))
+    offs = np.stack([local_offsets(j, d0, days) for j in juris])
+    at = np.arange(SLOTS) + offs[np.searchsorted(juris, jurisdictions)]  # account, day, slot
+    local_day = dates.astype(np.int64)[None, :, None] + at // SLOTS
+    weekend = (local_day + 3) % 7 >= 5  # 1970-01-01 = Thursday
+    band = tou[np.maximum(ver, 0)[:, :, None], weekend.astype(np.int64), at % SLOTS]
+    nb = max([1] + [len(v.bands) for v in book.versions])  # every band, used here or not
     cell = (np.arange(n)[:, None] * days + np.arange(days)[None, :])[:, :, None]
     band_kwh = np.bincount(
         (cell * nb + np.maximum(band, 0)).ravel(), weights=kwh[0].ravel(), minlength=n * days * nb
