@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tether import worker
+from tether.core.capability import Job, JobContext
 
 WAIT_S = 30.0
 
@@ -247,3 +251,40 @@ def test_deferred_jobs_run_in_a_niced_process(db_url: str, nats_url: str, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_a_failing_job_is_started_again_and_the_others_go_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One job that fails (here twice) is logged and started again after a pause; it no longer
+    takes the process's other jobs down with it, as a status too large for the broker once did
+    to every payments job."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
+    runs: list[str] = []
+
+    async def flaky(ctx: JobContext) -> None:
+        runs.append("flaky")
+        if runs.count("flaky") < 3:
+            raise RuntimeError("boom")
+
+    async def steady(ctx: JobContext) -> None:
+        runs.append("steady")
+        await ctx.stop.wait()
+
+    stop = asyncio.Event()
+    ctx = JobContext(runtime=None, service=None, stop=stop, once=False, worker_id="w")  # type: ignore[arg-type]
+    other = asyncio.create_task(worker.supervised(Job(name="steady", run=steady), ctx, "t.steady"))
+    await asyncio.wait_for(worker.supervised(Job(name="flaky", run=flaky), ctx, "t.flaky"), 10)
+    assert runs.count("flaky") == 3 and not other.done()
+    assert sum("job t.flaky failed" in r.getMessage() for r in caplog.records) == 2
+    stop.set()
+    await other
+
+
+async def test_a_failing_job_with_once_fails_its_run() -> None:
+    async def broken(ctx: JobContext) -> None:
+        raise RuntimeError("boom")
+
+    ctx = JobContext(runtime=None, service=None, stop=asyncio.Event(), once=True, worker_id="w")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="boom"):
+        await worker.supervised(Job(name="broken", run=broken), ctx, "t.broken")

@@ -31,14 +31,21 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
+from prometheus_client import Counter
+
 from tether.capabilities import CAPABILITIES
 from tether.core import db, loop
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
-from tether.core.jobs import default_worker_id
+from tether.core.jobs import backoff, default_worker_id
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, exported
 
+RESTART_BASE_S = 1.0  # the first pause before a failed job is started again, doubling
+RESTART_MAX_S = 60.0  # the longest such pause
+JOB_RESTARTS = Counter(
+    "tether_worker_job_restarts_total", "Jobs started again after they failed", ["job"]
+)
 logger = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 0.5
@@ -90,7 +97,10 @@ async def run_jobs(
                 runtime=runtime, service=service, stop=stop, once=options.once, worker_id=worker_id
             )
             tasks += [
-                asyncio.create_task(job.run(ctx), name=f"{capability.name}.{job.name}")
+                asyncio.create_task(
+                    supervised(job, ctx, f"{capability.name}.{job.name}"),
+                    name=f"{capability.name}.{job.name}",
+                )
                 for job in jobs
             ]
         try:
@@ -102,6 +112,36 @@ async def run_jobs(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def supervised(job: Job, ctx: JobContext, name: str) -> None:
+    """Run a job; should it fail, log it and start it again after a backoff (1 s doubling to a
+    minute), so one failing job (an upstream it cannot reach, a bug on one row) never stops the
+    process's other jobs. A run with ``once`` still fails, for the caller to see."""
+    failures = 0
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await job.run(ctx)
+            return
+        except Exception:
+            if ctx.once or ctx.stop.is_set():
+                raise
+            ran_s = asyncio.get_running_loop().time() - started
+            failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
+            delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
+            JOB_RESTARTS.labels(name).inc()
+            logger.exception(
+                "job %s failed (%d in a row); started again in %.0f s",
+                name,
+                failures,
+                delay,
+                extra={"action": "job_restarted"},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stop.wait(), delay)
+            if ctx.stop.is_set():
+                return
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
