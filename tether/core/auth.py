@@ -3,6 +3,9 @@
 Credentials, all sent as ``Authorization: Bearer <token>`` (scheme case-insensitive):
 API keys (``tth_...``, see ``keys``), OIDC JWTs from the configured issuer, and the legacy events
 token (scope ``events`` only). HTML pages also take a signed session cookie set by ``/login``.
+A credential resting on a weak secret (the events token, or a cookie signed with the session
+secret, while unset, short or ``dev-``) works only for loopback clients: no development secret
+works off this machine, even behind a same-host proxy that forwards the client's address.
 Scopes: ``read``, ``write`` (anything that changes data or moves money), ``events``, ``admin``
 (implies every other scope).
 """
@@ -25,7 +28,7 @@ from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
-from tether.core import keys
+from tether.core import exposure, keys
 from tether.core.errors import Forbidden, LoginRequired, Unauthorized, UpstreamUnavailable
 from tether.core.settings import Settings
 
@@ -48,6 +51,7 @@ class Principal:
     scopes: frozenset[str]
     key_id: str | None = None
     expires_at: float | None = None
+    secret: str | None = None  # the settings field (a static secret) this credential rests on
 
     def allows(self, scope: str) -> bool:
         return keys.grants(self.scopes, scope)
@@ -65,7 +69,9 @@ class Authenticator:
         )
         # verified API keys of this process; serves only once ``start`` got its listener going
         self.keys = keys.KeyCache(settings.api_key_cache_s, pool)
+        self.weak = frozenset(exposure.weak_fields(settings))
         self._jwks: jwt.PyJWKClient | None = None
+        settings.check_oidc()  # again: ``model_copy`` skips the validators
         if settings.oidc_issuer and settings.oidc_jwks_url:
             self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, lifespan=300, timeout=5)
 
@@ -87,7 +93,10 @@ class Authenticator:
         events = self.settings.events_token.get_secret_value().encode()
         if hmac.compare_digest(token.encode("utf-8", "replace"), events):
             return Principal(
-                subject="events-token", kind="events_token", scopes=frozenset({"events"})
+                subject="events-token",
+                kind="events_token",
+                scopes=frozenset({"events"}),
+                secret="events_token",
             )
         if self._jwks is not None and token.count(".") == 2:
             return await asyncio.to_thread(self._from_jwt, token)
@@ -103,10 +112,7 @@ class Authenticator:
                 algorithms=["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"],
                 audience=self.settings.oidc_audience,
                 issuer=self.settings.oidc_issuer,
-                options={
-                    "require": ["exp", "iss", "sub"],
-                    "verify_aud": bool(self.settings.oidc_audience),
-                },
+                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": True},
             )
         except jwt.PyJWKClientConnectionError as exc:
             raise UpstreamUnavailable("the identity provider's keys cannot be fetched") from exc
@@ -158,7 +164,22 @@ class Authenticator:
             if current is None:
                 return None
             scopes &= current
-        return Principal(subject=str(payload["sub"]), kind="session", scopes=scopes)
+        return Principal(
+            subject=str(payload["sub"]), kind="session", scopes=scopes, secret="session_secret"
+        )
+
+    def refuse_weak_off_loopback(self, principal: Principal, request: Request) -> None:
+        """A development secret leaked or guessed must not open this API to other machines."""
+        client = request.client.host if request.client else None
+        if principal.secret is None or principal.secret not in self.weak:
+            return
+        if not exposure.is_loopback(client):
+            name = exposure.env_name(self.settings, principal.secret)
+            raise Unauthorized(
+                f"this credential rests on {name}, which is unset or a development value and "
+                f"works only from loopback: set {name} to a random value of "
+                f"{exposure.MIN_SECRET_CHARS}+ characters"
+            )
 
 
 def authenticator(request: Request) -> Authenticator:
@@ -185,6 +206,7 @@ class Requirement:
         if principal is None:
             missing = "a valid bearer credential is required"
             raise LoginRequired(missing) if self.cookie else Unauthorized(missing)
+        auth.refuse_weak_off_loopback(principal, request)
         if not principal.allows(self.scope):
             raise Forbidden(f"this credential lacks the {self.scope!r} scope")
         request.state.principal = principal

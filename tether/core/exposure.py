@@ -34,13 +34,25 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _url_host(url: str) -> str | None:
-    if "://" not in url:  # a libpq key=value string
-        return psycopg.conninfo.conninfo_to_dict(url).get("host")  # type: ignore[return-value]
-    return urlsplit(url).hostname
+def _url_hosts(url: str) -> list[str]:
+    """Every host a URL may reach; for PostgreSQL also libpq's ``host``/``hostaddr`` parameters
+    (``?host=`` in a URI, ``hostaddr=`` in key=value) and comma-separated lists, which
+    ``urlsplit`` does not see. An unparsable database URL names a host that is not loopback."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme and scheme not in ("postgres", "postgresql"):
+        return [urlsplit(url).hostname or ""]
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return ["unparsable"]
+    return [
+        host.strip()
+        for key in ("host", "hostaddr")
+        for host in str(params.get(key) or "").split(",")
+    ]
 
 
-def _env_name(settings: BaseSettings, field: str) -> str:
+def env_name(settings: BaseSettings, field: str) -> str:
     alias = type(settings).model_fields[field].validation_alias
     if isinstance(alias, str):
         return alias
@@ -56,27 +68,36 @@ def secret_fields(settings: BaseSettings) -> list[str]:
     ]
 
 
+def is_weak(value: SecretStr | None) -> bool:
+    """Unset, shorter than ``MIN_SECRET_CHARS`` or a published ``dev-`` value."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else ""
+    return len(text) < MIN_SECRET_CHARS or text.startswith(DEV_PREFIX)
+
+
+def weak_fields(settings: BaseSettings) -> list[str]:
+    """Names of the secret fields whose values are weak (see ``is_weak``)."""
+    return [name for name in secret_fields(settings) if is_weak(getattr(settings, name))]
+
+
 def weak_secrets(settings: BaseSettings, skip: Iterable[str] = ()) -> list[str]:
     """Environment variables of secrets that are unset, short or development values."""
-    weak = []
-    for name in secret_fields(settings):
-        if name in skip:
-            continue
-        value = getattr(settings, name)
-        text = value.get_secret_value() if isinstance(value, SecretStr) else ""
-        if len(text) < MIN_SECRET_CHARS or text.startswith(DEV_PREFIX):
-            weak.append(_env_name(settings, name))
-    return weak
+    return [env_name(settings, name) for name in weak_fields(settings) if name not in skip]
+
+
+def is_url_field(name: str) -> bool:
+    """``url`` and ``*_url`` fields name other machines (e-licensing's is plain ``url``)."""
+    return name == "url" or name.endswith("_url")
 
 
 def exposed_urls(settings: BaseSettings) -> list[str]:
-    """Environment variables of configured URLs (``*_url``) that leave this machine."""
+    """Environment variables of configured URLs (``url``, ``*_url``) that leave this machine;
+    a URL counts as loopback only when every host it may reach is."""
     return [
-        _env_name(settings, name)
+        env_name(settings, name)
         for name in type(settings).model_fields
-        if name.endswith("_url")
+        if is_url_field(name)
         and isinstance(url := getattr(settings, name), str)
-        and not is_loopback(_url_host(url))
+        and not all(is_loopback(host) for host in _url_hosts(url))
     ]
 
 

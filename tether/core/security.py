@@ -151,6 +151,7 @@ def login_router() -> APIRouter:
         principal = await auth.from_bearer(token) if token.isascii() and token else None
         if principal is None:
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
+        auth.refuse_weak_off_loopback(principal, request)
         value, max_age = auth.session_cookie(principal)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(

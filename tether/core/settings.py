@@ -12,8 +12,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tether.core.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -86,6 +88,19 @@ class Settings(BaseSettings):
     limit_concurrency: int = Field(default=1000, description="Connections+tasks before 503.")
     timeout_keep_alive_s: int = Field(default=5, description="Close idle keep-alive after.")
     max_header_bytes: int = Field(default=16_384, description="Largest request head (431 beyond).")
+
+    @model_validator(mode="after")
+    def _oidc_needs_audience(self) -> Settings:
+        self.check_oidc()
+        return self
+
+    def check_oidc(self) -> None:
+        """OIDC without an audience would accept tokens the issuer gave any other app."""
+        if self.oidc_issuer and self.oidc_jwks_url and not self.oidc_audience:
+            raise ConfigurationError(
+                "TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL are set without TETHER_OIDC_AUDIENCE: "
+                "set it to the audience (aud) the issuer puts in tokens for this API"
+            )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,64 @@
+"""The exposure check sees every host a configured URL may reach: libpq's ``host``/``hostaddr``
+parameters and host lists, and e-licensing's field named plain ``url``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.core import exposure
+from tether.core.errors import ConfigurationError
+from tether.core.settings import Settings
+from tether.elicensing.settings import ElicensingSettings
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql:///tether?host=db.example.com",
+        "postgresql://localhost/tether?host=db.example.com",
+        "host=localhost hostaddr=10.0.0.5 dbname=tether",
+        "postgresql://127.0.0.1/tether?hostaddr=10.0.0.5",
+        "postgresql://localhost,db.example.com/tether",
+        "host=/run/postgresql,10.0.0.5 dbname=tether",
+        "postgres://tether@db.internal:5432/tether",
+        "host='unterminated",
+    ],
+)
+def test_database_urls_reaching_other_machines_are_exposed(url: str) -> None:
+    assert exposure.exposed_urls(Settings(database_url=url)) == ["DATABASE_URL"]
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not loopback"):
+        exposure.refuse_unsafe(Settings(database_url=url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql:///tether",
+        "postgresql://localhost/tether",
+        "postgresql://tether@127.0.0.1:5432/tether?sslmode=disable",
+        "postgresql://[::1]/tether",
+        "postgresql:///tether?host=/run/postgresql",
+        "postgresql://%2Frun%2Fpostgresql/tether",
+        "postgresql://localhost,127.0.0.1/tether?hostaddr=127.0.0.1,::1",
+        "host=localhost hostaddr=127.0.0.1 dbname=tether",
+        "dbname=tether",
+    ],
+)
+def test_local_database_urls_are_not_exposed(url: str) -> None:
+    assert exposure.exposed_urls(Settings(database_url=url)) == []
+
+
+def test_a_field_named_url_counts() -> None:
+    assert exposure.exposed_urls(ElicensingSettings()) == []  # default: 127.0.0.1
+    remote = ElicensingSettings(url="http://10.0.0.5:7002")
+    assert exposure.exposed_urls(remote) == ["TETHER_ELICENSING_URL"]
+    with pytest.raises(ConfigurationError, match="TETHER_ELICENSING_URL is not loopback"):
+        exposure.refuse_unsafe(remote)
+
+
+def test_a_remote_elicensing_url_from_the_environment_refuses_dev_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TETHER_ELICENSING_URL", "http://10.0.0.5:7002")
+    with pytest.raises(ConfigurationError, match="TETHER_ELICENSING_TOKEN"):
+        exposure.refuse_unsafe(Settings(), ElicensingSettings())
