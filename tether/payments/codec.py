@@ -122,6 +122,17 @@ def plan(
     )
 
 
+def check_order_size(xml: str, max_bytes: int) -> None:
+    """Refuse an order the payment system's queue would not take (``Rejected`` 400)."""
+    size = len(xml.encode())
+    if size > max_bytes:
+        msg = (
+            f"the order would be {size} bytes, over the payment system's {max_bytes}: "
+            "send fewer periods per message (or fewer days with their own amount)"
+        )
+        raise Rejected(400, msg)
+
+
 def read_receipt(body: bytes | str) -> Receipt:
     """Decode a receipt; ``ValueError`` when it cannot be read at all."""
     parsed = parse_receipt(body)

@@ -76,10 +76,13 @@ def answer_seen(key: str, stored_hash: str | None, digest: str) -> Outcome:
     return Submission(key=key, duplicate=True)
 
 
-async def store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[Outcome]:
-    """Store a batch in one transaction; on a database error, each message on its own."""
+async def store(
+    pool: AsyncConnectionPool[Any], items: Sequence[Item], *, max_order_bytes: int | None = None
+) -> list[Outcome]:
+    """Store a batch in one transaction; on a database error, each message on its own. An order
+    whose XML would exceed ``max_order_bytes`` is its message's FEILET 400 (``plan_safely``)."""
     try:
-        return await _store(pool, items)
+        return await _store(pool, items, max_order_bytes)
     except Exception:
         if len(items) == 1:
             raise
@@ -91,11 +94,13 @@ async def store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[O
         )
     out: list[Outcome] = []
     for item in items:
-        out += await _store(pool, [item])
+        out += await _store(pool, [item], max_order_bytes)
     return out
 
 
-async def _store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[Outcome]:
+async def _store(
+    pool: AsyncConnectionPool[Any], items: Sequence[Item], max_order_bytes: int | None
+) -> list[Outcome]:
     # not pipelined: four round trips (BEGIN, intake, store, COMMIT), not two, but a quarter less
     # CPU for a batch of one and no slower on this machine: psycopg's pipeline mode went through
     # its wait loop 12 times a batch, its plain mode 5 (each a pass of the event loop)
@@ -108,7 +113,7 @@ async def _store(pool: AsyncConnectionPool[Any], items: Sequence[Item]) -> list[
             sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
             bodies=[i.raw for i in items],
         )
-        batch = Planner()
+        batch = Planner(max_order_bytes)
         results = [
             batch.take(n, i, row) for n, (i, row) in enumerate(zip(items, rows, strict=True))
         ]
@@ -129,7 +134,8 @@ class Planner:
     """Plans a batch's messages in arrival order; collects what ``store_intake`` stores (an
     intake batch, or a receipt batch's drain of its freed cases)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_order_bytes: int | None = None) -> None:
+        self.max_order_bytes = max_order_bytes  # None: no limit
         self.states: dict[str, CaseState] = {}
         self.blocked: set[str] = set()  # cases with an order planned in this batch
         self.orders: list[dict[str, Any]] = []
@@ -167,7 +173,7 @@ class Planner:
             self._status(n, key, codec.internal_error(state.reason))
             return False
         order_id = uuid.uuid4()
-        outcome = plan_safely(key, msg, state, order_id)
+        outcome = plan_safely(key, msg, state, order_id, max_order_bytes=self.max_order_bytes)
         if not isinstance(outcome, codec.Planned):
             self._status(n, key, outcome)
             return False
@@ -205,7 +211,11 @@ class Planner:
 
 
 def group_commit(
-    pool: AsyncConnectionPool[Any], max_batch: int, at_once: int = 4
+    pool: AsyncConnectionPool[Any],
+    max_batch: int,
+    at_once: int = 4,
+    *,
+    max_order_bytes: int | None = None,
 ) -> Grouped[Item, Submission]:
     """Concurrent intakes of one process share transactions (``core.groups``): up to
     ``at_once`` batches stored at the same time, a crowd waiting for the next free one (at most
@@ -213,7 +223,7 @@ def group_commit(
     outcome is raised to its caller."""
 
     async def run(items: list[Item]) -> list[Outcome]:
-        return await store(pool, items)
+        return await store(pool, items, max_order_bytes=max_order_bytes)
 
     return Grouped(run, parallel=at_once, limit=max_batch)
 
@@ -243,12 +253,22 @@ def state_safely(case: CaseRow, confirmed: Mapping[str, Any]) -> CaseState:
 
 
 def plan_safely(
-    key: str, msg: codec.Message | bytes, state: codec.CaseState | None, order_id: uuid.UUID
+    key: str,
+    msg: codec.Message | bytes,
+    state: codec.CaseState | None,
+    order_id: uuid.UUID,
+    *,
+    max_order_bytes: int | None = None,
 ) -> codec.Planned | codec.StatusBody:
-    """Plan one message; a rejection or a bug becomes its FEILET, never the batch's."""
+    """Plan one message; a rejection or a bug becomes its FEILET, never the batch's. An order
+    larger than ``max_order_bytes`` (what the orders queue takes) is a FEILET 400, never stored:
+    the broker would refuse it, and its case would wait for ever."""
     try:
         parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
-        return codec.plan(parsed, state, now=now(), order_id=order_id)
+        planned = codec.plan(parsed, state, now=now(), order_id=order_id)
+        if max_order_bytes is not None and planned.xml is not None:
+            codec.check_order_size(planned.xml, max_order_bytes)
+        return planned
     except codec.Rejected as exc:
         return codec.failed(exc)
     except Exception as exc:  # one message's bug must not stop its case or the worker

@@ -21,6 +21,9 @@ from tether.core.wire import WireModel, first_error, note_unknown_fields
 FAGSYSTEM = "DAGPENGER"
 KODE_FAGOMRAADE = "DP"
 MAX_ID_LENGTH = 30
+# days a message may list: ten years of every calendar day and a ferietillegg a year, while an
+# entitlement runs 104 weeks and an utbetaling spans 1100 days at most (docs: validation)
+MAX_DAYS = 3_700
 DOC = "docs/payments.md#validation"  # where each rule is explained
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -106,7 +109,7 @@ class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API d
     vedtakstidspunktet: str
     saksbehandler: str | None = None
     beslutter: str | None = None
-    utbetalinger: list[_DayIn] = Field(default_factory=list)
+    utbetalinger: list[_DayIn] = Field(default_factory=list, max_length=MAX_DAYS)
 
 
 def _local_time(raw: str) -> datetime:
@@ -211,8 +214,7 @@ class ConfirmedUtbetaling:
     """What the payment system confirmed for one uid: its periods and the chain's last line.
 
     A deleted uid keeps its entry with ``periods == ()``: the chain (and its last line id) is what
-    a later come-back of the same uid continues.
-    """
+    a later come-back of the same uid continues."""
 
     uid: str
     sak_id: str
@@ -265,8 +267,7 @@ class CaseState:
 
     ``active_uids is None``: the case never paid. An empty set: it paid, nothing is active now.
     ``confirmed`` holds every uid ever confirmed, deleted ones included (for chaining).
-    ``has_order_before``: the payment system accepted an order on this case (next is ``ENDR``).
-    """
+    ``has_order_before``: the payment system accepted an order on this case (next is ``ENDR``)."""
 
     active_uids: frozenset[str] | None
     confirmed: Mapping[str, ConfirmedUtbetaling] = field(default_factory=dict)

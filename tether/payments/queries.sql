@@ -161,6 +161,11 @@ UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
                        last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
+-- name: park_order
+-- never sendable (too large for the orders queue): no due time, so no sender claims it again
+UPDATE pay.oppdrag SET send_due_at = NULL, last_error = %(error)s
+WHERE id = %(id)s AND state = 'MOTTATT';
+
 -- name: claim_unanswered_orders
 -- sent, and no receipt within the timeout: the next look is one timeout later
 UPDATE pay.oppdrag o SET chase_due_at = now() + make_interval(secs => %(timeout_s)s)

@@ -56,7 +56,9 @@ class PaymentsService:
         self.pool = pool
         self.settings = settings
         self.client = client
-        self._group = intake.group_commit(pool, settings.intake_batch)
+        self._group = intake.group_commit(
+            pool, settings.intake_batch, max_order_bytes=settings.max_order_bytes
+        )
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
         self.statuses_ready = asyncio.Event()
@@ -114,7 +116,11 @@ class PaymentsService:
             else:
                 batch.append((n, item))
         if batch:
-            stored = await intake.store(self.pool, [item for _, item in batch])
+            stored = await intake.store(
+                self.pool,
+                [item for _, item in batch],
+                max_order_bytes=self.settings.max_order_bytes,
+            )
             for (n, _), outcome in zip(batch, stored, strict=True):
                 outcomes[n] = outcome
             self._wake()
@@ -158,7 +164,9 @@ class PaymentsService:
             still: dict[tuple[str, str], CaseRow] = {}
             for n, (key, original_key, body, confirmed) in enumerate(taken):
                 case = free[key]
-                planner = planners.setdefault(case.fagsystem, intake.Planner())
+                planner = planners.setdefault(
+                    case.fagsystem, intake.Planner(self.settings.max_order_bytes)
+                )
                 state = intake.state_safely(case, confirmed)
                 if not planner.plan(n, original_key, case.sak_id, body, state):
                     still[key] = case  # nothing sent for this one: the next may be planned
@@ -196,6 +204,8 @@ class PaymentsService:
             planned = codec.plan(
                 msg, codec.case_state(case, rows), now=intake.now(), order_id=uuid.uuid4()
             )
+            if planned.xml is not None:  # as an intake's: the simulation takes what a queue does
+                codec.check_order_size(planned.xml, self.settings.max_order_bytes)
         except codec.Rejected as exc:
             body = codec.failed(exc, simulering=True)
         except Exception as exc:  # a bug in one dry run answers its caller, as an intake's does

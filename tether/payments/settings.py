@@ -43,6 +43,12 @@ class PaymentsSettings(BaseSettings):
         "streams that exist keep their own limits.",
     )
 
+    max_order_bytes: int = Field(
+        default=512 * 1024,
+        ge=1,
+        description="An order whose XML would be larger is refused at planning (FEILET 400): "
+        "half of NATS's default 1 MiB max_payload, room for headers and a lower broker limit.",
+    )
     send_batch: int = Field(default=50, description="Orders a worker claims per statement.")
     send_dead_timeout_s: float = Field(default=30, description="A claimed send is dead after.")
     send_retry_base_s: float = 1.0

@@ -3,13 +3,18 @@ order per key: one publisher at a time across workers, marked only after JetStre
 
 A status goes out as the database's JSON text of its body (``jsonb`` keeps its own key order, the
 one a decoded body has): the same object as the status endpoints show, never decoded and encoded
-again here, which was most of this job's CPU."""
+again here, which was most of this job's CPU. A body larger than the broker takes (its
+``max_payload``) goes out compact (``compact``): without its details, saying where to read them,
+so one status never stops the publisher nor the statuses after it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from tether.core import db
 from tether.core.events import close_quietly, connect_nats, ensure_stream
@@ -17,8 +22,11 @@ from tether.core.jobs import idle
 from tether.payments import repository
 from tether.payments.service import PaymentsService
 
+logger = logging.getLogger(__name__)
+
 STATUS_BATCH = 500  # statuses published per round
 PUBLISH_TIMEOUT_S = 10.0  # every acknowledgement of a round, or the round is published again
+HEADROOM = 4096  # of the broker's max_payload, kept for the headers and the subject
 
 
 async def publish_statuses(
@@ -41,7 +49,10 @@ async def publish_statuses(
                     s.status_subject,
                     s.status_stream,
                     [
-                        (body.encode(), {"Transaction-ID": key, "Nats-Msg-Id": f"status-{id_}"})
+                        (
+                            _fit(key, body, nc.max_payload - HEADROOM),
+                            {"Transaction-ID": key, "Nats-Msg-Id": f"status-{id_}"},
+                        )
                         for id_, key, body in rows
                     ],
                 )
@@ -70,3 +81,40 @@ async def _publish_all(
     finally:
         for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
             future.cancel()
+
+
+def _fit(key: str, body: str, limit: int) -> bytes:
+    """The status as stored, or its compact form when the broker would refuse it."""
+    data = body.encode()
+    if len(data) <= limit:
+        return data
+    logger.warning(
+        "status of %s is %d bytes, over the %d the broker takes: published without details",
+        key,
+        len(data),
+        limit,
+        extra={"action": "payments_status_compact"},
+    )
+    return json.dumps(compact(key, json.loads(body), len(data)), ensure_ascii=False).encode()
+
+
+def compact(key: str, body: dict[str, Any], size: int) -> dict[str, Any]:
+    """A status without its details (and a dry run's simulation): its status, error and
+    simulering, and a note of what was left out and where to read it."""
+    details = body.get("detaljer")
+    lines = details.get("linjer") if isinstance(details, dict) else None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("msg"), str):
+        error = {**error, "msg": error["msg"][:1000]}
+    path = f"/api/v1/payments/status/{quote(key, safe='')}"  # api.status_url
+    return {
+        "status": body.get("status"),
+        "detaljer": None,
+        "error": error,
+        "simulering": body.get("simulering", False),
+        "utelatt": {
+            "linjer": len(lines) if isinstance(lines, list) else 0,
+            "bytes": size,
+            "info": f"details left out ({size} bytes, over what the broker takes): GET {path}",
+        },
+    }

@@ -29,6 +29,7 @@ from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
+from tether.payments.statuses import HEADROOM
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ async def send_orders(
             return [*handed, *due]
 
         async def process(orders: Sequence[OrderRow]) -> None:
-            await _send_batch(service, js, orders)
+            await _send_batch(service, js, orders, max_payload=nc.max_payload)
             if len(orders) < s.send_batch and not handed:  # handed: a receipt batch's group
                 await asyncio.sleep(s.round_linger_s)
 
@@ -81,15 +82,27 @@ async def send_orders(
         await close_quietly(nc)
 
 
-async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderRow]) -> int:
+async def _send_batch(
+    service: PaymentsService,
+    js: Any,
+    orders: Sequence[OrderRow],
+    *,
+    max_payload: int | None = None,
+) -> int:
+    """Send a claimed batch; ``max_payload`` is the broker's (its connection's), if known."""
     s = service.settings
-    outcomes = await asyncio.gather(*(_send_one(service, js, o) for o in orders))
+    limit = s.max_order_bytes
+    if max_payload is not None:
+        limit = min(limit, max_payload - HEADROOM)
+    outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
     async with db.transaction(service.pool) as conn:
         if done:
             await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
-            if err is not None:
+            if isinstance(err, TooLarge):  # never retried: parked for an operator
+                await repository.park_order(conn, id=order.id, error=str(err))
+            elif err is not None:
                 delay = backoff(
                     order.send_attempts,
                     base_s=s.send_retry_base_s,
@@ -102,9 +115,25 @@ async def _send_batch(service: PaymentsService, js: Any, orders: Sequence[OrderR
     return len(done)
 
 
-async def _send_one(service: PaymentsService, js: Any, order: OrderRow) -> str | None:
-    """Publish one order; an error text when it could not be sent (it is retried later)."""
+class TooLarge(str):
+    """The error of an order the broker would refuse for its size: retrying cannot help."""
+
+
+async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: int) -> str | None:
+    """Publish one order; an error text when it could not be sent (it is retried later), a
+    ``TooLarge`` one when it never can be (planning refuses such orders; one stored before the
+    limit, or under a larger one, is parked rather than refused by the broker for ever)."""
     s = service.settings
+    size = len(order.xml.encode())
+    if size > limit:
+        logger.error(
+            "order %s is %d bytes, over the %d the orders queue takes: not sent, not retried",
+            order.id,
+            size,
+            limit,
+            extra={"action": "payments_order_too_large"},
+        )
+        return TooLarge(f"order too large to send: {size} bytes, over {limit}; not retried")
     try:
         if order.send_attempts > 1 and await service.client.has_order(order.id):
             logger.info(
