@@ -44,6 +44,13 @@ def test_oidc_without_an_audience_is_a_configuration_error(
         load_settings()  # what serve and worker read at start
 
 
+def test_half_an_oidc_configuration_is_an_error_not_silently_off() -> None:
+    for half in ({"oidc_issuer": ISSUER}, {"oidc_jwks_url": "http://127.0.0.1:9/certs"}):
+        with pytest.raises(ConfigurationError, match="needs both"):
+            Settings(oidc_audience=AUDIENCE, **half)  # type: ignore[arg-type]
+    Settings()  # none of it: OIDC off, as before
+
+
 @pytest.fixture
 def anonymous(settings: Settings, jwks_url: str, start_api: Any) -> Iterator[httpx.Client]:
     configured = settings.model_copy(

@@ -95,7 +95,13 @@ class Settings(BaseSettings):
         return self
 
     def check_oidc(self) -> None:
-        """OIDC without an audience would accept tokens the issuer gave any other app."""
+        """OIDC without an audience would accept tokens the issuer gave any other app; half of
+        its settings would leave it silently off while the operator thinks it on."""
+        if bool(self.oidc_issuer) != bool(self.oidc_jwks_url):
+            raise ConfigurationError(
+                "OIDC needs both TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL (and "
+                "TETHER_OIDC_AUDIENCE); set the missing one, or neither to turn OIDC off"
+            )
         if self.oidc_issuer and self.oidc_jwks_url and not self.oidc_audience:
             raise ConfigurationError(
                 "TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL are set without TETHER_OIDC_AUDIENCE: "

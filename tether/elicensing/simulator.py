@@ -9,6 +9,7 @@ A voided invoice is no longer served: e-licensing answers 404 for it.
 from __future__ import annotations
 
 import copy
+import hmac
 import re
 from decimal import Decimal
 from enum import StrEnum
@@ -128,7 +129,7 @@ class DataPort:
         await self.api(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if header(scope, b"authorization") != self.expected:
+        if not hmac.compare_digest(header(scope, b"authorization"), self.expected):
             return await send_reply(send, _error_reply("Unauthorized", 401))
         route = _INVOICE.fullmatch(scope["path"])
         number = query(scope).get("InvoiceNumber") if route else None
