@@ -145,6 +145,27 @@ def test_duplicate_object_ids_and_wrong_invoice_are_invalid() -> None:
         parse_invoice(EXAMPLE, invoice_number="INV-1")
 
 
+def test_an_answer_about_another_client_is_invalid() -> None:
+    """It would be stored under the linked operator's client, and read as fresh."""
+    with pytest.raises(InvalidElicensingPayload, match="about client 456, got 123"):
+        parse_invoice(EXAMPLE, invoice_number="INV-999", client_object_id="456")
+    assert parse_invoice(EXAMPLE, invoice_number="INV-999", client_object_id="123").fees
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-12-31 garbage!!", "2025-12-31T07:30:00Z", "2025-12-31T00:00:00-08:00", "31/12/2025"],
+)
+def test_a_date_with_trailing_text_or_an_offset_is_invalid(value: str) -> None:
+    """Cutting to 10 characters took the garbage, and an offset's day may differ locally."""
+    payload = copy.deepcopy(EXAMPLE)
+    payload["invoicePaymentDueDate"] = value
+    with pytest.raises(InvalidElicensingPayload, match="invoicePaymentDueDate"):
+        parse_invoice(payload, invoice_number="INV-999")
+    payload["invoicePaymentDueDate"] = "2025-12-31T00:00:00"  # a local date-time: its date
+    assert str(parse_invoice(payload, invoice_number="INV-999").due_date) == "2025-12-31"
+
+
 @pytest.mark.parametrize(
     ("path", "value", "where"),
     [

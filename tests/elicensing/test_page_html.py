@@ -85,7 +85,9 @@ async def test_unknown_version_and_version_without_invoice_are_html_404_pages(
             client_operator_id=link,
             invoice_number=None,
         )
-    for version in ("424242", "900", "not-a-number"):
+    # superscript two and Arabic-Indic 101 are digits to str.isdigit: int() of the first raised
+    # (a 500), and the second aliased version 101
+    for version in ("424242", "900", "not-a-number", "%C2%B2", "%D9%A1%D9%A0%D9%A1"):
         response = await http.get(PAGE.format(version))
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -86,12 +86,19 @@ def _guid(value: object) -> str:
 
 
 def _iso_date(value: object) -> date:
+    """``YYYY-MM-DD``, or a local date-time whose date is meant. Cutting any text to its first 10
+    characters took trailing garbage, and dropped an offset that could move the day."""
     if not isinstance(value, str):
         raise ValueError("a date must be a YYYY-MM-DD string")
     try:
-        return date.fromisoformat(value[:10])
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError("a date must be a YYYY-MM-DD string") from exc
+    if moment.tzinfo is not None:
+        raise ValueError("a date must be a YYYY-MM-DD string, not a moment with an offset")
+    return moment.date()
 
 
 Money = Annotated[Decimal, BeforeValidator(_money)]
@@ -178,8 +185,11 @@ def _check_unique(wire: _Invoice) -> None:
             )
 
 
-def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
-    """Turn an invoice answer into records, or raise ``InvalidElicensingPayload``."""
+def parse_invoice(
+    payload: Any, *, invoice_number: str, client_object_id: str | None = None
+) -> RemoteInvoice:
+    """Turn an invoice answer into records, or raise ``InvalidElicensingPayload``: also an
+    answer about another invoice or another client (it would be stored under this one)."""
     try:
         wire = _Invoice.model_validate(payload)
     except PydanticValidationError as exc:
@@ -189,6 +199,10 @@ def parse_invoice(payload: Any, *, invoice_number: str) -> RemoteInvoice:
     if wire.invoiceNumber != invoice_number:
         raise InvalidElicensingPayload(
             f"asked e-licensing for invoice {invoice_number}, got {wire.invoiceNumber}"
+        )
+    if client_object_id is not None and wire.clientObjectId != client_object_id:
+        raise InvalidElicensingPayload(
+            f"asked e-licensing about client {client_object_id}, got {wire.clientObjectId}"
         )
     _check_unique(wire)
     note_unknown_fields(SYSTEM, wire)
@@ -287,19 +301,20 @@ class ElicensingClient:
     async def aclose(self) -> None:
         await self.upstream.aclose()
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return decode(await self.upstream.request(method, path, **kwargs))
-
     async def get_invoice(self, client_object_id: str, invoice_number: str) -> RemoteInvoice:
         """``GET /client/{id}/invoice?InvoiceNumber=``, validated."""
         body = await self.upstream.get_body(
             f"/client/{client_object_id}/invoice", params={"InvoiceNumber": invoice_number}
         )
-        return parse_invoice(decode(body), invoice_number=invoice_number)
+        return parse_invoice(
+            decode(body), invoice_number=invoice_number, client_object_id=client_object_id
+        )
 
-    async def adjust_fees(self, client_object_id: str, adjustments: list[dict[str, Any]]) -> Any:
-        """``POST /client/{id}/adjust``: apply adjustments (negative reduces a fee)."""
-        return await self._json(
+    async def adjust_fees(self, client_object_id: str, adjustments: list[dict[str, Any]]) -> None:
+        """``POST /client/{id}/adjust``: apply adjustments (negative reduces a fee). Any 2xx is
+        success, whatever its body: decoding it once turned an applied write into a 502, and a
+        retry would have applied the units twice."""
+        await self.upstream.request(
             "POST", f"/client/{client_object_id}/adjust", json_body={"adjustments": adjustments}
         )
 

@@ -88,7 +88,7 @@ async def obligation_page(
     report_version_id: str, service: Service, force: Force = False
 ) -> HTMLResponse:
     """The obligation page: one read (one refresh at most) renders everything."""
-    if not report_version_id.isdigit():
+    if not (report_version_id.isascii() and report_version_id.isdigit()):  # int("²") raises
         return error_page(
             404, "Not found", f"There is no compliance report version {report_version_id!r}."
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -70,7 +70,7 @@ async def _apply(
         "feeObjectId": fee.object_id,
         "adjustmentTotal": str(-amount),
         "amount": str(-amount),
-        "date": date.today().isoformat(),
+        "date": datetime.now(service.tz).date().isoformat(),  # the business's day, not the host's
         "reason": "Compliance Units Applied",
         "type": "Adjustment",
         "comment": comment,
