@@ -224,6 +224,27 @@ async def test_voided_invoice_is_kept_and_flagged_void(
     assert read.invoice.line_items == first.invoice.line_items
 
 
+async def test_a_404_that_is_not_about_the_invoice_keeps_the_copy_and_reads_stale(
+    runtime: Runtime, versions: list[int], el_settings: ElicensingSettings
+) -> None:
+    """A wrong base URL (or an unknown client, a proxy's page) also answers 404; it used to mark
+    every invoice void and fresh. Only an answer that says the invoice is gone voids it."""
+    async with build(runtime) as service:
+        first = await service.read_invoice(versions[0])
+    wrong = dataclasses.replace(
+        runtime,
+        overrides={
+            ElicensingSettings: el_settings.model_copy(
+                update={"url": el_settings.url.rstrip("/") + "/not-the-api"}
+            )
+        },
+    )
+    async with build(wrong) as service:
+        read = await service.read_invoice(versions[0], force=True)
+    assert not read.data_is_fresh and not read.invoice.is_void
+    assert read.invoice.line_items == first.invoice.line_items
+
+
 async def test_refresh_that_fails_halfway_leaves_no_trace(
     service: ElicensingService,
     versions: list[int],

@@ -21,6 +21,7 @@ import httpx
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
+from tether.core.errors import UpstreamNotFound, UpstreamRejected
 from tether.core.http import RetryPolicy, UpstreamClient
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 from tether.elicensing.errors import InvalidElicensingPayload
@@ -302,10 +303,21 @@ class ElicensingClient:
         await self.upstream.aclose()
 
     async def get_invoice(self, client_object_id: str, invoice_number: str) -> RemoteInvoice:
-        """``GET /client/{id}/invoice?InvoiceNumber=``, validated."""
-        body = await self.upstream.get_body(
-            f"/client/{client_object_id}/invoice", params={"InvoiceNumber": invoice_number}
-        )
+        """``GET /client/{id}/invoice?InvoiceNumber=``, validated. A 404 means the invoice is gone
+        (voided) only when its answer says so: any 404 (a wrong URL, an unknown client, a proxy's
+        page) used to mark the local copy void and fresh."""
+        try:
+            body = await self.upstream.get_body(
+                f"/client/{client_object_id}/invoice", params={"InvoiceNumber": invoice_number}
+            )
+        except UpstreamNotFound as exc:
+            said = exc.message.partition("(404):")[2]
+            if "invoice" not in said.lower():
+                raise UpstreamRejected(
+                    f"{exc.message}: not an answer about the invoice; check TETHER_ELICENSING_URL"
+                    " and the operator's client id (the local copy is kept)"
+                ) from exc
+            raise
         return parse_invoice(
             decode(body), invoice_number=invoice_number, client_object_id=client_object_id
         )
