@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -143,6 +144,17 @@ def test_duplicate_object_ids_and_wrong_invoice_are_invalid() -> None:
         parse_invoice(payload, invoice_number="INV-999")
     with pytest.raises(InvalidElicensingPayload, match="asked"):
         parse_invoice(EXAMPLE, invoice_number="INV-1")
+
+
+def test_an_id_sent_as_an_integral_number_is_that_id() -> None:
+    """``2.0`` decodes to a Decimal (never a float); it named fee 2, yet failed every refresh."""
+    payload = decode(json.dumps({**EXAMPLE, "clientObjectId": 123.0}).encode())
+    assert parse_invoice(payload, invoice_number="INV-999").client_object_id == "123"
+    with pytest.raises(InvalidElicensingPayload, match="clientObjectId"):
+        parse_invoice(
+            decode(json.dumps({**EXAMPLE, "clientObjectId": 1.5}).encode()),
+            invoice_number="INV-999",
+        )
 
 
 def test_an_answer_about_another_client_is_invalid() -> None:

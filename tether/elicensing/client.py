@@ -67,6 +67,9 @@ def _no_nul(text: str) -> str:
 
 
 def _object_id(value: object) -> str:
+    # ids may arrive as numbers (the spec); a JSON ``2.0`` decodes to Decimal: the id 2
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("an object id must be a string or an integer")
     text = _no_nul(str(value).strip())
