@@ -37,7 +37,7 @@ from tether.capabilities import CAPABILITIES
 from tether.core import db, loop
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
-from tether.core.jobs import backoff, default_worker_id
+from tether.core.jobs import backoff, default_worker_id, idle
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, exported
 
@@ -138,8 +138,7 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
                 delay,
                 extra={"action": "job_restarted"},
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.stop.wait(), delay)
+            await idle(ctx.stop, None, delay)
             if ctx.stop.is_set():
                 return
 

@@ -110,6 +110,10 @@ class UpstreamNotFound(UpstreamError):
     status_code = 404
     reason = "upstream_not_found"
 
+    def __init__(self, message: str | None = None, *, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer  # what the system said (redacted, cut short): a client may read it
+
 
 class UpstreamRejected(UpstreamError):
     """The external system refused the request."""

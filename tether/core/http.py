@@ -260,7 +260,7 @@ def _raise_for_status(system: str, status: int, body: bytes) -> None:
         return
     detail = redact(body[:800].decode("utf-8", "replace")[:200]).strip()
     if status == 404:
-        raise UpstreamNotFound(f"{system} does not know this object (404): {detail}")
+        raise UpstreamNotFound(f"{system} does not know this object (404): {detail}", answer=detail)
     if status in (408, 429) or status >= 500:
         raise UpstreamUnavailable(f"{system} failed with HTTP {status}: {detail}")
     raise UpstreamRejected(f"{system} rejected the request with HTTP {status}: {detail}")

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
                 "OIDC needs both TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL (and "
                 "TETHER_OIDC_AUDIENCE); set the missing one, or neither to turn OIDC off"
             )
-        if self.oidc_issuer and self.oidc_jwks_url and not self.oidc_audience:
+        if self.oidc_issuer and not self.oidc_audience:
             raise ConfigurationError(
                 "TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL are set without TETHER_OIDC_AUDIENCE: "
                 "set it to the audience (aud) the issuer puts in tokens for this API"

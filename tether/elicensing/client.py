@@ -314,8 +314,7 @@ class ElicensingClient:
                 f"/client/{client_object_id}/invoice", params={"InvoiceNumber": invoice_number}
             )
         except UpstreamNotFound as exc:
-            said = exc.message.partition("(404):")[2]
-            if "invoice" not in said.lower():
+            if "invoice" not in exc.answer.lower():
                 raise UpstreamRejected(
                     f"{exc.message}: not an answer about the invoice; check TETHER_ELICENSING_URL"
                     " and the operator's client id (the local copy is kept)"

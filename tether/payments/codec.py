@@ -104,9 +104,16 @@ def case_state_of(case: CaseRow, confirmed: Mapping[str, Any]) -> CaseState | No
 
 
 def plan(
-    msg: DagpengerMessage, state: CaseState | None, *, now: datetime, order_id: uuid.UUID
+    msg: DagpengerMessage,
+    state: CaseState | None,
+    *,
+    now: datetime,
+    order_id: uuid.UUID,
+    max_order_bytes: int | None = None,
 ) -> Planned:
-    """Split, diff and build the order; candidates are the uids whose confirmed entry changes."""
+    """Split, diff and build the order; candidates are the uids whose confirmed entry changes.
+    An order over ``max_order_bytes`` (what the orders queue takes) is ``Rejected`` 400: the
+    broker would refuse it, and its case would wait for ever."""
     result = plan_order(msg, state, now=now, nokkel=order_id.hex)
     if result.order is None or result.details is None:
         return Planned(xml=None, details=None, candidates=[], uids=frozenset())
@@ -114,15 +121,18 @@ def plan(
     changed = [
         _confirmed_row(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
     ]
+    xml = build_order_xml(result.order)
+    if max_order_bytes is not None:
+        _check_order_size(xml, max_order_bytes)
     return Planned(
-        xml=build_order_xml(result.order),
+        xml=xml,
         details=result.details.to_json(),
         candidates=changed,
         uids=frozenset(result.candidate.active_uids or ()),
     )
 
 
-def check_order_size(xml: str, max_bytes: int) -> None:
+def _check_order_size(xml: str, max_bytes: int) -> None:
     """Refuse an order the payment system's queue would not take (``Rejected`` 400)."""
     size = len(xml.encode())
     if size > max_bytes:

@@ -136,7 +136,7 @@ class Planner:
 
     def __init__(self, max_order_bytes: int | None = None) -> None:
         self.max_order_bytes = max_order_bytes  # None: no limit
-        self.states: dict[str, CaseState] = {}
+        self.states: dict[str, PlanState] = {}
         self.blocked: set[str] = set()  # cases with an order planned in this batch
         self.orders: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
@@ -166,7 +166,7 @@ class Planner:
         key: str,
         sak_id: str,
         msg: codec.Message | bytes,
-        state: CaseState,
+        state: PlanState,
     ) -> bool:
         """Plan one message of a free case; True when it made an order (the case now waits)."""
         if isinstance(state, Unreadable):  # its FEILET 500; the case stays free
@@ -236,10 +236,10 @@ class Unreadable:
     reason: str
 
 
-CaseState = codec.CaseState | Unreadable | None
+PlanState = codec.CaseState | Unreadable | None  # what a message is planned against
 
 
-def state_safely(case: CaseRow, confirmed: Mapping[str, Any]) -> CaseState:
+def state_safely(case: CaseRow, confirmed: Mapping[str, Any]) -> PlanState:
     """``codec.case_state_of``, or why the case's state cannot be read."""
     try:
         return codec.case_state_of(case, confirmed)
@@ -265,10 +265,9 @@ def plan_safely(
     the broker would refuse it, and its case would wait for ever."""
     try:
         parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
-        planned = codec.plan(parsed, state, now=now(), order_id=order_id)
-        if max_order_bytes is not None and planned.xml is not None:
-            codec.check_order_size(planned.xml, max_order_bytes)
-        return planned
+        return codec.plan(
+            parsed, state, now=now(), order_id=order_id, max_order_bytes=max_order_bytes
+        )
     except codec.Rejected as exc:
         return codec.failed(exc)
     except Exception as exc:  # one message's bug must not stop its case or the worker

@@ -201,11 +201,13 @@ class PaymentsService:
             case = await repository.fetch_case(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
             rows = await repository.fetch_utbetalinger(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
         try:
-            planned = codec.plan(
-                msg, codec.case_state(case, rows), now=intake.now(), order_id=uuid.uuid4()
+            planned = codec.plan(  # as big as an intake's: the simulation takes what a queue does
+                msg,
+                codec.case_state(case, rows),
+                now=intake.now(),
+                order_id=uuid.uuid4(),
+                max_order_bytes=self.settings.max_order_bytes,
             )
-            if planned.xml is not None:  # as an intake's: the simulation takes what a queue does
-                codec.check_order_size(planned.xml, self.settings.max_order_bytes)
         except codec.Rejected as exc:
             body = codec.failed(exc, simulering=True)
         except Exception as exc:  # a bug in one dry run answers its caller, as an intake's does
