@@ -5,7 +5,7 @@ Three routers, each behind one credential: ``read_router`` (GETs, scope ``read``
 ``write_router`` (intake, scope ``write``).
 
 Keys and sakIds are the sender's and may hold ``/``, ``?``, ``#``, ``%`` or spaces: links quote
-them whole (``segment``) and the routes take the rest of the path (``{...:path}``; the server
+them whole (``paths.segment``) and the routes take the rest of the path (``{...:path}``; the server
 decodes ``%2F`` before routing), so every stored key and case is reachable.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -25,6 +24,7 @@ from tether.core.hotpath import hot
 from tether.core.web import error_page, render
 from tether.payments.intake import FAGSYSTEM
 from tether.payments.models import MessageIn
+from tether.payments.paths import status_url
 from tether.payments.service import PaymentsService
 
 read_router = APIRouter(tags=["payments"], dependencies=READ)
@@ -42,19 +42,6 @@ async def _service(request: Request) -> PaymentsService:
 
 
 Service = Annotated[PaymentsService, Depends(_service)]
-
-
-def segment(value: str) -> str:
-    """``value`` as one path segment: a key's ``/``, ``?``, ``#``, ``%`` and spaces quoted."""
-    return quote(value, safe="")
-
-
-def status_url(key: str) -> str:
-    return f"/api/v1/payments/status/{segment(key)}"
-
-
-def case_page_url(sak_id: str) -> str:
-    return f"/payments/cases/{segment(sak_id)}"
 
 
 class Accepted(BaseModel):

@@ -15,7 +15,7 @@ from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.console import Cell, Gauge, Panel, Row, Status, Table, age
 from tether.core.sql import load_queries
-from tether.payments.api import case_page_url
+from tether.payments.paths import case_page_url
 from tether.payments.service import PaymentsService
 
 queries = load_queries("tether.payments", "console.sql")

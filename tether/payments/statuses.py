@@ -14,12 +14,12 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from tether.core import db
 from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import idle
 from tether.payments import repository
+from tether.payments.paths import status_url
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def compact(key: str, body: dict[str, Any], size: int) -> dict[str, Any]:
     error = body.get("error")
     if isinstance(error, dict) and isinstance(error.get("msg"), str):
         error = {**error, "msg": error["msg"][:1000]}
-    path = f"/api/v1/payments/status/{quote(key, safe='')}"  # api.status_url
+    path = status_url(key)
     return {
         "status": body.get("status"),
         "detaljer": None,
