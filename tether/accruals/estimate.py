@@ -205,15 +205,13 @@ class Profiles:
     def __init__(self, conn: psycopg.Connection[Any], period_end: date, min_contrib: int) -> None:
         self.table: dict[tuple[str, str, str, int], tuple[Mask, F64]] = {}
         rows = conn.execute(Q["profiles"], {"period_end": period_end}).fetchall()
-        self.daily: dict[tuple[str, str, str, int], list[float]] = {}
         raw: dict[tuple[str, str, str, int], tuple[npt.NDArray[np.int64], F64]] = {}
-        for level, area, c, kind, m, w, contributors, daily, shape in rows:
+        for level, area, c, kind, m, w, contributors, _daily, shape in rows:
             key = (level, area, c, KINDS.index(kind))
             cnt, arr = raw.setdefault(
                 key, (np.zeros((12, 2), np.int64), np.full((12, 2, 48), np.nan))
             )
             cnt[m - 1, int(w)], arr[m - 1, int(w)] = contributors, shape
-            self.daily.setdefault(key, []).append(daily)
         self._resolved: dict[tuple[str, str, str, int], tuple[str, F64 | None]] = {}
         for key, (cnt, arr) in raw.items():
             have: Mask = np.isfinite(arr.sum(axis=2))  # month, weekend
@@ -239,11 +237,6 @@ class Profiles:
                     out = np.where(found[0][:, :, None], found[1], out)
             self._resolved[key] = (name, None if name == "none" else out)
         return self._resolved[key]
-
-    def segment_daily(self, name: str, kind: int) -> float:
-        level, area, cls = name.split(":") if name != "none" else ("", "", "")
-        vals = self.daily.get((level, area, cls, kind), [])
-        return float(np.mean(vals)) if vals else 0.0
 
 
 def compute_scalars(
