@@ -1,7 +1,8 @@
 """Sizes bounded end to end: a message of more days than a case can hold is refused, an order
 larger than the orders queue takes is refused at planning (never stored), a status larger than
 the broker takes goes out compact (the publisher goes on with the next one), and an order too
-large to send is parked, not retried for ever."""
+large to send (stored before the limit) is its message's FEILET 400: never sent nor retried,
+and its case goes on with the next message."""
 
 from __future__ import annotations
 
@@ -142,24 +143,53 @@ async def test_a_status_larger_than_the_broker_takes_goes_out_compact(
     assert len((await service.latest_status("big/1")).body["detaljer"]["linjer"]) == 12_000
 
 
-async def test_an_order_too_large_to_send_is_parked_not_retried(
+async def test_an_order_too_large_to_send_is_feilet_400_and_its_case_goes_on(
     service: PaymentsService, pool: AsyncConnectionPool[Any], js: Any
 ) -> None:
-    """An order stored before the limit (or under a larger one) is not sent, nor claimed again."""
+    """An order stored before the limit (or under a larger one) is never sent nor claimed
+    again; its message ends FEILET 400 as an 08 would end it, and the message that waited
+    behind it on the case is planned at once (not stuck behind an order that cannot go)."""
     await service.submit("k1", message(own_amounts(date(2024, 6, 3), 12)))
     (order,) = await service.orders("sak1")
+    await service.submit("k2", message(june(3, 7)))
+    assert (await service.latest_status("k2")).status == "VENTER"
     s = service.settings.model_copy(update={"max_order_bytes": 2000})
     sender = PaymentsService(pool=pool, settings=s, client=service.client)
     await ensure_stream(js, s.orders_stream, s.orders_subject)
     assert await tasks._send_batch(sender, js, [order]) == 0
     assert (await js.stream_info(s.orders_stream)).state.messages == 0
+
+    k1 = await service.latest_status("k1")
+    assert k1.status == "FEILET" and k1.body["error"]["statusCode"] == 400
+    assert "over the payment system's 2000" in k1.body["error"]["msg"]
+    assert k1.body["detaljer"] == order.details  # what would have been sent
+    assert [r.status for r in await service.statuses("sak1") if r.original_key == "k1"] == [
+        "MOTTATT",
+        "FEILET",
+    ]  # never HOS_OPPDRAG: it never left
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT state, last_error, send_due_at FROM pay.oppdrag WHERE id = %s", (order.id,)
+            "SELECT state, last_error, send_due_at, sent_at, receipt_code, receipt_at"
+            " FROM pay.oppdrag WHERE id = %s",
+            (order.id,),
         )
         row = await cur.fetchone()
         assert row is not None
-        assert row["state"] == "MOTTATT" and row["send_due_at"] is None
-        assert "too large" in row["last_error"] and "not retried" in row["last_error"]
+        assert row["state"] == "FEILET" and row["send_due_at"] is None
+        assert row["sent_at"] is None and row["receipt_code"] is None and row["receipt_at"] is None
+        assert "over the payment system's 2000" in row["last_error"]
+
+    # the case is free again: k2 was planned against the state before k1 (nothing confirmed)
+    assert (await service.latest_status("k2")).status == "MOTTATT"
+    first, second = await service.orders("sak1")
+    assert first.id == order.id and second.original_key == "k2"
+    assert "<kodeEndring>NY</kodeEndring>" in second.xml  # k1 never reached the payment system
+    view = await service.case("sak1")
+    assert view.inflight_order == second.id
+    assert view.active_uids is None  # still never paid: nothing was confirmed
+    # a second refusal of the same order (another sender's) changes nothing
+    assert await sender.refuse_unsendable([(order.id, "again")]) == 0
+    assert (await service.latest_status("k1")).body["error"]["msg"] == k1.body["error"]["msg"]
+    async with pool.connection() as conn:  # no sender claims it again
         claimed = await repository.claim_due_orders(conn, limit=10, dead_s=0)
-    assert claimed == []
+    assert order.id not in {o.id for o in claimed}

@@ -136,11 +136,16 @@ def _check_order_size(xml: str, max_bytes: int) -> None:
     """Refuse an order the payment system's queue would not take (``Rejected`` 400)."""
     size = len(xml.encode())
     if size > max_bytes:
-        msg = (
-            f"the order would be {size} bytes, over the payment system's {max_bytes}: "
-            "send fewer periods per message (or fewer days with their own amount)"
-        )
-        raise Rejected(400, msg)
+        raise Rejected(400, too_large(size, max_bytes))
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    """Why an order is refused for its size: at planning, or by the sender for one stored
+    before the limit (or under a larger one)."""
+    return (
+        f"the order would be {size} bytes, over the payment system's {max_bytes}: "
+        "send fewer periods per message (or fewer days with their own amount)"
+    )
 
 
 def read_receipt(body: bytes | str) -> Receipt:
@@ -209,6 +214,11 @@ def internal_error(msg: str, *, simulering: bool = False) -> StatusBody:
     return _body(
         "FEILET", error={"statusCode": 500, "msg": msg, "doc": None}, simulering=simulering
     )
+
+
+def unsendable(details: StatusBody, msg: str) -> StatusBody:
+    """An order tether will never send (too large for the queue): FEILET 400, as at planning."""
+    return _body("FEILET", details=details, error=Rejected(400, msg).as_error())
 
 
 def final(details: StatusBody, receipt: Receipt) -> StatusBody:

@@ -161,11 +161,6 @@ UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
                        last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
--- name: park_order
--- never sendable (too large for the orders queue): no due time, so no sender claims it again
-UPDATE pay.oppdrag SET send_due_at = NULL, last_error = %(error)s
-WHERE id = %(id)s AND state = 'MOTTATT';
-
 -- name: claim_unanswered_orders
 -- sent, and no receipt within the timeout: the next look is one timeout later
 UPDATE pay.oppdrag o SET chase_due_at = now() + make_interval(secs => %(timeout_s)s)
@@ -192,7 +187,8 @@ FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE;
 -- a receipt batch's bookings in one statement (the orders and cases are locked by the caller,
 -- each case at most once per call): 00/04 make the order's candidates the confirmed
 -- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
--- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender
+-- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender; a row
+-- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
@@ -227,8 +223,13 @@ WITH r AS (
              AND s.sak_id IN (SELECT unnest(%(sak_ids)s::text[]))
 ), finished AS (
     UPDATE pay.oppdrag o
-    SET state = r.state, receipt_at = now(), receipt_code = r.code, receipt_text = r.text,
-        sent_at = coalesce(o.sent_at, now()), send_due_at = NULL
+    SET state = r.state,
+        receipt_at = CASE WHEN r.code IS NULL THEN NULL ELSE now() END,
+        receipt_code = r.code,
+        receipt_text = CASE WHEN r.code IS NULL THEN NULL ELSE r.text END,
+        last_error = CASE WHEN r.code IS NULL THEN r.text ELSE o.last_error END,
+        sent_at = CASE WHEN r.code IS NULL THEN o.sent_at ELSE coalesce(o.sent_at, now()) END,
+        send_due_at = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)s::uuid[])
 )
 INSERT INTO pay.status (original_key, status, body)

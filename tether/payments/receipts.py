@@ -63,6 +63,34 @@ class Booking:
             case = replace(case, inflight_order=None)
         return state.lower(), case
 
+    async def refuse(
+        self, conn: Connection, order: OrderHead, error: str, case: CaseRow
+    ) -> CaseRow:
+        """Queue the end of an order tether never sent and never will (too large for the
+        queue): ``FEILET`` 400 under its message's key, as an 08 would leave it (previous state
+        in force, case freed), but no receipt, no sent time; ``last_error`` says why."""
+        if case_key(order) in self.cases:
+            await self.flush(conn)
+        self.rows.append(
+            {
+                "ord": len(self.rows),
+                "id": str(order.id),
+                "ok": False,
+                "fagsystem": order.fagsystem,
+                "sak_id": order.sak_id,
+                "uids": sorted(order.uids),
+                "state": "FEILET",
+                "code": None,  # no receipt: the order never left tether
+                "text": error,
+                "original_key": order.original_key,
+                "hos": None,
+                "body": codec.unsendable(order.details, error),
+            }
+        )
+        self.cases.add(case_key(order))
+        self.counted.append("FEILET")
+        return replace(case, inflight_order=None) if case.inflight_order == order.id else case
+
     async def flush(self, conn: Connection) -> None:
         if self.rows:
             await repository.book_receipts(conn, receipts=self.rows)

@@ -203,12 +203,6 @@ async def record_send_failure(
     await db.execute(conn, queries["record_send_failure"], params)
 
 
-async def park_order(conn: Connection, *, id: uuid.UUID, error: str) -> None:
-    """An order that can never be sent: kept MOTTATT with its error and no due time, so no
-    sender claims it again (an operator decides: its case waits behind it)."""
-    await db.execute(conn, queries["park_order"], {"id": id, "error": error[:500]})
-
-
 async def claim_unanswered_orders(
     conn: Connection, *, limit: int, timeout_s: float
 ) -> list[OrderRow]:

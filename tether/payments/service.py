@@ -41,6 +41,8 @@ from tether.payments.settings import PaymentsSettings
 logger = logging.getLogger(__name__)
 
 FINAL = frozenset({"OK", "FEILET"})
+CaseMap = dict[tuple[str, str], CaseRow]
+Drained = tuple[list[str], list[OrderRow]]  # statuses stored, orders stored claimed
 
 
 class PaymentsService:
@@ -149,7 +151,7 @@ class PaymentsService:
 
     async def _drain(
         self, conn: Connection, cases: Sequence[CaseRow], claim_s: float | None
-    ) -> tuple[list[str], list[OrderRow]]:
+    ) -> Drained:
         """Plan the cases' waiting messages in arrival order until each case has an order or
         none waits; per round one statement takes every case's next message and one stores
         what their planning made (``store_intake``, as an intake batch stores; with
@@ -256,19 +258,43 @@ class PaymentsService:
 
             for i in sorted(range(len(batch)), key=place):
                 outcomes[i] = await self._apply(conn, *batch[i], orders, cases, booking)
-            await booking.flush(conn)
-            # every case left free: a message may wait that the lock's read could not see
-            # (queued by an intake that held the case while this batch waited for it)
-            claim_s = None if self._handed is None else self.settings.send_dead_timeout_s
-            drained, planned = await self._drain(
-                conn, [c for c in cases.values() if c.inflight_order is None], claim_s
-            )
-        for status in booking.counted + drained:
+            drained = await self._book(conn, booking, cases)
+        self._booked(booking, drained)
+        return outcomes
+
+    async def refuse_unsendable(self, refusals: Sequence[tuple[uuid.UUID, str]]) -> int:
+        """End orders tether will never send (too large for the queue) as an 08 would: FEILET
+        400 under each key, the previous state in force, the case's next message planned.
+        Locked as a receipt batch locks; one sent or finished meanwhile is left alone."""
+        why = dict(refusals)
+        booking = receipts.Booking()
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            orders, cases = await repository.lock_orders_and_cases(conn, ids=sorted(why))
+            unsent = [o for o in orders.values() if o.state == "MOTTATT"]
+            for order in sorted(unsent, key=lambda o: (*receipts.case_key(o), str(o.id))):
+                key = receipts.case_key(order)
+                cases[key] = await booking.refuse(conn, order, why[order.id], cases[key])
+            drained = await self._book(conn, booking, cases)
+        self._booked(booking, drained)
+        return len(unsent)
+
+    async def _book(self, conn: Connection, booking: receipts.Booking, cases: CaseMap) -> Drained:
+        """Store a batch's bookings, then plan what waits on every case left free (a message
+        may wait that the lock's read could not see: queued by an intake that held the case
+        while this batch waited for it)."""
+        await booking.flush(conn)
+        claim_s = None if self._handed is None else self.settings.send_dead_timeout_s
+        return await self._drain(
+            conn, [c for c in cases.values() if c.inflight_order is None], claim_s
+        )
+
+    def _booked(self, booking: receipts.Booking, drained: Drained) -> None:
+        counted, planned = drained  # committed: count, hand the planned orders to the sender
+        for status in booking.counted + counted:
             STATUSES.labels(status).inc()
         if self._handed is not None:
             self._handed += planned
         self._wake()
-        return outcomes
 
     async def _apply(
         self,

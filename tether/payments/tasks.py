@@ -96,13 +96,14 @@ async def _send_batch(
         limit = min(limit, max_payload - HEADROOM)
     outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
+    unsendable = [
+        (o.id, str(e)) for o, e in zip(orders, outcomes, strict=True) if isinstance(e, TooLarge)
+    ]
     async with db.transaction(service.pool) as conn:
         if done:
             await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
-            if isinstance(err, TooLarge):  # never retried: parked for an operator
-                await repository.park_order(conn, id=order.id, error=str(err))
-            elif err is not None:
+            if err is not None and not isinstance(err, TooLarge):
                 delay = backoff(
                     order.send_attempts,
                     base_s=s.send_retry_base_s,
@@ -110,6 +111,8 @@ async def _send_batch(
                     jitter=0.5,
                 )
                 await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    if unsendable:  # never retried: FEILET 400, and the case goes on with its next message
+        await service.refuse_unsendable(unsendable)
     if done:
         service.statuses_ready.set()
     return len(done)
@@ -122,18 +125,9 @@ class TooLarge(str):
 async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: int) -> str | None:
     """Publish one order; an error text when it could not be sent (it is retried later), a
     ``TooLarge`` one when it never can be (planning refuses such orders; one stored before the
-    limit, or under a larger one, is parked rather than refused by the broker for ever)."""
+    limit, or under a larger one, becomes its message's FEILET 400 instead of being refused by
+    the broker for ever). One that may have left before is first looked up, whatever its size."""
     s = service.settings
-    size = len(order.xml.encode())
-    if size > limit:
-        logger.error(
-            "order %s is %d bytes, over the %d the orders queue takes: not sent, not retried",
-            order.id,
-            size,
-            limit,
-            extra={"action": "payments_order_too_large"},
-        )
-        return TooLarge(f"order too large to send: {size} bytes, over {limit}; not retried")
     try:
         if order.send_attempts > 1 and await service.client.has_order(order.id):
             logger.info(
@@ -142,13 +136,28 @@ async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: i
                 extra={"action": "payments_order_already_sent"},
             )
             return None
+    except Exception as exc:  # upstream or socket errors: asked again on the next attempt
+        return f"{type(exc).__name__}: {exc}"
+    size = len(order.xml.encode())
+    if size > limit:
+        logger.error(
+            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; "
+            "its message is FEILET 400 and its case goes on",
+            order.id,
+            order.original_key,
+            size,
+            limit,
+            extra={"action": "payments_order_too_large"},
+        )
+        return TooLarge(codec.too_large(size, limit))
+    try:
         await js.publish(
             s.orders_subject,
             order.xml.encode(),
             stream=s.orders_stream,
             headers={"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)},
         )
-    except Exception as exc:  # upstream, socket or nats-py's own errors: all mean "not sent"
+    except Exception as exc:  # socket or nats-py's own errors: all mean "not sent"
         return f"{type(exc).__name__}: {exc}"
     return None
 
