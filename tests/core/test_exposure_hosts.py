@@ -1,5 +1,6 @@
 """The exposure check sees every host a configured URL may reach: libpq's ``host``/``hostaddr``
-parameters and host lists, and e-licensing's field named plain ``url``."""
+parameters and host lists, libpq's defaults from ``PGHOST``/``PGHOSTADDR`` for what a URL leaves
+out, and e-licensing's field named plain ``url``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from tether.core import exposure
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.elicensing.settings import ElicensingSettings
+
+
+@pytest.fixture(autouse=True)
+def no_libpq_host_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sets the libpq defaults it is about (the machine's own must not decide)."""
+    monkeypatch.delenv("PGHOST", raising=False)
+    monkeypatch.delenv("PGHOSTADDR", raising=False)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +70,27 @@ def test_a_remote_elicensing_url_from_the_environment_refuses_dev_secrets(
     monkeypatch.setenv("TETHER_ELICENSING_URL", "http://10.0.0.5:7002")
     with pytest.raises(ConfigurationError, match="TETHER_ELICENSING_TOKEN"):
         exposure.refuse_unsafe(Settings(), ElicensingSettings())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("PGHOST", "db.example.com"), ("PGHOSTADDR", "10.0.0.5")]
+)
+@pytest.mark.parametrize(
+    "url", ["dbname=tether", "postgresql:///tether", "postgresql://localhost/tether"]
+)
+def test_libpq_environment_defaults_count_for_what_the_url_leaves_out(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, url: str
+) -> None:
+    """libpq connects to ``PGHOST`` when a URL names no host, and to ``PGHOSTADDR`` whenever
+    the URL sets no ``hostaddr`` (even beside a host name)."""
+    monkeypatch.setenv(variable, value)
+    exposed = exposure.exposed_urls(Settings(database_url=url))
+    names_host = "localhost" in url
+    assert exposed == ([] if names_host and variable == "PGHOST" else ["DATABASE_URL"])
+
+
+def test_a_url_host_overrides_a_remote_pghost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "db.example.com")
+    assert exposure.exposed_urls(Settings(database_url="postgresql://127.0.0.1/t")) == []
+    monkeypatch.setenv("PGHOST", "/run/postgresql")
+    assert exposure.exposed_urls(Settings(database_url="dbname=tether")) == []

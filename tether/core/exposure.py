@@ -37,7 +37,9 @@ def is_loopback(host: str | None) -> bool:
 def _url_hosts(url: str) -> list[str]:
     """Every host a URL may reach; for PostgreSQL also libpq's ``host``/``hostaddr`` parameters
     (``?host=`` in a URI, ``hostaddr=`` in key=value) and comma-separated lists, which
-    ``urlsplit`` does not see. An unparsable database URL names a host that is not loopback."""
+    ``urlsplit`` does not see, and for one the URL leaves out, libpq's own default
+    (``PGHOST``/``PGHOSTADDR``: libpq connects there). An unparsable database URL names a host
+    that is not loopback."""
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme and scheme not in ("postgres", "postgresql"):
         return [urlsplit(url).hostname or ""]
@@ -45,11 +47,21 @@ def _url_hosts(url: str) -> list[str]:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error:
         return ["unparsable"]
+    defaults = _libpq_defaults()
     return [
         host.strip()
         for key in ("host", "hostaddr")
-        for host in str(params.get(key) or "").split(",")
+        for host in (str(params.get(key) or "") or defaults.get(key, "")).split(",")
     ]
+
+
+def _libpq_defaults() -> dict[str, str]:
+    """What libpq uses for a parameter a connection string leaves out (its environment
+    variables included): read through libpq, so tether's own code reads no ``PG*`` variable."""
+    return {
+        opt.keyword.decode(): (opt.val or b"").decode()
+        for opt in psycopg.pq.Conninfo.get_defaults()
+    }
 
 
 def env_name(settings: BaseSettings, field: str) -> str:
