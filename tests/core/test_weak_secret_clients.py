@@ -1,12 +1,16 @@
 """No development secret works off loopback: the events token and session cookies resting on a
 weak secret are refused for a remote client (as a same-host proxy forwarding X-Forwarded-For
-makes ``request.client``), through the real security wiring on an ASGI transport."""
+makes ``request.client``), through the real security wiring on an ASGI transport (and a real
+database for the sessions)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Response
+from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from tether.core.api import install_error_handlers
@@ -18,9 +22,10 @@ REMOTE = ("203.0.113.9", 1234)
 STRONG = "weak-secret-test-events-token-0123456789"
 
 
-def _app(settings: Settings) -> FastAPI:
+def _app(settings: Settings, pool: AsyncConnectionPool[Any] | None = None) -> FastAPI:
+    """The security wiring alone; ``pool`` (a real database) where a login stores its session."""
     app = FastAPI()
-    install_security(app, settings)
+    install_security(app, settings, pool=None if pool is None else (lambda: pool))
     install_error_handlers(app)
     router = APIRouter()
 
@@ -75,11 +80,13 @@ async def _login_and_get(app: FastAPI, token: str, client: tuple[str, int]) -> l
         return [login.status_code, signed.status_code, page.status_code]
 
 
-async def test_sessions_resting_on_a_weak_secret_work_only_from_loopback() -> None:
+async def test_sessions_resting_on_a_weak_secret_work_only_from_loopback(
+    pool: AsyncConnectionPool[Any],
+) -> None:
     # a development events token cannot sign in remotely; a local sign-in's cookie, signed
     # with an unset (per-process, development only) session secret, is refused remotely
-    app = _app(Settings(events_token=SecretStr(STRONG)))
+    app = _app(Settings(events_token=SecretStr(STRONG)), pool)
     assert await _login_and_get(app, STRONG, REMOTE) == [303, 303, 401]
-    assert (await _login_and_get(_app(Settings()), "dev-events-token", REMOTE))[0] == 401
+    assert (await _login_and_get(_app(Settings(), pool), "dev-events-token", REMOTE))[0] == 401
     strong = Settings(events_token=SecretStr(STRONG), session_secret=SecretStr(STRONG + "-s"))
-    assert await _login_and_get(_app(strong), STRONG, REMOTE) == [303, 303, 200]
+    assert await _login_and_get(_app(strong, pool), STRONG, REMOTE) == [303, 303, 200]

@@ -2,7 +2,8 @@
 
 Credentials, all sent as ``Authorization: Bearer <token>`` (scheme case-insensitive):
 API keys (``tth_...``, see ``keys``), OIDC JWTs from the configured issuer, and the legacy events
-token (scope ``events`` only). HTML pages also take a signed session cookie set by ``/login``.
+token (scope ``events`` only). HTML pages also take a signed session cookie set by ``/login``,
+naming a server-side session (``sessions``) that ``/logout`` revokes.
 A credential resting on a weak secret (the events token, or a cookie signed with the session
 secret, while unset, short or ``dev-``) works only for loopback clients: no development secret
 works off this machine, even behind a same-host proxy that forwards the client's address.
@@ -16,7 +17,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -28,7 +28,7 @@ from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
-from tether.core import exposure, keys
+from tether.core import exposure, keys, sessions
 from tether.core.errors import Forbidden, LoginRequired, Unauthorized, UpstreamUnavailable
 from tether.core.settings import Settings
 
@@ -132,41 +132,44 @@ class Authenticator:
         mac = hmac.new(self._session_key, body, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def session_cookie(self, principal: Principal) -> tuple[str, int]:
-        """A signed cookie value for ``principal`` and its max age in seconds."""
+    async def session_cookie(self, principal: Principal) -> tuple[str, int]:
+        """Start a server-side session for ``principal``: the signed cookie value (its session
+        id) and its max age in seconds."""
         expires = time.time() + self.settings.session_ttl_s
         if principal.expires_at is not None:
             expires = min(expires, principal.expires_at)
-        payload = {
-            "sub": principal.subject,
-            "kid": principal.key_id,
-            "scopes": sorted(principal.scopes),
-            "exp": int(expires),
-        }
-        body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=")
-        return f"{body.decode()}.{self._sign(body)}", max(0, int(expires - time.time()))
+        session_id = await sessions.start(
+            self._pool(),
+            subject=principal.subject,
+            key_id=principal.key_id,
+            scopes=principal.scopes,
+            expires_at=expires,
+        )
+        return f"{session_id}.{self._sign(session_id.encode())}", max(0, int(expires - time.time()))
+
+    def _session_id(self, value: str) -> str | None:
+        """The session id of a cookie value whose signature holds, else ``None``."""
+        session_id, _, mac = value.partition(".")
+        if not (session_id and mac and value.isascii()):
+            return None
+        return session_id if hmac.compare_digest(mac, self._sign(session_id.encode())) else None
 
     async def from_cookie(self, value: str) -> Principal | None:
-        """The caller of a session cookie: signature, expiry, and its key not revoked."""
-        body, _, mac = value.partition(".")
-        if not mac or not hmac.compare_digest(mac, self._sign(body.encode())):
+        """The caller of a session cookie: signature, then its session live (not revoked, not
+        expired, its key not revoked) in the table."""
+        session_id = self._session_id(value)
+        found = None if session_id is None else await sessions.live(self._pool(), session_id)
+        if found is None:
             return None
-        try:
-            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-            expires, scopes = float(payload["exp"]), frozenset(payload["scopes"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        if expires < time.time():
-            return None
-        key_id = payload.get("kid")
-        if key_id is not None:
-            current = await keys.is_active(self._pool(), str(key_id))
-            if current is None:
-                return None
-            scopes &= current
         return Principal(
-            subject=str(payload["sub"]), kind="session", scopes=scopes, secret="session_secret"
+            subject=found.subject, kind="session", scopes=found.scopes, secret="session_secret"
         )
+
+    async def end_session(self, value: str) -> None:
+        """Revoke the session of a cookie (``/logout``); a forged or unknown one is ignored."""
+        session_id = self._session_id(value)
+        if session_id is not None:
+            await sessions.revoke(self._pool(), session_id)
 
     def refuse_weak_off_loopback(self, principal: Principal, request: Request) -> None:
         """A development secret leaked or guessed must not open this API to other machines."""

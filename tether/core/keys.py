@@ -198,15 +198,6 @@ def header_allows(url: str, authorization: str, *, scope: str) -> bool:
     return found is not None and grants(found[1], scope)
 
 
-async def is_active(pool: AsyncConnectionPool[Any], key_id: str) -> frozenset[str] | None:
-    """Scopes of a key not revoked (a session cookie re-checks its key), else ``None``."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(Q["active_key"], {"id": key_id})
-        row = await cur.fetchone()
-        await conn.rollback()
-    return None if row is None else frozenset(row["scopes"])
-
-
 class KeyCache:
     """Keys this process verified: SHA-256 of the token -> (key id, scopes), for ``ttl_s``.
 

@@ -152,7 +152,7 @@ def login_router() -> APIRouter:
         if principal is None:
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
         auth.refuse_weak_off_loopback(principal, request)
-        value, max_age = auth.session_cookie(principal)
+        value, max_age = await auth.session_cookie(principal)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -166,7 +166,10 @@ def login_router() -> APIRouter:
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        """Revoke the session on the server first: a copy of the cookie must not outlive it."""
+        if value := request.cookies.get(COOKIE):
+            await authenticator(request).end_session(value)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
