@@ -30,6 +30,7 @@ import asyncio
 import gc
 import os
 import platform
+import secrets
 import socket
 import subprocess
 import sys
@@ -102,8 +103,10 @@ class Upstream:
         self.url = f"http://127.0.0.1:{self.port}"
         self.control = f"http://127.0.0.1:{self.control_port}"
         self._http: httpx.AsyncClient | None = None
+        token = secrets.token_urlsafe(24)  # the control port needs one; ours, not a printed one
+        self.control_headers = {"Authorization": f"Bearer {token}"}
         args = ["--port", str(self.port), "--control-port", str(self.control_port)]
-        args += ["--clients", str(CLIENTS), "--seed", str(SEED)]
+        args += ["--clients", str(CLIENTS), "--seed", str(SEED), "--control-token", token]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tether", "simulate", "elicensing", *args],
             stdout=subprocess.DEVNULL,
@@ -112,7 +115,8 @@ class Upstream:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{self.control}/faults", timeout=1).raise_for_status()
+                faults = f"{self.control}/faults"
+                httpx.get(faults, headers=self.control_headers, timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -123,7 +127,7 @@ class Upstream:
         # one client for the whole run: a client made per call (its TLS context, sockets) left
         # cyclic garbage whose collection paused the next measured part by 2-5 ms
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.control)
+            self._http = httpx.AsyncClient(base_url=self.control, headers=self.control_headers)
         return self._http
 
     async def mode(self, mode: str, latency_ms: float = 0) -> None:

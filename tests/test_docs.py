@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.core.settings import Settings
+from tether.core.settings import Settings, SimulatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,7 @@ def _env_names() -> list[str]:
     from tether.capabilities import CAPABILITIES
 
     names = []
-    for cls in [Settings, *(c.settings for c in CAPABILITIES)]:
+    for cls in [Settings, SimulatorSettings, *(c.settings for c in CAPABILITIES)]:
         prefix = str(cls.model_config.get("env_prefix", ""))
         for name, field in cls.model_fields.items():
             alias = field.validation_alias

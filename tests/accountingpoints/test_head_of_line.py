@@ -49,7 +49,9 @@ async def test_the_fast_answers_of_a_batch_are_stored_while_a_slow_one_is_still_
     server, hub = sim
     gsrns = hub.gsrns[:COUNT]
     slow = gsrns[0]
-    async with httpx.AsyncClient(base_url=server.control_url) as control:
+    async with httpx.AsyncClient(
+        base_url=server.control_url, headers=server.control_headers
+    ) as control:
         answer = await control.put(f"/accounting-points/{slow}/delay", json={"delay_ms": 5000})
         assert answer.status_code == 200, answer.text
     await seed_never_synced(service, gsrns)
@@ -68,7 +70,9 @@ async def test_the_fast_answers_of_a_batch_are_stored_while_a_slow_one_is_still_
 
 async def test_a_delay_of_zero_makes_the_ap_fast_again(sim: Sim) -> None:
     server, hub = sim
-    async with httpx.AsyncClient(base_url=server.control_url) as control:
+    async with httpx.AsyncClient(
+        base_url=server.control_url, headers=server.control_headers
+    ) as control:
         await control.put(f"/accounting-points/{hub.gsrns[0]}/delay", json={"delay_ms": 100})
         assert hub.delays == {hub.gsrns[0]: 0.1}
         await control.put(f"/accounting-points/{hub.gsrns[0]}/delay", json={"delay_ms": 0})

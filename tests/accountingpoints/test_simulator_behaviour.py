@@ -56,7 +56,9 @@ def _get(server: SimulatorServer, gsrn: str, **params: str) -> httpx.Response:
 
 
 def _set_fault(server: SimulatorServer, mode: str, **extra: float) -> None:
-    response = httpx.put(f"{server.control_url}/faults", json={"mode": mode, **extra})
+    response = httpx.put(
+        f"{server.control_url}/faults", json={"mode": mode, **extra}, headers=server.control_headers
+    )
     assert response.status_code == 200, response.text
 
 
@@ -244,15 +246,16 @@ def test_known_gsrn_answers_the_windowed_record(sim: tuple[SimulatorServer, Data
 
 def test_stats_count_calls_per_gsrn_until_reset(sim: tuple[SimulatorServer, Datahub]) -> None:
     server, hub = sim
-    httpx.delete(f"{server.control_url}/stats")
+    control = server.control_headers
+    httpx.delete(f"{server.control_url}/stats", headers=control)
     for _ in range(3):
         _get(server, hub.gsrns[0])
     _get(server, hub.gsrns[1])
-    stats = httpx.get(f"{server.control_url}/stats").json()
+    stats = httpx.get(f"{server.control_url}/stats", headers=control).json()
     assert stats["calls"] == {hub.gsrns[0]: 3, hub.gsrns[1]: 1}
     assert stats["total"] == 4
-    httpx.delete(f"{server.control_url}/stats")
-    assert httpx.get(f"{server.control_url}/stats").json()["total"] == 0
+    httpx.delete(f"{server.control_url}/stats", headers=control)
+    assert httpx.get(f"{server.control_url}/stats", headers=control).json()["total"] == 0
 
 
 def test_fault_modes_include_every_core_mode() -> None:
@@ -266,7 +269,8 @@ def test_down_refuses_connections_and_none_brings_it_back(
     _set_fault(server, "down")
     with pytest.raises(httpx.ConnectError):
         _get(server, hub.gsrns[0])
-    assert httpx.get(f"{server.control_url}/faults").json()["mode"] == "down"
+    faults = httpx.get(f"{server.control_url}/faults", headers=server.control_headers)
+    assert faults.json()["mode"] == "down"
     _set_fault(server, "none")
     assert _get(server, hub.gsrns[0]).status_code == 200
 
@@ -365,16 +369,47 @@ def test_unknown_enum_sends_storage_direction(sim: tuple[SimulatorServer, Datahu
 
 
 def test_unknown_fault_mode_is_refused(sim: tuple[SimulatorServer, Datahub]) -> None:
-    response = httpx.put(f"{sim[0].control_url}/faults", json={"mode": "on_fire"})
+    server = sim[0]
+    url, headers = f"{server.control_url}/faults", server.control_headers
+    response = httpx.put(url, json={"mode": "on_fire"}, headers=headers)
     assert response.status_code == 422
 
 
 # --- the control port ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/accounting-points", None),
+        ("PUT", "/accounting-points/{gsrn}", {"gsrn": "{gsrn}"}),
+        ("PUT", "/accounting-points/{gsrn}/delay", {"delay_ms": 5000}),
+        ("POST", "/accounting-points/{gsrn}/changes", {"kind": "move", "emit": False}),
+        ("POST", "/events", {"gsrns": []}),
+    ],
+)
+def test_the_datahub_control_routes_need_the_control_token(
+    sim: tuple[SimulatorServer, Datahub], method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    server, hub = sim
+    gsrn = hub.gsrns[3]
+    url, before = server.control_url + path.format(gsrn=gsrn), hub.record(gsrn)
+    for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {TOKEN}"}):
+        answer = httpx.request(method, url, json=body, headers=wrong)
+        assert answer.status_code == 401, (wrong, answer.text)
+    assert hub.record(gsrn) == before and hub.delays == {}  # nothing changed
+    if method == "GET":
+        answer = httpx.get(url, headers=server.control_headers)
+        assert answer.status_code == 200 and answer.json()["total"] == 30
+
+
 def test_control_lists_gsrns_in_pages(sim: tuple[SimulatorServer, Datahub]) -> None:
     server, hub = sim
-    page = httpx.get(f"{server.control_url}/accounting-points", params={"limit": 10, "offset": 25})
+    page = httpx.get(
+        f"{server.control_url}/accounting-points",
+        params={"limit": 10, "offset": 25},
+        headers=server.control_headers,
+    )
     assert page.json() == {"total": 30, "limit": 10, "offset": 25, "gsrns": hub.gsrns[25:30]}
 
 
@@ -394,9 +429,8 @@ def test_control_installs_a_record_the_data_port_serves(
             {"business_id": "10YNO-1--------2", "valid_from": since, "valid_to": None}
         ],
     }
-    assert (
-        httpx.put(f"{server.control_url}/accounting-points/{gsrn}", json=record).status_code == 200
-    )
+    url = f"{server.control_url}/accounting-points/{gsrn}"
+    assert httpx.put(url, json=record, headers=server.control_headers).status_code == 200
     assert _get(server, gsrn).json() == record
 
 
@@ -408,10 +442,12 @@ def test_control_changes_are_served_at_once_though_answers_are_cached(
     first = _get(server, gsrn).json()
     assert _get(server, gsrn).json() == first  # a second read: from the cache
     changes = f"{server.control_url}/accounting-points/{gsrn}/changes"
-    changed = httpx.post(changes, json={"kind": "supplier_switch", "emit": False}).json()
+    control = server.control_headers
+    changed = httpx.post(changes, json={"kind": "supplier_switch", "emit": False}, headers=control)
+    changed = changed.json()
     assert _get(server, gsrn).json() == changed["record"] != first
     replaced = {**changed["record"], "latitude": 60.0}
-    httpx.put(f"{server.control_url}/accounting-points/{gsrn}", json=replaced)
+    httpx.put(f"{server.control_url}/accounting-points/{gsrn}", json=replaced, headers=control)
     assert _get(server, gsrn).json() == replaced
 
 
@@ -429,9 +465,10 @@ def test_control_change_of_unknown_gsrn_or_kind_is_refused(
 ) -> None:
     server, hub = sim
     unknown = f"{server.control_url}/accounting-points/{make_gsrn('70705750', 4242)}/changes"
-    assert httpx.post(unknown, json={"kind": "move"}).status_code == 404
+    control = server.control_headers
+    assert httpx.post(unknown, json={"kind": "move"}, headers=control).status_code == 404
     known = f"{server.control_url}/accounting-points/{hub.gsrns[0]}/changes"
-    assert httpx.post(known, json={"kind": "teleport"}).status_code == 422
+    assert httpx.post(known, json={"kind": "teleport"}, headers=control).status_code == 422
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -461,10 +498,11 @@ def test_change_emits_a_thin_event_to_the_webhook(
     try:
         gsrn = hub.gsrns[1]
         changes = f"{server.control_url}/accounting-points/{gsrn}/changes"
-        response = httpx.post(changes, json={"kind": "supplier_switch"})
+        control = server.control_headers
+        response = httpx.post(changes, json={"kind": "supplier_switch"}, headers=control)
         assert response.json()["emitted"]["webhook"] == "sent"
         assert len(response.json()["record"]["energy_supplier"]) >= 2
-        httpx.post(changes, json={"kind": "move", "emit": False})
+        httpx.post(changes, json={"kind": "move", "emit": False}, headers=control)
     finally:
         server.stop()
     assert len(received) == 1
@@ -486,7 +524,8 @@ def test_events_route_emits_a_batch_without_changing_anything(
     server, hub = start_simulator(count=3, webhook_url=url)
     try:
         before = [hub.record(g) for g in hub.gsrns]
-        outcome = httpx.post(f"{server.control_url}/events", json={"gsrns": hub.gsrns[:2]}).json()
+        events, control = f"{server.control_url}/events", server.control_headers
+        outcome = httpx.post(events, json={"gsrns": hub.gsrns[:2]}, headers=control).json()
         assert [hub.record(g) for g in hub.gsrns] == before
     finally:
         server.stop()
@@ -504,7 +543,7 @@ def test_a_failing_webhook_is_reported_not_fatal() -> None:
     server, hub = start_simulator(count=2, webhook_url=dead_url)
     try:
         changes = f"{server.control_url}/accounting-points/{hub.gsrns[0]}/changes"
-        response = httpx.post(changes, json={"kind": "move"})
+        response = httpx.post(changes, json={"kind": "move"}, headers=server.control_headers)
     finally:
         server.stop()
     assert response.status_code == 200
@@ -518,7 +557,7 @@ async def test_events_are_published_to_nats_jetstream(nats_url: str, js: Any) ->
         count=3, nats_url=nats_url, nats_stream=stream, nats_subject=subject
     )
     try:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(headers=server.control_headers) as http:
             changes = f"{server.control_url}/accounting-points/{hub.gsrns[2]}/changes"
             first = await http.post(changes, json={"kind": "grid_area_change"})
             second = await http.post(f"{server.control_url}/events", json={"gsrns": hub.gsrns[:1]})

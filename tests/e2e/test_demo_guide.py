@@ -109,6 +109,8 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         down = _step(guide, "  take e-licensing down:")
         none = _step(guide, "  bring it back:")
         assert _alerts(page_url, key) == 0
+        without_token = re.sub(r"-H 'authorization: Bearer [^']+' ", "", down)
+        assert without_token != down and _paste(without_token) == 401  # the control port's
         assert 200 <= _paste(down) < 300
         assert _alerts(page_url, key) == 1
         wait = re.search(r"the circuit stays open (\d+) s", text)

@@ -22,7 +22,9 @@ async def test_demo_seeds_report_versions_whose_invoices_refresh(
         assert isinstance(server, ElicensingSimulatorServer)
         lines = await demo.seed(runtime, server)
         assert any("/compliance-report-versions/101/obligation" in line for line in lines)
-        assert any(f"{server.control_url}/faults" in line for line in lines)
+        controls = [line for line in lines if server.control_url in line]
+        assert any(f"{server.control_url}/faults" in line for line in controls)
+        assert all(f"Bearer {server.control_token}'" in line for line in controls)
         demo_runtime = dataclasses.replace(
             runtime, overrides={ElicensingSettings: make_settings(server)}
         )

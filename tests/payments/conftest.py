@@ -129,7 +129,7 @@ class Harness:
         return {k: v for k, v in out.items() if v}
 
     async def fault(self, mode: str) -> None:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(headers=self.sim.control_headers) as http:
             r = await http.put(f"{self.sim.control_url}/faults", json={"mode": mode})
             r.raise_for_status()
 

@@ -75,13 +75,13 @@ def first_order(sak: str = "SAK1", **kw: Any) -> Order:
 
 
 async def control(sim: OppdragSimulator, mode: str, **extra: Any) -> None:
-    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+    async with httpx.AsyncClient(base_url=sim.control_url, headers=sim.control_headers) as http:
         answer = await http.put("/faults", json={"mode": mode, **extra})
         answer.raise_for_status()
 
 
 async def stats(sim: OppdragSimulator) -> dict[str, int]:
-    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+    async with httpx.AsyncClient(base_url=sim.control_url, headers=sim.control_headers) as http:
         calls: dict[str, int] = (await http.get("/stats")).json()["calls"]
         return calls
 
@@ -280,7 +280,7 @@ async def test_down_closes_http_and_stops_consuming_until_up(
 
 
 async def test_an_unknown_mode_is_refused(sim: OppdragSimulator) -> None:
-    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+    async with httpx.AsyncClient(base_url=sim.control_url, headers=sim.control_headers) as http:
         assert (await http.put("/faults", json={"mode": "13"})).status_code == 422
 
 

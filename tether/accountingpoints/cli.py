@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
+from tether.core.simulator_auth import ControlTokenOption, configured_token
+
+if TYPE_CHECKING:
+    from tether.core.simulator import SimulatorServer
 
 console = Console(stderr=True)
 
@@ -125,12 +129,14 @@ def simulate(
         "Europe/Oslo"
     ),
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    control_token: ControlTokenOption = None,
 ) -> None:
     """Run a simulated datahub behind the accounting point adapter contract.
 
     Data port: GET /accounting_point/{gsrn}?valid_from=... with bearer auth.
 
-    Control port: GET/PUT /faults, GET/DELETE /stats, GET /accounting-points,
+    Control port (header Authorization: Bearer <control token>, printed at start):
+    GET/PUT /faults, GET/DELETE /stats, GET /accounting-points,
     PUT /accounting-points/{gsrn}, POST /accounting-points/{gsrn}/changes,
     POST /events.
 
@@ -154,27 +160,30 @@ def simulate(
         nats_url=nats_url,
         tz=tz,
         host=host,
+        control_token=configured_token(control_token),
     )
     console.print(f"[green]datahub simulator[/]: {count} accounting points, seed {seed}")
     console.print(f"  events   webhook={webhook_url or 'off'}  nats={nats_url or 'off'}")
-    _print_usage(server.url, server.control_url, token, datahub.gsrns[0] if count else "<gsrn>")
+    _print_usage(server, token, datahub.gsrns[0] if count else "<gsrn>")
     server.serve_alone()
 
 
-def _print_usage(data: str, ctl: str, token: str, gsrn: str) -> None:
+def _print_usage(server: SimulatorServer, token: str, gsrn: str) -> None:
     """Where things are, and curl lines to copy (soft-wrapped so they stay one line each)."""
+    data, ctl = server.url, server.control_url
+    auth = f"-H 'Authorization: Bearer {server.shown_control_token}'"
     console.print(
         f"  data     {data}/accounting_point/{{gsrn}}  (token {token!r})\n"
         f"  control  {ctl}/faults /stats /accounting-points /events\n"
         "examples:\n"
         f"  curl -H 'Authorization: Bearer {token}' "
         f"'{data}/accounting_point/{gsrn}?valid_from=2024-01-01T00:00:00%2B01:00'\n"
-        f"  curl '{ctl}/accounting-points?limit=10'\n"
-        f"  curl -X PUT {ctl}/faults -H 'Content-Type: application/json' "
+        f"  curl {auth} '{ctl}/accounting-points?limit=10'\n"
+        f"  curl -X PUT {ctl}/faults {auth} -H 'Content-Type: application/json' "
         f'-d \'{{"mode": "down"}}\'\n'
-        f"  curl -X POST {ctl}/accounting-points/{gsrn}/changes "
+        f"  curl -X POST {ctl}/accounting-points/{gsrn}/changes {auth} "
         f"-H 'Content-Type: application/json' -d '{{\"kind\": \"supplier_switch\"}}'\n"
-        f"  curl -X POST {ctl}/events -H 'Content-Type: application/json' "
+        f"  curl -X POST {ctl}/events {auth} -H 'Content-Type: application/json' "
         f'-d \'{{"gsrns": ["{gsrn}"]}}\'',
         highlight=False,
         markup=False,

@@ -16,6 +16,7 @@ from tether.accountingpoints.settings import AccountingPointSettings
 from tether.accountingpoints.simulator import Datahub, start_simulator
 from tether.core.bootstrap import Runtime
 from tether.core.capability import DemoContext, DemoPart
+from tether.core.simulator import SimulatorServer
 
 
 @asynccontextmanager
@@ -37,7 +38,7 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     async def seed(runtime: Runtime, service: AccountingPointService) -> list[str]:
         gsrns = datahub.gsrns[: settings.demo_controllable_units]
         await _register_units(service, gsrns, ctx)
-        return _guide(ctx, server.url, server.control_url, datahub, gsrns)
+        return _guide(ctx, server, datahub, gsrns)
 
     async def summary(service: AccountingPointService) -> str:
         counts = await service.sync_counts()
@@ -84,9 +85,10 @@ def _current_end_user(record: dict[str, Any]) -> str:
 
 
 def _guide(
-    ctx: DemoContext, data_url: str, control: str, datahub: Datahub, gsrns: list[str]
+    ctx: DemoContext, server: SimulatorServer, datahub: Datahub, gsrns: list[str]
 ) -> list[str]:
-    api = ctx.api_url
+    api, data_url, control = ctx.api_url, server.url, server.control_url
+    control_auth = f"-H 'authorization: Bearer {server.control_token}'"
     gsrn = gsrns[0]
     end_user = _current_end_user(datahub.record(gsrn) or {})
     token = ctx.core.events_token.get_secret_value()
@@ -96,7 +98,7 @@ def _guide(
         f"  curl {api}/api/v1/accounting-points/{gsrn}",
         f"  curl {api}/api/v1/accounting-points/{gsrn}/history",
         "  a supplier switch in the datahub, announced by a thin event; the worker re-syncs:",
-        f"    curl -X POST {control}/accounting-points/{gsrn}/changes "
+        f"    curl -X POST {control}/accounting-points/{gsrn}/changes {control_auth} "
         "-H 'content-type: application/json' -d '{\"kind\":\"supplier_switch\"}'",
         "  push an event yourself:",
         f"    curl -X POST {api}/api/v1/events -H 'authorization: Bearer "
@@ -107,6 +109,6 @@ def _guide(
         f'application/json\' -d \'{{"end_user":"{end_user}","accounting_point":"{gsrn}"}}\'',
         "  break the datahub (modes: down, slow, 500, garbage, contract_violation, ...; "
         "none repairs it), then watch the console:",
-        f"    curl -X PUT {control}/faults -H 'content-type: application/json'"
+        f"    curl -X PUT {control}/faults {control_auth} -H 'content-type: application/json'"
         ' -d \'{"mode":"500"}\'',
     ]

@@ -290,6 +290,7 @@ def build_simulator(
     nats_subject: str = _DEFAULTS["nats_subject"].default,
     tz: str = "Europe/Oslo",
     host: str = "127.0.0.1",
+    control_token: str | None = None,
 ) -> tuple[SimulatorServer, Datahub]:
     """Everything wired and bound to its ports, not yet serving."""
     datahub = Datahub.generate(count, seed=seed, tz=tz)
@@ -308,6 +309,7 @@ def build_simulator(
         host=host,
         port=port,
         control_port=control_port,
+        control_token=control_token,
     )
     return server, datahub
 

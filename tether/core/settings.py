@@ -109,6 +109,19 @@ class Settings(BaseSettings):
             )
 
 
+class SimulatorSettings(BaseSettings):
+    """``tether simulate <name>``: ``TETHER_SIMULATOR_*``. Apart from ``Settings``, whose unset
+    secrets stop ``serve`` and ``worker`` off loopback: this one only simulators need."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_SIMULATOR_", frozen=True, extra="ignore")
+
+    control_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of every simulator's control port. Unset: random per start, "
+        "printed with the control URL.",
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, with explicit overrides winning (used by tests and the demo)."""
     return Settings(**overrides)  # type: ignore[arg-type]

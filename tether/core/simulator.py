@@ -2,7 +2,8 @@
 
 The data port serves the simulated external system. The control port (``/faults``, ``/stats``,
 plus routes a capability adds) switches faults. ``down`` really closes the data port, so clients
-see "connection refused", as they would when the real system is down.
+see "connection refused", as they would when the real system is down. Every control request
+needs ``Authorization: Bearer <control token>``: whoever reaches the port can switch a system off.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.core.loop import run, startup_frozen
+from tether.core.simulator_auth import ControlAuth, banner, checked_token
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +190,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class SimulatorServer:
-    """Runs a data app and a control app on two ports; the data port can go down and up."""
+    """Runs a data app and a control app on two ports; the data port can go down and up.
+
+    ``control_token`` guards the control port; unset, a random one is made (``.control_token``).
+    """
 
     def __init__(
         self,
@@ -199,9 +204,12 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         control_port: int = 0,
+        control_token: str | None = None,
     ) -> None:
+        self.control_token_generated = not control_token
+        self.control_token = checked_token(control_token, host)  # before binding anything
         self.data_app = data_app
-        self.control_app = control_app
+        self.control_app: ASGIApp = ControlAuth(control_app, self.control_token)
         self.state = state
         self.host = host
         self._data_sock = _bind(host, port)
@@ -223,6 +231,16 @@ class SimulatorServer:
     @property
     def control_url(self) -> str:
         return f"http://{self.host}:{self.control_port}"
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """What every control-port request sends."""
+        return {"Authorization": f"Bearer {self.control_token}"}
+
+    @property
+    def shown_control_token(self) -> str:
+        """A generated token, to print; a configured one stays out of the output."""
+        return self.control_token if self.control_token_generated else "<your control token>"
 
     def _server(self, app: ASGIApp) -> uvicorn.Server:
         # http="auto" picks httptools (a dependency), several times cheaper than h11.
@@ -290,6 +308,8 @@ class SimulatorServer:
                 await serving
 
         self._alone = True
+        shown = self.shown_control_token
+        print(banner(self.control_url, shown, self.control_token_generated), flush=True)
         with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers
             run(main())
 

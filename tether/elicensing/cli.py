@@ -17,6 +17,7 @@ from tether.core.bootstrap import open_runtime
 from tether.core.errors import InvalidInput
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
+from tether.core.simulator_auth import ControlTokenOption, configured_token
 from tether.core.wire import first_error
 from tether.elicensing import obligations
 from tether.elicensing.models import InvoiceType, ObligationLink
@@ -224,17 +225,24 @@ def simulate(
     token: Annotated[str, typer.Option(help="Bearer token the API requires.")] = (
         "dev-elicensing-token"
     ),
+    control_token: ControlTokenOption = None,
 ) -> None:
     """Run the e-licensing simulator until Ctrl-C.
 
     Switch faults with PUT http://127.0.0.1:<control-port>/faults {"mode": "down"} (modes:
     none, down, slow, 500, garbage, added_fields, missing_fields, broken_child); move the
-    ledger on with POST /ledger/invoices/<number>/payments {"amount": "100.00"}.
+    ledger on with POST /ledger/invoices/<number>/payments {"amount": "100.00"}. Every
+    control request needs Authorization: Bearer <control token> (printed at start).
     """
     from tether.elicensing.simulator import make_simulator
 
     sim = make_simulator(
-        token=token, seed=seed, clients=clients, port=port, control_port=control_port
+        token=token,
+        seed=seed,
+        clients=clients,
+        port=port,
+        control_port=control_port,
+        control_token=configured_token(control_token),
     )
     for number, inv in sim.ledger.invoices.items():
         console.print(f"invoice {number} of client {inv.client_object_id}")

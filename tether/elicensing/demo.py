@@ -59,8 +59,9 @@ async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -
     first = versions[0]
     number = sorted(simulator.ledger.invoices)[0]  # the invoice of report version `first`
     control = simulator.control_url
+    auth = f"-H 'authorization: Bearer {simulator.control_token}'"
     page = f"{api}/compliance-report-versions/{first}/obligation"
-    faults = f"curl -X PUT {control}/faults -H 'content-type: application/json' -d "
+    faults = f"curl -X PUT {control}/faults {auth} -H 'content-type: application/json' -d "
     return [
         f"E-licensing: obligation page {page}  (report versions {versions[0]}..{versions[-1]})",
         f"  JSON: curl {api}/api/v1/compliance-report-versions/{first}/obligation-summary",
@@ -74,7 +75,7 @@ async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -
         f"read probes it: open {page}?force=true after that and the alert is gone (the "
         "console shows the circuit closed)",
         "  a payment arrives:",
-        f"    curl -X POST {control}/ledger/invoices/{number}/payments -H 'content-type: "
+        f"    curl -X POST {control}/ledger/invoices/{number}/payments {auth} -H 'content-type: "
         'application/json\' -d \'{"amount":"1000.00"}\'',
         f"    open {page}?force=true : the payment is listed",
     ]

@@ -224,10 +224,12 @@ def make_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
     control_port: int = 0,
+    control_token: str | None = None,
 ) -> ElicensingSimulatorServer:
     """A seeded simulator, not yet started (``start_in_thread()`` or ``await serve()``)."""
     ledger = Ledger(seed)
     ledger.seed(clients)
+    ports = {"host": host, "port": port, "control_port": control_port}
     return ElicensingSimulatorServer(
-        ledger, SimulatorState(), token, host=host, port=port, control_port=control_port
+        ledger, SimulatorState(), token, control_token=control_token, **ports
     )

@@ -93,7 +93,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
             f"-H 'Transaction-ID: demo-5-first' -H 'content-type: application/json' "
             f"--data-binary @{files['http']}",
             "  make Oppdrag refuse (modes: 08, 12, 08-untrimmed, silent, duplicate, slow, down):",
-            f"    curl -X PUT {control}/faults -H 'content-type: application/json' "
+            f"    curl -X PUT {control}/faults -H 'authorization: Bearer {server.control_token}' "
+            "-H 'content-type: application/json' "
             '-d \'{"mode":"08"}\'',
         ]
 

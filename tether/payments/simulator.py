@@ -40,6 +40,7 @@ from tether.core.simulator import (
     SimulatorState,
     control_router,
 )
+from tether.core.simulator_auth import ControlTokenOption, configured_token
 from tether.payments import oppdrag
 from tether.payments.oppdrag import OppdragFormatError
 from tether.payments.simulated_oppdrag import Ledger, OppdragFault
@@ -277,6 +278,7 @@ def build_simulator(
     token: str = DEFAULT_TOKEN,
     topology: Topology | None = None,
     host: str = "127.0.0.1",
+    control_token: str | None = None,
 ) -> OppdragSimulator:
     """Everything wired and bound to its ports, not yet serving."""
     state = SimulatorState()
@@ -289,6 +291,7 @@ def build_simulator(
         host=host,
         port=port,
         control_port=control_port,
+        control_token=control_token,
     )
 
 
@@ -312,6 +315,7 @@ def simulate(
             envvar="TETHER_PAYMENTS_OPPDRAG_TOKEN", help="Bearer token the data port requires."
         ),
     ] = DEFAULT_TOKEN,
+    control_token: ControlTokenOption = None,
     stream_max_age: Annotated[
         float,
         typer.Option(
@@ -325,7 +329,8 @@ def simulate(
 
     Orders on oppdrag.orders.v1, receipts on oppdrag.receipts.v1.
 
-    Faults: PUT http://127.0.0.1:<control-port>/faults {"mode": "08"}.
+    Faults: PUT http://127.0.0.1:<control-port>/faults {"mode": "08"} with the header
+    Authorization: Bearer <control token> (printed at start).
 
     Modes: none, 04, 08, 12, 08-untrimmed, slow, silent, duplicate, down.
     """
@@ -335,6 +340,7 @@ def simulate(
         control_port=control_port,
         token=token,
         topology=Topology(max_age_s=stream_max_age),
+        control_token=configured_token(control_token),
     )
     console = Console()
     console.print(f"oppdrag simulator on {server.url}, control on {server.control_url}")
