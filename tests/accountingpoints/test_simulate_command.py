@@ -1,5 +1,6 @@
 """``tether simulate datahub`` on a non-loopback address refuses a weak control token at start,
-whether it came from ``--control-token`` or ``TETHER_SIMULATOR_CONTROL_TOKEN``."""
+whether it came from ``--control-token`` or ``TETHER_SIMULATOR_CONTROL_TOKEN``, and a weak or
+published token for its data port (the adapter's own credential)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import sys
 import pytest
 
 BIND = ["--host", "0.0.0.0", "--port", "0", "--control-port", "0", "--count", "2"]
+STRONG = ["--token", "a-data-token-long-enough-5678"]
+
+
+def _simulate(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tether", "simulate", "datahub", *BIND, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    return done.returncode, " ".join((done.stdout + done.stderr).split())
 
 
 @pytest.mark.parametrize(
@@ -23,15 +36,20 @@ def test_a_weak_control_token_off_loopback_is_refused_at_start(
     env.pop("TETHER_SIMULATOR_CONTROL_TOKEN", None)
     if environment is not None:
         env["TETHER_SIMULATOR_CONTROL_TOKEN"] = environment
-    done = subprocess.run(
-        [sys.executable, "-m", "tether", "simulate", "datahub", *BIND, *option],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    said = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode == 1, said
+    code, said = _simulate(*STRONG, *option, env=env)
+    assert code == 1, said
     assert "refusing to serve a simulator's control port on 0.0.0.0" in said
     assert "set TETHER_SIMULATOR_CONTROL_TOKEN (or --control-token)" in said
     assert "16+ characters" in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize("token", [[], ["--token", "short"]])
+def test_a_weak_data_token_off_loopback_is_refused_at_start(token: list[str]) -> None:
+    """The default ``dev-adapter-token`` (or a short one) is published: off loopback it would
+    let anybody read the simulated datahub, so the simulator refuses to start."""
+    env = {**os.environ, "COLUMNS": "500", "TETHER_SIMULATOR_CONTROL_TOKEN": "c" * 24}
+    env.pop("TETHER_ADAPTER_TOKEN", None)
+    code, said = _simulate(*token, env=env)
+    assert code == 1, said
+    assert "refusing to serve a simulator's data port on 0.0.0.0" in said
+    assert "--token" in said and "16+ characters" in said and "Traceback" not in said

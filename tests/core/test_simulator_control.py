@@ -161,3 +161,19 @@ def test_the_option_wins_over_the_setting_which_wins_over_generating(
     monkeypatch.setenv(CONTROL_TOKEN_ENV, "from-the-environment-1234")
     assert configured_token(None) == "from-the-environment-1234"
     assert configured_token("from-the-option-12345678") == "from-the-option-12345678"
+
+
+def test_a_weak_data_token_is_refused_off_loopback_and_kept_on_loopback() -> None:
+    """The simulated system's own token: a published ``dev-`` or a short one only on loopback."""
+    for weak in ("dev-adapter-token", "short"):
+        with pytest.raises(ConfigurationError, match=r"data port on 0\.0\.0\.0"):
+            _server(host="0.0.0.0", control_token=TOKEN, data_token=weak)
+    loopback = _server(control_token=TOKEN, data_token="dev-adapter-token").start_in_thread()
+    exposed = _server(host="0.0.0.0", control_token=TOKEN, data_token=TOKEN).start_in_thread()
+    try:
+        for server in (loopback, exposed):
+            faults = f"http://127.0.0.1:{server.control_port}/faults"
+            assert httpx.get(faults, headers=server.control_headers).status_code == 200
+    finally:
+        loopback.stop()
+        exposed.stop()

@@ -306,6 +306,7 @@ def build_simulator(
         GenericFaults(DataPort(datahub, state, token), state),
         create_control_app(datahub, state, emitter),
         state,
+        data_token=token,
         host=host,
         port=port,
         control_port=control_port,

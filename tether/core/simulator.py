@@ -30,7 +30,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.core.loop import run, startup_frozen
-from tether.core.simulator_auth import ControlAuth, banner, checked_token
+from tether.core.simulator_auth import (
+    ControlAuth,
+    banner,
+    checked_token,
+    refuse_weak_data_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +198,7 @@ class SimulatorServer:
     """Runs a data app and a control app on two ports; the data port can go down and up.
 
     ``control_token`` guards the control port; unset, a random one is made (``.control_token``).
+    ``data_token``, the token the data port itself checks, is refused off loopback when weak.
     """
 
     def __init__(
@@ -205,7 +211,10 @@ class SimulatorServer:
         port: int = 0,
         control_port: int = 0,
         control_token: str | None = None,
+        data_token: str | None = None,
     ) -> None:
+        if data_token is not None:  # the simulated system's own credential, before binding
+            refuse_weak_data_token(data_token, host)
         self.control_token_generated = not control_token
         self.control_token = checked_token(control_token, host)  # before binding anything
         self.data_app = data_app

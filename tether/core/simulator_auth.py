@@ -54,6 +54,17 @@ def checked_token(token: str | None, host: str) -> str:
     return token
 
 
+def refuse_weak_data_token(token: str, host: str) -> None:
+    """The simulated system's own bearer token (its data port): a published ``dev-`` default or
+    a short one works only when the simulator listens on loopback."""
+    if not exposure.is_loopback(host) and exposure.is_weak(SecretStr(token)):
+        raise ConfigurationError(
+            f"refusing to serve a simulator's data port on {host} with a short or development "
+            f"token: pass --token (or its environment variable) a random value of "
+            f"{exposure.MIN_SECRET_CHARS}+ characters"
+        )
+
+
 def banner(url: str, shown: str, generated: bool) -> str:
     """The line a simulator prints once at start, so an operator can use its control port."""
     origin = (

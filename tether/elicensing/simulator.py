@@ -211,7 +211,11 @@ class ElicensingSimulatorServer(SimulatorServer):
 
     def __init__(self, ledger: Ledger, state: SimulatorState, token: str, **kwargs: Any) -> None:
         super().__init__(
-            data_app(ledger, state, token), control_app(ledger, state), state, **kwargs
+            data_app(ledger, state, token),
+            control_app(ledger, state),
+            state,
+            data_token=token,
+            **kwargs,
         )
         self.ledger = ledger
 

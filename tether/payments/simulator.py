@@ -135,7 +135,7 @@ class OppdragSimulator(SimulatorServer):
         **ports: Any,
     ) -> None:
         data = GenericFaults(create_data_app(ledger, state, token), state)
-        super().__init__(data, create_control_app(ledger, state), state, **ports)
+        super().__init__(data, create_control_app(ledger, state), state, data_token=token, **ports)
         self.ledger = ledger
         self.nats_url = nats_url
         self.topology = topology
