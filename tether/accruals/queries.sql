@@ -300,13 +300,25 @@ WHERE period_end = %(period_end)s ORDER BY seq
 
 -- name: account_daily
 -- Average daily kWh per account and kind over the history window (interval and basic meters),
--- of the accounts %(ids)s.
+-- of the accounts %(ids)s. The channel-days as at the snapshot are summed in its two parts
+-- (current rows, replaced versions) and then added up: over acc.channel_day_at's UNION ALL the
+-- planner has no statistics and sorts (spilling) what it hashes over the table itself.
 SELECT account_id, kind, avg_kwh FROM (
-    SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
-    FROM acc.run_account ra JOIN acc.channel_day_at(%(as_at)s) c ON c.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
-      AND c.day BETWEEN %(d0)s AND %(period_end)s
-      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+    SELECT account_id, kind, sum(kwh) / sum(n)::float8 AS avg_kwh FROM (
+        SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, sum(c.total) AS kwh,
+               count(*) AS n
+        FROM acc.run_account ra JOIN acc.channel_day_current_at(%(as_at)s) c ON c.nmi = ra.nmi
+        WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+          AND c.day BETWEEN %(d0)s AND %(period_end)s
+          AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT ra.account_id, acc.channel_kind(c.suffix), sum(c.total), count(*)
+        FROM acc.run_account ra JOIN acc.channel_day_replaced_at(%(as_at)s) c ON c.nmi = ra.nmi
+        WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+          AND c.day BETWEEN %(d0)s AND %(period_end)s
+          AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+        GROUP BY 1, 2) parts
     GROUP BY 1, 2
     UNION ALL
     SELECT ra.account_id, CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END,

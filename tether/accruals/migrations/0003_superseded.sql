@@ -65,13 +65,19 @@ FOR EACH STATEMENT EXECUTE FUNCTION acc.keep_superseded_basic_reads();
 -- The snapshot rule, in one place: meter data as at `as_at`. A version's time is its
 -- UpdateDateTime, else its MSATS load time. Per key: the current row when its version time is at
 -- or before as_at (the fast path: most keys were never replaced), else the latest replaced
--- version that is (none: the key did not exist yet). One SELECT, STABLE, LANGUAGE sql: the
--- planner inlines it, so a caller's filters (nmi, day) reach both tables' indexes.
-CREATE FUNCTION acc.channel_day_at(as_at timestamptz) RETURNS SETOF acc.channel_day
+-- version that is (none: the key did not exist yet). *_at is the whole snapshot; its two parts
+-- are functions too, so an aggregate can read them apart (the UNION ALL has no column
+-- statistics, and the planner then sorts where it would hash; queries.sql account_daily).
+-- One SELECT each, STABLE, LANGUAGE sql: the planner inlines them, so a caller's filters (nmi,
+-- day) reach both tables' indexes.
+CREATE FUNCTION acc.channel_day_current_at(as_at timestamptz) RETURNS SETOF acc.channel_day
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT c.* FROM acc.channel_day c
     WHERE coalesce(c.update_datetime, c.msats_load_datetime) <= as_at
-    UNION ALL
+$$;
+
+CREATE FUNCTION acc.channel_day_replaced_at(as_at timestamptz) RETURNS SETOF acc.channel_day
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT s.nmi, s.suffix, s.day, s.register_id, s.uom, s.interval_length, s."values",
            s.qualities, s.quality_method, s.reason_code, s.reason_description,
            s.interval_methods, s.total, s.update_datetime, s.msats_load_datetime, s.file_id,
@@ -79,9 +85,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM acc.channel_day_superseded s
     WHERE coalesce(s.update_datetime, s.msats_load_datetime) <= as_at
       AND NOT EXISTS (
-          SELECT FROM acc.channel_day c
-          WHERE (c.nmi, c.suffix, c.day) = (s.nmi, s.suffix, s.day)
-            AND coalesce(c.update_datetime, c.msats_load_datetime) <= as_at)
+          SELECT FROM acc.channel_day_current_at(as_at) c
+          WHERE (c.nmi, c.suffix, c.day) = (s.nmi, s.suffix, s.day))
       AND NOT EXISTS (
           SELECT FROM acc.channel_day_superseded n
           WHERE (n.nmi, n.suffix, n.day) = (s.nmi, s.suffix, s.day)
@@ -89,11 +94,21 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
             AND coalesce(n.update_datetime, n.msats_load_datetime) <= as_at)
 $$;
 
-CREATE FUNCTION acc.basic_read_at(as_at timestamptz) RETURNS SETOF acc.basic_read
+CREATE FUNCTION acc.channel_day_at(as_at timestamptz) RETURNS SETOF acc.channel_day
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM acc.channel_day_current_at(as_at)
+    UNION ALL
+    SELECT * FROM acc.channel_day_replaced_at(as_at)
+$$;
+
+CREATE FUNCTION acc.basic_read_current_at(as_at timestamptz) RETURNS SETOF acc.basic_read
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT b.* FROM acc.basic_read b
     WHERE coalesce(b.update_datetime, b.msats_load_datetime) <= as_at
-    UNION ALL
+$$;
+
+CREATE FUNCTION acc.basic_read_replaced_at(as_at timestamptz) RETURNS SETOF acc.basic_read
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT s.nmi, s.register_id, s.suffix, s.meter_serial, s.direction, s.previous_read,
            s.previous_read_at, s.previous_quality, s.current_read, s.current_read_at,
            s.current_quality, s.current_reason_code, s.quantity, s.uom, s.next_scheduled_read,
@@ -101,14 +116,20 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM acc.basic_read_superseded s
     WHERE coalesce(s.update_datetime, s.msats_load_datetime) <= as_at
       AND NOT EXISTS (
-          SELECT FROM acc.basic_read b
+          SELECT FROM acc.basic_read_current_at(as_at) b
           WHERE (b.nmi, b.suffix, b.register_id, b.current_read_at)
-              = (s.nmi, s.suffix, s.register_id, s.current_read_at)
-            AND coalesce(b.update_datetime, b.msats_load_datetime) <= as_at)
+              = (s.nmi, s.suffix, s.register_id, s.current_read_at))
       AND NOT EXISTS (
           SELECT FROM acc.basic_read_superseded n
           WHERE (n.nmi, n.suffix, n.register_id, n.current_read_at)
               = (s.nmi, s.suffix, s.register_id, s.current_read_at)
             AND n.superseded_seq > s.superseded_seq
             AND coalesce(n.update_datetime, n.msats_load_datetime) <= as_at)
+$$;
+
+CREATE FUNCTION acc.basic_read_at(as_at timestamptz) RETURNS SETOF acc.basic_read
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM acc.basic_read_current_at(as_at)
+    UNION ALL
+    SELECT * FROM acc.basic_read_replaced_at(as_at)
 $$;
