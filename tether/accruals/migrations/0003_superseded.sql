@@ -2,10 +2,11 @@
 -- data as at its as-at (docs/accruals.md, "Snapshot"). When an ingest replaces a channel-day or
 -- a basic read with a newer version, the replaced row is kept here (same columns, plus when and
 -- in which order it was replaced); an identical re-delivery replaces nothing and adds nothing.
+-- Only the key index (it ends with the order): every revision of a channel-day pays its insert.
 
 CREATE TABLE acc.channel_day_superseded (
     LIKE acc.channel_day INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
-    superseded_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    superseded_seq bigint GENERATED ALWAYS AS IDENTITY,
     superseded_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX channel_day_superseded_key_idx
@@ -13,7 +14,7 @@ CREATE INDEX channel_day_superseded_key_idx
 
 CREATE TABLE acc.basic_read_superseded (
     LIKE acc.basic_read INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
-    superseded_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    superseded_seq bigint GENERATED ALWAYS AS IDENTITY,
     superseded_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX basic_read_superseded_key_idx
@@ -34,7 +35,7 @@ BEGIN
     SELECT nmi, suffix, day, register_id, uom, interval_length, "values", qualities,
            quality_method, reason_code, reason_description, interval_methods, total,
            update_datetime, msats_load_datetime, file_id, line
-    FROM replaced ORDER BY nmi, suffix, day;
+    FROM replaced;
     RETURN NULL;
 END $$;
 
@@ -54,7 +55,7 @@ BEGIN
            previous_quality, current_read, current_read_at, current_quality,
            current_reason_code, quantity, uom, next_scheduled_read, update_datetime,
            msats_load_datetime, source, file_id, line
-    FROM replaced ORDER BY nmi, suffix, register_id, current_read_at;
+    FROM replaced;
     RETURN NULL;
 END $$;
 
