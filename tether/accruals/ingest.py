@@ -3,8 +3,9 @@
 One file is one transaction: its batches are copied (binary COPY, see ingest_copy) into temporary
 tables as the parser yields them (parsing runs in a thread while PostgreSQL digests the previous
 batch), then merged into
-``acc.channel_day`` / ``acc.basic_read`` keeping the newest UpdateDateTime. A rejected file rolls
-back everything it copied and is logged with its errors; a partial file stores its good rows and
+``acc.channel_day`` / ``acc.basic_read`` keeping the newest UpdateDateTime (the versions it
+replaces go to ``acc.*_superseded``, for the runs' as-at snapshots). A rejected file rolls back
+everything it copied and is logged with its errors; a partial file stores its good rows and
 logs each quarantined one (line, reason) in ``acc.meter_file_error``.
 """
 

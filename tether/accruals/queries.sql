@@ -1,7 +1,9 @@
 -- === meter data ===
 -- Staging tables live for one file's transaction; the merge keeps, per NMI-channel-day (or
 -- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored;
--- a channel-day delivered again unchanged is not rewritten, so re-sent files cost no writes).
+-- a row delivered again unchanged is not rewritten, so re-sent files cost no writes). A row the
+-- merge replaces is kept in acc.*_superseded by a trigger of the same statement (0003), so runs
+-- still see it as at their as-at.
 
 -- name: md_create_stage
 CREATE TEMP TABLE md_stage_cd (
@@ -84,7 +86,16 @@ ON CONFLICT (nmi, suffix, register_id, current_read_at) DO UPDATE SET
     uom = excluded.uom, next_scheduled_read = excluded.next_scheduled_read,
     update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
     source = excluded.source, file_id = excluded.file_id, line = excluded.line
-WHERE coalesce(excluded.update_datetime, '-infinity') >= coalesce(t.update_datetime, '-infinity')
+WHERE coalesce(excluded.update_datetime, '-infinity') > coalesce(t.update_datetime, '-infinity')
+   OR (coalesce(excluded.update_datetime, '-infinity') = coalesce(t.update_datetime, '-infinity')
+       AND (excluded.meter_serial, excluded.direction, excluded.previous_read,
+            excluded.previous_read_at, excluded.previous_quality, excluded.current_read,
+            excluded.current_quality, excluded.current_reason_code, excluded.quantity,
+            excluded.uom, excluded.next_scheduled_read, excluded.source)
+           IS DISTINCT FROM (t.meter_serial, t.direction, t.previous_read, t.previous_read_at,
+                             t.previous_quality, t.current_read, t.current_quality,
+                             t.current_reason_code, t.quantity, t.uom, t.next_scheduled_read,
+                             t.source))
 
 -- name: md_channel_days_of_nmi
 SELECT nmi, suffix, register_id, uom, interval_length, day, "values", qualities, quality_method,
@@ -104,9 +115,11 @@ WHERE nmi = %(nmi)s
 ORDER BY suffix, register_id, current_read_at
 
 -- === run ===
--- Every run query is keyed by the period end (the run's identity). "Snapshot" = meter data
--- whose UpdateDateTime (else MSATS load time) is at or before the run's as-at, invoices issued
--- at or before it; accounts and tariffs are reference data (current rows; tariffs by date).
+-- Every run query is keyed by the period end (the run's identity). "Snapshot" = meter data as
+-- at the run's as-at, read only through acc.channel_day_at / acc.basic_read_at (0003: per key,
+-- the newest version whose UpdateDateTime, else MSATS load time, is at or before it, current
+-- or superseded), invoices issued at or before it; accounts and tariffs are reference data
+-- (current rows; tariffs by date).
 
 -- name: run_get
 SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
@@ -166,15 +179,13 @@ fresh AS MATERIALIZED (
     WHERE b.account_id IS NULL),
 first_day AS (
     SELECT nmi, min(first) AS first FROM (
-        SELECT c.nmi, min(c.day) AS first FROM acc.channel_day c
+        SELECT c.nmi, min(c.day) AS first FROM acc.channel_day_at(%(as_at)s) c
         WHERE c.nmi IN (SELECT nmi FROM fresh)
-          AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
         GROUP BY c.nmi
         UNION ALL
         SELECT b.nmi, min((b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date) + 1
-        FROM acc.basic_read b
+        FROM acc.basic_read_at(%(as_at)s) b
         WHERE b.nmi IN (SELECT nmi FROM fresh) AND b.source = 'file'
-          AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
         GROUP BY b.nmi) x
     GROUP BY nmi),
 accounts AS (
@@ -227,10 +238,9 @@ FROM unnest(%(nmis)s::text[], %(pos)s::int[]) AS ra (nmi, a)
 CROSS JOIN LATERAL (
     SELECT acc.channel_kind(c.suffix) AS k, c.suffix, c.day, c."values", c.qualities,
            c.interval_length
-    FROM acc.channel_day c
+    FROM acc.channel_day_at(%(as_at)s) c
     WHERE c.nmi = ra.nmi AND c.day BETWEEN %(d0)s AND %(period_end)s
       AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
-      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
     OFFSET 0) c
 GROUP BY ra.a, c.k, c.interval_length
 ORDER BY ra.a, c.k, c.interval_length
@@ -251,12 +261,11 @@ days AS (
            CASE WHEN w.whole THEN c.interval_length ELSE 0 END AS width,
            CASE WHEN w.whole THEN c."values" ELSE ARRAY[c.total] END AS vals,
            CASE WHEN w.whole THEN c.qualities ELSE left(c.qualities, 1) END AS q
-    FROM ra JOIN acc.channel_day c ON c.nmi = ra.nmi
+    FROM ra JOIN acc.channel_day_at(%(as_at)s) c ON c.nmi = ra.nmi
     CROSS JOIN LATERAL (SELECT (ra.tou AND acc.channel_kind(c.suffix) = 0)
                                OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
     WHERE c.day BETWEEN %(d0)s AND %(period_end)s
-      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
-      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s)
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0)
 SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY suffix, day),
        array_agg(vals ORDER BY suffix, day), string_agg(q, '' ORDER BY suffix, day)
 FROM days GROUP BY a, k, width
@@ -291,25 +300,35 @@ WHERE period_end = %(period_end)s ORDER BY seq
 
 -- name: account_daily
 -- Average daily kWh per account and kind over the history window (interval and basic meters),
--- of the accounts %(ids)s.
+-- of the accounts %(ids)s. The channel-days as at the snapshot are summed in its two parts
+-- (current rows, replaced versions) and then added up: over acc.channel_day_at's UNION ALL the
+-- planner has no statistics and sorts (spilling) what it hashes over the table itself.
 SELECT account_id, kind, avg_kwh FROM (
-    SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, avg(c.total) AS avg_kwh
-    FROM acc.run_account ra JOIN acc.channel_day c ON c.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
-      AND c.day BETWEEN %(d0)s AND %(period_end)s
-      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
-      AND coalesce(c.update_datetime, c.msats_load_datetime) <= %(as_at)s
+    SELECT account_id, kind, sum(kwh) / sum(n)::float8 AS avg_kwh FROM (
+        SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, sum(c.total) AS kwh,
+               count(*) AS n
+        FROM acc.run_account ra JOIN acc.channel_day_current_at(%(as_at)s) c ON c.nmi = ra.nmi
+        WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+          AND c.day BETWEEN %(d0)s AND %(period_end)s
+          AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT ra.account_id, acc.channel_kind(c.suffix), sum(c.total), count(*)
+        FROM acc.run_account ra JOIN acc.channel_day_replaced_at(%(as_at)s) c ON c.nmi = ra.nmi
+        WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+          AND c.day BETWEEN %(d0)s AND %(period_end)s
+          AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
+        GROUP BY 1, 2) parts
     GROUP BY 1, 2
     UNION ALL
     SELECT ra.account_id, CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END,
            sum(b.quantity) / greatest(sum(extract(epoch FROM
                b.current_read_at - b.previous_read_at) / 86400), 1)
-    FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+    FROM acc.run_account ra JOIN acc.basic_read_at(%(as_at)s) b ON b.nmi = ra.nmi
     WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
       AND b.current_read_at >= %(d0)s::date
       AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
       AND b.source = 'file'
-      AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
     GROUP BY 1, 2) x
 WHERE kind >= 0
 ORDER BY account_id, kind
@@ -331,10 +350,9 @@ SELECT ra.account_id, b.suffix,
        (b.previous_read_at AT TIME ZONE 'Australia/Brisbane')::date AS prev_day,
        (b.current_read_at AT TIME ZONE 'Australia/Brisbane')::date AS cur_day,
        b.quantity, b.current_quality
-FROM acc.run_account ra JOIN acc.basic_read b ON b.nmi = ra.nmi
+FROM acc.run_account ra JOIN acc.basic_read_at(%(as_at)s) b ON b.nmi = ra.nmi
 WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
   AND b.uom = 'kWh' AND b.source = 'file'
-  AND coalesce(b.update_datetime, b.msats_load_datetime) <= %(as_at)s
 ORDER BY ra.account_id, b.suffix, b.current_read_at
 
 -- name: tariff_rates
