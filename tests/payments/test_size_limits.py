@@ -52,7 +52,7 @@ async def test_a_message_of_more_days_than_the_cap_is_feilet_400(
 
 async def test_a_message_under_the_cap_plans_as_before(service: PaymentsService) -> None:
     await service.submit("k1", message(june(3, 14)))
-    assert (await service.wait_status("k1", 10)).status == "MOTTATT"
+    assert (await service.latest_status("k1")).status == "MOTTATT"
 
 
 async def test_an_order_over_max_order_bytes_is_feilet_400_and_never_stored(
@@ -70,7 +70,7 @@ async def test_an_order_over_max_order_bytes_is_feilet_400_and_never_stored(
     assert (await service.case("sak1")).inflight_order is None  # the case stays free
     # a small one on the same case still goes through
     await service.submit("k2", message([day(date(2024, 6, 3), 100)]))
-    assert (await service.wait_status("k2", 10)).status == "MOTTATT"
+    assert (await service.latest_status("k2")).status == "MOTTATT"
 
 
 async def test_an_order_over_max_order_bytes_in_a_fetched_batch_is_feilet_400(
@@ -81,7 +81,7 @@ async def test_an_order_over_max_order_bytes_in_a_fetched_batch_is_feilet_400(
     small = message([day(date(2024, 6, 3), 100)], sak="sak2")
     await service.submit_many([("k1", big), ("k2", small)])
     assert (await service.wait_status("k1", 10)).status == "FEILET"
-    assert (await service.wait_status("k2", 10)).status == "MOTTATT"
+    assert (await service.latest_status("k2")).status == "MOTTATT"
     assert await service.orders("sak1") == []
 
 
