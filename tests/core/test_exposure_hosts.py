@@ -17,6 +17,7 @@ def no_libpq_host_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test sets the libpq defaults it is about (the machine's own must not decide)."""
     monkeypatch.delenv("PGHOST", raising=False)
     monkeypatch.delenv("PGHOSTADDR", raising=False)
+    monkeypatch.delenv("PGSERVICE", raising=False)
 
 
 @pytest.mark.parametrize(
@@ -94,3 +95,33 @@ def test_a_url_host_overrides_a_remote_pghost(monkeypatch: pytest.MonkeyPatch) -
     assert exposure.exposed_urls(Settings(database_url="postgresql://127.0.0.1/t")) == []
     monkeypatch.setenv("PGHOST", "/run/postgresql")
     assert exposure.exposed_urls(Settings(database_url="dbname=tether")) == []
+
+
+@pytest.mark.parametrize("url", ["service=prod dbname=tether", "postgresql:///tether?service=prod"])
+def test_a_connection_service_counts_as_another_machine(url: str) -> None:
+    """libpq reads a service's hosts from pg_service.conf, which tether does not see."""
+    assert exposure.exposed_urls(Settings(database_url=url)) == ["DATABASE_URL"]
+
+
+def test_pgservice_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGSERVICE", "prod")
+    assert exposure.exposed_urls(Settings(database_url="dbname=tether")) == ["DATABASE_URL"]
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("", False),
+        (" ", False),
+        ("0.0.0.0", False),
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+    ],
+)
+def test_an_empty_bind_host_listens_on_every_interface(host: str, local: bool) -> None:
+    """An empty database host is a local socket, but an empty bind address is every interface."""
+    assert exposure.binds_loopback(host) is local
+    if not local:
+        with pytest.raises(ConfigurationError, match="listening on"):
+            exposure.refuse_unsafe(Settings(), bind_host=host)

@@ -168,6 +168,11 @@ def test_a_weak_data_token_is_refused_off_loopback_and_kept_on_loopback() -> Non
     for weak in ("dev-adapter-token", "short"):
         with pytest.raises(ConfigurationError, match=r"data port on 0\.0\.0\.0"):
             _server(host="0.0.0.0", control_token=TOKEN, data_token=weak)
+        # an empty bind address is every interface, not loopback
+        with pytest.raises(ConfigurationError, match="data port on every interface"):
+            _server(host="", control_token=TOKEN, data_token=weak)
+        with pytest.raises(ConfigurationError, match="control port on every interface"):
+            _server(host="", control_token=weak)
     loopback = _server(control_token=TOKEN, data_token="dev-adapter-token").start_in_thread()
     exposed = _server(host="0.0.0.0", control_token=TOKEN, data_token=TOKEN).start_in_thread()
     try:

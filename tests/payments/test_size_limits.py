@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from tether.payments.models import MAX_DAYS
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import publish_statuses
 
-from .conftest import day, june, message, unique_settings
+from .conftest import day, june, message, start_simulator, unique_settings, unique_topology
 
 
 @pytest.fixture
@@ -193,3 +194,38 @@ async def test_an_order_too_large_to_send_is_feilet_400_and_its_case_goes_on(
     async with pool.connection() as conn:  # no sender claims it again
         claimed = await repository.claim_due_orders(conn, limit=10, dead_s=0)
     assert order.id not in {o.id for o in claimed}
+
+
+async def test_a_second_attempt_too_large_is_parked_not_refused(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], js: Any, nats_url: str
+) -> None:
+    """An order claimed before may sit in the payment system's queue, which its lookup does not
+    see: refusing it would free the case while the order may still be paid. It is parked:
+    MOTTATT, no due time, its case still waiting; a receipt for it would still be booked."""
+    await service.submit("k1", message(own_amounts(date(2024, 6, 3), 12)))
+    (order,) = await service.orders("sak1")
+    await service.submit("k2", message(june(3, 7)))
+    token = service.settings.oppdrag_token.get_secret_value()
+    sim = start_simulator(nats_url, topology=unique_topology(), token=token)
+    try:
+        s = service.settings.model_copy(update={"max_order_bytes": 2000, "oppdrag_url": sim.url})
+        async with OppdragClient.from_settings(s) as client:
+            sender = PaymentsService(pool=pool, settings=s, client=client)
+            await ensure_stream(js, s.orders_stream, s.orders_subject)
+            assert await tasks._send_batch(sender, js, [replace(order, send_attempts=2)]) == 0
+    finally:
+        sim.stop()
+    assert (await js.stream_info(s.orders_stream)).state.messages == 0
+    assert (await service.latest_status("k1")).status == "MOTTATT"  # not FEILET
+    assert (await service.latest_status("k2")).status == "VENTER"  # still behind it
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, last_error, send_due_at FROM pay.oppdrag WHERE id = %s", (order.id,)
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        assert row["state"] == "MOTTATT" and row["send_due_at"] is None
+        assert "over the payment system's 2000" in row["last_error"]
+        claimed = await repository.claim_due_orders(conn, limit=10, dead_s=0)
+    assert order.id not in {o.id for o in claimed}
+    assert (await service.case("sak1")).inflight_order == order.id

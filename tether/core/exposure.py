@@ -34,12 +34,18 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def binds_loopback(host: str) -> bool:
+    """A listening address reachable only from this machine: an empty one binds every
+    interface, so it is not (``is_loopback`` reads an empty database host as a local socket)."""
+    return bool(host.strip()) and is_loopback(host)
+
+
 def _url_hosts(url: str) -> list[str]:
     """Every host a URL may reach; for PostgreSQL also libpq's ``host``/``hostaddr`` parameters
     (``?host=`` in a URI, ``hostaddr=`` in key=value) and comma-separated lists, which
     ``urlsplit`` does not see, and for one the URL leaves out, libpq's own default
-    (``PGHOST``/``PGHOSTADDR``: libpq connects there). An unparsable database URL names a host
-    that is not loopback."""
+    (``PGHOST``/``PGHOSTADDR``: libpq connects there). An unparsable database URL, or one naming
+    a connection service (``service=``, ``PGSERVICE``), names a host that is not loopback."""
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme and scheme not in ("postgres", "postgresql"):
         return [urlsplit(url).hostname or ""]
@@ -48,6 +54,9 @@ def _url_hosts(url: str) -> list[str]:
     except psycopg.Error:
         return ["unparsable"]
     defaults = _libpq_defaults()
+    service = params.get("service") or defaults.get("service")
+    if service:  # a pg_service.conf entry names its hosts: they cannot be told from here
+        return [f"service {service}"]
     return [
         host.strip()
         for key in ("host", "hostaddr")
@@ -117,7 +126,8 @@ def refuse_unsafe(
     *all_settings: BaseSettings, bind_host: str | None = None, skip: Iterable[str] = ()
 ) -> None:
     """Raise ``ConfigurationError`` when this process is exposed while a secret is weak."""
-    why = [] if bind_host is None or is_loopback(bind_host) else [f"listening on {bind_host}"]
+    exposed = bind_host is not None and not binds_loopback(bind_host)
+    why = [f"listening on {bind_host or 'every interface'}"] if exposed else []
     for settings in all_settings:
         why += [f"{name} is not loopback" for name in exposed_urls(settings)]
     weak = [name for settings in all_settings for name in weak_secrets(settings, skip)]

@@ -161,6 +161,13 @@ UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
                        last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
+-- name: park_order
+-- too large to send and perhaps already published (a second attempt the payment system does
+-- not know yet: it may still be in its queue): no due time, so no sender claims it again, and
+-- its receipt, should one come, is still booked; an operator decides
+UPDATE pay.oppdrag SET send_due_at = NULL, last_error = %(error)s
+WHERE id = %(id)s AND state = 'MOTTATT';
+
 -- name: claim_unanswered_orders
 -- sent, and no receipt within the timeout: the next look is one timeout later
 UPDATE pay.oppdrag o SET chase_due_at = now() + make_interval(secs => %(timeout_s)s)

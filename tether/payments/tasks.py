@@ -1,18 +1,16 @@
 """Worker jobs of the payments capability, each a loop until ``stop`` is set.
 
-- ``send_orders``: the outbox. Claims due unsent orders (``FOR UPDATE SKIP LOCKED``, a due clock
-  that a dead sender's claim passes by itself), publishes each order's XML to JetStream with
-  ``Nats-Msg-Id`` = order id, so a re-send after a crash is dropped by JetStream's duplicate
-  window; an order claimed before whose send was never recorded is first looked up at the
-  payment system. Marks the sent ones ``HOS_OPPDRAG`` in one transaction.
-- ``consume_receipts``: durable pull consumer of receipts; acknowledged after booking commits.
-- ``consume_intake``: durable pull consumer of dagpenger messages, key in ``Transaction-ID``;
-  a fetched batch is taken in one transaction (``intake.py``), acknowledged after its commit.
+- ``send_orders``: the outbox. Claims due unsent orders (``FOR UPDATE SKIP LOCKED``; a dead
+  sender's claim falls due by itself), publishes each XML with ``Nats-Msg-Id`` = order id (a
+  re-send is dropped by JetStream's duplicate window; a second attempt is first looked up at the
+  payment system), marks the sent ones ``HOS_OPPDRAG`` in one transaction.
+- ``consume_receipts`` / ``consume_intake``: durable pull consumers (the intake's key in
+  ``Transaction-ID``), a fetched batch booked in one transaction, acknowledged after its commit.
 - ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
 
-A round that took less than a full batch is followed by a pause of ``round_linger_s``, so a
-trickle is taken in groups: less CPU per message for at most that much more latency (not the
-intake: its latency is what a sender waits for, and a crowd forms batches by itself).
+A round of less than a full batch is followed by a pause of ``round_linger_s``: a trickle is
+taken in groups, less CPU a message for at most that much latency (not the intake's: a sender
+waits on it, and a crowd forms batches by itself).
 """
 
 from __future__ import annotations
@@ -83,11 +81,7 @@ async def send_orders(
 
 
 async def _send_batch(
-    service: PaymentsService,
-    js: Any,
-    orders: Sequence[OrderRow],
-    *,
-    max_payload: int | None = None,
+    service: PaymentsService, js: Any, orders: Sequence[OrderRow], *, max_payload: int | None = None
 ) -> int:
     """Send a claimed batch; ``max_payload`` is the broker's (its connection's), if known."""
     s = service.settings
@@ -96,14 +90,17 @@ async def _send_batch(
         limit = min(limit, max_payload - HEADROOM)
     outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
-    unsendable = [
-        (o.id, str(e)) for o, e in zip(orders, outcomes, strict=True) if isinstance(e, TooLarge)
-    ]
+    # too large: refused (FEILET, the case goes on) only when never published before; a second
+    # attempt may sit in the payment system's queue unseen by its lookup: parked (``_send_one``)
+    outcome = zip(orders, outcomes, strict=True)
+    unsendable = [(o.id, e) for o, e in outcome if isinstance(e, TooLarge) and o.send_attempts < 2]
     async with db.transaction(service.pool) as conn:
         if done:
             await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
-            if err is not None and not isinstance(err, TooLarge):
+            if isinstance(err, TooLarge) and order.send_attempts > 1:
+                await repository.park_order(conn, id=order.id, error=str(err))
+            elif err is not None and not isinstance(err, TooLarge):
                 delay = backoff(
                     order.send_attempts,
                     base_s=s.send_retry_base_s,
@@ -125,8 +122,8 @@ class TooLarge(str):
 async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: int) -> str | None:
     """Publish one order; an error text when it could not be sent (it is retried later), a
     ``TooLarge`` one when it never can be (planning refuses such orders; one stored before the
-    limit, or under a larger one, becomes its message's FEILET 400 instead of being refused by
-    the broker for ever). One that may have left before is first looked up, whatever its size."""
+    limit, or under a larger one, is refused or parked by ``_send_batch`` instead of being
+    refused by the broker for ever). One that may have left before is first looked up."""
     s = service.settings
     try:
         if order.send_attempts > 1 and await service.client.has_order(order.id):
@@ -141,12 +138,15 @@ async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: i
     size = len(order.xml.encode())
     if size > limit:
         logger.error(
-            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; "
-            "its message is FEILET 400 and its case goes on",
+            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; %s",
             order.id,
             order.original_key,
             size,
             limit,
+            "its message is FEILET 400"
+            if order.send_attempts < 2
+            else "parked for an operator (an earlier attempt may sit in the payment system's "
+            "queue: its receipt is still booked)",
             extra={"action": "payments_order_too_large"},
         )
         return TooLarge(codec.too_large(size, limit))
