@@ -45,25 +45,33 @@ def checked_token(token: str | None, host: str) -> str:
     """The control token, generated when unset; a weak one is refused off loopback."""
     if not token:
         return secrets.token_urlsafe(24)
-    if not exposure.binds_loopback(host) and exposure.is_weak(SecretStr(token)):
-        raise ConfigurationError(
-            f"refusing to serve a simulator's control port on {host or 'every interface'} "
-            "with a short or development "
-            f"control token: set {CONTROL_TOKEN_ENV} (or --control-token) to a random value of "
-            f"{exposure.MIN_SECRET_CHARS}+ characters, or leave it unset for a random one"
-        )
+    _refuse_weak(
+        token,
+        host,
+        "control port",
+        f"control token: set {CONTROL_TOKEN_ENV} (or --control-token) to a random value of "
+        f"{exposure.MIN_SECRET_CHARS}+ characters, or leave it unset for a random one",
+    )
     return token
 
 
 def refuse_weak_data_token(token: str, host: str) -> None:
     """The simulated system's own bearer token (its data port): a published ``dev-`` default or
     a short one works only when the simulator listens on loopback."""
+    _refuse_weak(
+        token,
+        host,
+        "data port",
+        "token: pass --token (or its environment variable) a random value of "
+        f"{exposure.MIN_SECRET_CHARS}+ characters",
+    )
+
+
+def _refuse_weak(token: str, host: str, port: str, remedy: str) -> None:
     if not exposure.binds_loopback(host) and exposure.is_weak(SecretStr(token)):
         raise ConfigurationError(
-            f"refusing to serve a simulator's data port on {host or 'every interface'} "
-            "with a short or development "
-            f"token: pass --token (or its environment variable) a random value of "
-            f"{exposure.MIN_SECRET_CHARS}+ characters"
+            f"refusing to serve a simulator's {port} on {host or 'every interface'} "
+            f"with a short or development {remedy}"
         )
 
 
