@@ -32,29 +32,10 @@ class Booking:
         self, conn: Connection, order: OrderHead, receipt: codec.Receipt, case: CaseRow
     ) -> tuple[str, CaseRow]:
         """Queue one booking; returns the outcome and the case row as the booking leaves it."""
-        if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
-            await self.flush(conn)
         body = codec.final(order.details, receipt)
-        state = str(body["status"])
         hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
-        self.rows.append(
-            {
-                "ord": len(self.rows),
-                "id": str(order.id),
-                "ok": state == "OK",
-                "fagsystem": order.fagsystem,
-                "sak_id": order.sak_id,
-                "uids": sorted(order.uids),
-                "state": state,
-                "code": receipt.code,
-                "text": receipt.source.beskr_melding,
-                "original_key": order.original_key,
-                "hos": hos,
-                "body": body,
-            }
-        )
-        self.cases.add(case_key(order))
-        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        text = receipt.source.beskr_melding
+        state = await self._queue(conn, order, body, code=receipt.code, text=text, hos=hos)
         if state == "OK":
             case = replace(
                 case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
@@ -68,28 +49,44 @@ class Booking:
     ) -> CaseRow:
         """Queue the end of an order tether never sent and never will (too large for the
         queue): ``FEILET`` 400 under its message's key, as an 08 would leave it (previous state
-        in force, case freed), but no receipt, no sent time; ``last_error`` says why."""
-        if case_key(order) in self.cases:
+        in force, case freed), but no receipt (no code), no sent time; ``last_error`` says why."""
+        body = codec.unsendable(order.details, error)
+        await self._queue(conn, order, body, code=None, text=error, hos=None)
+        return replace(case, inflight_order=None) if case.inflight_order == order.id else case
+
+    async def _queue(
+        self,
+        conn: Connection,
+        order: OrderHead,
+        body: codec.StatusBody,
+        *,
+        code: str | None,
+        text: str | None,
+        hos: codec.StatusBody | None,
+    ) -> str:
+        """One row of ``book_receipts``; returns the final status it stores."""
+        if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
             await self.flush(conn)
+        state = str(body["status"])
         self.rows.append(
             {
                 "ord": len(self.rows),
                 "id": str(order.id),
-                "ok": False,
+                "ok": state == "OK",
                 "fagsystem": order.fagsystem,
                 "sak_id": order.sak_id,
                 "uids": sorted(order.uids),
-                "state": "FEILET",
-                "code": None,  # no receipt: the order never left tether
-                "text": error,
+                "state": state,
+                "code": code,
+                "text": text,
                 "original_key": order.original_key,
-                "hos": None,
-                "body": codec.unsendable(order.details, error),
+                "hos": hos,
+                "body": body,
             }
         )
         self.cases.add(case_key(order))
-        self.counted.append("FEILET")
-        return replace(case, inflight_order=None) if case.inflight_order == order.id else case
+        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        return state
 
     async def flush(self, conn: Connection) -> None:
         if self.rows:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -90,17 +91,16 @@ async def _send_batch(
         limit = min(limit, max_payload - HEADROOM)
     outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
-    # too large: refused (FEILET, the case goes on) only when never published before; a second
-    # attempt may sit in the payment system's queue unseen by its lookup: parked (``_send_one``)
-    outcome = zip(orders, outcomes, strict=True)
-    unsendable = [(o.id, e) for o, e in outcome if isinstance(e, TooLarge) and o.send_attempts < 2]
+    unsendable: list[tuple[uuid.UUID, str]] = []  # refused once the marks are committed
     async with db.transaction(service.pool) as conn:
         if done:
             await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
-            if isinstance(err, TooLarge) and order.send_attempts > 1:
-                await repository.park_order(conn, id=order.id, error=str(err))
-            elif err is not None and not isinstance(err, TooLarge):
+            if isinstance(err, TooLarge) and order.send_attempts < 2:  # never published
+                unsendable.append((order.id, err))
+            elif isinstance(err, TooLarge):  # may sit in the queue, unseen by the lookup
+                await repository.park_order(conn, id=order.id, error=err)
+            elif err is not None:
                 delay = backoff(
                     order.send_attempts,
                     base_s=s.send_retry_base_s,
@@ -138,15 +138,13 @@ async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: i
     size = len(order.xml.encode())
     if size > limit:
         logger.error(
-            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; %s",
+            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; "
+            "its message is FEILET 400 on a first attempt, else the order is parked for an "
+            "operator (an earlier attempt may sit in the payment system's queue)",
             order.id,
             order.original_key,
             size,
             limit,
-            "its message is FEILET 400"
-            if order.send_attempts < 2
-            else "parked for an operator (an earlier attempt may sit in the payment system's "
-            "queue: its receipt is still booked)",
             extra={"action": "payments_order_too_large"},
         )
         return TooLarge(codec.too_large(size, limit))
