@@ -23,10 +23,10 @@ def postgres(server_url: str | None) -> Iterator[str]:
     if server_url:
         yield server_url
         return
-    import pgserver
+    from tether.core.db import embedded_server
 
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
-        server = pgserver.get_server(str(Path(tmp) / "pg"), cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = embedded_server(Path(tmp) / "pg", cleanup_mode="stop")
         try:
             yield server.get_uri()
         finally:

@@ -48,10 +48,8 @@ def server_url() -> Iterator[str]:
     import shutil
     import tempfile
 
-    import pgserver
-
     folder = Path(tempfile.mkdtemp(prefix="tether-test-pg-"))
-    server = pgserver.get_server(str(folder / "data"), cleanup_mode="stop")
+    server = db.embedded_server(folder / "data", cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:

@@ -6,7 +6,9 @@ returns dict rows. Each takes a connection so a use case can run several calls i
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -26,17 +28,29 @@ Connection = psycopg.AsyncConnection[DictRow]
 Params = Mapping[str, Any] | None
 
 
+EMBEDDED_LOCK = Path(tempfile.gettempdir()) / "tether-pgserver.lock"  # one machine, one starter
+
+
+def embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
+    """pgserver's server in ``pgdata`` (started, or joined), one process of the machine at a time.
+
+    Run as root, pgserver creates an OS user for the server with ``useradd`` on first use and
+    runs initdb as that user. Processes doing so at once (tests under xdist, a fresh machine)
+    raced: one ran initdb as a user id another's ``useradd`` had just replaced, and failed."""
+    import pgserver  # imported here: only the embedded mode needs it
+
+    with open(EMBEDDED_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return pgserver.get_server(str(pgdata), cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL kept in ``data_dir``; return its URL.
 
     The server outlives this process on purpose: workers started later join the same server.
     """
-    import pgserver  # imported here: only the embedded mode needs it
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(  # type: ignore[attr-defined]
-        str(data_dir.resolve() / "pgdata"), cleanup_mode=None
-    )
+    server = embedded_server(data_dir.resolve() / "pgdata", cleanup_mode=None)
     uri: str = server.get_uri()
     logger.info("embedded postgres ready", extra={"action": "embedded_pg_started"})
     return uri

@@ -1,0 +1,36 @@
+"""Starting the embedded PostgreSQL: one process of the machine at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tether.core import db
+
+
+def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> None:
+    # run as root, pgserver creates its OS user on first use; processes doing so at once raced
+    # (initdb ran as a user id another useradd had replaced), so starters take turns
+    started: list[Any] = []
+    with open(db.EMBEDDED_LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another starter holds the lock
+        starter = threading.Thread(
+            target=lambda: started.append(
+                db.embedded_server(private_dir / "data", cleanup_mode="delete")
+            )
+        )
+        starter.start()
+        starter.join(timeout=1.0)
+        assert starter.is_alive() and not started  # waiting for its turn
+    starter.join(timeout=60)  # the lock was released with the file
+    assert len(started) == 1
+    server = started[0]
+    try:
+        with psycopg.connect(server.get_uri()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.cleanup()
