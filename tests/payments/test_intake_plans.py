@@ -13,7 +13,7 @@ import asyncio
 import psycopg
 
 from tether.core import db
-from tether.payments import codec, intake
+from tether.payments import codec, intake, repository
 from tether.payments.client import OppdragClient
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
@@ -87,3 +87,53 @@ async def test_batches_read_their_own_cases_not_the_whole_table(db_url: str) -> 
         await pool.close()
     # 50 new cases, each looked up a few times; a scan of every case reads 50,400 each time
     assert read < CASES // 10, f"a batch of 50 and its receipts read {read} rows of pay.sak"
+
+
+def _due_index_blocks(db_url: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0)"
+            " FROM pg_statio_user_indexes WHERE schemaname = 'pay' AND indexrelname = 'oppdrag_due'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_marking_orders_sent_finds_them_by_key_not_through_the_due_index(
+    db_url: str,
+) -> None:
+    # 20,000 orders stored and sent since the last vacuum: the partial index oppdrag_due
+    # (state MOTTATT) still holds an entry for each; the old statement scanned all of them
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE pay.oppdrag SET (autovacuum_enabled = false)")
+        conn.execute(
+            "INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids,"
+            " details, state, message_id, send_due_at)"
+            " SELECT gen_random_uuid(), 'DAGPENGER', 's' || g, 'k' || g, '<oppdrag/>', '', '{}',"
+            " '{}', 'MOTTATT', 'm' || g, now() FROM generate_series(1, 20000) g"
+        )
+        conn.execute("UPDATE pay.oppdrag SET state = 'HOS_OPPDRAG', send_due_at = NULL")
+        rows = conn.execute(
+            "INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids,"
+            " details, state, message_id, send_due_at)"
+            " SELECT gen_random_uuid(), 'DAGPENGER', 'new' || g, 'new' || g, '<oppdrag/>', '',"
+            " '{}', '{}', 'MOTTATT', 'new' || g, now() FROM generate_series(1, 5) g RETURNING id"
+        ).fetchall()
+    ids = [r[0] for r in rows]
+    pool = db.make_pool(db_url, min_size=1, max_size=1)  # one backend: its plans are cached
+    await pool.open(wait=True)
+    try:
+        before = _due_index_blocks(db_url)
+        marked = []
+        for _ in range(8):  # past the five calls after which a generic plan may be cached
+            async with db.transaction(pool) as conn:
+                marked.append(await repository.mark_orders_sent(conn, ids=ids))
+        async with pool.connection() as conn:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+        await asyncio.sleep(1)
+        read = _due_index_blocks(db_url) - before
+    finally:
+        await pool.close()
+    assert marked == [5, 0, 0, 0, 0, 0, 0, 0]  # sent once; later calls find nothing unsent
+    # the old statement read 137 blocks of the index in these 8 calls, this one 1
+    assert read < 40, f"marking 5 orders 8 times read {read} blocks of oppdrag_due"

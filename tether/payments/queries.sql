@@ -140,10 +140,14 @@ RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, 
 
 -- name: mark_orders_sent
 -- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten.
--- Rows locked in id order, as a batch of receipts locks them: the two cannot deadlock.
+-- Rows locked in id order, as a batch of receipts locks them: the two cannot deadlock. The ids
+-- come as an unnested array, found by primary key: with "id = ANY(array) AND state = 'MOTTATT'"
+-- the planner ANDed in a scan of the whole partial index oppdrag_due, which holds an entry for
+-- every order sent since the last vacuum (a cost that grew with the traffic)
 WITH locked AS MATERIALIZED (
-    SELECT id FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) AND state = 'MOTTATT'
-    ORDER BY id FOR UPDATE
+    SELECT o.id FROM pay.oppdrag o
+    WHERE o.id IN (SELECT unnest(%(ids)s::uuid[])) AND o.state = 'MOTTATT'
+    ORDER BY o.id FOR UPDATE
 ), sent AS (
     UPDATE pay.oppdrag o SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
                              last_error = NULL
