@@ -9,6 +9,7 @@ the whole table for every batch, more as it grows (migration 0006).
 from __future__ import annotations
 
 import asyncio
+from typing import LiteralString
 
 import psycopg
 
@@ -23,14 +24,20 @@ from .conftest import june, message, unique_settings
 CASES = 50_000
 
 
-def _case_rows_read(db_url: str) -> int:
+def _counter(db_url: str, query: LiteralString) -> int:
+    """One figure of the statistics views, read in a session of its own."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
-            " FROM pg_stat_user_tables WHERE schemaname = 'pay' AND relname = 'sak'"
-        ).fetchone()
+        row = conn.execute(query).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _case_rows_read(db_url: str) -> int:
+    return _counter(
+        db_url,
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+        " FROM pg_stat_user_tables WHERE schemaname = 'pay' AND relname = 'sak'",
+    )
 
 
 async def _reads_after(db_url: str, before: int) -> int:
@@ -90,13 +97,11 @@ async def test_batches_read_their_own_cases_not_the_whole_table(db_url: str) -> 
 
 
 def _due_index_blocks(db_url: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0)"
-            " FROM pg_statio_user_indexes WHERE schemaname = 'pay' AND indexrelname = 'oppdrag_due'"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return _counter(
+        db_url,
+        "SELECT coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0)"
+        " FROM pg_statio_user_indexes WHERE schemaname = 'pay' AND indexrelname = 'oppdrag_due'",
+    )
 
 
 async def test_marking_orders_sent_finds_them_by_key_not_through_the_due_index(
