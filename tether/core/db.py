@@ -6,11 +6,10 @@ returns dict rows. Each takes a connection so a use case can run several calls i
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -35,12 +34,16 @@ def embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
     """pgserver's server in ``pgdata`` (started, or joined), one process of the machine at a time.
 
     Run as root, pgserver creates an OS user for the server with ``useradd`` on first use and
-    runs initdb as that user. Processes doing so at once (tests under xdist, a fresh machine)
-    raced: one ran initdb as a user id another's ``useradd`` had just replaced, and failed."""
+    runs initdb as that user. The first fresh-clone test run on a machine here, three xdist
+    workers starting servers at once, lost one worker: its initdb ran as a user id that no
+    longer existed. Taking turns, one starter creates the user and the others find it."""
     import pgserver  # imported here: only the embedded mode needs it
 
     with open(EMBEDDED_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        with suppress(ImportError):  # no fcntl (Windows): no useradd either
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return pgserver.get_server(str(pgdata), cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
 
 
