@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tether.core import db
 
@@ -34,3 +35,16 @@ def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> N
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         server.cleanup()
+
+
+def test_embedded_server_starts_without_the_lock_where_it_cannot_be_opened(
+    private_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "EMBEDDED_LOCK", private_dir / "no-such-folder" / "lock")
+    server = db.embedded_server(private_dir / "data", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.cleanup()
+    assert not (private_dir / "no-such-folder").exists()

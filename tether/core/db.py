@@ -7,9 +7,10 @@ returns dict rows. Each takes a connection so a use case can run several calls i
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -39,12 +40,28 @@ def embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
     longer existed. Taking turns, one starter creates the user and the others find it."""
     import pgserver  # imported here: only the embedded mode needs it
 
-    with open(EMBEDDED_LOCK, "a") as lock:
-        with suppress(ImportError):  # no fcntl (Windows): no useradd either
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with _machine_lock():
         return pgserver.get_server(str(pgdata), cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _machine_lock() -> Iterator[None]:
+    """``EMBEDDED_LOCK``, held exclusively. Opened read-only, so a lock file another user made
+    (root's tests, say) serves everyone; where it cannot be opened, or there is no fcntl
+    (Windows: no useradd either), starters go without it."""
+    try:
+        import fcntl
+
+        fd = os.open(EMBEDDED_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+    except (ImportError, OSError) as exc:
+        logger.debug("starting the embedded server without the machine lock: %s", exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
