@@ -184,8 +184,9 @@ async def _configure(conn: Connection) -> None:
     for which compiling costs tens of milliseconds of CPU and saves next to nothing; the server
     decides by estimated cost, and a table that grew faster than its statistics pushed the
     estimate of a receipt batch past ``jit_above_cost`` (50-90 ms a batch, measured)."""
-    await conn.execute("SET TIME ZONE 'UTC'")
-    await conn.execute("SET jit = off")
+    await conn.execute(  # one round trip for both
+        "SELECT set_config('TimeZone', 'UTC', false), set_config('jit', 'off', false)"
+    )
     await conn.commit()
 
 
