@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from tether.core import db
 
 
 def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> None:
-    # run as root, pgserver creates its OS user on first use; processes doing so at once raced
-    # (initdb ran as a user id another useradd had replaced), so starters take turns
+    # run as root, pgserver creates its OS user on first use; starters take turns, so one
+    # creates it and the others find it
     started: list[Any] = []
-    with open(db.EMBEDDED_LOCK, "a") as held:
+    # opened as the product opens it (read-only): a lock file root made serves any user
+    with open(os.open(db.EMBEDDED_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)) as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another starter holds the lock
         starter = threading.Thread(
             target=lambda: started.append(
