@@ -12,6 +12,7 @@ import pytest
 
 from tests.accruals.run_fixtures import PERIOD_END, write_world
 from tether.accruals import loader, run
+from tether.accruals.exports import NEM12_QUALITY_METHOD
 from tether.accruals.ingest import ingest_files
 from tether.accruals.nem import ChannelDays, NemFile
 from tether.accruals.settings import AccrualsSettings
@@ -135,7 +136,8 @@ async def test_hand_computed_accounts(world: str) -> None:
     ]
     assert (summary["A7"]["amount_ex_gst"], summary["A7"]["kwh_actual"]) == ("9.42", "26.800")
     assert nem[1] == "200,QGAP000005,E1,1,E1,,,kWh,30,"
-    assert nem[2].startswith("300,20260331,0.000,0.250,0.500,0.750,0.000,") and ",E,," in nem[2]
+    assert nem[2].startswith("300,20260331,0.000,0.250,0.500,0.750,0.000,")
+    assert nem[2].endswith(",0.750,E55,,,20260407000000,")
 
 
 async def test_the_estimates_file_is_nem12_our_parser_reads(world: str, tmp_path: Path) -> None:
@@ -147,6 +149,8 @@ async def test_the_estimates_file_is_nem12_our_parser_reads(world: str, tmp_path
     assert parsed.errors == [] and not parsed.rejected
     assert sum(len(b.nmi) for b in days) == 1
     assert days[0].values[0][:4].tolist() == [0.0, 0.25, 0.5, 0.75]
+    assert days[0].quality_method.tolist() == [NEM12_QUALITY_METHOD] == ["E55"]
+    assert days[0].quality.tobytes() == b"E" * 48
 
 
 async def test_rerun_gives_identical_bytes_and_replaces_own_rows(world: str) -> None:

@@ -18,6 +18,12 @@ SUMMARY = "BUAAccountSummary.csv"
 LINES = "InvoiceLineItemMonthly.csv"
 NEM12 = "EstimatedIntervals_NEM12.csv"
 REPORT = "RunReport.json"
+# QualityMethod of every 300 row of NEM12: E + AEMO estimation type 55 (agreed method). Every
+# exported day is filled one way (energy._fill: segment profile x the account's micro-scalar), a
+# method no other type describes: not 51/52 (the meter's own previous year or reading), 53
+# (revision), 54 (linear), 56/57 (prior to a first reading: most have readings, which scale the
+# profile), 58 (zero). A second method would need its own code, stored per day.
+NEM12_QUALITY_METHOD = "E55"
 SUMMARY_COLUMNS = (
     "account_id",
     "nmi",
@@ -124,7 +130,8 @@ def lines_csv(conn: psycopg.Connection[Any], period_end: date) -> bytes:
 
 
 def nem12(conn: psycopg.Connection[Any], period_end: date, as_at: datetime) -> bytes:
-    """Estimated channel-days as NEM12, quality E, stamped with the run's as-at (not now)."""
+    """Estimated channel-days as NEM12 (NEM12_QUALITY_METHOD), stamped with the run's as-at
+    (not now), so a re-run writes the same bytes."""
     stamp = as_at.strftime("%Y%m%d%H%M")
     out = io.StringIO()
     out.write(f"100,NEM12,{stamp},TETHER,TETHER\n")
@@ -134,7 +141,7 @@ def nem12(conn: psycopg.Connection[Any], period_end: date, as_at: datetime) -> b
             current = (nmi, suffix)
             out.write(f"200,{nmi},{suffix},1,{suffix},,,kWh,30,\n")
         values = ",".join(f"{v:.3f}" for v in vals)
-        out.write(f"300,{day:%Y%m%d},{values},E,,,{stamp}00,\n")
+        out.write(f"300,{day:%Y%m%d},{values},{NEM12_QUALITY_METHOD},,,{stamp}00,\n")
     out.write("900\n")
     return out.getvalue().encode()
 
