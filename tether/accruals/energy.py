@@ -36,7 +36,11 @@ class Energy:
     flags: list[set[str]]
     segment: list[str]
     scalar: list[float]
-    est_days: list[tuple[int, str, date, list[float]]] = field(default_factory=list)
+    # account, suffix, day, values, and for a day filled only in part its read_methods (None:
+    # the whole day is ours); run._write copies them to acc.run_estimated_day
+    est_days: list[tuple[int, str, date, list[float], list[str | None] | None]] = field(
+        default_factory=list
+    )
     est_reads: list[tuple[int, str, date, date, float, str]] = field(default_factory=list)
 
 
@@ -109,7 +113,9 @@ def build(
         for i in np.unique(a[est[k, a, d].any(axis=1)]):
             energy.methods[int(i)].add("distributor")
         need_part = missing & valid[a, d][:, None]
-        _fill(energy, shapes, scal, month, weekend, k, a, d, need_part)
+        nmi = [acc.nmi[i] for i in idx]
+        read = _read_methods(conn, as_at, d0, nmi, k, a, d, q, need_part)
+        _fill(energy, shapes, scal, month, weekend, k, a, d, need_part, read)
     need = has[:, :, None] & valid[None] & ~present & interval[None, :, None]
     for k in range(3):
         a, d = np.nonzero(need[k])
@@ -157,10 +163,13 @@ def _fill(
     a: npt.NDArray[np.int64],
     d: npt.NDArray[np.int64],
     mask: npt.NDArray[np.bool_],
+    read: npt.NDArray[np.object_] | None = None,
 ) -> None:
-    """Profile x micro-scalar into the masked half-hours of (kind, account, day) rows."""
+    """Profile x micro-scalar into the masked half-hours of (kind, account, day) rows;
+    ``read``: per row, its read_methods (see _read_methods), None for a whole day."""
     rows = mask.any(axis=1)
     k, a, d, mask = k[rows], a[rows], d[rows], mask[rows]
+    read = np.full(len(a), None, object) if read is None else read[rows]
     if not len(a):
         return
     stack = np.stack(shapes)  # kind, account, month, weekend, 48
@@ -173,9 +182,45 @@ def _fill(
         e.methods[int(i)].add("profile")
     for i in np.unique(a[nan]):
         e.flags[int(i)].add("no_profile")
-    for kk, aa, dd in zip(k.tolist(), a.tolist(), d.tolist(), strict=True):
+    for kk, aa, dd, rr in zip(k.tolist(), a.tolist(), d.tolist(), read.tolist(), strict=True):
         day = e.d0 + timedelta(days=dd)
-        e.est_days.append((aa, SUFFIX[kk], day, [round(float(x), 3) for x in e.kwh[kk, aa, dd]]))
+        vals = [round(float(x), 3) for x in e.kwh[kk, aa, dd]]
+        e.est_days.append((aa, SUFFIX[kk], day, vals, rr))
+
+
+def _read_methods(
+    conn: psycopg.Connection[Any],
+    as_at: object,
+    d0: date,
+    nmi: list[str],
+    k: npt.NDArray[np.int64],
+    a: npt.NDArray[np.int64],
+    d: npt.NDArray[np.int64],
+    q: npt.NDArray[np.uint8],
+    filled: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.object_]:
+    """Per row of a day filled only in part: its half-hours' QualityMethods in the meter data,
+    None where we fill (so the export can write a V day whose 400 rows keep what was read); None
+    for every other row. One query for the chunk's few such days, none without any."""
+    out = np.full(len(a), None, object)
+    part = np.flatnonzero(filled.any(axis=1) & ~filled.all(axis=1))
+    if not len(part):
+        return out
+    days = [d0 + timedelta(days=x) for x in d[part].tolist()]
+    params = {
+        "as_at": as_at,
+        "nmi": [nmi[x] for x in a[part].tolist()],
+        "k": k[part].tolist(),
+        "day": days,
+        "first": min(days),
+        "last": max(days),
+    }
+    found = dict(conn.execute(Q["read_methods"], params).fetchall())
+    for n, row in enumerate(part.tolist(), start=1):
+        # the day window_days just read is there; its letters are only a fallback
+        methods = found.get(n) or [chr(x) for x in q[row].tolist()]
+        out[row] = [None if f else m for m, f in zip(methods, filled[row].tolist(), strict=True)]
+    return out
 
 
 def _basic(

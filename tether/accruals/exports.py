@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,11 +19,13 @@ SUMMARY = "BUAAccountSummary.csv"
 LINES = "InvoiceLineItemMonthly.csv"
 NEM12 = "EstimatedIntervals_NEM12.csv"
 REPORT = "RunReport.json"
-# QualityMethod of every 300 row of NEM12: E + AEMO estimation type 55 (agreed method). Every
-# exported day is filled one way (energy._fill: segment profile x the account's micro-scalar), a
-# method no other type describes: not 51/52 (the meter's own previous year or reading), 53
-# (revision), 54 (linear), 56/57 (prior to a first reading: most have readings, which scale the
-# profile), 58 (zero). A second method would need its own code, stored per day.
+# QualityMethod of what the run estimated in NEM12: E + AEMO estimation type 55 (agreed method).
+# Every exported day is filled one way (energy._fill: segment profile x the account's
+# micro-scalar), a method no other type describes: not 51/52 (the meter's own previous year or
+# reading), 53 (revision), 54 (linear), 56/57 (prior to a first reading: most have readings,
+# which scale the profile), 58 (zero). A second method would need its own code, stored per day.
+# A whole estimated day is a 300 row of this method; a day filled only in part is a V day whose
+# 400 rows give the filled intervals this method and the read ones their meter data's method.
 NEM12_QUALITY_METHOD = "E55"
 SUMMARY_COLUMNS = (
     "account_id",
@@ -136,14 +139,33 @@ def nem12(conn: psycopg.Connection[Any], period_end: date, as_at: datetime) -> b
     out = io.StringIO()
     out.write(f"100,NEM12,{stamp},TETHER,TETHER\n")
     current = None
-    for nmi, suffix, day, vals in conn.execute(Q["estimated_days"], {"period_end": period_end}):
+    rows = conn.execute(Q["estimated_days"], {"period_end": period_end})
+    for nmi, suffix, day, vals, read in rows:
         if (nmi, suffix) != current:
             current = (nmi, suffix)
             out.write(f"200,{nmi},{suffix},1,{suffix},,,kWh,30,\n")
         values = ",".join(f"{v:.3f}" for v in vals)
-        out.write(f"300,{day:%Y%m%d},{values},{NEM12_QUALITY_METHOD},,,{stamp}00,\n")
+        ranges = _ranges(read, len(vals))
+        method = ranges[0][2] if len(ranges) == 1 else "V"
+        out.write(f"300,{day:%Y%m%d},{values},{method},,,{stamp}00,\n")
+        if method == "V":
+            out.writelines(f"400,{first},{last},{m},,\n" for first, last, m in ranges)
     out.write("900\n")
     return out.getvalue().encode()
+
+
+def _ranges(read: list[str | None] | None, width: int) -> list[tuple[int, int, str]]:
+    """A day's runs of one QualityMethod as inclusive 1-based (first, last, method), covering
+    every interval in order: its 400 rows (a single run needs none: the 300 row carries it)."""
+    if read is None:  # a whole day of ours
+        return [(1, width, NEM12_QUALITY_METHOD)]
+    out: list[tuple[int, int, str]] = []
+    first = 1
+    for method, run in itertools.groupby(m or NEM12_QUALITY_METHOD for m in read):
+        last = first + sum(1 for _ in run) - 1
+        out.append((first, last, method))
+        first = last + 1
+    return out
 
 
 def report(

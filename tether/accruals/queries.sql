@@ -270,6 +270,35 @@ SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY suffix, day),
        array_agg(vals ORDER BY suffix, day), string_agg(q, '' ORDER BY suffix, day)
 FROM days GROUP BY a, k, width
 
+-- name: read_methods
+-- The QualityMethod of each half-hour of the channel-days a run fills only in part (energy.py),
+-- i = position in the arrays: an interval's own on a V day (its 400 range), else the day's; a
+-- half-hour of shorter intervals takes its worst one, ranked as columns.py ranks the letters
+-- (the first of equals). Two channels of one kind on a day (rare): the last suffix, as
+-- window_days orders them. The nmi and day filters are constants so that they reach both tables'
+-- indexes (a join clause does not enter channel_day_at's UNION ALL: it would scan them whole).
+WITH p AS (
+    SELECT u.i, u.nmi, u.k, u.day
+    FROM unnest(%(nmi)s::text[], %(k)s::int[], %(day)s::date[]) WITH ORDINALITY
+         AS u (nmi, k, day, i)),
+c AS (
+    SELECT DISTINCT ON (p.i) p.i, 30 / c.interval_length AS step, c.interval_length AS len,
+           c.quality_method AS qm, c.interval_methods AS ranges
+    FROM p JOIN acc.channel_day_at(%(as_at)s) c ON c.nmi = p.nmi AND c.day = p.day
+    WHERE c.nmi = ANY(%(nmi)s::text[]) AND c.day BETWEEN %(first)s AND %(last)s
+      AND acc.channel_kind(c.suffix) = p.k AND c.uom = 'kWh'
+    ORDER BY p.i, c.suffix DESC),
+iv AS (
+    SELECT DISTINCT ON (c.i, (n - 1) / c.step) c.i, (n - 1) / c.step AS h, m.m
+    FROM c CROSS JOIN generate_series(1, 1440 / c.len) AS n
+    LEFT JOIN jsonb_array_elements(c.ranges) AS r (e)
+           ON n BETWEEN (r.e ->> 0)::int AND (r.e ->> 1)::int
+    CROSS JOIN LATERAL (SELECT coalesce(r.e ->> 2, c.qm) AS m) m
+    ORDER BY c.i, (n - 1) / c.step,
+             CASE left(m.m, 1) WHEN 'A' THEN 0 WHEN 'F' THEN 1 WHEN 'E' THEN 2 WHEN 'S' THEN 2
+                  ELSE 3 END DESC, n)
+SELECT i, array_agg(m ORDER BY h) FROM iv GROUP BY i
+
 -- name: delete_profiles
 DELETE FROM acc.run_profile WHERE period_end = %(period_end)s
 
@@ -393,7 +422,8 @@ COPY acc.run_estimated_read (period_end, account_id, nmi, suffix, from_date, rea
     method) FROM STDIN
 
 -- name: copy_estimated_days
-COPY acc.run_estimated_day (period_end, account_id, nmi, suffix, day, vals) FROM STDIN
+COPY acc.run_estimated_day (period_end, account_id, nmi, suffix, day, vals, read_methods)
+FROM STDIN
 
 -- name: copy_failures
 COPY acc.run_failure (period_end, account_id, step, reason) FROM STDIN
@@ -421,7 +451,7 @@ FROM acc.run_line WHERE period_end = %(period_end)s
 ORDER BY account_id, month, charge_code, rate
 
 -- name: estimated_days
-SELECT nmi, suffix, day, vals FROM acc.run_estimated_day
+SELECT nmi, suffix, day, vals, read_methods FROM acc.run_estimated_day
 WHERE period_end = %(period_end)s ORDER BY nmi, suffix, day
 
 -- name: run_totals

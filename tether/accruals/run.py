@@ -264,11 +264,14 @@ def _write(
                         )
                     )
         with cur.copy(Q["copy_estimated_days"]) as copy:
-            for p, suffix, day, vals in e.est_days:
-                if p not in bad:  # the array as its text literal: repr round-trips each float
-                    text = "{" + ",".join(map(repr, vals)) + "}"
+            for p, suffix, day, vals, read in e.est_days:
+                if p not in bad:  # arrays as text literals: repr round-trips each float,
+                    text = "{" + ",".join(map(repr, vals)) + "}"  # a QualityMethod needs no quotes
+                    methods = (
+                        None if read is None else "{" + ",".join(m or "NULL" for m in read) + "}"
+                    )
                     copy.write_row(
-                        (period_end, acc.ids[idx[p]], acc.nmi[idx[p]], suffix, day, text)
+                        (period_end, acc.ids[idx[p]], acc.nmi[idx[p]], suffix, day, text, methods)
                     )
 
 
