@@ -4,7 +4,8 @@ One file is one transaction: its batches are copied (binary COPY, see ingest_cop
 tables as the parser yields them (parsing runs in a thread while PostgreSQL digests the previous
 batch), then merged into
 ``acc.channel_day`` / ``acc.basic_read`` keeping the newest UpdateDateTime (the versions it
-replaces go to ``acc.*_superseded``, for the runs' as-at snapshots). A rejected file rolls back
+replaces, and staged versions older than the one that won, go to ``acc.*_superseded``, for the
+runs' as-at snapshots). A rejected file rolls back
 everything it copied and is logged with its errors; a partial file stores its good rows and
 logs each quarantined one (line, reason) in ``acc.meter_file_error``.
 """
@@ -133,8 +134,10 @@ async def ingest_file(
                 raise _Rollback
             result = tally.result(name, nem.errors)
             file_id = await _insert_file(conn, result, nem.format, None)
-            await conn.execute(queries["md_merge_channel_days"], {"file_id": file_id})
-            await conn.execute(queries["md_merge_basic_reads"], {"file_id": file_id})
+            merge = {"file_id": file_id, "staged": tally.channel_days}
+            await conn.execute(queries["md_merge_channel_days"], merge)
+            merge = {"file_id": file_id, "staged": tally.basic_reads}
+            await conn.execute(queries["md_merge_basic_reads"], merge)
             await _copy_errors(conn, file_id, nem.errors)
     except _Rollback:
         return await _log_rejected(conn, name, nem.format, nem.errors, nem.rejected)

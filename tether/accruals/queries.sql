@@ -1,11 +1,16 @@
 -- === meter data ===
 -- Staging tables live for one file's transaction; the merge keeps, per NMI-channel-day (or
--- basic read), the newest UpdateDateTime (a later file wins a tie; older versions are ignored;
--- a row delivered again unchanged is not rewritten, so re-sent files cost no writes). A row the
--- merge replaces is kept in acc.*_superseded by a trigger of the same statement (0003), so runs
--- still see it as at their as-at.
+-- basic read), the newest UpdateDateTime (a later file wins a tie; a row delivered again
+-- unchanged is not rewritten, so re-sent files cost no writes). A row the merge replaces is kept
+-- in acc.*_superseded by a trigger of the same statement (0003), and a staged version older than
+-- the one that won (the stored row, or a newer one of the same file) by the statement itself
+-- (0004), so runs still see each as at their as-at.
 
 -- name: md_create_stage
+-- Without JIT in the file's transaction, whatever the caller's connection: the merges' estimated
+-- cost (the per-row probes of their rarely run lost part) passes jit_above_cost, and compiling
+-- them took about a second a file.
+SET LOCAL jit = off;
 CREATE TEMP TABLE md_stage_cd (
     -- fixed-width columns first, then text: the order of ingest_copy's binary rows
     day date, interval_length smallint, total float8, update_datetime timestamptz,
@@ -39,63 +44,195 @@ RETURNING file_id
 
 -- name: md_merge_channel_days
 -- Times arrive as -infinity for "none" (fixed-width binary COPY) and become NULL here.
-INSERT INTO acc.channel_day AS t (
+-- merged: what the upsert stored (returned rows only: inserted or replaced). lost: every other
+-- staged version, the file's winner refused as older or identical and a file's own older rows,
+-- with the version that beat it (w: the row stored now, else the stored one, read as of the
+-- statement's start: a key only a concurrent ingest stored has none, and its version is kept).
+-- Kept: a version older than w (by UpdateDateTime as the merge, and by version time as the
+-- snapshot), once per key and version time (the file's last row, as the merge would have kept),
+-- unless identical to the stored one (the trigger keeps that when it is replaced) or to one
+-- already kept. When every staged row was stored (a first load) the one-time filter on
+-- %(staged)s skips lost entirely; otherwise only lost rows look up the stored and kept rows
+-- (OFFSET 0: an index probe per row, never a join over the tables).
+WITH merged AS (
+    INSERT INTO acc.channel_day AS t (
+        nmi, suffix, day, register_id, uom, interval_length, "values", qualities,
+        quality_method, reason_code, reason_description, interval_methods, total,
+        update_datetime, msats_load_datetime, file_id, line)
+    SELECT DISTINCT ON (nmi, suffix, day)
+           nmi, suffix, day, register_id, uom, interval_length, "values", qualities,
+           quality_method, reason_code, reason_description, interval_methods, total,
+           nullif(update_datetime, '-infinity'), nullif(msats_load_datetime, '-infinity'),
+           %(file_id)s, line
+    FROM md_stage_cd
+    ORDER BY nmi, suffix, day, update_datetime DESC NULLS LAST, line DESC
+    ON CONFLICT (nmi, suffix, day) DO UPDATE SET
+        register_id = excluded.register_id, uom = excluded.uom,
+        interval_length = excluded.interval_length, "values" = excluded."values",
+        qualities = excluded.qualities, quality_method = excluded.quality_method,
+        reason_code = excluded.reason_code, reason_description = excluded.reason_description,
+        interval_methods = excluded.interval_methods, total = excluded.total,
+        update_datetime = excluded.update_datetime,
+        msats_load_datetime = excluded.msats_load_datetime,
+        file_id = excluded.file_id, line = excluded.line
+    WHERE coalesce(excluded.update_datetime, '-infinity')
+            > coalesce(t.update_datetime, '-infinity')
+       OR (coalesce(excluded.update_datetime, '-infinity')
+             = coalesce(t.update_datetime, '-infinity')
+           AND (excluded."values", excluded.qualities, excluded.quality_method, excluded.uom,
+                excluded.register_id, excluded.reason_code, excluded.interval_methods)
+               IS DISTINCT FROM (t."values", t.qualities, t.quality_method, t.uom,
+                                 t.register_id, t.reason_code, t.interval_methods))
+    RETURNING nmi, suffix, day, line, update_datetime, msats_load_datetime),
+lost AS (
+    SELECT DISTINCT ON (s.nmi, s.suffix, s.day, v.ud, v.ms)
+           s.nmi, s.suffix, s.day, s.register_id, s.uom, s.interval_length, s."values",
+           s.qualities, s.quality_method, s.reason_code, s.reason_description,
+           s.interval_methods, s.total, v.ud, v.ms, s.line
+    FROM md_stage_cd s
+    LEFT JOIN merged m ON (m.nmi, m.suffix, m.day) = (s.nmi, s.suffix, s.day)
+    CROSS JOIN LATERAL (SELECT nullif(s.update_datetime, '-infinity') AS ud,
+                               nullif(s.msats_load_datetime, '-infinity') AS ms) v
+    LEFT JOIN LATERAL (
+        SELECT c.update_datetime AS ud, c.msats_load_datetime AS ms FROM acc.channel_day c
+        WHERE m.nmi IS NULL AND (c.nmi, c.suffix, c.day) = (s.nmi, s.suffix, s.day)
+        OFFSET 0) c ON true
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN m.nmi IS NULL THEN c.ud ELSE m.update_datetime END AS ud,
+               CASE WHEN m.nmi IS NULL THEN c.ms ELSE m.msats_load_datetime END AS ms) w
+    WHERE (SELECT count(*) FROM merged) < %(staged)s
+      AND m.line IS DISTINCT FROM s.line
+      AND coalesce(v.ud, v.ms) IS NOT NULL
+      AND (coalesce(w.ud, w.ms) IS NULL
+           OR (coalesce(v.ud, '-infinity') < coalesce(w.ud, '-infinity')
+               AND coalesce(v.ud, v.ms) < coalesce(w.ud, w.ms)))
+    ORDER BY s.nmi, s.suffix, s.day, v.ud, v.ms, s.line DESC)
+INSERT INTO acc.channel_day_superseded (
     nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
     reason_code, reason_description, interval_methods, total, update_datetime,
     msats_load_datetime, file_id, line)
-SELECT DISTINCT ON (nmi, suffix, day)
-       nmi, suffix, day, register_id, uom, interval_length, "values", qualities, quality_method,
-       reason_code, reason_description, interval_methods, total,
-       nullif(update_datetime, '-infinity'), nullif(msats_load_datetime, '-infinity'),
-       %(file_id)s, line
-FROM md_stage_cd
-ORDER BY nmi, suffix, day, update_datetime DESC NULLS LAST, line DESC
-ON CONFLICT (nmi, suffix, day) DO UPDATE SET
-    register_id = excluded.register_id, uom = excluded.uom,
-    interval_length = excluded.interval_length, "values" = excluded."values",
-    qualities = excluded.qualities, quality_method = excluded.quality_method,
-    reason_code = excluded.reason_code, reason_description = excluded.reason_description,
-    interval_methods = excluded.interval_methods, total = excluded.total,
-    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
-    file_id = excluded.file_id, line = excluded.line
-WHERE coalesce(excluded.update_datetime, '-infinity') > coalesce(t.update_datetime, '-infinity')
-   OR (coalesce(excluded.update_datetime, '-infinity') = coalesce(t.update_datetime, '-infinity')
-       AND (excluded."values", excluded.qualities, excluded.quality_method, excluded.uom,
-            excluded.register_id, excluded.reason_code, excluded.interval_methods)
-           IS DISTINCT FROM (t."values", t.qualities, t.quality_method, t.uom, t.register_id,
-                             t.reason_code, t.interval_methods))
+SELECT l.nmi, l.suffix, l.day, l.register_id, l.uom, l.interval_length, l."values", l.qualities,
+       l.quality_method, l.reason_code, l.reason_description, l.interval_methods, l.total, l.ud,
+       l.ms, %(file_id)s, l.line
+FROM lost l
+WHERE NOT EXISTS (
+          SELECT FROM acc.channel_day k
+          WHERE (k.nmi, k.suffix, k.day) = (l.nmi, l.suffix, l.day)
+            AND (k.update_datetime, k.msats_load_datetime, k."values", k.qualities,
+                 k.quality_method, k.uom, k.register_id, k.reason_code, k.interval_methods)
+                IS NOT DISTINCT FROM (l.ud, l.ms, l."values", l.qualities, l.quality_method,
+                                      l.uom, l.register_id, l.reason_code, l.interval_methods)
+          OFFSET 0)
+  AND NOT EXISTS (
+          SELECT FROM acc.channel_day_superseded k
+          WHERE (k.nmi, k.suffix, k.day) = (l.nmi, l.suffix, l.day)
+            AND (k.update_datetime, k.msats_load_datetime, k."values", k.qualities,
+                 k.quality_method, k.uom, k.register_id, k.reason_code, k.interval_methods)
+                IS NOT DISTINCT FROM (l.ud, l.ms, l."values", l.qualities, l.quality_method,
+                                      l.uom, l.register_id, l.reason_code, l.interval_methods)
+          OFFSET 0)
 
 -- name: md_merge_basic_reads
-INSERT INTO acc.basic_read AS t (
+-- As md_merge_channel_days (merged, lost, kept), per NMI, suffix, register and read time.
+WITH merged AS (
+    INSERT INTO acc.basic_read AS t (
+        nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+        previous_quality, current_read, current_read_at, current_quality, current_reason_code,
+        quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, source,
+        file_id, line)
+    SELECT DISTINCT ON (nmi, suffix, register_id, current_read_at)
+           nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
+           previous_quality, current_read, current_read_at, current_quality,
+           current_reason_code, quantity, uom, next_scheduled_read, update_datetime,
+           msats_load_datetime, 'file', %(file_id)s, line
+    FROM md_stage_br
+    ORDER BY nmi, suffix, register_id, current_read_at, update_datetime DESC NULLS LAST,
+             line DESC
+    ON CONFLICT (nmi, suffix, register_id, current_read_at) DO UPDATE SET
+        meter_serial = excluded.meter_serial, direction = excluded.direction,
+        previous_read = excluded.previous_read, previous_read_at = excluded.previous_read_at,
+        previous_quality = excluded.previous_quality, current_read = excluded.current_read,
+        current_quality = excluded.current_quality,
+        current_reason_code = excluded.current_reason_code, quantity = excluded.quantity,
+        uom = excluded.uom, next_scheduled_read = excluded.next_scheduled_read,
+        update_datetime = excluded.update_datetime,
+        msats_load_datetime = excluded.msats_load_datetime,
+        source = excluded.source, file_id = excluded.file_id, line = excluded.line
+    WHERE coalesce(excluded.update_datetime, '-infinity')
+            > coalesce(t.update_datetime, '-infinity')
+       OR (coalesce(excluded.update_datetime, '-infinity')
+             = coalesce(t.update_datetime, '-infinity')
+           AND (excluded.meter_serial, excluded.direction, excluded.previous_read,
+                excluded.previous_read_at, excluded.previous_quality, excluded.current_read,
+                excluded.current_quality, excluded.current_reason_code, excluded.quantity,
+                excluded.uom, excluded.next_scheduled_read, excluded.source)
+               IS DISTINCT FROM (t.meter_serial, t.direction, t.previous_read,
+                                 t.previous_read_at, t.previous_quality, t.current_read,
+                                 t.current_quality, t.current_reason_code, t.quantity, t.uom,
+                                 t.next_scheduled_read, t.source))
+    RETURNING nmi, suffix, register_id, current_read_at, line, update_datetime,
+              msats_load_datetime),
+lost AS (
+    SELECT DISTINCT ON (s.nmi, s.suffix, s.register_id, s.current_read_at, s.update_datetime,
+                        s.msats_load_datetime) s.*
+    FROM md_stage_br s
+    LEFT JOIN merged m
+        ON (m.nmi, m.suffix, m.register_id, m.current_read_at)
+         = (s.nmi, s.suffix, s.register_id, s.current_read_at)
+    LEFT JOIN LATERAL (
+        SELECT b.update_datetime AS ud, b.msats_load_datetime AS ms FROM acc.basic_read b
+        WHERE m.nmi IS NULL
+          AND (b.nmi, b.suffix, b.register_id, b.current_read_at)
+            = (s.nmi, s.suffix, s.register_id, s.current_read_at)
+        OFFSET 0) b ON true
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN m.nmi IS NULL THEN b.ud ELSE m.update_datetime END AS ud,
+               CASE WHEN m.nmi IS NULL THEN b.ms ELSE m.msats_load_datetime END AS ms) w
+    WHERE (SELECT count(*) FROM merged) < %(staged)s
+      AND m.line IS DISTINCT FROM s.line
+      AND coalesce(s.update_datetime, s.msats_load_datetime) IS NOT NULL
+      AND (coalesce(w.ud, w.ms) IS NULL
+           OR (coalesce(s.update_datetime, '-infinity') < coalesce(w.ud, '-infinity')
+               AND coalesce(s.update_datetime, s.msats_load_datetime)
+                   < coalesce(w.ud, w.ms)))
+    ORDER BY s.nmi, s.suffix, s.register_id, s.current_read_at, s.update_datetime,
+             s.msats_load_datetime, s.line DESC)
+INSERT INTO acc.basic_read_superseded (
     nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
     previous_quality, current_read, current_read_at, current_quality, current_reason_code,
-    quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, source, file_id, line)
-SELECT DISTINCT ON (nmi, suffix, register_id, current_read_at)
-       nmi, register_id, suffix, meter_serial, direction, previous_read, previous_read_at,
-       previous_quality, current_read, current_read_at, current_quality, current_reason_code,
-       quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, 'file',
-       %(file_id)s, line
-FROM md_stage_br
-ORDER BY nmi, suffix, register_id, current_read_at, update_datetime DESC NULLS LAST, line DESC
-ON CONFLICT (nmi, suffix, register_id, current_read_at) DO UPDATE SET
-    meter_serial = excluded.meter_serial, direction = excluded.direction,
-    previous_read = excluded.previous_read, previous_read_at = excluded.previous_read_at,
-    previous_quality = excluded.previous_quality, current_read = excluded.current_read,
-    current_quality = excluded.current_quality,
-    current_reason_code = excluded.current_reason_code, quantity = excluded.quantity,
-    uom = excluded.uom, next_scheduled_read = excluded.next_scheduled_read,
-    update_datetime = excluded.update_datetime, msats_load_datetime = excluded.msats_load_datetime,
-    source = excluded.source, file_id = excluded.file_id, line = excluded.line
-WHERE coalesce(excluded.update_datetime, '-infinity') > coalesce(t.update_datetime, '-infinity')
-   OR (coalesce(excluded.update_datetime, '-infinity') = coalesce(t.update_datetime, '-infinity')
-       AND (excluded.meter_serial, excluded.direction, excluded.previous_read,
-            excluded.previous_read_at, excluded.previous_quality, excluded.current_read,
-            excluded.current_quality, excluded.current_reason_code, excluded.quantity,
-            excluded.uom, excluded.next_scheduled_read, excluded.source)
-           IS DISTINCT FROM (t.meter_serial, t.direction, t.previous_read, t.previous_read_at,
-                             t.previous_quality, t.current_read, t.current_quality,
-                             t.current_reason_code, t.quantity, t.uom, t.next_scheduled_read,
-                             t.source))
+    quantity, uom, next_scheduled_read, update_datetime, msats_load_datetime, source, file_id,
+    line)
+SELECT l.nmi, l.register_id, l.suffix, l.meter_serial, l.direction, l.previous_read,
+       l.previous_read_at, l.previous_quality, l.current_read, l.current_read_at,
+       l.current_quality, l.current_reason_code, l.quantity, l.uom, l.next_scheduled_read,
+       l.update_datetime, l.msats_load_datetime, 'file', %(file_id)s, l.line
+FROM lost l
+WHERE NOT EXISTS (
+          SELECT FROM acc.basic_read k
+          WHERE (k.nmi, k.suffix, k.register_id, k.current_read_at)
+              = (l.nmi, l.suffix, l.register_id, l.current_read_at)
+            AND (k.update_datetime, k.msats_load_datetime, k.meter_serial, k.direction,
+                 k.previous_read, k.previous_read_at, k.previous_quality, k.current_read,
+                 k.current_quality, k.current_reason_code, k.quantity, k.uom,
+                 k.next_scheduled_read, k.source)
+                IS NOT DISTINCT FROM (l.update_datetime, l.msats_load_datetime, l.meter_serial,
+                    l.direction, l.previous_read, l.previous_read_at, l.previous_quality,
+                    l.current_read, l.current_quality, l.current_reason_code, l.quantity, l.uom,
+                    l.next_scheduled_read, 'file')
+          OFFSET 0)
+  AND NOT EXISTS (
+          SELECT FROM acc.basic_read_superseded k
+          WHERE (k.nmi, k.suffix, k.register_id, k.current_read_at)
+              = (l.nmi, l.suffix, l.register_id, l.current_read_at)
+            AND (k.update_datetime, k.msats_load_datetime, k.meter_serial, k.direction,
+                 k.previous_read, k.previous_read_at, k.previous_quality, k.current_read,
+                 k.current_quality, k.current_reason_code, k.quantity, k.uom,
+                 k.next_scheduled_read, k.source)
+                IS NOT DISTINCT FROM (l.update_datetime, l.msats_load_datetime, l.meter_serial,
+                    l.direction, l.previous_read, l.previous_read_at, l.previous_quality,
+                    l.current_read, l.current_quality, l.current_reason_code, l.quantity, l.uom,
+                    l.next_scheduled_read, 'file')
+          OFFSET 0)
 
 -- name: md_channel_days_of_nmi
 SELECT nmi, suffix, register_id, uom, interval_length, day, "values", qualities, quality_method,

@@ -1,0 +1,134 @@
+"""Older versions kept for the as-at snapshot (real ingest and runs on PostgreSQL).
+
+docs/accruals.md, "Snapshot": a version older than the stored one is kept in acc.*_superseded
+(once), and the snapshot takes the newest version by version time whatever the order it was
+kept in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.accruals.run_fixtures import PERIOD_END, nem12, nem13, write_world
+from tests.accruals.test_run_asat import (
+    AFTER_REVISION,
+    AS_AT,
+    SETTINGS,
+    a1_kwh,
+    ingest,
+    revision_nem12,
+    revision_nem13,
+    scalar,
+    superseded,
+)
+from tether.accruals import loader, run
+from tether.core import migrations
+
+NEWEST = "20260420120000"  # AEST, all after AS_AT (2026-04-07 00:00 AEST)
+OLDER = "20260410120000"
+OLDEST = "20260405120000"
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path) -> str:
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    files = write_world(tmp_path)
+    for kind in ("accounts", "tariffs", "invoices"):
+        assert loader.load(db_url, kind, files[kind]).status == "loaded"
+    texts = [(files[k], files[k].read_text()) for k in ("nem12", "nem13")]
+    assert [r.status for r in await ingest(db_url, *texts)] == ["loaded", "loaded"]
+    return db_url
+
+
+def at(stamp: str) -> datetime:
+    """A yyyyMMddHHmmss market time (AEST) as an aware datetime, one second later."""
+    aest = datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC) - timedelta(hours=10)
+    return aest + timedelta(seconds=1)
+
+
+def a1_total(url: str, as_at: datetime) -> Any:
+    return scalar(
+        url,
+        "SELECT round(total::numeric, 3)::float8 FROM acc.channel_day_at(%s)"
+        " WHERE nmi = 'QTOU000001' AND suffix = 'E1' AND day = '2026-03-31'",
+        as_at,
+    )
+
+
+def a4_read(url: str, as_at: datetime) -> Any:
+    return scalar(
+        url, "SELECT current_read FROM acc.basic_read_at(%s) WHERE nmi = 'QBAS000004'", as_at
+    )
+
+
+def nem13_version(update: str, read: str) -> str:
+    return revision_nem13(update).replace("000400,", f"000{read},")
+
+
+async def test_an_older_version_is_kept_and_used_by_an_as_at_run(
+    world: str, tmp_path: Path
+) -> None:
+    """The newest revision first, then two older ones, the oldest last: before, each older one
+    was ignored and a run as at a time between them saw the world's first version."""
+    for name, update, value, read in (
+        ("newest", NEWEST, "1.1", "401"),
+        ("older", OLDER, "0.9", "400"),
+        ("oldest", OLDEST, "0.7", "390"),
+    ):
+        texts = [
+            (tmp_path / f"{name}12.csv", revision_nem12(update, value)),
+            (tmp_path / f"{name}13.csv", nem13_version(update, read)),
+        ]
+        assert [r.status for r in await ingest(world, *texts)] == ["loaded", "loaded"]
+    assert a1_total(world, datetime(2026, 12, 1, tzinfo=UTC)) == 52.8  # the newest is current
+    # world's first version, and the two older ones: kept though they replaced nothing
+    assert superseded(world) == (2 + 2 * 2, 1 + 2)
+    # by version time, not by the order they were kept in (the oldest was kept last)
+    times = (at("20260401120000"), at(OLDEST), at(OLDER), at(NEWEST))
+    assert [a1_total(world, t) for t in times] == [24, 33.6, 43.2, 52.8]
+    assert [a4_read(world, t) for t in times] == [380, 390, 400, 401]
+
+    kwh = []  # A1's, by runs as at the world's version, AS_AT and AFTER_REVISION
+    for attempt, as_at in enumerate((times[0], AS_AT, AFTER_REVISION), start=1):
+        run.run_inline(world, PERIOD_END, as_at, SETTINGS, attempt=attempt)
+        kwh.append(a1_kwh(world))
+    # as at AS_AT (2026-04-07) the oldest version (04-05), after 04-10 the older one
+    assert kwh[1] == pytest.approx(kwh[0] + 48 * (0.7 - 0.5))
+    assert kwh[2] == pytest.approx(kwh[0] + 48 * (0.9 - 0.5))
+
+
+async def test_within_one_file_the_older_versions_are_kept_too(world: str, tmp_path: Path) -> None:
+    day = ",".join(["0.8"] * 48)
+    text = revision_nem12(NEWEST, "1.1").replace(
+        "900\n", f"200,QFLT000003,E1,1,E1,N1,M3,kWh,30,\n300,20260315,{day},A,,,{OLDER},\n900\n"
+    )
+    assert [r.status for r in await ingest(world, (tmp_path / "both.csv", text))] == ["loaded"]
+    day15 = (
+        "SELECT round(total::numeric, 3)::float8 FROM acc.channel_day_at(%s)"
+        " WHERE nmi = 'QFLT000003' AND day = '2026-03-15'"
+    )
+    assert [scalar(world, day15, at(t)) for t in (OLDER, NEWEST)] == [38.4, 52.8]
+
+
+async def test_an_identical_older_version_is_not_kept_twice(world: str, tmp_path: Path) -> None:
+    newest = [
+        (tmp_path / "n12.csv", revision_nem12(NEWEST, "1.1")),
+        (tmp_path / "n13.csv", nem13_version(NEWEST, "401")),
+    ]
+    older = [revision_nem12(OLDER, "0.9"), nem13_version(OLDER, "400")]
+    assert [r.status for r in await ingest(world, *newest)] == ["loaded", "loaded"]
+    assert superseded(world) == (2, 1)  # the world's versions of the two days and the read
+    await ingest(world, *((tmp_path / f"o{i}.csv", text) for i, text in enumerate(older)))
+    assert superseded(world) == (4, 2)
+    # the same older versions again, then each twice in one file
+    await ingest(world, *((tmp_path / f"a{i}.csv", text) for i, text in enumerate(older)))
+    twice = [t.replace("900\n", "\n".join(t.splitlines()[1:-1]) + "\n900\n") for t in older]
+    await ingest(world, *((tmp_path / f"t{i}.csv", text) for i, text in enumerate(twice)))
+    # the world's own files again: their versions are kept already (replaced by the newest)
+    await ingest(world, (tmp_path / "w12.csv", nem12()), (tmp_path / "w13.csv", nem13()))
+    assert superseded(world) == (4, 2)
+    assert (a1_total(world, at(OLDER)), a4_read(world, at(OLDER))) == (43.2, 400)
