@@ -1,8 +1,10 @@
-"""Older versions kept for the as-at snapshot (real ingest and runs on PostgreSQL).
+"""Older versions kept for the as-at snapshot, the retention purge and the re-run guard (real
+ingest, runs and CLI on PostgreSQL).
 
-docs/accruals.md, "Snapshot": a version older than the stored one is kept in acc.*_superseded
-(once), and the snapshot takes the newest version by version time whatever the order it was
-kept in.
+docs/accruals.md, "Snapshot" and "Retention": a version older than the stored one is kept in
+acc.*_superseded (once), the snapshot takes the newest version by version time whatever the
+order it was kept in, `tether accruals purge-superseded` deletes versions kept before the
+retention horizon, and a run whose as-at is before the horizon of a purge is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+from typer.testing import CliRunner
 
 from tests.accruals.run_fixtures import PERIOD_END, nem12, nem13, write_world
 from tests.accruals.test_run_asat import (
@@ -19,14 +26,22 @@ from tests.accruals.test_run_asat import (
     AS_AT,
     SETTINGS,
     a1_kwh,
+    exports,
     ingest,
     revision_nem12,
     revision_nem13,
     scalar,
     superseded,
 )
-from tether.accruals import loader, run
+from tether.accruals import api, flow, loader, retention, run
+from tether.accruals.retention import SnapshotPurged
+from tether.accruals.service import build
+from tether.accruals.settings import AccrualsSettings
 from tether.core import migrations
+from tether.core.api import install_error_handlers
+from tether.core.bootstrap import Runtime
+from tether.core.security import install_security
+from tether.core.settings import Settings
 
 NEWEST = "20260420120000"  # AEST, all after AS_AT (2026-04-07 00:00 AEST)
 OLDER = "20260410120000"
@@ -132,3 +147,123 @@ async def test_an_identical_older_version_is_not_kept_twice(world: str, tmp_path
     await ingest(world, (tmp_path / "w12.csv", nem12()), (tmp_path / "w13.csv", nem13()))
     assert superseded(world) == (4, 2)
     assert (a1_total(world, at(OLDER)), a4_read(world, at(OLDER))) == (43.2, 400)
+
+
+def age(url: str, table: str, days: int, where: str) -> None:
+    """Make the versions of ``table`` matching ``where`` kept ``days`` days ago."""
+    sql = f"UPDATE acc.{table} SET superseded_at = now() - make_interval(days => %s) WHERE {where}"
+    with psycopg.connect(url) as conn:
+        conn.execute(sql, (days,))  # type: ignore[arg-type]
+
+
+def cli(url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from tether.accruals.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    return CliRunner().invoke(app, list(args))
+
+
+async def test_purge_deletes_only_what_is_past_the_horizon(
+    world: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, update, value in (("n", NEWEST, "1.1"), ("o", OLDER, "0.9")):
+        texts = [
+            (tmp_path / f"{name}12.csv", revision_nem12(update, value)),
+            (tmp_path / f"{name}13.csv", nem13_version(update, "40" + value[-1])),
+        ]
+        await ingest(world, *texts)
+    assert superseded(world) == (4, 2)
+    age(world, "channel_day_superseded", 401, "update_datetime < '2026-04-05'")  # the world's 2
+    age(world, "channel_day_superseded", 399, "update_datetime > '2026-04-05'")
+    age(world, "basic_read_superseded", 500, "current_read = 380")
+    before = a1_total(world, at(OLDER))
+
+    dry = cli(world, monkeypatch, "purge-superseded", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would delete 2 channel-day and 1 basic read versions" in dry.stdout
+    assert "(retention 400 days)" in dry.stdout
+    assert superseded(world) == (4, 2)  # nothing went
+    assert scalar(world, "SELECT count(*) FROM acc.superseded_purge") == 0
+
+    done = cli(world, monkeypatch, "purge-superseded", "--batch-size", "1")
+    assert done.exit_code == 0, done.output
+    assert "deleted 2 channel-day and 1 basic read versions" in done.stdout
+    assert superseded(world) == (2, 1)
+    assert scalar(world, "SELECT min(superseded_at) > now() - interval '400 days'"
+                  " FROM acc.channel_day_superseded")  # fmt: skip
+    assert a1_total(world, at(OLDER)) == before  # within the retention: still as it was
+    log = "SELECT channel_days, basic_reads, retention_days FROM acc.superseded_purge"
+    with psycopg.connect(world) as conn:
+        assert conn.execute(log).fetchall() == [(2, 1, 400)]
+
+    again = cli(world, monkeypatch, "purge-superseded")
+    assert "deleted 0 channel-day and 0 basic read versions" in again.stdout
+    assert "--dry-run" in cli(world, monkeypatch, "purge-superseded", "--help").stdout
+
+
+def test_a_run_under_way_holds_the_horizon_back(world: str) -> None:
+    """Its later stages still read the snapshot as at its as-at."""
+    old = datetime.now(UTC) - timedelta(days=500)
+    with psycopg.connect(world) as conn:
+        conn.execute(
+            "INSERT INTO acc.run (period_end, as_at, workflow_id, status)"
+            " VALUES ('2025-06-30', %s, 'w', 'running')",
+            (old,),
+        )
+    result = retention.purge(world, SETTINGS)
+    assert result.horizon == old and result.channel_days == 0
+
+
+async def test_a_run_as_at_before_the_purge_horizon_is_refused(
+    world: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run.run_inline(world, PERIOD_END, AS_AT, SETTINGS)
+    first = exports(world)
+    await ingest(world, (tmp_path / "n12.csv", revision_nem12(NEWEST, "1.1")))
+    run.run_inline(world, PERIOD_END, AS_AT, SETTINGS, attempt=2)  # nothing purged: allowed
+    assert exports(world) == first
+
+    short = SETTINGS.model_copy(update={"superseded_retention_days": 1})
+    horizon = retention.purge(world, short).horizon  # yesterday: after the run's as-at
+    with pytest.raises(SnapshotPurged, match=r"before .* the horizon of the last purge"):
+        run.run_inline(world, PERIOD_END, AS_AT, SETTINGS, attempt=3)
+    for submit in (
+        lambda: flow.submit(world, SETTINGS, PERIOD_END, None),
+        lambda: flow.resubmit(world, SETTINGS, PERIOD_END),
+    ):
+        with pytest.raises(SnapshotPurged, match="--as-at"):
+            submit()
+    refused = cli(world, monkeypatch, "run", "--period-end", "2026-03-31")
+    assert refused.exit_code == 1
+    assert "can no longer be rebuilt" in " ".join(refused.output.split())
+    assert exports(world) == first  # the last attempt's files stay as they were
+    assert scalar(world, "SELECT attempt FROM acc.run") == 2
+
+    later = horizon + timedelta(seconds=1)  # a new snapshot, at or after the horizon: allowed
+    run.run_inline(world, PERIOD_END, later, SETTINGS, attempt=3)
+    assert scalar(world, "SELECT status FROM acc.run") == "finished"
+
+
+async def test_the_api_refuses_such_a_run_with_409(
+    world: str, settings: Settings, pool: AsyncConnectionPool[Any], auth_headers: dict[str, str]
+) -> None:
+    run.run_inline(world, PERIOD_END, AS_AT, SETTINGS)
+    retention.purge(world, SETTINGS.model_copy(update={"superseded_retention_days": 1}))
+    runtime = Runtime(
+        settings=settings, database_url=world, pool=pool, overrides={AccrualsSettings: SETTINGS}
+    )
+    async with build(runtime) as svc:
+        app = FastAPI()
+        install_error_handlers(app)
+        install_security(app, settings, pool=lambda: pool)
+        app.include_router(api.router)
+        app.state.accruals = svc
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tether", headers=auth_headers
+        ) as http:
+            rerun = await http.post("/api/v1/accruals/runs", json={"period_end": "2026-03-31"})
+            resubmit = await http.post("/api/v1/accruals/runs/2026-03-31/resubmit")
+    for answer in (rerun, resubmit):
+        assert answer.status_code == 409, answer.text
+        assert "horizon of the last purge" in answer.text

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse
 
 from tether.accruals import exports, service
 from tether.accruals.meterdata import read_meter_data
+from tether.accruals.retention import SnapshotPurged
 from tether.accruals.service import AccrualsService
 from tether.core.auth import PAGE, READ, WRITE
 from tether.core.web import render
@@ -100,18 +101,30 @@ async def meter_data(
     return found.as_json()
 
 
-@api_write.post("/runs", status_code=202)
+PURGED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Its as-at is before the last purge of superseded meter data"}
+}
+
+
+@api_write.post("/runs", status_code=202, responses=PURGED)
 async def submit_run(body: RunRequest, svc: Service) -> Submitted:
-    """Queue the run of a period end (re-running replaces its own results); workers run it."""
+    """Queue the run of a period end (re-running replaces its own results); workers run it.
+
+    409 when superseded meter data as at its as-at were purged: it could not be reproduced."""
     from tether.accruals import flow
 
     if body.as_at is not None and body.as_at.tzinfo is None:
         raise HTTPException(422, "as_at needs an offset")
-    wid = await asyncio.to_thread(flow.submit, svc.url, svc.settings, body.period_end, body.as_at)
+    try:
+        wid = await asyncio.to_thread(
+            flow.submit, svc.url, svc.settings, body.period_end, body.as_at
+        )
+    except SnapshotPurged as exc:
+        raise HTTPException(409, str(exc)) from None
     return Submitted(workflow_id=wid, period_end=body.period_end)
 
 
-@api_write.post("/runs/{period_end}/resubmit", status_code=202)
+@api_write.post("/runs/{period_end}/resubmit", status_code=202, responses=PURGED)
 async def resubmit_run(period_end: date, svc: Service) -> Submitted:
     """Price the run's failed accounts again (nothing else), then re-export."""
     from tether.accruals import flow
@@ -120,6 +133,8 @@ async def resubmit_run(period_end: date, svc: Service) -> Submitted:
         wid = await asyncio.to_thread(flow.resubmit, svc.url, svc.settings, period_end)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
+    except SnapshotPurged as exc:
+        raise HTTPException(409, str(exc)) from None
     return Submitted(workflow_id=wid, period_end=period_end)
 
 

@@ -1,4 +1,4 @@
-"""``tether accruals ...``: ingest, load, generate, run, runs, resubmit, worker."""
+"""``tether accruals ...``: ingest, load, generate, run, runs, resubmit, purge-superseded."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from tether.accruals import service
 from tether.accruals.cli_ingest import ingest
 from tether.accruals.loader import KINDS
+from tether.accruals.retention import SnapshotPurged
 from tether.accruals.settings import AccrualsSettings
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
@@ -164,7 +165,10 @@ def run_cmd(
     if stamp is not None and stamp.tzinfo is None:
         raise typer.BadParameter("--as-at needs an offset, e.g. 2026-12-07T00:00:00+10:00")
     url = _url()
-    wid = flow.submit(url, AccrualsSettings(), day, stamp)
+    try:
+        wid = flow.submit(url, AccrualsSettings(), day, stamp)
+    except SnapshotPurged as exc:
+        raise typer.Exit(_fail(str(exc))) from None
     console.print(f"workflow {wid}")
     if not wait:
         return
@@ -223,7 +227,7 @@ def resubmit(period_end: PeriodEnd) -> None:
     day, url = _day(period_end), _url()
     try:
         wid = flow.resubmit(url, AccrualsSettings(), day)
-    except LookupError as exc:
+    except (LookupError, SnapshotPurged) as exc:
         raise typer.Exit(_fail(str(exc))) from None
     _executor(url, "cli")
     try:
@@ -231,6 +235,42 @@ def resubmit(period_end: PeriodEnd) -> None:
     finally:
         workflows.shutdown()
     _print_run(url, day, None)
+
+
+@app.command("purge-superseded")
+def purge_superseded(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Rows deleted per transaction.", min=1)] = 10_000,
+) -> None:
+    """Delete superseded meter data versions older than the retention.
+
+    Every version of a channel-day or basic read that an ingest replaced (or found older than
+    the stored one) is kept in acc.*_superseded, so that a run date re-run later sees the data
+    as at its as-at and writes the same files. This deletes the versions kept more than
+    TETHER_ACCRUALS_SUPERSEDED_RETENTION_DAYS (400) days ago (not past the as-at of a run still
+    under way), in batches of --batch-size rows, each its own transaction, and prints how many
+    went. A run or re-run whose as-at is before that horizon is refused from then on: its
+    snapshot can no longer be rebuilt. Safe to run at any time, e.g. daily.
+    """
+    from tether.accruals import retention
+
+    settings, url = AccrualsSettings(), _url()
+    with console.status("purging") as status:
+
+        def progress(table: str, gone: int) -> None:
+            status.update(f"purging: {gone} {table.replace('_', ' ')} deleted")
+
+        result = retention.purge(
+            url, settings, dry_run=dry_run, batch=batch_size, progress=progress
+        )
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {result.channel_days} channel-day and {result.basic_reads} basic read versions"
+        f" superseded before {result.horizon.isoformat()}"
+        f" (retention {settings.superseded_retention_days} days)"
+    )
 
 
 if __name__ == "__main__":

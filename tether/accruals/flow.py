@@ -15,7 +15,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tether.accruals import run
+from tether.accruals import retention, run
 from tether.accruals.settings import AccrualsSettings
 from tether.core import workflows
 
@@ -159,7 +159,8 @@ def submit(url: str, settings: AccrualsSettings, period_end: date, as_at: dateti
     """Queue (or join, when one is under way) the run of ``period_end``; its workflow id.
 
     A finished or failed run date starts a new attempt (``-rN``), which first deletes the run
-    date's own rows, then recomputes them from the same snapshot."""
+    date's own rows, then recomputes them from the same snapshot; refused
+    (retention.SnapshotPurged) when versions as at its as-at were purged since."""
     attempt, running = run.next_attempt(url, period_end)
     state = workflows.status(url, running) if running else None
     if state in ("PENDING", "ENQUEUED"):
@@ -167,6 +168,7 @@ def submit(url: str, settings: AccrualsSettings, period_end: date, as_at: dateti
     if running and state is not None:
         attempt += 1  # marked running, but its workflow ended (cancelled, or lost its worker)
     stamp = as_at or run.default_as_at(period_end, settings)
+    retention.check(url, stamp)
     wid = run.workflow_id(period_end, attempt)
     workflows.register_queues(url, queues(settings))
     args = (period_end.isoformat(), stamp.isoformat(), attempt)
@@ -179,6 +181,7 @@ def resubmit(url: str, settings: AccrualsSettings, period_end: date) -> str:
     if found is None:
         raise LookupError(f"no run for {period_end}")
     wid, as_at = found
+    retention.check(url, as_at)  # its accounts would be priced from another snapshot
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workflows.register_queues(url, queues(settings))
     args = (period_end.isoformat(), as_at.isoformat())

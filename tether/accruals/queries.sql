@@ -251,6 +251,49 @@ WHERE nmi = %(nmi)s
   AND previous_read_at < (%(date_to)s::date + 1)::timestamp AT TIME ZONE 'Australia/Brisbane'
 ORDER BY suffix, register_id, current_read_at
 
+-- === retention of superseded versions (0005, retention.py) ===
+-- A purge records its horizon before it deletes, and a run checks the latest horizon in the
+-- transaction that starts its attempt: both under this lock, so a run that starts while a purge
+-- begins either is seen by it as running (its as-at bounds the horizon) or sees its horizon.
+
+-- name: retention_lock
+SELECT pg_advisory_xact_lock(hashtext('tether.accruals.superseded_purge'))
+
+-- name: purged_before
+SELECT max(horizon) AS horizon FROM acc.superseded_purge
+
+-- name: purge_horizon
+-- Versions kept before this went out of every snapshot as at it or later (a replacement's
+-- version time is at or before its load). A run still under way holds it back to its as-at.
+SELECT least(now() - make_interval(days => %(days)s),
+             (SELECT min(as_at) FROM acc.run WHERE status = 'running')) AS horizon
+
+-- name: purge_begin
+INSERT INTO acc.superseded_purge (horizon, retention_days) VALUES (%(horizon)s, %(days)s)
+RETURNING purge_id
+
+-- name: purge_count
+SELECT (SELECT count(*) FROM acc.channel_day_superseded
+        WHERE superseded_at < %(horizon)s) AS channel_days,
+       (SELECT count(*) FROM acc.basic_read_superseded
+        WHERE superseded_at < %(horizon)s) AS basic_reads
+
+-- name: purge_channel_days
+-- One bounded batch (its own transaction): the oldest first, found by superseded_at's index.
+DELETE FROM acc.channel_day_superseded WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM acc.channel_day_superseded WHERE superseded_at < %(horizon)s
+    ORDER BY superseded_at LIMIT %(batch)s))
+
+-- name: purge_basic_reads
+DELETE FROM acc.basic_read_superseded WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM acc.basic_read_superseded WHERE superseded_at < %(horizon)s
+    ORDER BY superseded_at LIMIT %(batch)s))
+
+-- name: purge_end
+UPDATE acc.superseded_purge
+SET finished_at = now(), channel_days = %(channel_days)s, basic_reads = %(basic_reads)s
+WHERE purge_id = %(purge_id)s
+
 -- === run ===
 -- Every run query is keyed by the period end (the run's identity). "Snapshot" = meter data as
 -- at the run's as-at, read only through acc.channel_day_at / acc.basic_read_at (0003: per key,

@@ -19,7 +19,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from tether.accruals import energy, estimate, exports, parallel, pricing, tariffs
+from tether.accruals import energy, estimate, exports, parallel, pricing, retention, tariffs
 from tether.accruals.settings import AccrualsSettings
 from tether.accruals.sql import Q
 
@@ -75,8 +75,11 @@ def stage(
 
 
 def prepare(url: str, period_end: date, as_at: datetime, attempt: int, s: AccrualsSettings) -> int:
-    """Start the attempt: drop the run date's previous rows, snapshot accounts; chunk count."""
+    """Start the attempt: drop the run date's previous rows, snapshot accounts; chunk count.
+
+    Refused (retention.SnapshotPurged) when superseded versions as at ``as_at`` were purged."""
     with psycopg.connect(url) as conn, conn.transaction():
+        retention.check_as_at(conn, as_at)
         conn.execute(
             Q["run_begin"],
             {

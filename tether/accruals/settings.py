@@ -18,6 +18,12 @@ class AccrualsSettings(BaseSettings):
         description="Default as-at = period end + this many days, 00:00 market time (AEST), so a"
         " re-run without --as-at sees the same snapshot.",
     )
+    superseded_retention_days: int = Field(
+        default=400,
+        ge=1,
+        description="Replaced meter data versions are kept this long (purge-superseded), so a"
+        " re-run as at a time within it (a year's run dates) still sees the same snapshot.",
+    )
     profile_days: int = Field(default=35, description="Days of actual reads behind a profile.")
     history_days: int = Field(default=91, description="Window of the micro-scalar history.")
     min_contributors: int = Field(default=30, description="NMIs a segment profile needs.")
