@@ -251,7 +251,7 @@ WHERE nmi = %(nmi)s
   AND previous_read_at < (%(date_to)s::date + 1)::timestamp AT TIME ZONE 'Australia/Brisbane'
 ORDER BY suffix, register_id, current_read_at
 
--- === retention of superseded versions (0005, retention.py) ===
+-- === retention of superseded versions (0006, retention.py) ===
 -- A purge records its horizon before it deletes, and a run checks the latest horizon in the
 -- transaction that starts its attempt: both under this lock, so a run that starts while a purge
 -- begins either is seen by it as running (its as-at bounds the horizon) or sees its horizon.
