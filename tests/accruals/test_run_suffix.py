@@ -1,0 +1,195 @@
+"""Estimated channel-days under the meter's own NMI suffix (real PostgreSQL): a meter whose
+channels are `11` and `41` is exported as `11` and `41`, not as the kind's usual `E1`/`E2`; an
+account with two channels of one kind (`E1` and `11`) is estimated, each channel filling its own
+missing intervals, and its energy is counted once."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.accruals.run_fixtures import ACCOUNTS, INVOICES, PERIOD_END, TARIFFS, UPDATED
+from tether.accruals import loader, run
+from tether.accruals.exports import NEM12
+from tether.accruals.ingest import ingest_files
+from tether.accruals.settings import AccrualsSettings
+from tether.core import db, migrations
+
+SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
+MON, TUE = date(2026, 3, 30), PERIOD_END  # A5's and A7's unbilled days (billed to 3/29)
+E1_DAY, S11_DAY = [0.2] * 48, [0.1] * 48  # A5's two general channels on a read day
+
+
+def _row(
+    d: date, values: list[float], method: str = "A", ranges: tuple[str, ...] = ()
+) -> list[str]:
+    text = ",".join(f"{v:g}" for v in values)
+    return [f"300,{d:%Y%m%d},{text},{method},,,{UPDATED},", *ranges]
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def nem12() -> str:
+    """A1: no data (the fallback E1). A3: one general channel `11`, a day missing. A5: general
+    `E1` and `11`, both with null intervals on 3/30, neither on 3/31. A7: general `11` read to
+    the end, controlled `41` stopping before the unbilled window."""
+    lines = ["100,NEM12,202604011200,MDP,RET", "200,QFLT000003,11,1,11,N1,M3,kWh,30,"]
+    for d in _days(date(2026, 1, 1), PERIOD_END):
+        if d != date(2026, 2, 10):
+            lines += _row(d, [0.25] * 48)
+    week = _days(date(2026, 3, 23), date(2026, 3, 29))
+    lines.append("200,QGAP000005,E111,1,E1,N1,M5,kWh,30,")
+    for d in week:
+        lines += _row(d, E1_DAY)
+    part = [0.2] * 30 + [0.0] * 18
+    lines += _row(MON, part, "V", ("400,1,30,A,,", "400,31,48,N,,"))
+    lines.append("200,QGAP000005,E111,2,11,N1,M5,kWh,30,")
+    for d in week:
+        lines += _row(d, S11_DAY)
+    part = [0.1] * 40 + [0.0] * 8
+    lines += _row(MON, part, "V", ("400,1,40,A,,", "400,41,48,N,,"))
+    lines.append("200,QCTL000007,1141,1,11,N1,M7,kWh,30,")
+    for d in [*week, MON, TUE]:
+        lines += _row(d, [0.25] * 48)
+    lines.append("200,QCTL000007,1141,2,41,N1,M7,kWh,30,")
+    for d in week[:-1]:
+        lines += _row(d, [0.1 if i < 14 else 0.0 for i in range(48)])
+    lines.append("900")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path) -> str:
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    files = {"accounts": ACCOUNTS, "tariffs": TARIFFS, "invoices": INVOICES, "nem12": nem12()}
+    for name, text in files.items():
+        (tmp_path / f"{name}.csv").write_text(text)
+    for kind in ("accounts", "tariffs", "invoices"):
+        result = loader.load(db_url, kind, tmp_path / f"{kind}.csv")
+        assert result.status == "loaded", result.errors
+    pool = db.make_pool(db_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    try:
+        ingested = await ingest_files(pool, [tmp_path / "nem12.csv"])
+    finally:
+        await pool.close()
+    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])]
+    return db_url
+
+
+def run_and_export(url: str) -> bytes:
+    run.run_inline(url, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
+            (PERIOD_END, NEM12),
+        ).fetchone()
+    assert row is not None
+    return bytes(row[0])
+
+
+Stored = dict[tuple[str, str, date], tuple[list[float], list[str | None] | None]]
+
+
+def stored(url: str) -> Stored:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT nmi, suffix, day, vals, read_methods FROM acc.run_estimated_day"
+            " WHERE period_end = %s",
+            (PERIOD_END,),
+        ).fetchall()
+    return {(nmi, suffix, day): (vals, read) for nmi, suffix, day, vals, read in rows}
+
+
+def failures(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT account_id, reason FROM acc.run_failure WHERE period_end = %s", (PERIOD_END,)
+        ).fetchall()
+
+
+def summary_kwh(url: str, account_id: str) -> tuple[float, float]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT kwh_actual, kwh_estimated FROM acc.run_result"
+            " WHERE period_end = %s AND account_id = %s",
+            (PERIOD_END, account_id),
+        ).fetchone()
+    assert row is not None, f"{account_id} has no result"
+    return float(row[0]), float(row[1])
+
+
+def channels(content: bytes) -> set[tuple[str, str]]:
+    """(NMI, suffix) of every 200 row, checking that the 200 row names its own suffix."""
+    out = set()
+    for line in content.decode().splitlines():
+        f = line.split(",")
+        if f[0] == "200":
+            assert f[2] == f[4]  # NMIConfiguration and NMISuffix as the export writes them
+            out.add((f[1], f[4]))
+    return out
+
+
+async def test_estimated_days_carry_the_meters_own_suffix(world: str) -> None:
+    content = run_and_export(world)
+    rows = stored(world)
+    # the meter's channels, never a kind's usual suffix it does not have; A1 has no data at all
+    # and takes E1, the general channel's usual suffix
+    expected = {
+        ("QTOU000001", "E1"),
+        ("QFLT000003", "11"),
+        ("QGAP000005", "E1"),
+        ("QGAP000005", "11"),
+        ("QCTL000007", "41"),
+    }
+    assert channels(content) == expected == {(nmi, s) for nmi, s, _ in rows}
+    assert {d for nmi, s, d in rows if nmi == "QFLT000003"} == {date(2026, 2, 10)}
+    # A7's controlled load has no data in the unbilled window: the channel its data last used
+    assert {(s, d) for nmi, s, d in rows if nmi == "QCTL000007"} == {("41", MON), ("41", TUE)}
+
+
+async def test_two_channels_of_one_kind_are_each_estimated(world: str) -> None:
+    run_and_export(world)
+    assert failures(world) == []
+    rows = stored(world)
+    a5 = {(s, d): v for (nmi, s, d), v in rows.items() if nmi == "QGAP000005"}
+    # 3/30: each channel's own V day; 3/31, no channel read: the kind once, under the channel
+    # its data used most recently (both read 3/30: the lowest suffix)
+    assert set(a5) == {("E1", MON), ("11", MON), ("11", TUE)}
+    e1, e1_read = a5[("E1", MON)]
+    s11, s11_read = a5[("11", MON)]
+    whole, whole_read = a5[("11", TUE)]
+    assert whole_read is None
+    assert e1_read == ["A"] * 30 + [None] * 18 and s11_read == ["A"] * 40 + [None] * 8
+    assert (e1[:30], s11[:40]) == ([0.2] * 30, [0.1] * 40)  # the read intervals as read
+    # a missing half-hour of a day both channels read shares the kind's estimate between them
+    # (3/30 and 3/31 are both March weekdays: the same profile cell)
+    assert sum(whole) > 0
+    assert np.allclose(e1[30:], np.array(whole[30:]) / 2, atol=1e-3)
+    assert np.allclose(s11[40:], np.array(whole[40:]) / 2, atol=1e-3)
+
+
+async def test_an_accounts_energy_is_counted_once(world: str) -> None:
+    run_and_export(world)
+    rows = stored(world)
+    # A5: every unbilled day is estimated (in part or whole), so its rows hold all its energy
+    a5 = sum(sum(v) for (nmi, _, _), (v, _) in rows.items() if nmi == "QGAP000005")
+    actual, estimated = summary_kwh(world, "A5")
+    assert actual + estimated == pytest.approx(a5, abs=0.05)
+    assert actual == 0  # a day filled in part counts as estimated, as for one channel
+    # A7: its general channel read on both days, its controlled load estimated under 41
+    a7 = sum(sum(v) for (nmi, _, _), (v, _) in rows.items() if nmi == "QCTL000007")
+    actual, estimated = summary_kwh(world, "A7")
+    assert actual == pytest.approx(0.25 * 48 * 2)
+    assert estimated == pytest.approx(a7, abs=0.05)
+
+
+async def test_a_rerun_writes_the_same_suffixes(world: str) -> None:
+    first = run_and_export(world)
+    assert run_and_export(world) == first
