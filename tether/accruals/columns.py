@@ -1,5 +1,5 @@
 """Channel-days from PostgreSQL straight into numpy: one binary COPY row per account, channel
-kind and day width, its days aggregated into a 2-D float8 array.
+(or channel kind) and day width, its days aggregated into a 2-D float8 array.
 
 A chunk is a few thousand rows instead of one per channel-day, and each row's days x values
 become one ``np.frombuffer`` view: no Python object per value, no per-day message.
@@ -21,7 +21,9 @@ _FLOAT8S = np.dtype([("len", ">i4"), ("v", ">f8")])
 
 
 class Days:
-    """Rows: account index, day index, kind code, values (rows x 48 kWh), quality letters."""
+    """Rows: account index, day index, kind code, values (rows x 48 kWh), quality letters; and,
+    where the query sends the channel's suffix, its code ``c`` into ``suffixes`` (sorted, so
+    codes order as the suffixes do; -1 without one)."""
 
     def __init__(
         self,
@@ -30,8 +32,12 @@ class Days:
         k: npt.NDArray[np.int64],
         vals: npt.NDArray[np.float64],
         q: npt.NDArray[np.uint8],
+        c: npt.NDArray[np.int64] | None = None,
+        suffixes: list[str] | None = None,
     ) -> None:
         self.a, self.d, self.k, self.vals, self.q = a, d, k, vals, q
+        self.c = np.full(len(a), -1, np.int64) if c is None else c
+        self.suffixes = suffixes or []
 
     def __len__(self) -> int:
         return len(self.a)
@@ -40,7 +46,8 @@ class Days:
 def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str, Any]) -> Days:
     """Run ``query`` in one binary COPY. It must select, per group of channel-days of one
     account, kind and day width: a int4, k int4, days int4[], values float8[][] (days x width;
-    width 1 = the day's total), qualities text (the days' letters concatenated)."""
+    width 1 = the day's total), qualities text (the days' letters concatenated), and may add
+    the group's channel suffix text (then a group is one channel's days)."""
     buf = bytearray()
     conn.execute("SET LOCAL work_mem = '256MB'")  # the groups' sorts stay in memory
     with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params) as cp:
@@ -49,8 +56,10 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
     data = bytes(buf)
     i32 = _I32.unpack_from
     parts: list[Days] = []
+    names: list[str | None] = []
     pos, end = _HEADER, len(data) - 2
     while pos < end:
+        fields = int.from_bytes(data[pos : pos + 2], "big")
         a, k = i32(data, pos + 6)[0], i32(data, pos + 14)[0]
         pos += 18
         dlen = i32(data, pos)[0]
@@ -69,15 +78,26 @@ def fetch(conn: psycopg.Connection[Any], query: LiteralString, params: dict[str,
         qlen = i32(data, pos)[0]
         q = np.frombuffer(data, np.uint8, qlen, pos + 4).reshape(rows, width)
         pos += 4 + qlen
+        name = None
+        if fields == 6:
+            slen = i32(data, pos)[0]
+            name = data[pos + 4 : pos + 4 + slen].decode()
+            pos += 4 + slen
         parts.append(_half_hours(a, k, days, vals, q))
+        names.append(name)
     if not parts:
         return Days(*(np.zeros(0, np.int64),) * 3, np.zeros((0, 48)), np.zeros((0, 48), np.uint8))
+    suffixes = sorted({x for x in names if x is not None})
+    code = {x: i for i, x in enumerate(suffixes)}
+    codes = np.array([-1 if x is None else code[x] for x in names], np.int64)
     return Days(
         np.concatenate([p.a for p in parts]),
         np.concatenate([p.d for p in parts]),
         np.concatenate([p.k for p in parts]),
         np.concatenate([p.vals for p in parts]),
         np.concatenate([p.q for p in parts]),
+        np.repeat(codes, [len(p) for p in parts]),
+        suffixes,
     )
 
 

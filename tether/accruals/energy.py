@@ -4,6 +4,11 @@ Interval meters: stored channel-days (actual A/F; the distributor's E/S count as
 then segment profile x micro-scalar for missing days and missing (N) intervals. Basic meters:
 reads spread evenly over their days, then an estimated read up to the period end at the last
 actual read's daily average (else segment x micro-scalar), shaped by the segment profile.
+
+Energy is summed per channel kind (what pricing needs); each estimated channel-day is kept under
+the meter's own suffix. Two channels of one kind on a day (E1 and 11) share the kind's estimate
+of a half-hour equally; a day no channel of the kind read is estimated once, under the channel
+the account's data used last (docs/accruals.md, stage `price`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from tether.accruals import columns
 from tether.accruals.estimate import KINDS, Accounts, Profiles
 from tether.accruals.sql import Q
 
-SUFFIX = ("E1", "E2", "B1")  # suffix of an estimated channel the account has no data of
+SUFFIX = ("E1", "E2", "B1")  # suffix of an estimated kind the account has never had data of
 Q_EST = np.frombuffer(b"ESV", np.uint8)
 Q_N = ord("N")
 
@@ -102,21 +107,38 @@ def build(
     got = columns.fetch(
         conn, Q["window_days"], {"ids": ids, "d0": d0, "period_end": period_end, "as_at": as_at}
     )
-    if len(got):
-        keep = interval[got.a]
-        a, d, k, v, q = got.a[keep], got.d[keep], got.k[keep], got.vals[keep], got.q[keep]
+    nmi = [acc.nmi[i] for i in idx]
+    last = np.full((3, n), None, object)  # suffix of the channel each kind's data used last
+    known = np.zeros((3, n), bool)
+    keep = np.flatnonzero(interval[got.a])
+    if len(keep):
+        # by (kind, account, day, suffix): channels of one kind on a day add up in one order
+        keep = keep[np.lexsort((got.c[keep], got.d[keep], got.a[keep], got.k[keep]))]
+        a, d, k, c = got.a[keep], got.d[keep], got.k[keep], got.c[keep]
+        v, q = got.vals[keep], got.q[keep]
+        sfx = np.array(got.suffixes, object)[c]
+        first = np.r_[True, (np.diff(k) != 0) | (np.diff(a) != 0) | (np.diff(d) != 0)]
         missing = (q == Q_N) | ~np.isfinite(v)
-        kwh[k, a, d] = np.where(missing, 0.0, v)
-        est[k, a, d] = np.isin(q, Q_EST)
+        v = np.where(missing, 0.0, v)
+        q_est = np.isin(q, Q_EST)
+        _add(energy, k, a, d, v, q_est, first)
         present[k, a, d] = True
         has[k, a] = True
-        for i in np.unique(a[est[k, a, d].any(axis=1)]):
+        for i in np.unique(a[q_est.any(axis=1)]):
             energy.methods[int(i)].add("distributor")
+        # per (kind, account): the channel of its latest day (two that day: the lowest suffix)
+        by = np.lexsort((c, -d, a, k))
+        top = by[np.r_[True, (np.diff(k[by]) != 0) | (np.diff(a[by]) != 0)]]
+        last[k[top], a[top]] = sfx[top]
+        known[k[top], a[top]] = True
+        heads = np.flatnonzero(first)
+        width = np.diff(np.r_[heads, len(a)])  # channels of the kind that day
+        share = 1.0 / np.repeat(width, width)
         need_part = missing & valid[a, d][:, None]
-        nmi = [acc.nmi[i] for i in idx]
-        read = _read_methods(conn, as_at, d0, nmi, k, a, d, q, need_part)
-        _fill(energy, shapes, scal, month, weekend, k, a, d, need_part, read)
+        read = _read_methods(conn, as_at, d0, nmi, sfx, a, d, q, need_part)
+        _fill(energy, shapes, scal, month, weekend, k, a, d, need_part, sfx, v, share, read)
     need = has[:, :, None] & valid[None] & ~present & interval[None, :, None]
+    _last_suffixes(conn, as_at, d0, nmi, last, need.any(axis=2) & ~known)
     for k in range(3):
         a, d = np.nonzero(need[k])
         _fill(
@@ -129,6 +151,7 @@ def build(
             a,
             d,
             np.ones((len(a), 48), bool),
+            last[k, a],
         )
     basic = [p for p in range(n) if not interval[p]]
     if basic:
@@ -153,6 +176,27 @@ def build(
     return energy
 
 
+def _add(
+    e: Energy,
+    k: npt.NDArray[np.int64],
+    a: npt.NDArray[np.int64],
+    d: npt.NDArray[np.int64],
+    v: npt.NDArray[np.float64],
+    flag: npt.NDArray[np.bool_],
+    first: npt.NDArray[np.bool_],
+) -> None:
+    """Channel-day rows into their kind's day: ``first`` marks each (kind, account, day)'s first
+    row (a plain store: nearly every row); a second channel of the kind adds to it, in row order."""
+    if first.all():  # one channel per kind and day: no copy of the rows
+        e.kwh[k, a, d], e.est[k, a, d] = v, flag
+        return
+    e.kwh[k[first], a[first], d[first]] = v[first]
+    e.est[k[first], a[first], d[first]] = flag[first]
+    more = ~first
+    np.add.at(e.kwh, (k[more], a[more], d[more]), v[more])
+    np.logical_or.at(e.est, (k[more], a[more], d[more]), flag[more])
+
+
 def _fill(
     e: Energy,
     shapes: list[npt.NDArray[np.float64]],
@@ -163,12 +207,17 @@ def _fill(
     a: npt.NDArray[np.int64],
     d: npt.NDArray[np.int64],
     mask: npt.NDArray[np.bool_],
+    suffix: npt.NDArray[np.object_],
+    vals: npt.NDArray[np.float64] | None = None,
+    share: npt.NDArray[np.float64] | None = None,
     read: npt.NDArray[np.object_] | None = None,
 ) -> None:
-    """Profile x micro-scalar into the masked half-hours of (kind, account, day) rows;
-    ``read``: per row, its read_methods (see _read_methods), None for a whole day."""
+    """Profile x micro-scalar into the masked half-hours of channel-day rows (of channel
+    ``suffix``), x the row's ``share`` of its kind's estimate; ``vals``: the rows' read values
+    (None: whole days no channel of the kind read, one row per kind-day); ``read``: per row, its
+    read_methods (see _read_methods), None for a whole day."""
     rows = mask.any(axis=1)
-    k, a, d, mask = k[rows], a[rows], d[rows], mask[rows]
+    k, a, d, mask, suffix = k[rows], a[rows], d[rows], mask[rows], suffix[rows]
     read = np.full(len(a), None, object) if read is None else read[rows]
     if not len(a):
         return
@@ -176,16 +225,23 @@ def _fill(
     prof = stack[k, a, month[d], weekend[d]]
     nan = ~np.isfinite(prof).all(axis=1) | (prof.sum(axis=1) == 0)
     fill = np.nan_to_num(prof) * scal[k, a][:, None]
-    e.kwh[k, a, d] = np.where(mask, fill, e.kwh[k, a, d])
-    e.est[k, a, d] |= mask
+    if vals is None or share is None:
+        own = fill
+        e.kwh[k, a, d] = fill
+        e.est[k, a, d] = True
+    else:
+        fill *= share[rows][:, None]
+        own = np.where(mask, fill, vals[rows])
+        np.add.at(e.kwh, (k, a, d), np.where(mask, fill, 0.0))
+        np.logical_or.at(e.est, (k, a, d), mask)
     for i in np.unique(a):
         e.methods[int(i)].add("profile")
     for i in np.unique(a[nan]):
         e.flags[int(i)].add("no_profile")
-    for kk, aa, dd, rr in zip(k.tolist(), a.tolist(), d.tolist(), read.tolist(), strict=True):
-        day = e.d0 + timedelta(days=dd)
-        vals = [round(float(x), 3) for x in e.kwh[kk, aa, dd]]
-        e.est_days.append((aa, SUFFIX[kk], day, vals, rr))
+    for aa, ss, dd, vv, rr in zip(
+        a.tolist(), suffix.tolist(), d.tolist(), own.tolist(), read.tolist(), strict=True
+    ):
+        e.est_days.append((aa, ss, e.d0 + timedelta(days=dd), [round(x, 3) for x in vv], rr))
 
 
 def _read_methods(
@@ -193,7 +249,7 @@ def _read_methods(
     as_at: object,
     d0: date,
     nmi: list[str],
-    k: npt.NDArray[np.int64],
+    suffix: npt.NDArray[np.object_],
     a: npt.NDArray[np.int64],
     d: npt.NDArray[np.int64],
     q: npt.NDArray[np.uint8],
@@ -210,7 +266,7 @@ def _read_methods(
     params = {
         "as_at": as_at,
         "nmi": [nmi[x] for x in a[part].tolist()],
-        "k": k[part].tolist(),
+        "suffix": suffix[part].tolist(),
         "day": days,
         "first": min(days),
         "last": max(days),
@@ -221,6 +277,26 @@ def _read_methods(
         methods = found.get(n) or [chr(x) for x in q[row].tolist()]
         out[row] = [None if f else m for m, f in zip(methods, filled[row].tolist(), strict=True)]
     return out
+
+
+def _last_suffixes(
+    conn: psycopg.Connection[Any],
+    as_at: object,
+    d0: date,
+    nmi: list[str],
+    last: npt.NDArray[np.object_],
+    wanted: npt.NDArray[np.bool_],
+) -> None:
+    """Fill ``last`` (kind, account) where ``wanted`` (the window has no channel of the kind):
+    the suffix the account's data used last before the window, else the kind's usual one. One
+    query for the chunk's few such accounts, none without any."""
+    k, a = np.nonzero(wanted)
+    if not len(a):
+        return
+    params = {"as_at": as_at, "d0": d0, "nmi": [nmi[x] for x in a.tolist()], "k": k.tolist()}
+    found = dict(conn.execute(Q["last_suffixes"], params).fetchall())
+    for n, (kk, aa) in enumerate(zip(k.tolist(), a.tolist(), strict=True), start=1):
+        last[kk, aa] = found.get(n, SUFFIX[kk])
 
 
 def _basic(

@@ -429,7 +429,8 @@ ORDER BY ra.a, c.k, c.interval_length
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
 -- Half-hours are sent only where they are priced or split: accounts with a time-of-use tariff,
 -- and days of mixed quality; any other day is sent as its total and its one quality letter.
--- One row per account, kind and day width (columns.fetch).
+-- One row per account, kind, day width and channel, with the channel's suffix (columns.fetch):
+-- an account may read two channels of one kind (E1 and 11), each estimated under its own.
 WITH ra AS MATERIALIZED (
     SELECT r.nmi, (u.pos - 1)::int AS a,
            EXISTS (SELECT 1 FROM acc.tariff_rate t WHERE t.tariff_id = r.tariff_id
@@ -446,28 +447,27 @@ days AS (
                                OR c.qualities !~ '^(A+|E+|S+|F+)$' AS whole) w
     WHERE c.day BETWEEN %(d0)s AND %(period_end)s
       AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0)
-SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY suffix, day),
-       array_agg(vals ORDER BY suffix, day), string_agg(q, '' ORDER BY suffix, day)
-FROM days GROUP BY a, k, width
+SELECT a, k, array_agg((day - %(d0)s::date)::int ORDER BY day), array_agg(vals ORDER BY day),
+       string_agg(q, '' ORDER BY day), suffix
+FROM days GROUP BY a, k, width, suffix
 
 -- name: read_methods
 -- The QualityMethod of each half-hour of the channel-days a run fills only in part (energy.py),
 -- i = position in the arrays: an interval's own on a V day (its 400 range), else the day's; a
 -- half-hour of shorter intervals takes its worst one, ranked as columns.py ranks the letters
--- (the first of equals). Two channels of one kind on a day (rare): the last suffix, as
--- window_days orders them. The nmi and day filters are constants so that they reach both tables'
+-- (the first of equals). The nmi and day filters are constants so that they reach both tables'
 -- indexes (a join clause does not enter channel_day_at's UNION ALL: it would scan them whole).
 WITH p AS (
-    SELECT u.i, u.nmi, u.k, u.day
-    FROM unnest(%(nmi)s::text[], %(k)s::int[], %(day)s::date[]) WITH ORDINALITY
-         AS u (nmi, k, day, i)),
+    SELECT u.i, u.nmi, u.suffix, u.day
+    FROM unnest(%(nmi)s::text[], %(suffix)s::text[], %(day)s::date[]) WITH ORDINALITY
+         AS u (nmi, suffix, day, i)),
 c AS (
-    SELECT DISTINCT ON (p.i) p.i, 30 / c.interval_length AS step, c.interval_length AS len,
+    SELECT p.i, 30 / c.interval_length AS step, c.interval_length AS len,
            c.quality_method AS qm, c.interval_methods AS ranges
-    FROM p JOIN acc.channel_day_at(%(as_at)s) c ON c.nmi = p.nmi AND c.day = p.day
+    FROM p JOIN acc.channel_day_at(%(as_at)s) c
+         ON c.nmi = p.nmi AND c.suffix = p.suffix AND c.day = p.day
     WHERE c.nmi = ANY(%(nmi)s::text[]) AND c.day BETWEEN %(first)s AND %(last)s
-      AND acc.channel_kind(c.suffix) = p.k AND c.uom = 'kWh'
-    ORDER BY p.i, c.suffix DESC),
+      AND c.uom = 'kWh'),
 iv AS (
     SELECT DISTINCT ON (c.i, (n - 1) / c.step) c.i, (n - 1) / c.step AS h, m.m
     FROM c CROSS JOIN generate_series(1, 1440 / c.len) AS n
@@ -478,6 +478,20 @@ iv AS (
              CASE left(m.m, 1) WHEN 'A' THEN 0 WHEN 'F' THEN 1 WHEN 'E' THEN 2 WHEN 'S' THEN 2
                   ELSE 3 END DESC, n)
 SELECT i, array_agg(m ORDER BY h) FROM iv GROUP BY i
+
+-- name: last_suffixes
+-- Per (NMI, kind) asked, i = position: the suffix the NMI's data of that kind used last before
+-- d0 (its latest day; two channels that day: the lowest suffix). For the few accounts the run
+-- estimates a kind of without any channel-day of it in the window (energy.py), so the estimate
+-- goes out under the meter's own channel. A LATERAL lookup with a LIMIT (never flattened into
+-- a join) keeps the plan an index scan per NMI, as in profile_days.
+SELECT p.i, s.suffix
+FROM unnest(%(nmi)s::text[], %(k)s::int[]) WITH ORDINALITY AS p (nmi, k, i)
+CROSS JOIN LATERAL (
+    SELECT c.suffix FROM acc.channel_day_at(%(as_at)s) c
+    WHERE c.nmi = p.nmi AND c.day < %(d0)s AND c.uom = 'kWh'
+      AND acc.channel_kind(c.suffix) = p.k
+    ORDER BY c.day DESC, c.suffix COLLATE "C" LIMIT 1) s
 
 -- name: delete_profiles
 DELETE FROM acc.run_profile WHERE period_end = %(period_end)s
