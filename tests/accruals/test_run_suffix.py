@@ -37,8 +37,8 @@ def _days(first: date, last: date) -> list[date]:
 
 def nem12() -> str:
     """A1: no data (the fallback E1). A3: one general channel `11`, a day missing. A5: general
-    `E1` and `11`, both with null intervals on 3/30, neither on 3/31. A7: general `11` read to
-    the end, controlled `41` stopping before the unbilled window."""
+    `E1` and `11`, both with null intervals on 3/30, neither on 3/31. A7: general `11` and `E1`
+    read to the end, controlled `41` stopping before the unbilled window."""
     lines = ["100,NEM12,202604011200,MDP,RET", "200,QFLT000003,11,1,11,N1,M3,kWh,30,"]
     for d in _days(date(2026, 1, 1), PERIOD_END):
         if d != date(2026, 2, 10):
@@ -57,6 +57,9 @@ def nem12() -> str:
     lines.append("200,QCTL000007,1141,1,11,N1,M7,kWh,30,")
     for d in [*week, MON, TUE]:
         lines += _row(d, [0.25] * 48)
+    lines.append("200,QCTL000007,1141,3,E1,N1,M7,kWh,30,")  # a second general channel
+    for d in [*week, MON, TUE]:
+        lines += _row(d, [0.05] * 48)
     lines.append("200,QCTL000007,1141,2,41,N1,M7,kWh,30,")
     for d in week[:-1]:
         lines += _row(d, [0.1 if i < 14 else 0.0 for i in range(48)])
@@ -178,16 +181,17 @@ async def test_two_channels_of_one_kind_are_each_estimated(world: str) -> None:
 async def test_an_accounts_energy_is_counted_once(world: str) -> None:
     run_and_export(world)
     rows = stored(world)
+    # A7: its two general channels read both days and add up (neither replaces the other); its
+    # controlled load is all estimated
+    a7 = sum(sum(v) for (nmi, _, _), (v, _) in rows.items() if nmi == "QCTL000007")
+    actual, estimated = summary_kwh(world, "A7")
+    assert actual == pytest.approx((0.25 + 0.05) * 48 * 2)
+    assert estimated == pytest.approx(a7, abs=0.05)
     # A5: every unbilled day is estimated (in part or whole), so its rows hold all its energy
     a5 = sum(sum(v) for (nmi, _, _), (v, _) in rows.items() if nmi == "QGAP000005")
     actual, estimated = summary_kwh(world, "A5")
     assert actual + estimated == pytest.approx(a5, abs=0.05)
     assert actual == 0  # a day filled in part counts as estimated, as for one channel
-    # A7: its general channel read on both days, its controlled load estimated under 41
-    a7 = sum(sum(v) for (nmi, _, _), (v, _) in rows.items() if nmi == "QCTL000007")
-    actual, estimated = summary_kwh(world, "A7")
-    assert actual == pytest.approx(0.25 * 48 * 2)
-    assert estimated == pytest.approx(a7, abs=0.05)
 
 
 async def test_a_rerun_writes_the_same_suffixes(world: str) -> None:
