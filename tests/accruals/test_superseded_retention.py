@@ -9,6 +9,7 @@ retention horizon, and a run whose as-at is before the horizon of a purge is ref
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from tether.accruals import api, flow, loader, retention, run
 from tether.accruals.retention import SnapshotPurged
 from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
-from tether.core import migrations
+from tether.core import migrations, workflows
 from tether.core.api import install_error_handlers
 from tether.core.bootstrap import Runtime
 from tether.core.security import install_security
@@ -267,3 +268,23 @@ async def test_the_api_refuses_such_a_run_with_409(
     for answer in (rerun, resubmit):
         assert answer.status_code == 409, answer.text
         assert "horizon of the last purge" in answer.text
+
+
+def test_the_purge_schedule_purges_without_an_operator(world: str, tmp_path: Path) -> None:
+    """A firing of the daily schedule (started here by hand, as DBOS would at its cron time)
+    deletes what is past the retention and records its horizon, as the command does. A plain
+    test: an executor starts outside an event loop."""
+    for name, update, value in (("n", NEWEST, "1.1"), ("o", OLDER, "0.9")):
+        asyncio.run(ingest(world, (tmp_path / f"{name}12.csv", revision_nem12(update, value))))
+    kept = superseded(world)
+    age(world, "channel_day_superseded", 401, "update_datetime < '2026-04-05'")
+    assert AccrualsSettings().purge_schedule == "30 3 * * *"  # type: ignore[call-arg]
+    flow.start_executor(world, SETTINGS, "test-purger")
+    try:
+        fired = datetime.now(UTC)
+        workflows.start("purge-test-1", flow.purge_workflow, fired, None)
+        workflows.result("purge-test-1")
+    finally:
+        workflows.shutdown()
+    assert superseded(world) == (kept[0] - 2, kept[1])
+    assert scalar(world, "SELECT count(*) FROM acc.superseded_purge") == 1

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 QUEUE = "accruals-chunks"
 RUNS = "accruals-runs"
 SCHEDULE = "accruals-monthly"
+PURGE_SCHEDULE = "accruals-purge"
 _ctx: dict[str, Any] = {}
 
 
@@ -142,6 +143,30 @@ def scheduled_workflow(scheduled_at: datetime, context: Any) -> None:
     _scheduled_start(period_end.isoformat())
 
 
+@workflows.step("accruals.purge")
+def _purge() -> dict[str, Any]:
+    result = retention.purge(_url(), _s())
+    logger.info(
+        "purged superseded meter data kept before %s: %d channel-days, %d basic reads",
+        result.horizon.isoformat(),
+        result.channel_days,
+        result.basic_reads,
+        extra={"action": "accruals_purged"},
+    )
+    return {
+        "horizon": result.horizon.isoformat(),
+        "channel_days": result.channel_days,
+        "basic_reads": result.basic_reads,
+    }
+
+
+@workflows.workflow("accruals.purge_scheduled")
+def purge_workflow(scheduled_at: datetime, context: Any) -> None:
+    """Fired by the purge schedule, so storage stays bounded without an operator's cron: the
+    same purge as ``tether accruals purge-superseded`` (one executor runs each firing)."""
+    _purge()
+
+
 def queues(settings: AccrualsSettings) -> list[workflows.QueueSpec]:
     """Runs (one at a time per worker) and their chunks (bounded per worker and overall)."""
     return [
@@ -196,3 +221,5 @@ def start_executor(
     workflows.launch(url, executor_id=executor_id, queues=queues(settings), migrate=migrate)
     if settings.schedule:
         workflows.schedule(SCHEDULE, settings.schedule, scheduled_workflow)
+    if settings.purge_schedule:
+        workflows.schedule(PURGE_SCHEDULE, settings.purge_schedule, purge_workflow)

@@ -40,6 +40,11 @@ class AccrualsSettings(BaseSettings):
         description="Cron (UTC) of the scheduled run; it runs for the last day of the previous"
         " month. Empty: no schedule.",
     )
+    purge_schedule: str = Field(
+        default="30 3 * * *",
+        description="Cron (UTC) of the purge of superseded meter data past"
+        " superseded_retention_days (tether accruals purge-superseded). Empty: no schedule.",
+    )
     export_dir: Path = Field(default=Path("accruals-exports"), description="CLI export folder.")
     chunk_pause_s: float = Field(
         default=0, description="Pause before each chunk (crash drills and demos only)."
