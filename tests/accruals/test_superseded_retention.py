@@ -288,3 +288,15 @@ def test_the_purge_schedule_purges_without_an_operator(world: str, tmp_path: Pat
         workflows.shutdown()
     assert superseded(world) == (kept[0] - 2, kept[1])
     assert scalar(world, "SELECT count(*) FROM acc.superseded_purge") == 1
+
+
+async def test_a_resubmit_priced_after_a_purge_passed_its_as_at_is_refused(world: str) -> None:
+    """flow.resubmit checks at submit, but its workflow is queued and the run is not marked
+    running, so a purge meanwhile is not held back: the pricing itself must refuse."""
+    run.run_inline(world, PERIOD_END, AS_AT, SETTINGS)
+    first = exports(world)
+    before = a1_kwh(world)
+    retention.purge(world, SETTINGS.model_copy(update={"superseded_retention_days": 1}))
+    with pytest.raises(SnapshotPurged, match="horizon of the last purge"):
+        run.price(world, PERIOD_END, AS_AT, ["A1"], SETTINGS)  # what resubmit_workflow runs
+    assert a1_kwh(world) == before and exports(world) == first

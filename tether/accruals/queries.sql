@@ -252,12 +252,18 @@ WHERE nmi = %(nmi)s
 ORDER BY suffix, register_id, current_read_at
 
 -- === retention of superseded versions (0006, retention.py) ===
--- A purge records its horizon before it deletes, and a run checks the latest horizon in the
--- transaction that starts its attempt: both under this lock, so a run that starts while a purge
--- begins either is seen by it as running (its as-at bounds the horizon) or sees its horizon.
+-- A purge records its horizon before it deletes, under this lock, exclusive. A run checks the
+-- latest horizon under it, shared, in the transaction that starts its attempt (so a run that
+-- starts while a purge begins either is seen by it as running, its as-at bounding the horizon,
+-- or sees its horizon), and again in each pricing transaction: a resubmit is not marked running,
+-- so the purge cannot hold back for it; instead its pricing waits for a purge's start, or sees
+-- its horizon, and a purge starting meanwhile waits for the pricing to commit.
 
 -- name: retention_lock
 SELECT pg_advisory_xact_lock(hashtext('tether.accruals.superseded_purge'))
+
+-- name: retention_lock_shared
+SELECT pg_advisory_xact_lock_shared(hashtext('tether.accruals.superseded_purge'))
 
 -- name: purged_before
 SELECT max(horizon) AS horizon FROM acc.superseded_purge

@@ -6,7 +6,9 @@ kept before ``now - TETHER_ACCRUALS_SUPERSEDED_RETENTION_DAYS`` (a run still und
 horizon back to its as-at), in bounded batches of their own transactions, and records the
 horizon first. A snapshot as at an earlier time may have lost versions, so :func:`check_as_at`
 refuses a run (or re-run, or resubmit) whose as-at is before the latest recorded horizon: it
-could not reproduce the run date's files. Nothing purged yet: nothing refused.
+could not reproduce the run date's files. Nothing purged yet: nothing refused. A run checks at
+submit, when its attempt starts and in each pricing transaction (a resubmit, queued, is priced
+later and is not marked running: a purge may have passed its as-at meanwhile).
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def _refusal(as_at: datetime, horizon: datetime) -> SnapshotPurged:
 def check_as_at(conn: psycopg.Connection[Any], as_at: datetime) -> None:
     """Raise :class:`SnapshotPurged` when ``as_at`` is before the latest purge horizon.
 
-    Takes the purge lock for the rest of ``conn``'s transaction: call it in the transaction
-    that marks the run as running, so a purge starting meanwhile sees that run."""
-    conn.execute(Q["retention_lock"])
+    Takes the purge lock, shared, for the rest of ``conn``'s transaction: call it in the
+    transaction that marks the run as running, so a purge starting meanwhile sees that run, and
+    in each transaction that reads the snapshot for a run not marked running (a resubmit's
+    pricing), so a purge cannot start deleting under it."""
+    conn.execute(Q["retention_lock_shared"])
     row = conn.execute(Q["purged_before"]).fetchone()
     horizon = row[0] if row else None
     if horizon is not None and as_at < horizon:

@@ -135,8 +135,10 @@ def price(
     """Price ``ids`` and replace their results in one transaction; failed accounts' count.
 
     A chunk is priced as one batch; if the batch raises, each account is priced alone so one
-    bad account fails only itself (recorded in acc.run_failure, resubmittable)."""
+    bad account fails only itself (recorded in acc.run_failure, resubmittable). Refused
+    (retention.SnapshotPurged) when a purge passed ``as_at`` since the run was submitted."""
     with psycopg.connect(url) as conn, conn.transaction():
+        retention.check_as_at(conn, as_at)  # holds a purge off until this commits
         acc = estimate.Accounts.load(conn, period_end, ids)
         profs = estimate.Profiles(conn, period_end, s.min_contributors)
         with conn.cursor(row_factory=dict_row) as tcur:
