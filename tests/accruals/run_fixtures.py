@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from tether.accruals.loader import COLUMNS
+from tether.accruals.settings import AccrualsSettings
 
 ACCOUNTS = (
     ",".join(COLUMNS["accounts"])
@@ -99,3 +100,44 @@ def write_world(folder: Path) -> dict[str, Path]:
         path.write_text(text)
         out[name] = path
     return out
+
+
+async def load_world(db_url: str, folder: Path, nem12_text: str) -> str:
+    """This world's accounts, tariffs and invoices, with ``nem12_text`` as its meter data,
+    migrated, loaded and ingested into ``db_url`` (for tests that shape their own NEM12)."""
+    from tether.accruals import loader
+    from tether.accruals.ingest import ingest_files
+    from tether.core import db, migrations
+
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    files = {"accounts": ACCOUNTS, "tariffs": TARIFFS, "invoices": INVOICES, "nem12": nem12_text}
+    for name, text in files.items():
+        (folder / f"{name}.csv").write_text(text)
+    for kind in ("accounts", "tariffs", "invoices"):
+        result = loader.load(db_url, kind, folder / f"{kind}.csv")
+        assert result.status == "loaded", result.errors
+    pool = db.make_pool(db_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    try:
+        ingested = await ingest_files(pool, [folder / "nem12.csv"])
+    finally:
+        await pool.close()
+    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])]
+    return db_url
+
+
+def run_and_export(url: str, settings: AccrualsSettings) -> bytes:
+    """Run the world's period end inline at its default as-at; the NEM12 export it stored."""
+    import psycopg
+
+    from tether.accruals import run
+    from tether.accruals.exports import NEM12
+
+    run.run_inline(url, PERIOD_END, run.default_as_at(PERIOD_END, settings), settings)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
+            (PERIOD_END, NEM12),
+        ).fetchone()
+    assert row is not None
+    return bytes(row[0])

@@ -14,13 +14,10 @@ import psycopg
 import pytest
 from nemreader import NEMFile
 
-from tests.accruals.run_fixtures import ACCOUNTS, INVOICES, PERIOD_END, TARIFFS, UPDATED
-from tether.accruals import loader, run
+from tests.accruals.run_fixtures import PERIOD_END, UPDATED, load_world, run_and_export
 from tether.accruals.exports import NEM12, NEM12_QUALITY_METHOD
-from tether.accruals.ingest import ingest_files
 from tether.accruals.nem import parse
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
 E55 = NEM12_QUALITY_METHOD
@@ -85,32 +82,7 @@ def nem12() -> str:
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = {"accounts": ACCOUNTS, "tariffs": TARIFFS, "invoices": INVOICES, "nem12": nem12()}
-    for name, text in files.items():
-        (tmp_path / f"{name}.csv").write_text(text)
-    for kind in ("accounts", "tariffs", "invoices"):
-        result = loader.load(db_url, kind, tmp_path / f"{kind}.csv")
-        assert result.status == "loaded", result.errors
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        ingested = await ingest_files(pool, [tmp_path / "nem12.csv"])
-    finally:
-        await pool.close()
-    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])]
-    return db_url
-
-
-def run_and_export(url: str) -> bytes:
-    run.run_inline(url, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
-            (PERIOD_END, NEM12),
-        ).fetchone()
-    assert row is not None
-    return bytes(row[0])
+    return await load_world(db_url, tmp_path, nem12())
 
 
 def stored(url: str) -> dict[tuple[str, str], tuple[list[float], list[str | None] | None]]:
@@ -147,7 +119,7 @@ def per_interval(ranges: list[tuple[int, int, str]]) -> list[str]:
 
 
 async def test_a_day_filled_in_part_is_a_v_day_with_400_ranges(world: str) -> None:
-    days = days_of(run_and_export(world))
+    days = days_of(run_and_export(world, SETTINGS))
     rows = stored(world)
     assert set(days) == set(V_DAYS) | WHOLE_DAYS == set(rows)
     for key, ranges in V_DAYS.items():
@@ -169,7 +141,7 @@ async def test_a_day_filled_in_part_is_a_v_day_with_400_ranges(world: str) -> No
 
 
 async def test_a_whole_missing_day_stays_a_plain_e55_row(world: str) -> None:
-    days = days_of(run_and_export(world))
+    days = days_of(run_and_export(world, SETTINGS))
     rows = stored(world)
     for key in WHOLE_DAYS:
         day, four = days[key]
@@ -182,7 +154,7 @@ async def test_the_v_days_read_back_with_our_parser_and_nemreader(
     world: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / NEM12
-    path.write_bytes(run_and_export(world))
+    path.write_bytes(run_and_export(world, SETTINGS))
     rows = stored(world)
     expected = {k: per_interval(r) for k, r in V_DAYS.items()}
     expected |= {k: [E55] * 48 for k in WHOLE_DAYS}
@@ -222,6 +194,6 @@ async def test_the_v_days_read_back_with_our_parser_and_nemreader(
 
 
 async def test_a_rerun_writes_the_same_v_days(world: str) -> None:
-    first = run_and_export(world)
+    first = run_and_export(world, SETTINGS)
     assert b"\n400," in first
-    assert run_and_export(world) == first
+    assert run_and_export(world, SETTINGS) == first

@@ -12,12 +12,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.accruals.run_fixtures import ACCOUNTS, INVOICES, PERIOD_END, TARIFFS, UPDATED
-from tether.accruals import loader, run
-from tether.accruals.exports import NEM12
-from tether.accruals.ingest import ingest_files
+from tests.accruals.run_fixtures import PERIOD_END, UPDATED, load_world, run_and_export
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
 MON, TUE = date(2026, 3, 30), PERIOD_END  # A5's and A7's unbilled days (billed to 3/29)
@@ -69,32 +65,7 @@ def nem12() -> str:
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = {"accounts": ACCOUNTS, "tariffs": TARIFFS, "invoices": INVOICES, "nem12": nem12()}
-    for name, text in files.items():
-        (tmp_path / f"{name}.csv").write_text(text)
-    for kind in ("accounts", "tariffs", "invoices"):
-        result = loader.load(db_url, kind, tmp_path / f"{kind}.csv")
-        assert result.status == "loaded", result.errors
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        ingested = await ingest_files(pool, [tmp_path / "nem12.csv"])
-    finally:
-        await pool.close()
-    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])]
-    return db_url
-
-
-def run_and_export(url: str) -> bytes:
-    run.run_inline(url, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
-            (PERIOD_END, NEM12),
-        ).fetchone()
-    assert row is not None
-    return bytes(row[0])
+    return await load_world(db_url, tmp_path, nem12())
 
 
 Stored = dict[tuple[str, str, date], tuple[list[float], list[str | None] | None]]
@@ -140,7 +111,7 @@ def channels(content: bytes) -> set[tuple[str, str]]:
 
 
 async def test_estimated_days_carry_the_meters_own_suffix(world: str) -> None:
-    content = run_and_export(world)
+    content = run_and_export(world, SETTINGS)
     rows = stored(world)
     # the meter's channels, never a kind's usual suffix it does not have; A1 has no data at all
     # and takes E1, the general channel's usual suffix
@@ -158,7 +129,7 @@ async def test_estimated_days_carry_the_meters_own_suffix(world: str) -> None:
 
 
 async def test_two_channels_of_one_kind_are_each_estimated(world: str) -> None:
-    run_and_export(world)
+    run_and_export(world, SETTINGS)
     assert failures(world) == []
     rows = stored(world)
     a5 = {(s, d): v for (nmi, s, d), v in rows.items() if nmi == "QGAP000005"}
@@ -179,7 +150,7 @@ async def test_two_channels_of_one_kind_are_each_estimated(world: str) -> None:
 
 
 async def test_an_accounts_energy_is_counted_once(world: str) -> None:
-    run_and_export(world)
+    run_and_export(world, SETTINGS)
     rows = stored(world)
     # A7: its two general channels read both days and add up (neither replaces the other); its
     # controlled load is all estimated
@@ -195,5 +166,5 @@ async def test_an_accounts_energy_is_counted_once(world: str) -> None:
 
 
 async def test_a_rerun_writes_the_same_suffixes(world: str) -> None:
-    first = run_and_export(world)
-    assert run_and_export(world) == first
+    first = run_and_export(world, SETTINGS)
+    assert run_and_export(world, SETTINGS) == first
