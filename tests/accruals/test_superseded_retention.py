@@ -10,7 +10,7 @@ retention horizon, and a run whose as-at is before the horizon of a purge is ref
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,14 @@ def test_a_run_under_way_holds_the_horizon_back(world: str) -> None:
         )
     result = retention.purge(world, SETTINGS)
     assert result.horizon == old and result.channel_days == 0
+    assert result.held_by == date(2025, 6, 30)  # named, with what to do if it is stuck
+    assert "run it again (tether accruals run --period-end 2025-06-30)" in result.held_back()
+    assert retention.purge(world, SETTINGS, dry_run=True).held_by == date(2025, 6, 30)
+    with psycopg.connect(world) as conn:
+        conn.execute("UPDATE acc.run SET status = 'finished' WHERE workflow_id = 'w'")
+    free = retention.purge(world, SETTINGS)
+    assert free.held_by is None and free.held_back() == ""
+    assert free.horizon > datetime.now(UTC) - timedelta(days=401)  # now minus the retention
 
 
 async def test_a_run_as_at_before_the_purge_horizon_is_refused(

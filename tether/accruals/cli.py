@@ -271,6 +271,8 @@ def purge_superseded(
         f" superseded before {result.horizon.isoformat()}"
         f" (retention {settings.superseded_retention_days} days)"
     )
+    if result.held_by is not None:
+        typer.echo(f"note: {result.held_back()}", err=True)
 
 
 if __name__ == "__main__":

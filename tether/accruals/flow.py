@@ -153,6 +153,8 @@ def _purge() -> dict[str, Any]:
         result.basic_reads,
         extra={"action": "accruals_purged"},
     )
+    if result.held_by is not None:
+        logger.warning("purge: %s", result.held_back(), extra={"action": "accruals_purge_held"})
     return {
         "horizon": result.horizon.isoformat(),
         "channel_days": result.channel_days,

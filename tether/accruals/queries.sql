@@ -270,9 +270,14 @@ SELECT max(horizon) AS horizon FROM acc.superseded_purge
 
 -- name: purge_horizon
 -- Versions kept before this went out of every snapshot as at it or later (a replacement's
--- version time is at or before its load). A run still under way holds it back to its as-at.
-SELECT least(now() - make_interval(days => %(days)s),
-             (SELECT min(as_at) FROM acc.run WHERE status = 'running')) AS horizon
+-- version time is at or before its load). A run still under way holds it back to its as-at:
+-- held_by names it (a run left 'running' by a dead workflow holds it back until re-run)
+SELECT least(a.by_age, h.as_at) AS horizon, h.period_end AS held_by
+FROM (SELECT now() - make_interval(days => %(days)s) AS by_age) a
+LEFT JOIN LATERAL (
+    SELECT r.period_end, r.as_at FROM acc.run r
+    WHERE r.status = 'running' AND r.as_at < a.by_age
+    ORDER BY r.as_at, r.period_end LIMIT 1) h ON true
 
 -- name: purge_begin
 INSERT INTO acc.superseded_purge (horizon, retention_days) VALUES (%(horizon)s, %(days)s)

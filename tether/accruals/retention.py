@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -66,6 +66,18 @@ class PurgeResult:
     channel_days: int
     basic_reads: int
     dry_run: bool
+    held_by: date | None = None  # the run marked running whose as-at held the horizon back
+
+    def held_back(self) -> str:
+        """What to tell an operator when a run held the horizon back, else ''."""
+        if self.held_by is None:
+            return ""
+        return (
+            f"the horizon is held back to the as-at of the run of {self.held_by}, marked"
+            " running: if no worker is pricing it (tether accruals runs --period-end"
+            f" {self.held_by}), run it again (tether accruals run --period-end {self.held_by})"
+            " so that later purges go on"
+        )
 
 
 def purge(
@@ -87,7 +99,11 @@ def purge(
             counts = conn.execute(Q["purge_count"], {"horizon": row[0]}).fetchone()
             assert counts is not None
             return PurgeResult(
-                horizon=row[0], channel_days=counts[0], basic_reads=counts[1], dry_run=True
+                horizon=row[0],
+                channel_days=counts[0],
+                basic_reads=counts[1],
+                dry_run=True,
+                held_by=row[1],
             )
         with conn.transaction():  # recorded before anything goes: runs before it are refused
             conn.execute(Q["retention_lock"])
@@ -103,6 +119,7 @@ def purge(
         channel_days=gone["channel_days"],
         basic_reads=gone["basic_reads"],
         dry_run=False,
+        held_by=row[1],
     )
 
 
