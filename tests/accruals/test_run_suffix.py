@@ -179,11 +179,6 @@ def scalars(url: str) -> dict[tuple[str, str], float]:
     return {(a, k): float(v) for a, k, v in rows}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="profiles and micro-scalars average per channel-day: two channels of one kind"
-    " count as two days of one channel each, so such an account is underestimated",
-)
 async def test_two_channels_of_one_kind_are_one_account_day(world: str) -> None:
     """An account's daily consumption of a kind is the sum of its channels on a day: the
     profiles and micro-scalars average per account-day, not per channel-day.

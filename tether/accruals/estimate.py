@@ -1,7 +1,8 @@
 """Segment profiles, their check and fix, and micro-scalars: what fills a gap in meter data.
 
-A profile is the mean kWh per half-hour (market time) of actual channel-days (every interval A or
-F) by segment (distributor, state or nation; customer class; channel kind), month and day type.
+A profile is the mean kWh per half-hour (market time) of actual account-days of a channel kind
+(each of the kind's channels read, every interval A or F, the channels added up) by segment
+(distributor, state or nation; customer class; channel kind), month and day type.
 A segment's (month, day type) cell with fewer contributing NMIs than the minimum falls back to
 its parent's cell.
 """
@@ -87,7 +88,7 @@ def _months(d0: date, days: int) -> npt.NDArray[np.int64]:
 def compute_profiles(
     conn: psycopg.Connection[Any], url: str, period_end: date, as_at: object, s: AccrualsSettings
 ) -> int:
-    """Accumulate actual channel-days by distributor segment, roll up, store; rows written.
+    """Accumulate actual account-days by distributor segment, roll up, store; rows written.
 
     The channel-days are read in account ranges over two more connections (``url``) at once,
     and added up in account order, so the sums are the same as read one after another."""
@@ -117,8 +118,7 @@ def compute_profiles(
     step = max(s.chunk_size, 1)
     parts = [part(picked[j : j + step]) for j in range(0, len(picked), step)]
     for got in parallel.ordered(url, parts):
-        ok = np.isin(got.q, ACTUAL).all(axis=1) & np.isfinite(got.vals).all(axis=1)
-        a, d, k, v = got.a[ok], got.d[ok], got.k[ok], got.vals[ok]
+        a, d, k, v = _account_days(got)
         key = (seg_of[a], k, month[d], weekend[d])
         np.add.at(sums, key, v)
         np.add.at(days, key, 1)
@@ -156,6 +156,30 @@ def compute_profiles(
             for row in rows:
                 copy.write_row(row)
     return len(rows)
+
+
+def _account_days(got: columns.Days) -> tuple[Any, Any, Any, F64]:
+    """(account, day, kind, 48 kWh) of each actual account-day of a kind: every channel of the
+    kind the account read in the window read that day, all A/F, and their kWh added up (E1 and
+    11 are one day's consumption, not two days). In the rows' order, by each day's first row;
+    with one channel per kind (nearly every account), a row's day as it is."""
+    ok = np.isin(got.q, ACTUAL).all(axis=1) & np.isfinite(got.vals).all(axis=1)
+    ak = got.a * len(KINDS) + got.k
+    width = len(got.suffixes) + 1
+    pairs = np.unique(ak * width + got.c + 1) // width  # (account, kind) of each channel
+    owners, channels = np.unique(pairs, return_counts=True)
+    if (channels == 1).all():
+        return got.a[ok], got.d[ok], got.k[ok], got.vals[ok]
+    day_key = ak * (int(got.d.max()) + 1) + got.d
+    _, first, inv = np.unique(day_key, return_index=True, return_inverse=True)
+    sums = np.zeros((len(first), 48))
+    np.add.at(sums, inv[ok], got.vals[ok])
+    good = (
+        np.bincount(inv[ok], minlength=len(first)) == channels[np.searchsorted(owners, ak)][first]
+    )
+    order = np.argsort(first[good], kind="stable")
+    rows = first[good][order]
+    return got.a[rows], got.d[rows], got.k[rows], sums[good][order]
 
 
 def check_and_fix(conn: psycopg.Connection[Any], period_end: date, s: AccrualsSettings) -> int:

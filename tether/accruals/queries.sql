@@ -414,27 +414,30 @@ FROM acc.run_account WHERE period_end = %(period_end)s AND account_id = ANY(%(id
 ORDER BY account_id
 
 -- name: profile_days
--- Actual (all A/F) channel-days in the profile window of the accounts at positions %(pos)s
--- (account_id order) with NMIs %(nmis)s; the caller picks at most MAX_CONTRIBUTORS NMIs per
--- distributor segment (the first by account id): enough for a mean shape, and the cost stays
--- bounded however many accounts there are. One row per account, kind and interval length, in
--- that order (columns.fetch).
+-- Channel-days in the profile window of the accounts at positions %(pos)s (account_id order)
+-- with NMIs %(nmis)s; the caller picks at most MAX_CONTRIBUTORS NMIs per distributor segment
+-- (the first by account id): enough for a mean shape, and the cost stays bounded however many
+-- accounts there are. Every quality is sent: the caller keeps an account's day of a kind only
+-- if each of the kind's channels read it, all actual (A/F), and adds the channels up. One row
+-- per account, kind, interval length and channel, in that order, with the channel's suffix
+-- (columns.fetch).
 -- The LATERAL subquery (OFFSET 0: not flattened) keeps the plan an index lookup per NMI; as a
 -- plain join the planner hashes the NMIs against every channel-day of the window instead.
 SELECT ra.a, c.k,
-       array_agg((c.day - %(d0)s::date)::int ORDER BY c.suffix, c.day),
-       array_agg(c."values" ORDER BY c.suffix, c.day),
-       string_agg(c.qualities, '' ORDER BY c.suffix, c.day)
+       array_agg((c.day - %(d0)s::date)::int ORDER BY c.day),
+       array_agg(c."values" ORDER BY c.day),
+       string_agg(c.qualities, '' ORDER BY c.day),
+       c.suffix
 FROM unnest(%(nmis)s::text[], %(pos)s::int[]) AS ra (nmi, a)
 CROSS JOIN LATERAL (
     SELECT acc.channel_kind(c.suffix) AS k, c.suffix, c.day, c."values", c.qualities,
            c.interval_length
     FROM acc.channel_day_at(%(as_at)s) c
     WHERE c.nmi = ra.nmi AND c.day BETWEEN %(d0)s AND %(period_end)s
-      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0 AND c.qualities ~ '^[AF]+$'
+      AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
     OFFSET 0) c
-GROUP BY ra.a, c.k, c.interval_length
-ORDER BY ra.a, c.k, c.interval_length
+GROUP BY ra.a, c.k, c.interval_length, c.suffix
+ORDER BY ra.a, c.k, c.interval_length, c.suffix
 
 -- name: window_days
 -- Channel-days of one chunk's accounts from d0 to the period end; a = index in the chunk list.
@@ -534,35 +537,59 @@ WHERE period_end = %(period_end)s ORDER BY seq
 
 -- name: account_daily
 -- Average daily kWh per account and kind over the history window (interval and basic meters),
--- of the accounts %(ids)s. The channel-days as at the snapshot are summed in its two parts
--- (current rows, replaced versions) and then added up: over acc.channel_day_at's UNION ALL the
--- planner has no statistics and sorts (spilling) what it hashes over the table itself.
-SELECT account_id, kind, avg_kwh FROM (
-    SELECT account_id, kind, sum(kwh) / sum(n)::float8 AS avg_kwh FROM (
-        SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, sum(c.total) AS kwh,
+-- of the accounts %(ids)s, a day's kWh being the sum of the kind's channels that day: an account
+-- reading general on E1 and 11 has one day of both, not two days of one (docs/accruals.md).
+-- The channel-days as at the snapshot are summed per channel in its two parts (current rows,
+-- replaced versions) and then added up: over acc.channel_day_at's UNION ALL the planner has no
+-- statistics and sorts (spilling) what it hashes over the table itself. A kind of one channel
+-- (nearly every account) has as many days as channel-days; only a kind read on two or more
+-- channels has its distinct days counted, an index lookup per such NMI (LATERAL, as in
+-- profile_days). Basic meters: each register suffix's kWh per day of its read periods, summed
+-- over the kind's suffixes.
+WITH ch AS (
+    SELECT account_id, kind, suffix, sum(kwh) AS kwh, sum(n) AS n FROM (
+        SELECT ra.account_id, acc.channel_kind(c.suffix) AS kind, c.suffix, sum(c.total) AS kwh,
                count(*) AS n
         FROM acc.run_account ra JOIN acc.channel_day_current_at(%(as_at)s) c ON c.nmi = ra.nmi
         WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
           AND c.day BETWEEN %(d0)s AND %(period_end)s
           AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
         UNION ALL
-        SELECT ra.account_id, acc.channel_kind(c.suffix), sum(c.total), count(*)
+        SELECT ra.account_id, acc.channel_kind(c.suffix), c.suffix, sum(c.total), count(*)
         FROM acc.run_account ra JOIN acc.channel_day_replaced_at(%(as_at)s) c ON c.nmi = ra.nmi
         WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
           AND c.day BETWEEN %(d0)s AND %(period_end)s
           AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) >= 0
-        GROUP BY 1, 2) parts
-    GROUP BY 1, 2
+        GROUP BY 1, 2, 3) parts
+    GROUP BY 1, 2, 3),
+kinds AS (
+    SELECT account_id, kind, sum(kwh) AS kwh, sum(n) AS n, count(*) AS channels
+    FROM ch GROUP BY 1, 2),
+days AS (
+    SELECT k.account_id, k.kind, d.n
+    FROM kinds k
+    JOIN acc.run_account ra ON ra.period_end = %(period_end)s AND ra.account_id = k.account_id
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT c.day) AS n FROM acc.channel_day_at(%(as_at)s) c
+        WHERE c.nmi = ra.nmi AND c.day BETWEEN %(d0)s AND %(period_end)s
+          AND c.uom = 'kWh' AND acc.channel_kind(c.suffix) = k.kind) d
+    WHERE k.channels > 1)
+SELECT account_id, kind, avg_kwh FROM (
+    SELECT k.account_id, k.kind, k.kwh / coalesce(d.n, k.n)::float8 AS avg_kwh
+    FROM kinds k LEFT JOIN days d ON d.account_id = k.account_id AND d.kind = k.kind
     UNION ALL
-    SELECT ra.account_id, CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END,
-           sum(b.quantity) / greatest(sum(extract(epoch FROM
-               b.current_read_at - b.previous_read_at) / 86400), 1)
-    FROM acc.run_account ra JOIN acc.basic_read_at(%(as_at)s) b ON b.nmi = ra.nmi
-    WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
-      AND b.current_read_at >= %(d0)s::date
-      AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
-      AND b.source = 'file'
+    SELECT account_id, kind, sum(daily) FROM (
+        SELECT ra.account_id,
+               CASE WHEN b.direction = 'I' THEN 2 ELSE acc.channel_kind(b.suffix) END AS kind,
+               sum(b.quantity) / greatest(sum(extract(epoch FROM
+                   b.current_read_at - b.previous_read_at) / 86400), 1) AS daily
+        FROM acc.run_account ra JOIN acc.basic_read_at(%(as_at)s) b ON b.nmi = ra.nmi
+        WHERE ra.period_end = %(period_end)s AND ra.account_id = ANY(%(ids)s)
+          AND b.current_read_at >= %(d0)s::date
+          AND b.current_read_at <= %(period_end)s::date + 1 AND b.uom = 'kWh'
+          AND b.source = 'file'
+        GROUP BY 1, 2, b.suffix) r
     GROUP BY 1, 2) x
 WHERE kind >= 0
 ORDER BY account_id, kind
