@@ -3,7 +3,8 @@
 Interval meters: stored channel-days (actual A/F; the distributor's E/S count as estimated),
 then segment profile x micro-scalar for missing days and missing (N) intervals. Basic meters:
 reads spread evenly over their days, then an estimated read up to the period end at the last
-actual read's daily average (else segment x micro-scalar), shaped by the segment profile.
+actual read's daily average (else segment x micro-scalar), shaped by the segment profile, per
+register (basic.py).
 
 Energy is summed per channel kind (what pricing needs); each estimated channel-day is kept under
 the meter's own suffix. Two channels of one kind on a day (E1 and 11) share the kind's estimate
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
+from tether.accruals import basic as basic_meters
 from tether.accruals import columns
 from tether.accruals.estimate import KINDS, Accounts, Profiles
 from tether.accruals.sql import Q
@@ -155,7 +157,7 @@ def build(
         )
     basic = [p for p in range(n) if not interval[p]]
     if basic:
-        _basic(
+        basic_meters.basic(
             conn,
             period_end,
             as_at,
@@ -297,89 +299,6 @@ def _last_suffixes(
     found = dict(conn.execute(Q["last_suffixes"], params).fetchall())
     for n, (kk, aa) in enumerate(zip(k.tolist(), a.tolist(), strict=True), start=1):
         last[kk, aa] = found.get(n, SUFFIX[kk])
-
-
-def _basic(
-    conn: psycopg.Connection[Any],
-    period_end: date,
-    as_at: object,
-    e: Energy,
-    ids: list[str],
-    pos: list[int],
-    shapes: list[npt.NDArray[np.float64]],
-    scal: npt.NDArray[np.float64],
-    month: npt.NDArray[np.int64],
-    weekend: npt.NDArray[np.int64],
-    names: list[list[str]],
-) -> None:
-    """Basic meters: reads spread per day, then the run's estimated read, shaped by profile."""
-    days = e.kwh.shape[2]
-    reads: dict[str, list[tuple[str, int, date, date, float, str]]] = {}
-    rows = conn.execute(
-        Q["basic_reads"], {"period_end": period_end, "ids": ids, "as_at": as_at}
-    ).fetchall()
-    for account_id, suffix, kind, prev_day, cur_day, qty, quality in rows:
-        if kind >= 0:
-            reads.setdefault(account_id, []).append(
-                (suffix, kind, prev_day, cur_day, qty, quality or "")
-            )
-    for account_id, p in zip(ids, pos, strict=True):
-        mine = reads.get(account_id, [])
-        kinds = {(s, k) for s, k, *_ in mine} or {("E1", 0)}
-        for suffix, k in sorted(kinds):
-            daily, est_day = np.zeros(days), np.zeros(days, bool)
-            covered = np.zeros(days, bool)
-            last_day, last_rate = None, None
-            for s2, _k2, prev_day, cur_day, qty, quality in mine:
-                if s2 != suffix or cur_day <= prev_day:
-                    continue
-                lo, hi = (prev_day - e.d0).days + 1, (cur_day - e.d0).days + 1
-                span = slice(max(lo, 0), max(min(hi, days), 0))
-                daily[span] = qty / (cur_day - prev_day).days
-                est_day[span] = quality[:1] in ("E", "S")
-                covered[span] = True
-                last_day = max(last_day or cur_day, cur_day)
-                if quality[:1] in ("A", "F"):
-                    last_rate = qty / (cur_day - prev_day).days
-            in_window = np.arange(days) >= e.start[p]
-            gap = in_window & ~covered
-            if est_day[in_window].any():
-                e.methods[p].add("distributor")
-            if gap.any():
-                method = "previous_read" if last_rate is not None else "segment"
-                rate = (
-                    last_rate
-                    if last_rate is not None
-                    else (scal[k, p] * _segment_daily(shapes[k][p]))
-                )
-                daily[gap] = rate
-                est_day[gap] = True
-                e.methods[p].add(method)
-                first = e.d0 + timedelta(days=int(np.argmax(gap)))
-                e.est_reads.append(
-                    (
-                        p,
-                        suffix,
-                        first - timedelta(days=1),
-                        period_end,
-                        round(float(daily[gap].sum()), 3),
-                        method,
-                    )
-                )
-            shape = shapes[k][p][month, weekend]  # day, 48
-            tot = shape.sum(axis=1, keepdims=True)
-            ok = np.isfinite(tot) & (tot > 0)
-            norm = np.where(ok, np.nan_to_num(shape) / np.where(ok, tot, 1), 1 / 48)
-            e.kwh[k, p] = daily[:, None] * norm
-            e.est[k, p] = est_day[:, None]
-            if last_day is None and names[k][p] == "none":
-                e.flags[p].add("no_profile")
-
-
-def _segment_daily(shape: npt.NDArray[np.float64]) -> float:
-    totals = shape.sum(axis=2)
-    totals = totals[np.isfinite(totals) & (totals > 0)]
-    return float(totals.mean()) if totals.size else 0.0
 
 
 __all__ = ["KINDS", "Energy", "build"]
