@@ -99,10 +99,15 @@ async def test_lookups_and_syncs_share_one_breaker(
     server, hub = sim
     server.set_mode(DatahubFault.ERROR_500)
     looked_up = hub.gsrns[5]
+    # the failing answer comes after 1 s, so all ten lookups (each reads the database first)
+    # join the one call in flight even on a loaded machine: a lookup that reached the datahub
+    # after that call had failed would make a second call, as it should, and open the breaker
+    hub.delays[looked_up] = 1.0
     results = await asyncio.gather(
         *(service.lookup(end_user="987654321", gsrn=looked_up) for _ in range(10)),
         return_exceptions=True,
     )
+    del hub.delays[looked_up]
     assert all(isinstance(r, UpstreamUnavailable) for r in results)
     assert (await service.breaker.state()).failures == 1  # ten concurrent lookups, one call
     await seed_never_synced(service, [hub.gsrns[6]])
