@@ -17,7 +17,6 @@ from starlette.responses import HTMLResponse
 
 from tether.accruals import exports, service
 from tether.accruals.meterdata import read_meter_data
-from tether.accruals.retention import SnapshotPurged
 from tether.accruals.service import AccrualsService
 from tether.core.auth import PAGE, READ, WRITE
 from tether.core.web import render
@@ -110,17 +109,13 @@ PURGED: dict[int | str, dict[str, Any]] = {
 async def submit_run(body: RunRequest, svc: Service) -> Submitted:
     """Queue the run of a period end (re-running replaces its own results); workers run it.
 
-    409 when superseded meter data as at its as-at were purged: it could not be reproduced."""
+    409 (retention.SnapshotPurged) when superseded meter data as at its as-at were purged: it
+    could not be reproduced."""
     from tether.accruals import flow
 
     if body.as_at is not None and body.as_at.tzinfo is None:
         raise HTTPException(422, "as_at needs an offset")
-    try:
-        wid = await asyncio.to_thread(
-            flow.submit, svc.url, svc.settings, body.period_end, body.as_at
-        )
-    except SnapshotPurged as exc:
-        raise HTTPException(409, str(exc)) from None
+    wid = await asyncio.to_thread(flow.submit, svc.url, svc.settings, body.period_end, body.as_at)
     return Submitted(workflow_id=wid, period_end=body.period_end)
 
 
@@ -133,8 +128,6 @@ async def resubmit_run(period_end: date, svc: Service) -> Submitted:
         wid = await asyncio.to_thread(flow.resubmit, svc.url, svc.settings, period_end)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
-    except SnapshotPurged as exc:
-        raise HTTPException(409, str(exc)) from None
     return Submitted(workflow_id=wid, period_end=period_end)
 
 

@@ -22,10 +22,12 @@ import psycopg
 
 from tether.accruals.settings import AccrualsSettings
 from tether.accruals.sql import Q
+from tether.core.errors import Conflict
 
 
-class SnapshotPurged(RuntimeError):
-    """A run's as-at is before the horizon of a purge of superseded versions."""
+class SnapshotPurged(Conflict):
+    """A run's as-at is before the horizon of a purge of superseded versions (409 in the API,
+    through the core error handler)."""
 
 
 def _refusal(as_at: datetime, horizon: datetime) -> SnapshotPurged:
