@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
+import psycopg
+
+from tether.accruals import loader, run
+from tether.accruals.exports import NEM12
+from tether.accruals.generator import generate
+from tether.accruals.ingest import FileResult, ingest_files
 from tether.accruals.loader import COLUMNS
 from tether.accruals.settings import AccrualsSettings
+from tether.core import db, migrations
 
 ACCOUNTS = (
     ",".join(COLUMNS["accounts"])
@@ -102,42 +110,53 @@ def write_world(folder: Path) -> dict[str, Path]:
     return out
 
 
-async def load_world(db_url: str, folder: Path, nem12_text: str) -> str:
-    """This world's accounts, tariffs and invoices, with ``nem12_text`` as its meter data,
-    migrated, loaded and ingested into ``db_url`` (for tests that shape their own NEM12)."""
-    from tether.accruals import loader
-    from tether.accruals.ingest import ingest_files
-    from tether.core import db, migrations
-
+async def load_world(db_url: str, folder: Path, meters: Mapping[str, str]) -> str:
+    """This world's accounts, tariffs and invoices with ``meters`` as its meter data ("nem12",
+    "nem13" or both: file text), migrated, loaded and ingested into ``db_url``."""
     migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = {"accounts": ACCOUNTS, "tariffs": TARIFFS, "invoices": INVOICES, "nem12": nem12_text}
-    for name, text in files.items():
-        (folder / f"{name}.csv").write_text(text)
+    files = write_world(folder)
     for kind in ("accounts", "tariffs", "invoices"):
-        result = loader.load(db_url, kind, folder / f"{kind}.csv")
+        result = loader.load(db_url, kind, files[kind])
         assert result.status == "loaded", result.errors
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        ingested = await ingest_files(pool, [folder / "nem12.csv"])
-    finally:
-        await pool.close()
-    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])]
+    for name, text in meters.items():
+        files[name].write_text(text)
+    ingested = await _ingest(db_url, [files[name] for name in meters])
+    assert [(r.status, r.errors) for r in ingested] == [("loaded", [])] * len(meters)
     return db_url
 
 
-def run_and_export(url: str, settings: AccrualsSettings) -> bytes:
-    """Run the world's period end inline at its default as-at; the NEM12 export it stored."""
-    import psycopg
+async def generated_world(db_url: str, folder: Path, period_end: date) -> str:
+    """A generated world of 40 accounts over 3 months to ``period_end``, a fifth of the meters'
+    data stopping days before it: every file loaded and ingested into ``db_url``."""
+    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
+    made = generate(40, 3, folder / "gen", 5, end=period_end)
+    for kind in loader.KINDS:
+        assert loader.load(db_url, kind, folder / "gen" / f"{kind}.csv").status == "loaded"
+    await _ingest(db_url, [*made.nem12_files, *made.nem13_files])
+    return db_url
 
-    from tether.accruals import run
-    from tether.accruals.exports import NEM12
 
-    run.run_inline(url, PERIOD_END, run.default_as_at(PERIOD_END, settings), settings)
+async def _ingest(db_url: str, paths: list[Path]) -> list[FileResult]:
+    pool = db.make_pool(db_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    try:
+        return await ingest_files(pool, paths)
+    finally:
+        await pool.close()
+
+
+def stored_export(url: str, name: str, period_end: date = PERIOD_END) -> bytes:
+    """The file ``name`` the run of ``period_end`` stored."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
-            (PERIOD_END, NEM12),
+            (period_end, name),
         ).fetchone()
     assert row is not None
     return bytes(row[0])
+
+
+def run_and_export(url: str, settings: AccrualsSettings, period_end: date = PERIOD_END) -> bytes:
+    """Run ``period_end`` inline at its default as-at; the NEM12 export it stored."""
+    run.run_inline(url, period_end, run.default_as_at(period_end, settings), settings)
+    return stored_export(url, NEM12, period_end)

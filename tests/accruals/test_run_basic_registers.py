@@ -11,12 +11,11 @@ from typing import Any
 
 import psycopg
 
-from tests.accruals.run_fixtures import PERIOD_END, write_world
+from tests.accruals import run_fixtures
+from tests.accruals.run_fixtures import PERIOD_END, load_world
 from tests.accruals.test_run_cases import lines_of, table
-from tether.accruals import loader, run
-from tether.accruals.ingest import ingest_files
+from tether.accruals import run
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
 STAMP = "20260401120000"
@@ -54,19 +53,7 @@ def nem13_segment() -> str:
 
 
 async def _world(db_url: str, folder: Path, nem13: str) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = write_world(folder)
-    files["nem13"].write_text(nem13)
-    for kind in ("accounts", "tariffs", "invoices"):
-        result = loader.load(db_url, kind, files[kind])
-        assert result.status == "loaded", result.errors
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        ingested = await ingest_files(pool, [files["nem12"], files["nem13"]])
-    finally:
-        await pool.close()
-    assert [(r.status, r.errors) for r in ingested] == [("loaded", []), ("loaded", [])]
+    await load_world(db_url, folder, {"nem12": run_fixtures.nem12(), "nem13": nem13})
     run.run_inline(db_url, PERIOD_END, run.default_as_at(PERIOD_END, SETTINGS), SETTINGS)
     return db_url
 

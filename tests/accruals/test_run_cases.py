@@ -10,42 +10,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.accruals.run_fixtures import PERIOD_END, write_world
-from tether.accruals import loader, run
+from tests.accruals.run_fixtures import PERIOD_END, load_world, nem12, nem13
+from tests.accruals.run_fixtures import stored_export as export
+from tether.accruals import run
 from tether.accruals.exports import NEM12_QUALITY_METHOD
-from tether.accruals.ingest import ingest_files
 from tether.accruals.nem import ChannelDays, NemFile
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
 
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = write_world(tmp_path)
-    for kind in ("accounts", "tariffs", "invoices"):
-        result = loader.load(db_url, kind, files[kind])
-        assert result.status == "loaded", result.errors
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        ingested = await ingest_files(pool, [files["nem12"], files["nem13"]])
-    finally:
-        await pool.close()
-    assert [r.status for r in ingested] == ["loaded", "loaded"]
-    return db_url
-
-
-def export(url: str, name: str) -> bytes:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s",
-            (PERIOD_END, name),
-        ).fetchone()
-    assert row is not None
-    return bytes(row[0])
+    return await load_world(db_url, tmp_path, {"nem12": nem12(), "nem13": nem13()})
 
 
 def table(url: str, name: str) -> list[dict[str, Any]]:

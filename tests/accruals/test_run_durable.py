@@ -17,12 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tether.accruals import loader, run
+from tests.accruals.run_fixtures import generated_world
+from tether.accruals import run
 from tether.accruals.exports import LINES, NEM12, SUMMARY
-from tether.accruals.generator import generate
-from tether.accruals.ingest import ingest_files
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 PE = date(2026, 11, 30)
 FILES = (SUMMARY, LINES, NEM12)
@@ -32,17 +30,7 @@ SETTINGS = AccrualsSettings(**KNOBS)  # type: ignore[arg-type]
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    made = generate(40, 3, tmp_path / "gen", 5, end=PE)
-    for kind in loader.KINDS:
-        assert loader.load(db_url, kind, tmp_path / "gen" / f"{kind}.csv").status == "loaded"
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        await ingest_files(pool, [*made.nem12_files, *made.nem13_files])
-    finally:
-        await pool.close()
-    return db_url
+    return await generated_world(db_url, tmp_path, PE)
 
 
 def files(url: str) -> dict[str, bytes]:

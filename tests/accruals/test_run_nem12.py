@@ -14,13 +14,10 @@ import psycopg
 import pytest
 from nemreader import NEMFile
 
-from tether.accruals import loader, run
+from tests.accruals.run_fixtures import generated_world, run_and_export
 from tether.accruals.exports import NEM12, NEM12_QUALITY_METHOD
-from tether.accruals.generator import generate
-from tether.accruals.ingest import ingest_files
 from tether.accruals.nem import parse
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 PE = date(2026, 11, 30)
 SETTINGS = AccrualsSettings(chunk_size=8, min_contributors=3)
@@ -30,27 +27,7 @@ QUALITY_METHOD = re.compile(r"[AESFN]\d{2}")
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
     """40 accounts over 3 months, a fifth of the meters' data stopping days before the end."""
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    made = generate(40, 3, tmp_path / "gen", 5, end=PE)
-    for kind in loader.KINDS:
-        assert loader.load(db_url, kind, tmp_path / "gen" / f"{kind}.csv").status == "loaded"
-    pool = db.make_pool(db_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        await ingest_files(pool, [*made.nem12_files, *made.nem13_files])
-    finally:
-        await pool.close()
-    return db_url
-
-
-def run_and_export(url: str) -> bytes:
-    run.run_inline(url, PE, run.default_as_at(PE, SETTINGS), SETTINGS)
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT content FROM acc.run_export WHERE period_end = %s AND name = %s", (PE, NEM12)
-        ).fetchone()
-    assert row is not None
-    return bytes(row[0])
+    return await generated_world(db_url, tmp_path, PE)
 
 
 def estimated_days(url: str) -> list[tuple[str, str, date, list[float]]]:
@@ -63,7 +40,7 @@ def estimated_days(url: str) -> list[tuple[str, str, date, list[float]]]:
 
 
 async def test_every_300_row_carries_the_estimation_method(world: str) -> None:
-    content = run_and_export(world)
+    content = run_and_export(world, SETTINGS, PE)
     rows = [r.split(",") for r in content.decode().splitlines()]
     days = [r for r in rows if r[0] == "300"]
     assert len(days) == len(estimated_days(world)) > 10
@@ -82,7 +59,7 @@ async def test_the_estimates_file_parses_with_our_parser_and_nemreader(
     world: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / NEM12
-    path.write_bytes(run_and_export(world))
+    path.write_bytes(run_and_export(world, SETTINGS, PE))
     expected = estimated_days(world)
     # ours: no error, every day an estimate of the chosen method, the values as stored
     ours = parse(path)
@@ -117,4 +94,4 @@ async def test_the_estimates_file_parses_with_our_parser_and_nemreader(
 
 
 async def test_a_rerun_writes_the_same_estimates_bytes(world: str) -> None:
-    assert run_and_export(world) == run_and_export(world)
+    assert run_and_export(world, SETTINGS, PE) == run_and_export(world, SETTINGS, PE)

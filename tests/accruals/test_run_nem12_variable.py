@@ -82,7 +82,7 @@ def nem12() -> str:
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    return await load_world(db_url, tmp_path, nem12())
+    return await load_world(db_url, tmp_path, {"nem12": nem12()})
 
 
 def stored(url: str) -> dict[tuple[str, str], tuple[list[float], list[str | None] | None]]:

@@ -65,7 +65,7 @@ def nem12() -> str:
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    return await load_world(db_url, tmp_path, nem12())
+    return await load_world(db_url, tmp_path, {"nem12": nem12()})
 
 
 Stored = dict[tuple[str, str, date], tuple[list[float], list[str | None] | None]]
