@@ -120,7 +120,7 @@ async def load_world(db_url: str, folder: Path, meters: Mapping[str, str]) -> st
         assert result.status == "loaded", result.errors
     for name, text in meters.items():
         files[name].write_text(text)
-    ingested = await _ingest(db_url, [files[name] for name in meters])
+    ingested = await ingest_paths(db_url, [files[name] for name in meters])
     assert [(r.status, r.errors) for r in ingested] == [("loaded", [])] * len(meters)
     return db_url
 
@@ -132,11 +132,12 @@ async def generated_world(db_url: str, folder: Path, period_end: date) -> str:
     made = generate(40, 3, folder / "gen", 5, end=period_end)
     for kind in loader.KINDS:
         assert loader.load(db_url, kind, folder / "gen" / f"{kind}.csv").status == "loaded"
-    await _ingest(db_url, [*made.nem12_files, *made.nem13_files])
+    await ingest_paths(db_url, [*made.nem12_files, *made.nem13_files])
     return db_url
 
 
-async def _ingest(db_url: str, paths: list[Path]) -> list[FileResult]:
+async def ingest_paths(db_url: str, paths: list[Path]) -> list[FileResult]:
+    """Ingest ``paths`` as the service does (a pool of its own), one result per file."""
     pool = db.make_pool(db_url, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:

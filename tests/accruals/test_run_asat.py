@@ -14,11 +14,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.accruals.run_fixtures import PERIOD_END, nem13, write_world
-from tether.accruals import loader, run
-from tether.accruals.ingest import FileResult, ingest_files
+from tests.accruals.run_fixtures import (
+    PERIOD_END,
+    ingest_paths,
+    load_world,
+    nem12,
+    nem13,
+)
+from tether.accruals import run
+from tether.accruals.ingest import FileResult
 from tether.accruals.settings import AccrualsSettings
-from tether.core import db, migrations
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
 AS_AT = run.default_as_at(PERIOD_END, SETTINGS)  # 2026-04-07 00:00 AEST
@@ -52,23 +57,12 @@ def revision_nem13(update: str = REVISED) -> str:
 async def ingest(url: str, *texts: tuple[Path, str]) -> list[FileResult]:
     for path, text in texts:
         path.write_text(text)
-    pool = db.make_pool(url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        return await ingest_files(pool, [p for p, _ in texts])
-    finally:
-        await pool.close()
+    return await ingest_paths(url, [p for p, _ in texts])
 
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = write_world(tmp_path)
-    for kind in ("accounts", "tariffs", "invoices"):
-        assert loader.load(db_url, kind, files[kind]).status == "loaded"
-    texts = [(files[k], files[k].read_text()) for k in ("nem12", "nem13")]
-    assert [r.status for r in await ingest(db_url, *texts)] == ["loaded", "loaded"]
-    return db_url
+    return await load_world(db_url, tmp_path, {"nem12": nem12(), "nem13": nem13()})
 
 
 def exports(url: str) -> dict[str, bytes]:

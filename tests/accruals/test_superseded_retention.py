@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
-from tests.accruals.run_fixtures import PERIOD_END, nem12, nem13, write_world
+from tests.accruals.run_fixtures import PERIOD_END, load_world, nem12, nem13
 from tests.accruals.test_run_asat import (
     AFTER_REVISION,
     AS_AT,
@@ -34,11 +34,11 @@ from tests.accruals.test_run_asat import (
     scalar,
     superseded,
 )
-from tether.accruals import api, flow, loader, retention, run
+from tether.accruals import api, flow, retention, run
 from tether.accruals.retention import SnapshotPurged
 from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
-from tether.core import migrations, workflows
+from tether.core import workflows
 from tether.core.api import install_error_handlers
 from tether.core.bootstrap import Runtime
 from tether.core.security import install_security
@@ -51,13 +51,7 @@ OLDEST = "20260405120000"
 
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> str:
-    migrations.upgrade(db_url, ("tether.core", "tether.accruals"))
-    files = write_world(tmp_path)
-    for kind in ("accounts", "tariffs", "invoices"):
-        assert loader.load(db_url, kind, files[kind]).status == "loaded"
-    texts = [(files[k], files[k].read_text()) for k in ("nem12", "nem13")]
-    assert [r.status for r in await ingest(db_url, *texts)] == ["loaded", "loaded"]
-    return db_url
+    return await load_world(db_url, tmp_path, {"nem12": nem12(), "nem13": nem13()})
 
 
 def at(stamp: str) -> datetime:
