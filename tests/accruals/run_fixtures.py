@@ -1,20 +1,31 @@
-"""A small hand-computable world for the run tests: NEM files, accounts, tariffs, invoices."""
+"""A small hand-computable world for the run tests (NEM files, accounts, tariffs, invoices), and
+what those tests share: loading a world, a generated one, the stored exports, the API client."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
-from tether.accruals import loader, run
+from tether.accruals import api, loader, run
 from tether.accruals.exports import NEM12
 from tether.accruals.generator import generate
 from tether.accruals.ingest import FileResult, ingest_files
 from tether.accruals.loader import COLUMNS
+from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
 from tether.core import db, migrations
+from tether.core.api import install_error_handlers
+from tether.core.bootstrap import Runtime
+from tether.core.security import install_security
+from tether.core.settings import Settings
 
 ACCOUNTS = (
     ",".join(COLUMNS["accounts"])
@@ -161,3 +172,29 @@ def run_and_export(url: str, settings: AccrualsSettings, period_end: date = PERI
     """Run ``period_end`` inline at its default as-at; the NEM12 export it stored."""
     run.run_inline(url, period_end, run.default_as_at(period_end, settings), settings)
     return stored_export(url, NEM12, period_end)
+
+
+@asynccontextmanager
+async def api_client(
+    url: str,
+    settings: Settings,
+    pool: AsyncConnectionPool[Any],
+    headers: dict[str, str],
+    accruals: AccrualsSettings,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The accruals routes with the core error handlers and security, over ASGI, as ``headers``
+    call them: the API's answers without a server."""
+    runtime = Runtime(
+        settings=settings, database_url=url, pool=pool, overrides={AccrualsSettings: accruals}
+    )
+    async with build(runtime) as svc:
+        app = FastAPI()
+        install_error_handlers(app)
+        install_security(app, settings, pool=lambda: pool)
+        app.include_router(api.router)
+        app.state.accruals = svc
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tether", headers=headers
+        ) as client:
+            yield client

@@ -12,18 +12,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
-from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, TARIFFS, write_world
-from tether.accruals import api, flow, loader, run
+from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, TARIFFS, api_client, write_world
+from tether.accruals import flow, loader, run
 from tether.accruals.ingest import ingest_files
-from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
 from tether.core import migrations, workflows
-from tether.core.api import install_error_handlers
-from tether.core.bootstrap import Runtime
-from tether.core.security import install_security
 from tether.core.settings import Settings
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2, schedule="")  # type: ignore[call-arg]
@@ -141,20 +136,8 @@ def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path
 async def http(
     world: str, settings: Settings, pool: AsyncConnectionPool[Any], auth_headers: dict[str, str]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    runtime = Runtime(
-        settings=settings, database_url=world, pool=pool, overrides={AccrualsSettings: SETTINGS}
-    )
-    async with build(runtime) as svc:
-        app = FastAPI()
-        install_error_handlers(app)
-        install_security(app, settings, pool=lambda: pool)
-        app.include_router(api.router)
-        app.state.accruals = svc
-        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://tether", headers=auth_headers
-        ) as client:
-            yield client
+    async with api_client(world, settings, pool, auth_headers, SETTINGS) as client:
+        yield client
 
 
 async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:

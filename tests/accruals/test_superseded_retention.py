@@ -14,14 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
-from tests.accruals.run_fixtures import PERIOD_END, load_world, nem12, nem13
+from tests.accruals.run_fixtures import PERIOD_END, api_client, load_world, nem12, nem13
 from tests.accruals.test_run_asat import (
     AFTER_REVISION,
     AS_AT,
@@ -34,14 +32,10 @@ from tests.accruals.test_run_asat import (
     scalar,
     superseded,
 )
-from tether.accruals import api, flow, retention, run
+from tether.accruals import flow, retention, run
 from tether.accruals.retention import SnapshotPurged
-from tether.accruals.service import build
 from tether.accruals.settings import AccrualsSettings
 from tether.core import workflows
-from tether.core.api import install_error_handlers
-from tether.core.bootstrap import Runtime
-from tether.core.security import install_security
 from tether.core.settings import Settings
 
 NEWEST = "20260420120000"  # AEST, all after AS_AT (2026-04-07 00:00 AEST)
@@ -252,21 +246,9 @@ async def test_the_api_refuses_such_a_run_with_409(
 ) -> None:
     run.run_inline(world, PERIOD_END, AS_AT, SETTINGS)
     retention.purge(world, SETTINGS.model_copy(update={"superseded_retention_days": 1}))
-    runtime = Runtime(
-        settings=settings, database_url=world, pool=pool, overrides={AccrualsSettings: SETTINGS}
-    )
-    async with build(runtime) as svc:
-        app = FastAPI()
-        install_error_handlers(app)
-        install_security(app, settings, pool=lambda: pool)
-        app.include_router(api.router)
-        app.state.accruals = svc
-        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://tether", headers=auth_headers
-        ) as http:
-            rerun = await http.post("/api/v1/accruals/runs", json={"period_end": "2026-03-31"})
-            resubmit = await http.post("/api/v1/accruals/runs/2026-03-31/resubmit")
+    async with api_client(world, settings, pool, auth_headers, SETTINGS) as http:
+        rerun = await http.post("/api/v1/accruals/runs", json={"period_end": "2026-03-31"})
+        resubmit = await http.post("/api/v1/accruals/runs/2026-03-31/resubmit")
     for answer in (rerun, resubmit):
         assert answer.status_code == 409, answer.text
         assert "horizon of the last purge" in answer.text
