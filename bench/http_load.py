@@ -22,16 +22,27 @@ class Tally:
     seconds: float = 0.0
 
 
-def request_bytes(host: str, port: int, path: str, token: str, body: bytes) -> bytes:
+def request_bytes(
+    host: str,
+    port: int,
+    path: str,
+    token: str,
+    body: bytes = b"",
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    kind = f"content-type: application/json\r\ncontent-length: {len(body)}\r\n" if body else ""
     head = (
-        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {token}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {token}\r\n"
+        f"{extra}{kind}\r\n"
     )
     return head.encode() + body
 
 
-async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """(status, keep-alive) of one response, its body read and dropped."""
+async def answer(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """(status, keep-alive, body) of one response."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -45,9 +56,42 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
             keep = False
         elif name == b"transfer-encoding":
             raise ConnectionError("chunked answers are not read by this client")
-    if length:
-        await reader.readexactly(length)
-    return status, keep
+    body = await reader.readexactly(length) if length else b""
+    return status, keep, body
+
+
+class Connection:
+    """One keep-alive connection: a request, then its answer; opened again when the server
+    closed it (a request that failed on a dropped connection is sent once more)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.retries = 0
+
+    async def ask(self, request: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            if self._streams is None:
+                self._streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self._streams
+            try:
+                writer.write(request)
+                status, keep, body = await answer(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if attempt == 2:
+                    raise
+                self.retries += 1
+                continue
+            if not keep:
+                self.close()
+            return status, body
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
 
 
 async def run(
@@ -70,7 +114,7 @@ async def run(
             while time.perf_counter() < deadline:
                 writer.write(make_request())
                 try:
-                    status, keep = await _answer(reader)
+                    status, keep, _ = await answer(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     status, keep = 0, False
                 if status == expect:
