@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.errors import Conflict, InvalidInput
 from tether.payments import codec, intake, repository
+from tether.payments.client import OppdragClient
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.records import CaseRow, IntakeRow, Submission
 from tether.payments.service import PaymentsService
 
-from .conftest import june, message
+from .conftest import june, message, unique_settings
 
 
 async def _states(pool: AsyncConnectionPool[Any]) -> dict[str, str]:
@@ -115,6 +117,33 @@ async def test_concurrent_http_intakes_of_one_case_keep_its_rules(
     assert len(await service.orders("sakX")) == 1
     states = await _states(pool)
     assert sorted([states["x1"], states["x2"]]) == ["done", "waiting"]
+
+
+@pytest.mark.parametrize(("parallel", "transactions"), [(1, 2), (2, 3)])
+async def test_intake_parallel_caps_the_transactions_of_an_api_process_at_once(
+    pool: AsyncConnectionPool[Any], parallel: int, transactions: int
+) -> None:
+    """Six requests, one after another, while the first one's transaction is held up: one at a
+    time, the other five wait and share the next transaction; two at a time, the second request
+    starts its own at once and the other four share the third."""
+    own = unique_settings(intake_parallel=parallel)
+    async with OppdragClient.from_settings(own) as client:
+        service = PaymentsService(pool=pool, settings=own, client=client)
+        async with pool.connection() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE pay.inbound IN SHARE ROW EXCLUSIVE MODE")
+            submits = []
+            for i in range(6):
+                body = message(june(3, 7), sak=f"par{parallel}-{i}")
+                submits.append(asyncio.create_task(service.submit(f"p{parallel}-{i}", body)))
+                await asyncio.sleep(0.05)  # each arrives on its own
+            assert not any(t.done() for t in submits)  # all held up behind the lock
+        await asyncio.gather(*submits)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM pay.inbound WHERE original_key LIKE %s",
+            (f"p{parallel}-%",),
+        )
+        assert await cur.fetchone() == {"count": transactions}
 
 
 async def test_a_batch_of_one_reads_what_the_batch_function_reads(

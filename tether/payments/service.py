@@ -59,7 +59,10 @@ class PaymentsService:
         self.settings = settings
         self.client = client
         self._group = intake.group_commit(
-            pool, settings.intake_batch, max_order_bytes=settings.max_order_bytes
+            pool,
+            settings.intake_batch,
+            settings.intake_parallel,
+            max_order_bytes=settings.max_order_bytes,
         )
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()

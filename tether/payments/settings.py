@@ -60,6 +60,12 @@ class PaymentsSettings(BaseSettings):
     intake_batch: int = Field(
         default=100, description="Concurrent HTTP intakes stored in one transaction, at most."
     )
+    intake_parallel: int = Field(
+        default=1,
+        ge=1,
+        description="HTTP intake transactions of one API process at once (more: a lone request "
+        "waits less, a crowd forms smaller batches and costs more CPU a message).",
+    )
     round_linger_s: float = Field(
         default=0.01, description="Pause of a job after a round of less than a full batch."
     )
