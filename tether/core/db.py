@@ -47,11 +47,11 @@ def embedded_server(pgdata: Path, *, cleanup_mode: str | None) -> Any:
         return server
 
 
-# Set on the embedded server only; a server of your own is its DBA's (docs/operations.md).
+# Set on the embedded server only; a server of your own is its DBA's (docs/operators.md).
 # wal_init_zero: a new 16 MB WAL segment is otherwise zero-filled and fsynced by the backend whose
-# commit first reaches it, about 50 ms every 16 MB of WAL. At 1,000 payments messages/s (17 KB of
-# WAL each) that was a stall every second and the whole intake p99 (60 ms -> 36 ms off; bench/
-# RESULTS.md). A server in service mostly recycles old segments instead, so this bites a new one.
+# commit first reaches it, about 50 ms. An intake writing 17 MB of WAL a second (1,000 messages/s
+# in bench/RESULTS.md) stalled that long every second, which was its whole p99 (60 ms, 36 off).
+# A server in service mostly recycles old segments instead, so this bites a new one.
 EMBEDDED_SETTINGS: dict[str, str] = {"wal_init_zero": "off"}
 
 
