@@ -58,11 +58,9 @@ class PaymentsService:
         self.pool = pool
         self.settings = settings
         self.client = client
+        s = settings
         self._group = intake.group_commit(
-            pool,
-            settings.intake_batch,
-            settings.intake_parallel,
-            max_order_bytes=settings.max_order_bytes,
+            pool, s.intake_batch, s.intake_parallel, max_order_bytes=s.max_order_bytes
         )
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()
