@@ -33,7 +33,8 @@ for a receipt, planned with ``MOTTATT`` in the same transaction), p50/p99 intake
 end-to-end messages/s until every message of the run is ``OK``/``FEILET``, and the peak RSS
 (VmHWM) of the largest worker process.
 
-Also reported: CPU milliseconds per message of each component (process trees; PostgreSQL =
+Also reported: the WAL the server wrote per message (its WAL position), and CPU milliseconds
+per message of each component (process trees; PostgreSQL =
 the backends of the benchmark's database plus the WAL writer), from the first POST of a row
 until its last message is final. Run: ``uv run python -m bench.payments_throughput --help``.
 Results go to bench/RESULTS.md.
@@ -89,6 +90,7 @@ class Run:
     ref_p99_ms: float
     load: float
     steal: float  # the share of the cores' time the hypervisor took during the row
+    wal_kb: float  # the server's WAL written per message, intake start to all final
     cpu: dict[str, float]  # CPU ms per message by component, intake start to all final
     cycle: str = ""  # hot: a case's round trip from its orders' own timestamps
     timeline: str = ""  # --timeline: the intake latency second by second (open loop)
@@ -99,7 +101,7 @@ class Run:
             f"{self.messages / self.intake_s:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
             f"{self.messages / self.e2e_s:,.0f} | {self.failed} | "
             f"{self.ref_per_s:,.0f} | {self.ref_p99_ms:.1f} | {self.load:.1f} | "
-            f"{self.steal * 100:.0f} | "
+            f"{self.steal * 100:.0f} | {self.wal_kb:.1f} | "
             + " / ".join(f"{self.cpu[k]:.2f}" for k in CPU_PARTS)
             + " |"
         )
@@ -110,9 +112,9 @@ CPU_PARTS = ("api", "workers", "postgres", "sim", "nats", "loadgen", "machine")
 
 HEADER = (
     "| intake | scenario | clients | messages | intake msg/s | p50 ms | p99 ms | end-to-end msg/s |"
-    " FEILET | reference req/s | reference p99 ms | load avg | steal % |"
+    " FEILET | reference req/s | reference p99 ms | load avg | steal % | WAL KB/msg |"
     " CPU ms/msg: API / workers / PostgreSQL / simulator / NATS / load generator / machine |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -366,6 +368,17 @@ def wait_logged(db_url: str, expected: int, after_seq: int) -> tuple[float, dict
     raise RuntimeError(f"intake of {expected} messages did not finish within {RUN_TIMEOUT_S} s")
 
 
+def wal_bytes(db_url: str) -> int:
+    """The server's WAL position in bytes (exact; ``pg_stat_wal`` lags by up to its flush
+    interval, a second, too long for a short row): on the benchmark's own embedded
+    server only its rows write any; on a shared ``--server-url``, others' writes count too. The
+    volume decides how often a commit must open a new WAL segment (bench/RESULTS.md, session
+    26: a new segment zero-filled inside a commit was the intake's p99)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+    return int(row[0]) if row else 0
+
+
 def last_status_id(db_url: str) -> int:
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute("SELECT coalesce(max(id), 0) FROM pay.status").fetchone()
@@ -474,6 +487,7 @@ def one_run(
     after_seq = last_inbound_seq(db_url)
     dbname = str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])
     before = cpu.snapshot(groups, dbname)
+    wal_before = wal_bytes(db_url)
     start = time.perf_counter()
     timeline = ""
     if path == "http":
@@ -494,6 +508,7 @@ def one_run(
     failed = wait_final(db_url, prefix, len(items), after_id)
     e2e_s = time.perf_counter() - start
     after = cpu.snapshot(groups, dbname)
+    wal_kb = (wal_bytes(db_url) - wal_before) / len(items) / 1000
     used = cpu.per_message_ms(before, after, len(items))
     return Run(
         scenario=scenario,
@@ -509,6 +524,7 @@ def one_run(
         ref_p99_ms=percentile(ref_lat, 0.99) * 1000,
         load=os.getloadavg()[0],
         steal=cpu.steal_share(before, after),
+        wal_kb=wal_kb,
         cpu=used,
         cycle=hot_cycle(db_url, prefix) if scenario == "hot" else "",
         timeline=timeline,
@@ -679,8 +695,9 @@ def main() -> None:
         "Reference = an authenticated GET answered 404 after one indexed SELECT, same API, same "
         "clients, measured just before each row. Load avg = 1-minute load at the row's end "
         f"(at the start: {start_load:.1f}). Steal = the share of the cores' time the hypervisor "
-        "gave to other guests during the row; machine = every process's CPU, autovacuum and "
-        "the kernel's included, per message.",
+        "gave to other guests during the row; WAL = what the server wrote to its write-ahead "
+        "log per message, from the row's first message until its last is final; machine = "
+        "every process's CPU, autovacuum and the kernel's included, per message.",
         "",
         HEADER,
         *(r.row() for r in runs),
