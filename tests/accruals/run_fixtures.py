@@ -168,6 +168,28 @@ def stored_export(url: str, name: str, period_end: date = PERIOD_END) -> bytes:
     return bytes(row[0])
 
 
+def run_result(url: str, account_id: str, period_end: date = PERIOD_END) -> tuple[Any, ...]:
+    """An account's (kwh_actual, kwh_estimated, estimate_method) in the run of ``period_end``."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT kwh_actual, kwh_estimated, estimate_method FROM acc.run_result"
+            " WHERE period_end = %s AND account_id = %s",
+            (period_end, account_id),
+        ).fetchone()
+    assert row is not None, f"{account_id} has no result"
+    return tuple(row)
+
+
+def estimated_reads(url: str, period_end: date = PERIOD_END) -> list[tuple[Any, ...]]:
+    """The run's estimated basic reads: (account, suffix, from, read date, kWh, method)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT account_id, suffix, from_date::text, read_date::text, kwh, method"
+            " FROM acc.run_estimated_read WHERE period_end = %s ORDER BY account_id, suffix",
+            (period_end,),
+        ).fetchall()
+
+
 def run_and_export(url: str, settings: AccrualsSettings, period_end: date = PERIOD_END) -> bytes:
     """Run ``period_end`` inline at its default as-at; the NEM12 export it stored."""
     run.run_inline(url, period_end, run.default_as_at(period_end, settings), settings)

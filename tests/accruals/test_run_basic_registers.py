@@ -7,12 +7,9 @@ it (real PostgreSQL)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import psycopg
 
 from tests.accruals import run_fixtures
-from tests.accruals.run_fixtures import PERIOD_END, load_world
+from tests.accruals.run_fixtures import PERIOD_END, estimated_reads, load_world, run_result
 from tests.accruals.test_run_cases import lines_of, table
 from tether.accruals import run
 from tether.accruals.settings import AccrualsSettings
@@ -58,35 +55,15 @@ async def _world(db_url: str, folder: Path, nem13: str) -> str:
     return db_url
 
 
-def _estimated_reads(url: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT account_id, suffix, from_date::text, read_date::text, kwh, method"
-            " FROM acc.run_estimated_read WHERE period_end = %s ORDER BY account_id, suffix",
-            (PERIOD_END,),
-        ).fetchall()
-
-
-def _result(url: str, account: str) -> tuple[Any, ...]:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT kwh_actual, kwh_estimated, estimate_method FROM acc.run_result"
-            " WHERE period_end = %s AND account_id = %s",
-            (PERIOD_END, account),
-        ).fetchone()
-    assert row is not None
-    return tuple(row)
-
-
 async def test_two_general_registers_both_count(db_url: str, tmp_path: Path) -> None:
     url = await _world(db_url, tmp_path, nem13_previous_read())
     # 31 unbilled days (03-01..03-31). `11`: 31 x 10 = 310 estimated. `12`: 60 actual to 03-15,
     # then 16 days x 4 = 64 estimated. The account: 310 + 60 + 64 = 434 kWh, 14 kWh a day.
-    assert _estimated_reads(url) == [
+    assert estimated_reads(url) == [
         ("A4", "11", "2026-02-28", "2026-03-31", 310.0, "previous_read"),
         ("A4", "12", "2026-03-15", "2026-03-31", 64.0, "previous_read"),
     ]
-    actual, estimated, method = _result(url, "A4")
+    actual, estimated, method = run_result(url, "A4")
     assert (float(actual + estimated), method) == (310.0 + 60.0 + 64.0, "previous_read")
     # a kind's day is actual only when all its registers read it actually (as two channels of a
     # kind): `11` is estimated every day, so all of it is
@@ -113,8 +90,8 @@ async def test_segment_fallback_splits_the_kind_between_registers(
     # Ergon QLD residential general: A3 and A7 read 0.25 kWh every half-hour (12 kWh a day) in
     # every month and day type; A4 has no history (scalar 1.0): 31 x 12 = 372 kWh for the kind,
     # half of it under each register, counted once.
-    assert _estimated_reads(url) == [
+    assert estimated_reads(url) == [
         ("A4", "11", "2026-02-28", "2026-03-31", 186.0, "segment"),
         ("A4", "12", "2026-02-28", "2026-03-31", 186.0, "segment"),
     ]
-    assert _result(url, "A4") == (0.0, 372.0, "segment")
+    assert run_result(url, "A4") == (0.0, 372.0, "segment")

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.accruals.run_fixtures import PERIOD_END, load_world, nem12, nem13
+from tests.accruals.run_fixtures import PERIOD_END, estimated_reads, load_world, nem12, nem13
 from tests.accruals.run_fixtures import stored_export as export
 from tether.accruals import run
 from tether.accruals.exports import NEM12_QUALITY_METHOD
@@ -89,12 +89,7 @@ async def test_hand_computed_accounts(world: str) -> None:
         "previous_read",
     )
     assert a4["amount_ex_gst"] == "112.50"
-    with psycopg.connect(world) as conn:
-        reads = conn.execute(
-            "SELECT suffix, from_date::text, read_date::text, kwh, method"
-            " FROM acc.run_estimated_read WHERE period_end = %s",
-            (PERIOD_END,),
-        ).fetchall()
+    reads = [r[1:] for r in estimated_reads(world)]
     assert reads == [("11", "2026-02-28", "2026-03-31", 310.0, "previous_read")]
     # A5: 03-31 missing: its own segment's profile (itself) x scalar 1 -> half estimated
     a5 = summary["A5"]

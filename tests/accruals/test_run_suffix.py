@@ -12,7 +12,13 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.accruals.run_fixtures import PERIOD_END, UPDATED, load_world, run_and_export
+from tests.accruals.run_fixtures import (
+    PERIOD_END,
+    UPDATED,
+    load_world,
+    run_and_export,
+    run_result,
+)
 from tether.accruals.settings import AccrualsSettings
 
 SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2)
@@ -89,14 +95,8 @@ def failures(url: str) -> list[tuple[str, str]]:
 
 
 def summary_kwh(url: str, account_id: str) -> tuple[float, float]:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT kwh_actual, kwh_estimated FROM acc.run_result"
-            " WHERE period_end = %s AND account_id = %s",
-            (PERIOD_END, account_id),
-        ).fetchone()
-    assert row is not None, f"{account_id} has no result"
-    return float(row[0]), float(row[1])
+    actual, estimated, _ = run_result(url, account_id)
+    return float(actual), float(estimated)
 
 
 def channels(content: bytes) -> set[tuple[str, str]]:

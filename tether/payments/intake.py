@@ -216,7 +216,7 @@ class Planner:
 def group_commit(
     pool: AsyncConnectionPool[Any],
     max_batch: int,
-    at_once: int = 1,
+    at_once: int,
     *,
     max_order_bytes: int | None = None,
 ) -> Grouped[Item, Submission]:
