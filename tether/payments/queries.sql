@@ -255,17 +255,54 @@ ORDER BY ord, step;
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);
 
--- name: lock_status_publisher
--- one publisher at a time across workers, so the statuses of a key leave in their order
-SELECT pg_try_advisory_xact_lock(hashtext('tether.payments.status_publisher')) AS locked;
+-- name: claim_status_window
+-- the next page of the status log to publish (migration 0008) and the window it is from; no row
+-- while another publisher holds the cursor (one at a time, so a key's statuses leave in order).
+-- A window whose last page came back short is first moved on to what has committed since. Its
+-- statuses: those of the transactions open in done (an index probe each), and those from done's
+-- xmax on (one index range, its only lower bound the greater of done's xmax and the last page's
+-- end, so the scan starts there), visible in upto. The body as the database's JSON text,
+-- published as it is (never decoded and encoded again). A NULL id: nothing (more) to publish
+WITH c AS (
+    SELECT * FROM pay.status_cursor FOR UPDATE SKIP LOCKED
+), w AS (
+    SELECT CASE WHEN c.exhausted THEN c.upto ELSE c.done END AS done,
+           CASE WHEN c.exhausted THEN pg_current_snapshot() ELSE c.upto END AS upto,
+           CASE WHEN c.exhausted THEN '0'::xid8 ELSE c.last_txid END AS last_txid,
+           CASE WHEN c.exhausted THEN 0 ELSE c.last_id END AS last_id
+    FROM c
+), r AS MATERIALIZED (  -- the window's bounds computed once, not per row
+    SELECT w.*,
+           CASE WHEN w.last_txid >= pg_snapshot_xmax(w.done) THEN w.last_txid
+                ELSE pg_snapshot_xmax(w.done) END AS from_txid,
+           CASE WHEN w.last_txid >= pg_snapshot_xmax(w.done) THEN w.last_id ELSE 0 END AS from_id
+    FROM w
+)
+SELECT r.done::text, r.upto::text, s.txid::text, s.id, s.original_key, s.body::text
+FROM r LEFT JOIN LATERAL (
+    SELECT * FROM (
+        (SELECT x.* FROM pg_snapshot_xip(r.done) AS open(txid)
+         CROSS JOIN LATERAL (  -- its LIMIT keeps it a probe per open transaction, not a merge
+             SELECT st.txid, st.id, st.original_key, st.body FROM pay.status st
+             WHERE st.txid = open.txid AND (st.txid, st.id) > (r.last_txid, r.last_id)
+               AND pg_visible_in_snapshot(st.txid, r.upto)
+             ORDER BY st.id LIMIT %(limit)s) x
+         ORDER BY x.txid, x.id LIMIT %(limit)s)
+        UNION ALL
+        (SELECT st.txid, st.id, st.original_key, st.body FROM pay.status st
+         WHERE (st.txid, st.id) > (r.from_txid, r.from_id)
+           AND st.txid < pg_snapshot_xmax(r.upto)
+           AND pg_visible_in_snapshot(st.txid, r.upto)
+         ORDER BY st.txid, st.id LIMIT %(limit)s)
+    ) page ORDER BY page.txid, page.id LIMIT %(limit)s
+) s ON true
+ORDER BY s.txid, s.id;
 
--- name: claim_unpublished_statuses
--- the body as the database's JSON text, published as it is (never decoded and encoded again)
-SELECT id, original_key, body::text FROM pay.status
-WHERE published_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED;
-
--- name: mark_statuses_published
-UPDATE pay.status SET published_at = now() WHERE id = ANY(%(ids)s::bigint[]);
+-- name: move_status_cursor
+-- after the broker acknowledged a page, in the transaction that claimed it
+UPDATE pay.status_cursor
+SET done = %(done)s::pg_snapshot, upto = %(upto)s::pg_snapshot, last_txid = %(last_txid)s::xid8,
+    last_id = %(last_id)s, exhausted = %(exhausted)s;
 
 -- name: fetch_orders_of_case
 SELECT id, fagsystem, sak_id, original_key, xml, sha256, uids, details, state, message_id,

@@ -164,6 +164,17 @@ class StatusRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StatusPage:
+    """A page of the status log to publish: ``(txid, id, original_key, body as JSON text)`` in
+    publishing order, and the window (two snapshots, as text) it is from (migration 0008)."""
+
+    done: str
+    upto: str
+    rows: list[tuple[str, int, str, str]]
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Submission:
     """What the intake answers: the key to follow, and whether it was seen before."""
 

@@ -18,6 +18,7 @@ from tether.payments.records import (
     Json,
     OrderHead,
     OrderRow,
+    StatusPage,
     StatusRow,
     UtbetalingRow,
 )
@@ -250,19 +251,34 @@ async def insert_stray_receipt(
     await db.execute(conn, queries["insert_stray_receipt"], params)
 
 
-async def lock_status_publisher(conn: Connection) -> bool:
-    return bool((await db.fetch_one(conn, queries["lock_status_publisher"]))["locked"])
-
-
-async def claim_unpublished_statuses(conn: Connection, *, limit: int) -> list[tuple[int, str, str]]:
-    """The oldest unpublished statuses, in order: ``(id, original_key, body as JSON text)``."""
+async def claim_status_window(conn: Connection, *, limit: int) -> StatusPage | None:
+    """The next page of statuses to publish, in order; None while another publisher holds the
+    cursor."""
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(queries["claim_unpublished_statuses"], {"limit": limit})
-        return await cur.fetchall()
+        await cur.execute(queries["claim_status_window"], {"limit": limit})
+        rows = await cur.fetchall()
+    if not rows:
+        return None
+    done, upto = rows[0][0], rows[0][1]
+    return StatusPage(
+        done=done,
+        upto=upto,
+        rows=[(txid, id_, key, body) for _, _, txid, id_, key, body in rows if id_ is not None],
+        limit=limit,
+    )
 
 
-async def mark_statuses_published(conn: Connection, *, ids: Sequence[int]) -> None:
-    await db.execute(conn, queries["mark_statuses_published"], {"ids": list(ids)})
+async def move_status_cursor(conn: Connection, page: StatusPage) -> None:
+    """Past ``page``: its window is exhausted when the page came back short."""
+    last_txid, last_id = (page.rows[-1][0], page.rows[-1][1]) if page.rows else ("0", 0)
+    params = {
+        "done": page.done,
+        "upto": page.upto,
+        "last_txid": last_txid,
+        "last_id": last_id,
+        "exhausted": len(page.rows) < page.limit,
+    }
+    await db.execute(conn, queries["move_status_cursor"], params)
 
 
 async def fetch_orders_of_case(conn: Connection, *, fagsystem: str, sak_id: str) -> list[OrderRow]:

@@ -1,5 +1,6 @@
 """Publishing of statuses: every stored status to ``payments.status.v1`` (at least once, in
-order per key: one publisher at a time across workers, marked only after JetStream's ack).
+order per key: one publisher at a time across workers, the log's cursor moved only after
+JetStream's ack; migration 0008 says how the cursor finds every committed status once).
 
 A status goes out as the database's JSON text of its body (``jsonb`` keeps its own key order, the
 one a decoded body has): the same object as the status endpoints show, never decoded and encoded
@@ -32,7 +33,7 @@ HEADROOM = 4096  # of the broker's max_payload, kept for the headers and the sub
 async def publish_statuses(
     service: PaymentsService, nats_url: str, *, stop: asyncio.Event, once: bool = False
 ) -> int:
-    """Publish stored statuses in order; a status is marked only after JetStream acknowledged."""
+    """Publish stored statuses in order; the cursor moves only after JetStream acknowledged."""
     s = service.settings
     nc = await connect_nats(nats_url)
     published = 0
@@ -41,9 +42,8 @@ async def publish_statuses(
         await ensure_stream(js, s.status_stream, s.status_subject, max_age_s=s.stream_max_age_s)
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
-                rows = []
-                if await repository.lock_status_publisher(conn):
-                    rows = await repository.claim_unpublished_statuses(conn, limit=STATUS_BATCH)
+                page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
+                rows = [] if page is None else page.rows
                 await _publish_all(
                     js,
                     s.status_subject,
@@ -53,11 +53,11 @@ async def publish_statuses(
                             _fit(key, body, nc.max_payload - HEADROOM),
                             {"Transaction-ID": key, "Nats-Msg-Id": f"status-{id_}"},
                         )
-                        for id_, key, body in rows
+                        for _, id_, key, body in rows
                     ],
                 )
-                if rows:
-                    await repository.mark_statuses_published(conn, ids=[r[0] for r in rows])
+                if page is not None:
+                    await repository.move_status_cursor(conn, page)
             published += len(rows)
             if once and not rows:
                 break

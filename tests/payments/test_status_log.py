@@ -1,0 +1,121 @@
+"""The status publisher's cursor over the status log (migration 0008): every committed status
+goes out once and in order per key, including one whose transaction commits after statuses with
+higher ids were published; a window larger than a page goes out page by page; one publisher at a
+time; statuses left unpublished by the schema before the cursor go out, published ones do not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from tether.capabilities import migration_components
+from tether.core import migrations
+from tether.payments import repository
+from tether.payments.service import PaymentsService
+from tether.payments.statuses import STATUS_BATCH, publish_statuses
+
+BODY = {"status": "OK", "detaljer": None, "error": None, "simulering": False}
+
+
+async def publish_once(service: PaymentsService, nats_url: str) -> int:
+    return await asyncio.wait_for(
+        publish_statuses(service, nats_url, stop=asyncio.Event(), once=True), 30
+    )
+
+
+async def stream_keys(js: Any, service: PaymentsService) -> list[str]:
+    """The Transaction-ID of every status on the stream, in stream order."""
+    s = service.settings
+    info = await js.stream_info(s.status_stream)
+    return [
+        (await js.get_msg(s.status_stream, seq)).headers["Transaction-ID"]
+        for seq in range(1, info.state.messages + 1)
+    ]
+
+
+async def insert(conn: Any, key: str) -> None:
+    await repository.insert_status(conn, original_key=key, status="OK", body=BODY)
+
+
+async def test_a_status_committed_after_later_ids_were_published_still_goes_out(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str, js: Any
+) -> None:
+    """A transaction holds the lower id open while a later one commits and is published; a
+    cursor on the highest published id would skip the lower one for ever."""
+    async with pool.connection() as slow:
+        await slow.execute("BEGIN")
+        await insert(slow, "slow")  # takes the lower id, not committed yet
+        async with pool.connection() as fast:
+            await insert(fast, "fast")
+        assert await publish_once(service, nats_url) == 1
+        assert await publish_once(service, nats_url) == 0  # still open: not in any window
+        await slow.execute("COMMIT")
+    assert await publish_once(service, nats_url) == 1
+    assert await publish_once(service, nats_url) == 0
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT original_key FROM pay.status ORDER BY id")
+        assert [r["original_key"] for r in await cur.fetchall()] == ["slow", "fast"]
+    assert await stream_keys(js, service) == ["fast", "slow"]
+
+
+async def test_a_window_larger_than_a_page_goes_out_page_by_page_in_order(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str, js: Any
+) -> None:
+    n = STATUS_BATCH * 2 + 7
+    async with pool.connection() as conn:  # one transaction: all in one window
+        await conn.execute(
+            "INSERT INTO pay.status (original_key, status, body)"
+            " SELECT 'k' || lpad(g::text, 5, '0'), 'OK', %s::jsonb FROM generate_series(1, %s) g",
+            (json.dumps(BODY), n),
+        )
+    async with pool.connection() as conn:
+        for key in ("after1", "after2"):  # later transactions: a later window
+            await insert(conn, key)
+    assert await publish_once(service, nats_url) == n + 2
+    assert await publish_once(service, nats_url) == 0
+    keys = await stream_keys(js, service)
+    assert keys == [f"k{i:05d}" for i in range(1, n + 1)] + ["after1", "after2"]
+
+
+async def test_one_publisher_at_a_time(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str, js: Any
+) -> None:
+    """While another publisher holds the cursor, a round publishes nothing (a key's statuses
+    never leave from two processes at once, out of order)."""
+    async with pool.connection() as conn:
+        await insert(conn, "k1")
+    async with pool.connection() as other:
+        await other.execute("BEGIN")
+        await other.execute("SELECT * FROM pay.status_cursor FOR UPDATE")
+        assert await publish_once(service, nats_url) == 0
+        await other.execute("ROLLBACK")
+    assert await publish_once(service, nats_url) == 1
+    assert await stream_keys(js, service) == ["k1"]
+
+
+def test_statuses_unpublished_before_the_cursor_are_in_its_first_window(
+    empty_db_url: str,
+) -> None:
+    """Upgrading a database with the published_at schema: a status with published_at set is
+    never published again, one without it is in the cursor's first window."""
+    components = migration_components()
+    found = migrations.discover(components)
+    cursor = next(m for m in found if m.component == "tether.payments" and m.version == 8)
+    before = found[: found.index(cursor)]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA tether")
+        for m in before:
+            with conn.transaction():
+                conn.execute(m.sql.encode())
+        conn.execute(
+            "INSERT INTO pay.status (original_key, status, body, published_at) VALUES"
+            " ('old', 'OK', '{}', now()), ('pending', 'OK', '{}', NULL)"
+        )
+        with conn.transaction():
+            conn.execute(cursor.sql.encode())
+        first = conn.execute(repository.queries["claim_status_window"], {"limit": 10}).fetchall()
+        assert [row[4] for row in first] == ["pending"]
