@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from tether.core import loop
 from tether.core.events import close_quietly, ensure_stream
 from tether.core.natsserver import EmbeddedNats
 
@@ -44,3 +45,22 @@ async def test_a_consumer_stops_quietly_when_the_broker_stopped_first(private_di
     await plain.close()
     await close_quietly(quiet, quiet_sub)
     assert quiet.is_closed
+
+
+def test_a_stop_with_data_pending_for_a_dropped_broker_closes_quietly(private_dir: Path) -> None:
+    """What a publisher wrote while the client was reconnecting is flushed at close into the
+    dropped socket, and on tether's loop (uvloop) nats-py raises RuntimeError from the closed
+    transport: still a quiet stop, and the client is closed (no reconnect loop left logging)."""
+
+    async def main() -> bool:
+        server = EmbeddedNats(private_dir / "nats")
+        try:
+            nc, sub = await _subscribed(server.url)
+        finally:
+            server.stop()
+        await _until_disconnected(nc)
+        await nc.publish("stoptest.x", b"pending while reconnecting")
+        await close_quietly(nc, sub)
+        return bool(nc.is_closed)
+
+    assert loop.run(main())

@@ -112,7 +112,9 @@ async def close_quietly(nc: Any, sub: Any = None) -> None:
             type(exc).__name__,
             extra={"action": "nats_gone_at_stop"},
         )
-        with contextlib.suppress(NatsError, OSError):
+        # nats-py flushes what is pending into the dropped socket and raises RuntimeError from
+        # the closed transport; its reconnect task is cancelled by then, so it is closed
+        with contextlib.suppress(NatsError, OSError, RuntimeError):
             await nc.close()
 
 
@@ -142,7 +144,7 @@ async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEv
         for event in events:
             await js.publish(subject, event.model_dump_json(exclude_none=True).encode())
     finally:
-        await nc.drain()
+        await close_quietly(nc)
 
 
 async def consume_nats(

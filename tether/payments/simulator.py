@@ -33,7 +33,13 @@ from rich.console import Console
 from starlette.responses import JSONResponse
 
 from tether.core import loop
-from tether.core.events import STREAM_MAX_AGE_S, connect_nats, ensure_stream, fetch_ready
+from tether.core.events import (
+    STREAM_MAX_AGE_S,
+    close_quietly,
+    connect_nats,
+    ensure_stream,
+    fetch_ready,
+)
 from tether.core.simulator import (
     GenericFaults,
     SimulatorServer,
@@ -174,9 +180,7 @@ class OppdragSimulator(SimulatorServer):
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
-            with contextlib.suppress(Exception):  # shutting down: a broken connection is fine
-                await sub.unsubscribe()
-                await nc.drain()
+            await close_quietly(nc, sub)  # closed even when the broker went first
 
     async def _consume(self, js: Any, sub: Any) -> None:
         while True:
