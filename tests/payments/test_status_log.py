@@ -119,3 +119,19 @@ def test_statuses_unpublished_before_the_cursor_are_in_its_first_window(
             conn.execute(cursor.sql.encode())
         first = conn.execute(repository.queries["claim_status_window"], {"limit": 10}).fetchall()
         assert [row[4] for row in first] == ["pending"]
+
+
+async def test_statuses_are_republished_by_giving_them_a_new_transaction(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str, js: Any
+) -> None:
+    """The operators' runbook: after the status stream was lost, the statuses to send again are
+    given the id of a transaction newer than the cursor; the next window publishes them."""
+    async with pool.connection() as conn:
+        for key in ("k1", "k2"):
+            await insert(conn, key)
+    assert await publish_once(service, nats_url) == 2
+    await js.delete_stream(service.settings.status_stream)  # the stream was lost
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE pay.status SET txid = pg_current_xact_id()")
+    assert await publish_once(service, nats_url) == 2
+    assert await stream_keys(js, service) == ["k1", "k2"]
