@@ -39,3 +39,28 @@ def test_the_right_control_token_moves_the_ledger_on(sim: ElicensingSimulatorSer
     url = f"{sim.control_url}/ledger/invoices/{number}/void"
     assert httpx.post(url, headers=sim.control_headers).json() == {"voided": number}
     assert sim.ledger.invoices[number].voided
+
+
+def test_an_adjustment_is_dated_by_the_date_the_write_carries(
+    sim: ElicensingSimulatorServer,
+) -> None:
+    """The day tether sends (its configured zone's) is the adjustment's date, not the host's: a
+    write just after midnight UTC is still yesterday in Vancouver. An unreadable date is a 400
+    that says so, and nothing is applied."""
+    number = sorted(sim.ledger.invoices)[0]
+    invoice = sim.ledger.invoices[number]
+    fee_id = invoice.fee_ids[0]
+    url = f"{sim.url}/client/{invoice.client_object_id}/adjust"
+    headers = {"Authorization": DATA_TOKEN}
+
+    def adjust(day: str) -> httpx.Response:
+        body = {"adjustments": [{"feeObjectId": fee_id, "adjustmentTotal": "-1.00", "date": day}]}
+        return httpx.post(url, json=body, headers=headers)
+
+    before = len(sim.ledger.fees[fee_id].adjustments)
+    refused = adjust("2026-13-45")
+    assert refused.status_code == 400
+    assert "'2026-13-45' is not a date" in refused.json()[0]["message"]
+    assert len(sim.ledger.fees[fee_id].adjustments) == before
+    assert adjust("2001-02-03").status_code == 200
+    assert sim.ledger.fees[fee_id].adjustments[-1].date.isoformat() == "2001-02-03"

@@ -157,11 +157,20 @@ class Ledger:
             fee.adjustments.append(adj)
             return adj
 
-    def adjust_fee(self, fee_id: int, amount: Decimal, reason: str, comment: str | None) -> int:
+    def adjust_fee(
+        self,
+        fee_id: int,
+        amount: Decimal,
+        reason: str,
+        comment: str | None,
+        day: date | None = None,
+    ) -> int:
+        """An adjustment dated ``day``, the date the write carried (the business's day), else
+        the host's."""
         with self.lock:
             fee = self.fees[fee_id]
             adj = SimAdjustment(
-                self._id(), amount.quantize(CENT), date.today(), reason, comment=comment
+                self._id(), amount.quantize(CENT), day or date.today(), reason, comment=comment
             )
             fee.adjustments.append(adj)
             return adj.object_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hmac
 import re
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -161,7 +162,11 @@ def _routes(app: FastAPI, ledger: Ledger, state: SimulatorState) -> None:
             fee_id = int(a.feeObjectId)
             if fee_id not in ledger.fees:
                 return _errors(f"Fee {fee_id} not found", 400)
-            made.append(ledger.adjust_fee(fee_id, a.adjustmentTotal, a.reason, a.comment))
+            try:
+                day = None if a.date is None else date.fromisoformat(a.date)
+            except ValueError:
+                return _errors(f"date {a.date!r} is not a date (YYYY-MM-DD)", 400)
+            made.append(ledger.adjust_fee(fee_id, a.adjustmentTotal, a.reason, a.comment, day))
         return {"adjustments": [{"adjustmentObjectId": oid} for oid in made]}
 
     @app.get("/client/{client_id}/invoice")
