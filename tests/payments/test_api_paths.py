@@ -75,6 +75,7 @@ def test_the_console_links_a_case_by_its_quoted_sak_id() -> None:
         "created_at": now.isoformat(),
     }
     row = {"unsent": 0, "at_payment_system": 1, "queued": 0, "oldest_waiting": now}
+    row |= {"statuses_unpublished": 0, "oldest_unpublished": None}
     panel = build_panel({**row, "waiting": [waiting]}, now)
     assert panel.table is not None
     assert panel.table.rows[0][0].link == "/payments/cases/a%2Fb%3Fc"  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.capabilities import migration_components
 from tether.core import migrations
-from tether.payments import repository
+from tether.payments import console, repository
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import STATUS_BATCH, publish_statuses
 
@@ -135,3 +135,43 @@ async def test_statuses_are_republished_by_giving_them_a_new_transaction(
         await conn.execute("UPDATE pay.status SET txid = pg_current_xact_id()")
     assert await publish_once(service, nats_url) == 2
     assert await stream_keys(js, service) == ["k1", "k2"]
+
+
+async def test_the_console_counts_the_statuses_not_on_nats_yet(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], nats_url: str, js: Any
+) -> None:
+    """Stored and not published: all of them, then those after a page already published in
+    the current window, then none; a stalled publisher shows here and on /metrics."""
+
+    async def backlog() -> dict[str, Any]:
+        async with pool.connection() as conn:
+            cur = await conn.execute(console.queries["payments_overview"], {"examples": 1})
+            row = await cur.fetchone()
+        assert row is not None
+        panel = console.build_panel(row)
+        gauges = {g.name: g.value for g in panel.gauges}
+        return {
+            "count": gauges["tether_payments_statuses_unpublished"],
+            "oldest_s": gauges["tether_payments_oldest_unpublished_seconds"],
+            "row": next(r for r in panel.rows if "NATS" in r.label),
+        }
+
+    assert (await backlog())["count"] == 0
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO pay.status (original_key, status, body, created_at)"
+            " SELECT 'k' || g, 'OK', '{}', now() - interval '2 minutes'"
+            " FROM generate_series(1, 3) g"
+        )
+        await insert(conn, "later")
+    stalled = await backlog()
+    assert stalled["count"] == 4 and stalled["oldest_s"] >= 120
+    assert stalled["row"].status == "warn" and stalled["row"].value.startswith("4, the oldest 2")
+    async with pool.connection() as conn, conn.transaction():  # one page of two, published
+        page = await repository.claim_status_window(conn, limit=2)
+        assert page is not None and [r[2] for r in page.rows] == ["k1", "k2"]
+        await repository.move_status_cursor(conn, page)
+    assert (await backlog())["count"] == 2
+    assert await publish_once(service, nats_url) == 2
+    done = await backlog()
+    assert done["count"] == 0 and done["oldest_s"] == 0 and done["row"].status == "ok"

@@ -3,7 +3,8 @@
 One statement (``console.sql``) reads the backlog: messages queued behind their case's order,
 orders not sent yet or at the payment system without a receipt, and the oldest of them. A
 receipt that never comes shows here first (the chase job asks the payment system after
-``TETHER_PAYMENTS_RECEIPT_TIMEOUT_S``).
+``TETHER_PAYMENTS_RECEIPT_TIMEOUT_S``). Statuses not on NATS yet show a stalled publisher (NATS
+down, no worker running the payments jobs) that no order count would.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def build_panel(row: dict[str, Any], now: datetime | None = None) -> Panel:
             status=_status(oldest, now),
         ),
         Row(label="messages queued behind their case", value=str(row["queued"])),
+        Row(
+            label="statuses not on NATS yet",
+            value=_unpublished(row, now),
+            status=_status(row["oldest_unpublished"], now),
+        ),
     )
     listed: list[dict[str, Any]] = row["waiting"]
     table = Table(
@@ -84,4 +90,29 @@ def build_panel(row: dict[str, Any], now: datetime | None = None) -> Panel:
             value=float(row["queued"]),
         ),
     )
-    return Panel(title="Payment orders", rows=rows, table=table, gauges=gauges)
+    return Panel(
+        title="Payment orders", rows=rows, table=table, gauges=gauges + _publisher(row, now)
+    )
+
+
+def _unpublished(row: dict[str, Any], now: datetime) -> str:
+    oldest: datetime | None = row["oldest_unpublished"]
+    count = int(row["statuses_unpublished"])
+    return str(count) if oldest is None else f"{count}, the oldest {age(oldest, now)} old"
+
+
+def _publisher(row: dict[str, Any], now: datetime) -> tuple[Gauge, ...]:
+    """The status publisher's backlog: statuses stored and not yet acknowledged by NATS."""
+    oldest: datetime | None = row["oldest_unpublished"]
+    return (
+        Gauge(
+            name="tether_payments_statuses_unpublished",
+            help="Statuses stored and not yet published on NATS.",
+            value=float(row["statuses_unpublished"]),
+        ),
+        Gauge(
+            name="tether_payments_oldest_unpublished_seconds",
+            help="Age of the oldest status not yet published on NATS (0 when none).",
+            value=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        ),
+    )
