@@ -61,3 +61,13 @@ def per_message_ms(
 ) -> dict[str, float]:
     times = (k for k in after if k not in ("steal", "wall"))  # not CPU used by anything here
     return {k: (after[k] - before.get(k, 0.0)) * 1000 / messages for k in times}
+
+
+def python_loop_s(n: int = 5_000_000) -> float:
+    """Seconds one core takes for ``n`` additions in pure Python: a yardstick that tells a slow
+    machine from a slow change when figures of different sessions are compared."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    return time.perf_counter() - start
