@@ -196,8 +196,10 @@ async def harness(
             yield Harness(service=service, sim=sim, nats_url=nats_url)
         finally:
             stop.set()
-            await worker
-            sim.stop()
+            try:
+                await worker
+            finally:
+                sim.stop()  # also when the worker failed: no simulator thread outlives its test
 
 
 @pytest.fixture
