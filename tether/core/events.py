@@ -95,26 +95,32 @@ async def connect_nats(url: str) -> Any:
     return await nats.connect(url, error_cb=on_error)
 
 
+def _gone() -> tuple[type[Exception], ...]:
+    from nats.errors import Error as NatsError
+
+    # RuntimeError: on uvloop, nats-py flushes what is pending into the dropped socket and the
+    # closed transport raises it; its reconnect task is cancelled by then, so close() still ends
+    # the connection
+    return (NatsError, OSError, RuntimeError)
+
+
 async def close_quietly(nc: Any, sub: Any = None) -> None:
     """Unsubscribe ``sub`` and drain ``nc``. A connection the broker already dropped is closed,
     not raised: a stop must not fail because NATS stopped first (Ctrl-C reaches an embedded
     broker and tether alike). Unsubscribing first matters: draining a pull subscription waits
     out the drain timeout (30 s) for the answer to a pull request that never comes."""
-    from nats.errors import Error as NatsError
-
+    gone = _gone()  # what stopping a connection the broker dropped may raise
     try:
         if sub is not None:
             await sub.unsubscribe()
         await nc.drain()
-    except (NatsError, OSError) as exc:
+    except gone as exc:
         logger.info(
             "NATS connection already gone at stop (%s)",
             type(exc).__name__,
             extra={"action": "nats_gone_at_stop"},
         )
-        # nats-py flushes what is pending into the dropped socket and raises RuntimeError from
-        # the closed transport; its reconnect task is cancelled by then, so it is closed
-        with contextlib.suppress(NatsError, OSError, RuntimeError):
+        with contextlib.suppress(*gone):
             await nc.close()
 
 
