@@ -99,11 +99,18 @@ class PanelProvider:
     service: Any
 
 
+def age_s(moment: datetime | None, now: datetime | None = None) -> float:
+    """Seconds since ``moment``, never below 0; 0 for None (a gauge's "none")."""
+    if moment is None:
+        return 0.0
+    return max(0.0, ((now or datetime.now(UTC)) - moment).total_seconds())
+
+
 def age(moment: datetime | None, now: datetime | None = None) -> str:
     """A short human age: ``3 s``, ``5 min``, ``2 h``, ``4 d``; ``never`` for None."""
     if moment is None:
         return "never"
-    seconds = max(0.0, ((now or datetime.now(UTC)) - moment).total_seconds())
+    seconds = age_s(moment, now)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{int(seconds // size)} {unit}"

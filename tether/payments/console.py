@@ -14,7 +14,7 @@ from typing import Any
 
 from tether.core import db
 from tether.core.bootstrap import Runtime
-from tether.core.console import Cell, Gauge, Panel, Row, Status, Table, age
+from tether.core.console import Cell, Gauge, Panel, Row, Status, Table, age, age_s
 from tether.core.sql import load_queries
 from tether.payments.paths import case_page_url
 from tether.payments.service import PaymentsService
@@ -34,7 +34,7 @@ async def panel(runtime: Runtime, service: PaymentsService) -> Panel:
 def _status(oldest: datetime | None, now: datetime) -> Status:
     if oldest is None:
         return "ok"
-    waited = (now - oldest).total_seconds()
+    waited = age_s(oldest, now)
     return "bad" if waited > 10 * WARN_AFTER_S else "warn" if waited > WARN_AFTER_S else "ok"
 
 
@@ -42,7 +42,6 @@ def build_panel(row: dict[str, Any], now: datetime | None = None) -> Panel:
     now = now or datetime.now(UTC)
     oldest: datetime | None = row["oldest_waiting"]
     waiting = int(row["unsent"]) + int(row["at_payment_system"])
-    oldest_s = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     rows = (
         Row(label="orders not sent yet", value=str(row["unsent"])),
         Row(label="orders waiting for a receipt", value=str(row["at_payment_system"])),
@@ -82,7 +81,7 @@ def build_panel(row: dict[str, Any], now: datetime | None = None) -> Panel:
         Gauge(
             name="tether_payments_oldest_waiting_seconds",
             help="Age of the oldest order without a receipt (0 when none).",
-            value=oldest_s,
+            value=age_s(oldest, now),
         ),
         Gauge(
             name="tether_payments_messages_queued",
@@ -103,7 +102,6 @@ def _unpublished(row: dict[str, Any], now: datetime) -> str:
 
 def _publisher(row: dict[str, Any], now: datetime) -> tuple[Gauge, ...]:
     """The status publisher's backlog: statuses stored and not yet acknowledged by NATS."""
-    oldest: datetime | None = row["oldest_unpublished"]
     return (
         Gauge(
             name="tether_payments_statuses_unpublished",
@@ -113,6 +111,6 @@ def _publisher(row: dict[str, Any], now: datetime) -> tuple[Gauge, ...]:
         Gauge(
             name="tether_payments_oldest_unpublished_seconds",
             help="Age of the oldest status not yet published on NATS (0 when none).",
-            value=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
+            value=age_s(row["oldest_unpublished"], now),
         ),
     )
