@@ -27,6 +27,7 @@ from tether.payments.records import StatusRow
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
 from tether.payments.simulator import OppdragSimulator, Topology, start_simulator
+from tether.payments.statuses import publish_statuses
 from tether.worker import WorkerOptions, run_jobs
 
 
@@ -55,6 +56,13 @@ async def service(pool: AsyncConnectionPool[Any]) -> AsyncIterator[PaymentsServi
     own = unique_settings()
     async with OppdragClient.from_settings(own) as client:
         yield PaymentsService(pool=pool, settings=own, client=client)
+
+
+async def publish_once(service: PaymentsService, nats_url: str) -> int:
+    """One run of the status publisher until nothing is left; how many it published."""
+    return await asyncio.wait_for(
+        publish_statuses(service, nats_url, stop=asyncio.Event(), once=True), 30
+    )
 
 
 def weekdays(start: date, end: date) -> list[date]:

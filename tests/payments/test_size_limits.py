@@ -6,7 +6,6 @@ and its case goes on with the next message."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -21,9 +20,16 @@ from tether.payments import repository, tasks
 from tether.payments.client import OppdragClient
 from tether.payments.models import MAX_DAYS
 from tether.payments.service import PaymentsService
-from tether.payments.statuses import publish_statuses
 
-from .conftest import day, june, message, start_simulator, unique_settings, unique_topology
+from .conftest import (
+    day,
+    june,
+    message,
+    publish_once,
+    start_simulator,
+    unique_settings,
+    unique_topology,
+)
 
 
 @pytest.fixture
@@ -122,10 +128,7 @@ async def test_a_status_larger_than_the_broker_takes_goes_out_compact(
         await repository.insert_status(conn, original_key="big/1", status="MOTTATT", body=big)
         await repository.insert_status(conn, original_key="k2", status="OK", body=small)
 
-    published = await asyncio.wait_for(
-        publish_statuses(service, nats_url, stop=asyncio.Event(), once=True), 30
-    )
-    assert published == 2
+    assert await publish_once(service, nats_url) == 2
     s = service.settings
     first = await js.get_msg(s.status_stream, 1)
     second = await js.get_msg(s.status_stream, 2)
@@ -137,8 +140,7 @@ async def test_a_status_larger_than_the_broker_takes_goes_out_compact(
     assert "GET /api/v1/payments/status/big%2F1" in body["utelatt"]["info"]
     assert second.headers["Transaction-ID"] == "k2"
     assert json.loads(second.data) == small
-    again = publish_statuses(service, nats_url, stop=asyncio.Event(), once=True)
-    assert await asyncio.wait_for(again, 30) == 0  # both past the log's cursor
+    assert await publish_once(service, nats_url) == 0  # both past the log's cursor
     # the full status is still what the status endpoint reads
     assert len((await service.latest_status("big/1")).body["detaljer"]["linjer"]) == 12_000
 

@@ -5,7 +5,6 @@ time; statuses left unpublished by the schema before the cursor go out, publishe
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -16,15 +15,11 @@ from tether.capabilities import migration_components
 from tether.core import migrations
 from tether.payments import console, repository
 from tether.payments.service import PaymentsService
-from tether.payments.statuses import STATUS_BATCH, publish_statuses
+from tether.payments.statuses import STATUS_BATCH
+
+from .conftest import publish_once
 
 BODY = {"status": "OK", "detaljer": None, "error": None, "simulering": False}
-
-
-async def publish_once(service: PaymentsService, nats_url: str) -> int:
-    return await asyncio.wait_for(
-        publish_statuses(service, nats_url, stop=asyncio.Event(), once=True), 30
-    )
 
 
 async def stream_keys(js: Any, service: PaymentsService) -> list[str]:
