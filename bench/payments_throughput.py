@@ -313,7 +313,11 @@ def latency_timeline(
             buckets.setdefault(int(due - first), []).append(
                 (max(0.0, logged[key] - due), sent[key] - due)
             )
-    out = ["  second | messages | p50 ms | p99 ms | max ms | publisher late, max ms"]
+    out = [
+        f"  second 0 = {datetime.fromtimestamp(first, UTC):%H:%M:%S.%f} UTC (epoch {first:.3f}):"
+        " to compare with the server's and the processes' logs",
+        "  second | messages | p50 ms | p99 ms | max ms | publisher late, max ms",
+    ]
     for second, rows in sorted(buckets.items()):
         lat = [r[0] for r in rows]
         out.append(
