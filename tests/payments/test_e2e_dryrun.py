@@ -3,6 +3,8 @@ nothing about the case is stored (only the message log and its status)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from .conftest import Harness, june, message
 
 
@@ -52,7 +54,8 @@ async def test_dry_run_when_the_simulation_service_is_down_is_feilet(harness: Ha
     await harness.fault("down")
     s = await harness.send("d1", message(june(3, 14), dryrun=True))
     assert s.status == "FEILET" and s.body["simulering"] is True
-    assert s.body["error"]["statusCode"] >= 500
+    assert s.body["error"]["statusCode"] == 503
+    assert s.body["error"]["doc"] == "docs/payments.md#dry-run"
 
 
 async def test_a_dry_run_that_fails_unexpectedly_is_feilet_500_and_others_go_on(
@@ -69,3 +72,40 @@ async def test_a_dry_run_that_fails_unexpectedly_is_feilet_500_and_others_go_on(
     assert s.body["error"]["statusCode"] == 500
     other = await harness.send("d2", message(june(3, 14), sak="sak2", dryrun=True))
     assert other.status == "OK" and other.body["simulering"] is True
+
+
+async def test_a_dry_run_on_a_case_with_an_order_in_flight_is_refused_409(
+    harness: Harness,
+) -> None:
+    """The case's state changes when the order's receipt comes, and the message the dry run
+    stands for would be planned after it: simulated now it answered with amounts nobody will
+    pay. It is refused, saying why, and the simulation service is not asked."""
+    await harness.fault("down")  # the order waits in the payment system's queue
+    await harness.service.submit("k1", message(june(3, 14)))
+    sent = await harness.service.wait_status("k1", 20)
+    for _ in range(200):
+        if sent.status == "HOS_OPPDRAG":
+            break
+        await asyncio.sleep(0.05)
+        sent = await harness.service.latest_status("k1")
+    assert sent.status == "HOS_OPPDRAG"
+    s = await harness.send("d1", message(june(3, 14, 200), dryrun=True))
+    assert s.status == "FEILET" and s.body["simulering"] is True
+    error = s.body["error"]
+    assert error["statusCode"] == 409 and error["doc"] == "docs/payments.md#dry-run"
+    assert "waiting for its receipt" in error["msg"]  # not the 503 of the service being down
+
+
+async def test_the_simulation_services_verdict_is_read_as_a_receipts(harness: Harness) -> None:
+    """The simulation service refuses an order with the payment system's verdict (here 08: a
+    NY for a case it holds, after tether lost its record of the case): FEILET 400 with the
+    verdict's text, not a 502 quoting the raw answer."""
+    await harness.send("k1", message(june(3, 14)))
+    async with harness.service.pool.connection() as conn:
+        await conn.execute("DELETE FROM pay.utbetaling WHERE sak_id = 'sak1'")
+        await conn.execute("DELETE FROM pay.sak WHERE sak_id = 'sak1'")
+    s = await harness.send("d1", message(june(3, 14, 200), dryrun=True))
+    assert s.status == "FEILET" and s.body["simulering"] is True
+    error = s.body["error"]
+    assert error["statusCode"] == 400 and error["doc"] == "docs/payments.md#dry-run"
+    assert error["msg"] == "simulering avvist (08): Oppdraget finnes fra før"

@@ -103,16 +103,16 @@ class UpstreamError(TetherError):
     status_code = 502
     reason: ClassVar[str] = "upstream_error"
 
+    def __init__(self, message: str | None = None, *, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer  # what the system said (redacted, cut short): a client may read it
+
 
 class UpstreamNotFound(UpstreamError):
     """The external system does not know this object."""
 
     status_code = 404
     reason = "upstream_not_found"
-
-    def __init__(self, message: str | None = None, *, answer: str = "") -> None:
-        super().__init__(message)
-        self.answer = answer  # what the system said (redacted, cut short): a client may read it
 
 
 class UpstreamRejected(UpstreamError):

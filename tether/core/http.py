@@ -258,12 +258,14 @@ def _refused(exc: httpx.TimeoutException) -> bool:
 def _raise_for_status(system: str, status: int, body: bytes) -> None:
     if status < 400:
         return
-    detail = redact(body[:800].decode("utf-8", "replace")[:200]).strip()
+    answer = redact(body[:800].decode("utf-8", "replace")).strip()  # a client may parse it
+    detail = answer[:200]
     if status == 404:
-        raise UpstreamNotFound(f"{system} does not know this object (404): {detail}", answer=detail)
+        raise UpstreamNotFound(f"{system} does not know this object (404): {detail}", answer=answer)
     if status in (408, 429) or status >= 500:
-        raise UpstreamUnavailable(f"{system} failed with HTTP {status}: {detail}")
-    raise UpstreamRejected(f"{system} rejected the request with HTTP {status}: {detail}")
+        raise UpstreamUnavailable(f"{system} failed with HTTP {status}: {detail}", answer=answer)
+    message = f"{system} rejected the request with HTTP {status}: {detail}"
+    raise UpstreamRejected(message, answer=answer)
 
 
 def decode_json(system: str, response: httpx.Response) -> Any:

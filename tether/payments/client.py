@@ -7,17 +7,27 @@ sender does before re-sending an order whose send was never recorded.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from tether.core.errors import UpstreamInvalidPayload, UpstreamNotFound
+from tether.core.errors import UpstreamInvalidPayload, UpstreamNotFound, UpstreamRejected
 from tether.core.http import UpstreamClient
 from tether.payments.settings import PaymentsSettings
 
 SYSTEM = "oppdrag"
+
+
+class SimulationRefused(UpstreamRejected):
+    """The simulation service judged the order as the payment system would (``08``/``12``)."""
+
+    def __init__(self, message: str, *, alvorlighetsgrad: str, melding: str) -> None:
+        super().__init__(message)
+        self.alvorlighetsgrad = alvorlighetsgrad.strip()  # trimmed, as a receipt's code is
+        self.melding = melding
 
 
 class OppdragClient:
@@ -49,9 +59,12 @@ class OppdragClient:
 
     async def simulate(self, xml: str) -> Mapping[str, Any]:
         """Simulate an order: per period what was paid, the new amount and the postings."""
-        response = await self.http.request(
-            "POST", "/simulering", json_body={"oppdrag": xml}, idempotent=True
-        )
+        try:
+            response = await self.http.request(
+                "POST", "/simulering", json_body={"oppdrag": xml}, idempotent=True
+            )
+        except UpstreamRejected as exc:
+            raise _verdict(exc) or exc from exc
         try:
             body = response.json()
         except ValueError as exc:
@@ -73,3 +86,18 @@ class OppdragClient:
         if not isinstance(body, dict):
             raise UpstreamInvalidPayload(f"{SYSTEM} order lookup answer is not an object")
         return body
+
+
+def _verdict(exc: UpstreamRejected) -> SimulationRefused | None:
+    """A refusal that carries the payment system's verdict (``alvorlighetsgrad``, ``kodeMelding``,
+    ``beskrMelding``, as a receipt's ``mmel``), or None for any other refusal."""
+    try:
+        body = json.loads(exc.answer)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("alvorlighetsgrad"), str):
+        return None
+    melding = body.get("beskrMelding") or body.get("kodeMelding") or exc.message
+    return SimulationRefused(
+        exc.message, alvorlighetsgrad=body["alvorlighetsgrad"], melding=str(melding)
+    )

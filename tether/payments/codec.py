@@ -24,6 +24,7 @@ from tether.payments.models import (
     DagpengerMessage,
     PaymentValidationError,
     Period,
+    ReceiptCode,
 )
 from tether.payments.models import Receipt as ModelReceipt
 from tether.payments.models import parse_message as parse
@@ -34,6 +35,7 @@ Message = DagpengerMessage
 Rejected = PaymentValidationError
 StatusBody = Mapping[str, Any]
 NO_POSTINGS = "no postings to show: nothing changed"
+SIMULATION_DOC = "docs/payments.md#dry-run"  # why a dry run failed, and what to do
 
 __all__ = ["CaseState", "Message", "Rejected", "StatusBody", "parse"]
 
@@ -237,7 +239,28 @@ def simulated_no_change() -> StatusBody:
 
 
 def failed_simulation(msg: str, status_code: int) -> StatusBody:
-    error = {"statusCode": status_code, "msg": f"simulering feilet: {msg}", "doc": None}
+    """The simulation service could not be asked (unreachable, timed out, a broken answer)."""
+    error = {"statusCode": status_code, "msg": f"simulering feilet: {msg}", "doc": SIMULATION_DOC}
+    return _body("FEILET", error=error, simulering=True)
+
+
+def simulation_refused(alvorlighetsgrad: str, melding: str) -> StatusBody:
+    """The simulation service's verdict on the order, read as a receipt's: 08 400, else 500."""
+    code = 400 if alvorlighetsgrad == ReceiptCode.FUNCTIONAL_ERROR else 500
+    msg = f"simulering avvist ({alvorlighetsgrad}): {melding}"
+    error = {"statusCode": code, "msg": msg, "doc": SIMULATION_DOC}
+    return _body("FEILET", error=error, simulering=True)
+
+
+def simulation_busy(sak_id: str, order_id: uuid.UUID) -> StatusBody:
+    """A dry run on a case whose order is still at the payment system (``dryrun``): 409."""
+    msg = (
+        f"sak {sak_id} has an order at the payment system waiting for its receipt "
+        f"(order {order_id}): the case's state changes when it comes, so a simulation now "
+        "would be against the wrong state; send the dry run again (a new key) once the "
+        "case's messages are final"
+    )
+    error = {"statusCode": 409, "msg": msg, "doc": SIMULATION_DOC}
     return _body("FEILET", error=error, simulering=True)
 
 

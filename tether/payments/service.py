@@ -23,8 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.db import Connection
-from tether.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from tether.payments import codec, intake, receipts, repository
+from tether.core.errors import Conflict, InvalidInput, NotFound
+from tether.payments import codec, dryrun, intake, receipts, repository
 from tether.payments.client import OppdragClient
 from tether.payments.intake import FAGSYSTEM, STATUSES
 from tether.payments.records import (
@@ -196,38 +196,14 @@ class PaymentsService:
     # --- dry run -------------------------------------------------------------------------
 
     async def _dry_run(self, key: str, digest: str, raw: bytes, msg: codec.Message) -> Submission:
-        """Same split and diff, no case state stored: the simulation service answers."""
+        """Answered now (``dryrun.answer``), logged under its key with that one status."""
         async with db.transaction(self.pool) as conn:
             seen = await repository.fetch_inbound(conn, original_key=key)
-            if seen is not None:
-                return _answer_seen(seen, digest)
-            case = await repository.fetch_case(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
-            rows = await repository.fetch_utbetalinger(conn, fagsystem=FAGSYSTEM, sak_id=msg.sak_id)
-        try:
-            planned = codec.plan(  # as big as an intake's: the simulation takes what a queue does
-                msg,
-                codec.case_state(case, rows),
-                now=intake.now(),
-                order_id=uuid.uuid4(),
-                max_order_bytes=self.settings.max_order_bytes,
-            )
-        except codec.Rejected as exc:
-            body = codec.failed(exc, simulering=True)
-        except Exception as exc:  # a bug in one dry run answers its caller, as an intake's does
-            logger.exception(
-                "planning dry run %s failed", key, extra={"action": "payments_plan_bug"}
-            )
-            body = codec.internal_error(f"{type(exc).__name__}: {exc}", simulering=True)
-        else:
-            if planned.xml is None:
-                body = codec.simulated_no_change()
-            else:
-                try:
-                    simulation = await self.client.simulate(planned.xml)
-                except UpstreamError as exc:
-                    body = codec.failed_simulation(exc.message, exc.status_code)
-                else:
-                    body = codec.simulated(planned.details, simulation)
+        if seen is not None:
+            return _answer_seen(seen, digest)
+        body = await dryrun.answer(
+            self.pool, self.client, key, msg, max_order_bytes=self.settings.max_order_bytes
+        )
         async with db.transaction(self.pool) as conn:
             if not await self._log_dry_run(conn, key, digest, raw, msg.sak_id):
                 return await self._seen_now(conn, key, digest)
