@@ -75,6 +75,31 @@ async def test_missing_transaction_id_is_422(http: httpx.AsyncClient) -> None:
     assert r.status_code == 422
 
 
+async def test_a_utf8_transaction_id_is_the_key_the_cli_and_broker_would_store(
+    http: httpx.AsyncClient, service: PaymentsService
+) -> None:
+    """ASGI hands header values over as Latin-1, so "qa-ø" became "qa-Ã¸": a key no status
+    URL found, and another key than the same text sent by the CLI or over NATS (UTF-8)."""
+    key = "qa-ø-æ"
+    r = await http.post(
+        "/api/v1/payments/dagpenger",
+        content=message(june(3, 14)),
+        headers={"Transaction-ID": key.encode()},
+    )
+    assert r.status_code == 202 and r.json()["key"] == key
+    assert (await http.get(r.json()["status_url"])).json()["status"] == "MOTTATT"
+    assert (await service.latest_status(key)).status == "MOTTATT"
+
+
+async def test_a_transaction_id_that_is_not_utf8_is_422(http: httpx.AsyncClient) -> None:
+    r = await http.post(
+        "/api/v1/payments/dagpenger",
+        content=message(june(3, 14)),
+        headers={"Transaction-ID": b"qa-\xff"},
+    )
+    assert r.status_code == 422 and "not UTF-8" in r.text
+
+
 async def test_body_over_the_limit_is_413_and_not_logged(http: httpx.AsyncClient) -> None:
     big = b" " * (Settings().max_body_bytes + 1)
     r = await http.post("/api/v1/payments/dagpenger", content=big, headers={"Transaction-ID": "x"})

@@ -54,3 +54,37 @@ def test_bad_json_is_sent_and_feilet(runner: CliRunner, tmp_path: Path) -> None:
     file.write_text("{oops")
     result = runner.invoke(app, ["payments", "send", str(file), "--key", "bad"])
     assert result.exit_code == 1 and "FEILET" in result.stdout and "400" in result.stdout
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 201])
+def test_a_blank_or_overlong_key_is_bad_usage_and_nothing_is_sent(
+    runner: CliRunner, tmp_path: Path, db_url: str, key: str
+) -> None:
+    """An empty --key used to send under a new UUID, and a blank one exited 1 quoting the
+    HTTP header: all are usage errors (2), said in the option's terms."""
+    file = tmp_path / "m.json"
+    file.write_bytes(message(june(3, 14)))
+    result = runner.invoke(app, ["payments", "send", str(file), "--key", key])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.replace("│", " ").split())
+    assert "--key" in said and "1 to 200 characters" in said
+    case = runner.invoke(app, ["payments", "case", "sak1"])
+    assert case.exit_code == 1  # no message was taken: the case is unknown
+
+
+def test_a_file_over_the_body_limit_is_refused_as_over_http(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TETHER_MAX_BODY_BYTES", "1000")
+    file = tmp_path / "big.json"
+    file.write_bytes(message(june(3, 14)) + b" " * 1000)
+    result = runner.invoke(app, ["payments", "send", str(file), "--key", "big"])
+    assert result.exit_code == 2, result.output
+    assert "over TETHER_MAX_BODY_BYTES" in " ".join(result.stderr.replace("│", " ").split())
+    assert runner.invoke(app, ["payments", "status", "big"]).exit_code == 1  # unknown key
+
+
+def test_the_dry_run_option_says_what_it_needs(runner: CliRunner) -> None:
+    result = CliRunner().invoke(app, ["payments", "send", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "TETHER_PAYMENTS_OPPDRAG_URL" in text and "TETHER_PAYMENTS_OPPDRAG_TOKEN" in text

@@ -145,6 +145,8 @@ async def submit_dagpenger(request: Request) -> Response:
     transaction_id = request.headers.get("transaction-id")
     if transaction_id is None:
         raise InvalidInput("header Transaction-ID is required")
+    if not transaction_id.isascii():  # read as UTF-8, as the broker's headers and the CLI are
+        transaction_id = _utf8(transaction_id)
     service = await _service(request)  # not a dependency: one less to solve per request
     submission = await service.submit(transaction_id, await request.body())
     return Response(
@@ -156,6 +158,14 @@ async def submit_dagpenger(request: Request) -> Response:
         status_code=202,
         media_type="application/json",
     )
+
+
+def _utf8(header: str) -> str:
+    """A header value as the UTF-8 its client sent (ASGI servers hand it over as Latin-1)."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidInput("header Transaction-ID is not UTF-8 text") from None
 
 
 @read_router.get("/api/v1/payments/status/{key:path}", response_model=StatusOut)

@@ -24,7 +24,7 @@ from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 from tether.payments.records import CaseView, OrderRow, StatusRow
-from tether.payments.service import FINAL, PaymentsService, build
+from tether.payments.service import FINAL, MAX_KEY, PaymentsService, build
 
 out = Console()  # results: stdout
 err = Console(stderr=True)  # errors and waits given up: stdout stays the result
@@ -73,10 +73,18 @@ def _with_service(work: Any) -> Any:
         raise typer.Exit(1) from None
 
 
-def _read(file: Path, dry_run: bool) -> bytes:
+def _read(file: Path, dry_run: bool, max_bytes: int) -> bytes:
     """The file's bytes as they are; a dry run's with ``dryrun: true`` set, which needs an
-    object (the HTTP and broker intakes take a dry run only from the message itself)."""
+    object (the HTTP and broker intakes take a dry run only from the message itself). Over
+    ``max_bytes`` (``TETHER_MAX_BODY_BYTES``) it is refused, as the HTTP intake refuses it."""
     try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise typer.BadParameter(
+                f"{file.name} is {size:,} bytes, over TETHER_MAX_BODY_BYTES ({max_bytes:,}): "
+                "the HTTP intake refuses such a message too; nothing sent",
+                param_hint="'file'",
+            )
         raw = file.read_bytes()
     except OSError as exc:
         raise typer.BadParameter(
@@ -163,7 +171,9 @@ def send(
         bool,
         typer.Option(
             "--dry-run",
-            help='Simulate only, nothing paid: sets "dryrun": true in the message (a JSON object).',
+            help='Simulate only, nothing paid: sets "dryrun": true in the message (a JSON '
+            "object). Simulated from this process: it needs TETHER_PAYMENTS_OPPDRAG_URL and "
+            "TETHER_PAYMENTS_OPPDRAG_TOKEN.",
         ),
     ] = False,
     wait: Annotated[
@@ -180,8 +190,14 @@ def send(
     as_json: AsJson = False,
 ) -> None:
     """Submit one dagpenger message; print its key and status."""
-    raw = _read(file, dry_run)
-    original_key = key or str(uuid.uuid4())
+    if key is not None and (not key.strip() or len(key) > MAX_KEY):
+        raise typer.BadParameter(
+            f"the original key must be 1 to {MAX_KEY} characters and not blank "
+            f"(got {len(key)}); leave --key out for a new UUID",
+            param_hint="'--key'",
+        )
+    raw = _read(file, dry_run, load_settings().max_body_bytes)
+    original_key = key if key is not None else str(uuid.uuid4())
     waited_s = wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
 
     async def work(service: PaymentsService) -> int:

@@ -358,12 +358,15 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
     return Submission(key=seen.original_key, duplicate=True)
 
 
+MAX_KEY = 200  # characters of an original key
+
+
 def _check_key(key: str) -> None:
     if not key:
         raise InvalidInput("no Transaction-ID (the original key): set it on every message")
-    if not key.strip() or len(key) > 200:
+    if not key.strip() or len(key) > MAX_KEY:
         raise InvalidInput(
-            f"the Transaction-ID (original key) must be 1..200 characters, not blank; "
+            f"the Transaction-ID (original key) must be 1..{MAX_KEY} characters, not blank; "
             f"got {len(key)}"
         )
 
