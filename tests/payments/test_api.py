@@ -78,8 +78,9 @@ async def test_missing_transaction_id_is_422(http: httpx.AsyncClient) -> None:
 async def test_a_utf8_transaction_id_is_the_key_the_cli_and_broker_would_store(
     http: httpx.AsyncClient, service: PaymentsService
 ) -> None:
-    """ASGI hands header values over as Latin-1, so "qa-ø" became "qa-Ã¸": a key no status
-    URL found, and another key than the same text sent by the CLI or over NATS (UTF-8)."""
+    """ASGI hands header values over as Latin-1, so "qa-ø" became its UTF-8 bytes read as
+    Latin-1: a key no status URL found, and another key than the same text sent by the CLI or
+    over NATS (UTF-8)."""
     key = "qa-ø-æ"
     r = await http.post(
         "/api/v1/payments/dagpenger",
