@@ -139,6 +139,33 @@ def test_unparsable_messages_are_400(raw: str | bytes) -> None:
     assert error.as_error()["statusCode"] == 400 and error.msg
 
 
+BASE = {"sakId": "S", "behandlingId": "B", "ident": "1", "vedtakstidspunktet": "2024-06-01T00:00"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("sats", 2**32, "sats"),  # the reference's unsigned 32 bits: no amount, an overflow
+        ("utbetaltBeløp", 10**20, "utbetaltBeløp"),
+    ],
+)
+def test_an_amount_beyond_32_bits_is_400(field: str, value: int, said: str) -> None:
+    """An amount of 10^20 used to be built, sent and booked OK."""
+    raw = {**BASE, "utbetalinger": [{**day("2024-06-03"), field: value}]}
+    error = rejected(parse_message, json.dumps(raw))
+    assert error.status_code == 400 and said in error.msg
+    largest = {**BASE, "utbetalinger": [{**day("2024-06-03"), field: 2**32 - 1}]}
+    assert parse_message(json.dumps(largest)).utbetalinger
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1])
+def test_dryrun_must_be_a_json_boolean(value: object) -> None:
+    """ "dryrun": "yes" was read as a dry run (and "no" would have been read as a real one)."""
+    error = rejected(parse_message, json.dumps({**BASE, "dryrun": value}))
+    assert error.status_code == 400 and "dryrun" in error.msg
+    assert parse_message(json.dumps({**BASE, "dryrun": True})).dryrun is True
+
+
 @pytest.mark.parametrize(
     "moment", ["2024-06-01T10:00:00+05:00", "2024-06-01T10:00-01:00", "2024-06-01", "10:00"]
 )

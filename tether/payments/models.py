@@ -24,6 +24,7 @@ MAX_ID_LENGTH = 30
 # days a message may list: ten years of every calendar day and a ferietillegg a year, while an
 # entitlement runs 104 weeks and an utbetaling spans 1100 days at most (docs: validation)
 MAX_DAYS = 3_700
+MAX_AMOUNT = 2**32 - 1  # the reference reads amounts as unsigned 32-bit: larger is no amount
 DOC = "docs/payments.md#validation"  # where each rule is explained
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -42,8 +43,7 @@ class PaymentValidationError(Exception):
 
 
 class Utbetalingstype(StrEnum):
-    DAGPENGER = "Dagpenger"
-    FERIETILLEGG = "DagpengerFerietillegg"
+    DAGPENGER, FERIETILLEGG = "Dagpenger", "DagpengerFerietillegg"
 
 
 class Klassekode(StrEnum):
@@ -52,8 +52,7 @@ class Klassekode(StrEnum):
 
 
 class TypeSats(StrEnum):
-    DAG = "DAG"
-    ENG = "ENG"
+    DAG, ENG = "DAG", "ENG"
 
 
 KLASSEKODE_OF = {
@@ -96,13 +95,13 @@ class DagpengerMessage:
 class _DayIn(WireModel):
     meldeperiode: str = Field(min_length=1)
     dato: date
-    sats: int = Field(ge=0)
-    utbetaltBeløp: int = Field(ge=0)
+    sats: int = Field(ge=0, le=MAX_AMOUNT)
+    utbetaltBeløp: int = Field(ge=0, le=MAX_AMOUNT)
     utbetalingstype: Utbetalingstype
 
 
 class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API documents it)
-    dryrun: bool = False
+    dryrun: bool = Field(default=False, strict=True)  # "yes" is no way to ask for a simulation
     sakId: str = Field(min_length=1)
     behandlingId: str = Field(min_length=1)
     ident: str = Field(min_length=1)
