@@ -88,6 +88,7 @@ def test_status_json_has_every_capability_panel(db_url: str) -> None:
     rows = {r["label"]: r for r in panels["Accounting points"]["rows"]}
     assert rows["never synced"]["value"] == "1" and rows["never synced"]["status"] == "warn"
     assert {r["label"] for r in panels["E-licensing"]["rows"]} >= {"circuit", "stale invoices"}
+    assert rows["circuit"]["value"] == "closed"  # the datahub's circuit, as e-licensing's
     human = tether("status", DATABASE_URL=db_url)
     assert human.returncode == 0 and "never synced" in human.stdout
 

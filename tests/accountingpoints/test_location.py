@@ -59,10 +59,12 @@ async def sync_all(service: AccountingPointService) -> dict[str, int]:
 async def gauge(service: AccountingPointService) -> float:
     """``tether_ap_location_partial`` as ``/metrics`` exports it (the console panel's gauge)."""
     async with service.pool.connection() as conn:
-        cur = await conn.execute(console.queries["sync_overview"], {"examples": 5})
+        cur = await conn.execute(
+            console.queries["sync_overview"], {"examples": 5, "circuit": service.breaker.name}
+        )
         row = await cur.fetchone()
     assert row is not None
-    panel = console.build_panel(row)
+    panel = console.build_panel(row, service)
     [value] = [g.value for g in panel.gauges if g.name == "tether_ap_location_partial"]
     return value
 

@@ -32,6 +32,7 @@ class Site:
     url: str
     client: httpx.Client
     datahub: Datahub
+    datahub_server: SimulatorServer
     elicensing: ElicensingSimulatorServer
     failing: dict[str, list[str]]  # reason -> GSRNs
     synced: list[str]
@@ -129,6 +130,7 @@ async def site(db_url: str, tmp_path: Path, pool: Any) -> AsyncIterator[Site]:
                 url=api.url,
                 client=client,
                 datahub=datahub,
+                datahub_server=ap_server,
                 elicensing=el_sim,
                 failing=failing,
                 synced=gsrns[:2],

@@ -6,9 +6,14 @@ import re
 
 from .conftest import Site
 
+LOOKUP = "/api/v1/controllable-unit/lookup"
 
-def _row(html: str, label: str) -> str:
-    """The value cell of a panel row."""
+
+def _row(html: str, label: str, panel: str | None = None) -> str:
+    """The value cell of a panel row (the first one with that label, or the one in ``panel``)."""
+    if panel is not None:
+        start = html.index(f'aria-label="{panel}"')
+        html = html[start : html.index("</section>", start)]
     found = re.search(
         rf'<tr data-label="{re.escape(label)}">.*?<td class="value">(.*?)</td>\s*'
         r'<td><span class="status (\w+)">',
@@ -33,8 +38,10 @@ def test_console_shows_every_capability_panel_with_its_counts(site: Site) -> Non
     for reason, gsrns in site.failing.items():  # failures grouped by reason, linked to the AP
         assert f"<td>{reason}</td><td>1</td>" in html
         assert f'<a href="/api/v1/accounting-points/{gsrns[0]}">{gsrns[0]}</a>' in html
-    assert _row(html, "circuit").startswith("open (next probe at ")
-    assert _row(html, "circuit").endswith(" bad")
+    assert _row(html, "circuit", "Accounting points") == "closed ok"
+    assert _row(html, "circuit", "E-licensing").startswith("open (next probe at ")
+    assert _row(html, "circuit", "E-licensing").endswith(" bad")
+    assert _row(html, "upstream", "E-licensing") == "elicensing bad"
     assert _row(html, "stale invoices") == "1 bad"
     assert _row(html, "obligations not read yet") == "1 ok"
     page_link = f"/compliance-report-versions/{site.versions[0]}/obligation"
@@ -93,12 +100,42 @@ def test_metrics_carry_the_gauges_operators_alert_on(site: Site) -> None:
     assert _sample(text, "tether_circuit_state", upstream="elicensing", state="open") == 1
     assert _sample(text, "tether_circuit_state", upstream="elicensing", state="closed") == 0
     assert _sample(text, "tether_circuit_open", upstream="elicensing") == 1
+    assert _sample(text, "tether_circuit_open", upstream="accounting_point_adapter") == 0
+    assert (
+        _sample(text, "tether_circuit_state", upstream="accounting_point_adapter", state="closed")
+        == 1
+    )
     assert _sample(text, "tether_elicensing_stale_invoices") == 1
     assert _sample(text, "tether_payments_orders_waiting") == 1
     assert _sample(text, "tether_payments_oldest_waiting_seconds") >= 180
     assert _sample(text, "tether_accruals_run_chunks", period_end="2026-10-31", state="done") == 1
     assert "# TYPE tether_ap_sync_backlog gauge" in text
     assert "_created" not in text  # no duplicate series
+
+
+def test_the_datahub_circuit_shows_on_the_console_and_in_metrics(site: Site) -> None:
+    """Lookups with the datahub down open its circuit: the accounting points panel and
+    ``tether_circuit_open{upstream="accounting_point_adapter"}`` say so, as for e-licensing."""
+    site.datahub_server.set_mode("down")
+    ask = {"end_user": "123456789", "accounting_point": site.datahub.gsrns[6]}
+    answers = [site.client.post(LOOKUP, json=ask) for _ in range(4)]
+    assert [a.status_code for a in answers] == [503] * 4
+    assert answers[-1].json()["reason"] == "circuit_open"  # the threshold (3) was reached
+    html = site.client.get("/").text
+    assert _row(html, "circuit", "Accounting points").startswith("open (next probe at ")
+    assert _row(html, "circuit", "Accounting points").endswith(" bad")
+    assert _row(html, "consecutive failures", "Accounting points") == "3 warn"
+    upstream = _row(html, "upstream", "Accounting points")
+    assert upstream == f"accounting_point_adapter {site.datahub_server.url} bad"
+    assert " ago) bad" in _row(html, "circuit open since", "Accounting points")
+    assert "unavailable" in _row(html, "last failure", "Accounting points")
+    text = site.client.get("/metrics").text
+    assert _sample(text, "tether_circuit_open", upstream="accounting_point_adapter") == 1
+    assert (
+        _sample(text, "tether_circuit_state", upstream="accounting_point_adapter", state="open")
+        == 1
+    )
+    assert _sample(text, "tether_circuit_open", upstream="elicensing") == 1  # still there
 
 
 def test_a_panel_that_fails_shows_why_and_the_others_stay(site: Site) -> None:

@@ -59,3 +59,47 @@ async def test_exclusive_holders_take_turns_and_a_late_one_gets_busy(
 def test_lock_key_is_stable_and_signed_64_bit() -> None:
     assert lock_key("a") == lock_key("a") != lock_key("b")
     assert -(2**63) <= lock_key("x") < 2**63
+
+
+async def test_a_half_open_circuit_is_on_the_console_and_in_metrics_by_its_upstream(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """What the console and ``/metrics`` show of a circuit, the same for every capability: the
+    gauges carry the breaker's short upstream label, not its name with a URL."""
+    from tether.core.circuits import circuit_gauges, circuit_in, circuit_rows
+
+    breaker = CircuitBreaker(
+        pool, "adapter http://h:1", failure_threshold=3, open_s=60, upstream="adapter"
+    )
+    for _ in range(3):
+        await breaker.record_failure("connection refused")
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE tether.circuit_breaker SET state = 'half_open' WHERE name = %s", [breaker.name]
+        )
+    state = await breaker.state()
+    row = {
+        "circuit_state": state.state,
+        "circuit_failures": state.failures,
+        "circuit_opened_at": state.opened_at,
+        "circuit_open_until": state.open_until,
+        "circuit_last_failure": state.last_failure,
+    }
+    circuit = circuit_in(row, breaker)
+    rows = {r.label: (r.value, r.status) for r in circuit_rows(circuit)}
+    assert rows["circuit"] == ("half-open", "warn")
+    assert rows["consecutive failures"] == ("3", "warn")
+    assert rows["upstream"] == ("adapter http://h:1", "warn")
+    assert rows["last failure"] == ("connection refused", "warn")
+    assert rows["circuit open since"][0].endswith(" s ago)")
+    gauges = {
+        (g.name, tuple(sorted(g.labels.items()))): g.value for g in circuit_gauges(breaker, circuit)
+    }
+    assert gauges[("tether_circuit_open", (("upstream", "adapter"),))] == 1
+    assert gauges[("tether_circuit_state", (("state", "half_open"), ("upstream", "adapter")))] == 1
+    assert gauges[("tether_circuit_state", (("state", "open"), ("upstream", "adapter")))] == 0
+    never = circuit_in(dict.fromkeys(row), breaker)  # no row yet: never called, closed
+    assert [r.label for r in circuit_rows(never)] == ["circuit", "consecutive failures"]
+    assert {g.value for g in circuit_gauges(breaker, never) if g.name == "tether_circuit_open"} == {
+        0
+    }

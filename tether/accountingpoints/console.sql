@@ -3,7 +3,8 @@
 -- name: sync_overview
 -- One statement for the whole panel over the sync rows of the APs kept in sync (those with a
 -- controllable unit): counts, the backlog and its lag in one aggregate pass, and failures grouped
--- by reason with a few GSRNs each (oldest failures first; only failing rows meet their AP).
+-- by reason with a few GSRNs each (oldest failures first; only failing rows meet their AP), and
+-- the datahub's shared circuit (no row: never called, so closed).
 WITH counts AS (
     SELECT count(*) AS total,
            count(*) FILTER (WHERE last_synced_at IS NOT NULL AND last_error IS NULL) AS synced,
@@ -27,8 +28,12 @@ failing AS (
     GROUP BY 1
 )
 SELECT counts.*,
+       cb.state AS circuit_state, cb.failures AS circuit_failures,
+       cb.open_until AS circuit_open_until, cb.last_failure AS circuit_last_failure,
+       cb.opened_at AS circuit_opened_at,
        coalesce((SELECT jsonb_agg(jsonb_build_object('reason', reason, 'count', n,
                                                      'gsrns', to_jsonb(gsrns))
                                   ORDER BY n DESC, reason)
                  FROM failing), '[]'::jsonb) AS failures
 FROM counts
+LEFT JOIN tether.circuit_breaker cb ON cb.name = %(circuit)s

@@ -69,6 +69,7 @@ class AccountingPointService:
             f"accounting_point_adapter {settings.adapter_url}",
             failure_threshold=settings.breaker_failure_threshold,
             open_s=settings.breaker_open_s,
+            upstream="accounting_point_adapter",
         )
         self.intake = Intake(pool)
         self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}

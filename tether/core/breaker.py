@@ -69,9 +69,12 @@ class CircuitBreaker:
         failure_threshold: int,
         open_s: float,
         probe_lease_s: float | None = None,
+        upstream: str | None = None,
     ) -> None:
         self.pool = pool
         self.name = name
+        # the ``upstream`` label of its gauges: stable when the name carries a URL
+        self.upstream = upstream or name
         self.failure_threshold = max(1, failure_threshold)
         self.open_for = timedelta(seconds=open_s)
         # a probe that never reports back (process killed) must not block probing forever

@@ -11,14 +11,13 @@ from typing import Any
 
 from tether.core import db
 from tether.core.bootstrap import Runtime
-from tether.core.console import Cell, Gauge, Panel, Row, Status, Table, age
+from tether.core.circuits import circuit_gauges, circuit_in, circuit_rows
+from tether.core.console import Cell, Gauge, Panel, Row, Table, age
 from tether.core.sql import load_queries
 from tether.elicensing.service import ElicensingService
 
 queries = load_queries("tether.elicensing", "console.sql")
 EXAMPLES = 10  # stale invoices listed
-CIRCUIT_STATES = ("closed", "half_open", "open")
-_CIRCUIT_STATUS: dict[str, Status] = {"closed": "ok", "half_open": "warn", "open": "bad"}
 
 
 async def panel(runtime: Runtime, service: ElicensingService) -> Panel:
@@ -41,18 +40,10 @@ def _page(version: int | None) -> str | None:
 
 
 def build_panel(row: dict[str, Any], service: ElicensingService) -> Panel:
-    circuit = row["circuit_state"] or "closed"  # no row yet: never called, so closed
+    circuit = circuit_in(row, service.breaker)
     stale, never = int(row["stale"]), int(row["never_read"])
-    circuit_text = circuit.replace("_", "-")
-    if circuit == "open" and row["open_until"] is not None:
-        circuit_text += f" (next probe at {service.display_time(row['open_until'])})"
     rows = (
-        Row(label="circuit", value=circuit_text, status=_CIRCUIT_STATUS.get(circuit, "bad")),
-        Row(
-            label="consecutive failures",
-            value=str(row["circuit_failures"] or 0),
-            status="warn" if row["circuit_failures"] else "ok",
-        ),
+        *circuit_rows(circuit, service.display_time),
         Row(
             label="last refresh",
             value=f"{age(row['last_refreshed'])} ago" if row["last_refreshed"] else "never",
@@ -75,23 +66,8 @@ def build_panel(row: dict[str, Any], service: ElicensingService) -> Panel:
         ),
         empty="No stale invoices.",
     )
-    upstream = service.breaker.name
     gauges = (
-        *(
-            Gauge(
-                name="tether_circuit_state",
-                help="Circuit breaker state per upstream (1 for the current state).",
-                value=1.0 if state == circuit else 0.0,
-                labels={"upstream": upstream, "state": state},
-            )
-            for state in CIRCUIT_STATES
-        ),
-        Gauge(
-            name="tether_circuit_open",
-            help="1 while the circuit to an upstream is open or probing.",
-            value=0.0 if circuit == "closed" else 1.0,
-            labels={"upstream": upstream},
-        ),
+        *circuit_gauges(service.breaker, circuit),
         Gauge(
             name="tether_elicensing_stale_invoices",
             help="Invoices whose last refresh failed (the local copy is served stale).",

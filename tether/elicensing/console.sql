@@ -22,8 +22,9 @@ missing AS (
       AND NOT EXISTS (SELECT 1 FROM elicensing.invoice i WHERE i.invoice_number = o.invoice_number)
 )
 SELECT
-    cb.state AS circuit_state, cb.failures AS circuit_failures, cb.open_until,
-    cb.last_failure, cb.opened_at,
+    cb.state AS circuit_state, cb.failures AS circuit_failures,
+    cb.open_until AS circuit_open_until, cb.last_failure AS circuit_last_failure,
+    cb.opened_at AS circuit_opened_at,
     (SELECT count(*) FROM elicensing.invoice) AS invoices,
     (SELECT max(last_refreshed) FROM elicensing.invoice) AS last_refreshed,
     (SELECT count(*) FROM stale) AS stale,
