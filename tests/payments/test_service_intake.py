@@ -141,7 +141,9 @@ async def test_later_message_waits_for_the_receipt_then_is_planned_on_confirmed_
 ) -> None:
     await service.submit("k1", message(june(3, 14)))
     await service.submit("k2", message(june(3, 14, 200)))
-    assert (await service.latest_status("k2")).status == "VENTER"
+    waiting = await service.latest_status("k2")
+    assert waiting.status == "VENTER"
+    assert waiting.created_at is not None  # when it was taken: it has no status row yet
     assert len(await service.orders("sak1")) == 1
     assert await _receipt(service, "sak1", "00") == "ok"
     assert (await service.latest_status("k1")).status == "OK"

@@ -119,11 +119,12 @@ ORDER BY t.fagsystem, t.sak_id;
 INSERT INTO pay.status (original_key, status, body) VALUES (%(original_key)s, %(status)s, %(body)s);
 
 -- name: fetch_latest_status
--- the key's latest status, and whether the key was logged at all (a message queued behind its
--- case's order has none yet): one statement, so a status poll is one round trip
+-- the key's latest status, else when the key was logged (a message queued behind its case's
+-- order has no status yet; NULL: an unknown key): one statement, so a poll is one round trip
 SELECT %(original_key)s::text AS original_key, s.status, s.body, s.created_at,
-       s.status IS NOT NULL OR EXISTS (SELECT 1 FROM pay.inbound i
-                                       WHERE i.original_key = %(original_key)s) AS seen
+       CASE WHEN s.status IS NULL THEN (SELECT i.received_at FROM pay.inbound i
+                                        WHERE i.original_key = %(original_key)s) END
+           AS received_at
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
                    WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1) s ON true;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
@@ -177,12 +178,13 @@ async def insert_status(conn: Connection, *, original_key: str, status: str, bod
 
 async def fetch_latest_status(
     conn: Connection, *, original_key: str
-) -> tuple[StatusRow | None, bool]:
-    """The key's latest status (None: none yet) and whether the key was logged at all."""
+) -> tuple[StatusRow | None, datetime | None]:
+    """The key's latest status, else (None) when the key was logged (None: never)."""
     params = {"original_key": original_key}
     row = await db.fetch_one(conn, queries["fetch_latest_status"], params)
-    status = None if row["status"] is None else StatusRow.from_row(row)
-    return status, bool(row["seen"])
+    if row["status"] is None:
+        return None, row["received_at"]
+    return StatusRow.from_row(row), None
 
 
 async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[OrderRow]:

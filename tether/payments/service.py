@@ -311,12 +311,14 @@ class PaymentsService:
     async def latest_status(self, key: str) -> StatusRow:
         """One statement outside a transaction: a poll is one round trip (no BEGIN/ROLLBACK)."""
         async with db.autocommit(self.pool) as conn:
-            status, seen = await repository.fetch_latest_status(conn, original_key=key)
+            status, received_at = await repository.fetch_latest_status(conn, original_key=key)
         if status is not None:
             return status
-        if not seen:
+        if received_at is None:
             raise NotFound(f"no message with key {key!r}")
-        return StatusRow(original_key=key, status="VENTER", body=codec.waiting())
+        return StatusRow(
+            original_key=key, status="VENTER", body=codec.waiting(), created_at=received_at
+        )
 
     async def wait_status(self, key: str, wait_s: float) -> StatusRow:
         """The latest status; with ``wait_s`` > 0, the first final one within that time."""
