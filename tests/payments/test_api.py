@@ -70,6 +70,15 @@ async def test_bad_json_is_accepted_and_feilet_400(
     assert s["status"] == "FEILET" and s["error"]["statusCode"] == 400
 
 
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1", "61"])
+async def test_a_wait_that_is_no_number_of_seconds_in_range_is_422(
+    http: httpx.AsyncClient, wait: str
+) -> None:
+    r = await http.get("/api/v1/payments/status/any", params={"wait": wait})
+    assert r.status_code == 422
+    assert ("finite number" in r.text) == (wait in ("nan", "inf"))  # not "less than 60"
+
+
 async def test_missing_transaction_id_is_422(http: httpx.AsyncClient) -> None:
     r = await http.post("/api/v1/payments/dagpenger", content=message(june(3, 14)))
     assert r.status_code == 422

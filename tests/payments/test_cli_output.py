@@ -260,3 +260,13 @@ def test_a_case_shows_whole_periods_and_amounts_at_80_columns(
     )
     for period in periods:
         assert any(period in line for line in lines), result.stdout
+
+
+def test_a_04_is_printed_as_a_warning_under_ok_not_as_an_error(
+    runner: CliRunner, db_url: str
+) -> None:
+    """A 04 is paid: its text used to be printed in red as "error 200"."""
+    _answer(db_url, "warned", message(june(3, 7)), "04")
+    result = _cli(runner, "status", "warned")
+    assert result.exit_code == 0 and "warned: OK" in result.stdout
+    assert "  warning: " in result.stdout and "error 200" not in result.stdout

@@ -172,7 +172,9 @@ def _utf8(header: str) -> str:
 async def get_status(
     key: str,
     service: Service,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Wait for OK/FEILET.")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_S, allow_inf_nan=False, description="Wait for OK/FEILET.")
+    ] = 0,
 ) -> StatusOut:
     """The latest status of a message; with ``wait``, the final one if it comes in time."""
     row = await service.wait_status(key, wait)

@@ -140,7 +140,9 @@ def _print_status(key: str, status: str, body: Mapping[str, Any], as_json: bool)
         head.append(f", {DRY_RUN}", style="bold cyan")
     out.print(head)
     error = body.get("error")
-    if error:
+    if error and status == "OK":  # a 04: paid, with the payment system's warning
+        out.print(Text(f"  warning: {error.get('msg')}", style="yellow"))
+    elif error:
         out.print(Text(f"  error {error.get('statusCode')}: {error.get('msg')}", style="red"))
     lines = (body.get("detaljer") or {}).get("linjer", [])
     for line in lines:

@@ -92,7 +92,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
             f"    curl -X POST {api}/api/v1/payments/dagpenger {auth}"
             f"-H 'Transaction-ID: demo-5-first' -H 'content-type: application/json' "
             f"--data-binary @{files['http']}",
-            "  make Oppdrag refuse (modes: 08, 12, 08-untrimmed, silent, duplicate, slow, down):",
+            "  make Oppdrag answer otherwise (modes: 04, 08, 12, 08-untrimmed, silent, duplicate, "
+            "slow, down; none repairs it):",
             f"    curl -X PUT {control}/faults -H 'authorization: Bearer {server.control_token}' "
             "-H 'content-type: application/json' "
             '-d \'{"mode":"08"}\'',
