@@ -151,7 +151,7 @@ def test_the_events_token_is_an_events_credential_and_nothing_more(api: httpx.Cl
         "id": "1",
         "source": "t",
         "type": "no.datahub.accounting_point.changed",
-        "subject": "1" * 18,
+        "subject": "707057500000000018",  # a well-formed GSRN tether does not hold
     }
     posted = anonymous.post("/api/v1/events", json=event, headers=bearer(EVENTS_TOKEN))
     assert posted.status_code == 202, posted.text
@@ -186,7 +186,10 @@ def test_login_sets_a_strict_http_only_session_cookie_for_pages_only(
     assert offsite.status_code == 401  # revoked; and with a live key:
     _, live = keys.create(db_url, "browser 2", ["read"])
     offsite = browser.post("/login", data={"token": live, "next": "//evil.example/"})
-    assert offsite.status_code == 303 and offsite.headers["location"] == "/docs"
+    assert offsite.status_code == 303 and offsite.headers["location"] == "/"  # the console
+    console = browser.get("/")
+    assert console.status_code == 200 and 'action="/logout"' in console.text  # a way out
+    assert 'action="/logout"' not in browser.get("/login").text
     for client in (browser, forged):
         client.close()
 

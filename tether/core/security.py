@@ -127,16 +127,19 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+HOME = "/"  # the operator console: where sign-in leads unless a page sent the browser there
+
+
 def _safe_next(target: str) -> str:
     """Only a path on this site (no scheme, no ``//host``) is followed after sign-in."""
-    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/docs"
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else HOME
 
 
 def login_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login", response_class=HTMLResponse)
-    async def login_form(next: str = "/docs") -> HTMLResponse:
+    async def login_form(next: str = HOME) -> HTMLResponse:
         return render(
             "tether.core", "login.html", failed=False, next=_safe_next(excerpt(next, 500))
         )
@@ -146,7 +149,7 @@ def login_router() -> APIRouter:
         """POST only (and a SameSite=Strict cookie), so another site cannot use a session."""
         form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
         token = (form.get("token") or [""])[0].strip()
-        target = _safe_next((form.get("next") or ["/docs"])[0])
+        target = _safe_next((form.get("next") or [HOME])[0])
         auth: Authenticator = authenticator(request)
         principal = await auth.from_bearer(token) if token.isascii() and token else None
         if principal is None:
