@@ -196,9 +196,9 @@ def test_accounting_point_show_json_and_an_unmigrated_database(
     human = tether("accounting-points", "show", gsrn, DATABASE_URL=db_url)
     assert f"accounting point {gsrn}: last synced never" in human.stdout
     unknown = one_line_error(
-        tether("accounting-points", "show", "707057500000000026", DATABASE_URL=db_url)
+        tether("accounting-points", "show", "707057500000000025", DATABASE_URL=db_url)
     )
-    assert "no accounting point 707057500000000026" in unknown
+    assert "no accounting point 707057500000000025" in unknown
     bare = one_line_error(tether("accounting-points", "show", gsrn, DATABASE_URL=empty_db_url))
     assert "run `tether db upgrade` first" in bare
     assert not _migrated(empty_db_url)

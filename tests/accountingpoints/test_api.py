@@ -218,6 +218,26 @@ def test_get_accounting_point_and_history(
     assert [h["kind"] for h in history] == ["accounting_point"]
 
 
+def test_a_malformed_gsrn_is_refused_as_in_a_lookup_not_reported_missing(
+    api: httpx.Client, sim: tuple[SimulatorServer, Datahub]
+) -> None:
+    _, hub = sim
+    lookup = api.post(LOOKUP, json={"end_user": "123456789", "accounting_point": "abc"})
+    assert lookup.status_code == 422, lookup.text
+    bad_check_digit = hub.gsrns[5][:-1] + str((int(hub.gsrns[5][-1]) + 1) % 10)
+    for gsrn in ("abc", "123", "1" + hub.gsrns[5], bad_check_digit):
+        for path in (
+            f"/api/v1/accounting-points/{gsrn}",
+            f"/api/v1/accounting-points/{gsrn}/history",
+        ):
+            got = api.get(path)
+            assert got.status_code == 422, (path, got.text)
+            assert got.json()["detail"] == lookup.json()["detail"]
+            assert got.json()["error"] == "InvalidGsrn"
+    unknown = api.get(f"/api/v1/accounting-points/{hub.gsrns[5]}")  # well-formed, not held
+    assert unknown.status_code == 404 and "holds no accounting point" in unknown.json()["detail"]
+
+
 def test_an_imported_never_synced_accounting_point_can_be_read(
     api: httpx.Client, sim: tuple[SimulatorServer, Datahub], db_url: str
 ) -> None:
@@ -305,6 +325,29 @@ def test_events_need_the_token_and_a_valid_cloudevent(
     assert nameless.status_code == 422 and "GSRN" in nameless.json()["detail"]
     too_many = api.post(EVENTS, json=[event] * 1001, headers=EVENTS_AUTH)
     assert too_many.status_code == 422 and "at most 1000" in too_many.json()["detail"]
+
+
+def test_an_event_with_a_malformed_gsrn_is_refused_not_ignored(
+    api: httpx.Client, sim: tuple[SimulatorServer, Datahub]
+) -> None:
+    """A malformed GSRN is a bad event (422 for the request, no sync), told apart from a
+    well-formed GSRN tether does not hold (202, in ``ignored``)."""
+    _, hub = sim
+    held, unknown = hub.gsrns[6], hub.gsrns[7]
+    assert api.post(UNITS, json={"name": "cu", "accounting_point": held}).status_code == 201
+    batch = {**EVENTS_AUTH, "Content-Type": "application/cloudevents-batch+json"}
+    single = api.post(EVENTS, json=_event("123"), headers=EVENTS_AUTH)
+    assert single.status_code == 422, single.text
+    assert single.json()["error"] == "InvalidGsrn"
+    assert single.json()["detail"].startswith("the event names a malformed GSRN. The GSRN must")
+    mixed = api.post(EVENTS, json=[_event(held), _event("123"), _event(unknown)], headers=batch)
+    assert mixed.status_code == 422, mixed.text
+    assert mixed.json()["detail"].startswith("event 1 (counting from 0) names a malformed GSRN.")
+    assert "123" not in mixed.json()["detail"]  # the value is not echoed (may be a person id)
+    assert api.get(f"/api/v1/accounting-points/{held}").json()["sync"]["requested_at"] is None
+    fine = api.post(EVENTS, json=[_event(held), _event(unknown)], headers=batch)
+    assert fine.status_code == 202
+    assert fine.json() == {"accepted": [held], "ignored": [unknown]}
 
 
 def test_events_of_another_type_are_refused_and_sync_nothing(

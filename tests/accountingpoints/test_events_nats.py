@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tether.accountingpoints.service import AccountingPointService, build
 from tether.accountingpoints.settings import AccountingPointSettings
@@ -21,6 +22,7 @@ from tether.core.settings import Settings
 from tether.core.simulator import SimulatorServer
 
 TOKEN = "nats-test-adapter-token"
+INVALID = "tether_ap_events_total", {"result": "invalid"}
 WAIT_S = 20.0  # only a ceiling for a hang; nothing asserts on how long anything took
 
 
@@ -116,9 +118,10 @@ async def test_events_from_nats_make_accounting_points_sync(
     consumer = asyncio.create_task(consume_events(service, nats_url=nats_url, stop=stop))
     try:
         await publish_raw(service, js, b"{not a cloud event")
-        await publish(
-            service, nats_url, [event(first), event(hub.gsrns[5])]
-        )  # the second is not held
+        invalid_before = REGISTRY.get_sample_value(*INVALID) or 0.0
+        await publish(  # the second is not held, the third is not a GSRN at all
+            service, nats_url, [event(first), event(hub.gsrns[5]), event("123")]
+        )
         await until(lambda: requested(service, first))
 
         # the malformed message was acknowledged and dropped, not redelivered forever
@@ -127,7 +130,8 @@ async def test_events_from_nats_make_accounting_points_sync(
             return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await until(drained)
-        assert (await consumer_info(service, js)).delivered.stream_seq == 3
+        assert (await consumer_info(service, js)).delivered.stream_seq == 4
+        assert REGISTRY.get_sample_value(*INVALID) == invalid_before + 1  # dropped, counted
     finally:
         stop.set()
         await consumer

@@ -56,9 +56,9 @@ def test_the_app_runs_as_a_data_only_role(
     assert client.get("/healthz").status_code == 200
     assert client.get("/metrics", headers=headers).status_code == 200  # key lookup + touch
     with psycopg.connect(app_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO ap.accounting_point (gsrn) VALUES ('707057500000000017')")
+        conn.execute("INSERT INTO ap.accounting_point (gsrn) VALUES ('707057500000000018')")
         assert conn.execute("SELECT count(*) FROM ap.accounting_point").fetchone() == (1,)
-    read = client.get("/api/v1/accounting-points/707057500000000017", headers=headers)
+    read = client.get("/api/v1/accounting-points/707057500000000018", headers=headers)
     assert read.status_code == 200, read.text
     with psycopg.connect(app_url, autocommit=True) as conn:
         for ddl in (

@@ -62,7 +62,7 @@ def test_serve_logs_uvicorn_and_access_lines_as_masked_json(db_url: str) -> None
                 f"/api/v1/accounting-points/{PERSON_ID}",
                 headers={"Authorization": f"Bearer {secret}"},
             )
-            assert missing.status_code == 404
+            assert missing.status_code == 422  # a person id is no GSRN
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
@@ -70,7 +70,7 @@ def test_serve_logs_uvicorn_and_access_lines_as_masked_json(db_url: str) -> None
     loggers = {line["logger"] for line in lines}
     assert {"uvicorn.error", "uvicorn.access"} <= loggers, loggers
     access = [line["message"] for line in lines if line["logger"] == "uvicorn.access"]
-    assert any("/api/v1/accounting-points/<HIDDEN>" in m and "404" in m for m in access)
+    assert any("/api/v1/accounting-points/<HIDDEN>" in m and "422" in m for m in access)
     assert PERSON_ID not in stderr and secret not in stderr
 
 
@@ -149,7 +149,7 @@ def test_serve_with_two_workers_answers_from_two_processes(db_url: str) -> None:
             for _ in range(10):  # every process checks the key (each has its own cache)
                 assert (
                     client.get(f"/api/v1/accounting-points/{PERSON_ID}", headers=auth).status_code
-                    == 404
+                    == 422  # a person id is no GSRN
                 )
         children = psutil.Process(proc.pid).children()
         assert len([c for c in children if "spawn" in " ".join(c.cmdline())]) == 2

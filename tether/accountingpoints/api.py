@@ -10,9 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tether.accountingpoints import pii
+from tether.accountingpoints import intake, pii
 from tether.accountingpoints.parties_api import router as parties_router
-from tether.accountingpoints.service import AccountingPointService, event_gsrn
+from tether.accountingpoints.service import AccountingPointService
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
 from tether.core.events import CloudEvent, parse_event
@@ -177,8 +177,10 @@ async def receive_events(request: Request) -> Response:
     Scope `events` (an API key, or TETHER_EVENTS_TOKEN as before). Each event names a GSRN
     (`data.gsrn` or `subject`) and has one of the accepted types (TETHER_AP_EVENT_TYPES); the AP
     is marked changed and synced by a worker. A batch holds at most TETHER_AP_MAX_EVENTS_PER_BATCH
-    events. Any bad event refuses the whole request (422) and causes no sync. Events for APs
-    tether does not hold are ignored and reported in `ignored`.
+    events. Any bad event (a type not accepted, no GSRN, a malformed GSRN: not 18 digits with a
+    valid GS1 check digit) refuses the whole request (422, naming the event's position) and
+    causes no sync. Events for well-formed GSRNs of APs tether does not hold are ignored and
+    reported in `ignored`.
     """
     service = await _service(request)  # not a dependency: one less to solve per request
     settings = service.settings
@@ -200,9 +202,10 @@ async def receive_events(request: Request) -> Response:
     accepted = settings.event_types
     if wrong := next((e.type for e in events if e.type not in accepted), None):
         raise InvalidInput(f"event type {wrong[:100]!r} is not accepted (accepted: {accepted})")
-    gsrns = [g for e in events if (g := event_gsrn(e))]
+    gsrns = [g for e in events if (g := intake.event_gsrn(e))]
     if len(gsrns) != len(events):
         raise InvalidInput("every event must name a GSRN in data.gsrn or subject")
+    intake.refuse_malformed(gsrns)
     outcome = await service.handle_changed(gsrns)
     # the answer as bytes: EventsOut documents it, but validating and serialising it through
     # the response model was a measurable share of a single-event request
@@ -247,7 +250,10 @@ async def register_controllable_unit(body: ControllableUnitIn, service: Service)
     "/accounting-points/{gsrn}", response_model=AccountingPointOut, dependencies=[require("read")]
 )
 async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOut:
-    """The stored AP: location, every timeline, sync state and controllable units."""
+    """The stored AP: location, every timeline, sync state and controllable units.
+
+    422 for a malformed GSRN (as in a lookup), 404 for a well-formed one tether does not hold.
+    """
     return _ap_out(*(await service.get(gsrn)))
 
 
@@ -259,7 +265,7 @@ async def get_accounting_point(gsrn: str, service: Service) -> AccountingPointOu
 async def get_history(gsrn: str, service: Service) -> Any:
     """Every replaced or deleted version of the AP and its timelines, newest first.
 
-    Person end users are masked, as everywhere in the API.
+    Person end users are masked, as everywhere in the API. 422 for a malformed GSRN.
     """
     rows = await service.history(gsrn)
     return [{**r, "value": pii.masked(r["value"])} if r["kind"] == "end_user" else r for r in rows]

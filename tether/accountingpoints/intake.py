@@ -1,4 +1,5 @@
-"""Event intake with group commit: concurrent event requests share one UPDATE and one commit.
+"""Event intake with group commit: concurrent event requests share one UPDATE and one commit;
+and which GSRN an event names, refused when malformed.
 
 Each thin event only marks APs as changed, and one commit costs far more than the row updates.
 The first request is written at once; the requests that arrive while it commits wait and are
@@ -12,8 +13,10 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from tether.accountingpoints import repository
+from tether.accountingpoints import domain, repository
+from tether.accountingpoints.errors import InvalidGsrn
 from tether.core import db
+from tether.core.events import CloudEvent
 from tether.core.groups import Grouped
 
 MAX_GROUP = 1000  # requests per commit (each at most one batch of events)
@@ -37,3 +40,24 @@ class Intake:
         async with db.transaction(self.pool) as conn:
             held = set(await repository.request_syncs(conn, wanted))
         return [held] * len(group)
+
+
+def event_gsrn(event: CloudEvent) -> str | None:
+    """The GSRN a thin event is about: ``data.gsrn``, else the CloudEvents ``subject``."""
+    data = event.data or {}
+    value = data.get("gsrn", event.subject)
+    return value if isinstance(value, str) else None
+
+
+def malformed(gsrns: list[str]) -> list[int]:
+    """The positions of the GSRNs no accounting point can have: the sender's mistake, told
+    apart from a well-formed GSRN of an AP tether does not hold (``ignored``)."""
+    return [n for n, gsrn in enumerate(gsrns) if not domain.is_valid_gsrn(gsrn)]
+
+
+def refuse_malformed(gsrns: list[str]) -> None:
+    """A request naming a malformed GSRN is refused whole (422), as any other bad event; the
+    answer names the event by its position, never by its value (it may be a person id)."""
+    if bad := malformed(gsrns):
+        where = "the event" if len(gsrns) == 1 else f"event {bad[0]} (counting from 0)"
+        raise InvalidGsrn(f"{where} names a malformed GSRN. {InvalidGsrn().message}")

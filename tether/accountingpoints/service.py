@@ -35,7 +35,6 @@ from tether.core import db, jobs
 from tether.core.bootstrap import Runtime
 from tether.core.breaker import CircuitBreaker, CircuitOpen
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
-from tether.core.events import CloudEvent
 
 logger = logging.getLogger(__name__)
 
@@ -355,23 +354,27 @@ class AccountingPointService:
     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
         """The AP with sync state, its timelines and its controllable units."""
         async with self.pool.connection() as conn:
-            ap = await repository.get_accounting_point(conn, gsrn)
-            if ap is None:
-                raise AccountingPointNotFound(f"tether holds no accounting point {gsrn}")
+            ap = await _stored(conn, gsrn)
             timelines = await repository.get_timelines(conn, ap["id"])
             units = await repository.list_controllable_units(conn, ap["id"])
         return ap, timelines, units
 
     async def history(self, gsrn: str) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn:
-            ap = await repository.get_accounting_point(conn, gsrn)
-            if ap is None:
-                raise AccountingPointNotFound(f"tether holds no accounting point {gsrn}")
-            return await repository.get_history(conn, ap["id"])
+            return await repository.get_history(conn, (await _stored(conn, gsrn))["id"])
 
     async def sync_counts(self) -> dict[str, Any]:
         async with self.pool.connection() as conn:
             return await repository.count_sync_states(conn)
+
+
+async def _stored(conn: db.Connection, gsrn: str) -> dict[str, Any]:
+    """A malformed GSRN is the caller's mistake (422, as in a lookup), not an AP we lack."""
+    if not domain.is_valid_gsrn(gsrn):
+        raise InvalidGsrn()
+    if (ap := await repository.get_accounting_point(conn, gsrn)) is None:
+        raise AccountingPointNotFound(f"tether holds no accounting point {gsrn}")
+    return ap
 
 
 @asynccontextmanager
@@ -391,10 +394,3 @@ async def build(runtime: Runtime) -> AsyncIterator[AccountingPointService]:
         yield AccountingPointService(pool=runtime.pool, client=client, settings=settings)
     finally:
         await client.aclose()
-
-
-def event_gsrn(event: CloudEvent) -> str | None:
-    """The GSRN a thin event is about: ``data.gsrn``, else the CloudEvents ``subject``."""
-    data = event.data or {}
-    value = data.get("gsrn", event.subject)
-    return value if isinstance(value, str) else None

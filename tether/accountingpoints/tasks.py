@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tether.accountingpoints import claims as claim_lease
+from tether.accountingpoints.intake import event_gsrn, malformed
 from tether.accountingpoints.models import Claim
-from tether.accountingpoints.service import AccountingPointService, event_gsrn
+from tether.accountingpoints.service import EVENTS, AccountingPointService
 from tether.core.capability import JobContext
 from tether.core.events import CloudEvent, consume_nats
 from tether.core.jobs import default_worker_id, run_due_loop
@@ -84,7 +85,16 @@ async def consume_events(
                 len(events) - len(wanted),
                 extra={"action": "event_type_refused"},
             )
-        await service.handle_changed([gsrn for e in wanted if (gsrn := event_gsrn(e))])
+        gsrns = [gsrn for e in wanted if (gsrn := event_gsrn(e))]
+        if bad := set(malformed(gsrns)):  # nobody to answer 422: dropped, logged and counted
+            EVENTS.labels("invalid").inc(len(bad))
+            logger.warning(
+                "dropped %d event(s) naming a malformed GSRN",
+                len(bad),
+                extra={"action": "event_gsrn_malformed"},
+            )
+            gsrns = [g for n, g in enumerate(gsrns) if n not in bad]
+        await service.handle_changed(gsrns)
 
     await consume_nats(
         url=nats_url,
