@@ -144,6 +144,8 @@ async def test_later_message_waits_for_the_receipt_then_is_planned_on_confirmed_
     waiting = await service.latest_status("k2")
     assert waiting.status == "VENTER"
     assert waiting.created_at is not None  # when it was taken: it has no status row yet
+    listed = [(r.original_key, r.status) for r in await service.statuses("sak1")]
+    assert listed == [("k1", "MOTTATT"), ("k2", "VENTER")]  # the case page lists it too
     assert len(await service.orders("sak1")) == 1
     assert await _receipt(service, "sak1", "00") == "ok"
     assert (await service.latest_status("k1")).status == "OK"

@@ -312,7 +312,18 @@ FROM pay.oppdrag WHERE fagsystem = %(fagsystem)s AND sak_id = %(sak_id)s
 ORDER BY created_at, id;
 
 -- name: fetch_statuses_of_case
-SELECT s.original_key, s.status, s.body, s.created_at
-FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
-WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
-ORDER BY s.id;
+-- every status of the case's messages, then the messages waiting behind its order (no status
+-- row yet: VENTER, the body codec.waiting gives), each part in its order
+SELECT original_key, status, body, created_at FROM (
+    SELECT s.original_key, s.status, s.body, s.created_at, 0 AS part, s.id AS ord
+    FROM pay.status s JOIN pay.inbound i ON i.original_key = s.original_key
+    WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
+    UNION ALL
+    SELECT i.original_key, 'VENTER',
+           jsonb_build_object('status', 'VENTER', 'detaljer', NULL, 'error', NULL,
+                              'simulering', false),
+           i.received_at, 1, i.seq
+    FROM pay.inbound i
+    WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s AND i.state = 'waiting'
+) listed
+ORDER BY part, ord;

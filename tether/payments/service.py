@@ -349,6 +349,7 @@ class PaymentsService:
             return await repository.fetch_orders_of_case(conn, fagsystem=fagsystem, sak_id=sak_id)
 
     async def statuses(self, sak_id: str, fagsystem: str = FAGSYSTEM) -> list[StatusRow]:
+        """The case's statuses, then its messages waiting behind its order (VENTER)."""
         async with self.pool.connection() as conn:
             return await repository.fetch_statuses_of_case(conn, fagsystem=fagsystem, sak_id=sak_id)
 
