@@ -103,11 +103,13 @@ def list_all(url: str) -> list[ApiKey]:
         return [ApiKey.from_row(r) for r in conn.execute(Q["list_keys"]).fetchall()]
 
 
-def revoke(url: str, key_id: str, *, wait_s: float = 5.0) -> ApiKey:
-    """Revoke a key at once: the next request with it gets 401.
+def revoke(url: str, key_id: str, *, wait_s: float = 5.0) -> tuple[ApiKey, bool]:
+    """Revoke a key at once: the next request with it gets 401. Returns the key and whether
+    it was revoked before (its first revocation time is kept), so the caller can say so.
 
     Returns once every API process whose key cache listened at the commit confirmed it emptied
     its cache; one that does not within ``wait_s`` has its listener cut, so it stops caching.
+    A key revoked before is in no cache: nothing to wait for.
     """
     with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
         conn.execute(f"LISTEN {ACK}")
@@ -115,8 +117,9 @@ def revoke(url: str, key_id: str, *, wait_s: float = 5.0) -> ApiKey:
             row = conn.execute(Q["revoke_key"], {"id": key_id}).fetchone()
         if row is None:
             raise NotFound(f"no API key with id {key_id!r}")
-        _wait_for_caches(conn, key_id, wait_s)
-    return ApiKey.from_row(row)
+        if not row["already_revoked"]:
+            _wait_for_caches(conn, key_id, wait_s)
+    return ApiKey.from_row(row), bool(row["already_revoked"])
 
 
 def _wait_for_caches(conn: psycopg.Connection[Any], key_id: str, wait_s: float) -> None:

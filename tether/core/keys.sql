@@ -9,10 +9,13 @@ FROM tether.api_key
 ORDER BY created_at, id
 
 -- name: revoke_key
--- Revoking twice keeps the first time.
-UPDATE tether.api_key SET revoked_at = coalesce(revoked_at, now())
-WHERE id = %(id)s
-RETURNING id, name, scopes, created_at, revoked_at, last_used_at
+-- Revoking twice keeps the first time; already_revoked tells the caller it was (the old row is
+-- read under the row lock, so two concurrent revokes cannot both claim the first).
+UPDATE tether.api_key k SET revoked_at = coalesce(k.revoked_at, now())
+FROM (SELECT id, revoked_at FROM tether.api_key WHERE id = %(id)s FOR UPDATE) old
+WHERE k.id = old.id
+RETURNING k.id, k.name, k.scopes, k.created_at, k.revoked_at, k.last_used_at,
+          old.revoked_at IS NOT NULL AS already_revoked
 
 -- name: active_key
 SELECT id, hash, scopes,

@@ -60,7 +60,12 @@ def list_keys(
             )
         )
         return
-    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    # the id is never cut short (``keys revoke`` needs all of it), however narrow the terminal
+    # or the 80 columns rich assumes when piped: the other columns wrap, even inside a word
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=max((len(k.id) for k in found), default=16))
+    for column in ("name", "scopes", "created", "last used", "revoked"):
+        table.add_column(column, overflow="fold")
     for k in found:
         table.add_row(
             k.id,
@@ -75,6 +80,11 @@ def list_keys(
 
 @app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")]) -> None:
-    """Revoke a key; requests with it get 401 from then on."""
-    key = keys.revoke(_url(), key_id)
-    console.print(f"revoked key {key.id} ({key.name})")
+    """Revoke a key; requests with it get 401 from then on. A key revoked before stays so."""
+    key, already = keys.revoke(_url(), key_id)
+    if already and key.revoked_at is not None:
+        console.print(
+            f"key {key.id} ({key.name}) was already revoked at {key.revoked_at:%Y-%m-%d %H:%M %Z}"
+        )
+    else:
+        console.print(f"revoked key {key.id} ({key.name})")

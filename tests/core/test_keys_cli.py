@@ -1,0 +1,53 @@
+"""``tether keys``: what an operator reads in a narrow terminal or a pipe is enough to act on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tether.core import keys
+
+
+def _tether(
+    db_url: str, *args: str, columns: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    return subprocess.run(
+        [sys.executable, "-m", "tether", "keys", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_list_never_cuts_a_key_id_short(db_url: str) -> None:
+    """Piped (rich assumes 80 columns) or in a narrow terminal, every id is whole: ``keys
+    revoke`` needs all of it. Long names wrap instead."""
+    made = [
+        keys.create(db_url, name, ["read", "write", "events", "admin"])[0]
+        for name in ("a-rather-long-name-for-the-reporting-integration", "ci")
+    ]
+    keys.revoke(db_url, made[1].id)
+    for columns in (None, "60"):
+        listed = _tether(db_url, "list", columns=columns)
+        assert listed.returncode == 0, listed.stderr
+        for key in made:
+            assert key.id in listed.stdout, listed.stdout
+        assert "…" not in listed.stdout
+
+
+def test_revoking_a_revoked_key_says_so(db_url: str) -> None:
+    key, _ = keys.create(db_url, "twice", ["read"])
+    first = _tether(db_url, "revoke", key.id)
+    assert first.returncode == 0, first.stderr
+    assert f"revoked key {key.id} (twice)" in first.stderr
+    again = _tether(db_url, "revoke", key.id)
+    assert again.returncode == 0, again.stderr
+    assert f"key {key.id} (twice) was already revoked at " in again.stderr
+    stored, already = keys.revoke(db_url, key.id)
+    assert already and stored.revoked_at is not None
+    [listed] = [k for k in keys.list_all(db_url) if k.id == key.id]
+    assert listed.revoked_at == stored.revoked_at  # the first revocation's time is kept
