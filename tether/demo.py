@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shlex
 import shutil
 import signal
 import socket
 import tempfile
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import uvicorn
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from tether.app import create_app
@@ -33,6 +39,7 @@ from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
 
 DEMO_DB = "tether_demo"
+DEMO_ENV = "demo.env"  # in data_dir while a demo runs: its settings, for the CLI to source
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +62,39 @@ def recreate_demo_database(server_url: str) -> str:
     url = db.with_dbname(server_url, DEMO_DB)
     migrations.upgrade(url, migration_components())
     return url
+
+
+def env_lines(settings: BaseSettings, values: Mapping[str, Any]) -> list[str]:
+    """``NAME=value`` (shell-quoted) for each of ``values``, named as ``settings`` reads it."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    lines = []
+    for name, value in values.items():
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        lines.append(f"{prefix}{name}".upper() + f"={shlex.quote(text)}")
+    return lines
+
+
+def demo_env(settings: Settings, parts: list[DemoPart]) -> list[str]:
+    """What the demo set: the core's random secrets and broker, each capability's overrides."""
+    core = {name: getattr(settings, name) for name in exposure.secret_fields(settings)}
+    broker = {"nats_url": settings.nats_url} if settings.nats_url else {}
+    lines = env_lines(settings, {**core, **broker})
+    for capability, part in zip(CAPABILITIES, parts, strict=True):
+        lines += env_lines(capability.settings(), part.settings)
+    return lines
+
+
+def write_demo_env(data_dir: Path, lines: list[str]) -> Path:
+    """The demo's settings (random tokens, simulator URLs, demo sizes) in a file only its user
+    reads: a CLI command that calls a simulator with the defaults instead is refused (401) and
+    marks what it read as stale in the demo's database."""
+    path = data_dir / DEMO_ENV
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# tether demo settings: set -a; . this file; set +a\n")
+        out.write("".join(f"{line}\n" for line in lines))
+    return path
 
 
 def _with_key(line: str, api: str, key: str) -> str:
@@ -118,6 +158,8 @@ async def _run(
                 part = await stack.enter_async_context(capability.demo(ctx))
             parts.append(part)
             overrides.append(capability.settings().model_copy(update=dict(part.settings)))
+        env_file = write_demo_env(settings.data_dir, demo_env(settings, parts))
+        stack.callback(env_file.unlink, True)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings, database_url=url, overrides=overrides, migrate=False),
@@ -147,6 +189,8 @@ async def _run(
             "CLI             the `tether ...` lines below, from this checkout: `uv run tether ...` "
             "when tether is not on your PATH",
             f"NATS            {settings.nats_url}",
+            f"CLI settings    set -a; . {env_file.resolve()}; set +a  (the demo's tokens and "
+            "simulator URLs: a command that calls a simulator needs them)",
             "",
         ]
         for part, service in zip(parts, services, strict=True):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+
+from tether.core import db
+
+
+def db_url(server_url: str) -> str:
+    return db.with_dbname(server_url, "tether_demo")
 
 
 @pytest.mark.xdist_group("tether_demo")  # one database (tether_demo), the same simulator ports
@@ -42,6 +50,7 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
     assert proc.stdout is not None
     lines: list[str] = []
     api = gsrn = key = None
+    env_file: Path | None = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (api is None or gsrn is None or key is None):
         line = proc.stdout.readline()
@@ -54,6 +63,8 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             gsrn = m.group(1)
         if m := re.search(r"Admin API key\s+(tth_\S+)", line):
             key = m.group(1)
+        if m := re.search(r"CLI settings\s+set -a; \. (\S+); set \+a", line):
+            env_file = Path(m.group(1))
     try:
         assert api is not None and gsrn is not None and key is not None, "".join(lines)
         ap_url = f"{api}/api/v1/accounting-points/{gsrn}"
@@ -70,12 +81,38 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
         assert page.status_code == 200
         assert "text/html" in page.headers["content-type"]
         assert httpx.get(f"{api}/docs", timeout=10).status_code == 200
+        # the CLI with the demo's settings reaches its simulators: an e-licensing refresh
+        # with the defaults instead was refused (401) and marked the invoice stale
+        assert env_file is not None and env_file.stat().st_mode & 0o777 == 0o600
+        demo_settings = env_file.read_text()
+        for name in (
+            "TETHER_ELICENSING_TOKEN",
+            "TETHER_PAYMENTS_OPPDRAG_TOKEN",
+            "TETHER_AP_PII_KEY",
+        ):
+            assert f"\n{name}=" in demo_settings, demo_settings
+        cli = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"set -a; . {env_file}; set +a; "
+                f"{sys.executable} -m tether elicensing invoice 101 --force --json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "DATABASE_URL": db_url(server_url)},
+        )
+        assert cli.returncode == 0, cli.stderr
+        answer = json.loads(cli.stdout[cli.stdout.index("{") :])
+        assert answer["data_is_fresh"] is True and answer["stale_reason"] is None, cli.stdout
         proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop with a summary
         rest, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, "".join(lines) + rest
+    assert not env_file.exists()  # the demo's settings go with it
     assert "worker synced" in rest
     printed = "".join(lines)
     assert "dev-" not in printed  # random secrets, printed with the curl lines
