@@ -10,7 +10,7 @@ import psycopg
 from tether.elicensing.errors import STALE_MESSAGE
 from tether.elicensing.simulator import ElicensingSimulatorServer
 
-from .conftest import invoice_number
+from .conftest import INVOICE_CALL, invoice_number
 
 BASE = "/api/v1/compliance-report-versions"
 
@@ -65,6 +65,42 @@ async def test_report_version_without_invoice_is_a_clear_404(
     assert response.status_code == 404
     assert response.json()["error"] == "InvoiceNotFound"
     assert (await http.get(f"{BASE}/424242/obligation-summary")).status_code == 404
+
+
+async def test_a_report_version_id_out_of_range_is_a_clear_422_before_any_read(
+    http: httpx.AsyncClient,
+) -> None:
+    """Ids are bigint: 10^20 reached the database and came back as "a value cannot be stored"."""
+    reads = ("invoice", "payments", "obligation-summary", "last-refreshed")
+    for version in ("99999999999999999999", str(2**63), "0", "-1"):
+        for path in reads:
+            response = await http.get(f"{BASE}/{version}/{path}")
+            assert response.status_code == 422, (version, path, response.text)
+            detail = response.json()["detail"]
+            assert detail.startswith("path.report_version_id: Input should be"), detail
+            assert "cannot be stored" not in detail
+        write = await http.post(f"{BASE}/{version}/apply-compliance-units", json={"amount": "1"})
+        assert write.status_code == 422 and "report_version_id" in write.json()["detail"]
+        link = await http.get(f"/api/v1/elicensing/obligations/{version}/history")
+        assert link.status_code == 422 and "report_version_id" in link.json()["detail"]
+    largest = await http.get(f"{BASE}/{2**63 - 1}/obligation-summary")
+    assert largest.status_code == 404  # in range: an honest "no such report version"
+
+
+async def test_every_read_of_invoice_data_takes_force(
+    http: httpx.AsyncClient, versions: list[int], sim: ElicensingSimulatorServer
+) -> None:
+    """Inside the freshness window a plain read calls nobody; ``?force=true`` refreshes, on the
+    summary and the payments as on the invoice (the summary ignored it)."""
+    for path in ("invoice", "obligation-summary", "payments"):
+        url = f"{BASE}/{versions[0]}/{path}"
+        assert (await http.get(url)).status_code == 200
+        calls = sim.state.calls[INVOICE_CALL]
+        assert (await http.get(url)).status_code == 200
+        assert sim.state.calls[INVOICE_CALL] == calls  # fresh: answered from the copy
+        forced = await http.get(url, params={"force": "true"})
+        assert forced.status_code == 200 and forced.json()["data_is_fresh"] is True
+        assert sim.state.calls[INVOICE_CALL] == calls + 1, path
 
 
 async def test_write_fails_closed_on_stale_data(

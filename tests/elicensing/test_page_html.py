@@ -87,7 +87,16 @@ async def test_unknown_version_and_version_without_invoice_are_html_404_pages(
         )
     # superscript two and Arabic-Indic 101 are digits to str.isdigit: int() of the first raised
     # (a 500), and the second aliased version 101
-    for version in ("424242", "900", "not-a-number", "%C2%B2", "%D9%A1%D9%A0%D9%A1"):
+    # and a bigint's overflow was "a value cannot be stored" (422) on a read
+    for version in (
+        "424242",
+        "900",
+        "not-a-number",
+        "%C2%B2",
+        "%D9%A1%D9%A0%D9%A1",
+        "99999999999999999999",
+        "0",
+    ):
         response = await http.get(PAGE.format(version))
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")

@@ -1,7 +1,9 @@
 """HTTP routes of the e-licensing capability: invoice reads, one balance write, the page.
 
 Every read carries ``data_is_fresh`` and ``last_refreshed`` in its body and an ``Age`` header
-(seconds since the last successful refresh). Reads fail open; the write fails closed.
+(seconds since the last successful refresh). Reads fail open; the write fails closed. The reads
+of invoice data (invoice, payments, obligation summary, like the page) take ``?force=true``; a
+report version id outside 1..2^63-1 is a 422 before anything is read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from tether.core.auth import READ, WRITE
 from tether.elicensing import links_api, pages
-from tether.elicensing.access import Service
+from tether.elicensing.access import ReportVersionId, Service
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
 
 api_router = APIRouter(prefix="/api/v1/compliance-report-versions", tags=["e-licensing"])
@@ -133,7 +135,7 @@ def _invoice_out(read: InvoiceRead, response: Response) -> InvoiceOut:
 
 @api_router.get("/{report_version_id}/invoice", response_model=InvoiceOut, dependencies=READ)
 async def get_invoice(
-    report_version_id: int,
+    report_version_id: ReportVersionId,
     service: Service,
     response: Response,
     invoice_type: Kind = InvoiceType.OBLIGATION,
@@ -146,13 +148,14 @@ async def get_invoice(
 
 @api_router.get("/{report_version_id}/payments", response_model=PaymentsOut, dependencies=READ)
 async def get_payments(
-    report_version_id: int,
+    report_version_id: ReportVersionId,
     service: Service,
     response: Response,
     invoice_type: Kind = InvoiceType.OBLIGATION,
+    force: Force = False,
 ) -> PaymentsOut:
-    """Payments received against the invoice."""
-    read = await service.read_invoice(report_version_id, invoice_type)
+    """Payments received against the invoice (refreshed on read, as the invoice)."""
+    read = await service.read_invoice(report_version_id, invoice_type, force=force)
     payments = [
         PaymentOut.model_validate(p, from_attributes=True)
         for li in read.invoice.line_items
@@ -183,17 +186,18 @@ def _summary(read: InvoiceRead, response: Response) -> SummaryOut:
     "/{report_version_id}/obligation-summary", response_model=SummaryOut, dependencies=READ
 )
 async def get_obligation_summary(
-    report_version_id: int, service: Service, response: Response
+    report_version_id: ReportVersionId, service: Service, response: Response, force: Force = False
 ) -> SummaryOut:
-    """Outstanding balance and amount due of the obligation."""
-    return _summary(await service.read_invoice(report_version_id), response)
+    """Outstanding balance and amount due of the obligation (refreshed on read, as the invoice)."""
+    read = await service.read_invoice(report_version_id, InvoiceType.OBLIGATION, force=force)
+    return _summary(read, response)
 
 
 @api_router.get(
     "/{report_version_id}/last-refreshed", response_model=MetadataOut, dependencies=READ
 )
 async def get_last_refreshed(
-    report_version_id: int,
+    report_version_id: ReportVersionId,
     service: Service,
     response: Response,
     invoice_type: Kind = InvoiceType.OBLIGATION,
@@ -210,7 +214,7 @@ async def get_last_refreshed(
     "/{report_version_id}/apply-compliance-units", response_model=SummaryOut, dependencies=WRITE
 )
 async def apply_compliance_units(
-    report_version_id: int, body: ApplyUnitsIn, service: Service, response: Response
+    report_version_id: ReportVersionId, body: ApplyUnitsIn, service: Service, response: Response
 ) -> SummaryOut:
     """Apply compliance units as a negative adjustment; refused (400) on stale data."""
     read = await service.apply_compliance_units(

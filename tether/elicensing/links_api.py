@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from tether.core.auth import READ, WRITE
 from tether.elicensing import obligations
-from tether.elicensing.access import Service
+from tether.elicensing.access import ReportVersionId, Service
 from tether.elicensing.models import ObligationLink
 from tether.elicensing.obligations import ObligationLinkIn
 
@@ -71,7 +71,10 @@ async def list_links(
     responses={201: {"model": ObligationLinkOut, "description": "Linked now"}},
 )
 async def register(
-    report_version_id: int, body: ObligationLinkIn, service: Service, response: Response
+    report_version_id: ReportVersionId,
+    body: ObligationLinkIn,
+    service: Service,
+    response: Response,
 ) -> ObligationLinkOut:
     """Link a report version's obligation to its invoice: 201 new, 200 already so, 409 other."""
     link, created = await obligations.register(service.pool, report_version_id, body, actor=ACTOR)
@@ -80,7 +83,7 @@ async def register(
 
 
 @router.delete("/{report_version_id}", response_model=ObligationLinkOut, dependencies=WRITE)
-async def unlink(report_version_id: int, service: Service) -> ObligationLinkOut:
+async def unlink(report_version_id: ReportVersionId, service: Service) -> ObligationLinkOut:
     """Remove the link (kept in history); 404 when there is none."""
     return _out(await obligations.unlink(service.pool, report_version_id, actor=ACTOR))
 
@@ -90,7 +93,9 @@ async def unlink(report_version_id: int, service: Service) -> ObligationLinkOut:
     response_model=list[ObligationLinkVersionOut],
     dependencies=READ,
 )
-async def history(report_version_id: int, service: Service) -> list[ObligationLinkVersionOut]:
+async def history(
+    report_version_id: ReportVersionId, service: Service
+) -> list[ObligationLinkVersionOut]:
     """Every version of the link, oldest first, with who recorded and who ended it."""
     return [
         ObligationLinkVersionOut.model_validate(v, from_attributes=True)

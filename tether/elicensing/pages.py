@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from tether.core.auth import PAGE
 from tether.core.errors import TetherError
 from tether.core.web import render
-from tether.elicensing.access import Service
+from tether.elicensing.access import Service, is_report_version_id
 from tether.elicensing.models import InvoiceRead, InvoiceType, StaleReason
 
 router = APIRouter(prefix="/compliance-report-versions", include_in_schema=False)
@@ -88,7 +88,7 @@ async def obligation_page(
     report_version_id: str, service: Service, force: Force = False
 ) -> HTMLResponse:
     """The obligation page: one read (one refresh at most) renders everything."""
-    if not (report_version_id.isascii() and report_version_id.isdigit()):  # int("²") raises
+    if not is_report_version_id(report_version_id):  # int("²") raises; 10^20 is no bigint
         return error_page(
             404, "Not found", f"There is no compliance report version {report_version_id!r}."
         )
