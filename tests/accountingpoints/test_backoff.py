@@ -126,6 +126,28 @@ async def test_lookups_and_syncs_share_one_breaker(
     assert state["attempts"] == 1
 
 
+async def test_a_worker_with_nothing_due_does_not_keep_the_probe_from_lookups(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    """The worker's poll took the probe lease and, with nothing due, made no call and reported
+    nothing: the circuit stayed half-open and every lookup got 503 though the datahub was back."""
+    server, hub = sim
+    server.set_mode(DatahubFault.ERROR_500)
+    for gsrn in hub.gsrns[:2]:  # two failures: open
+        with pytest.raises(UpstreamUnavailable):
+            await service.register_controllable_unit(gsrn=gsrn, name="cu")
+    assert (await service.breaker.state()).state == "open"
+    server.set_mode(DatahubFault.NONE)
+    await sql(  # the open time has passed: the next caller probes
+        service,
+        "UPDATE tether.circuit_breaker SET open_until = now() WHERE name = %s",
+        service.breaker.name,
+    )
+    assert await service.claim_due(limit=10, worker="idle") == []  # took the probe, nothing due
+    await service.register_controllable_unit(gsrn=hub.gsrns[0], name="cu")  # probes: succeeds
+    assert (await service.breaker.state()).state == "closed"
+
+
 async def test_repeated_404s_flag_the_ap_as_gone(service: AccountingPointService, sim: Sim) -> None:
     server, _ = sim
     unknown = make_gsrn("7070575", 999_999)  # valid, but the datahub has no such AP

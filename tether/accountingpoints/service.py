@@ -33,7 +33,7 @@ from tether.accountingpoints.models import (
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db, jobs
 from tether.core.bootstrap import Runtime
-from tether.core.breaker import CircuitBreaker, CircuitOpen
+from tether.core.breaker import CircuitBreaker, CircuitOpen, Decision
 from tether.core.errors import Busy, DataRejected, UpstreamError, UpstreamNotFound
 
 logger = logging.getLogger(__name__)
@@ -228,18 +228,19 @@ class AccountingPointService:
                 )
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
-        """Due APs, none while the datahub's circuit is open (no attempt is spent on it)."""
+        """Due APs, none while the datahub's circuit is open (no attempt is spent on it). A probe
+        with nothing due is given back: kept, it refused every lookup while nothing probed."""
         try:
-            await self.breaker.acquire()
+            decision = await self.breaker.acquire()
         except CircuitOpen:
             return []
         async with db.autocommit(self.pool) as conn:  # one statement: atomic by itself
-            return await repository.claim_due_syncs(
-                conn,
-                limit=limit,
-                dead_timeout=claims.lease(self.settings),
-                worker=worker,
+            due = await repository.claim_due_syncs(
+                conn, limit=limit, dead_timeout=claims.lease(self.settings), worker=worker
             )
+        if decision is Decision.PROBE and not due:
+            await self.breaker.release_probe()
+        return due
 
     # --- lookup and registration ------------------------------------------------------------
 

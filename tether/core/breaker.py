@@ -109,6 +109,12 @@ class CircuitBreaker:
             logger.info("probing %s", self.name, extra={"action": "circuit_probe"})
         return decision
 
+    async def release_probe(self) -> None:
+        """Give back a probe lease that made no call (nothing to call for): held, it kept the
+        circuit half-open and refused every other caller until the lease ran out."""
+        async with db.autocommit(self.pool) as conn:
+            await db.execute(conn, queries["release_probe"], {"name": self.name})
+
     async def record_success(self) -> None:
         """The system answered (even with an error of ours or bad data): close the circuit."""
         await self._ensure()

@@ -51,3 +51,8 @@ RETURNING state, failures, open_until
 -- The current state of one circuit.
 SELECT name, state, failures, opened_at, open_until, probe_until, last_failure, updated_at
 FROM tether.circuit_breaker WHERE name = %(name)s
+
+-- name: release_probe
+-- A caller that took the probe lease and made no call gives it back: the next caller probes.
+UPDATE tether.circuit_breaker SET probe_until = clock_timestamp(), updated_at = now()
+WHERE name = %(name)s AND state = 'half_open'
