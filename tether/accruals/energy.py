@@ -125,8 +125,11 @@ def build(
         q_est = np.isin(q, Q_EST)
         _add(energy, k, a, d, v, q_est, first)
         present[k, a, d] = True
-        has[k, a] = True
-        for i in np.unique(a[q_est.any(axis=1)]):
+        # only the account's own window counts: the chunk's day axis starts at its earliest
+        # window, so a row before it depends on which accounts share the chunk
+        mine = valid[a, d]
+        has[k[mine], a[mine]] = True
+        for i in np.unique(a[mine & q_est.any(axis=1)]):
             energy.methods[int(i)].add("distributor")
         # per (kind, account): the channel of its latest day (two that day: the lowest suffix)
         by = np.lexsort((c, -d, a, k))
