@@ -36,6 +36,7 @@ def test_each_thin_cell_uses_the_first_parent_with_enough_contributors(db_url: s
                 "as_at": datetime(2026, 4, 1, tzinfo=UTC),
                 "attempt": 1,
                 "workflow_id": "w",
+                "settings": None,
             },
         )
         with conn.cursor() as cur, cur.copy(Q["copy_profiles"]) as copy:

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +27,7 @@ PE = date(2026, 11, 30)
 FILES = (SUMMARY, LINES, NEM12)
 KNOBS = {"chunk_size": 4, "chunk_pause_s": 0.4, "min_contributors": 3, "dead_worker_s": 3.0}
 SETTINGS = AccrualsSettings(**KNOBS)  # type: ignore[arg-type]
+AS_AT = datetime(2026, 12, 2, tzinfo=run.AEST)  # past: a run never takes a future as-at
 
 
 @pytest.fixture
@@ -41,9 +43,9 @@ def files(url: str) -> dict[str, bytes]:
     return {n: bytes(c) for n, c in rows if n in FILES}
 
 
-def env(url: str) -> dict[str, str]:
+def env(url: str, knobs: dict[str, Any] = KNOBS) -> dict[str, str]:
     out = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    out.update({f"TETHER_ACCRUALS_{k.upper()}": str(v) for k, v in KNOBS.items()})
+    out.update({f"TETHER_ACCRUALS_{k.upper()}": str(v) for k, v in knobs.items()})
     out.update({"DATABASE_URL": url, "TETHER_ACCRUALS_SCHEDULE": "", "TETHER_LOG_LEVEL": "WARNING"})
     return out
 
@@ -59,11 +61,13 @@ def workers(world: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]
             p.wait()
 
 
-def start_worker(url: str, log: Path, started: list[subprocess.Popen[bytes]]) -> int:
+def start_worker(
+    url: str, log: Path, started: list[subprocess.Popen[bytes]], knobs: dict[str, Any] = KNOBS
+) -> int:
     with log.open("ab") as out:
         p = subprocess.Popen(
             [sys.executable, "-m", "tether", "worker", "--only", "accruals"],
-            env=env(url),
+            env=env(url, knobs),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -94,7 +98,7 @@ def executors(url: str) -> int:
     return int(scalar(url, "SELECT count(*) FROM tether.workflow_executor") or 0)
 
 
-def submit(url: str) -> None:
+def submit(url: str, knobs: dict[str, Any] = KNOBS) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -106,7 +110,7 @@ def submit(url: str) -> None:
             PE.isoformat(),
             "--no-wait",
         ],
-        env=env(url),
+        env=env(url, knobs),
         capture_output=True,
         timeout=120,
     )
@@ -128,8 +132,9 @@ def finished_attempt(url: str) -> object:
 
 
 def reference(url: str) -> dict[str, bytes]:
-    """An uninterrupted run of the same snapshot (attempt 1); the crash runs are attempt 2."""
-    run.run_inline(url, PE, run.default_as_at(PE, SETTINGS), SETTINGS)
+    """An uninterrupted run of the same snapshot (attempt 1); the crash runs are attempt 2 (a
+    re-run: the as-at and settings stored with the run date)."""
+    run.run_inline(url, PE, AS_AT, SETTINGS)
     ref = files(url)
     assert set(ref) == set(FILES) and ref[SUMMARY].count(b"\n") == 41
     return ref
@@ -167,3 +172,19 @@ def test_two_workers_one_killed_the_other_finishes_with_identical_bytes(
     wait_for("the survivor to finish the run", lambda: finished_attempt(world) == 2)
     assert workers[1].poll() is None
     assert files(world) == ref
+
+
+def test_a_rerun_by_processes_with_other_settings_gives_identical_bytes(
+    world: str, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """The demo's case: a run made with its own settings, re-run from a shell and a worker with
+    the defaults (min_contributors 30, chunk_size 2000) or others still: the figures are the
+    run's, fixed when it was first submitted, whoever prepares and prices it."""
+    ref = reference(world)
+    other = {"chunk_size": 7, "min_contributors": 1, "profile_days": 20, "dead_worker_s": 3.0}
+    start_worker(world, tmp_path / "w1.log", workers, other)
+    wait_for("the worker's heartbeat", lambda: executors(world) == 1)
+    submit(world, {})  # as from a shell: no TETHER_ACCRUALS_* at all
+    wait_for("the re-run to finish", lambda: finished_attempt(world) == 2)
+    assert files(world) == ref
+    assert scalar(world, "SELECT settings->>'min_contributors' FROM acc.run") == "3"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -65,7 +66,7 @@ def _alerts(url: str, key: str) -> int:
 
 @pytest.mark.xdist_group("tether_demo")  # one database (tether_demo), the same simulator ports
 @pytest.mark.timeout(400)
-def test_every_guide_step_works_as_printed(server_url: str) -> None:
+def test_every_guide_step_works_as_printed(server_url: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": server_url,
@@ -138,6 +139,25 @@ def test_every_guide_step_works_as_printed(server_url: str) -> None:
         assert 200 <= _paste(payment) < 300
         after = httpx.get(page_url, headers={**HTML, **auth}, timeout=15).text
         assert after.count("<tr>") == before + 1 and "1,000.00" in after
+
+        # accruals: the guide's re-run, from a shell without the demo's accruals settings
+        rerun = next(g for g in guide if "tether accruals run --period-end" in g)
+        argv = rerun[rerun.index("tether accruals run") :].split()
+        files = re.search(r"files: (http://\S+)", text)
+        assert files, text
+        made = httpx.get(files.group(1), headers=auth, timeout=15)
+        assert made.status_code == 200, made.text
+        again = subprocess.run(
+            [sys.executable, "-m", *argv],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**env, "DATABASE_URL": database.group(1)},
+            cwd=tmp_path,  # it writes the files into ./accruals-exports/
+        )
+        assert again.returncode == 0, (argv, again.stdout, again.stderr)
+        rerun_file = httpx.get(files.group(1), headers=auth, timeout=15)
+        assert rerun_file.content == made.content  # the same bytes, as the guide says
     finally:
         proc.send_signal(signal.SIGINT)
         try:

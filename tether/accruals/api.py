@@ -41,7 +41,16 @@ class RunRequest(BaseModel):
         le=date(2999, 12, 31),  # a lag added to a date near 9999 overflowed: a 500
         description="Run date (the run's identity), 2000-01-01 to 2999-12-31.",
     )
-    as_at: datetime | None = Field(default=None, description="Snapshot cut-off (with offset).")
+    as_at: datetime | None = Field(
+        default=None,
+        description="Snapshot cut-off (with offset), not in the future. Default: the run date's"
+        " stored one, else period end + TETHER_ACCRUALS_AS_AT_LAG_DAYS, 00:00 AEST.",
+    )
+    new_settings: bool = Field(
+        default=False,
+        description="Re-run with the API process's estimation settings instead of the ones"
+        " stored with the run date (its figures may differ).",
+    )
 
 
 class Submitted(BaseModel):
@@ -103,19 +112,28 @@ async def meter_data(
 PURGED: dict[int | str, dict[str, Any]] = {
     409: {"description": "Its as-at is before the last purge of superseded meter data"}
 }
+REFUSED: dict[int | str, dict[str, Any]] = {
+    **PURGED,
+    422: {"description": "Its period end is not over, or its as-at is before it or in the future"},
+}
 
 
-@api_write.post("/runs", status_code=202, responses=PURGED)
+@api_write.post("/runs", status_code=202, responses=REFUSED)
 async def submit_run(body: RunRequest, svc: Service) -> Submitted:
     """Queue the run of a period end (re-running replaces its own results); workers run it.
 
     409 (retention.SnapshotPurged) when superseded meter data as at its as-at were purged: it
-    could not be reproduced."""
+    could not be reproduced; 422 (plan.RunRefused) for a period end not over, or an as-at
+    before its end or in the future."""
     from tether.accruals import flow
 
     if body.as_at is not None and body.as_at.tzinfo is None:
         raise HTTPException(422, "as_at needs an offset")
-    wid = await asyncio.to_thread(flow.submit, svc.url, svc.settings, body.period_end, body.as_at)
+    wid = await asyncio.to_thread(
+        lambda: flow.submit(
+            svc.url, svc.settings, body.period_end, body.as_at, new_settings=body.new_settings
+        )
+    )
     return Submitted(workflow_id=wid, period_end=body.period_end)
 
 

@@ -45,6 +45,18 @@ def _day(text: str) -> date:
         raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+def _stamp(text: str) -> datetime:
+    """An --as-at: an ISO timestamp with its offset (a bad one is a usage error, exit 2)."""
+    example = "e.g. 2026-12-07T00:00:00+10:00"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO timestamp ({example})") from None
+    if stamp.tzinfo is None:
+        raise typer.BadParameter(f"--as-at needs an offset, {example}")
+    return stamp
+
+
 @app.command("load")
 def load(
     kind: Annotated[str, typer.Argument(help=f"One of {', '.join(KINDS)}.")],
@@ -144,10 +156,19 @@ def run_cmd(
         str | None,
         typer.Option(
             "--as-at",
-            help="Snapshot cut-off (ISO timestamp with offset). Default: period end +"
-            " TETHER_ACCRUALS_AS_AT_LAG_DAYS, 00:00 AEST (same on every re-run).",
+            help="Snapshot cut-off (ISO timestamp with offset, not in the future). Default: the"
+            " run date's stored one (a re-run: same bytes), else period end +"
+            " TETHER_ACCRUALS_AS_AT_LAG_DAYS, 00:00 AEST.",
         ),
     ] = None,
+    new_settings: Annotated[
+        bool,
+        typer.Option(
+            "--new-settings",
+            help="Re-run with this process's TETHER_ACCRUALS_* estimation settings instead of"
+            " the ones stored with the run date (its figures may differ).",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(help="Write the files into OUT/<period end>/ [TETHER_ACCRUALS_EXPORT_DIR]."),
@@ -158,15 +179,16 @@ def run_cmd(
 ) -> None:
     """Run (or re-run: replaces the run date's own results) the accruals of a period end."""
     from tether.accruals import flow
+    from tether.accruals.plan import RunRefused
     from tether.core import workflows
 
     day = _day(period_end)
-    stamp = datetime.fromisoformat(as_at) if as_at else None
-    if stamp is not None and stamp.tzinfo is None:
-        raise typer.BadParameter("--as-at needs an offset, e.g. 2026-12-07T00:00:00+10:00")
+    stamp = _stamp(as_at) if as_at else None
     url = _url()
     try:
-        wid = flow.submit(url, AccrualsSettings(), day, stamp)
+        wid = flow.submit(url, AccrualsSettings(), day, stamp, new_settings=new_settings)
+    except RunRefused as exc:
+        raise typer.BadParameter(str(exc)) from None
     except SnapshotPurged as exc:
         raise typer.Exit(_fail(str(exc))) from None
     console.print(f"workflow {wid}")

@@ -6,7 +6,7 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from tether.accruals import loader, run
@@ -39,7 +39,10 @@ async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -
         if result.status != "loaded":
             raise RuntimeError(f"demo {kind} did not load: {result.errors[:3]}")
     await ingest_files(runtime.pool, [*made.nem12_files, *made.nem13_files])
-    as_at = run.default_as_at(PERIOD_END, svc.settings)
+    # never a future as-at (a re-run could see data this run did not): the default, or now if
+    # the default has not come yet; stored with the run, so the guide's re-run takes it again
+    now = datetime.now(run.AEST).replace(microsecond=0)
+    as_at = min(run.default_as_at(PERIOD_END, svc.settings), now)
     totals = await asyncio.to_thread(run.run_inline, svc.url, PERIOD_END, as_at, svc.settings)
     pe = PERIOD_END.isoformat()
     return [
@@ -47,5 +50,6 @@ async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -
         f"estimated share {totals['estimated_share']}",
         f"  run page: {api}/accruals/runs/{pe}",
         f"  files: {api}/api/v1/accruals/runs/{pe}/exports/BUAAccountSummary.csv",
-        f"  re-run (same bytes): tether accruals run --period-end {pe}",
+        f"  re-run (same bytes: it takes the run's stored as-at and settings):"
+        f" tether accruals run --period-end {pe}",
     ]

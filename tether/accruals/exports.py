@@ -7,13 +7,15 @@ import hashlib
 import io
 import itertools
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from tether.accruals.sql import Q
+
+MARKET_TIME = timezone(timedelta(hours=10))  # NEM12 DateTimes: AEST, no daylight saving
 
 SUMMARY = "BUAAccountSummary.csv"
 LINES = "InvoiceLineItemMonthly.csv"
@@ -134,8 +136,9 @@ def lines_csv(conn: psycopg.Connection[Any], period_end: date) -> bytes:
 
 def nem12(conn: psycopg.Connection[Any], period_end: date, as_at: datetime) -> bytes:
     """Estimated channel-days as NEM12 (NEM12_QUALITY_METHOD), stamped with the run's as-at
-    (not now), so a re-run writes the same bytes."""
-    stamp = as_at.strftime("%Y%m%d%H%M")
+    (not now) in market time, so a re-run writes the same bytes whatever offset the as-at came
+    with (a stored one is read back in UTC)."""
+    stamp = as_at.astimezone(MARKET_TIME).strftime("%Y%m%d%H%M")
     out = io.StringIO()
     out.write(f"100,NEM12,{stamp},TETHER,TETHER\n")
     current = None

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tether.accruals import retention, run
+from tether.accruals import plan, retention, run
 from tether.accruals.settings import AccrualsSettings
 from tether.core import workflows
 
@@ -38,9 +38,11 @@ def _url() -> str:
     return url
 
 
-def _s() -> AccrualsSettings:
+def _s(fixed: dict[str, Any] | None = None) -> AccrualsSettings:
+    """This process's settings with the run's ``fixed`` ones (its submit stored them): the
+    figures never depend on which executor runs a step or a chunk."""
     settings: AccrualsSettings = _ctx["settings"]
-    return settings
+    return settings.for_run(fixed)
 
 
 def _d(text: str) -> date:
@@ -52,23 +54,23 @@ def _t(text: str) -> datetime:
 
 
 @workflows.step("accruals.prepare")
-def _prepare(period_end: str, as_at: str, attempt: int) -> int:
-    return run.prepare(_url(), _d(period_end), _t(as_at), attempt, _s())
+def _prepare(period_end: str, as_at: str, attempt: int, fixed: dict[str, Any] | None) -> int:
+    return run.prepare(_url(), _d(period_end), _t(as_at), attempt, _s(fixed))
 
 
 @workflows.step("accruals.profiles")
-def _profiles(period_end: str, as_at: str) -> None:
-    run.profiles(_url(), _d(period_end), _t(as_at), _s())
+def _profiles(period_end: str, as_at: str, fixed: dict[str, Any] | None) -> None:
+    run.profiles(_url(), _d(period_end), _t(as_at), _s(fixed))
 
 
 @workflows.step("accruals.check")
-def _check(period_end: str) -> None:
-    run.check(_url(), _d(period_end), _s())
+def _check(period_end: str, fixed: dict[str, Any] | None) -> None:
+    run.check(_url(), _d(period_end), _s(fixed))
 
 
 @workflows.step("accruals.scalars")
-def _scalars(period_end: str, as_at: str) -> None:
-    run.scalars(_url(), _d(period_end), _t(as_at), _s())
+def _scalars(period_end: str, as_at: str, fixed: dict[str, Any] | None) -> None:
+    run.scalars(_url(), _d(period_end), _t(as_at), _s(fixed))
 
 
 @workflows.step("accruals.mark")
@@ -77,17 +79,17 @@ def _mark(period_end: str, name: str, status: str, detail: dict[str, Any]) -> No
 
 
 @workflows.step("accruals.price_chunk")
-def _price_chunk(period_end: str, as_at: str, chunk: int) -> int:
+def _price_chunk(period_end: str, as_at: str, chunk: int, fixed: dict[str, Any] | None) -> int:
     if _s().chunk_pause_s:
         time.sleep(_s().chunk_pause_s)
     ids = run.chunk_ids(_url(), _d(period_end), chunk)
-    return run.price(_url(), _d(period_end), _t(as_at), ids, _s(), chunk)
+    return run.price(_url(), _d(period_end), _t(as_at), ids, _s(fixed), chunk)
 
 
 @workflows.step("accruals.price_failed")
-def _price_failed(period_end: str, as_at: str) -> dict[str, int]:
+def _price_failed(period_end: str, as_at: str, fixed: dict[str, Any] | None) -> dict[str, int]:
     ids = run.chunk_ids(_url(), _d(period_end), None)
-    failed = run.price(_url(), _d(period_end), _t(as_at), ids, _s()) if ids else 0
+    failed = run.price(_url(), _d(period_end), _t(as_at), ids, _s(fixed)) if ids else 0
     return {"resubmitted": len(ids), "failed": failed}
 
 
@@ -97,22 +99,27 @@ def _export(period_end: str, as_at: str) -> dict[str, Any]:
 
 
 @workflows.workflow("accruals.chunk")
-def chunk_workflow(period_end: str, as_at: str, chunk: int) -> int:
-    """Price one chunk of accounts (queued; any executor)."""
-    return _price_chunk(period_end, as_at, chunk)
+def chunk_workflow(
+    period_end: str, as_at: str, chunk: int, fixed: dict[str, Any] | None = None
+) -> int:
+    """Price one chunk of accounts (queued; any executor) with the run's fixed settings."""
+    return _price_chunk(period_end, as_at, chunk, fixed)
 
 
 @workflows.workflow("accruals.run")
-def run_workflow(period_end: str, as_at: str, attempt: int) -> dict[str, Any]:
-    """The whole run of one period end."""
-    chunks = _prepare(period_end, as_at, attempt)
-    _profiles(period_end, as_at)
-    _check(period_end)
-    _scalars(period_end, as_at)
+def run_workflow(
+    period_end: str, as_at: str, attempt: int, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole run of one period end; ``fixed``: the settings its submit fixed (None: a
+    workflow queued before they were, which takes this process's)."""
+    chunks = _prepare(period_end, as_at, attempt, fixed)
+    _profiles(period_end, as_at, fixed)
+    _check(period_end, fixed)
+    _scalars(period_end, as_at, fixed)
     _mark(period_end, "price", "running", {})
     me = workflows.current_id()
     handles = [
-        workflows.enqueue(QUEUE, f"{me}-chunk-{c:05d}", chunk_workflow, period_end, as_at, c)
+        workflows.enqueue(QUEUE, f"{me}-chunk-{c:05d}", chunk_workflow, period_end, as_at, c, fixed)
         for c in range(chunks)
     ]
     failed = sum(int(h.get_result(polling_interval_sec=0.2)) for h in handles)
@@ -121,18 +128,29 @@ def run_workflow(period_end: str, as_at: str, attempt: int) -> dict[str, Any]:
 
 
 @workflows.workflow("accruals.resubmit")
-def resubmit_workflow(period_end: str, as_at: str) -> dict[str, Any]:
-    """Price the run's failed accounts again (nothing else), then re-export."""
-    _price_failed(period_end, as_at)
+def resubmit_workflow(
+    period_end: str, as_at: str, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Price the run's failed accounts again (nothing else) with its settings, then re-export."""
+    _price_failed(period_end, as_at, fixed)
     return _export(period_end, as_at)
 
 
 @workflows.step("accruals.scheduled_start")
 def _scheduled_start(period_end: str) -> str | None:
-    attempt, running = run.next_attempt(_url(), _d(period_end))
+    attempt, running = plan.next_attempt(plan.latest(_url(), _d(period_end)))
     if attempt > 1 or running:
         return None  # the schedule never re-runs a run date someone already ran
-    return submit(_url(), _s(), _d(period_end), None)
+    try:
+        return submit(_url(), _s(), _d(period_end), None)
+    except plan.RunRefused as exc:  # e.g. a schedule firing before the default as-at
+        logger.error(
+            "scheduled run of %s refused: %s; fix TETHER_ACCRUALS_SCHEDULE, then run it by hand",
+            period_end,
+            exc,
+            extra={"action": "accruals_schedule_refused"},
+        )
+        return None
 
 
 @workflows.workflow("accruals.scheduled")
@@ -182,37 +200,47 @@ def queues(settings: AccrualsSettings) -> list[workflows.QueueSpec]:
     ]
 
 
-def submit(url: str, settings: AccrualsSettings, period_end: date, as_at: datetime | None) -> str:
+def submit(
+    url: str,
+    settings: AccrualsSettings,
+    period_end: date,
+    as_at: datetime | None,
+    *,
+    new_settings: bool = False,
+) -> str:
     """Queue (or join, when one is under way) the run of ``period_end``; its workflow id.
 
     A finished or failed run date starts a new attempt (``-rN``), which first deletes the run
-    date's own rows, then recomputes them from the same snapshot; refused
-    (retention.SnapshotPurged) when versions as at its as-at were purged since."""
-    attempt, running = run.next_attempt(url, period_end)
+    date's own rows, then recomputes them with the as-at and settings stored with it (see
+    plan.plan; ``new_settings``: this process's); refused (plan.RunRefused) for a period end not
+    over or an as-at before it or in the future, (retention.SnapshotPurged) when versions as at
+    its as-at were purged since."""
+    fixed = plan.plan(url, settings, period_end, as_at, new_settings=new_settings)
+    attempt, running = fixed.attempt, fixed.running
     state = workflows.status(url, running) if running else None
     if state in ("PENDING", "ENQUEUED"):
         return str(running)  # under way: join it
     if running and state is not None:
         attempt += 1  # marked running, but its workflow ended (cancelled, or lost its worker)
-    stamp = as_at or run.default_as_at(period_end, settings)
-    retention.check(url, stamp)
+    retention.check(url, fixed.as_at)
     wid = run.workflow_id(period_end, attempt)
     workflows.register_queues(url, queues(settings))
-    args = (period_end.isoformat(), stamp.isoformat(), attempt)
+    args = (period_end.isoformat(), fixed.as_at.isoformat(), attempt, fixed.settings)
     return workflows.submit(url, RUNS, "accruals.run", wid, *args)
 
 
 def resubmit(url: str, settings: AccrualsSettings, period_end: date) -> str:
-    """Re-price the failed accounts of the run date's current attempt; the workflow id."""
-    found = run.current(url, period_end)
+    """Re-price the failed accounts of the run date's current attempt (its as-at and stored
+    settings); the workflow id."""
+    found = plan.latest(url, period_end)
     if found is None:
         raise LookupError(f"no run for {period_end}")
-    wid, as_at = found
-    retention.check(url, as_at)  # its accounts would be priced from another snapshot
+    retention.check(url, found.as_at)  # its accounts would be priced from another snapshot
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workflows.register_queues(url, queues(settings))
-    args = (period_end.isoformat(), as_at.isoformat())
-    return workflows.submit(url, RUNS, "accruals.resubmit", f"{wid}-resubmit-{stamp}", *args)
+    wid = f"{found.workflow_id}-resubmit-{stamp}"
+    args = (period_end.isoformat(), found.as_at.isoformat(), found.settings)
+    return workflows.submit(url, RUNS, "accruals.resubmit", wid, *args)
 
 
 def start_executor(

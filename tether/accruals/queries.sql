@@ -313,20 +313,23 @@ WHERE purge_id = %(purge_id)s
 -- (current rows; tariffs by date).
 
 -- name: run_get
-SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals,
+       settings
 FROM acc.run WHERE period_end = %(period_end)s
 
 -- name: run_list
-SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals
+SELECT period_end, as_at, attempt, workflow_id, status, chunks, started_at, finished_at, totals,
+       settings
 FROM acc.run ORDER BY period_end DESC
 
 -- name: run_begin
--- A new attempt of a period end: the previous attempt's rows go (cascade), the run row stays.
-INSERT INTO acc.run (period_end, as_at, attempt, workflow_id, status)
-VALUES (%(period_end)s, %(as_at)s, %(attempt)s, %(workflow_id)s, 'running')
+-- A new attempt of a period end: the previous attempt's rows go (cascade), the run row stays;
+-- settings: the estimation settings its submit fixed (every executor prices with them).
+INSERT INTO acc.run (period_end, as_at, attempt, workflow_id, status, settings)
+VALUES (%(period_end)s, %(as_at)s, %(attempt)s, %(workflow_id)s, 'running', %(settings)s)
 ON CONFLICT (period_end) DO UPDATE SET as_at = excluded.as_at, attempt = excluded.attempt,
     workflow_id = excluded.workflow_id, status = 'running', chunks = 0, started_at = now(),
-    finished_at = NULL, totals = '{}'
+    finished_at = NULL, totals = '{}', settings = excluded.settings
 
 -- name: run_clear
 -- Deletes everything the run date owns except the run row (its own estimates included).

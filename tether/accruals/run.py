@@ -77,7 +77,8 @@ def stage(
 def prepare(url: str, period_end: date, as_at: datetime, attempt: int, s: AccrualsSettings) -> int:
     """Start the attempt: drop the run date's previous rows, snapshot accounts; chunk count.
 
-    Refused (retention.SnapshotPurged) when superseded versions as at ``as_at`` were purged."""
+    Stores ``s``'s RUN_FIELDS with the run (what its other stages price with). Refused
+    (retention.SnapshotPurged) when superseded versions as at ``as_at`` were purged."""
     with psycopg.connect(url) as conn, conn.transaction():
         retention.check_as_at(conn, as_at)
         conn.execute(
@@ -87,6 +88,7 @@ def prepare(url: str, period_end: date, as_at: datetime, attempt: int, s: Accrua
                 "as_at": as_at,
                 "attempt": attempt,
                 "workflow_id": workflow_id(period_end, attempt),
+                "settings": json.dumps(s.run_settings(), sort_keys=True),
             },
         )
         conn.execute(Q["run_clear"], {"period_end": period_end})
@@ -381,20 +383,3 @@ def mark(url: str, period_end: date, name: str, status: str, detail: dict[str, A
                     "detail": json.dumps(detail, sort_keys=True),
                 },
             )
-
-
-def next_attempt(url: str, period_end: date) -> tuple[int, str | None]:
-    """(attempt to start, workflow id of an attempt still marked running or None)."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(Q["run_get"], {"period_end": period_end}).fetchone()
-    if row is None:
-        return 1, None
-    attempt, wid, status = row[2], row[3], row[4]
-    return (attempt, wid) if status == "running" else (attempt + 1, None)
-
-
-def current(url: str, period_end: date) -> tuple[str, datetime] | None:
-    """(workflow id, as-at) of the run date's latest attempt, or None."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(Q["run_get"], {"period_end": period_end}).fetchone()
-    return None if row is None else (row[3], row[1])

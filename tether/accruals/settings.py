@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The settings that change a run's figures: fixed for a run when it is submitted and stored
+#: with it (acc.run.settings), so every executor prices with the same ones and a re-run of the
+#: run date reuses them. The others (chunk size, concurrency, schedules...) do not change a
+#: figure, so each process keeps its own.
+RUN_FIELDS = (
+    "profile_days",
+    "history_days",
+    "min_contributors",
+    "max_contributors",
+    "scalar_min",
+    "scalar_max",
+)
 
 
 class AccrualsSettings(BaseSettings):
@@ -36,9 +51,11 @@ class AccrualsSettings(BaseSettings):
     worker_concurrency: int = Field(default=1, description="Chunks one worker prices at once.")
     global_concurrency: int = Field(default=4, description="Chunks priced at once, all workers.")
     schedule: str = Field(
-        default="0 2 3 * *",
+        default="0 2 8 * *",
         description="Cron (UTC) of the scheduled run; it runs for the last day of the previous"
-        " month. Empty: no schedule.",
+        " month, and must fire after its default as-at (period end + as_at_lag_days, 00:00"
+        " AEST: the 6th 14:00 UTC by default), which a run never takes in the future. Empty:"
+        " no schedule.",
     )
     purge_schedule: str = Field(
         default="30 3 * * *",
@@ -52,3 +69,13 @@ class AccrualsSettings(BaseSettings):
     dead_worker_s: float = Field(
         default=30, description="A worker silent this long is dead; a live one resumes its work."
     )
+
+    def run_settings(self) -> dict[str, Any]:
+        """The values of RUN_FIELDS: what a submit fixes for the run."""
+        return {name: getattr(self, name) for name in RUN_FIELDS}
+
+    def for_run(self, fixed: Mapping[str, Any] | None) -> AccrualsSettings:
+        """These settings with a run's fixed ones (None: a run from before they were stored)."""
+        if not fixed:
+            return self
+        return self.model_copy(update={k: fixed[k] for k in RUN_FIELDS if k in fixed})
