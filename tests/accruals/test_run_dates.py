@@ -1,5 +1,5 @@
-"""Which runs are refused for their dates, and the schedule's time (real PostgreSQL; the small
-world of run_fixtures)."""
+"""Which runs are refused for their dates, the schedule's time, and a run date with no data
+(real PostgreSQL; the small world of run_fixtures)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
 from tests.accruals.run_fixtures import PERIOD_END, api_client, load_world, nem12, nem13
-from tether.accruals import flow, plan, run
+from tether.accruals import flow, plan, run, service
 from tether.accruals.cli import app
 from tether.accruals.settings import AccrualsSettings
 from tether.core.settings import Settings
@@ -111,3 +111,25 @@ def test_the_default_schedule_fires_after_the_default_as_at() -> None:
         fired = datetime(2027, m, int(day), int(hour), int(minute), tzinfo=UTC)
         period_end = fired.date().replace(day=1) - timedelta(days=1)
         assert fired > run.default_as_at(period_end, settings), m
+
+
+def test_accounts_with_no_data_up_to_the_period_end_are_left_out(world: str) -> None:
+    """On 31 January only A3 has anything (data from 1 January, an invoice issued 5 January);
+    the others' data and invoices come later: nothing to accrue, no row, counted and told."""
+    period_end = date(2026, 1, 31)
+    totals = run.run_inline(world, period_end, run.default_as_at(period_end, SETTINGS), SETTINGS)
+    assert totals["accounts"] == 1
+    detail = service.run_detail(world, period_end)
+    assert detail is not None
+    prepare = next(s for s in detail["steps"] if s["step"] == "prepare")
+    assert (prepare["detail"]["accounts"], prepare["detail"]["no_data"]) == (1, 5)
+    assert service.warnings(detail) == [
+        "5 account(s) have neither an invoice nor meter data up to 2026-01-31 as at"
+        f" {detail['as_at']}: nothing to accrue, left out of the run"
+    ]
+    # no data at all (a date before everything): no row, and a warning that says so
+    early = date(2020, 1, 31)
+    totals = run.run_inline(world, early, run.default_as_at(early, SETTINGS), SETTINGS)
+    assert totals["accounts"] == 0
+    empty = service.run_detail(world, early)
+    assert empty is not None and "nothing to accrue for 2020-01-31" in service.warnings(empty)[1]

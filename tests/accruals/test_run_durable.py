@@ -136,7 +136,8 @@ def reference(url: str) -> dict[str, bytes]:
     re-run: the as-at and settings stored with the run date)."""
     run.run_inline(url, PE, AS_AT, SETTINGS)
     ref = files(url)
-    assert set(ref) == set(FILES) and ref[SUMMARY].count(b"\n") == 41
+    # 28 of the 40 accounts: 12 have neither an invoice nor meter data up to the period end
+    assert set(ref) == set(FILES) and ref[SUMMARY].count(b"\n") == 29
     return ref
 
 
@@ -148,13 +149,13 @@ def test_kill_9_mid_run_then_a_new_worker_resumes_with_identical_bytes(
     wait_for("the worker's heartbeat", lambda: executors(world) == 1)
     submit(world)
     wait_for("two chunks priced", lambda: chunks_done(world) >= 2)
-    assert chunks_done(world) < 10, "the run ended before the crash: slow the chunks down"
+    assert chunks_done(world) < 7, "the run ended before the crash: slow the chunks down"
     os.killpg(workers[first].pid, signal.SIGKILL)
     workers[first].wait()
     start_worker(world, tmp_path / "w2.log", workers)  # a new process: another executor id
     wait_for("the resumed run to finish", lambda: finished_attempt(world) == 2)
     assert files(world) == ref
-    assert scalar(world, "SELECT count(*) FROM acc.run_result") == 40
+    assert scalar(world, "SELECT count(*) FROM acc.run_result") == 28
 
 
 def test_two_workers_one_killed_the_other_finishes_with_identical_bytes(
@@ -166,7 +167,7 @@ def test_two_workers_one_killed_the_other_finishes_with_identical_bytes(
     wait_for("both heartbeats", lambda: executors(world) == 2)
     submit(world)
     wait_for("two chunks priced", lambda: chunks_done(world) >= 2)
-    assert chunks_done(world) < 10, "the run ended before the crash: slow the chunks down"
+    assert chunks_done(world) < 7, "the run ended before the crash: slow the chunks down"
     os.killpg(workers[0].pid, signal.SIGKILL)
     workers[0].wait()
     wait_for("the survivor to finish the run", lambda: finished_attempt(world) == 2)

@@ -163,6 +163,7 @@ async def run_page(period_end: date, svc: Service) -> HTMLResponse:
     alerts = []
     if detail["status"] == "running":
         alerts.append("This run is still in progress: reload for the latest figures.")
+    alerts += service.warnings(detail)
     if detail.get("failures"):
         alerts.append(
             f"{len(detail['failures'])} account(s) failed: fix their data, then "

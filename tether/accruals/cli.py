@@ -205,6 +205,8 @@ def run_cmd(
 def _print_run(url: str, day: date, out: Path | None) -> None:
     detail = service.run_detail(url, day) or {}
     console.print_json(data=detail.get("totals", {}))
+    for warning in service.warnings(detail):
+        console.print(f"[yellow]warning:[/] {warning}")
     if out:
         folder = out / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)

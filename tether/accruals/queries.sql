@@ -363,8 +363,9 @@ FROM acc.run_step WHERE period_end = %(period_end)s ORDER BY ordinal
 -- name: snapshot_accounts
 -- The run's accounts and their billed-to dates as at the snapshot; chunks group accounts of
 -- similar windows (billed-to order), so a chunk's day axis stays short. Never billed: the day
--- before the first meter data; no data either: the period end (nothing to accrue). Set-based:
--- one aggregate over the invoices, first days only for the never-billed NMIs.
+-- before the first meter data; no data up to the period end either: nothing to accrue, the
+-- account is left out (counted: no_data). Set-based: one aggregate over the invoices, first
+-- days only for the never-billed NMIs. Returns (accounts taken, accounts left out).
 WITH billed AS MATERIALIZED (
     SELECT account_id, max(period_to) AS billed_to FROM acc.invoice
     WHERE issued_at <= %(as_at)s GROUP BY account_id),
@@ -382,18 +383,22 @@ first_day AS (
         WHERE b.nmi IN (SELECT nmi FROM fresh) AND b.source = 'file'
         GROUP BY b.nmi) x
     GROUP BY nmi),
-accounts AS (
-    SELECT a.*, b.billed_to IS NULL AS never_billed,
-           coalesce(b.billed_to, f.first - 1, %(period_end)s::date) AS billed_to
+accounts AS MATERIALIZED (
+    SELECT a.*, b.billed_to IS NULL AS never_billed, b.billed_to IS NULL
+               AND coalesce(f.first > %(period_end)s::date, true) AS no_data,
+           coalesce(b.billed_to, f.first - 1) AS billed_to
     FROM acc.account a
     LEFT JOIN billed b USING (account_id)
-    LEFT JOIN first_day f ON f.nmi = a.nmi)
-INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
-    distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
-SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor, tariff_id,
-       meter_type, billed_to, never_billed, billed_to > %(period_end)s::date,
-       (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
-FROM accounts
+    LEFT JOIN first_day f ON f.nmi = a.nmi),
+taken AS (
+    INSERT INTO acc.run_account (period_end, account_id, nmi, customer_class, jurisdiction,
+        distributor, tariff_id, meter_type, billed_to, never_billed, billed_past, chunk)
+    SELECT %(period_end)s, account_id, nmi, customer_class, jurisdiction, distributor,
+           tariff_id, meter_type, billed_to, never_billed, billed_to > %(period_end)s::date,
+           (row_number() OVER (ORDER BY billed_to, account_id) - 1) / %(chunk_size)s
+    FROM accounts WHERE NOT no_data
+    RETURNING 1)
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM accounts WHERE no_data)
 
 -- name: make_chunks
 INSERT INTO acc.run_chunk (period_end, chunk, status, accounts)

@@ -94,7 +94,9 @@ def prepare(url: str, period_end: date, as_at: datetime, attempt: int, s: Accrua
         conn.execute(Q["run_clear"], {"period_end": period_end})
     with stage(url, period_end, "prepare") as (conn, detail):
         params = {"period_end": period_end, "as_at": as_at, "chunk_size": s.chunk_size}
-        detail["accounts"] = conn.execute(Q["snapshot_accounts"], params).rowcount
+        taken = conn.execute(Q["snapshot_accounts"], params).fetchone()
+        assert taken is not None
+        detail["accounts"], detail["no_data"] = taken  # no_data: left out, nothing to accrue
         conn.execute(Q["make_chunks"], params)
         row = conn.execute(Q["run_set_chunks"], params).fetchone()
         detail["chunks"] = chunks = int(row[0]) if row else 0

@@ -48,6 +48,27 @@ def run_detail(url: str, period_end: date) -> dict[str, Any] | None:
         return out
 
 
+def warnings(detail: dict[str, Any]) -> list[str]:
+    """What an operator should know about a finished run (CLI output, run page): accounts left
+    out with nothing to accrue, and a run with no account at all."""
+    prepare = next((s for s in detail.get("steps", []) if s["step"] == "prepare"), None)
+    if prepare is None or detail.get("status") != "finished":
+        return []
+    found = prepare["detail"] or {}
+    day, out = detail["period_end"], []
+    if found.get("no_data"):
+        out.append(
+            f"{found['no_data']} account(s) have neither an invoice nor meter data up to {day}"
+            f" as at {detail['as_at']}: nothing to accrue, left out of the run"
+        )
+    if not found.get("accounts"):
+        out.append(
+            f"nothing to accrue for {day}: no account has an invoice or meter data up to it as at"
+            " the as-at (is the period end before the data starts, or is the data not loaded?)"
+        )
+    return out
+
+
 def export_content(url: str, period_end: date, name: str) -> bytes | None:
     with psycopg.connect(url) as conn:
         row = conn.execute(Q["export_content"], {"period_end": period_end, "name": name}).fetchone()
