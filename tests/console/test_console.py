@@ -121,6 +121,8 @@ def test_the_datahub_circuit_shows_on_the_console_and_in_metrics(site: Site) -> 
     answers = [site.client.post(LOOKUP, json=ask) for _ in range(4)]
     assert [a.status_code for a in answers] == [503] * 4
     assert answers[-1].json()["reason"] == "circuit_open"  # the threshold (3) was reached
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 3600  # when the circuit lets one by
+    assert "retry-after" not in answers[0].headers  # a plain failure: no time is known
     html = site.client.get("/").text
     assert _row(html, "circuit", "Accounting points").startswith("open (next probe at ")
     assert _row(html, "circuit", "Accounting points").endswith(" bad")

@@ -59,8 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
             body["reason"] = exc.reason
         if exc.status_code >= 500:
             logger.warning("request failed: %s", exc.message, extra={"action": "request_failed"})
-        challenge = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return JSONResponse(body, status_code=exc.status_code, headers=challenge)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+        if (retry_after := getattr(exc, "retry_after_s", None)) is not None:
+            headers["Retry-After"] = str(retry_after)  # a circuit open until a known time
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -11,8 +11,9 @@ is up, and tripping the breaker would hide the real problem.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +46,13 @@ class CircuitOpen(UpstreamUnavailable):
     def __init__(self, message: str | None = None, *, open_until: datetime | None = None) -> None:
         super().__init__(message)
         self.open_until = open_until
+
+    @property
+    def retry_after_s(self) -> int | None:
+        """Whole seconds until the circuit lets a call through (a 503's ``Retry-After``)."""
+        if self.open_until is None:
+            return None
+        return max(1, math.ceil((self.open_until - datetime.now(UTC)).total_seconds()))
 
 
 @dataclass(frozen=True, kw_only=True)
