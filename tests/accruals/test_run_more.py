@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -164,6 +165,9 @@ async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:
     page = await http.get("/accruals/runs/2026-03-31")
     assert page.status_code == 200 and "1 account(s) failed" in page.text
     assert "BUAAccountSummary.csv" in page.text
+    assert "amount ex gst" in page.text and "amount_ex_gst" not in page.text  # labels, not keys
+    assert re.search(r"snapshot as at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page.text)
+    assert "{&#39;" not in page.text  # a step's detail as pairs, not Python's dict text
     assert "2026-03-31" in (await http.get("/accruals/runs")).text
     from prometheus_client import generate_latest
 

@@ -7,6 +7,8 @@ so every page warns the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -24,9 +26,40 @@ def templates(package: str) -> jinja2.Environment:
             jinja2.PackageLoader("tether.core", "templates"),
         ]
     )
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, enable_async=False
     )
+    env.filters.update(when=when, pairs=pairs, label=label)
+    return env
+
+
+def when(value: Any) -> Any:
+    """A time (or its ISO text, as JSON-ready records hold it) as a person reads it: to the
+    second, in UTC; anything else as it is."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return value
+
+
+def pairs(value: Any) -> Any:
+    """A mapping as ``key: value`` pairs (a step's detail), not Python's dict text."""
+    if isinstance(value, Mapping):
+        return ", ".join(
+            f"{label(k)}: ({pairs(v)})" if isinstance(v, Mapping) else f"{label(k)}: {v}"
+            for k, v in value.items()
+        )
+    return value
+
+
+def label(key: Any) -> str:
+    """A field name as a heading: ``amount_ex_gst`` reads "amount ex gst"."""
+    return str(key).replace("_", " ")
 
 
 def render(
