@@ -196,6 +196,10 @@ def run_and_export(url: str, settings: AccrualsSettings, period_end: date = PERI
     return stored_export(url, NEM12, period_end)
 
 
+# the settings of the small worlds' runs: one contributor makes a profile, chunks of two accounts
+RUN_SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2, schedule="")  # type: ignore[call-arg]
+
+
 @asynccontextmanager
 async def api_client(
     url: str,

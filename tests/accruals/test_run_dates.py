@@ -3,24 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
-from tests.accruals.run_fixtures import PERIOD_END, api_client, load_world, nem12, nem13
+from tests.accruals.run_fixtures import PERIOD_END, RUN_SETTINGS, load_world, nem12, nem13
 from tether.accruals import flow, plan, run, service
 from tether.accruals.cli import app
 from tether.accruals.settings import AccrualsSettings
-from tether.core.settings import Settings
 
-SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2, schedule="")  # type: ignore[call-arg]
+SETTINGS = RUN_SETTINGS
 NOW = datetime(2026, 12, 5, 21, 53, tzinfo=UTC)  # 2026-12-06 07:53 AEST
 
 
@@ -64,14 +60,6 @@ def test_submit_refuses_them_before_anything_is_queued(db_url: str) -> None:
             flow.submit(db_url, SETTINGS, period_end, as_at)
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM acc.run").fetchone() == (0,)
-
-
-@pytest.fixture
-async def http(
-    world: str, settings: Settings, pool: AsyncConnectionPool[Any], auth_headers: dict[str, str]
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(world, settings, pool, auth_headers, SETTINGS) as client:
-        yield client
 
 
 async def test_the_api_answers_422_with_the_reason(http: httpx.AsyncClient) -> None:

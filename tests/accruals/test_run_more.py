@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,14 +14,12 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, TARIFFS, api_client, write_world
+from tests.accruals.run_fixtures import ACCOUNTS, PERIOD_END, RUN_SETTINGS, TARIFFS, write_world
 from tether.accruals import flow, loader, run
 from tether.accruals.ingest import ingest_files
-from tether.accruals.settings import AccrualsSettings
 from tether.core import migrations, workflows
-from tether.core.settings import Settings
 
-SETTINGS = AccrualsSettings(min_contributors=1, chunk_size=2, schedule="")  # type: ignore[call-arg]
+SETTINGS = RUN_SETTINGS
 
 
 def count(url: str, table: str) -> int:
@@ -131,14 +128,6 @@ def test_a_failed_account_is_recorded_and_resubmitted_alone(world: str, tmp_path
     assert next(r for r in after if r[0] == "A6") == ("A6", Decimal("5.80"), "")
     # never billed: from the day before its first data (2 days: 1.80 supply + 48 kWh at 30 c)
     assert next(r for r in after if r[0] == "A8") == ("A8", Decimal("16.20"), "never_billed")
-
-
-@pytest.fixture
-async def http(
-    world: str, settings: Settings, pool: AsyncConnectionPool[Any], auth_headers: dict[str, str]
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(world, settings, pool, auth_headers, SETTINGS) as client:
-        yield client
 
 
 async def test_api_and_page(http: httpx.AsyncClient, world: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -51,3 +52,23 @@ def test_revoking_a_revoked_key_says_so(db_url: str) -> None:
     assert already and stored.revoked_at is not None
     [listed] = [k for k in keys.list_all(db_url) if k.id == key.id]
     assert listed.revoked_at == stored.revoked_at  # the first revocation's time is kept
+
+
+def test_keys_cli_creates_lists_and_revokes(db_url: str) -> None:
+    created = _tether(db_url, "create", "ci", "--scope", "read", "--scope", "write")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert keys.parse(secret) is not None
+    key_id = secret.split("_")[1]
+    listed = _tether(db_url, "list", "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["scopes"], r["revoked_at"]) for r in rows] == [
+        (key_id, ["read", "write"], None)
+    ]
+    assert secret not in listed.stdout
+    assert _tether(db_url, "revoke", key_id).returncode == 0
+    assert json.loads(_tether(db_url, "list", "--json").stdout)[0]["revoked_at"] is not None
+    unknown = _tether(db_url, "revoke", "0" * 16)
+    assert unknown.returncode == 1 and "no API key" in unknown.stderr
+    bad = _tether(db_url, "create", "x", "--scope", "root")
+    assert bad.returncode == 1 and "scopes must be" in bad.stderr and "Traceback" not in bad.stderr
