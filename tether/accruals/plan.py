@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tether.accruals.run import AEST, default_as_at
 from tether.accruals.settings import RUN_FIELDS, AccrualsSettings
@@ -47,11 +48,12 @@ class Plan:
 
 
 def latest(url: str, period_end: date) -> Latest | None:
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
         row = conn.execute(Q["run_get"], {"period_end": period_end}).fetchone()
     if row is None:
         return None
-    return Latest(as_at=row[1], attempt=row[2], workflow_id=row[3], status=row[4], settings=row[9])
+    names = ("as_at", "attempt", "workflow_id", "status", "settings")
+    return Latest(**{name: row[name] for name in names})
 
 
 def next_attempt(found: Latest | None) -> tuple[int, str | None]:
