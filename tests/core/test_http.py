@@ -105,6 +105,18 @@ async def test_non_idempotent_calls_are_not_retried(
     assert server[1]["calls"]["500"] == 1
 
 
+async def test_a_timed_out_call_is_not_retried(
+    server: tuple[SimulatorServer, dict[str, Any]],
+) -> None:
+    """Slow, not down: asking again at once multiplied the wait of a user (a lookup waited
+    three timeouts before its 503); a refused connection or a 5xx still is retried."""
+    server[1]["calls"].pop("slow", None)
+    async with client(server[0].url, timeout=0.1, attempts=3) as c:
+        with pytest.raises(UpstreamUnavailable, match="timed out") as caught:
+            await c.get_json("/slow")
+    assert caught.value.timed_out and server[1]["calls"]["slow"] == 1
+
+
 async def test_timeout_and_refused_connection_are_unavailable(
     server: tuple[SimulatorServer, dict[str, Any]],
 ) -> None:

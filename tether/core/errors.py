@@ -127,6 +127,12 @@ class UpstreamUnavailable(UpstreamError):
     status_code = 503
     reason = "upstream_unavailable"
 
+    def __init__(
+        self, message: str | None = None, *, answer: str = "", timed_out: bool = False
+    ) -> None:
+        super().__init__(message, answer=answer)
+        self.timed_out = timed_out  # slow, not down: asking again at once would not help
+
 
 class UpstreamInvalidPayload(UpstreamError):
     """The external system answered with data that breaks its contract."""
