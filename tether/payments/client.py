@@ -24,10 +24,12 @@ SYSTEM = "oppdrag"
 class SimulationRefused(UpstreamRejected):
     """The simulation service judged the order as the payment system would (``08``/``12``)."""
 
-    def __init__(self, message: str, *, alvorlighetsgrad: str, melding: str) -> None:
+    def __init__(
+        self, message: str | None = None, *, alvorlighetsgrad: str = "12", melding: str = ""
+    ) -> None:
         super().__init__(message)
         self.alvorlighetsgrad = alvorlighetsgrad.strip()  # trimmed, as a receipt's code is
-        self.melding = melding
+        self.melding = melding or self.message
 
 
 class OppdragClient:
