@@ -91,21 +91,19 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             "TETHER_AP_PII_KEY",
         ):
             assert f"\n{name}=" in demo_settings, demo_settings
-        cli = subprocess.run(
-            [
-                "bash",
-                "-c",
-                f"set -a; . {env_file}; set +a; "
-                f"{sys.executable} -m tether elicensing invoice 101 --force --json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**env, "DATABASE_URL": db_url(server_url)},
-        )
-        assert cli.returncode == 0, cli.stderr
-        answer = json.loads(cli.stdout[cli.stdout.index("{") :])
-        assert answer["data_is_fresh"] is True and answer["stale_reason"] is None, cli.stdout
+        refresh = f"{sys.executable} -m tether elicensing invoice 101 --force --json"
+        for sourced, code in ((False, 3), (True, 0)):  # exit 3: the local copy, flagged stale
+            cli = subprocess.run(
+                ["bash", "-c", f"set -a; . {env_file}; set +a; {refresh}" if sourced else refresh],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**env, "DATABASE_URL": db_url(server_url)},
+            )
+            assert cli.returncode == code, (sourced, cli.stdout, cli.stderr)
+            answer = json.loads(cli.stdout[cli.stdout.index("{") :])
+            assert answer["data_is_fresh"] is sourced, cli.stdout
+            assert (answer["stale_reason"] is None) is sourced, cli.stdout
         proc.send_signal(signal.SIGINT)  # Ctrl-C: a graceful stop with a summary
         rest, _ = proc.communicate(timeout=60)
     finally:

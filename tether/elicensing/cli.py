@@ -53,7 +53,14 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, default=str, indent=2))
 
 
-@app.command("invoice")
+EXIT_CODES = (
+    "Exit codes: 0 a fresh answer; 3 the local copy, flagged stale (the refresh failed: the "
+    "reason is printed); 1 an error, such as an unknown report version."
+)
+EXIT_STALE = 3
+
+
+@app.command("invoice", epilog=EXIT_CODES)
 def invoice(
     report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
     invoice_type: Annotated[
@@ -63,9 +70,12 @@ def invoice(
     as_json: Json = False,
 ) -> None:
     """Read (and refresh if due) the invoice of a report version; print its balance."""
+    fresh = True
 
     async def use(service: ElicensingService) -> None:
+        nonlocal fresh
         read = await service.read_invoice(report_version_id, invoice_type, force=force)
+        fresh = read.data_is_fresh
         inv = read.invoice
         if as_json:
             _print_json(
@@ -88,6 +98,8 @@ def invoice(
         console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
 
     _run(use)
+    if not fresh:  # answered, from the local copy: a script can tell it from a fresh one
+        raise typer.Exit(EXIT_STALE)
 
 
 obligations_app = typer.Typer(
