@@ -88,3 +88,14 @@ def test_the_dry_run_option_says_what_it_needs(runner: CliRunner) -> None:
     result = CliRunner().invoke(app, ["payments", "send", "--help"], terminal_width=200)
     text = " ".join(result.output.split())
     assert "TETHER_PAYMENTS_OPPDRAG_URL" in text and "TETHER_PAYMENTS_OPPDRAG_TOKEN" in text
+
+
+def test_status_takes_its_wait_as_send_names_it(runner: CliRunner, tmp_path: Path) -> None:
+    """`send` waits with --wait-s SECONDS, `status` with --wait SECONDS: both names work."""
+    file = tmp_path / "m.json"
+    file.write_bytes(message(june(3, 14)))
+    assert runner.invoke(app, ["payments", "send", str(file), "--key", "w1"]).exit_code == 0
+    for option in ("--wait", "--wait-s"):
+        waited = runner.invoke(app, ["payments", "status", "w1", option, "0.2"])
+        assert waited.exit_code == 3, waited.output  # no worker: still MOTTATT when it ends
+        assert "no final status after 0.2 s" in waited.stderr

@@ -213,7 +213,15 @@ def send(
 @app.command("status", epilog=EXIT_CODES)
 def status(
     key: Annotated[str, typer.Argument(help="The original key.")],
-    wait: Annotated[float, typer.Option(help="Seconds to wait for OK/FEILET.", min=0)] = 0.0,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            "--wait-s",  # the name `send` gives its seconds
+            help="Seconds to wait for OK/FEILET.",
+            min=0,
+        ),
+    ] = 0.0,
     as_json: AsJson = False,
 ) -> None:
     """Print the latest status of a message."""
