@@ -110,6 +110,18 @@ async def test_a_transaction_id_that_is_not_utf8_is_422(http: httpx.AsyncClient)
     assert r.status_code == 422 and "not UTF-8" in r.text
 
 
+async def test_two_transaction_ids_are_422_and_nothing_is_taken(http: httpx.AsyncClient) -> None:
+    """The first used to be the key, silently; a proxy in front may have read the last."""
+    r = await http.post(
+        "/api/v1/payments/dagpenger",
+        content=message(june(3, 14)),
+        headers=[("Transaction-ID", "one"), ("Transaction-ID", "two")],
+    )
+    assert r.status_code == 422 and "sent 2 times" in r.text
+    for key in ("one", "two"):
+        assert (await http.get(f"/api/v1/payments/status/{key}")).status_code == 404
+
+
 async def test_body_over_the_limit_is_413_and_not_logged(http: httpx.AsyncClient) -> None:
     big = b" " * (Settings().max_body_bytes + 1)
     r = await http.post("/api/v1/payments/dagpenger", content=big, headers={"Transaction-ID": "x"})

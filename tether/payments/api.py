@@ -142,9 +142,12 @@ async def submit_dagpenger(request: Request) -> Response:
     (header `Transaction-ID`, required: 422 without it).
 
     Its size is bounded by the app's body limit (``TETHER_MAX_BODY_BYTES``, 413 above it)."""
-    transaction_id = request.headers.get("transaction-id")
-    if transaction_id is None:
+    given = request.headers.getlist("transaction-id")
+    if not given:
         raise InvalidInput("header Transaction-ID is required")
+    if len(given) > 1:  # which one is the key? a proxy may keep the last, this read the first
+        raise InvalidInput(f"header Transaction-ID was sent {len(given)} times: send it once")
+    transaction_id = given[0]
     if not transaction_id.isascii():  # read as UTF-8, as the broker's headers and the CLI are
         transaction_id = _utf8(transaction_id)
     service = await _service(request)  # not a dependency: one less to solve per request
