@@ -92,6 +92,12 @@ def test_every_route_refuses_no_credential_and_the_wrong_scope(
                 path, content=b"{oops", headers={"content-type": "application/json"}
             )
             assert junk.status_code == 401, (path, junk.text)
+            deep = anonymous.post(  # the JSON parser gives up on it: a 400 before, as well
+                path,
+                content=b"[" * 100_000 + b"]" * 100_000,
+                headers={"content-type": "application/json"},
+            )
+            assert deep.status_code in (401, 413), (path, deep.text)
         assert none.headers["www-authenticate"] == "Bearer"
         garbage = anonymous.request(
             method, path, headers=bearer("tth_0123456789abcdef_" + "x" * 43)
@@ -166,6 +172,8 @@ def test_login_sets_a_strict_http_only_session_cookie_for_pages_only(
     page = "/compliance-report-versions/1/obligation"
     first = browser.get(page)
     assert first.status_code == 401 and 'name="token"' in first.text  # a sign-in form
+    crowded = browser.post("/login", content=b"token=a&b=1&c=2&d=3&e=4&f=5")
+    assert crowded.status_code == 400 and 'name="token"' in crowded.text  # it was a 500
     failed = browser.post("/login", data={"token": "wrong", "next": page})
     assert failed.status_code == 401 and COOKIE not in browser.cookies
     signed = browser.post("/login", data={"token": secret, "next": page})

@@ -139,6 +139,9 @@ async def test_reused_key_with_other_content_is_409(http: httpx.AsyncClient) -> 
 async def test_unknown_key_and_case_are_404(http: httpx.AsyncClient) -> None:
     assert (await http.get("/api/v1/payments/status/nope")).status_code == 404
     assert (await http.get("/api/v1/payments/cases/nope")).status_code == 404
+    for kind in ("status", "cases"):  # the answer quotes an excerpt, not 15 KB of the path
+        long = await http.get(f"/api/v1/payments/{kind}/{'A' * 15_000}")
+        assert long.status_code == 404 and len(long.content) < 400, len(long.content)
 
 
 async def test_wait_returns_when_final_or_at_timeout(

@@ -27,6 +27,7 @@ from tether.core.errors import (
     Unauthorized,
     UpstreamError,
 )
+from tether.core.limits import excerpt
 from tether.core.metrics import metrics_response
 from tether.core.web import error_page, wants_html
 
@@ -54,7 +55,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _tether_error(request: Request, exc: TetherError) -> Response:
         if wants_html(request):
             return error_page(exc.status_code, exc.message)
-        body: dict[str, object] = {"error": type(exc).__name__, "detail": exc.message}
+        detail = excerpt(exc.message, 1000)  # it may quote the caller's input: not a page of it
+        body: dict[str, object] = {"error": type(exc).__name__, "detail": detail}
         if isinstance(exc, UpstreamError | DatabaseUnavailable | DataRejected | Busy):
             body["reason"] = exc.reason
         if exc.status_code >= 500:

@@ -77,10 +77,8 @@ def install_security(
 
     checked_invalid = app.exception_handlers[RequestValidationError]
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: Exception) -> Response:
-        """A body that is not JSON at all fails before the route's credential check: check the
-        credential first, so a caller without one learns nothing about the input rules."""
+    async def _refusal(request: Request) -> Response | None:
+        """The route's credential check, run now: its refusal, or None when it passes."""
         dependant = getattr(request.scope.get("route"), "dependant", None)
         for dependency in getattr(dependant, "dependencies", ()):
             if isinstance(dependency.call, Requirement):
@@ -90,7 +88,22 @@ def install_security(
                     handler = handler_for(app.exception_handlers, refused)
                     assert handler is not None  # install_error_handlers maps every TetherError
                     return await answer(handler, request, refused)
-        return await answer(checked_invalid, request, exc)
+        return None
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> Response:
+        """A body that is not JSON at all fails before the route's credential check: check the
+        credential first, so a caller without one learns nothing about the input rules."""
+        return await _refusal(request) or await answer(checked_invalid, request, exc)
+
+    @app.exception_handler(400)
+    async def _unparsable(request: Request, exc: Exception) -> Response:
+        """The same for a body the JSON parser gives up on (nested too deep): FastAPI answers
+        it with a 400 of its own, before the credential check too."""
+        others = {k: v for k, v in app.exception_handlers.items() if k != 400}
+        handler = handler_for(others, exc)
+        assert handler is not None  # install_error_handlers maps HTTP errors
+        return await _refusal(request) or await answer(handler, request, exc)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -147,7 +160,10 @@ def login_router() -> APIRouter:
     @router.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
         """POST only (and a SameSite=Strict cookie), so another site cannot use a session."""
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:  # more fields than the form has: not a sign-in (it was a 500)
+            return render("tether.core", "login.html", status_code=400, failed=True, next=HOME)
         token = (form.get("token") or [""])[0].strip()
         target = _safe_next((form.get("next") or [HOME])[0])
         auth: Authenticator = authenticator(request)

@@ -24,6 +24,7 @@ from tether.core import db
 from tether.core.bootstrap import Runtime
 from tether.core.db import Connection
 from tether.core.errors import Conflict, InvalidInput, NotFound
+from tether.core.limits import excerpt
 from tether.payments import codec, dryrun, intake, receipts, repository
 from tether.payments.client import OppdragClient
 from tether.payments.intake import FAGSYSTEM, STATUSES
@@ -315,7 +316,7 @@ class PaymentsService:
         if status is not None:
             return status
         if received_at is None:
-            raise NotFound(f"no message with key {key!r}")
+            raise NotFound(f"no message with key {excerpt(key)!r}")
         return StatusRow(
             original_key=key, status="VENTER", body=codec.waiting(), created_at=received_at
         )
@@ -334,7 +335,7 @@ class PaymentsService:
         async with self.pool.connection() as conn:
             case = await repository.fetch_case(conn, fagsystem=fagsystem, sak_id=sak_id)
             if case is None:
-                raise NotFound(f"no case {fagsystem}/{sak_id}")
+                raise NotFound(f"no case {excerpt(fagsystem)}/{excerpt(sak_id)}")
             rows = await repository.fetch_utbetalinger(conn, fagsystem=fagsystem, sak_id=sak_id)
         return CaseView(
             fagsystem=fagsystem,
