@@ -253,8 +253,17 @@ class SimulatorServer:
 
     def _server(self, app: ASGIApp) -> uvicorn.Server:
         # http="auto" picks httptools (a dependency), several times cheaper than h11.
+        # In tether's own process (demo, tests) uvicorn must not apply its logging config: it
+        # gives the uvicorn loggers handlers of their own, past tether's masking formatter, for
+        # the API served there too. Alone, its own config is the simulator's output.
+        own_logging: dict[str, Any] = {} if self._alone else {"log_config": None}
         config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=30
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            **own_logging,
         )
         return _Uncaptured(config) if self._alone else uvicorn.Server(config)
 
