@@ -36,9 +36,10 @@ class EmbeddedNats:
     """A private nats-server on a free loopback port, storing JetStream data in ``store``.
 
     It wants a random token (in ``url``, which every client here connects with): the broker is
-    a route into tether like the API (a publish to the payments subject is an intake, one to
-    the receipts subject books a receipt), and loopback alone admits every local process. The
-    token is in a config file only its user reads, not on the command line ``ps`` shows."""
+    a route into tether like the API (a publish to an intake subject is an intake, one to a
+    reply subject is booked as the upstream's answer), and loopback alone admits every local
+    process. The token is in a config file only its user reads, not on the command line
+    ``ps`` shows."""
 
     def __init__(self, store: Path, *, start_timeout_s: float = 15.0) -> None:
         self.store = store
