@@ -31,6 +31,26 @@ async def test_breaker_opens_at_threshold_and_only_one_caller_probes(
     assert await other.acquire() is Decision.ALLOW
 
 
+async def test_the_circuit_is_open_since_the_outage_began_not_since_its_last_probe(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """Every failure past the threshold, and every failed probe, used to move ``opened_at``
+    to now: the console's "circuit open since" said "2 s ago" forty seconds into an outage."""
+    breaker = CircuitBreaker(pool, "since", failure_threshold=1, open_s=0.05)
+    await breaker.record_failure("down")
+    began = (await breaker.state()).opened_at
+    assert began is not None
+    await breaker.record_failure("still down")  # past the threshold
+    await asyncio.sleep(0.1)  # the open period passes: the next caller probes
+    assert await breaker.acquire() is Decision.PROBE
+    await breaker.record_failure("the probe failed too")
+    after = await breaker.state()
+    assert after.state == "open" and after.opened_at == began
+    await breaker.record_success()
+    await breaker.record_failure("a new outage")
+    assert (await breaker.state()).opened_at != began  # a new outage begins anew
+
+
 async def test_exclusive_holders_take_turns_and_a_late_one_gets_busy(
     pool: AsyncConnectionPool[Any],
 ) -> None:

@@ -38,7 +38,9 @@ SET failures = failures + 1,
     last_failure = %(error)s,
     state = CASE WHEN state = 'half_open' OR failures + 1 >= %(threshold)s
                  THEN 'open' ELSE state END,
-    opened_at = CASE WHEN state = 'half_open' OR failures + 1 >= %(threshold)s
+    -- when the outage began: kept while the circuit stays open (a failed probe reopens it)
+    opened_at = CASE WHEN opened_at IS NULL
+                          AND (state = 'half_open' OR failures + 1 >= %(threshold)s)
                      THEN clock_timestamp() ELSE opened_at END,
     open_until = CASE WHEN state = 'half_open' OR failures + 1 >= %(threshold)s
                       THEN clock_timestamp() + %(open_for)s ELSE open_until END,
