@@ -15,6 +15,7 @@ sum over its children on that port, so one scrape target per worker machine, wha
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from starlette.responses import Response
 
 from tether.core.console import Gauge, Panel
 
+logger = logging.getLogger(__name__)
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
@@ -99,7 +101,17 @@ def children_metrics(
         exposition_app = make_wsgi_app(registry)
 
         def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            if not authorized(environ.get("HTTP_AUTHORIZATION", "")):
+            try:
+                allowed = authorized(environ.get("HTTP_AUTHORIZATION", ""))
+            except Exception as exc:  # the database down: a short 503, not wsgiref's 500 page
+                logger.warning(
+                    "worker metrics: cannot check the credential: %s",
+                    str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
+                    extra={"action": "worker_metrics_unavailable"},
+                )
+                start_response("503 Service Unavailable", [*_TEXT, ("Retry-After", "5")])
+                return [b"the credential cannot be checked: the database is unavailable\n"]
+            if not allowed:
                 start_response("401 Unauthorized", [*_TEXT, ("WWW-Authenticate", "Bearer")])
                 return [b"a bearer credential with the read scope is required\n"]
             return exposition_app(environ, start_response)  # type: ignore[no-any-return]
