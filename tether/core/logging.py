@@ -12,7 +12,12 @@ from typing import Any
 # GLNs (13) and organisation numbers (9) do not match.
 _PERSON_ID = re.compile(r"(?<!\d)\d{11}(?!\d)")
 _BEARER = re.compile(r"(?i)bearer\s+[^\s\"']+")
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# the record's own fields, and uvicorn's copy of its message with terminal colour codes in it
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def redact(text: str) -> str:
