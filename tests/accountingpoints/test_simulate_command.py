@@ -9,6 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import typer
+
+from tether.accountingpoints.cli import simulate
 
 BIND = ["--host", "0.0.0.0", "--port", "0", "--control-port", "0", "--count", "2"]
 STRONG = ["--token", "a-data-token-long-enough-5678"]
@@ -49,7 +52,18 @@ def test_a_weak_data_token_off_loopback_is_refused_at_start(token: list[str]) ->
     let anybody read the simulated datahub, so the simulator refuses to start."""
     env = {**os.environ, "COLUMNS": "500", "TETHER_SIMULATOR_CONTROL_TOKEN": "c" * 24}
     env.pop("TETHER_ADAPTER_TOKEN", None)
+    env.pop("TETHER_AP_ADAPTER_TOKEN", None)
     code, said = _simulate(*token, env=env)
     assert code == 1, said
     assert "refusing to serve a simulator's data port on 0.0.0.0" in said
     assert "--token" in said and "16+ characters" in said and "Traceback" not in said
+
+
+def test_simulate_datahub_reads_the_token_and_zone_tether_s_client_reads() -> None:
+    """Setting README's TETHER_AP_ADAPTER_TOKEN for tether left the simulator on its
+    ``dev-adapter-token`` (it read TETHER_ADAPTER_TOKEN only), so tether's calls were refused."""
+    single = typer.Typer(add_completion=False)
+    single.command()(simulate)
+    params = {p.name: p for p in typer.main.get_command(single).params}
+    assert params["token"].envvar[0] == "TETHER_AP_ADAPTER_TOKEN"
+    assert params["tz"].envvar[0] == "TETHER_AP_TIMEZONE"

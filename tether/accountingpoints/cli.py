@@ -113,7 +113,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Same seed, same datahub.")] = 1,
     latency_ms: Annotated[float, typer.Option(help="Added to every data request.")] = 0,
     token: Annotated[
-        str, typer.Option(envvar="TETHER_ADAPTER_TOKEN", help="Bearer token clients must send.")
+        str,
+        typer.Option(
+            # the variable tether's adapter client reads first, so one setting serves both
+            envvar=["TETHER_AP_ADAPTER_TOKEN", "TETHER_ADAPTER_TOKEN"],
+            help="Bearer token clients must send.",
+        ),
     ] = "dev-adapter-token",
     webhook_url: Annotated[
         str | None,
@@ -125,9 +130,10 @@ def simulate(
     nats_url: Annotated[
         str | None, typer.Option(envvar="TETHER_NATS_URL", help="Publish change events to NATS.")
     ] = None,
-    tz: Annotated[str, typer.Option(envvar="TETHER_TIMEZONE", help="Datahub time zone.")] = (
-        "Europe/Oslo"
-    ),
+    tz: Annotated[
+        str,
+        typer.Option(envvar=["TETHER_AP_TIMEZONE", "TETHER_TIMEZONE"], help="Datahub time zone."),
+    ] = "Europe/Oslo",
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     control_token: ControlTokenOption = None,
 ) -> None:
