@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -133,3 +134,16 @@ def test_health_gives_up_on_a_database_that_never_answers(
     assert health.status_code == 503 and "no answer in time" in health.json()["detail"]
     down = api.get(AP, timeout=httpx.Timeout(20))  # the pool wait is bounded too
     assert down.status_code == 503 and down.json()["reason"] == "database_unavailable"
+
+
+def test_after_a_restart_one_request_meets_a_dead_connection_not_one_per_pooled_one(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """Every pooled connection died with the server; each used to cost a client a 503 (the
+    pool discards one only when it breaks in use). The first failure now checks them all."""
+    relay, _ = relayed
+    with ThreadPoolExecutor(8) as pool:  # concurrent requests: several pooled connections
+        assert set(pool.map(lambda _: api.get(AP).status_code, range(32))) == {404}
+    relay.set("forward")  # the server restarted: every open connection is gone, new ones work
+    codes = [api.get(AP).status_code for _ in range(8)]
+    assert codes.count(503) <= 2 and codes[-3:] == [404] * 3, codes

@@ -66,10 +66,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(retry_after)  # a circuit open until a known time
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
+    sweeps: set[asyncio.Task[None]] = set()  # at most one; a reference keeps it alive
+
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)
     async def _database_down(request: Request, exc: Exception) -> Response:
         # no connection within TETHER_DB_POOL_TIMEOUT_S, or the server went away mid-request
+        runtime = getattr(request.app.state, "runtime", None)
+        if isinstance(exc, psycopg.OperationalError) and runtime is not None and not sweeps:
+            sweep = asyncio.create_task(_sweep(runtime))
+            sweeps.add(sweep)
+            sweep.add_done_callback(sweeps.discard)
         return await _tether_error(request, DatabaseUnavailable())
 
     # a browser gets a page; others the JSON answer of the handler installed before this one
@@ -83,6 +90,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return await answer if inspect.isawaitable(answer) else answer
 
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+async def _sweep(runtime: Runtime) -> None:
+    """After a connection broke, test the pool's idle ones at once: after a server restart each
+    held a dead one, and each cost a client a 503 until the pool had met them all."""
+    try:
+        await runtime.pool.check()
+    except Exception as exc:  # the server still down: the next failure sweeps again
+        logger.info("pool check after a broken connection failed: %s", exc)
 
 
 def core_router() -> APIRouter:
