@@ -116,7 +116,7 @@ def test_an_unreachable_database_is_one_line() -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     for args in (("status",), ("elicensing", "invoice", "101", "--json"), ("db", "status")):
         message = one_line_error(tether(*args, DATABASE_URL=url))
-        assert "cannot connect to PostgreSQL at 127.0.0.1:1" in message
+        assert "cannot connect to PostgreSQL at 127.0.0.1:1 (Connection refused)" in message
         assert "Check DATABASE_URL" in message
 
 

@@ -128,9 +128,16 @@ def connect_errors_explained(url: str) -> Iterator[None]:
         info = psycopg.conninfo.conninfo_to_dict(url)
         where = f"{info.get('host', 'local socket')}:{info.get('port', 5432)}"
         raise ConfigurationError(
-            f"cannot connect to PostgreSQL at {where} ({str(exc).strip().splitlines()[-1]}). "
+            f"cannot connect to PostgreSQL at {where} ({_reason(exc)}). "
             "Check DATABASE_URL, or unset it to use the embedded PostgreSQL."
         ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's reason ("Connection refused", "FATAL: password authentication failed ..."), not
+    its hint line ("Is the server running on that host ...") nor the address said again."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[0].rsplit("failed: ", 1)[-1].split()) if lines else type(exc).__name__
 
 
 ACTIVE_DATABASE = "active-database"  # in data_dir: the database a running demo uses
