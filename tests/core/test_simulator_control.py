@@ -92,6 +92,16 @@ def test_the_right_token_switches_faults(sim: SimulatorServer) -> None:
     assert httpx.get(f"{sim.control_url}/openapi.json", headers=sim.control_headers).is_success
 
 
+def test_faults_echo_every_setting_and_refuse_a_misspelt_one(sim: SimulatorServer) -> None:
+    """``slow_ms`` was taken but never shown, and an unknown key was ignored silently."""
+    faults = f"{sim.control_url}/faults"
+    answer = httpx.put(faults, json={"mode": "slow", "slow_ms": 1500}, headers=sim.control_headers)
+    assert answer.status_code == 200 and answer.json()["slow_ms"] == 1500
+    bogus = httpx.put(faults, json={"mode": "slow", "slo_ms": 10}, headers=sim.control_headers)
+    assert bogus.status_code == 422 and "slo_ms" in bogus.text
+    httpx.put(faults, json={"mode": "none"}, headers=sim.control_headers)
+
+
 def test_the_data_port_does_not_ask_for_the_control_token(sim: SimulatorServer) -> None:
     assert httpx.get(f"{sim.url}/hello").status_code == 200
 

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,6 +62,8 @@ class SimulatorState:
 
 
 class FaultsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is a 422, not ignored
+
     mode: str = FaultMode.NONE
     latency_ms: float | None = None
     slow_ms: float | None = None
@@ -146,7 +148,12 @@ def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:
-        return {"mode": state.mode, "latency_ms": state.latency_s * 1000, "modes": names}
+        return {
+            "mode": state.mode,
+            "latency_ms": state.latency_s * 1000,
+            "slow_ms": state.slow_s * 1000,
+            "modes": names,
+        }
 
     @router.put("/faults")
     async def put_faults(body: FaultsIn) -> dict[str, Any]:
