@@ -21,14 +21,14 @@ async def executor_job(ctx: JobContext) -> None:
 
     svc: AccrualsService = ctx.service
     url, settings = svc.url, svc.settings
-    await asyncio.to_thread(
-        flow.start_executor,
-        url,
-        settings,
-        f"worker-{ctx.worker_id}",
-        migrate=ctx.runtime.settings.migrate,
-    )
-    try:
+    try:  # a launch that fails half-way (the database down) is shut down too, so a retry works
+        await asyncio.to_thread(
+            flow.start_executor,
+            url,
+            settings,
+            f"worker-{ctx.worker_id}",
+            migrate=ctx.runtime.settings.migrate,
+        )
         while not ctx.stop.is_set():
             await asyncio.to_thread(workflows.recover_dead, url, settings.dead_worker_s)
             if ctx.once and not await asyncio.to_thread(workflows.pending, "accruals-"):

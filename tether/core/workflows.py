@@ -83,6 +83,7 @@ def _sqlalchemy_url(url: str) -> str:
     return built.render_as_string(hide_password=False)
 
 
+# A fresh event per launch: clearing a shared one could revive the previous launch's thread.
 _heartbeat_stop = threading.Event()
 
 
@@ -121,23 +122,32 @@ def launch(
         "run_migrations": migrate,
     }
     DBOS(config=config)
-    DBOS.launch()
-    for q in queues:
-        DBOS.register_queue(
-            q.name,
-            worker_concurrency=q.worker_concurrency,
-            global_concurrency=q.global_concurrency,
-            polling_interval_sec=q.polling_interval_s,
-            on_conflict="always_update",
-        )
-    _heartbeat_stop.clear()
+    _log_through_ours()
+    try:
+        DBOS.launch()
+        for q in queues:
+            DBOS.register_queue(
+                q.name,
+                worker_concurrency=q.worker_concurrency,
+                global_concurrency=q.global_concurrency,
+                polling_interval_sec=q.polling_interval_s,
+                on_conflict="always_update",
+            )
+    except BaseException:
+        # DBOS marks itself launched before it connects: kept, the instance would make every
+        # later launch a no-op ("already launched") with no queue threads, so a worker would
+        # never recover from a database outage. Discarded, the next launch starts afresh.
+        _discard()
+        raise
+    global _heartbeat_stop
+    _heartbeat_stop = stop = threading.Event()
     threading.Thread(
-        target=_beat, args=(database_url, executor_id), daemon=True, name="dbos-heartbeat"
+        target=_beat, args=(database_url, executor_id, stop), daemon=True, name="dbos-heartbeat"
     ).start()
 
 
-def _beat(database_url: str, executor_id: str) -> None:
-    while not _heartbeat_stop.is_set():
+def _beat(database_url: str, executor_id: str, stop: threading.Event) -> None:
+    while not stop.is_set():
         try:
             with psycopg.connect(database_url, autocommit=True) as conn:
                 conn.execute(
@@ -147,7 +157,25 @@ def _beat(database_url: str, executor_id: str) -> None:
                 )
         except psycopg.Error as exc:
             logger.warning("heartbeat failed: %s", exc)
-        _heartbeat_stop.wait(2.0)
+        stop.wait(2.0)
+
+
+def _log_through_ours() -> None:
+    """DBOS gives its logger a console handler and stops propagation: its lines would skip
+    our formatter (JSON when asked, personal ids masked). Hand them back to the root's."""
+    dbos_log = logging.getLogger("dbos")
+    for handler in list(dbos_log.handlers):
+        if isinstance(handler, logging.StreamHandler):
+            dbos_log.removeHandler(handler)
+    dbos_log.propagate = True
+
+
+def _discard() -> None:
+    """Drop a half-launched DBOS; a failure here must not hide the launch's own error."""
+    try:
+        DBOS.destroy(destroy_registry=False)
+    except Exception:
+        logger.exception("could not discard a failed workflow executor")
 
 
 def shutdown() -> None:
