@@ -126,13 +126,7 @@ def launch(
     try:
         DBOS.launch()
         for q in queues:
-            DBOS.register_queue(
-                q.name,
-                worker_concurrency=q.worker_concurrency,
-                global_concurrency=q.global_concurrency,
-                polling_interval_sec=q.polling_interval_s,
-                on_conflict="always_update",
-            )
+            DBOS.register_queue(q.name, **_limits(q), on_conflict="always_update")
     except BaseException:
         # DBOS marks itself launched before it connects: kept, the instance would make every
         # later launch a no-op ("already launched") with no queue threads, so a worker would
@@ -291,16 +285,20 @@ def submit(database_url: str, queue: str, name: str, workflow_id: str, *args: An
     return workflow_id
 
 
+def _limits(q: QueueSpec) -> dict[str, Any]:
+    """A queue's limits as the library's ``register_queue`` takes them."""
+    return {
+        "worker_concurrency": q.worker_concurrency,
+        "global_concurrency": q.global_concurrency,
+        "polling_interval_sec": q.polling_interval_s,
+    }
+
+
 def register_queues(database_url: str, queues: Sequence[QueueSpec]) -> None:
     """Declare queues without being an executor (so a submit before any worker works)."""
     client = _client(database_url)
     try:
         for q in queues:
-            client.register_queue(
-                q.name,
-                worker_concurrency=q.worker_concurrency,
-                global_concurrency=q.global_concurrency,
-                polling_interval_sec=q.polling_interval_s,
-            )
+            client.register_queue(q.name, **_limits(q))
     finally:
         client.destroy()
