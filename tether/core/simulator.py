@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -237,6 +237,7 @@ class SimulatorServer:
         self._stopped = asyncio.Event()
         self.ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None  # start_in_thread's
         self._alone = False  # serve_alone: this process's signals stop it (not uvicorn's capture)
         state.on_mode_change.append(self._follow_mode)
 
@@ -339,9 +340,12 @@ class SimulatorServer:
             run(main())
 
     def stop(self) -> None:
-        """Stop from any thread."""
+        """Stop from any thread; started by ``start_in_thread``, wait for that thread, so no
+        simulator (nor a broker connection of one) outlives its caller."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=15)
 
     def set_mode(self, mode: str, *, latency_ms: float | None = None) -> None:
         """Switch the fault mode from any thread (tests use this instead of the control port)."""
@@ -356,12 +360,12 @@ class SimulatorServer:
 
         asyncio.run_coroutine_threadsafe(_apply(), self._loop).result(timeout=10)
 
-    def start_in_thread(self) -> SimulatorServer:
+    def start_in_thread(self) -> Self:
         """Run the servers on a background thread's own event loop; return once listening."""
-        thread = threading.Thread(target=run, args=(self.serve(),), daemon=True)
-        thread.start()
+        self._thread = threading.Thread(target=run, args=(self.serve(),), daemon=True)
+        self._thread.start()
         if not self.ready.wait(timeout=15):
-            raise RuntimeError("simulator did not start within 15 s")
+            raise RuntimeError(f"{type(self).__name__} did not start within 15 s")
         return self
 
 

@@ -22,7 +22,6 @@ import gc
 import hmac
 import itertools
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -32,7 +31,6 @@ from fastapi import FastAPI, Request
 from rich.console import Console
 from starlette.responses import JSONResponse
 
-from tether.core import loop
 from tether.core.events import (
     STREAM_MAX_AGE_S,
     close_quietly,
@@ -147,22 +145,7 @@ class OppdragSimulator(SimulatorServer):
         self.topology = topology
         self._receipt_seq = itertools.count(1)
         self._instance = uuid.uuid4().hex[:8]  # receipt ids stay unique across restarts
-        self._thread: threading.Thread | None = None
         self._unfrozen = 0  # orders judged since the ledger was last frozen
-
-    def start_in_thread(self) -> OppdragSimulator:
-        """Serve on a background thread's own loop; return once listening and consuming."""
-        self._thread = threading.Thread(target=loop.run, args=(self.serve(),), daemon=True)
-        self._thread.start()
-        if not self.ready.wait(timeout=15):
-            raise RuntimeError("oppdrag simulator did not start within 15 s")
-        return self
-
-    def stop(self) -> None:
-        """Stop, and wait for the thread (its NATS connection closed) when started by one."""
-        super().stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=15)
 
     async def serve(self) -> None:
         top = self.topology
