@@ -7,8 +7,6 @@ at a real NATS cluster instead.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -33,29 +31,17 @@ def binary() -> Path:
 
 
 class EmbeddedNats:
-    """A private nats-server on a free loopback port, storing JetStream data in ``store``.
-
-    It wants a random token (in ``url``, which every client here connects with): the broker is
-    a route into tether like the API (a publish to an intake subject is an intake, one to a
-    reply subject is booked as the upstream's answer), and loopback alone admits every local
-    process. The token is in a config file only its user reads, not on the command line
-    ``ps`` shows."""
+    """A private nats-server on a free loopback port, storing JetStream data in ``store``."""
 
     def __init__(self, store: Path, *, start_timeout_s: float = 15.0) -> None:
         self.store = store
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
-        token = secrets.token_urlsafe(24)
-        self.url = f"nats://{token}@127.0.0.1:{self.port}"
+        self.url = f"nats://127.0.0.1:{self.port}"
         store.mkdir(parents=True, exist_ok=True)
-        config = store / "nats-server.conf"
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f'authorization {{\n  token: "{token}"\n}}\n')
         log = store / "nats-server.log"  # a file, not a pipe: a full pipe would block the server
-        args = [str(binary()), "-c", str(config), "-js", "-a", "127.0.0.1", "-p", str(self.port)]
-        args += ["-sd", str(store)]
+        args = [str(binary()), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + start_timeout_s
