@@ -10,7 +10,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
-from tether.core import loop
+from tether.core import events, loop
 from tether.core.events import close_quietly, ensure_stream
 from tether.core.natsserver import EmbeddedNats
 
@@ -64,3 +64,26 @@ def test_a_stop_with_data_pending_for_a_dropped_broker_closes_quietly(private_di
         return bool(nc.is_closed)
 
     assert loop.run(main())
+
+
+class _StuckDrain:
+    """A broker client whose drain waits for acknowledgements that never come (nats-py waits
+    up to its 30 s drain timeout): the library's side of it, not tether's."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def drain(self) -> None:
+        await asyncio.sleep(3600)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_stop_whose_drain_hangs_is_cut_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A simulator's stop waited out the whole drain, past its thread's 15 s join: the thread
+    lived on with a client reconnecting, and logging, after the session's broker was gone."""
+    monkeypatch.setattr(events, "DRAIN_S", 0.05)
+    nc = _StuckDrain()
+    await asyncio.wait_for(close_quietly(nc), 5)  # returns: the drain is cut
+    assert nc.closed

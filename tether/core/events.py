@@ -104,6 +104,9 @@ def _gone() -> tuple[type[Exception], ...]:
     return (NatsError, OSError, RuntimeError)
 
 
+DRAIN_S = 5.0  # how long a stop waits for a connection's drain before it closes it
+
+
 async def close_quietly(nc: Any, sub: Any = None) -> None:
     """Unsubscribe ``sub`` and drain ``nc``. A connection the broker already dropped is closed,
     not raised: a stop must not fail because NATS stopped first (Ctrl-C reaches an embedded
@@ -113,7 +116,15 @@ async def close_quietly(nc: Any, sub: Any = None) -> None:
     try:
         if sub is not None:
             await sub.unsubscribe()
-        await nc.drain()
+        # bounded: a drain waits for every pending publish acknowledgement, up to nats-py's 30 s
+        # drain timeout, and a stop that outlived its caller left a client reconnecting (and
+        # logging) after its broker was gone
+        await asyncio.wait_for(nc.drain(), DRAIN_S)
+    except TimeoutError:
+        cut = {"action": "nats_drain_cut"}
+        logger.info("NATS drain took over %s s; closed", DRAIN_S, extra=cut)
+        with contextlib.suppress(*gone):
+            await nc.close()
     except gone as exc:
         logger.info(
             "NATS connection already gone at stop (%s)",
