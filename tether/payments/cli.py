@@ -22,9 +22,9 @@ from tether.core import loop
 from tether.core.bootstrap import open_runtime
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
-from tether.core.settings import load_settings
+from tether.core.settings import Settings, load_settings
 from tether.payments.records import CaseView, OrderRow, StatusRow
-from tether.payments.service import FINAL, MAX_KEY, PaymentsService, build
+from tether.payments.service import FINAL, MAX_KEY, PaymentsService, build, valid_key
 
 out = Console()  # results: stdout
 err = Console(stderr=True)  # errors and waits given up: stdout stays the result
@@ -58,8 +58,8 @@ STILL = {
 JSON_TYPES = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
-def _with_service(work: Any) -> Any:
-    settings = load_settings()
+def _with_service(work: Any, settings: Settings | None = None) -> Any:
+    settings = settings or load_settings()
     configure_logging("WARNING", settings.log_json)
 
     async def _run() -> Any:
@@ -192,13 +192,14 @@ def send(
     as_json: AsJson = False,
 ) -> None:
     """Submit one dagpenger message; print its key and status."""
-    if key is not None and (not key.strip() or len(key) > MAX_KEY):
+    if key is not None and not valid_key(key):
         raise typer.BadParameter(
             f"the original key must be 1 to {MAX_KEY} characters and not blank "
             f"(got {len(key)}); leave --key out for a new UUID",
             param_hint="'--key'",
         )
-    raw = _read(file, dry_run, load_settings().max_body_bytes)
+    settings = load_settings()
+    raw = _read(file, dry_run, settings.max_body_bytes)
     original_key = key if key is not None else str(uuid.uuid4())
     waited_s = wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
 
@@ -207,7 +208,7 @@ def send(
         row = await service.wait_status(submission.key, waited_s)
         return _report(service, row, as_json, waited_s, submission.duplicate)
 
-    _exit(_with_service(work))
+    _exit(_with_service(work, settings))
 
 
 @app.command("status", epilog=EXIT_CODES)

@@ -365,10 +365,15 @@ def _answer_seen(seen: InboundRow, digest: str) -> Submission:
 MAX_KEY = 200  # characters of an original key
 
 
+def valid_key(key: str) -> bool:
+    """An original key: 1 to ``MAX_KEY`` characters, not blank (every intake's rule)."""
+    return bool(key.strip()) and len(key) <= MAX_KEY
+
+
 def _check_key(key: str) -> None:
     if not key:
         raise InvalidInput("no Transaction-ID (the original key): set it on every message")
-    if not key.strip() or len(key) > MAX_KEY:
+    if not valid_key(key):
         raise InvalidInput(
             f"the Transaction-ID (original key) must be 1..{MAX_KEY} characters, not blank; "
             f"got {len(key)}"
