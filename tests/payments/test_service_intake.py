@@ -81,6 +81,7 @@ async def test_unparseable_message_is_feilet_400_under_its_key(
 )
 async def test_validation_errors_become_feilet(
     service: PaymentsService,
+    pool: AsyncConnectionPool[Any],
     days: list[dict[str, Any]],
     extra: dict[str, Any],
     code: int,
@@ -92,6 +93,22 @@ async def test_validation_errors_become_feilet(
     assert status.body["error"]["statusCode"] == code
     assert text in status.body["error"]["msg"]
     assert await service.orders("sak1") == []
+    assert await _count(pool, "sak") == 0  # a refused message leaves no case behind
+
+
+async def test_invalid_message_is_feilet_at_once_while_its_case_has_an_order_out(
+    service: PaymentsService,
+) -> None:
+    """A rule that needs no case is checked before the case: the message is not queued behind
+    the order in flight, and the case's later messages are planned as if it never came."""
+    await service.submit("k1", message(june(3, 7)))
+    await service.submit("bad", message([day(date(2021, 1, 4)), day(date(2024, 1, 10))]))
+    status = await service.latest_status("bad")
+    assert status.status == "FEILET" and "1100" in status.body["error"]["msg"]
+    await service.submit("k2", message(june(3, 14)))
+    assert (await service.latest_status("k2")).status == "VENTER"
+    await _receipt(service, "sak1", "00")
+    assert (await service.latest_status("k2")).status == "MOTTATT"
 
 
 async def test_empty_or_all_zero_message_on_a_new_case_is_bare_ok(service: PaymentsService) -> None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.payments.domain import plan as plan_order
-from tether.payments.domain import receipt_outcome, validate
+from tether.payments.domain import receipt_outcome, split, validate_message
 from tether.payments.models import (
     CaseState,
     ConfirmedUtbetaling,
@@ -25,6 +25,7 @@ from tether.payments.models import (
     PaymentValidationError,
     Period,
     ReceiptCode,
+    Utbetaling,
 )
 from tether.payments.models import Receipt as ModelReceipt
 from tether.payments.models import parse_message as parse
@@ -37,7 +38,7 @@ StatusBody = Mapping[str, Any]
 NO_POSTINGS = "no postings to show: nothing changed"
 SIMULATION_DOC = "docs/payments.md#dry-run"  # why a dry run failed, and what to do
 
-__all__ = ["CaseState", "Message", "Rejected", "StatusBody", "parse"]
+__all__ = ["CaseState", "Message", "Rejected", "StatusBody", "Utbetaling", "parse"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,9 +79,12 @@ def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
     )
 
 
-def precheck(msg: DagpengerMessage) -> None:
-    """The rules on the message's own ids (sakId, behandlingId lengths), before a case exists."""
-    validate(msg, [], None)
+def precheck(msg: DagpengerMessage) -> tuple[Utbetaling, ...]:
+    """The message's split, its rules that need no case checked (ids, periods) before a case is
+    locked or created: a message that breaks one is FEILET and leaves no case behind."""
+    utbetalinger = tuple(split(msg))
+    validate_message(msg, utbetalinger)
+    return utbetalinger
 
 
 def case_state(case: CaseRow | None, rows: Sequence[UtbetalingRow]) -> CaseState | None:
@@ -112,11 +116,12 @@ def plan(
     now: datetime,
     order_id: uuid.UUID,
     max_order_bytes: int | None = None,
+    checked: Sequence[Utbetaling] | None = None,
 ) -> Planned:
     """Split, diff and build the order; candidates are the uids whose confirmed entry changes.
     An order over ``max_order_bytes`` (what the orders queue takes) is ``Rejected`` 400: the
     broker would refuse it, and its case would wait for ever."""
-    result = plan_order(msg, state, now=now, nokkel=order_id.hex)
+    result = plan_order(msg, state, now=now, nokkel=order_id.hex, checked=checked)
     if result.order is None or result.details is None:
         return Planned(xml=None, details=None, candidates=[], uids=frozenset())
     before: Mapping[str, ConfirmedUtbetaling] = state.confirmed if state else {}

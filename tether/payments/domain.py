@@ -40,7 +40,17 @@ from tether.payments.models import (
     Utbetalingstype,
 )
 
-__all__ = ["CaseState", "Diff", "Plan", "diff", "plan", "receipt_outcome", "split", "validate"]
+__all__ = [
+    "CaseState",
+    "Diff",
+    "Plan",
+    "diff",
+    "plan",
+    "receipt_outcome",
+    "split",
+    "validate",
+    "validate_message",
+]
 
 #: Namespace of utbetaling uids: uuid5(NAMESPACE_URL, "urn:tether:payments:utbetaling").
 UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:tether:payments:utbetaling")
@@ -167,12 +177,25 @@ def validate(
     msg: DagpengerMessage, utbetalinger: Sequence[Utbetaling], state: CaseState | None
 ) -> None:
     """Every rule of the spec, in order; the first broken one raises ``PaymentValidationError``."""
+    validate_message(msg, utbetalinger)
+    validate_against(msg, utbetalinger, state)
+
+
+def validate_message(msg: DagpengerMessage, utbetalinger: Sequence[Utbetaling]) -> None:
+    """The rules that need no case (they come first in the spec's order): checked at intake,
+    before a case is locked or created, so a message that breaks one leaves no case behind."""
     if len(msg.sak_id) > MAX_ID_LENGTH:
         raise _bad(f"sakId kan ikke være lengre enn {MAX_ID_LENGTH} tegn")
     if len(msg.behandling_id) > MAX_ID_LENGTH:
         raise _bad(f"behandlingId kan ikke være lengre enn {MAX_ID_LENGTH} tegn")
     for u in utbetalinger:
         validate_utbetaling(u)
+
+
+def validate_against(
+    msg: DagpengerMessage, utbetalinger: Sequence[Utbetaling], state: CaseState | None
+) -> None:
+    """The rules on the case's confirmed state: locked fields, and stops of known uids."""
     if state is None:
         return
     for u in utbetalinger:
@@ -282,11 +305,22 @@ class Plan:
 
 
 def plan(
-    msg: DagpengerMessage, state: CaseState | None, *, now: datetime, nokkel: str | None = None
+    msg: DagpengerMessage,
+    state: CaseState | None,
+    *,
+    now: datetime,
+    nokkel: str | None = None,
+    checked: Sequence[Utbetaling] | None = None,
 ) -> Plan:
-    """Split, validate (raises ``PaymentValidationError``), diff, and build the order."""
-    utbetalinger = split(msg)
-    validate(msg, utbetalinger, state)
+    """Split, validate (raises ``PaymentValidationError``), diff, and build the order.
+    ``checked``: the message's split, its case-free rules already checked (``validate_message``
+    at intake), so neither is done twice."""
+    if checked is None:
+        utbetalinger = split(msg)
+        validate(msg, utbetalinger, state)
+    else:
+        utbetalinger = list(checked)
+        validate_against(msg, utbetalinger, state)
     changes = diff(utbetalinger, state)
     order = build_order(msg, state, changes, now=now, nokkel=nokkel)
     return Plan(

@@ -49,17 +49,19 @@ class Item:
     raw: bytes
     digest: str
     msg: codec.Message | None
+    checked: tuple[codec.Utbetaling, ...] = ()  # its split, case-free rules checked (precheck)
     failure: codec.Rejected | None = None
     simulering: bool = False  # an unreadable dry run: its FEILET says simulering
 
 
 def prepare(key: str, raw: bytes) -> Item:
-    """Parse and precheck a message (ids too long for a case key are refused before a lock)."""
+    """Parse and precheck a message: one that breaks a rule needing no case is refused before
+    a case is locked or created (``codec.precheck``)."""
     digest = hashlib.sha256(raw).hexdigest()
     msg: codec.Message | None = None
     try:
         msg = codec.parse(raw)
-        codec.precheck(msg)
+        checked = codec.precheck(msg)
     except codec.Rejected as exc:
         return Item(
             key=key,
@@ -69,7 +71,7 @@ def prepare(key: str, raw: bytes) -> Item:
             failure=exc,
             simulering=msg is not None and msg.dryrun,
         )
-    return Item(key=key, raw=raw, digest=digest, msg=msg)
+    return Item(key=key, raw=raw, digest=digest, msg=msg, checked=checked)
 
 
 def answer_seen(key: str, stored_hash: str | None, digest: str) -> Outcome:
@@ -160,7 +162,8 @@ class Planner:
         elif case.sak_id in self.blocked:
             self.waiting.append(item.key)
         else:
-            self.plan(n, item.key, case.sak_id, item.msg, self.states.get(case.sak_id))
+            state = self.states.get(case.sak_id)
+            self.plan(n, item.key, case.sak_id, item.msg, state, checked=item.checked)
         return Submission(key=item.key)
 
     def plan(
@@ -170,13 +173,17 @@ class Planner:
         sak_id: str,
         msg: codec.Message | bytes,
         state: PlanState,
+        *,
+        checked: Sequence[codec.Utbetaling] | None = None,
     ) -> bool:
         """Plan one message of a free case; True when it made an order (the case now waits)."""
         if isinstance(state, Unreadable):  # its FEILET 500; the case stays free
             self._status(n, key, codec.internal_error(state.reason))
             return False
         order_id = uuid.uuid4()
-        outcome = plan_safely(key, msg, state, order_id, max_order_bytes=self.max_order_bytes)
+        outcome = plan_safely(
+            key, msg, state, order_id, max_order_bytes=self.max_order_bytes, checked=checked
+        )
         if not isinstance(outcome, codec.Planned):
             self._status(n, key, outcome)
             return False
@@ -262,6 +269,7 @@ def plan_safely(
     order_id: uuid.UUID,
     *,
     max_order_bytes: int | None = None,
+    checked: Sequence[codec.Utbetaling] | None = None,
 ) -> codec.Planned | codec.StatusBody:
     """Plan one message; a rejection or a bug becomes its FEILET, never the batch's. An order
     larger than ``max_order_bytes`` (what the orders queue takes) is a FEILET 400, never stored:
@@ -269,7 +277,12 @@ def plan_safely(
     try:
         parsed = codec.parse(msg) if isinstance(msg, bytes) else msg
         return codec.plan(
-            parsed, state, now=now(), order_id=order_id, max_order_bytes=max_order_bytes
+            parsed,
+            state,
+            now=now(),
+            order_id=order_id,
+            max_order_bytes=max_order_bytes,
+            checked=checked if isinstance(msg, codec.Message) else None,
         )
     except codec.Rejected as exc:
         return codec.failed(exc)
