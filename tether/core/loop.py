@@ -24,6 +24,21 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+async def cancel_and_wait(task: asyncio.Task[Any], *, every_s: float = 0.5) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling it again every ``every_s``.
+
+    One ``cancel()`` is not always delivered: Python 3.11's ``asyncio.wait_for`` returns the
+    inner result when it completes as the cancel arrives, and a library may turn the cancel
+    into an error its caller retries. A simulator's stop that awaited its consumer after one
+    cancel waited past its thread's 15 s join, and its NATS client kept reconnecting after the
+    test's broker was gone."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
+    if not task.cancelled():
+        task.result()  # its own failure, raised as awaiting it would
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on the loop ``loop_factory`` picks."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

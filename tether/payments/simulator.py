@@ -17,7 +17,6 @@ returns the server (``.url``, ``.control_url``, ``.ledger``, ``.stop()``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import itertools
@@ -38,6 +37,7 @@ from tether.core.events import (
     ensure_stream,
     fetch_ready,
 )
+from tether.core.loop import cancel_and_wait
 from tether.core.simulator import (
     GenericFaults,
     SimulatorServer,
@@ -160,13 +160,11 @@ class OppdragSimulator(SimulatorServer):
         try:
             await super().serve()
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            await cancel_and_wait(consumer)
             await close_quietly(nc, sub)  # closed even when the broker went first
 
     async def _consume(self, js: Any, sub: Any) -> None:
-        while True:
+        while not self._stopped.is_set():
             if self.state.mode == OppdragFault.DOWN:
                 await asyncio.sleep(0.05)
                 continue
