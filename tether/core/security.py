@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
 from tether.core.errors import LoginRequired, TetherError
+from tether.core.headers import SecurityHeaders
 from tether.core.hotpath import answer, handler_for
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
@@ -58,9 +59,11 @@ def install_security(
     *,
     pool: Callable[[], AsyncConnectionPool[Any]] | None = None,
 ) -> None:
-    """Authentication (``app.state.auth``), ``/login``, input limits, documented errors."""
+    """Authentication (``app.state.auth``), ``/login``, input limits, security headers,
+    documented errors."""
     app.state.auth = Authenticator(settings, pool or (lambda: app.state.runtime.pool))
     install_limits(app, settings)
+    app.add_middleware(SecurityHeaders)  # outermost: the limits' own refusals get them too
     app.include_router(login_router())
 
     @app.exception_handler(LoginRequired)
