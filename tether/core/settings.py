@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         description="Keep verified API keys this long in the process (0: check every request); "
         "a revoked key is dropped at once by a database notification.",
     )
+    login_max_failures: int = Field(
+        default=10,
+        ge=0,
+        description="Failed sign-ins at /login from one client address before it gets 429 "
+        "until its window ends (0: no limit).",
+    )
+    login_failure_window_s: float = Field(
+        default=300.0, gt=0, description="The window the failed sign-ins are counted in."
+    )
     max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted.")
     db_pool_timeout_s: float = Field(default=2.0, description="Wait for a pool connection.")
     migrate: bool = Field(default=True, description="serve/worker apply migrations at start.")
