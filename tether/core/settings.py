@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     limit_concurrency: int = Field(default=1000, description="Connections+tasks before 503.")
     timeout_keep_alive_s: int = Field(default=5, description="Close idle keep-alive after.")
     max_header_bytes: int = Field(default=16_384, description="Largest request head (431 beyond).")
+    head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="`serve` closes a connection whose request head is not complete this long "
+        "after it connected or sent the request's first byte (408).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Likewise for a request body, from the end of its head."
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_audience(self) -> Settings:
