@@ -36,6 +36,16 @@ async def offline(page: Page) -> list[str]:
     return blocked
 
 
+def refusals(page: Page) -> list[str]:
+    """What the browser refuses under the page's Content-Security-Policy, as it happens."""
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return refused
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(900)
 async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, site: Site) -> None:
@@ -44,6 +54,7 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             blocked = await offline(page)
+            refused = refusals(page)
             await page.goto(site.url + "/")  # behind a credential: the sign-in form first
             assert await page.locator("h1").inner_text() == "Sign in"
             await page.locator("input[name=token]").fill(site.key)  # scope read is enough
@@ -74,13 +85,14 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
                 )
             # htmx swaps the panels in by itself, without a reload
             await page.wait_for_function(
-                "document.querySelector('section.panel tr[data-label=\"failing\"] td.value')"
+                "() => document.querySelector('section.panel tr[data-label=\"failing\"] td.value')"
                 ".innerText === '0'",
                 timeout=20_000,
             )
             assert await ap.get_attribute("data-status") != "bad"
             await page.screenshot(path=str(ARTIFACTS / "console-refreshed.png"), full_page=True)
             assert blocked == []
+            assert refused == []  # the security headers' policy holds the pages as they are
         finally:
             await browser.close()
 
@@ -99,6 +111,7 @@ async def test_api_docs_render_with_the_network_blocked(
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             blocked = await offline(page)
+            refused = refusals(page)
             await page.goto(site.url + path)
             await page.wait_for_selector(ready, timeout=30_000)
             text = await page.locator("body").inner_text()
@@ -106,6 +119,7 @@ async def test_api_docs_render_with_the_network_blocked(
             # nothing the page needs comes from outside; ReDoc's bundle only asks for its
             # "by Redocly" footer logo, which is left out
             assert [u for u in blocked if not u.endswith("/redoc/logo-mini.svg")] == []
+            assert [r for r in refused if "/redoc/logo-mini.svg" not in r] == []  # as above
             ARTIFACTS.mkdir(exist_ok=True)
             name = path.strip("/")
             await page.screenshot(path=str(ARTIFACTS / f"api-{name}-offline.png"))

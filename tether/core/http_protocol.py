@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with a bound on the request head.
+"""uvicorn's httptools protocol with bounds on the request head's size and on the time a client
+takes to send its request.
 
 httptools parses a request two to three times cheaper than h11, which matters for the intake
 routes (many small POSTs), but unlike h11 it has no limit on a head that arrives in pieces: a
@@ -6,28 +7,55 @@ client could stream header bytes for ever into the parser's buffers. This protoc
 bytes fed while a head is incomplete and answers 431 (then closes) once they pass the limit. A
 head that arrived whole is checked again, exactly, by ``limits.InputGuard``.
 
-The limit is uvicorn's ``h11_max_incomplete_event_size`` setting, the same number h11 used, so
-``server_options`` stays the one place that sets it (a class, not a closure: uvicorn's worker
-processes import it by name).
+Nor does uvicorn bound time before a response (its keep-alive timeout runs only between
+requests, and any byte stops it): a client sending a head or a body a byte at a time (slowloris)
+held a connection, and a slot of ``limit_concurrency``, for ever. Here the head must be complete
+within ``head_timeout_s`` of the connection or of its first byte (a keep-alive connection's next
+request), and the body within ``body_timeout_s`` of the head; else 408 (when no response has
+started) and the connection is closed. Idle keep-alive connections stay uvicorn's. One timer per
+connection, re-armed only when it fires: a request only stores its deadline.
+
+The size limit is uvicorn's ``h11_max_incomplete_event_size`` setting, the same number h11 used,
+so ``server_options`` stays the one place that sets it; the timeouts come through
+``functools.partial`` of this class (a class, not a closure: uvicorn's worker processes unpickle
+it by name).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _TOO_LARGE = b"request head too large"
+_TOO_SLOW = b"request not received in time"
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head over the configured size with 431."""
+    """HttpToolsProtocol that refuses a request head over the configured size with 431, and a
+    request whose head or body is not received in time with 408."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, head_timeout_s: float = 10.0, body_timeout_s: float = 30.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.head_limit: int = self.config.h11_max_incomplete_event_size or 16 * 1024
         self.head_bytes = 0  # bytes fed since the current head began (0 while in a body)
         self.in_head = True
+        self.head_timeout_s, self.body_timeout_s = head_timeout_s, body_timeout_s
+        self.deadline: float | None = None  # when the part being received must be complete
+        self.read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.expect(self.head_timeout_s)  # a connection that never says anything is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.in_head:
@@ -39,14 +67,51 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.in_head = True
+        if self.deadline is None:  # the first byte of a keep-alive or pipelined request
+            self.expect(self.head_timeout_s)
 
     def on_headers_complete(self) -> None:
         self.in_head, self.head_bytes = False, 0
+        self.expect(self.body_timeout_s)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self.in_head, self.head_bytes = True, 0
+        self.in_head, self.head_bytes, self.deadline = True, 0, None
         super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self.deadline = None  # the connection is the WebSocket protocol's from now on
+        super().handle_websocket_upgrade()
+
+    def expect(self, seconds: float) -> None:
+        """The part now being received must be complete within ``seconds``."""
+        self.deadline = self.loop.time() + seconds
+        if self.read_timer is None:
+            self.read_timer = self.loop.call_at(self.deadline, self.check_deadline)
+
+    def check_deadline(self) -> None:
+        self.read_timer = None
+        if self.deadline is None or self.transport.is_closing():
+            return  # idle between requests (uvicorn's keep-alive timeout), or closed
+        if self.loop.time() < self.deadline:  # a later part: wait for its own deadline
+            self.read_timer = self.loop.call_at(self.deadline, self.check_deadline)
+            return
+        if self.in_head:  # answer unless an earlier request's response is still going out
+            started = self.head_bytes > 0
+            answer = started and (self.cycle is None or self.cycle.response_complete)
+        else:
+            started, answer = True, not self.cycle.response_started
+        if started:  # (a connection that never sent a byte is closed without a word)
+            part = "head" if self.in_head else "body"
+            self.logger.warning("Request %s not received in time: connection closed.", part)
+        if answer:
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\n"
+                b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: " + str(len(_TOO_SLOW)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + _TOO_SLOW
+            )
+        self.transport.close()
 
     def refuse_head(self) -> None:
         self.logger.warning("Request head over %d bytes refused.", self.head_limit)

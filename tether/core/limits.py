@@ -19,6 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether.core.settings import Settings
@@ -184,6 +186,12 @@ def install_limits(app: FastAPI, settings: Settings) -> None:
         detail = "a value cannot be stored: " + excerpt(str(exc).splitlines()[0], 120)
         return JSONResponse(error_body(422, detail), status_code=422)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # the client left (or the server's read deadline cut it) before its body was read: there
+        # is no one to answer (the server drops this), and nothing went wrong here to log
+        return Response(status_code=400)
+
     app.add_middleware(
         InputGuard,
         max_body_bytes=settings.max_body_bytes,
@@ -192,15 +200,23 @@ def install_limits(app: FastAPI, settings: Settings) -> None:
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options that bound what one client can hold: head size, idle time, concurrency.
+    """uvicorn options that bound what one client can hold: head size, time to send a request,
+    idle time, concurrency.
 
-    httptools (cheaper than h11 per request) through a protocol that bounds the request head;
-    the bound is uvicorn's h11 head-size option, read by that protocol.
+    httptools (cheaper than h11 per request) through a protocol that bounds the request head
+    and the time to receive a request; the size bound is uvicorn's h11 head-size option, read by
+    that protocol.
     """
+    from functools import partial
+
     from tether.core.http_protocol import BoundedHttpToolsProtocol
 
     return {
-        "http": BoundedHttpToolsProtocol,
+        "http": partial(
+            BoundedHttpToolsProtocol,
+            head_timeout_s=settings.head_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+        ),
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "timeout_keep_alive": settings.timeout_keep_alive_s,
         "limit_concurrency": settings.limit_concurrency,

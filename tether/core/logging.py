@@ -1,4 +1,4 @@
-"""Structured logs: one line per event, JSON when asked, personal ids masked everywhere."""
+"""Structured logs: one line per event, JSON when asked, personal ids and secrets masked."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from typing import Any
 # GLNs (13) and organisation numbers (9) do not match.
 _PERSON_ID = re.compile(r"(?<!\d)\d{11}(?!\d)")
 _BEARER = re.compile(r"(?i)bearer\s+[^\s\"']+")
+# a credential in a query string (``?token=``, ``access_token``, an OAuth ``code`` on /docs'
+# redirect...), as uvicorn's access line and any logged URL carry it: the value goes, the rest stays
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:[\w.-]*token|[\w.-]*secret|api[_-]?key|key|password|code|session)=)"
+    r"[^&#\s\"']+"
+)
+_API_KEY = re.compile(r"tth_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")  # keys.PREFIX: an API key anywhere
 # the record's own fields, and uvicorn's copy of its message with terminal colour codes in it
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -21,7 +28,8 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 
 
 def redact(text: str) -> str:
-    """Mask person ids and bearer tokens in ``text``."""
+    """Mask person ids, bearer tokens, API keys and credentials in query strings in ``text``."""
+    text = _QUERY_SECRET.sub(r"\1<HIDDEN>", _API_KEY.sub("tth_<HIDDEN>", text))
     return _BEARER.sub("Bearer <HIDDEN>", _PERSON_ID.sub("<HIDDEN>", text))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -15,9 +16,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
 from tether.core.errors import LoginRequired, TetherError
+from tether.core.headers import SecurityHeaders
 from tether.core.hotpath import answer, handler_for
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
+from tether.core.throttle import LoginThrottle
 from tether.core.web import render
 
 # The statuses any route may answer besides its own; every one carries an ``ErrorOut`` body.
@@ -58,10 +61,12 @@ def install_security(
     *,
     pool: Callable[[], AsyncConnectionPool[Any]] | None = None,
 ) -> None:
-    """Authentication (``app.state.auth``), ``/login``, input limits, documented errors."""
+    """Authentication (``app.state.auth``), ``/login``, input limits, security headers,
+    documented errors."""
     app.state.auth = Authenticator(settings, pool or (lambda: app.state.runtime.pool))
     install_limits(app, settings)
-    app.include_router(login_router())
+    app.add_middleware(SecurityHeaders)  # outermost: the limits' own refusals get them too
+    app.include_router(login_router(settings))
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> HTMLResponse:
@@ -148,8 +153,23 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else HOME
 
 
-def login_router() -> APIRouter:
+def _throttled(wait_s: int) -> HTMLResponse:
+    """429 with when to try again, as a page (the form, which stays usable then)."""
+    until = (datetime.now(UTC) + timedelta(seconds=wait_s)).strftime("%H:%M:%S UTC")
+    return render(
+        "tether.core",
+        "login.html",
+        status_code=429,
+        failed=False,
+        wait=f"Too many failed sign-ins from your address: try again in {wait_s} s ({until}).",
+        next=HOME,
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
+def login_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_s)
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_form(next: str = HOME) -> HTMLResponse:
@@ -159,7 +179,11 @@ def login_router() -> APIRouter:
 
     @router.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
-        """POST only (and a SameSite=Strict cookie), so another site cannot use a session."""
+        """POST only (and a SameSite=Strict cookie), so another site cannot use a session.
+        An address that failed too often gets 429 without its credential being tried."""
+        client = request.client.host if request.client else ""
+        if wait_s := throttle.retry_after(client):
+            return _throttled(wait_s)
         try:
             form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
         except ValueError:  # more fields than the form has: not a sign-in (it was a 500)
@@ -169,7 +193,9 @@ def login_router() -> APIRouter:
         auth: Authenticator = authenticator(request)
         principal = await auth.from_bearer(token) if token.isascii() and token else None
         if principal is None:
+            throttle.failed(client)
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
+        throttle.succeeded(client)
         auth.refuse_weak_off_loopback(principal, request)
         value, max_age = await auth.session_cookie(principal)
         response = RedirectResponse(target, status_code=303)

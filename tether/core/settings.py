@@ -82,12 +82,30 @@ class Settings(BaseSettings):
         description="Keep verified API keys this long in the process (0: check every request); "
         "a revoked key is dropped at once by a database notification.",
     )
+    login_max_failures: int = Field(
+        default=10,
+        ge=0,
+        description="Failed sign-ins at /login from one client address before it gets 429 "
+        "until its window ends (0: no limit).",
+    )
+    login_failure_window_s: float = Field(
+        default=300.0, gt=0, description="The window the failed sign-ins are counted in."
+    )
     max_body_bytes: int = Field(default=1_000_000, description="Largest request body accepted.")
     db_pool_timeout_s: float = Field(default=2.0, description="Wait for a pool connection.")
     migrate: bool = Field(default=True, description="serve/worker apply migrations at start.")
     limit_concurrency: int = Field(default=1000, description="Connections+tasks before 503.")
     timeout_keep_alive_s: int = Field(default=5, description="Close idle keep-alive after.")
     max_header_bytes: int = Field(default=16_384, description="Largest request head (431 beyond).")
+    head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="`serve` closes a connection whose request head is not complete this long "
+        "after it connected or sent the request's first byte (408).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Likewise for a request body, from the end of its head."
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_audience(self) -> Settings:
