@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tether import worker
+from tether.core import workers
 from tether.core.capability import Job, JobContext
+from tether.core.jobs import default_worker_id
 
 WAIT_S = 30.0
 
@@ -122,6 +125,65 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def worker_rows(db_url: str) -> list[tuple[int, str, list[str]]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, lane, jobs FROM tether.worker_process"
+            " WHERE beat_at > now() - interval '30 seconds' ORDER BY pid"
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_each_worker_process_beats_while_it_runs_and_removes_its_row_when_stopped(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An operator could not see whether any worker ran: each process now has a row in
+    tether.worker_process, beaten every few seconds, gone after a clean stop."""
+    # two processes whose jobs run until stopped (without NATS the payments jobs end at once)
+    proc = start_worker(db_url, tmp_path, "--processes", "2", "--only", "accounting-points")
+    try:
+        kids = wait_for_children(proc, 2)
+        deadline = time.monotonic() + WAIT_S
+        while {r[0] for r in worker_rows(db_url)} != kids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rows = worker_rows(db_url)
+        assert {r[0] for r in rows} == kids
+        assert [(r[1], sorted(r[2])) for r in rows] == [
+            ("prompt", ["accounting-points.events", "accounting-points.sync"])
+        ] * 2
+        stop_and_check(proc, kids)
+        assert worker_rows(db_url) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_a_beat_prunes_dead_workers_rows(pool: Any, db_url: str) -> None:
+    """A killed worker cannot delete its row: silent past DEAD_AFTER_S it is dead, and the next
+    beat of any live worker removes it."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tether.worker_process VALUES ('gone:1', 'gone', 1, 'all', '{}',"
+            " now() - interval '1 hour', now() - interval '5 minutes'),"
+            " ('late:2', 'late', 2, 'all', '{}', now(), now() - interval '10 seconds')"
+        )
+    stop = asyncio.Event()
+    beat = asyncio.create_task(workers.heartbeat(pool, lane="all", jobs=["a.b"], stop=stop))
+    ids: set[str] = set()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
+        if "gone:1" not in ids:
+            break
+    assert ids == {"late:2", default_worker_id()}  # late, not dead yet: kept
+    stop.set()
+    await beat
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
+    assert ids == {"late:2"}
 
 
 def in_session(sid: int) -> set[int]:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from prometheus_client import Counter
 
 from tether.capabilities import CAPABILITIES
-from tether.core import db, loop
+from tether.core import db, loop, workers
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.core.jobs import backoff, default_worker_id, idle
@@ -105,6 +105,13 @@ async def run_jobs(
                 )
                 for job in jobs
             ]
+        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end
+        beat = asyncio.create_task(
+            workers.heartbeat(
+                runtime.pool, lane=options.lane, jobs=[t.get_name() for t in tasks], stop=stop
+            ),
+            name="heartbeat",
+        )
         try:
             await asyncio.sleep(0)  # each job past its first step (its lazy imports)
             with loop.startup_frozen():
@@ -114,6 +121,7 @@ async def run_jobs(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await beat  # its row deleted: a clean stop is not a dead worker
 
 
 async def supervised(job: Job, ctx: JobContext, name: str) -> None:
