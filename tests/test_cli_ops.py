@@ -84,13 +84,22 @@ def test_status_json_has_every_capability_panel(db_url: str) -> None:
     result = tether("status", "--json", DATABASE_URL=db_url)
     assert result.returncode == 0, result.stderr
     panels = {p["title"]: p for p in json.loads(result.stdout)["panels"]}
-    assert set(panels) == {"Accounting points", "E-licensing", "Payment orders", "Accruals"}
+    assert set(panels) == {
+        "Service",
+        "Accounting points",
+        "E-licensing",
+        "Payment orders",
+        "Accruals",
+    }
+    service = {r["label"]: r for r in panels["Service"]["rows"]}
+    assert service["workers"]["value"] == "0 alive" and service["workers"]["status"] == "bad"
     rows = {r["label"]: r for r in panels["Accounting points"]["rows"]}
     assert rows["never synced"]["value"] == "1" and rows["never synced"]["status"] == "warn"
     assert {r["label"] for r in panels["E-licensing"]["rows"]} >= {"circuit", "stale invoices"}
     assert rows["circuit"]["value"] == "closed"  # the datahub's circuit, as e-licensing's
     human = tether("status", DATABASE_URL=db_url)
     assert human.returncode == 0 and "never synced" in human.stdout
+    assert "0 alive" in human.stdout  # the Service panel: no worker runs
 
 
 def test_db_url_json(db_url: str) -> None:

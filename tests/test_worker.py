@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tether import worker
+from tether.core import workers
 from tether.core.capability import Job, JobContext
+from tether.core.jobs import default_worker_id
 
 WAIT_S = 30.0
 
@@ -121,6 +125,65 @@ def test_sigterm_to_the_parent_stops_every_child(db_url: str, tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def worker_rows(db_url: str) -> list[tuple[int, str, list[str]]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, lane, jobs FROM tether.worker_process"
+            " WHERE beat_at > now() - interval '30 seconds' ORDER BY pid"
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_each_worker_process_beats_while_it_runs_and_removes_its_row_when_stopped(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An operator could not see whether any worker ran: each process now has a row in
+    tether.worker_process, beaten every few seconds, gone after a clean stop."""
+    # two processes whose jobs run until stopped (without NATS the payments jobs end at once)
+    proc = start_worker(db_url, tmp_path, "--processes", "2", "--only", "accounting-points")
+    try:
+        kids = wait_for_children(proc, 2)
+        deadline = time.monotonic() + WAIT_S
+        while {r[0] for r in worker_rows(db_url)} != kids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rows = worker_rows(db_url)
+        assert {r[0] for r in rows} == kids
+        assert [(r[1], sorted(r[2])) for r in rows] == [
+            ("prompt", ["accounting-points.events", "accounting-points.sync"])
+        ] * 2
+        stop_and_check(proc, kids)
+        assert worker_rows(db_url) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_a_beat_prunes_dead_workers_rows(pool: Any, db_url: str) -> None:
+    """A killed worker cannot delete its row: silent past DEAD_AFTER_S it is dead, and the next
+    beat of any live worker removes it."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tether.worker_process VALUES ('gone:1', 'gone', 1, 'all', '{}',"
+            " now() - interval '1 hour', now() - interval '5 minutes'),"
+            " ('late:2', 'late', 2, 'all', '{}', now(), now() - interval '10 seconds')"
+        )
+    stop = asyncio.Event()
+    beat = asyncio.create_task(workers.heartbeat(pool, lane="all", jobs=["a.b"], stop=stop))
+    ids: set[str] = set()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
+        if "gone:1" not in ids:
+            break
+    assert ids == {"late:2", default_worker_id()}  # late, not dead yet: kept
+    stop.set()
+    await beat
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
+    assert ids == {"late:2"}
 
 
 def in_session(sid: int) -> set[int]:
@@ -274,11 +337,64 @@ async def test_a_failing_job_is_started_again_and_the_others_go_on(
     stop = asyncio.Event()
     ctx = JobContext(runtime=None, service=None, stop=stop, once=False, worker_id="w")  # type: ignore[arg-type]
     other = asyncio.create_task(worker.supervised(Job(name="steady", run=steady), ctx, "t.steady"))
-    await asyncio.wait_for(worker.supervised(Job(name="flaky", run=flaky), ctx, "t.flaky"), 10)
+    with caplog.at_level(logging.INFO, logger=worker.logger.name):
+        flaky_job = worker.supervised(Job(name="flaky", run=flaky), ctx, "t.flaky")
+        await asyncio.wait_for(flaky_job, 10)
     assert runs.count("flaky") == 3 and not other.done()
-    assert sum("job t.flaky failed" in r.getMessage() for r in caplog.records) == 2
+    restarts = [r for r in caplog.records if r.getMessage().startswith("job t.flaky")]
+    assert [getattr(r, "action", None) for r in restarts] == [
+        "job_restarted",
+        "job_still_failing",
+        "job_recovered",  # it then ran to its end
+    ]
     stop.set()
     await other
+
+
+async def test_an_outage_logs_one_traceback_then_short_lines_then_its_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the database is down a job fails on every restart: one traceback per restart
+    flooded the log for as long as the outage lasted. Now: one traceback, a short line per
+    failure saying for how long, a traceback for a new error, and a line when it runs again."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
+    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.2)
+    errors = [ConnectionError("database down")] * 4 + [ValueError("other")]
+    recovered = asyncio.Event()
+
+    async def flaky(ctx: JobContext) -> None:
+        if errors:
+            raise errors.pop(0)
+        await ctx.stop.wait()  # runs, as a healthy job does, until the worker stops
+
+    def note(record: logging.LogRecord) -> bool:
+        if getattr(record, "action", None) == "job_recovered":
+            recovered.set()
+        return True
+
+    stop = asyncio.Event()
+    ctx = JobContext(runtime=None, service=None, stop=stop, once=False, worker_id="w")  # type: ignore[arg-type]
+    worker.logger.addFilter(note)
+    try:
+        with caplog.at_level(logging.INFO, logger=worker.logger.name):
+            job = asyncio.create_task(worker.supervised(Job(name="db", run=flaky), ctx, "t.db"))
+            await asyncio.wait_for(recovered.wait(), 10)
+            stop.set()
+            await job
+    finally:
+        worker.logger.removeFilter(note)
+    lines = [r for r in caplog.records if r.name == worker.logger.name]
+    assert [(getattr(r, "action", None), r.exc_info is not None) for r in lines] == [
+        ("job_restarted", True),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_restarted", True),  # another error: its own traceback
+        ("job_recovered", False),
+    ]
+    assert "still failing for" in lines[3].getMessage() and "4 in a row" in lines[3].getMessage()
+    assert "database down" in lines[3].getMessage()
+    assert "recovered after" in lines[5].getMessage() and "5 failure(s)" in lines[5].getMessage()
 
 
 async def test_a_failing_job_with_once_fails_its_run() -> None:

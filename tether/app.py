@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
+from tether.core import health
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
@@ -46,7 +47,7 @@ def create_app(
             app.state.runtime = runtime
             app.state.auth.start()  # the API key cache listens for revocations from now on
             stack.push_async_callback(app.state.auth.close)
-            app.state.panels = []
+            app.state.panels = [PanelProvider(name=health.TITLE, panel=health.panel, service=None)]
             for capability in CAPABILITIES:
                 service = await stack.enter_async_context(capability.build(runtime))
                 setattr(app.state, capability.attribute, service)

@@ -1,4 +1,5 @@
-"""``tether status``: every capability's console panel in the terminal (or as JSON).
+"""``tether status``: the Service panel and every capability's console panel in the terminal
+(or as JSON).
 
 Read-only as far as the schema goes: it refuses to run on a database with pending migrations
 instead of applying them (``tether db upgrade`` does that).
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, migrations
+from tether.core import db, health, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.console import Panel, PanelProvider, collect_panels
 from tether.core.errors import ConfigurationError
@@ -24,7 +25,8 @@ _STYLE = {"ok": "green", "warn": "yellow", "bad": "red"}
 
 
 async def read_panels(settings: Settings) -> list[Panel]:
-    """Every capability's panel, read from the database in use (nothing is migrated)."""
+    """The Service panel and every capability's, read from the database in use (nothing is
+    migrated)."""
     url = db.resolve_database_url(settings)
     pending = migrations.pending(url, migration_components())
     if pending:
@@ -34,7 +36,7 @@ async def read_panels(settings: Settings) -> list[Panel]:
         )
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, database_url=url))
-        providers = []
+        providers = [PanelProvider(name=health.TITLE, panel=health.panel, service=None)]
         for capability in CAPABILITIES:
             if capability.panel is not None:
                 service = await stack.enter_async_context(capability.build(runtime))

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ from typing import Any, Literal
 from prometheus_client import Counter
 
 from tether.capabilities import CAPABILITIES
-from tether.core import db, loop
+from tether.core import db, loop, workers
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.core.jobs import backoff, default_worker_id, idle
@@ -43,6 +44,7 @@ from tether.core.settings import Settings, exported
 
 RESTART_BASE_S = 1.0  # the first pause before a failed job is started again, doubling
 RESTART_MAX_S = 60.0  # the longest such pause
+RECOVERED_AFTER_S = 10.0  # a restarted job running this long without failing has recovered
 JOB_RESTARTS = Counter(
     "tether_worker_job_restarts_total", "Jobs started again after they failed", ["job"]
 )
@@ -103,6 +105,13 @@ async def run_jobs(
                 )
                 for job in jobs
             ]
+        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end
+        beat = asyncio.create_task(
+            workers.heartbeat(
+                runtime.pool, lane=options.lane, jobs=[t.get_name() for t in tasks], stop=stop
+            ),
+            name="heartbeat",
+        )
         try:
             await asyncio.sleep(0)  # each job past its first step (its lazy imports)
             with loop.startup_frozen():
@@ -112,6 +121,7 @@ async def run_jobs(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await beat  # its row deleted: a clean stop is not a dead worker
 
 
 async def supervised(job: Job, ctx: JobContext, name: str) -> None:
@@ -119,28 +129,83 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
     minute), so one failing job (an upstream it cannot reach, a bug on one row) never stops the
     process's other jobs. A run with ``once`` still fails, for the caller to see."""
     failures = 0
+    streak = _Streak(name)
+    running = asyncio.get_running_loop()
     while True:
-        started = asyncio.get_running_loop().time()
+        started = running.time()
+        # a run that lasts RECOVERED_AFTER_S ends the streak of failures (its "recovered" line)
+        timer = running.call_later(RECOVERED_AFTER_S, streak.recovered) if streak.count else None
         try:
             await job.run(ctx)
+            if not ctx.stop.is_set():
+                streak.recovered()
             return
-        except Exception:
+        except Exception as exc:
             if ctx.once or ctx.stop.is_set():
                 raise
-            ran_s = asyncio.get_running_loop().time() - started
+            ran_s = running.time() - started
             failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
             delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
             JOB_RESTARTS.labels(name).inc()
-            logger.exception(
-                "job %s failed (%d in a row); started again in %.0f s",
-                name,
-                failures,
-                delay,
-                extra={"action": "job_restarted"},
-            )
+            streak.failed(exc, delay)
             await idle(ctx.stop, None, delay)
             if ctx.stop.is_set():
                 return
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+class _Streak:
+    """A job's failures in a row, so that an outage (the database down for an hour) logs one
+    traceback, then one short line per restart, then how long it lasted: not one traceback per
+    restart. A different error in the streak gets its traceback too."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self.since = 0.0  # monotonic time of the streak's first failure
+        self.seen: set[str] = set()  # errors (type and message) already logged with a traceback
+
+    def failed(self, exc: Exception, delay: float) -> None:
+        now = time.monotonic()
+        if not self.count:
+            self.since = now
+        self.count += 1
+        error = f"{type(exc).__name__}: {exc}".strip()
+        if error not in self.seen:
+            self.seen.add(error)
+            logger.error(
+                "job %s failed (%d in a row); started again in %.0f s",
+                self.name,
+                self.count,
+                delay,
+                exc_info=exc,
+                extra={"action": "job_restarted"},
+            )
+            return
+        logger.warning(
+            "job %s still failing for %.0f s (%d in a row, same error: %s); again in %.0f s",
+            self.name,
+            now - self.since,
+            self.count,
+            error.splitlines()[0][:200],
+            delay,
+            extra={"action": "job_still_failing"},
+        )
+
+    def recovered(self) -> None:
+        if not self.count:
+            return
+        logger.info(
+            "job %s recovered after %.0f s (%d failure(s) in a row)",
+            self.name,
+            time.monotonic() - self.since,
+            self.count,
+            extra={"action": "job_recovered"},
+        )
+        self.count = 0
+        self.seen.clear()
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:

@@ -3,6 +3,8 @@ machine blocked: everything a page needs is served by tether itself."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -63,7 +65,13 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
             assert await page.locator("h1").inner_text() == "Operator console"
             panels = page.locator("section.panel")
             titles = await panels.locator("h2").all_inner_texts()
-            assert titles == ["Accounting points", "E-licensing", "Payment orders", "Accruals"]
+            assert titles == [
+                "Service",
+                "Accounting points",
+                "E-licensing",
+                "Payment orders",
+                "Accruals",
+            ]
             ap = page.get_by_role("region", name="Accounting points")
             assert await ap.get_attribute("data-status") == "bad"
             failing = ap.locator('tr[data-label="failing"] td.value')
@@ -91,10 +99,41 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
             )
             assert await ap.get_attribute("data-status") != "bad"
             await page.screenshot(path=str(ARTIFACTS / "console-refreshed.png"), full_page=True)
+            # the database goes away: the refresh answers 503 with a Service panel saying so,
+            # which htmx swaps in (by default it left the last panels up, looking current)
+            with _database_refused(site.db_url):
+                await page.wait_for_function(
+                    "document.querySelector('section.panel[aria-label=\"Service\"] td.value')"
+                    ".innerText.startsWith('unreachable')",
+                    timeout=20_000,
+                )
+                service = page.get_by_role("region", name="Service")
+                assert await service.get_attribute("data-status") == "bad"
+                assert await panels.count() == 1
+                await page.screenshot(path=str(ARTIFACTS / "console-db-down.png"), full_page=True)
             assert blocked == []
             assert refused == []  # the security headers' policy holds the pages as they are
         finally:
             await browser.close()
+
+
+@contextlib.contextmanager
+def _database_refused(url: str) -> Iterator[None]:
+    """The app's database refuses connections (and its sessions end) inside the block."""
+    import psycopg
+
+    from tether.core import db
+
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(db.with_dbname(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        try:
+            yield
+        finally:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 @pytest.mark.browser

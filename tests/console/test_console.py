@@ -180,3 +180,34 @@ async def test_the_panel_cache_shares_one_read_between_callers(pool: object) -> 
     await fresh.get(runtime, providers)
     await fresh.get(runtime, providers)
     assert reads == 3
+
+
+def test_the_service_panel_counts_live_workers(site: Site) -> None:
+    """No worker running was invisible: the Service panel (first) and ``tether_workers_alive``
+    count the worker processes whose heartbeat is recent, red at zero."""
+    import psycopg
+
+    html = site.client.get("/").text
+    assert html.index('aria-label="Service"') < html.index('aria-label="Accounting points"')
+    assert _row(html, "database", "Service") == "up ok"
+    assert _row(html, "workers", "Service") == "0 alive bad"
+    assert "No worker process has beaten" in html
+    text = site.client.get("/metrics").text
+    assert _sample(text, "tether_workers_alive") == 0 and _sample(text, "tether_database_up") == 1
+    with psycopg.connect(site.db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tether.worker_process VALUES"
+            " ('w1:11', 'w1', 11, 'prompt', '{a.sync,a.events}', now() - interval '2 hours',"
+            "  now()), ('w2:22', 'w2', 22, 'all', '{a.sync}', now() - interval '3 hours',"
+            "  now() - interval '5 minutes')"
+        )
+    try:
+        html = site.client.get("/console/panels").text
+        assert _row(html, "workers", "Service") == "1 alive ok"
+        assert _row(html, "workers gone silent", "Service") == "1 (last beat 5 min ago) warn"
+        assert "<td>w1:11</td><td>prompt</td><td>2 h</td><td>0 s ago</td>" in html
+        assert "<td>5 min ago (dead)</td><td>a.sync</td>" in html
+        assert _sample(site.client.get("/metrics").text, "tether_workers_alive") == 1
+    finally:
+        with psycopg.connect(site.db_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM tether.worker_process")

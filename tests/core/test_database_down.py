@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -147,3 +148,37 @@ def test_after_a_restart_one_request_meets_a_dead_connection_not_one_per_pooled_
     relay.set("forward")  # the server restarted: every open connection is gone, new ones work
     codes = [api.get(AP).status_code for _ in range(8)]
     assert codes.count(503) <= 2 and codes[-3:] == [404] * 3, codes
+
+
+def test_metrics_and_the_console_say_the_database_is_unreachable(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """Without the database the scrape failed (a 503, as if tether were down) and the console
+    showed "The source system is unavailable". Now ``tether_database_up 0``, a page naming
+    the database, and a refresh fragment whose Service panel says so."""
+    relay, _ = relayed
+    up = api.get("/metrics")
+    assert up.status_code == 200 and "\ntether_database_up 1.0\n" in up.text
+    relay.set("refuse")
+    for _ in range(2):  # a broken pooled connection first, then no connection at all
+        down = api.get("/metrics")
+        assert down.status_code == 200, down.text
+        assert "\ntether_database_up 0.0\n" in down.text
+        # the credential could not be checked: nothing else (process counters, panels)
+        assert [line for line in down.text.splitlines() if not line.startswith("#")] == [
+            "tether_database_up 0.0"
+        ]
+    page = api.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 503
+    assert "<h1>Database unreachable</h1>" in page.text and "PostgreSQL" in page.text
+    fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
+    assert fragment.status_code == 503 and "<html" not in fragment.text
+    assert 'aria-label="Service"' in fragment.text and 'data-status="bad"' in fragment.text
+    assert "unreachable (" in fragment.text
+    assert api.get("/metrics", headers={"authorization": ""}).status_code == 401  # no key
+    relay.set("forward")
+    deadline = time.monotonic() + 30  # the pool reconnects with its own backoff
+    while "\ntether_database_up 1.0\n" not in (again := api.get("/metrics")).text:
+        assert time.monotonic() < deadline, again.text
+        time.sleep(0.2)
+    assert "\ntether_database_up 1.0\n" in again.text and "tether_workers_alive 0.0" in again.text

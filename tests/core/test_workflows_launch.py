@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -89,3 +90,64 @@ def test_the_library_logs_through_our_formatter(json_logs: io.StringIO) -> None:
     ours = [line for line in lines if line["logger"] == "dbos"]
     assert any(line["message"].startswith("DBOS failed to launch") for line in ours), lines
     assert any(line["message"] == "retry for <HIDDEN>" for line in ours), lines
+
+
+def _executor_rows(url: str, executor_id: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tether.workflow_executor WHERE executor_id = %s", (executor_id,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.timeout(60)
+def test_a_clean_stop_leaves_no_executor_row_to_resume(db_url: str) -> None:
+    """The row a clean stop left went silent, and the next worker warned that it "resumed the
+    pending workflows" of that dead executor though nothing was pending."""
+    workflows.launch(db_url, executor_id="test-clean-stop")
+    deadline = time.monotonic() + 10
+    while not _executor_rows(db_url, "test-clean-stop") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _executor_rows(db_url, "test-clean-stop") == 1  # its heartbeat
+    workflows.shutdown()
+    assert _executor_rows(db_url, "test-clean-stop") == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_with_pending_workflows_keeps_the_row_for_their_resumption(db_url: str) -> None:
+    workflows.launch(db_url, executor_id="test-pending-stop")
+    with psycopg.connect(db_url, autocommit=True) as conn:  # a workflow cut short by the stop
+        conn.execute(
+            "INSERT INTO tether_dbos.workflow_status"
+            " (workflow_uuid, status, name, executor_id, application_version)"
+            " VALUES ('test-cut-short', 'PENDING', 'test-unregistered', %s, %s)",
+            ("test-pending-stop", workflows.APP_VERSION),
+        )
+    try:
+        workflows.shutdown()
+        assert _executor_rows(db_url, "test-pending-stop") == 1
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM tether_dbos.workflow_status WHERE workflow_uuid = 'test-cut-short'"
+            )
+
+
+@pytest.mark.timeout(60)
+def test_forgetting_a_silent_executor_with_nothing_pending_warns_of_nothing(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tether.workflow_executor VALUES ('test-old-clean', now() - interval '1 h')"
+        )
+    workflows.launch(db_url, executor_id="test-recoverer")
+    try:
+        with caplog.at_level(logging.INFO, logger=workflows.logger.name):
+            assert workflows.recover_dead(db_url, 30) == ["test-old-clean"]
+    finally:
+        workflows.shutdown()
+    ours = [r for r in caplog.records if r.name == workflows.logger.name]
+    assert [r.levelno for r in ours] == [logging.INFO], [r.getMessage() for r in ours]
+    assert "nothing of theirs to resume" in ours[0].getMessage()
+    assert not any("resumed" in r.getMessage() for r in ours)

@@ -13,12 +13,14 @@ import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tether.core import health
 from tether.core.auth import require
 from tether.core.bootstrap import Runtime
-from tether.core.console import current_panels
+from tether.core.console import current_panels, render_panels
 from tether.core.errors import (
     Busy,
     DatabaseUnavailable,
@@ -28,8 +30,9 @@ from tether.core.errors import (
     UpstreamError,
 )
 from tether.core.limits import excerpt
-from tether.core.metrics import metrics_response
+from tether.core.metrics import exposition, metrics_response
 from tether.core.web import error_page, wants_html
+from tether.core.workers import reason
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8
@@ -53,6 +56,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TetherError)
     async def _tether_error(request: Request, exc: TetherError) -> Response:
+        if isinstance(exc, DatabaseUnavailable) and (down := database_down(request, exc.message)):
+            return down
         if wants_html(request):
             return error_page(exc.status_code, exc.message)
         detail = excerpt(exc.message, 1000)  # it may quote the caller's input: not a page of it
@@ -77,7 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
             sweep = asyncio.create_task(_sweep(runtime))
             sweeps.add(sweep)
             sweep.add_done_callback(sweeps.discard)
-        return await _tether_error(request, DatabaseUnavailable())
+        return database_down(request, reason(exc)) or await _tether_error(
+            request, DatabaseUnavailable()
+        )
 
     # a browser gets a page; others the JSON answer of the handler installed before this one
     as_json = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
@@ -90,6 +97,33 @@ def install_error_handlers(app: FastAPI) -> None:
         return await answer if inspect.isawaitable(answer) else answer
 
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+DOWN_TITLE = "Database unreachable"
+DOWN_HINT = (
+    "tether cannot reach its PostgreSQL database, so it can neither check your sign-in nor "
+    "read anything. Nothing is lost: this page works again as soon as the database answers "
+    "(/healthz says when)."
+)
+
+
+def database_down(request: Request, why: str) -> Response | None:
+    """What the operator's views answer while the database does not (None: the usual 503).
+
+    ``/metrics`` answers 200 with ``tether_database_up 0`` only: its credential cannot be checked,
+    so nothing else (``/healthz`` tells anyone as much), and a scrape that failed instead would
+    look like tether down. The console's refresh gets a Service panel saying so (swapped in by
+    htmx, see ``console.html``); a page, an error page that names the database.
+    """
+    path = request.url.path
+    if path == "/metrics":
+        body = exposition(health.unreachable_panel(why).gauges, process=False)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    if path == "/console/panels" and request.headers.get("hx-request") == "true":
+        return render_panels("panels.html", [health.unreachable_panel(why)], status_code=503)
+    if wants_html(request):
+        return error_page(503, f"The database does not answer: {why}", DOWN_TITLE, DOWN_HINT)
+    return None
 
 
 async def _sweep(runtime: Runtime) -> None:

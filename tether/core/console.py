@@ -170,6 +170,22 @@ async def current_panels(request: Request) -> list[Panel]:
     return await cache.get(state.runtime, providers)
 
 
+def render_panels(name: str, panels: Sequence[Panel], status_code: int = 200) -> HTMLResponse:
+    """The console page or its refresh fragment (``name``) showing ``panels``."""
+    html = (
+        templates("tether.core")
+        .get_template(name)
+        .render(
+            alerts=[],
+            panels=panels,
+            refresh_s=REFRESH_S,
+            static_url=STATIC_URL,
+            updated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
 @cache
 def _htmx() -> bytes:
     return (resources.files("tether.core") / "static" / "htmx.min.js").read_bytes()
@@ -181,19 +197,7 @@ def console_router() -> APIRouter:
     router = APIRouter(include_in_schema=False, dependencies=[require("read", cookie=True)])
 
     async def _render(request: Request, name: str) -> HTMLResponse:
-        panels = await current_panels(request)
-        html = (
-            templates("tether.core")
-            .get_template(name)
-            .render(
-                alerts=[],
-                panels=panels,
-                refresh_s=REFRESH_S,
-                static_url=STATIC_URL,
-                updated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            )
-        )
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return render_panels(name, await current_panels(request))
 
     @router.get("/", response_class=HTMLResponse)
     async def console(request: Request) -> HTMLResponse:

@@ -66,11 +66,12 @@ def gauges_of(panels: Sequence[Panel]) -> list[Gauge]:
     return [g for panel in panels for g in panel.gauges]
 
 
-def exposition(gauges: Sequence[Gauge]) -> bytes:
-    """The default registry plus the scrape's gauges, in Prometheus text format."""
+def exposition(gauges: Sequence[Gauge], *, process: bool = True) -> bytes:
+    """The default registry (unless not ``process``) plus the scrape's gauges, in Prometheus
+    text format."""
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(GaugeCollector(gauges))
-    return generate_latest(REGISTRY) + generate_latest(scraped)
+    return (generate_latest(REGISTRY) if process else b"") + generate_latest(scraped)
 
 
 async def metrics_response(panels: Sequence[Panel] = ()) -> Response:

@@ -101,7 +101,9 @@ def wants_html(request: Request) -> bool:
     )
 
 
-def error_page(status_code: int, detail: str, title: str | None = None) -> HTMLResponse:
+def error_page(
+    status_code: int, detail: str, title: str | None = None, hint: str | None = None
+) -> HTMLResponse:
     """An error as a page in the shared layout, with what to do next."""
     return render(
         "tether.core",
@@ -109,6 +111,6 @@ def error_page(status_code: int, detail: str, title: str | None = None) -> HTMLR
         status_code=status_code,
         title=title or _TITLES.get(status_code, "Something went wrong"),
         detail=detail,
-        hint=_HINTS.get(status_code, ""),
+        hint=_HINTS.get(status_code, "") if hint is None else hint,
         code=status_code,
     )

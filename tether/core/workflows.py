@@ -8,6 +8,8 @@ application database; inputs and outputs are JSON (portable serializer), never p
 Each executor has its own id and writes a heartbeat; ``recover_dead`` (called by every live
 worker) re-enqueues the pending workflows of executors silent for too long, so a workflow whose
 process was killed is resumed by a surviving worker; a restarted executor resumes its own at once.
+A clean stop (``shutdown``) removes the executor's heartbeat row unless it leaves workflows
+pending, so the next start has nothing to resume and says so only when it does.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from dbos import (
     WorkflowHandle,
 )
 
+from tether.core.sql import load_queries
+
 logger = logging.getLogger(__name__)
+Q = load_queries("tether.core", "workflows.sql")
 logging.getLogger("dbos").setLevel(logging.WARNING)  # its INFO lines are per connection/launch
 
 SCHEMA = "tether_dbos"
@@ -87,6 +92,18 @@ def _sqlalchemy_url(url: str) -> str:
 _heartbeat_stop = threading.Event()
 
 
+@dataclass(frozen=True)
+class _Executor:
+    """What ``shutdown`` needs of the launched executor."""
+
+    database_url: str
+    executor_id: str
+    heartbeat: threading.Thread
+
+
+_launched: _Executor | None = None
+
+
 def migrate(database_url: str) -> None:
     """Create or upgrade the workflow library's schema (``tether db upgrade``, as the owner)."""
     DBOS.migrate(_sqlalchemy_url(database_url), schema=SCHEMA)
@@ -133,22 +150,20 @@ def launch(
         # never recover from a database outage. Discarded, the next launch starts afresh.
         _discard()
         raise
-    global _heartbeat_stop
+    global _heartbeat_stop, _launched
     _heartbeat_stop = stop = threading.Event()
-    threading.Thread(
+    heartbeat = threading.Thread(
         target=_beat, args=(database_url, executor_id, stop), daemon=True, name="dbos-heartbeat"
-    ).start()
+    )
+    heartbeat.start()
+    _launched = _Executor(database_url, executor_id, heartbeat)
 
 
 def _beat(database_url: str, executor_id: str, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             with psycopg.connect(database_url, autocommit=True) as conn:
-                conn.execute(
-                    "INSERT INTO tether.workflow_executor VALUES (%s, now())"
-                    " ON CONFLICT (executor_id) DO UPDATE SET seen_at = now()",
-                    (executor_id,),
-                )
+                conn.execute(Q["beat_executor"], {"executor_id": executor_id})
         except psycopg.Error as exc:
             logger.warning("heartbeat failed: %s", exc)
         stop.wait(2.0)
@@ -174,22 +189,49 @@ def _discard() -> None:
 
 def shutdown() -> None:
     """Stop being an executor (pending work stays recorded for whoever resumes it)."""
+    global _launched
+    launched, _launched = _launched, None
     _heartbeat_stop.set()
     DBOS.destroy(destroy_registry=False)
+    if launched is not None:
+        launched.heartbeat.join(timeout=10)  # no beat may re-insert the row released below
+        _release(launched.database_url, launched.executor_id)
+
+
+def _release(database_url: str, executor_id: str) -> int:
+    """Remove a stopped executor's heartbeat row unless it left workflows pending: kept, the
+    row goes silent and a live worker resumes them (``recover_dead``). How many are pending."""
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            row = conn.execute(
+                Q["release_executor"], {"executor_id": executor_id, "app_version": APP_VERSION}
+            ).fetchone()
+    except psycopg.Error as exc:  # the database down: the row expires, nothing to resume
+        logger.warning("could not release workflow executor %s: %s", executor_id, exc)
+        return 0
+    pending = int(row[0]) if row else 0
+    if pending:
+        logger.info(
+            "executor %s stopped with %d pending workflow(s); a live worker resumes them",
+            executor_id,
+            pending,
+        )
+    return pending
 
 
 def recover_dead(database_url: str, dead_after_s: float) -> list[str]:
     """Re-enqueue the pending workflows of executors silent for ``dead_after_s``; their ids."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "DELETE FROM tether.workflow_executor"
-            " WHERE seen_at < now() - make_interval(secs => %s) RETURNING executor_id",
-            (dead_after_s,),
-        ).fetchall()
+        rows = conn.execute(Q["forget_dead_executors"], {"dead_after_s": dead_after_s}).fetchall()
     dead = [r[0] for r in rows]
     if dead:
-        DBOS._recover_pending_workflows(dead)
-        logger.warning("resumed the pending workflows of dead executors %s", dead)
+        resumed = DBOS._recover_pending_workflows(dead)
+        if resumed:  # a silent executor with nothing pending (an old clean stop) is no news
+            logger.warning(
+                "resumed %d pending workflow(s) of dead executor(s) %s", len(resumed), dead
+            )
+        else:
+            logger.info("forgot silent executor(s) %s: nothing of theirs to resume", dead)
     return dead
 
 
