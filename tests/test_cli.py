@@ -73,9 +73,9 @@ def test_db_upgrade_against_a_server_reports_what_it_applied(empty_db_url: str) 
     run = [sys.executable, "-m", "tether", "db", "upgrade"]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
     assert first.returncode == 0, first.stderr
-    assert "applied tether.accountingpoints 0001_schema" in first.stderr
+    assert "applied tether.accountingpoints 0001_schema" in first.stdout
     again = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
-    assert "0 migration(s) applied" in again.stderr
+    assert "0 migration(s) applied" in again.stdout
 
 
 def test_a_bad_database_url_says_what_to_do(tmp_path: object) -> None:

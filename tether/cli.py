@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 from collections.abc import Callable, Iterator, MutableMapping
@@ -16,15 +15,15 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from tether import __version__
-from tether.capabilities import CAPABILITIES, migration_components, upgrade_database
-from tether.core import db, exposure, keys_cli, loop, migrations, roles
+from tether import __version__, db_cli
+from tether.capabilities import CAPABILITIES, migration_components
+from tether.core import db, exposure, keys_cli, loop, migrations
 from tether.core.capability import Ref
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 
 class LazyCommands(MutableMapping[str, Any]):
@@ -102,18 +101,14 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},  # sub-commands inherit it
 )
-db_app = typer.Typer(
-    help="Database: migrations, its URL, the embedded server.", no_args_is_help=True
-)
 simulate_app = typer.Typer(
     cls=_Simulators,
     help="Run a simulator of an external system (a real HTTP server with fault modes).",
     no_args_is_help=True,
 )
-app.add_typer(db_app, name="db")
+app.add_typer(db_cli.app, name="db")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(keys_cli.app, name="keys")
-db_app.command("grant")(roles.grant_command)
 NoMigrate = Annotated[
     bool,
     typer.Option(
@@ -153,60 +148,6 @@ def settings_from_env() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     return settings
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending migration (safe to run concurrently and repeatedly)."""
-    settings = settings_from_env()
-    url = db.resolve_database_url(settings)
-    applied = upgrade_database(url)
-    for m in applied:
-        console.print(f"applied {m.component} {m.version:04d}_{m.name}")
-    console.print(f"[green]database is up to date[/] ({len(applied)} migration(s) applied)")
-
-
-@db_app.command("status")
-def db_status(as_json: JsonOption = False) -> None:
-    """List migrations that are not applied yet (read-only: applies nothing)."""
-    settings = settings_from_env()
-    pending = migrations.pending(db.resolve_database_url(settings), migration_components())
-    if as_json:
-        rows = [{"component": m.component, "version": m.version, "name": m.name} for m in pending]
-        typer.echo(json.dumps({"pending": rows}))
-        return
-    for m in pending:
-        console.print(f"pending {m.component} {m.version:04d}_{m.name}")
-    console.print(f"{len(pending)} pending migration(s)")
-
-
-@db_app.command("url")
-def db_url(as_json: JsonOption = False) -> None:
-    """Print the database URL in use.
-
-    DATABASE_URL, else the embedded server's (started if needed); while a demo runs, its
-    database.
-    """
-    url = db.resolve_database_url(settings_from_env())
-    typer.echo(json.dumps({"database_url": url}) if as_json else url)
-
-
-@db_app.command("stop")
-def db_stop() -> None:
-    """Stop the embedded PostgreSQL of TETHER_DATA_DIR.
-
-    It outlives `tether demo` and `tether serve` on purpose, so workers and the CLI can join it.
-    """
-    settings = settings_from_env()
-    if settings.database_url:
-        raise ConfigurationError("DATABASE_URL is set: that server is not tether's to stop")
-    stopped = db.stop_embedded_postgres(settings.data_dir)
-    where = settings.data_dir.resolve()
-    console.print(
-        f"stopped the embedded PostgreSQL in {where}"
-        if stopped
-        else f"no embedded PostgreSQL is running in {where}"
-    )
 
 
 @app.command("status")
