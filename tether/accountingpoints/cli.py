@@ -19,7 +19,7 @@ from tether.core.simulator_auth import ControlTokenOption, configured_token
 if TYPE_CHECKING:
     from tether.core.simulator import SimulatorServer
 
-console = Console(stderr=True)
+console = Console(soft_wrap=True)  # results: stdout (errors reach stderr as exceptions)
 
 app = typer.Typer(
     help="Accounting point sync: keep the local copy of datahub accounting points true.",

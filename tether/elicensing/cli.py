@@ -24,7 +24,7 @@ from tether.elicensing.models import InvoiceType, ObligationLink
 from tether.elicensing.obligations import ObligationLinkIn
 from tether.elicensing.service import ElicensingService, build
 
-console = Console()
+console = Console(soft_wrap=True, markup=False, highlight=False)  # results, as given
 app = typer.Typer(
     help=(
         "E-licensing invoices: local copies of invoices mastered in the e-licensing finance "
