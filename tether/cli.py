@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import socket
 from collections.abc import Callable, Iterator, MutableMapping
@@ -26,6 +27,24 @@ from tether.core.settings import Settings, load_settings
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 
 
+def tidy_help(command: Any) -> Any:
+    """Join the line breaks inside each paragraph of a command's help, in it and its loaded
+    sub-commands. Docstrings wrap at 100 columns in the code, and Typer's rich help keeps those
+    breaks after the first paragraph: at 80 columns every such paragraph came out ragged. A
+    paragraph that starts with \\b (Click's "keep as written") is left alone."""
+    for attr in ("help", "epilog"):
+        text = getattr(command, attr, None)
+        if text:
+            paragraphs = inspect.cleandoc(text).split("\n\n")
+            joined = (p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+            setattr(command, attr, "\n\n".join(joined))
+    commands = getattr(command, "commands", None)
+    if commands is not None and not isinstance(commands, LazyCommands):
+        for sub in commands.values():
+            tidy_help(sub)
+    return command
+
+
 class LazyCommands(MutableMapping[str, Any]):
     """A group's sub-commands, some of them loaded only when first looked up: ``tether worker``
     (or any other command) then never imports the other capabilities' CLIs and simulators."""
@@ -38,7 +57,7 @@ class LazyCommands(MutableMapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.loaded and name in self.lazy:
-            command = self.lazy.pop(name)()
+            command = tidy_help(self.lazy.pop(name)())
             command.name = name
             self.loaded[name] = command
         return self.loaded[name]
@@ -76,6 +95,7 @@ class _Root(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        tidy_help(self)  # and the sub-commands loaded already (db, keys, ...)
         lazy = {c.name: _capability_cli(c.cli) for c in CAPABILITIES if c.cli is not None}
         self.commands = LazyCommands(self.commands, lazy)
 
@@ -215,6 +235,14 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _port(value: int | None) -> int | None:
+    """1 to 65535, checked here: as ``min``/``max`` the range took a column of the help's
+    width and the option texts were cut to fit the rest."""
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a port: give 1 to 65535")
+    return value
+
+
 @app.command()
 def worker(
     processes: Annotated[
@@ -225,8 +253,8 @@ def worker(
             min=1,
         ),
     ] = 1,
-    once: Annotated[
-        bool, typer.Option(help="Exit when nothing is due instead of polling.")
+    once: Annotated[  # a flag alone: a --no-once column squeezed every option's help
+        bool, typer.Option("--once", help="Exit when nothing is due instead of polling.")
     ] = False,
     only: Annotated[
         list[str] | None,
@@ -238,8 +266,7 @@ def worker(
             help="Serve the worker processes' counters and durations for Prometheus on this "
             "port, summed over --processes, to an API key with scope read "
             "[TETHER_WORKER_METRICS_PORT; default: off].",
-            min=1,
-            max=65535,
+            callback=_port,
         ),
     ] = None,
     metrics_host: Annotated[
