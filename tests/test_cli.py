@@ -47,13 +47,33 @@ def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
     command = _command(path)
     assert (command.help or "").strip(), f"`tether {' '.join(path)}` has no help text"
     for param in command.params:
-        if param.param_type_name == "option" and param.name != "help":
+        if param.name != "help":  # options and arguments alike
             assert (param.help or "").strip(), f"`tether {' '.join(path)}` {param.opts} lacks help"
     result = CliRunner().invoke(cli.app, [*path, "--help"], terminal_width=120)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
     if path:  # shell completion is the root's option, not every simulator's
         assert "--install-completion" not in result.output
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda c: " ".join(c) or "tether")
+def test_help_fits_80_columns_without_cutting_a_word(path: tuple[str, ...]) -> None:
+    """At 80 columns no line is wider, nothing is cut with an ellipsis or mid-word (every word of
+    a help text, and every choice, is printed whole), and no paragraph is broken where the
+    docstring's source line ended."""
+    command = _command(path)
+    shown = CliRunner().invoke(cli.app, [*path, "--help"], env={"COLUMNS": "80"}).output
+    name = f"`tether {' '.join(path)} --help`"
+    assert max(len(line) for line in shown.splitlines()) <= 80, f"{name}:\n{shown}"
+    assert "…" not in shown, f"{name}:\n{shown}"
+    texts = [command.help or "", command.epilog or ""]
+    texts += [p.help or "" for p in command.params]
+    choices = [c for p in command.params for c in p.type_descriptor.choices or ()]
+    texts += [str(getattr(c, "value", c)) for c in choices]
+    cut = {word for text in texts for word in text.split() if word not in shown}
+    assert cut == set(), f"{name} cuts {cut}:\n{shown}"
+    for paragraph in (command.help or "").split("\n\n"):
+        assert "\n" not in paragraph.strip(), f"{name} breaks a paragraph: {paragraph!r}"
 
 
 def test_help_runs_as_a_process() -> None:
@@ -73,9 +93,9 @@ def test_db_upgrade_against_a_server_reports_what_it_applied(empty_db_url: str) 
     run = [sys.executable, "-m", "tether", "db", "upgrade"]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
     assert first.returncode == 0, first.stderr
-    assert "applied tether.accountingpoints 0001_schema" in first.stderr
+    assert "applied tether.accountingpoints 0001_schema" in first.stdout
     again = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
-    assert "0 migration(s) applied" in again.stderr
+    assert "0 migration(s) applied" in again.stdout
 
 
 def test_a_bad_database_url_says_what_to_do(tmp_path: object) -> None:

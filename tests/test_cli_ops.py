@@ -181,10 +181,10 @@ def test_the_cli_finds_a_running_demo_s_database_and_db_stop_stops_the_server(
     assert psycopg.conninfo.conninfo_to_dict(after)["dbname"] != "tether_demo"
     stopped = tether("db", "stop", **env)
     assert stopped.returncode == 0, stopped.stderr
-    assert "stopped the embedded PostgreSQL" in stopped.stderr
+    assert "stopped the embedded PostgreSQL" in stopped.stdout
     assert not (data / "pgdata" / "postmaster.pid").exists()
     again = tether("db", "stop", **env)
-    assert again.returncode == 0 and "no embedded PostgreSQL is running" in again.stderr
+    assert again.returncode == 0 and "no embedded PostgreSQL is running" in again.stdout
 
 
 def test_accounting_point_show_json_and_an_unmigrated_database(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import inspect
 import logging
 import socket
 from collections.abc import Callable, Iterator, MutableMapping
@@ -16,15 +16,33 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from tether import __version__
-from tether.capabilities import CAPABILITIES, migration_components, upgrade_database
-from tether.core import db, exposure, keys_cli, loop, migrations, roles
+from tether import __version__, db_cli
+from tether.capabilities import CAPABILITIES, migration_components
+from tether.core import db, exposure, keys_cli, loop, migrations
 from tether.core.capability import Ref
 from tether.core.errors import ConfigurationError, TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+
+
+def tidy_help(command: Any) -> Any:
+    """Join the line breaks inside each paragraph of a command's help, in it and its loaded
+    sub-commands. Docstrings wrap at 100 columns in the code, and Typer's rich help keeps those
+    breaks after the first paragraph: at 80 columns every such paragraph came out ragged. A
+    paragraph that starts with \\b (Click's "keep as written") is left alone."""
+    for attr in ("help", "epilog"):
+        text = getattr(command, attr, None)
+        if text:
+            paragraphs = inspect.cleandoc(text).split("\n\n")
+            joined = (p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+            setattr(command, attr, "\n\n".join(joined))
+    commands = getattr(command, "commands", None)
+    if commands is not None and not isinstance(commands, LazyCommands):
+        for sub in commands.values():
+            tidy_help(sub)
+    return command
 
 
 class LazyCommands(MutableMapping[str, Any]):
@@ -39,7 +57,7 @@ class LazyCommands(MutableMapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.loaded and name in self.lazy:
-            command = self.lazy.pop(name)()
+            command = tidy_help(self.lazy.pop(name)())
             command.name = name
             self.loaded[name] = command
         return self.loaded[name]
@@ -77,6 +95,7 @@ class _Root(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        tidy_help(self)  # and the sub-commands loaded already (db, keys, ...)
         lazy = {c.name: _capability_cli(c.cli) for c in CAPABILITIES if c.cli is not None}
         self.commands = LazyCommands(self.commands, lazy)
 
@@ -102,18 +121,14 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},  # sub-commands inherit it
 )
-db_app = typer.Typer(
-    help="Database: migrations, its URL, the embedded server.", no_args_is_help=True
-)
 simulate_app = typer.Typer(
     cls=_Simulators,
     help="Run a simulator of an external system (a real HTTP server with fault modes).",
     no_args_is_help=True,
 )
-app.add_typer(db_app, name="db")
+app.add_typer(db_cli.app, name="db")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(keys_cli.app, name="keys")
-db_app.command("grant")(roles.grant_command)
 NoMigrate = Annotated[
     bool,
     typer.Option(
@@ -153,60 +168,6 @@ def settings_from_env() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     return settings
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending migration (safe to run concurrently and repeatedly)."""
-    settings = settings_from_env()
-    url = db.resolve_database_url(settings)
-    applied = upgrade_database(url)
-    for m in applied:
-        console.print(f"applied {m.component} {m.version:04d}_{m.name}")
-    console.print(f"[green]database is up to date[/] ({len(applied)} migration(s) applied)")
-
-
-@db_app.command("status")
-def db_status(as_json: JsonOption = False) -> None:
-    """List migrations that are not applied yet (read-only: applies nothing)."""
-    settings = settings_from_env()
-    pending = migrations.pending(db.resolve_database_url(settings), migration_components())
-    if as_json:
-        rows = [{"component": m.component, "version": m.version, "name": m.name} for m in pending]
-        typer.echo(json.dumps({"pending": rows}))
-        return
-    for m in pending:
-        console.print(f"pending {m.component} {m.version:04d}_{m.name}")
-    console.print(f"{len(pending)} pending migration(s)")
-
-
-@db_app.command("url")
-def db_url(as_json: JsonOption = False) -> None:
-    """Print the database URL in use.
-
-    DATABASE_URL, else the embedded server's (started if needed); while a demo runs, its
-    database.
-    """
-    url = db.resolve_database_url(settings_from_env())
-    typer.echo(json.dumps({"database_url": url}) if as_json else url)
-
-
-@db_app.command("stop")
-def db_stop() -> None:
-    """Stop the embedded PostgreSQL of TETHER_DATA_DIR.
-
-    It outlives `tether demo` and `tether serve` on purpose, so workers and the CLI can join it.
-    """
-    settings = settings_from_env()
-    if settings.database_url:
-        raise ConfigurationError("DATABASE_URL is set: that server is not tether's to stop")
-    stopped = db.stop_embedded_postgres(settings.data_dir)
-    where = settings.data_dir.resolve()
-    console.print(
-        f"stopped the embedded PostgreSQL in {where}"
-        if stopped
-        else f"no embedded PostgreSQL is running in {where}"
-    )
 
 
 @app.command("status")
@@ -274,6 +235,14 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _port(value: int | None) -> int | None:
+    """1 to 65535, checked here: as ``min``/``max`` the range took a column of the help's
+    width and the option texts were cut to fit the rest."""
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a port: give 1 to 65535")
+    return value
+
+
 @app.command()
 def worker(
     processes: Annotated[
@@ -284,8 +253,8 @@ def worker(
             min=1,
         ),
     ] = 1,
-    once: Annotated[
-        bool, typer.Option(help="Exit when nothing is due instead of polling.")
+    once: Annotated[  # a flag alone: a --no-once column squeezed every option's help
+        bool, typer.Option("--once", help="Exit when nothing is due instead of polling.")
     ] = False,
     only: Annotated[
         list[str] | None,
@@ -297,8 +266,7 @@ def worker(
             help="Serve the worker processes' counters and durations for Prometheus on this "
             "port, summed over --processes, to an API key with scope read "
             "[TETHER_WORKER_METRICS_PORT; default: off].",
-            min=1,
-            max=65535,
+            callback=_port,
         ),
     ] = None,
     metrics_host: Annotated[

@@ -85,6 +85,6 @@ async def test_release_frees_a_named_worker_s_claims_at_once(
         timeout=60,
     )
     assert released.returncode == 0, released.stderr
-    assert "released 3 claim(s) of dead-worker" in released.stderr
+    assert "released 3 claim(s) of dead-worker" in released.stdout
     stats = await run_worker(service, stop=asyncio.Event(), once=True)
     assert stats.outcomes == {"ok": 3}

@@ -110,7 +110,7 @@ def test_the_cli_loads_a_csv_all_or_nothing(db_url: str, tmp_path: Path) -> None
     good.write_text("business_id,name\n10YNO-9--------1,Test Area\n50Y-NO9-TESTA--1,Another\n")
     loaded = subprocess.run([*run, "load", str(good)], capture_output=True, text=True, env=env)
     assert loaded.returncode == 0, loaded.stderr
-    assert "loaded 2 grid-areas" in loaded.stderr
+    assert "loaded 2 grid-areas" in loaded.stdout
     listed = subprocess.run([*run, "list"], capture_output=True, text=True, env=env)
     assert "10YNO-9--------1  Test Area" in listed.stdout
 

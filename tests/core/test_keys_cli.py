@@ -44,10 +44,10 @@ def test_revoking_a_revoked_key_says_so(db_url: str) -> None:
     key, _ = keys.create(db_url, "twice", ["read"])
     first = _tether(db_url, "revoke", key.id)
     assert first.returncode == 0, first.stderr
-    assert f"revoked key {key.id} (twice)" in first.stderr
+    assert f"revoked key {key.id} (twice)" in first.stdout
     again = _tether(db_url, "revoke", key.id)
     assert again.returncode == 0, again.stderr
-    assert f"key {key.id} (twice) was already revoked at " in again.stderr
+    assert f"key {key.id} (twice) was already revoked at " in again.stdout
     stored, already = keys.revoke(db_url, key.id)
     assert already and stored.revoked_at is not None
     [listed] = [k for k in keys.list_all(db_url) if k.id == key.id]

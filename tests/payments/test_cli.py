@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -99,3 +100,27 @@ def test_status_takes_its_wait_as_send_names_it(runner: CliRunner, tmp_path: Pat
         waited = runner.invoke(app, ["payments", "status", "w1", option, "0.2"])
         assert waited.exit_code == 3, waited.output  # no worker: still MOTTATT when it ends
         assert "no final status after 0.2 s" in waited.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "seconds"),
+    [
+        (["FILE", "--wait", "30"], "30"),
+        (["FILE", "--wait=2.5"], "2.5"),
+        (["--wait", "5", "FILE"], "5"),
+    ],
+)
+def test_send_wait_with_seconds_says_to_use_wait_s_and_sends_nothing(
+    runner: CliRunner, tmp_path: Path, db_url: str, args: list[str], seconds: str
+) -> None:
+    """`status --wait 30` takes seconds, so users tried `send --wait 30`: its --wait is a flag
+    (a bare --wait still works), and the seconds go to --wait-s."""
+    file = tmp_path / "m.json"
+    file.write_bytes(message(june(3, 14)))
+    argv = [str(file) if a == "FILE" else a for a in args]
+    result = runner.invoke(app, ["payments", "send", *argv])
+    said = " ".join(result.stderr.replace("│", " ").split())
+    assert result.exit_code == 2 and f"to wait {seconds} s, give --wait-s {seconds}" in said
+    assert "unexpected extra argument" not in said
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pay.inbound").fetchone() == (0,)

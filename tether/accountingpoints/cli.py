@@ -19,7 +19,7 @@ from tether.core.simulator_auth import ControlTokenOption, configured_token
 if TYPE_CHECKING:
     from tether.core.simulator import SimulatorServer
 
-console = Console(stderr=True)
+console = Console(soft_wrap=True)  # results: stdout (errors reach stderr as exceptions)
 
 app = typer.Typer(
     help="Accounting point sync: keep the local copy of datahub accounting points true.",
@@ -45,6 +45,11 @@ def _print(rows: list[parties.Party]) -> None:
         print(f"{p.business_id}  {p.name}{flags}")
 
 
+BusinessId = Annotated[
+    str, typer.Argument(help="A supplier's GLN (13 digits) or a grid area's EIC code.")
+]
+
+
 def _party_commands(kind: parties.PartyKind) -> typer.Typer:
     """``list``, ``add``, ``retire`` and ``load`` for one kind of party."""
     group = typer.Typer(help=f"Reference data: {kind.value}.", no_args_is_help=True)
@@ -61,7 +66,9 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
         _run(use)
 
     @group.command("add")
-    def add(business_id: str, name: str) -> None:
+    def add(
+        business_id: BusinessId, name: Annotated[str, typer.Argument(help="Its name.")]
+    ) -> None:
         """Add or rename one party (verified, active again if retired)."""
 
         async def use(pool: Any) -> None:
@@ -70,7 +77,7 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
         _run(use)
 
     @group.command("retire")
-    def retire(business_id: str) -> None:
+    def retire(business_id: BusinessId) -> None:
         """Mark a party retired; past periods still name it, so it stays known."""
 
         async def use(pool: Any) -> None:
@@ -79,7 +86,12 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
         _run(use)
 
     @group.command("load")
-    def load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    def load(
+        path: Annotated[
+            Path,
+            typer.Argument(exists=True, dir_okay=False, help="CSV file: business_id,name rows."),
+        ],
+    ) -> None:
         """Add every ``business_id,name`` row of a CSV file, all or none."""
         rows = parties.parse_csv(path.read_text(encoding="utf-8"))
 

@@ -22,7 +22,8 @@ from tether.accruals.settings import AccrualsSettings
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress, warnings, errors
+stdout = Console(soft_wrap=True)  # results, one line each however long (`out` is an option)
 app = typer.Typer(
     help="Bottom-up accruals: meter data, accounts, tariffs, the run.", no_args_is_help=True
 )
@@ -76,9 +77,9 @@ def load(
         typer.echo(json.dumps(result.__dict__, indent=2))
     else:
         colour = "green" if result.status == "loaded" else "red"
-        console.print(f"[{colour}]{result.status}[/] {file}: {result.rows} {kind}")
+        stdout.print(f"[{colour}]{result.status}[/] {file}: {result.rows} {kind}")
         for err in result.errors[:20]:
-            console.print(f"  line {err['line']}: {err['reason']}")
+            stdout.print(f"  line {err['line']}: {err['reason']}")
     if result.status != "loaded":
         raise typer.Exit(1)
 
@@ -95,7 +96,7 @@ def generate(
 
     with console.status("generating"):
         result = gen(accounts, months, out, seed)
-    console.print(
+    stdout.print(
         f"{result.accounts} accounts, {result.channel_days} channel-days, "
         f"{result.basic_reads} basic reads, {result.invoices} invoices -> {out}"
     )
@@ -191,7 +192,7 @@ def run_cmd(
         raise typer.BadParameter(str(exc)) from None
     except SnapshotPurged as exc:
         raise typer.Exit(_fail(str(exc))) from None
-    console.print(f"workflow {wid}")
+    stdout.print(f"workflow {wid}")
     if not wait:
         return
     _executor(url, "cli")  # this process helps: it runs queued work until the run ends
@@ -204,7 +205,7 @@ def run_cmd(
 
 def _print_run(url: str, day: date, out: Path | None) -> None:
     detail = service.run_detail(url, day) or {}
-    console.print_json(data=detail.get("totals", {}))
+    stdout.print_json(data=detail.get("totals", {}))
     for warning in service.warnings(detail):
         console.print(f"[yellow]warning:[/] {warning}")
     if out:
@@ -213,7 +214,7 @@ def _print_run(url: str, day: date, out: Path | None) -> None:
         for export in detail.get("exports", []):
             content = service.export_content(url, day, export["name"]) or b""
             (folder / export["name"]).write_bytes(content)
-        console.print(f"files in {folder}")
+        stdout.print(f"files in {folder}")
 
 
 @app.command("runs")
@@ -231,7 +232,7 @@ def runs(
         return
     for row in data if isinstance(data, list) else [data]:
         totals = row.get("totals") or {}
-        console.print(
+        stdout.print(
             f"{row['period_end']}  {row['status']:<8} attempt {row['attempt']}  "
             f"accounts {totals.get('accounts', '-')}  "
             f"ex-GST {totals.get('amount_ex_gst', '-')}  "
@@ -239,7 +240,7 @@ def runs(
             f"failures {totals.get('failures', '-')}"
         )
         for step in row.get("steps", []):
-            console.print(f"  {step['step']:<9} {step['status']:<8} {step['detail']}")
+            stdout.print(f"  {step['step']:<9} {step['status']:<8} {step['detail']}")
 
 
 @app.command("resubmit")

@@ -24,7 +24,7 @@ from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
 console = Console(stderr=True)  # the progress bar; results go to stdout
-out = Console()
+out = Console(soft_wrap=True)  # a file's summary stays one line when piped
 
 
 def ingest(

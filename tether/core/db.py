@@ -186,12 +186,32 @@ def resolve_database_url(settings: Settings) -> str:
             f"could not start the embedded PostgreSQL in {settings.data_dir}: {exc}. "
             "Set DATABASE_URL to use an existing server instead."
         ) from exc
-    marker = settings.data_dir / ACTIVE_DATABASE
+    return _active_database(settings.data_dir, url)
+
+
+def _active_database(data_dir: Path, url: str) -> str:
+    """``url`` naming the database a running demo uses, when one runs on this server."""
+    marker = data_dir / ACTIVE_DATABASE
     if marker.exists():
         dbname = marker.read_text().strip()
         logger.info("using database %s of the running demo", dbname)
         return with_dbname(url, dbname)
     return url
+
+
+def running_embedded_url(data_dir: Path) -> str | None:
+    """The URL ``resolve_database_url`` would give when the embedded server of ``data_dir`` is
+    running; None when it is not. Starts nothing: ``tether db url`` and ``db status`` report,
+    and a server they started as a side effect would outlive them unnoticed."""
+    from pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(data_dir.resolve() / "pgdata")
+    except (OSError, ValueError, AssertionError):  # unreadable, or still being written
+        return None
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return _active_database(data_dir, info.get_uri())
 
 
 def stop_embedded_postgres(data_dir: Path) -> bool:

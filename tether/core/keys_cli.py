@@ -14,7 +14,7 @@ from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
 app = typer.Typer(help="API keys: bearer credentials with scopes.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True)  # notes; the results (a secret, a revocation) go to stdout
 
 
 def _url() -> str:
@@ -30,7 +30,11 @@ def create(
         list[str], typer.Option(help="read, write, events or admin; repeat for several.")
     ],
 ) -> None:
-    """Create a key and print its secret once (only a hash is stored)."""
+    """Create a key and print its secret once (only a hash is stored).
+
+    The secret alone goes to stdout (its middle part is the key's id), so KEY="$(tether keys
+    create ...)" keeps it; the notes about it go to stderr.
+    """
     key, secret = keys.create(_url(), name, scope)
     console.print(f"created key {key.id} ({key.name}) with scopes {', '.join(key.scopes)}")
     console.print("the secret is shown only now; send it as 'Authorization: Bearer <secret>':")
@@ -83,8 +87,8 @@ def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's i
     """Revoke a key; requests with it get 401 from then on. A key revoked before stays so."""
     key, already = keys.revoke(_url(), key_id)
     if already and key.revoked_at is not None:
-        console.print(
+        typer.echo(
             f"key {key.id} ({key.name}) was already revoked at {key.revoked_at:%Y-%m-%d %H:%M %Z}"
         )
     else:
-        console.print(f"revoked key {key.id} ({key.name})")
+        typer.echo(f"revoked key {key.id} ({key.name})")

@@ -24,7 +24,7 @@ from tether.elicensing.models import InvoiceType, ObligationLink
 from tether.elicensing.obligations import ObligationLinkIn
 from tether.elicensing.service import ElicensingService, build
 
-console = Console()
+console = Console(soft_wrap=True, markup=False, highlight=False)  # results, as given
 app = typer.Typer(
     help=(
         "E-licensing invoices: local copies of invoices mastered in the e-licensing finance "
@@ -64,9 +64,19 @@ EXIT_STALE = 3
 def invoice(
     report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
     invoice_type: Annotated[
-        InvoiceType, typer.Option("--type", help="Which invoice of the report version.")
+        InvoiceType,
+        typer.Option(
+            "--type",
+            # in the help text: as a type, one long word cut mid-word at 80 columns
+            show_choices=False,
+            help="Which invoice of the report version: "
+            + ", ".join(t.value for t in InvoiceType)
+            + ".",
+        ),
     ] = InvoiceType.OBLIGATION,
-    force: Annotated[bool, typer.Option(help="Refresh even inside the freshness window.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Refresh even inside the freshness window.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Read (and refresh if due) the invoice of a report version; print its balance."""

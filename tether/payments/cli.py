@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
@@ -160,7 +161,37 @@ def _exit(code: int) -> None:
         raise typer.Exit(code)
 
 
-@app.command("send", epilog=EXIT_CODES)
+class _SendCommand(TyperCommand):
+    """``send``, whose ``--wait`` is a flag: ``--wait 30`` is told to say ``--wait-s 30``, not
+    "Got unexpected extra argument (30)". A number after ``--wait`` is taken as meant for it
+    (a message file named like a number is the one thing this refuses)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        for option, value in zip(args, [*args[1:], ""], strict=True):
+            if option == "--":
+                break
+            given = option.removeprefix("--wait=") if option.startswith("--wait=") else None
+            if given is None and option == "--wait" and _number(value):
+                given = value
+            if given is not None:
+                raise typer.BadParameter(
+                    f"--wait takes no value (alone it waits {SEND_WAIT_S:g} s); "
+                    f"to wait {given} s, give --wait-s {given}",
+                    ctx=ctx,
+                    param_hint="'--wait'",
+                )
+        return super().parse_args(ctx, args)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@app.command("send", epilog=EXIT_CODES, cls=_SendCommand)
 def send(
     file: Annotated[
         Path,

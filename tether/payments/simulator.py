@@ -288,6 +288,12 @@ def start_simulator(
     return server.start_in_thread()
 
 
+def _not_negative(value: float) -> float:
+    if value < 0:
+        raise typer.BadParameter(f"{value:g} is negative: give 0 (for ever) or more seconds")
+    return value
+
+
 def simulate(
     nats_url: Annotated[
         str, typer.Option(envvar="TETHER_NATS_URL", help="NATS server with JetStream.")
@@ -304,7 +310,7 @@ def simulate(
     stream_max_age: Annotated[
         float,
         typer.Option(
-            min=0,
+            callback=_not_negative,  # as min=0 its range took a column of the help's width
             help="Seconds the orders and receipts streams keep a message when this creates "
             "them (0: for ever); streams that exist keep their own limits.",
         ),

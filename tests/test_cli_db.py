@@ -1,0 +1,79 @@
+"""``tether db status`` and ``db url`` report without starting the embedded server; ``db start``
+and ``db stop`` are what start and stop it. ``db url`` prints a URL whole, for scripts; a status
+masks the password."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.test_cli_ops import one_line_error, tether
+from tether.db_cli import masked
+
+
+def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path) -> None:
+    data = private_dir / "data"
+    env = {"TETHER_DATA_DIR": str(data)}
+    pid_file = data / "pgdata" / "postmaster.pid"
+    try:
+        status = tether("db", "status", "--json", **env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout) == {
+            "server": "embedded",
+            "running": False,
+            "data_dir": str(data.resolve()),
+            "database_url": None,
+            "pending": None,
+        }
+        human = tether("db", "status", **env)
+        assert human.returncode == 0 and "not running" in human.stdout
+        assert "tether db start" in human.stdout
+        refused = tether("db", "url", **env)
+        assert refused.stdout == ""
+        assert "tether db start" in one_line_error(refused)
+        assert not pid_file.exists()  # none of them started a server
+
+        started = tether("db", "start", **env)
+        assert started.returncode == 0, started.stderr
+        assert f"embedded PostgreSQL running in {data.resolve()}" in started.stdout
+        url = tether("db", "url", **env).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        running = json.loads(tether("db", "status", "--json", **env).stdout)
+        assert running["running"] is True and running["database_url"] == url  # no password
+        assert {"component": "tether.core", "version": 1, "name": "history"} in running["pending"]
+    finally:
+        stopped = tether("db", "stop", **env)
+    assert stopped.returncode == 0 and "stopped the embedded PostgreSQL" in stopped.stdout
+    assert not pid_file.exists()
+
+
+def test_url_prints_database_url_whole_and_status_masks_its_password(db_url: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    with_password = psycopg.conninfo.make_conninfo(**{**params, "password": "s3cret"})  # type: ignore[arg-type]
+    printed = tether("db", "url", DATABASE_URL=with_password)
+    assert printed.returncode == 0 and printed.stdout.strip() == with_password
+    status = tether("db", "status", "--json", DATABASE_URL=with_password)
+    assert status.returncode == 0, status.stderr
+    body = json.loads(status.stdout)
+    assert body["server"] == "DATABASE_URL" and body["pending"] == []
+    assert "s3cret" not in status.stdout and "password=***" in body["database_url"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:pw@db:5432/tether", "postgresql://app:***@db:5432/tether"),
+        ("postgresql://app@db/tether", "postgresql://app@db/tether"),
+        (
+            "postgresql://postgres:@/postgres?host=/run",
+            "postgresql://postgres:@/postgres?host=/run",
+        ),
+        ("host=db password='a b' dbname=t", "host=db password=*** dbname=t"),
+    ],
+)
+def test_masked_hides_only_a_password(url: str, shown: str) -> None:
+    assert masked(url) == shown
