@@ -103,7 +103,7 @@ async def test_console_shows_every_panel_and_refreshes_itself(chromium: Path, si
             # which htmx swaps in (by default it left the last panels up, looking current)
             with _database_refused(site.db_url):
                 await page.wait_for_function(
-                    "document.querySelector('section.panel[aria-label=\"Service\"] td.value')"
+                    "() => document.querySelector('section.panel[aria-label=\"Service\"] td.value')"
                     ".innerText.startsWith('unreachable')",
                     timeout=20_000,
                 )
