@@ -34,6 +34,8 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         refused = tether("db", "url", **env)
         assert refused.stdout == ""
         assert "tether db start" in one_line_error(refused)
+        panels = tether("status", **env)  # tether status reports too: it starts nothing
+        assert panels.returncode != 0 and "tether db start" in one_line_error(panels)
         assert not pid_file.exists()  # none of them started a server
 
         started = tether("db", "start", **env)
@@ -45,6 +47,8 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         running = json.loads(tether("db", "status", "--json", **env).stdout)
         assert running["running"] is True and running["database_url"] == url  # no password
         assert {"component": "tether.core", "version": 1, "name": "history"} in running["pending"]
+        unmigrated = tether("status", **env)  # found the running server: refuses to migrate it
+        assert "tether db upgrade" in one_line_error(unmigrated)
     finally:
         stopped = tether("db", "stop", **env)
     assert stopped.returncode == 0 and "stopped the embedded PostgreSQL" in stopped.stdout

@@ -24,10 +24,6 @@ from tether.core.settings import Settings, load_settings
 out = Console(soft_wrap=True, highlight=False)  # results: stdout, one line each
 app = typer.Typer(help="Database: migrations, its URL, the embedded server.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-NOT_RUNNING = (
-    "no embedded PostgreSQL is running in {where}: start it with `tether db start` "
-    "(or set DATABASE_URL to use a server of your own)"
-)
 
 
 def _settings() -> Settings:
@@ -108,13 +104,7 @@ def url(as_json: JsonOption = False) -> None:
     DATABASE_URL when it is set; else the running embedded server's (the demo's database while a
     demo runs). Starts no server: when the embedded one is not running, says so and exits 1.
     """
-    settings = _settings()
-    if settings.database_url:
-        found: str | None = db.check_url(settings.database_url)
-    else:
-        found = db.running_embedded_url(settings.data_dir)
-    if found is None:
-        raise ConfigurationError(NOT_RUNNING.format(where=settings.data_dir.resolve()))
+    found = db.url_in_use(_settings())
     typer.echo(json.dumps({"database_url": found}) if as_json else found)
 
 

@@ -26,8 +26,8 @@ _STYLE = {"ok": "green", "warn": "yellow", "bad": "red"}
 
 async def read_panels(settings: Settings) -> list[Panel]:
     """The Service panel and every capability's, read from the database in use (nothing is
-    migrated)."""
-    url = db.resolve_database_url(settings)
+    migrated, no server started: with none running it says how to start one)."""
+    url = db.url_in_use(settings)
     pending = migrations.pending(url, migration_components())
     if pending:
         raise ConfigurationError(

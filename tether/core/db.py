@@ -214,6 +214,24 @@ def running_embedded_url(data_dir: Path) -> str | None:
     return _active_database(data_dir, info.get_uri())
 
 
+NOT_RUNNING = (
+    "no embedded PostgreSQL is running in {where}: start it with `tether db start` "
+    "(or set DATABASE_URL to use a server of your own)"
+)
+
+
+def url_in_use(settings: Settings) -> str:
+    """``DATABASE_URL``, else the running embedded server's URL; starts nothing. For commands
+    that only report (``tether status``, ``db url``): a server they started would outlive them
+    unnoticed. ``ConfigurationError`` says how to start one."""
+    if settings.database_url:
+        return check_url(settings.database_url)
+    found = running_embedded_url(settings.data_dir)
+    if found is None:
+        raise ConfigurationError(NOT_RUNNING.format(where=settings.data_dir.resolve()))
+    return found
+
+
 def stop_embedded_postgres(data_dir: Path) -> bool:
     """Stop the embedded server kept in ``data_dir``; False when it was not running."""
     import os
