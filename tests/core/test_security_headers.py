@@ -88,3 +88,25 @@ def test_pages_stay_within_their_policy(api: httpx.Client, path: str) -> None:
     assert all(re.search(r"""\ssrc=["']/[^/]""", attrs) for attrs in scripts), scripts
     assert _HANDLER.search(page.text) is None
     assert _EXTERNAL.search(page.text) is None
+
+
+async def test_a_bugs_500_carries_them_too() -> None:
+    """Starlette answers an unhandled exception in its outermost middleware; the headers are
+    put around that one too, not only around the routes."""
+    from fastapi import FastAPI
+
+    from tether.core.security import install_security
+
+    app = FastAPI()
+    install_security(app, Settings())
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get("/bug")
+    assert answer.status_code == 500
+    assert_secured(answer)
+    assert answer.headers["cache-control"] == "no-store"

@@ -15,6 +15,9 @@ credential, and a shared or back-button cache must not keep them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _COMMON = (
@@ -65,3 +68,15 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def wrap_outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put ``middleware`` around the whole stack Starlette builds, its ``ServerErrorMiddleware``
+    included: added with ``add_middleware`` it sits inside that one, and a bug's plain 500 went
+    out without the headers."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return middleware(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tether.core.auth import COOKIE, Authenticator, Requirement, authenticator, bearer
 from tether.core.errors import LoginRequired, TetherError
-from tether.core.headers import SecurityHeaders
+from tether.core.headers import SecurityHeaders, wrap_outermost
 from tether.core.hotpath import answer, handler_for
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
@@ -65,7 +65,7 @@ def install_security(
     documented errors."""
     app.state.auth = Authenticator(settings, pool or (lambda: app.state.runtime.pool))
     install_limits(app, settings)
-    app.add_middleware(SecurityHeaders)  # outermost: the limits' own refusals get them too
+    wrap_outermost(app, SecurityHeaders)  # the limits' refusals and a bug's 500 get them too
     app.include_router(login_router(settings))
 
     @app.exception_handler(LoginRequired)
