@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,14 @@ from tether.payments.records import CaseRow, IntakeRow, Submission
 
 logger = logging.getLogger(__name__)
 
-STATUSES = Counter("tether_payments_statuses_total", "Statuses recorded, by status", ["status"])
+STATUSES = Counter(
+    "tether_payments_statuses_total",
+    "Statuses this process stored in pay.status, counted once committed, by status",
+    ["status"],
+)
+KINDS = ("MOTTATT", "HOS_OPPDRAG", "OK", "FEILET")  # pay.status's CHECK
+for _kind in KINDS:  # every kind exported from the first scrape on, 0 until one is stored
+    STATUSES.labels(_kind)
 FAGSYSTEM = "DAGPENGER"
 Outcome = Submission | TetherError
 
@@ -130,9 +137,15 @@ async def _store(
                 statuses=batch.statuses,
                 waiting=batch.waiting,
             )
-    for status in batch.counted:
-        STATUSES.labels(status).inc()
+    count(batch.counted)
     return results
+
+
+def count(statuses: Iterable[str]) -> None:
+    """Count stored statuses, one per ``pay.status`` row, only once their transaction has
+    committed: a rolled-back batch (stored again one by one) or a failed commit counts none."""
+    for status in statuses:
+        STATUSES.labels(status).inc()
 
 
 class Planner:

@@ -27,7 +27,7 @@ from tether.core.errors import Conflict, InvalidInput, NotFound
 from tether.core.limits import excerpt
 from tether.payments import codec, dryrun, intake, receipts, repository
 from tether.payments.client import OppdragClient
-from tether.payments.intake import FAGSYSTEM, STATUSES
+from tether.payments.intake import FAGSYSTEM
 from tether.payments.records import (
     CaseRow,
     CaseView,
@@ -189,10 +189,11 @@ class PaymentsService:
             free = still
         return counted, orders
 
-    async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> None:
+    async def _status(self, conn: Connection, key: str, body: codec.StatusBody) -> str:
+        """Store one status; returns it, for the caller to count once committed."""
         status = str(body["status"])
         await repository.insert_status(conn, original_key=key, status=status, body=body)
-        STATUSES.labels(status).inc()
+        return status
 
     # --- dry run -------------------------------------------------------------------------
 
@@ -208,7 +209,8 @@ class PaymentsService:
         async with db.transaction(self.pool) as conn:
             if not await self._log_dry_run(conn, key, digest, raw, msg.sak_id):
                 return await self._seen_now(conn, key, digest)
-            await self._status(conn, key, body)
+            status = await self._status(conn, key, body)
+        intake.count([status])  # committed
         self._wake()
         return Submission(key=key)
 
@@ -268,8 +270,7 @@ class PaymentsService:
 
     def _booked(self, booking: receipts.Booking, drained: Drained) -> None:
         counted, planned = drained  # committed: count, hand the planned orders to the sender
-        for status in booking.counted + counted:
-            STATUSES.labels(status).inc()
+        intake.count(booking.counted + counted)
         if self._handed is not None:
             self._handed += planned
         self._wake()

@@ -25,7 +25,7 @@ from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream, fetch_ready
 from tether.core.jobs import backoff, run_due_loop
-from tether.payments import codec, repository
+from tether.payments import codec, intake, repository
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM
@@ -92,9 +92,10 @@ async def _send_batch(
     outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
     unsendable: list[tuple[uuid.UUID, str]] = []  # refused once the marks are committed
+    marked = 0  # HOS_OPPDRAG statuses stored: none for an order a receipt finished first
     async with db.transaction(service.pool) as conn:
         if done:
-            await repository.mark_orders_sent(conn, ids=done)
+            marked = await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
             if isinstance(err, TooLarge) and order.send_attempts < 2:  # never published
                 unsendable.append((order.id, err))
@@ -108,6 +109,7 @@ async def _send_batch(
                     jitter=0.5,
                 )
                 await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    intake.count(["HOS_OPPDRAG"] * marked)  # committed
     if unsendable:  # never retried: FEILET 400, and the case goes on with its next message
         await service.refuse_unsendable(unsendable)
     if done:
