@@ -11,7 +11,8 @@ Nor does uvicorn bound time before a response (its keep-alive timeout runs only 
 requests, and any byte stops it): a client sending a head or a body a byte at a time (slowloris)
 held a connection, and a slot of ``limit_concurrency``, for ever. Here the head must be complete
 within ``head_timeout_s`` of the connection or of its first byte (a keep-alive connection's next
-request), and the body within ``body_timeout_s`` of the head; else 408 (when no response has
+request; a bare CR or LF between requests counts, since it stops uvicorn's keep-alive timer),
+and the body within ``body_timeout_s`` of the head; else 408 (when no response has
 started) and the connection is closed. Idle keep-alive connections stay uvicorn's. One timer per
 connection, re-armed only when it fires: a request only stores its deadline.
 
@@ -58,6 +59,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
+            # a byte on an idle keep-alive connection stops uvicorn's keep-alive timer, and
+            # httptools skips a CR or LF between requests without a message begin: the head
+            # deadline runs from this byte, or CRLFs would hold the connection for ever
+            self.expect(self.head_timeout_s)
         if self.in_head:
             self.head_bytes += len(data)
         super().data_received(data)
