@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.core.test_limits import assert_raw_secured
 from tether.core.limits import server_options
 from tether.core.settings import Settings
 
@@ -72,6 +73,7 @@ def test_a_head_sent_a_byte_at_a_time_is_answered_408_and_closed(api: httpx.Clie
         answer = rest(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"connection: close" in answer
+    assert_raw_secured(answer)
 
 
 def test_a_connection_that_sends_nothing_is_closed(api: httpx.Client) -> None:

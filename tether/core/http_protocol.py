@@ -29,6 +29,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tether.core.headers import RAW_HEADERS
+
 _TOO_LARGE = b"request head too large"
 _TOO_SLOW = b"request not received in time"
 
@@ -111,20 +113,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             part = "head" if self.in_head else "body"
             self.logger.warning("Request %s not received in time: connection closed.", part)
         if answer:
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\n"
-                b"content-type: text/plain; charset=utf-8\r\n"
-                b"content-length: " + str(len(_TOO_SLOW)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + _TOO_SLOW
-            )
+            self.refuse(b"408 Request Timeout", _TOO_SLOW)
         self.transport.close()
 
     def refuse_head(self) -> None:
         self.logger.warning("Request head over %d bytes refused.", self.head_limit)
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: text/plain; charset=utf-8\r\n"
-            b"content-length: " + str(len(_TOO_LARGE)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + _TOO_LARGE
-        )
+        self.refuse(b"431 Request Header Fields Too Large", _TOO_LARGE)
         self.transport.close()
+
+    def refuse(self, status: bytes, text: bytes) -> None:
+        """Write a plain-text answer with uvicorn's own headers (date, server) and the security
+        headers every response of the app carries: no app runs for it to add them."""
+        server = b"".join(n + b": " + v + b"\r\n" for n, v in self.server_state.default_headers)
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\n" + server + RAW_HEADERS
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(text)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + text
+        )  # fmt: skip
