@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tether.core.headers import PAGES_CSP
 from tether.core.limits import malformed, server_options
 from tether.core.settings import Settings
 
@@ -139,6 +140,19 @@ def test_a_head_arriving_in_pieces_is_refused_once_it_passes_the_limit(
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert_raw_secured(answer)
+
+
+def assert_raw_secured(answer: bytes) -> None:
+    """An answer the HTTP protocol writes itself carries the app's security headers and a date."""
+    lines = answer.partition(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    assert headers["x-content-type-options"] == "nosniff", headers
+    assert headers["x-frame-options"] == "deny"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["content-security-policy"] == PAGES_CSP.lower()
+    assert headers["cache-control"] == "no-store"
+    assert "date" in headers
 
 
 def test_keep_alive_requests_each_get_a_fresh_head_allowance(api: httpx.Client) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.core.test_limits import assert_raw_secured
 from tether.core.limits import server_options
 from tether.core.settings import Settings
 
@@ -72,6 +73,7 @@ def test_a_head_sent_a_byte_at_a_time_is_answered_408_and_closed(api: httpx.Clie
         answer = rest(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"connection: close" in answer
+    assert_raw_secured(answer)
 
 
 def test_a_connection_that_sends_nothing_is_closed(api: httpx.Client) -> None:
@@ -102,3 +104,41 @@ def test_keep_alive_connections_idle_past_the_deadline_still_serve(api: httpx.Cl
             assert one_response(sock).split(b" ", 2)[1] in (b"200", b"503")
             time.sleep(3 * DEADLINE_S)
     assert api.get("/healthz").status_code in (200, 503)
+
+
+def closed_within(sock: socket.socket, seconds: float, every_s: float | None = None) -> None:
+    """Fails unless the server closes ``sock`` within ``seconds`` (a CRLF sent each ``every_s``
+    meanwhile)."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if select.select([sock], [], [], every_s or 0.05)[0]:
+            try:
+                if not sock.recv(65536):
+                    return
+            except ConnectionResetError:
+                return
+        elif every_s is not None:
+            try:
+                sock.sendall(b"\r\n")
+            except OSError:
+                return
+    pytest.fail(f"still open after {seconds} s")
+
+
+def test_a_crlf_after_a_response_does_not_hold_the_connection(api: httpx.Client) -> None:
+    """httptools skips CR and LF between requests without starting one, and uvicorn stops its
+    keep-alive timer at any byte: the head deadline runs from that byte instead (well before
+    the 5 s keep-alive timeout)."""
+    with connect(api) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        one_response(sock)
+        sock.sendall(b"\r\n")
+        closed_within(sock, 4)
+
+
+def test_crlfs_sent_every_moment_do_not_hold_the_connection(api: httpx.Client) -> None:
+    """Each CRLF would restart uvicorn's keep-alive timer: the deadline counts from the first."""
+    with connect(api) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        one_response(sock)
+        closed_within(sock, 4, every_s=0.2)

@@ -40,6 +40,9 @@ DOCS_ASSETS = "/static-offline-docs/"  # fastapi_offline's bundles: cacheable, n
 _PAGES = (*_COMMON, (b"content-security-policy", PAGES_CSP.encode()))
 _DOCS = (*_COMMON, (b"content-security-policy", DOCS_CSP.encode()))
 _NO_STORE = (b"cache-control", b"no-store")
+# the same set as a block of header lines, for the answers the HTTP protocol writes itself
+# (408, 431: no app runs for them)
+RAW_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in (*_PAGES, _NO_STORE))
 
 
 class SecurityHeaders:

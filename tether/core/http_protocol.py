@@ -11,7 +11,8 @@ Nor does uvicorn bound time before a response (its keep-alive timeout runs only 
 requests, and any byte stops it): a client sending a head or a body a byte at a time (slowloris)
 held a connection, and a slot of ``limit_concurrency``, for ever. Here the head must be complete
 within ``head_timeout_s`` of the connection or of its first byte (a keep-alive connection's next
-request), and the body within ``body_timeout_s`` of the head; else 408 (when no response has
+request; a bare CR or LF between requests counts, since it stops uvicorn's keep-alive timer),
+and the body within ``body_timeout_s`` of the head; else 408 (when no response has
 started) and the connection is closed. Idle keep-alive connections stay uvicorn's. One timer per
 connection, re-armed only when it fires: a request only stores its deadline.
 
@@ -27,6 +28,8 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tether.core.headers import RAW_HEADERS
 
 _TOO_LARGE = b"request head too large"
 _TOO_SLOW = b"request not received in time"
@@ -58,6 +61,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
+            # a byte on an idle keep-alive connection stops uvicorn's keep-alive timer, and
+            # httptools skips a CR or LF between requests without a message begin: the head
+            # deadline runs from this byte, or CRLFs would hold the connection for ever
+            self.expect(self.head_timeout_s)
         if self.in_head:
             self.head_bytes += len(data)
         super().data_received(data)
@@ -105,20 +113,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             part = "head" if self.in_head else "body"
             self.logger.warning("Request %s not received in time: connection closed.", part)
         if answer:
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\n"
-                b"content-type: text/plain; charset=utf-8\r\n"
-                b"content-length: " + str(len(_TOO_SLOW)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + _TOO_SLOW
-            )
+            self.refuse(b"408 Request Timeout", _TOO_SLOW)
         self.transport.close()
 
     def refuse_head(self) -> None:
         self.logger.warning("Request head over %d bytes refused.", self.head_limit)
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: text/plain; charset=utf-8\r\n"
-            b"content-length: " + str(len(_TOO_LARGE)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + _TOO_LARGE
-        )
+        self.refuse(b"431 Request Header Fields Too Large", _TOO_LARGE)
         self.transport.close()
+
+    def refuse(self, status: bytes, text: bytes) -> None:
+        """Write a plain-text answer with uvicorn's own headers (date, server) and the security
+        headers every response of the app carries: no app runs for it to add them."""
+        server = b"".join(n + b": " + v + b"\r\n" for n, v in self.server_state.default_headers)
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\n" + server + RAW_HEADERS
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            b"content-length: " + str(len(text)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + text
+        )  # fmt: skip

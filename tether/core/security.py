@@ -20,7 +20,7 @@ from tether.core.headers import SecurityHeaders, wrap_outermost
 from tether.core.hotpath import answer, handler_for
 from tether.core.limits import excerpt, install_limits
 from tether.core.settings import Settings
-from tether.core.throttle import LoginThrottle
+from tether.core.throttle import LoginThrottle, client_key
 from tether.core.web import render
 
 # The statuses any route may answer besides its own; every one carries an ``ErrorOut`` body.
@@ -153,8 +153,9 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else HOME
 
 
-def _throttled(wait_s: int) -> HTMLResponse:
-    """429 with when to try again, as a page (the form, which stays usable then)."""
+def _throttled(wait_s: int, target: str) -> HTMLResponse:
+    """429 with when to try again, as a page (the form, which stays usable then and still leads
+    to ``target``)."""
     until = (datetime.now(UTC) + timedelta(seconds=wait_s)).strftime("%H:%M:%S UTC")
     return render(
         "tether.core",
@@ -162,7 +163,7 @@ def _throttled(wait_s: int) -> HTMLResponse:
         status_code=429,
         failed=False,
         wait=f"Too many failed sign-ins from your address: try again in {wait_s} s ({until}).",
-        next=HOME,
+        next=target,
         headers={"Retry-After": str(wait_s)},
     )
 
@@ -181,21 +182,20 @@ def login_router(settings: Settings) -> APIRouter:
     async def login(request: Request) -> Response:
         """POST only (and a SameSite=Strict cookie), so another site cannot use a session.
         An address that failed too often gets 429 without its credential being tried."""
-        client = request.client.host if request.client else ""
-        if wait_s := throttle.retry_after(client):
-            return _throttled(wait_s)
+        client = client_key(request.client.host if request.client else "")
         try:
             form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
         except ValueError:  # more fields than the form has: not a sign-in (it was a 500)
             return render("tether.core", "login.html", status_code=400, failed=True, next=HOME)
-        token = (form.get("token") or [""])[0].strip()
         target = _safe_next((form.get("next") or [HOME])[0])
+        if wait_s := throttle.retry_after(client):
+            return _throttled(wait_s, target)
+        token = (form.get("token") or [""])[0].strip()
         auth: Authenticator = authenticator(request)
         principal = await auth.from_bearer(token) if token.isascii() and token else None
         if principal is None:
             throttle.failed(client)
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
-        throttle.succeeded(client)
         auth.refuse_weak_off_loopback(principal, request)
         value, max_age = await auth.session_cookie(principal)
         response = RedirectResponse(target, status_code=303)

@@ -3,15 +3,37 @@ that failed too often, so the form is not an unlimited guessing (or database-loa
 
 In the process's memory, bounded: at most ``max_clients`` addresses are remembered; past that the
 one that failed least recently is forgotten (a flood of addresses costs no scan). An address is
-blocked only by its own failures, so a user at another address signs in as usual; its own
-success clears its count.
+blocked only by its own failures, so a user at another address signs in as usual. A success does
+not clear the count (failures leave with their window): else a guesser holding any valid
+credential, an events-only token say, signed in now and then and never reached the limit.
+
+The address is whatever uvicorn made ``request.client`` (from ``X-Forwarded-For`` when the peer
+is a trusted proxy): ``client_key`` counts only a valid IP (IPv6 by its /64, which one host
+commonly holds whole), so an arbitrary header value is neither a fresh address per request nor a
+large key in memory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
+
+INVALID = "invalid"  # the one key of every client address that is not an IP
+
+
+def client_key(host: str) -> str:
+    """The key ``host`` is counted under: its IPv4 address, its IPv6 /64, else ``INVALID``."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return INVALID
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
 
 
 class LoginThrottle:
@@ -54,9 +76,6 @@ class LoginThrottle:
         while len(self._failures) >= self.max_clients:  # the address that failed least recently
             del self._failures[next(iter(self._failures))]
         self._failures[client] = (start, count + 1)  # last in the order: the newest
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
 
     def __len__(self) -> int:
         return len(self._failures)
