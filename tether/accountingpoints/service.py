@@ -16,11 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.accountingpoints import claims, domain, pii, repository, retry
 from tether.accountingpoints.client import AdapterClient, to_sync_payload
-from tether.accountingpoints.errors import (
-    AccountingPointNotFound,
-    EndUserMismatch,
-    InvalidGsrn,
-)
+from tether.accountingpoints.errors import AccountingPointNotFound, EndUserMismatch, InvalidGsrn
 from tether.accountingpoints.intake import Intake
 from tether.accountingpoints.models import (
     AccountingPointData,
@@ -229,16 +225,20 @@ class AccountingPointService:
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
         """Due APs, none while the datahub's circuit is open (no attempt is spent on it). A probe
-        with nothing due is given back: kept, it refused every lookup while nothing probed."""
+        claims one AP: one call tells whether the datahub is back (the next claim, closed, takes
+        a full batch). With nothing due it is given back unannounced, so a lookup probes."""
         try:
-            decision = await self.breaker.acquire()
+            decision = await self.breaker.acquire(announce=False)
         except CircuitOpen:
             return []
+        probe, lease = decision is Decision.PROBE, claims.lease(self.settings)
         async with db.autocommit(self.pool) as conn:  # one statement: atomic by itself
             due = await repository.claim_due_syncs(
-                conn, limit=limit, dead_timeout=claims.lease(self.settings), worker=worker
+                conn, limit=1 if probe else limit, dead_timeout=lease, worker=worker
             )
-        if decision is Decision.PROBE and not due:
+        if probe and due:
+            self.breaker.probing()
+        elif probe:
             await self.breaker.release_probe()
         return due
 
