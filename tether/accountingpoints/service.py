@@ -66,7 +66,7 @@ class AccountingPointService:
             open_s=settings.breaker_open_s,
             upstream="accounting_point_adapter",
         )
-        self.intake = Intake(pool)
+        self.intake = Intake(pool, retry_base=timedelta(seconds=settings.retry_base_s))
         self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}
 
     # --- sync -----------------------------------------------------------------------------
@@ -336,17 +336,20 @@ class AccountingPointService:
     async def handle_changed(self, gsrns: list[str]) -> EventsOutcome:
         """Thin events: mark held APs as changed; events for others are ignored and counted."""
         wanted = sorted(set(gsrns))
-        held = await self.intake.request_syncs(wanted) & set(wanted)
-        ignored = [g for g in wanted if g not in held]
+        found = await self.intake.request_syncs(wanted)  # with other callers' grouped with ours
+        held, ignored = [g for g in wanted if g in found], [g for g in wanted if g not in found]
+        waiting = sum(1 for g in held if not found[g])
         EVENTS.labels("accepted").inc(len(held))
         EVENTS.labels("ignored").inc(len(ignored))
         logger.info(
-            "received change events: %d accounting point(s) due now, %d not held (ignored)",
-            len(held),
+            "received change events: %d accounting point(s) due now, %d waiting for their retry"
+            " after a failed sync, %d not held (ignored)",
+            len(held) - waiting,
+            waiting,
             len(ignored),
             extra={"action": "events_received"},
         )
-        return EventsOutcome(accepted=sorted(held), ignored=ignored)
+        return EventsOutcome(accepted=held, ignored=ignored)
 
     # --- reads --------------------------------------------------------------------------------
 
