@@ -1,9 +1,11 @@
-"""Backoff that events respect: events during a backoff are remembered, not obeyed at once;
-every delay is jittered; a datahub 404 repeated is flagged as gone and checked rarely."""
+"""Backoff that events respect: an event during a backoff makes the AP due at most the first
+retry delay after its failure, so a storm of them adds no attempt; every delay is jittered; a
+datahub 404 repeated is flagged as gone and checked rarely."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -73,6 +75,35 @@ async def test_events_during_a_backoff_are_remembered_not_obeyed(
     assert synced["attempts"] == 0 and synced["last_error_at"] is None and not synced["due"]
 
 
+async def test_an_event_cuts_a_long_backoff_to_the_first_retry_delay(
+    service: AccountingPointService, sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event for an AP backing off was logged as "1 accounting point(s) due now", then waited
+    out the backoff (hours after a few failures, a week once gone). The event is news: the AP is
+    due at most the first retry delay after its last failure, and the log says which wait."""
+    server, hub = sim
+    gsrn = hub.gsrns[0]
+    await seed_never_synced(service, [gsrn])
+    server.set_mode(DatahubFault.ERROR_500)
+    assert (await work(service)).outcomes == {"upstream_5xx": 1}
+    long_backoff = "UPDATE ap.accounting_point_sync SET next_sync_at = now() + interval '6 hours'"
+    await sql(service, long_backoff)  # as after many failures
+    caplog.set_level(logging.INFO)
+
+    await service.handle_changed([gsrn])  # it has just failed: due one first delay after that
+    [state] = (await states(service, [gsrn])).values()
+    assert state["next_sync_at"] == state["last_error_at"] + timedelta(seconds=RETRY_BASE_S)
+    assert not state["due"]
+    assert "0 accounting point(s) due now, 1 waiting for their retry" in caplog.text
+
+    await sql(service, long_backoff + ", last_error_at = now() - interval '1 hour'")
+    caplog.clear()
+    await service.handle_changed([gsrn])  # its failure was an hour ago: due now
+    assert "1 accounting point(s) due now, 0 waiting for their retry" in caplog.text
+    server.set_mode(DatahubFault.NONE)
+    assert (await work(service)).outcomes == {"ok": 1}
+
+
 async def test_aps_that_fail_together_retry_apart(
     service: AccountingPointService, sim: Sim
 ) -> None:
@@ -119,7 +150,7 @@ async def test_lookups_and_syncs_share_one_breaker(
     server.set_mode(DatahubFault.NONE)
     with pytest.raises(CircuitOpen):  # still open though the datahub is back: not even tried
         await service.lookup(end_user="987654321", gsrn=looked_up)
-    assert server.state.calls[looked_up] == 0
+    assert server.state.calls[looked_up] == 1  # the one failed call; none while open
     await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
     assert (await work(service)).claimed == 0  # the worker spends no attempt while it is open
     [state] = (await states(service, [hub.gsrns[6]])).values()

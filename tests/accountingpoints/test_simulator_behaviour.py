@@ -256,6 +256,9 @@ def test_stats_count_calls_per_gsrn_until_reset(sim: tuple[SimulatorServer, Data
     assert stats["total"] == 4
     httpx.delete(f"{server.control_url}/stats", headers=control)
     assert httpx.get(f"{server.control_url}/stats", headers=control).json()["total"] == 0
+    server.set_mode(FaultMode.ERROR_500)  # a call a fault answers was received all the same
+    assert _get(server, hub.gsrns[0]).status_code == 500
+    assert httpx.get(f"{server.control_url}/stats", headers=control).json()["total"] == 1
 
 
 def test_fault_modes_include_every_core_mode() -> None:

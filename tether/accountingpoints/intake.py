@@ -9,6 +9,7 @@ queueing on commits. Every caller still gets its answer only after its events ar
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -25,20 +26,22 @@ MAX_GROUP = 1000  # requests per commit (each at most one batch of events)
 class Intake:
     """One per process: marks APs as changed, coalescing concurrent callers into one commit."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, retry_base: timedelta) -> None:
         self.pool = pool
-        self._group: Grouped[list[str], set[str]] = Grouped(
+        self.retry_base = retry_base  # an AP backing off is due again at most this long after
+        self._group: Grouped[list[str], dict[str, bool]] = Grouped(
             self._write, parallel=1, limit=MAX_GROUP
         )
 
-    async def request_syncs(self, gsrns: list[str]) -> set[str]:
-        """Mark ``gsrns`` as changed once committed; returns those tether holds."""
+    async def request_syncs(self, gsrns: list[str]) -> dict[str, bool]:
+        """Mark ``gsrns`` as changed once committed; those tether holds (of every caller
+        grouped with this one), each with whether it is due now or waits for its retry."""
         return await self._group.submit(gsrns)
 
-    async def _write(self, group: list[list[str]]) -> list[set[str]]:
+    async def _write(self, group: list[list[str]]) -> list[dict[str, bool]]:
         wanted = sorted({g for gsrns in group for g in gsrns})  # one lock order
         async with db.transaction(self.pool) as conn:
-            held = set(await repository.request_syncs(conn, wanted))
+            held = await repository.request_syncs(conn, wanted, retry_base=self.retry_base)
         return [held] * len(group)
 
 

@@ -120,18 +120,21 @@ WHERE a.gsrn = f.gsrn AND s.accounting_point_id = a.id
 -- name: request_syncs
 -- A thin event: mark the APs as changed. One that is syncing right now keeps its claim; the
 -- sync sees requested_at > its start and makes the AP due again, so no update is lost. One in
--- backoff after a failure (or flagged gone) keeps its retry time: the event is remembered in
--- requested_at and honoured by that attempt, so events neither bypass nor inflate the backoff.
+-- backoff after a failure (or flagged gone) is due again at most retry_base after that failure:
+-- the event is news (the AP changed upstream, its cause may be mended), yet a storm of events
+-- makes at most one attempt per retry_base per AP and adds none (a datahub that is down as a
+-- whole is the circuit breaker's). `due`: due now or syncing; else waiting for its retry.
 UPDATE ap.accounting_point_sync s
 SET requested_at = now(),
     next_sync_at = CASE
         WHEN s.last_sync_start IS NOT NULL AND s.next_sync_at > now() THEN s.next_sync_at
-        WHEN s.last_error_at IS NOT NULL THEN s.next_sync_at
+        WHEN s.last_error_at IS NOT NULL
+            THEN least(s.next_sync_at, greatest(now(), s.last_error_at + %(retry_base)s))
         ELSE least(s.next_sync_at, now())
     END
 FROM ap.accounting_point a
 WHERE a.id = s.accounting_point_id AND a.gsrn = ANY(%(gsrns)s::text[])
-RETURNING a.gsrn
+RETURNING a.gsrn, (s.last_sync_start IS NOT NULL OR s.next_sync_at <= now()) AS due
 
 -- name: get_accounting_point
 -- next_sync_at is NULL for '-infinity' (never synced, due first): Python has no such datetime.

@@ -209,10 +209,14 @@ async def record_sync_failures(conn: db.Connection, failures: list[Failure]) -> 
     )
 
 
-async def request_syncs(conn: db.Connection, gsrns: list[str]) -> list[str]:
-    """Mark APs as changed upstream; returns the GSRNs we hold."""
-    rows = await db.fetch_all(conn, queries["request_syncs"], {"gsrns": gsrns})
-    return [r["gsrn"] for r in rows]
+async def request_syncs(
+    conn: db.Connection, gsrns: list[str], *, retry_base: timedelta
+) -> dict[str, bool]:
+    """Mark APs as changed upstream; the GSRNs we hold, each with whether it is due now (else
+    it waits for its retry after a failure)."""
+    params = {"gsrns": gsrns, "retry_base": retry_base}
+    rows = await db.fetch_all(conn, queries["request_syncs"], params)
+    return {r["gsrn"]: r["due"] for r in rows}
 
 
 async def get_accounting_point(conn: db.Connection, gsrn: str) -> dict[str, Any] | None:

@@ -16,11 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.accountingpoints import claims, domain, pii, repository, retry
 from tether.accountingpoints.client import AdapterClient, to_sync_payload
-from tether.accountingpoints.errors import (
-    AccountingPointNotFound,
-    EndUserMismatch,
-    InvalidGsrn,
-)
+from tether.accountingpoints.errors import AccountingPointNotFound, EndUserMismatch, InvalidGsrn
 from tether.accountingpoints.intake import Intake
 from tether.accountingpoints.models import (
     AccountingPointData,
@@ -70,7 +66,7 @@ class AccountingPointService:
             open_s=settings.breaker_open_s,
             upstream="accounting_point_adapter",
         )
-        self.intake = Intake(pool)
+        self.intake = Intake(pool, retry_base=timedelta(seconds=settings.retry_base_s))
         self._inflight: dict[tuple[str, date | None], asyncio.Future[AccountingPointData]] = {}
 
     # --- sync -----------------------------------------------------------------------------
@@ -229,16 +225,20 @@ class AccountingPointService:
 
     async def claim_due(self, *, limit: int, worker: str) -> list[Claim]:
         """Due APs, none while the datahub's circuit is open (no attempt is spent on it). A probe
-        with nothing due is given back: kept, it refused every lookup while nothing probed."""
+        claims one AP: one call tells whether the datahub is back (the next claim, closed, takes
+        a full batch). With nothing due it is given back unannounced, so a lookup probes."""
         try:
-            decision = await self.breaker.acquire()
+            decision = await self.breaker.acquire(announce=False)
         except CircuitOpen:
             return []
+        probe, lease = decision is Decision.PROBE, claims.lease(self.settings)
         async with db.autocommit(self.pool) as conn:  # one statement: atomic by itself
             due = await repository.claim_due_syncs(
-                conn, limit=limit, dead_timeout=claims.lease(self.settings), worker=worker
+                conn, limit=1 if probe else limit, dead_timeout=lease, worker=worker
             )
-        if decision is Decision.PROBE and not due:
+        if probe and due:
+            self.breaker.probing()
+        elif probe:
             await self.breaker.release_probe()
         return due
 
@@ -336,17 +336,20 @@ class AccountingPointService:
     async def handle_changed(self, gsrns: list[str]) -> EventsOutcome:
         """Thin events: mark held APs as changed; events for others are ignored and counted."""
         wanted = sorted(set(gsrns))
-        held = await self.intake.request_syncs(wanted) & set(wanted)
-        ignored = [g for g in wanted if g not in held]
+        found = await self.intake.request_syncs(wanted)  # with other callers' grouped with ours
+        held, ignored = [g for g in wanted if g in found], [g for g in wanted if g not in found]
+        waiting = sum(1 for g in held if not found[g])
         EVENTS.labels("accepted").inc(len(held))
         EVENTS.labels("ignored").inc(len(ignored))
         logger.info(
-            "received change events: %d accounting point(s) due now, %d not held (ignored)",
-            len(held),
+            "received change events: %d accounting point(s) due now, %d waiting for their retry"
+            " after a failed sync, %d not held (ignored)",
+            len(held) - waiting,
+            waiting,
             len(ignored),
             extra={"action": "events_received"},
         )
-        return EventsOutcome(accepted=sorted(held), ignored=ignored)
+        return EventsOutcome(accepted=held, ignored=ignored)
 
     # --- reads --------------------------------------------------------------------------------
 

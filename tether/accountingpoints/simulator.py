@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Body, FastAPI, Query
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.accountingpoints.reference import ENERGY_SUPPLIERS
 from tether.accountingpoints.settings import AccountingPointSettings
@@ -181,7 +181,6 @@ class DataPort:
         if not hmac.compare_digest(header(scope, b"authorization"), self.expected):
             return text_reply(401, "missing or wrong bearer token", _CHALLENGE)
         gsrn = route[1]
-        self.state.calls[gsrn] += 1
         if not _GSRN_PATH.fullmatch(gsrn):
             return text_reply(400, "gsrn must be 18 digits")
         try:
@@ -199,6 +198,22 @@ class DataPort:
             return self.datahub.answer_json(gsrn, valid_from, valid_to)
         answer = self.datahub.answer(gsrn, valid_from, valid_to)
         return None if answer is None else json_bytes(fault(answer, self.datahub.tz))
+
+
+class CountedCalls:
+    """Counts each authorised read of an AP before a fault mode answers it: ``/stats`` shows
+    what the datahub received in a ``500`` drill too (a circuit's probe is one call)."""
+
+    def __init__(self, app: ASGIApp, state: SimulatorState, token: str) -> None:
+        self.app, self.state = app, state
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            route = _ROUTE.fullmatch(scope["path"])
+            if route and hmac.compare_digest(header(scope, b"authorization"), self.expected):
+                self.state.calls[route[1]] += 1
+        await self.app(scope, receive, send)
 
 
 def changed_events(gsrns: list[str]) -> list[CloudEvent]:
@@ -303,7 +318,7 @@ def build_simulator(
         nats_subject=nats_subject,
     )
     server = SimulatorServer(
-        GenericFaults(DataPort(datahub, state, token), state),
+        CountedCalls(GenericFaults(DataPort(datahub, state, token), state), state, token),
         create_control_app(datahub, state, emitter),
         state,
         data_token=token,

@@ -97,8 +97,10 @@ class CircuitBreaker:
                 await db.execute(conn, queries["ensure_circuit"], {"name": self.name})
             self._ensured = True
 
-    async def acquire(self) -> Decision:
-        """Allow or probe, or raise ``CircuitOpen``."""
+    async def acquire(self, *, announce: bool = True) -> Decision:
+        """Allow or probe, or raise ``CircuitOpen``. A caller that may find nothing to call for
+        passes ``announce=False``, then ``probing()`` when its call goes out under the probe, or
+        ``release_probe()``: a probe is logged and counted only when it is a call."""
         await self._ensure()
         async with db.autocommit(self.pool) as conn:  # one statement, atomic on its own
             row = await db.fetch_one(
@@ -107,15 +109,22 @@ class CircuitBreaker:
                 {"name": self.name, "probe_lease": self.probe_lease},
             )
         decision = Decision(row["decision"])
+        if decision is Decision.PROBE:
+            if announce:
+                self.probing()
+            return decision
         BREAKER_DECISIONS.labels(self.name, decision.value).inc()
         if decision is Decision.REJECT:
             raise CircuitOpen(
                 f"{self.name} was unavailable recently; not called until the circuit closes",
                 open_until=row["open_until"],
             )
-        if decision is Decision.PROBE:
-            logger.info("probing %s", self.name, extra={"action": "circuit_probe"})
         return decision
+
+    def probing(self) -> None:
+        """A call goes out under this caller's probe lease: log and count the probe."""
+        BREAKER_DECISIONS.labels(self.name, Decision.PROBE.value).inc()
+        logger.info("probing %s", self.name, extra={"action": "circuit_probe"})
 
     async def release_probe(self) -> None:
         """Give back a probe lease that made no call (nothing to call for): held, it kept the
