@@ -115,7 +115,8 @@ app = typer.Typer(
     help=(
         "tether keeps local PostgreSQL copies of externally mastered data true.\n\n"
         "Configuration comes from TETHER_* environment variables (and DATABASE_URL); "
-        "without DATABASE_URL an embedded PostgreSQL is started in TETHER_DATA_DIR (.tether)."
+        "without it, `tether db start` starts an embedded PostgreSQL in TETHER_DATA_DIR "
+        "(.tether), which the other commands use (serve, worker and demo start it themselves)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -351,8 +352,8 @@ def main() -> None:
 
 
 def _which_database() -> str:
-    """Which database that was: a command run from another folder starts its own embedded
-    PostgreSQL there, empty, instead of joining the demo's."""
+    """Which database that was: the embedded PostgreSQL of another TETHER_DATA_DIR than the
+    demo's (a command run from another folder looks in its own ``.tether``)."""
     try:
         settings = load_settings()
     except Exception:  # the environment is broken: the first error said enough

@@ -1,8 +1,8 @@
 """``tether db ...``: migrations, the database URL, and the embedded server's lifecycle.
 
-Only ``upgrade``, ``grant`` and ``start`` start the embedded server when it is not running: the
-read commands (``status``, ``url``) report, and a server they started as a side effect would
-outlive them unnoticed. Results go to stdout, errors to stderr.
+Only ``start`` starts the embedded server: the other commands use a running one (or
+DATABASE_URL), since a server they started as a side effect would outlive them unnoticed.
+Results go to stdout, errors to stderr.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ def masked(url: str) -> str:
 
 @app.command("upgrade")
 def upgrade() -> None:
-    """Apply every pending migration (safe to run concurrently and repeatedly)."""
-    applied = upgrade_database(db.resolve_database_url(_settings()))
+    """Apply every pending migration (safe to run concurrently and repeatedly).
+
+    Migrates DATABASE_URL, or the running embedded server (`tether db start` starts it).
+    """
+    applied = upgrade_database(db.url_in_use(_settings()))
     for m in applied:
         out.print(f"applied {m.component} {m.version:04d}_{m.name}")
     out.print(
