@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.test_cli_ops import one_line_error, tether
+from tether.core import db
 from tether.db_cli import masked
 
 
@@ -42,8 +43,15 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         assert started.returncode == 0, started.stderr
         assert f"embedded PostgreSQL running in {data.resolve()}" in started.stdout
         url = tether("db", "url", **env).stdout.strip()
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert url.startswith("postgresql://"), url
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "tether_demo"')
+        db.set_active_database(data, "tether_demo")  # what a running demo leaves for the CLI
+        demo_url = tether("db", "url", **env).stdout.strip()
+        assert demo_url.startswith("postgresql://"), demo_url  # a URL, as the docs say
+        with psycopg.connect(demo_url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("tether_demo",)
+        db.set_active_database(data, None)
         running = json.loads(tether("db", "status", "--json", **env).stdout)
         assert running["running"] is True and running["database_url"] == url  # no password
         assert {"component": "tether.core", "version": 1, "name": "history"} in running["pending"]

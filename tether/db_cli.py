@@ -104,8 +104,9 @@ def url(as_json: JsonOption = False) -> None:
     """Print the URL of the database in use, whole (password included), for scripts such as
     psql "$(tether db url)".
 
-    DATABASE_URL when it is set; else the running embedded server's (the demo's database while a
-    demo runs). Starts no server: when the embedded one is not running, says so and exits 1.
+    DATABASE_URL as it is set; else the running embedded server's postgresql:// URL (the demo's
+    database while a demo runs). Starts no server: when the embedded one is not running, says so
+    and exits 1.
     """
     found = db.url_in_use(_settings())
     typer.echo(json.dumps({"database_url": found}) if as_json else found)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -115,10 +116,20 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
 
 def with_dbname(url: str, dbname: str) -> str:
-    """``url`` with its database replaced by ``dbname`` (same server, user and options)."""
-    params = psycopg.conninfo.conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    """``url`` with its database replaced by ``dbname`` (same server, user and options), in
+    the form it came in: a ``postgresql://`` URL stays one (``tether db url`` prints a URL,
+    the demo's database too), a ``key=value`` conninfo stays one."""
+    if "://" not in url:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        params["dbname"] = dbname
+        return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"]
+    return urlunsplit(
+        parts._replace(
+            path="/" + quote(dbname, safe=""), query=urlencode(query, safe="/", quote_via=quote)
+        )
+    )
 
 
 def with_application_name(url: str, name: str) -> str:
