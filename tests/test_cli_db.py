@@ -30,8 +30,9 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
             "pending": None,
         }
         human = tether("db", "status", **env)
-        assert human.returncode == 0 and "not running" in human.stdout
-        assert "tether db start" in human.stdout
+        assert human.returncode == 0
+        assert human.stdout == f"embedded PostgreSQL not running in {data.resolve()}\n"
+        assert "tether db start" in human.stderr  # advice, not a result
         refused = tether("db", "url", **env)
         assert refused.stdout == ""
         assert "tether db start" in one_line_error(refused)

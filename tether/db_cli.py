@@ -2,7 +2,7 @@
 
 Only ``start`` starts the embedded server: the other commands use a running one (or
 DATABASE_URL), since a server they started as a side effect would outlive them unnoticed.
-Results go to stdout, errors to stderr.
+Results go to stdout; errors, and advice, to stderr.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def status(as_json: JsonOption = False) -> None:
     if body["server"] == "embedded":
         state = "running" if body["running"] else "not running"
         out.print(f"embedded PostgreSQL {state} in {body['data_dir']}")
-    if not body["running"]:
-        out.print("start it with `tether db start`; nothing more to show")
+    if not body["running"]:  # advice, not a result: stderr, and still exit 0 (a status)
+        typer.echo("start it with `tether db start`; nothing more to show", err=True)
         return
     out.print(f"database {body['database_url']}")
     for m in body["pending"]:
