@@ -14,7 +14,7 @@ import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from tether import __version__, db_cli
 from tether.capabilities import CAPABILITIES, migration_components
@@ -25,6 +25,16 @@ from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+_typed = TyperOption.display_type_rich
+
+
+def _no_type_on_flags(self: TyperOption, ctx: Any) -> str | None:
+    """No type column for a flag (``--once``, ``--wait``, ``-h``): Typer's rich help showed
+    ``<bool>`` there (its plain help does not), and users then typed ``--wait 30``."""
+    return None if self.is_flag or self.count else _typed(self, ctx)
+
+
+TyperOption.display_type_rich = _no_type_on_flags  # type: ignore[method-assign]
 
 
 def tidy_help(command: Any) -> Any:
