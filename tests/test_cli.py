@@ -52,6 +52,7 @@ def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli.app, [*path, "--help"], terminal_width=120)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+    assert "<bool>" not in result.output  # a flag takes no value: no type shown for it
     if path:  # shell completion is the root's option, not every simulator's
         assert "--install-completion" not in result.output
 

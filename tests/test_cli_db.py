@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.test_cli_ops import one_line_error, tether
+from tether.core import db
 from tether.db_cli import masked
 
 
@@ -29,8 +30,9 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
             "pending": None,
         }
         human = tether("db", "status", **env)
-        assert human.returncode == 0 and "not running" in human.stdout
-        assert "tether db start" in human.stdout
+        assert human.returncode == 0
+        assert human.stdout == f"embedded PostgreSQL not running in {data.resolve()}\n"
+        assert "tether db start" in human.stderr  # advice, not a result
         refused = tether("db", "url", **env)
         assert refused.stdout == ""
         assert "tether db start" in one_line_error(refused)
@@ -42,8 +44,15 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         assert started.returncode == 0, started.stderr
         assert f"embedded PostgreSQL running in {data.resolve()}" in started.stdout
         url = tether("db", "url", **env).stdout.strip()
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert url.startswith("postgresql://"), url
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "tether_demo"')
+        db.set_active_database(data, "tether_demo")  # what a running demo leaves for the CLI
+        demo_url = tether("db", "url", **env).stdout.strip()
+        assert demo_url.startswith("postgresql://"), demo_url  # a URL, as the docs say
+        with psycopg.connect(demo_url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("tether_demo",)
+        db.set_active_database(data, None)
         running = json.loads(tether("db", "status", "--json", **env).stdout)
         assert running["running"] is True and running["database_url"] == url  # no password
         assert {"component": "tether.core", "version": 1, "name": "history"} in running["pending"]
@@ -53,6 +62,48 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         stopped = tether("db", "stop", **env)
     assert stopped.returncode == 0 and "stopped the embedded PostgreSQL" in stopped.stdout
     assert not pid_file.exists()
+
+
+def _one_shot(message: Path) -> list[tuple[str, ...]]:
+    """A command of each kind that is not a server: sends, keys, migrations, claims, reads."""
+    return [
+        ("payments", "send", str(message), "--wait"),
+        ("keys", "create", "ops", "--scope", "read"),
+        ("db", "upgrade"),
+        ("accounting-points", "release", "worker-1"),
+        ("elicensing", "invoice", "101"),
+        ("accruals", "runs"),
+    ]
+
+
+def test_one_shot_commands_start_no_server_and_use_a_started_one(private_dir: Path) -> None:
+    data = private_dir / "data"
+    env = {"TETHER_DATA_DIR": str(data), "TETHER_LOG_LEVEL": "INFO"}
+    message = private_dir / "message.json"
+    message.write_text("{}")
+    try:  # stops what a command started all the same, should one start a server again
+        for command in _one_shot(message):
+            refused = tether(*command, **env)
+            assert refused.returncode == 1, (command, refused.stdout, refused.stderr)
+            assert "tether db start" in refused.stderr, (command, refused.stderr)
+            assert "Traceback" not in refused.stderr, command
+            assert not (data / "pgdata").exists(), command  # no initdb: no server left running
+        started = tether("db", "start", **env)
+        assert "embedded postgres started" in started.stderr, started.stderr
+        joined = tether("db", "start", **env)  # the log says "started" only when it did
+        assert joined.returncode == 0 and "embedded postgres started" not in joined.stderr
+        upgraded = tether("db", "upgrade", **env)
+        assert upgraded.returncode == 0 and "database is up to date" in upgraded.stdout
+        key = tether("keys", "create", "ops", "--scope", "read", **env)
+        assert key.returncode == 0 and key.stdout.startswith("tth_"), key.stderr
+        runs = tether("accruals", "runs", "--json", **env)
+        assert runs.returncode == 0 and json.loads(runs.stdout) == [], runs.stderr
+        released = tether("accounting-points", "release", "worker-1", **env)
+        assert released.returncode == 0 and "released 0 claim(s)" in released.stdout
+        sent = tether("payments", "send", str(message), "--json", **env)  # stored: FEILET 400
+        assert json.loads(sent.stdout)["status"] == "FEILET", sent.stderr
+    finally:
+        tether("db", "stop", **env)
 
 
 def test_url_prints_database_url_whole_and_status_masks_its_password(db_url: str) -> None:

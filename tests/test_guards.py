@@ -45,3 +45,23 @@ def test_no_module_is_over_the_line_limit(module: Path) -> None:
     """Long modules hide more than one idea; split them along the data model or the wire."""
     lines = len(module.read_text("utf-8").splitlines())
     assert lines <= MAX_MODULE_LINES, f"{_relative(module)} has {lines} lines"
+
+
+# what runs until stopped, and `db start`: nothing else may start the embedded PostgreSQL
+STARTS_THE_EMBEDDED_SERVER = {
+    "tether/app.py",
+    "tether/cli.py",
+    "tether/db_cli.py",
+    "tether/demo.py",
+}
+
+
+def test_only_servers_start_the_embedded_postgres() -> None:
+    """A one-shot command (a capability's CLI, keys, migrations) uses ``db.url_in_use``: one
+    that started the server ran initdb in whatever folder it ran from and left it running."""
+    callers = {
+        _relative(path)
+        for path in MODULES
+        if "resolve_database_url(" in path.read_text("utf-8") and path != PACKAGE / "core" / "db.py"
+    }
+    assert callers <= STARTS_THE_EMBEDDED_SERVER, callers - STARTS_THE_EMBEDDED_SERVER

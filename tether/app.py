@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 
 from tether import __version__
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import health
+from tether.core import db, health
 from tether.core.api import core_router, install_error_handlers
 from tether.core.bootstrap import open_runtime
 from tether.core.console import PanelProvider, console_router
@@ -31,7 +31,8 @@ def create_app(
     migrate: bool = True,
 ) -> FastAPI:
     """The FastAPI app; migrations run (unless ``migrate`` is off) and services start in its
-    lifespan. Each capability's service is ``app.state.<capability attribute>``."""
+    lifespan. Each capability's service is ``app.state.<capability attribute>``. Without
+    ``database_url`` it starts (or joins) the embedded server: a server runs until stopped."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +40,7 @@ def create_app(
             runtime = await stack.enter_async_context(
                 open_runtime(
                     settings,
-                    database_url=database_url,
+                    database_url=database_url or db.resolve_database_url(settings),
                     migrate=migration_components() if migrate and settings.migrate else (),
                     overrides=overrides,
                 )

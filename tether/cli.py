@@ -14,7 +14,7 @@ import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from tether import __version__, db_cli
 from tether.capabilities import CAPABILITIES, migration_components
@@ -25,6 +25,16 @@ from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+_typed = TyperOption.display_type_rich
+
+
+def _no_type_on_flags(self: TyperOption, ctx: Any) -> str | None:
+    """No type column for a flag (``--once``, ``--wait``, ``-h``): Typer's rich help showed
+    ``<bool>`` there (its plain help does not), and users then typed ``--wait 30``."""
+    return None if self.is_flag or self.count else _typed(self, ctx)
+
+
+TyperOption.display_type_rich = _no_type_on_flags  # type: ignore[method-assign]
 
 
 def tidy_help(command: Any) -> Any:
@@ -115,7 +125,8 @@ app = typer.Typer(
     help=(
         "tether keeps local PostgreSQL copies of externally mastered data true.\n\n"
         "Configuration comes from TETHER_* environment variables (and DATABASE_URL); "
-        "without DATABASE_URL an embedded PostgreSQL is started in TETHER_DATA_DIR (.tether)."
+        "without it, `tether db start` starts an embedded PostgreSQL in TETHER_DATA_DIR "
+        "(.tether), which the other commands use (serve, worker and demo start it themselves)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -351,8 +362,8 @@ def main() -> None:
 
 
 def _which_database() -> str:
-    """Which database that was: a command run from another folder starts its own embedded
-    PostgreSQL there, empty, instead of joining the demo's."""
+    """Which database that was: the embedded PostgreSQL of another TETHER_DATA_DIR than the
+    demo's (a command run from another folder looks in its own ``.tether``)."""
     try:
         settings = load_settings()
     except Exception:  # the environment is broken: the first error said enough

@@ -1,8 +1,8 @@
 """``tether db ...``: migrations, the database URL, and the embedded server's lifecycle.
 
-Only ``upgrade``, ``grant`` and ``start`` start the embedded server when it is not running: the
-read commands (``status``, ``url``) report, and a server they started as a side effect would
-outlive them unnoticed. Results go to stdout, errors to stderr.
+Only ``start`` starts the embedded server: the other commands use a running one (or
+DATABASE_URL), since a server they started as a side effect would outlive them unnoticed.
+Results go to stdout; errors, and advice, to stderr.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ def masked(url: str) -> str:
 
 @app.command("upgrade")
 def upgrade() -> None:
-    """Apply every pending migration (safe to run concurrently and repeatedly)."""
-    applied = upgrade_database(db.resolve_database_url(_settings()))
+    """Apply every pending migration (safe to run concurrently and repeatedly).
+
+    Migrates DATABASE_URL, or the running embedded server (`tether db start` starts it).
+    """
+    applied = upgrade_database(db.url_in_use(_settings()))
     for m in applied:
         out.print(f"applied {m.component} {m.version:04d}_{m.name}")
     out.print(
@@ -87,8 +90,8 @@ def status(as_json: JsonOption = False) -> None:
     if body["server"] == "embedded":
         state = "running" if body["running"] else "not running"
         out.print(f"embedded PostgreSQL {state} in {body['data_dir']}")
-    if not body["running"]:
-        out.print("start it with `tether db start`; nothing more to show")
+    if not body["running"]:  # advice, not a result: stderr, and still exit 0 (a status)
+        typer.echo("start it with `tether db start`; nothing more to show", err=True)
         return
     out.print(f"database {body['database_url']}")
     for m in body["pending"]:
@@ -101,8 +104,9 @@ def url(as_json: JsonOption = False) -> None:
     """Print the URL of the database in use, whole (password included), for scripts such as
     psql "$(tether db url)".
 
-    DATABASE_URL when it is set; else the running embedded server's (the demo's database while a
-    demo runs). Starts no server: when the embedded one is not running, says so and exits 1.
+    DATABASE_URL as it is set; else the running embedded server's postgresql:// URL (the demo's
+    database while a demo runs). Starts no server: when the embedded one is not running, says so
+    and exits 1.
     """
     found = db.url_in_use(_settings())
     typer.echo(json.dumps({"database_url": found}) if as_json else found)

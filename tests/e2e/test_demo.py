@@ -89,6 +89,7 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
             "TETHER_ELICENSING_TOKEN",
             "TETHER_PAYMENTS_OPPDRAG_TOKEN",
             "TETHER_AP_PII_KEY",
+            "TETHER_ACCRUALS_EXPORT_DIR",  # the guide's re-run writes into the data dir
         ):
             assert f"\n{name}=" in demo_settings, demo_settings
         refresh = f"{sys.executable} -m tether elicensing invoice 101 --force --json"

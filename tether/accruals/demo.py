@@ -21,14 +21,18 @@ PERIOD_END = date(2026, 11, 30)
 
 @asynccontextmanager
 async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
-    """The accruals share of ``tether demo``: 150 accounts, 4 months, one run."""
+    """The accruals share of ``tether demo``: 150 accounts, 4 months, one run. Its export
+    folder is the data dir's (in demo.env): the guide's re-run writes there, not into
+    whatever folder the user runs it from."""
+    exports = (ctx.core.data_dir / "accruals-exports").resolve()
     with tempfile.TemporaryDirectory(prefix="tether-accruals-") as folder:
 
         async def seed_demo(runtime: Runtime, svc: object) -> list[str]:
             assert isinstance(svc, AccrualsService)
             return await seed(runtime, svc, Path(folder), ctx.api_url)
 
-        yield DemoPart(settings={"min_contributors": 5, "chunk_size": 50}, seed=seed_demo)
+        settings = {"min_contributors": 5, "chunk_size": 50, "export_dir": exports}
+        yield DemoPart(settings=settings, seed=seed_demo)
 
 
 async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -> list[str]:
@@ -52,4 +56,5 @@ async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -
         f"  files: {api}/api/v1/accruals/runs/{pe}/exports/BUAAccountSummary.csv",
         f"  re-run (same bytes: it takes the run's stored as-at and settings):"
         f" tether accruals run --period-end {pe}",
+        f"  with the CLI settings it writes the files into {svc.settings.export_dir / pe}",
     ]

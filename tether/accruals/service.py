@@ -22,7 +22,7 @@ from tether.core.settings import Settings
 
 def database(settings: Settings) -> str:
     """The database URL, with the accruals schema migrated (what these commands need)."""
-    url = db.resolve_database_url(settings)
+    url = db.url_in_use(settings)
     migrations.upgrade(url, ("tether.core", "tether.accruals"))
     return url
 

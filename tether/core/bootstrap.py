@@ -46,10 +46,13 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Resolve the database, apply the given components' migrations, open the pool.
 
+    Without ``database_url``: ``DATABASE_URL`` or the running embedded server; none is started
+    here (``db.url_in_use``), so a one-shot command leaves no server behind.
+
     ``migrate`` names the migration components (``tether.core`` and the capability packages,
     from ``tether.capabilities``); empty applies none.
     """
-    url = database_url or db.resolve_database_url(settings)
+    url = database_url or db.url_in_use(settings)
     if migrate:
         migrations.upgrade(url, tuple(migrate))
     with db.connect_errors_explained(url):  # unreachable: one line saying what to do

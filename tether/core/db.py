@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -97,19 +98,38 @@ def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL kept in ``data_dir``; return its URL.
 
     The server outlives this process on purpose: workers started later join the same server.
+    Only a start is logged at INFO: a process that joined one had started nothing to stop.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
+    was_running = running_embedded_url(data_dir) is not None
     server = embedded_server(data_dir.resolve() / "pgdata", cleanup_mode=None)
     uri: str = server.get_uri()
-    logger.info("embedded postgres ready", extra={"action": "embedded_pg_started"})
+    if was_running:
+        logger.debug("joined the running embedded postgres in %s", data_dir.resolve())
+    else:
+        logger.info(
+            "embedded postgres started in %s (`tether db stop` stops it)",
+            data_dir.resolve(),
+            extra={"action": "embedded_pg_started"},
+        )
     return uri
 
 
 def with_dbname(url: str, dbname: str) -> str:
-    """``url`` with its database replaced by ``dbname`` (same server, user and options)."""
-    params = psycopg.conninfo.conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    """``url`` with its database replaced by ``dbname`` (same server, user and options), in
+    the form it came in: a ``postgresql://`` URL stays one (``tether db url`` prints a URL,
+    the demo's database too), a ``key=value`` conninfo stays one."""
+    if "://" not in url:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        params["dbname"] = dbname
+        return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"]
+    return urlunsplit(
+        parts._replace(
+            path="/" + quote(dbname, safe=""), query=urlencode(query, safe="/", quote_via=quote)
+        )
+    )
 
 
 def with_application_name(url: str, name: str) -> str:
@@ -175,8 +195,10 @@ def set_active_database(data_dir: Path, dbname: str | None) -> None:
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The configured ``DATABASE_URL``, or the URL of the embedded server: its database of a
-    running demo when one is running (``TETHER_DATA_DIR`` is shared), else its default one."""
+    """The configured ``DATABASE_URL``, or the URL of the embedded server, started when it is
+    not running: its database of a running demo when one is running (``TETHER_DATA_DIR`` is
+    shared), else its default one. Only for what runs until stopped (``serve``, ``worker``,
+    ``demo``) and ``db start``: any other command uses ``url_in_use``."""
     if settings.database_url:
         return check_url(settings.database_url)
     try:
@@ -221,9 +243,9 @@ NOT_RUNNING = (
 
 
 def url_in_use(settings: Settings) -> str:
-    """``DATABASE_URL``, else the running embedded server's URL; starts nothing. For commands
-    that only report (``tether status``, ``db url``): a server they started would outlive them
-    unnoticed. ``ConfigurationError`` says how to start one."""
+    """``DATABASE_URL``, else the running embedded server's URL; starts nothing. For every
+    one-shot command (reports, sends, migrations, keys): a server it started would outlive it
+    unnoticed, in whatever folder it ran from. ``ConfigurationError`` says how to start one."""
     if settings.database_url:
         return check_url(settings.database_url)
     found = running_embedded_url(settings.data_dir)

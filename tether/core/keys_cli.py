@@ -20,7 +20,7 @@ console = Console(stderr=True)  # notes; the results (a secret, a revocation) go
 def _url() -> str:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
-    return db.resolve_database_url(settings)
+    return db.url_in_use(settings)
 
 
 @app.command("create")

@@ -73,5 +73,5 @@ def grant_command(
 ) -> None:
     """Give an app role data rights (no DDL) on tether's schemas; run as the owner after upgrade."""
     settings = load_settings()
-    schemas = grant(db.resolve_database_url(settings), role)
+    schemas = grant(db.url_in_use(settings), role)
     typer.echo(f"granted data rights on {', '.join(schemas)} to {role}")
