@@ -133,27 +133,30 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
     running = asyncio.get_running_loop()
     while True:
         started = running.time()
-        # a run that lasts RECOVERED_AFTER_S ends the streak of failures (its "recovered" line)
+        # a run that lasts RECOVERED_AFTER_S ends the streak of failures (its "recovered" line);
+        # only while the job runs: a backoff longer than that is no recovery
         timer = running.call_later(RECOVERED_AFTER_S, streak.recovered) if streak.count else None
         try:
             await job.run(ctx)
-            if not ctx.stop.is_set():
-                streak.recovered()
-            return
         except Exception as exc:
             if ctx.once or ctx.stop.is_set():
                 raise
-            ran_s = running.time() - started
-            failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
-            delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
-            JOB_RESTARTS.labels(name).inc()
-            streak.failed(exc, delay)
-            await idle(ctx.stop, None, delay)
-            if ctx.stop.is_set():
-                return
+            error = exc
+        else:
+            if not ctx.stop.is_set():
+                streak.recovered()
+            return
         finally:
             if timer is not None:
                 timer.cancel()
+        ran_s = running.time() - started
+        failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
+        delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
+        JOB_RESTARTS.labels(name).inc()
+        streak.failed(error, delay)
+        await idle(ctx.stop, None, delay)
+        if ctx.stop.is_set():
+            return
 
 
 class _Streak:
