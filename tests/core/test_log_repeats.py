@@ -22,14 +22,18 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     touched are restored after."""
     monkeypatch.setattr(tether_logging, "REPEAT_WINDOW_S", 0.3)
     names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "psycopg.pool", "httpx")
-    touched = [logging.getLogger(name) for name in (*names, "httpcore", "pgserver")]
-    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in touched]
+    ours = ("dbos", "tether.x", "tether.access")  # as the process would have them
+    touched = [logging.getLogger(name) for name in (*names, "httpcore", "pgserver", *ours)]
+    saved = [(lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in touched]
+    for lg in touched[-len(ours) :]:  # another test may have launched DBOS or run uvicorn
+        lg.handlers[:], lg.propagate, lg.disabled = [], True, False
+        lg.setLevel(logging.NOTSET)
     out = io.StringIO()
     with contextlib.redirect_stderr(out):
         configure_logging("INFO")
     yield out
-    for lg, (handlers, level, propagate) in zip(touched, saved, strict=True):
-        lg.handlers[:], lg.propagate = handlers, propagate
+    for lg, (handlers, level, propagate, disabled) in zip(touched, saved, strict=True):
+        lg.handlers[:], lg.propagate, lg.disabled = handlers, propagate, disabled
         lg.setLevel(level)
 
 
@@ -51,7 +55,7 @@ def test_repeats_are_counted_and_tracebacks_kept_for_the_first(logs: io.StringIO
     # another error, same template: its own traceback
     dbos.error("DBOS failed to launch:", exc_info=launch_failure("password authentication"))
     for _ in range(3):
-        logging.getLogger("uvicorn.access").info("GET /healthz 200")  # below WARNING: all
+        logging.getLogger("tether.access").info("GET /healthz 200")  # below WARNING: all
     lines = logs.getvalue().splitlines()
     assert sum("error connecting in 'tether'" in line for line in lines) == 1
     assert sum("DBOS failed to launch" in line for line in lines) == 2
