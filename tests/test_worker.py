@@ -160,13 +160,19 @@ def test_each_worker_process_beats_while_it_runs_and_removes_its_row_when_stoppe
             proc.kill()
 
 
-async def test_a_beat_prunes_dead_workers_rows(pool: Any, db_url: str) -> None:
-    """A killed worker cannot delete its row: silent past DEAD_AFTER_S it is dead, and the next
-    beat of any live worker removes it."""
+async def test_a_beat_keeps_dead_workers_rows_to_show_then_prunes_them(
+    pool: Any, db_url: str
+) -> None:
+    """A killed worker cannot delete its row: silent past DEAD_AFTER_S it is dead. Beats pruned
+    it at that same 30 s, so it was gone before the console could show it "(dead)"; now it is
+    kept DEAD_KEPT_S, shown as gone silent, and pruned after that by any live worker's beat."""
+    from tether.core import db, health
+
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO tether.worker_process VALUES ('gone:1', 'gone', 1, 'all', '{}',"
-            " now() - interval '1 hour', now() - interval '5 minutes'),"
+            " now() - interval '1 hour', now() - interval '11 minutes'),"
+            " ('silent:3', 'silent', 3, 'all', '{a.b}', now(), now() - interval '40 seconds'),"
             " ('late:2', 'late', 2, 'all', '{}', now(), now() - interval '10 seconds')"
         )
     stop = asyncio.Event()
@@ -178,12 +184,24 @@ async def test_a_beat_prunes_dead_workers_rows(pool: Any, db_url: str) -> None:
             ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
         if "gone:1" not in ids:
             break
-    assert ids == {"late:2", default_worker_id()}  # late, not dead yet: kept
+    assert ids == {"late:2", "silent:3", default_worker_id()}  # dead for 40 s: still shown
+    async with pool.connection() as conn:
+        rows = await db.fetch_all(
+            conn, workers.Q["worker_processes"], {"dead_after_s": workers.DEAD_AFTER_S, "limit": 9}
+        )
+    panel = health.build_panel(rows)
+    assert [(r.label, r.value[:1]) for r in panel.rows[1:]] == [
+        ("workers", "2"),  # this beat and late:2
+        ("workers gone silent", "1"),
+    ]
+    assert panel.table is not None
+    dead = [row for row in panel.table.rows if row[3].text.endswith("(dead)")]
+    assert [row[0].text for row in dead] == ["silent:3"]
     stop.set()
     await beat
     with psycopg.connect(db_url, autocommit=True) as conn:
         ids = {r[0] for r in conn.execute("SELECT id FROM tether.worker_process")}
-    assert ids == {"late:2"}
+    assert ids == {"late:2", "silent:3"}
 
 
 def in_session(sid: int) -> set[int]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -40,7 +39,7 @@ from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
 from tether.core.jobs import backoff, default_worker_id, idle
 from tether.core.logging import configure_logging
-from tether.core.settings import Settings, exported
+from tether.core.settings import Settings
 
 RESTART_BASE_S = 1.0  # the first pause before a failed job is started again, doubling
 RESTART_MAX_S = 60.0  # the longest such pause
@@ -51,6 +50,7 @@ JOB_RESTARTS = Counter(
 logger = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 0.5
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 Lane = Literal["all", "prompt", "deferred"]  # which jobs of the selected capabilities
 
@@ -133,27 +133,30 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
     running = asyncio.get_running_loop()
     while True:
         started = running.time()
-        # a run that lasts RECOVERED_AFTER_S ends the streak of failures (its "recovered" line)
+        # a run that lasts RECOVERED_AFTER_S ends the streak of failures (its "recovered" line);
+        # only while the job runs: a backoff longer than that is no recovery
         timer = running.call_later(RECOVERED_AFTER_S, streak.recovered) if streak.count else None
         try:
             await job.run(ctx)
-            if not ctx.stop.is_set():
-                streak.recovered()
-            return
         except Exception as exc:
             if ctx.once or ctx.stop.is_set():
                 raise
-            ran_s = running.time() - started
-            failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
-            delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
-            JOB_RESTARTS.labels(name).inc()
-            streak.failed(exc, delay)
-            await idle(ctx.stop, None, delay)
-            if ctx.stop.is_set():
-                return
+            error = exc
+        else:
+            if not ctx.stop.is_set():
+                streak.recovered()
+            return
         finally:
             if timer is not None:
                 timer.cancel()
+        ran_s = running.time() - started
+        failures = 1 if ran_s > RESTART_MAX_S else failures + 1  # a long good run: anew
+        delay = backoff(failures, base_s=RESTART_BASE_S, max_s=RESTART_MAX_S)
+        JOB_RESTARTS.labels(name).inc()
+        streak.failed(error, delay)
+        await idle(ctx.stop, None, delay)
+        if ctx.stop.is_set():
+            return
 
 
 class _Streak:
@@ -223,6 +226,8 @@ def process_main(
     settings: Settings, database_url: str, options: WorkerOptions, parent: int
 ) -> None:
     """Entry of a worker process (it shares nothing live with its parent but the database)."""
+    for sig in STOP_SIGNALS:  # a replacement forked from the parent inherits its forwarding
+        signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
     configure_logging(settings.log_level, settings.log_json)
     if options.lane == "deferred":
@@ -254,21 +259,24 @@ def run_processes(
     *,
     metrics: tuple[str, int] | None = None,
 ) -> int:
-    """Start ``processes`` worker processes and wait; returns how many exited non-zero.
+    """Start ``processes`` worker processes and wait; returns how many failed.
 
-    SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM). With
+    SIGTERM or SIGINT to this parent stops every child cleanly (forwarded as SIGTERM); a child
+    that dies meanwhile is replaced (``worker_children``). With
     ``metrics`` (host, port) the children's counters are served there, summed (core/metrics.py),
     to callers with an API key of scope ``read``.
     """
+    from tether.worker_children import run_children
+
     selected(options)  # fail fast on an unknown --only
     if metrics is None:
-        return _run_children(settings, database_url, processes, options, {})
+        return run_children(settings, database_url, processes, options, {})
     from tether.core import keys
     from tether.core.metrics import children_metrics  # the web stack, only for the metrics port
 
     allowed = partial(keys.header_allows, database_url, scope="read")
     with children_metrics(*metrics, authorized=allowed) as env:
-        return _run_children(settings, database_url, processes, options, env)
+        return run_children(settings, database_url, processes, options, env)
 
 
 def _forkable(options: WorkerOptions, env: dict[str, str]) -> bool:
@@ -291,78 +299,3 @@ def lanes(settings: Settings, options: WorkerOptions) -> list[Lane]:
     jobs = [job for capability in selected(options) for job in capability.jobs]
     kinds: list[Lane] = ["prompt", "deferred"]
     return [lane for lane in kinds if any(replace(options, lane=lane).runs(j) for j in jobs)]
-
-
-def _children(
-    settings: Settings,
-    database_url: str,
-    processes: int,
-    options: WorkerOptions,
-    env: dict[str, str],
-) -> list[Any]:
-    """The worker processes, not started: forked where the parent may be, else spawned."""
-    forked = _forkable(options, env)
-    ctx = multiprocessing.get_context("fork") if forked else multiprocessing.get_context("spawn")
-    return [
-        ctx.Process(
-            target=process_main,
-            args=(settings, database_url, replace(options, lane=lane), os.getpid()),
-            name=f"tether-worker-{i}" if lane == "all" else f"tether-worker-{lane}-{i}",
-        )
-        for lane in lanes(settings, options)
-        for i in range(processes)
-    ]
-
-
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-class _Forward:
-    """The parent's SIGTERM / SIGINT handler: stop every child, once."""
-
-    def __init__(self, children: list[Any]) -> None:
-        self.children = children
-        self.stopping = False
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        if self.stopping:  # once is enough: a second must not kill a child mid-shutdown
-            return
-        self.stopping = True
-        for child in self.children:
-            if child.pid is not None and child.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGTERM)
-
-
-def _run_children(
-    settings: Settings,
-    database_url: str,
-    processes: int,
-    options: WorkerOptions,
-    env: dict[str, str],
-) -> int:
-    children = _children(settings, database_url, processes, options, env)
-    forward = _Forward(children)
-    # The stop signals are held while the children start and until the parent's handler is
-    # set: one that comes meanwhile waits, then is forwarded to them all. Unheld, it met the
-    # default handler, which killed the parent and left the children to notice on their own;
-    # with the handler set first instead, a SIGTERM forwarded to a child in the instant it
-    # forked was seen lost (the worker hung). The children start with them held too and
-    # release them first thing (``process_main``).
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        with exported(env):
-            for child in children:
-                child.start()
-        previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    try:
-        for child in children:
-            child.join()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    # a child still starting when we forwarded SIGTERM ends by it: stopped, not failed
-    stopped = (0, None, -signal.SIGTERM) if forward.stopping else (0, None)
-    return sum(1 for c in children if c.exitcode not in stopped)

@@ -182,3 +182,25 @@ def test_metrics_and_the_console_say_the_database_is_unreachable(
         assert time.monotonic() < deadline, again.text
         time.sleep(0.2)
     assert "\ntether_database_up 1.0\n" in again.text and "tether_workers_alive 0.0" in again.text
+
+
+def test_the_console_says_libpq_s_reason_and_healthz_only_its_kind(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """The page and the Service panel said ``PoolTimeout: couldn't get a connection``, and
+    /healthz ``OperationalError``: the reason (refused, password, gone) only in the serve log.
+    Now the console views give libpq's reason (without the address) and /healthz, open to
+    anyone, its kind in a few words."""
+    relay, _ = relayed
+    assert api.get("/healthz").status_code == 200
+    relay.set("refuse")  # accepted, then closed: libpq says the server closed it
+    health = api.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["detail"] == "database: connection closed by the server"
+    for _ in range(2):  # a broken pooled connection first, then no connection at all
+        page = api.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 503 and "PoolTimeout" not in page.text
+    assert "server closed the connection unexpectedly" in page.text
+    assert str(relay.port) not in page.text  # libpq's address is left out
+    fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
+    assert "unreachable (server closed the connection unexpectedly" in fragment.text

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 
 from tests.conftest import StartApi
-from tether.core.api import HEALTH_APP_NAME
+from tether.core.health import PROBE_APP_NAME as HEALTH_APP_NAME
 from tether.core.settings import Settings
 
 

@@ -36,7 +36,6 @@ from tether.core.workers import reason
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8
-HEALTH_APP_NAME = "tether-health"  # its sessions in pg_stat_activity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
             sweep = asyncio.create_task(_sweep(runtime))
             sweeps.add(sweep)
             sweep.add_done_callback(sweeps.discard)
-        return database_down(request, reason(exc)) or await _tether_error(
+        return database_down(request, await _why(request, exc)) or await _tether_error(
             request, DatabaseUnavailable()
         )
 
@@ -126,6 +125,15 @@ def database_down(request: Request, why: str) -> Response | None:
     return None
 
 
+async def _why(request: Request, exc: Exception) -> str:
+    """Why the database failed: libpq's reason for a page (``health.reason_for``), which the
+    pool's ``PoolTimeout`` hid; the short one where nobody reads it."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if wants_html(request) and runtime is not None and isinstance(exc, psycopg.OperationalError):
+        return await health.reason_for(exc, runtime.database_url)
+    return reason(exc)
+
+
 async def _sweep(runtime: Runtime) -> None:
     """After a connection broke, test the pool's idle ones at once: after a server restart each
     held a dead one, and each cost a client a 503 until the pool had met them all."""
@@ -152,31 +160,20 @@ def core_router() -> APIRouter:
         runtime: Runtime = request.app.state.runtime
         running = probe.get("now")
         if running is None:
-            running = probe["now"] = asyncio.ensure_future(_database_check(runtime.database_url))
+            running = probe["now"] = asyncio.ensure_future(
+                health.check(runtime.database_url, HEALTH_TIMEOUT_S)
+            )
             running.add_done_callback(lambda _: probe.pop("now", None))
         why = await asyncio.shield(running)
         if why is not None:
             body = {
                 "status": "unavailable",
                 "error": DatabaseUnavailable.__name__,
-                "detail": f"database: {why}",
+                # open to anyone: the kind of failure, not libpq's text (host, user)
+                "detail": f"database: {health.category(why)}",
                 "reason": DatabaseUnavailable.reason,
             }
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ok"})
 
     return router
-
-
-async def _database_check(url: str) -> str | None:
-    """Why the database does not answer, or None when it does."""
-    try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            conn = await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=2, application_name=HEALTH_APP_NAME
-            )
-            async with conn:
-                await conn.execute("SELECT 1")
-    except (TimeoutError, psycopg.Error) as exc:
-        return "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
-    return None

@@ -148,12 +148,12 @@ def connect_errors_explained(url: str) -> Iterator[None]:
         info = psycopg.conninfo.conninfo_to_dict(url)
         where = f"{info.get('host', 'local socket')}:{info.get('port', 5432)}"
         raise ConfigurationError(
-            f"cannot connect to PostgreSQL at {where} ({_reason(exc)}). "
+            f"cannot connect to PostgreSQL at {where} ({libpq_reason(exc)}). "
             "Check DATABASE_URL, or unset it to use the embedded PostgreSQL."
         ) from exc
 
 
-def _reason(exc: Exception) -> str:
+def libpq_reason(exc: Exception) -> str:
     """libpq's reason ("Connection refused", "FATAL: password authentication failed ..."), not
     its hint line ("Is the server running on that host ...") nor the address said again."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -4,16 +4,22 @@ processes are alive (their heartbeats, ``core/workers.py``). First on the consol
 
 While the database does not answer the panel says so instead of failing: ``/metrics`` still
 reports ``tether_database_up 0`` (see ``core/api.py`` for a scrape whose credential cannot be
-checked then), and the other panels show their own failure.
+checked then), and the other panels show their own failure. It says why in libpq's words
+("Connection refused", "password authentication failed ..."): the pool only says it waited
+(``PoolTimeout``), so one short connection of our own asks (``why_down``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from tether.core import db, workers
 from tether.core.bootstrap import Runtime
@@ -21,6 +27,9 @@ from tether.core.console import Cell, Gauge, Panel, Row, Table, age
 
 LISTED = 50  # worker processes the panel lists at most
 TITLE = "Service"
+PROBE_TIMEOUT_S = 2.0  # the connection that asks why the pool got none
+REASON_KEPT_S = 5.0  # its answer is reused this long: an outage makes no storm of connections
+PROBE_APP_NAME = "tether-health"  # its sessions in pg_stat_activity
 
 
 async def panel(runtime: Runtime, _service: object = None) -> Panel:
@@ -33,8 +42,73 @@ async def panel(runtime: Runtime, _service: object = None) -> Panel:
                 {"dead_after_s": workers.DEAD_AFTER_S, "limit": LISTED},
             )
     except psycopg.OperationalError as exc:  # no server, no connection in time
-        return unreachable_panel(workers.reason(exc))
+        return unreachable_panel(await reason_for(exc, runtime.database_url))
     return build_panel(rows)
+
+
+async def reason_for(exc: psycopg.OperationalError, url: str) -> str:
+    """Why the database failed a request, for the console: libpq's reason, asked anew when
+    the pool only says it waited."""
+    if not isinstance(exc, PoolTimeout):
+        return scrub(db.libpq_reason(exc), url)
+    why = await why_down(url)
+    return why or f"{workers.reason(exc)} (the database answers: every connection was busy)"
+
+
+_asked: dict[str, tuple[float, asyncio.AbstractEventLoop, asyncio.Future[str | None]]] = {}
+
+
+async def why_down(url: str) -> str | None:
+    """Why the database at ``url`` cannot be reached now (None: it answers), from one short
+    connection shared by concurrent callers and remembered ``REASON_KEPT_S``."""
+    now, running = time.monotonic(), asyncio.get_running_loop()
+    kept = _asked.get(url)
+    if kept is None or kept[0] < now or kept[1] is not running:
+        kept = _asked[url] = (now + REASON_KEPT_S, running, asyncio.ensure_future(check(url)))
+    return await asyncio.shield(kept[2])
+
+
+async def check(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Connect and run ``SELECT 1``: None when that works, else libpq's reason (no secret)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=2, application_name=PROBE_APP_NAME
+            )
+            async with conn:
+                await conn.execute("SELECT 1")
+    except TimeoutError:
+        return "no answer in time"
+    except psycopg.Error as exc:
+        return scrub(db.libpq_reason(exc), url)
+    return None
+
+
+_CATEGORIES = (
+    ("no answer in time", "no answer in time"),
+    ("timeout", "no answer in time"),
+    ("refused", "connection refused"),
+    ("authentication", "authentication failed"),
+    ("password", "authentication failed"),
+    ("does not exist", "no such database or role"),
+    ("closed the connection", "connection closed by the server"),
+    ("translate host name", "unknown host"),
+)
+
+
+def category(reason: str) -> str:
+    """A reason in a few words and no name, host or user: what an unauthenticated caller
+    (``/healthz``) may be told."""
+    low = reason.lower()
+    return next((name for needle, name in _CATEGORIES if needle in low), "unreachable")
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without the URL's password, should libpq quote the connection string."""
+    password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    if password:
+        text = text.replace(str(password), "<HIDDEN>")
+    return re.sub(r"(://[^:@/\s]*:)[^@\s]*@", r"\1<HIDDEN>@", text)
 
 
 def unreachable_panel(reason: str) -> Panel:

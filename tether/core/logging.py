@@ -1,4 +1,5 @@
-"""Structured logs: one line per event, JSON when asked, personal ids and secrets masked."""
+"""Structured logs: one line per event, JSON when asked, personal ids and secrets masked, and
+a warning repeated in a loop (an outage) logged once a minute, not on every attempt."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote_plus
+
+REPEAT_WINDOW_S = 60.0  # a warning or error seen again within this is counted, not logged
+TRACEBACK_AGAIN_AFTER_S = 600.0  # a repeat logged in a later window has no traceback until then
 
 # Norwegian person ids (11 digits) are personal data: never in a log line. GSRNs (18 digits),
 # GLNs (13) and organisation numbers (9) do not match.
@@ -95,6 +102,98 @@ class _RedactingFormatter(logging.Formatter):
         return redact(line)
 
 
+class _Repeats(logging.Filter):
+    """Lets the first warning or error of a kind through, counts its repeats for
+    ``REPEAT_WINDOW_S``, and then says how many there were: a database outage made every
+    library retry loop (DBOS' queue threads, its launch, psycopg's pool, our jobs' retries) log
+    a line, often a traceback, per attempt (1,437 lines from one worker in 80 s).
+
+    A kind: the logger, the message template with its text arguments (a job's or a queue's
+    name; numbers such as durations differ between repeats) and the exception (its type and
+    first line: another error is another kind, with its own traceback). Records
+    below WARNING (the access log, progress lines) pass untouched, at the cost of one compare.
+    The first of a kind is never held back. A window that ends with repeats held back says so
+    in one line ("N similar records suppressed ...", on the next record of any kind) and opens
+    the next window: an outage logs a kind once a minute. A repeat after a quiet window is let
+    through, without a second traceback (``error=`` names it) until the kind has been quiet
+    for ``TRACEBACK_AGAIN_AFTER_S``.
+    """
+
+    def __init__(
+        self, handler: logging.Handler, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.handler = handler
+        self.clock = clock
+        self.lock = threading.Lock()
+        # kind -> [end of its window, repeats held back in it, last seen, (logger, level, template)]
+        # (not the record: its traceback would keep every frame's locals alive)
+        self.kinds: dict[tuple[Any, ...], list[Any]] = {}
+        self.next_sweep = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        args = record.args if isinstance(record.args, tuple) else ()
+        said = f"{type(error).__name__}: {error}".splitlines()[0][:200] if error else ""
+        kind = (record.name, str(record.msg), said, *(a for a in args if isinstance(a, str)))
+        now = self.clock()
+        with self.lock:
+            ended = self._sweep(now) if now >= self.next_sweep else []
+            entry = self.kinds.get(kind)
+            if entry is None:
+                first = (record.name, record.levelno, record.levelname, str(record.msg))
+                self.kinds[kind] = [now + REPEAT_WINDOW_S, 0, now, first]
+            else:
+                entry[2] = now
+                held = now < entry[0]
+                if held:
+                    entry[1] += 1
+                else:  # a quiet window ended: this one opens the next
+                    entry[0] = now + REPEAT_WINDOW_S
+        for line in ended:
+            self._emit(line)
+        if entry is None:
+            return True  # the first of its kind: as it is
+        if not held:
+            again = logging.makeLogRecord(record.__dict__)  # other handlers keep the original
+            if error is not None:  # its traceback was logged the first time
+                again.error = said
+                again.exc_info, again.exc_text = None, None
+            self._emit(again)
+        return False
+
+    def _sweep(self, now: float) -> list[logging.LogRecord]:
+        """Windows that ended with repeats held back: a line each saying how many. A kind quiet
+        for ``TRACEBACK_AGAIN_AFTER_S`` is forgotten: its next one is a first again."""
+        self.next_sweep = now + min(1.0, REPEAT_WINDOW_S)
+        lines = []
+        for kind, entry in list(self.kinds.items()):
+            if now >= entry[2] + TRACEBACK_AGAIN_AFTER_S:
+                del self.kinds[kind]
+            elif now >= entry[0] and entry[1]:
+                name, levelno, levelname, template = entry[3]
+                summary = {
+                    "name": name,
+                    "levelno": levelno,
+                    "levelname": levelname,
+                    "msg": "%d similar records suppressed in the last %.0f s: %s",
+                    "args": (entry[1], REPEAT_WINDOW_S, template),
+                    "action": "log_suppressed",
+                }
+                lines.append(logging.makeLogRecord(summary))
+                entry[0], entry[1] = now + REPEAT_WINDOW_S, 0  # repeats held back again
+        return lines
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        self.handler.acquire()
+        try:
+            self.handler.emit(record)
+        finally:
+            self.handler.release()
+
+
 def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     """Route every logger, uvicorn's included, to stderr through the redacting formatter.
 
@@ -103,6 +202,7 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter(as_json))
+    handler.addFilter(_Repeats(handler))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,9 +3,11 @@ shows them on the console, ``/metrics`` and ``tether status``).
 
 Without it nothing told an operator that no worker ran: backlogs only grew. Each worker
 process upserts its row of ``tether.worker_process`` every ``BEAT_S`` from a loop of its own
-(a statement every few seconds, on the process's pool), deletes it on a clean stop, and prunes
-rows silent for ``DEAD_AFTER_S`` (processes that were killed). No web stack imported here: a
-worker process loads only what its jobs need.
+(a statement every few seconds, on the process's pool) and deletes it on a clean stop. A row
+silent for ``DEAD_AFTER_S`` is a process that was killed: the console shows it "(dead)" under
+"workers gone silent", and a beat prunes it only after ``DEAD_KEPT_S`` (pruned at the same 30 s,
+it vanished on any live worker's next beat before an operator could see it). No web stack
+imported here: a worker process loads only what its jobs need.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ Q = load_queries("tether.core", "workers.sql")
 
 BEAT_S = 5.0  # a worker process's heartbeat interval
 DEAD_AFTER_S = 30.0  # silent this long: dead (six beats missed, not one slow statement)
+DEAD_KEPT_S = 600.0  # a dead process's row is shown this long, then pruned
 
 
 async def heartbeat(
@@ -44,7 +47,7 @@ async def heartbeat(
         "lane": lane,
         "jobs": list(jobs),
         "started_at": datetime.now(UTC),
-        "dead_after_s": DEAD_AFTER_S,
+        "kept_s": DEAD_KEPT_S,
     }
     failing = False
     while not stop.is_set():

@@ -1,0 +1,135 @@
+"""``tether worker`` through an outage: the log says what failed once, and the truth after."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_worker import WAIT_S, alive, stop_and_check, wait_for_children
+from tether import worker
+from tether.core.capability import Job, JobContext
+
+
+async def test_a_backoff_longer_than_the_recovery_period_is_no_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The "recovered" timer ran on through the backoff, so a pause of 16 s or more (recovery
+    after 10 s) logged "job recovered" mid-outage and forgot the errors seen: the next failure
+    printed its traceback again. Now only a run that lasts the period is a recovery."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.1)  # pauses 0.1, 0.2, 0.4 s
+    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.15)
+    failures = 4
+    recovered = asyncio.Event()
+
+    async def down(ctx: JobContext) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("database down")
+        await ctx.stop.wait()
+
+    def note(record: logging.LogRecord) -> bool:
+        if getattr(record, "action", None) == "job_recovered":
+            recovered.set()
+        return True
+
+    stop = asyncio.Event()
+    ctx = JobContext(runtime=None, service=None, stop=stop, once=False, worker_id="w")  # type: ignore[arg-type]
+    worker.logger.addFilter(note)
+    try:
+        with caplog.at_level(logging.INFO, logger=worker.logger.name):
+            job = asyncio.create_task(worker.supervised(Job(name="db", run=down), ctx, "t.db"))
+            await asyncio.wait_for(recovered.wait(), 10)
+            stop.set()
+            await job
+    finally:
+        worker.logger.removeFilter(note)
+    lines = [r for r in caplog.records if r.name == worker.logger.name]
+    assert [(getattr(r, "action", None), r.exc_info is not None) for r in lines] == [
+        ("job_restarted", True),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_recovered", False),  # once it really ran 0.15 s
+    ]
+    assert "4 failure(s)" in lines[-1].getMessage()
+
+
+def start_logged_worker(db_url: str, tmp_path: Path, *, deaths_max: int) -> subprocess.Popen[bytes]:
+    """``tether worker`` (accounting-points: jobs that run until stopped), its log in a file;
+    ``deaths_max`` set in the parent before it starts (the test's short window of patience)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(DATABASE_URL=db_url, TETHER_DATA_DIR=str(tmp_path / "data"))
+    code = (
+        "import sys; import tether.worker_children as w; "
+        f"w.DEATHS_MAX = {deaths_max}; w.RESPAWN_BASE_S = 0.2; "
+        "sys.argv = ['tether', 'worker', '--processes', '1', '--only', 'accounting-points']; "
+        "from tether.cli import main; main()"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "worker.log").open("wb"),
+        start_new_session=True,
+    )
+
+
+def new_child(proc: subprocess.Popen[bytes], old: set[int]) -> int:
+    """A child of ``proc`` not in ``old`` (a replacement), once there is one."""
+    deadline = time.monotonic() + WAIT_S
+    while not (kids := wait_for_children(proc, 1) - old):
+        assert time.monotonic() < deadline, "no child started in the place of the killed one"
+        time.sleep(0.05)
+    return kids.pop()
+
+
+def test_a_killed_child_is_logged_and_replaced(db_url: str, tmp_path: Path) -> None:
+    """kill -9 of a child left the parent and the other children running, its jobs stopped and
+    nothing logged. Now the parent logs an ERROR naming it and starts another."""
+    proc = start_logged_worker(db_url, tmp_path, deaths_max=5)
+    kids: set[int] = set()
+    try:
+        (first,) = kids = wait_for_children(proc, 1)
+        os.kill(first, signal.SIGKILL)
+        kids = {new_child(proc, {first})}
+        stop_and_check(proc, kids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in kids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    log = (tmp_path / "worker.log").read_text()
+    died = [line for line in log.splitlines() if "action=worker_child_died" in line]
+    assert len(died) == 1 and " ERROR tether.worker " in died[0]
+    assert f"pid {first}" in died[0] and "killed by SIGKILL" in died[0]
+    assert "lane prompt" in died[0] and "accounting-points.sync" in died[0]
+
+
+def test_children_that_keep_dying_stop_the_worker_with_a_failure(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A child that dies as soon as it is replaced is no outage to wait out: past DEATHS_MAX
+    deaths in the window the parent stops the rest and exits non-zero, for a supervisor."""
+    proc = start_logged_worker(db_url, tmp_path, deaths_max=1)
+    killed: set[int] = set()
+    try:
+        for _ in range(2):
+            kid = new_child(proc, killed)
+            os.kill(kid, signal.SIGKILL)
+            killed.add(kid)
+        assert proc.wait(timeout=WAIT_S) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "worker.log").read_text()
+    assert "2 deaths in 60 s: stopping the worker" in log
