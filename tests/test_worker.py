@@ -369,52 +369,6 @@ async def test_a_failing_job_is_started_again_and_the_others_go_on(
     await other
 
 
-async def test_an_outage_logs_one_traceback_then_short_lines_then_its_recovery(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """While the database is down a job fails on every restart: one traceback per restart
-    flooded the log for as long as the outage lasted. Now: one traceback, a short line per
-    failure saying for how long, a traceback for a new error, and a line when it runs again."""
-    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
-    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.2)
-    errors = [ConnectionError("database down")] * 4 + [ValueError("other")]
-    recovered = asyncio.Event()
-
-    async def flaky(ctx: JobContext) -> None:
-        if errors:
-            raise errors.pop(0)
-        await ctx.stop.wait()  # runs, as a healthy job does, until the worker stops
-
-    def note(record: logging.LogRecord) -> bool:
-        if getattr(record, "action", None) == "job_recovered":
-            recovered.set()
-        return True
-
-    stop = asyncio.Event()
-    ctx = JobContext(runtime=None, service=None, stop=stop, once=False, worker_id="w")  # type: ignore[arg-type]
-    worker.logger.addFilter(note)
-    try:
-        with caplog.at_level(logging.INFO, logger=worker.logger.name):
-            job = asyncio.create_task(worker.supervised(Job(name="db", run=flaky), ctx, "t.db"))
-            await asyncio.wait_for(recovered.wait(), 10)
-            stop.set()
-            await job
-    finally:
-        worker.logger.removeFilter(note)
-    lines = [r for r in caplog.records if r.name == worker.logger.name]
-    assert [(getattr(r, "action", None), r.exc_info is not None) for r in lines] == [
-        ("job_restarted", True),
-        ("job_still_failing", False),
-        ("job_still_failing", False),
-        ("job_still_failing", False),
-        ("job_restarted", True),  # another error: its own traceback
-        ("job_recovered", False),
-    ]
-    assert "still failing for" in lines[3].getMessage() and "4 in a row" in lines[3].getMessage()
-    assert "database down" in lines[3].getMessage()
-    assert "recovered after" in lines[5].getMessage() and "5 failure(s)" in lines[5].getMessage()
-
-
 async def test_a_failing_job_with_once_fails_its_run() -> None:
     async def broken(ctx: JobContext) -> None:
         raise RuntimeError("boom")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,23 +19,11 @@ from tether import worker
 from tether.core.capability import Job, JobContext
 
 
-async def test_a_backoff_longer_than_the_recovery_period_is_no_recovery(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The "recovered" timer ran on through the backoff, so a pause of 16 s or more (recovery
-    after 10 s) logged "job recovered" mid-outage and forgot the errors seen: the next failure
-    printed its traceback again. Now only a run that lasts the period is a recovery."""
-    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.1)  # pauses 0.1, 0.2, 0.4 s
-    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.15)
-    failures = 4
+async def supervised_log(
+    caplog: pytest.LogCaptureFixture, run: Callable[[JobContext], Awaitable[None]]
+) -> list[logging.LogRecord]:
+    """Supervise ``run`` until it logs its recovery, then stop it: its log lines."""
     recovered = asyncio.Event()
-
-    async def down(ctx: JobContext) -> None:
-        nonlocal failures
-        if failures:
-            failures -= 1
-            raise ConnectionError("database down")
-        await ctx.stop.wait()
 
     def note(record: logging.LogRecord) -> bool:
         if getattr(record, "action", None) == "job_recovered":
@@ -46,14 +35,64 @@ async def test_a_backoff_longer_than_the_recovery_period_is_no_recovery(
     worker.logger.addFilter(note)
     try:
         with caplog.at_level(logging.INFO, logger=worker.logger.name):
-            job = asyncio.create_task(worker.supervised(Job(name="db", run=down), ctx, "t.db"))
+            job = asyncio.create_task(worker.supervised(Job(name="db", run=run), ctx, "t.db"))
             await asyncio.wait_for(recovered.wait(), 10)
             stop.set()
             await job
     finally:
         worker.logger.removeFilter(note)
-    lines = [r for r in caplog.records if r.name == worker.logger.name]
-    assert [(getattr(r, "action", None), r.exc_info is not None) for r in lines] == [
+    return [r for r in caplog.records if r.name == worker.logger.name]
+
+
+def actions(lines: list[logging.LogRecord]) -> list[tuple[str | None, bool]]:
+    """Each line as (its action, whether it has a traceback)."""
+    return [(getattr(r, "action", None), r.exc_info is not None) for r in lines]
+
+
+async def test_an_outage_logs_one_traceback_then_short_lines_then_its_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the database is down a job fails on every restart: one traceback per restart
+    flooded the log for as long as the outage lasted. Now: one traceback, a short line per
+    failure saying for how long, a traceback for a new error, and a line when it runs again."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
+    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.2)
+    errors = [ConnectionError("database down")] * 4 + [ValueError("other")]
+
+    async def flaky(ctx: JobContext) -> None:
+        if errors:
+            raise errors.pop(0)
+        await ctx.stop.wait()  # runs, as a healthy job does, until the worker stops
+
+    assert actions(await supervised_log(caplog, flaky)) == [
+        ("job_restarted", True),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_restarted", True),  # another error: its own traceback
+        ("job_recovered", False),
+    ]
+
+
+async def test_a_backoff_longer_than_the_recovery_period_is_no_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The "recovered" timer ran on through the backoff, so a pause of 16 s or more (recovery
+    after 10 s) logged "job recovered" mid-outage and forgot the errors seen: the next failure
+    printed its traceback again. Now only a run that lasts the period is a recovery."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.1)  # pauses 0.1, 0.2, 0.4 s
+    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.15)
+    failures = 4
+
+    async def down(ctx: JobContext) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("database down")
+        await ctx.stop.wait()
+
+    lines = await supervised_log(caplog, down)
+    assert actions(lines) == [
         ("job_restarted", True),
         ("job_still_failing", False),
         ("job_still_failing", False),
