@@ -302,6 +302,19 @@ def test_ids_up_to_30_chars_pass_and_31_are_400() -> None:
     assert check(message([], behandlingId="B" * 31)).status_code == 400
 
 
+def test_ids_are_measured_as_the_reference_does_in_utf_16_units() -> None:
+    """16 emoji are 16 code points but 32 units of a JVM string: the reference refuses them."""
+    assert (
+        check(message([], sakId="\U0001f600" * 16)).msg == "sakId kan ikke være lengre enn 30 tegn"
+    )
+    assert check(message([], behandlingId="\U0001f600" * 16)).status_code == 400
+    validate(
+        m := message([day("2024-06-03")], sakId="\U0001f600" * 15, behandlingId="æ" * 30),
+        split(m),
+        None,
+    )
+
+
 def test_two_periods_with_the_same_fom_are_400() -> None:
     error = check(message([day("2024-06-03", 100), day("2024-06-03", 200)]))
     assert (error.status_code, "samme fom" in error.msg) == (400, True)

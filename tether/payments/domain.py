@@ -181,12 +181,18 @@ def validate(
     validate_against(msg, utbetalinger, state)
 
 
+def _java_length(text: str) -> int:
+    """Length as the reference counts it (a JVM string's UTF-16 units): a character outside
+    the Basic Multilingual Plane, an emoji, counts two, so the same id is refused by both."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
 def validate_message(msg: DagpengerMessage, utbetalinger: Sequence[Utbetaling]) -> None:
     """The rules that need no case (they come first in the spec's order): checked at intake,
     before a case is locked or created, so a message that breaks one leaves no case behind."""
-    if len(msg.sak_id) > MAX_ID_LENGTH:
+    if _java_length(msg.sak_id) > MAX_ID_LENGTH:
         raise _bad(f"sakId kan ikke være lengre enn {MAX_ID_LENGTH} tegn")
-    if len(msg.behandling_id) > MAX_ID_LENGTH:
+    if _java_length(msg.behandling_id) > MAX_ID_LENGTH:
         raise _bad(f"behandlingId kan ikke være lengre enn {MAX_ID_LENGTH} tegn")
     for u in utbetalinger:
         validate_utbetaling(u)
