@@ -142,3 +142,26 @@ def test_crlfs_sent_every_moment_do_not_hold_the_connection(api: httpx.Client) -
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         one_response(sock)
         closed_within(sock, 4, every_s=0.2)
+
+
+def test_a_head_after_a_slow_body_gets_its_own_deadline(settings: Settings, start_api: Any) -> None:
+    """The timer left for a body's later deadline (it fired at the head's and was re-armed) made
+    the next head wait for it: a head dripped for 18 s instead of 10. A head's earlier deadline
+    moves the timer."""
+    quick = settings.model_copy(update={"head_timeout_s": DEADLINE_S, "body_timeout_s": 8.0})
+    options = {k: v for k, v in server_options(quick).items() if k != "limit_concurrency"}
+    api = start_api(quick, **options)
+    head = b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    with connect(api) as sock:
+        sock.sendall(head + b"Content-Length: 9\r\n\r\n")
+        time.sleep(3 * DEADLINE_S)  # past the head's deadline, well within the body's
+        sock.sendall(b"token=abc")
+        assert one_response(sock).split(b" ", 2)[1] != b"408"
+        start = time.monotonic()
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 1000:
+            if select.select([sock], [], [], 0.05)[0]:
+                break
+            sock.sendall(bytes([byte]))
+        answer, waited = rest(sock), time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert waited < 4.0  # the head's 0.5 s, not what remained of the body's 8 s (6.5 s)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from tether.core.wire import WireModel, has_unknown_fields, note_unknown_fields, unknown_fields
+from tether.core.wire import (
+    MAX_FIELD_NAMES,
+    MAX_NAME_CHARS,
+    WireModel,
+    has_unknown_fields,
+    note_unknown_fields,
+    unknown_fields,
+)
 
 
 class _Leaf(WireModel):
@@ -50,3 +59,26 @@ def test_a_field_typed_any_is_still_walked() -> None:
     assert unknown_fields(model) == ["anything[].hidden"]
     assert has_unknown_fields(model) is True
     assert has_unknown_fields(_Loose.model_validate({"anything": [_Leaf()], "number": 3})) is False
+
+
+def test_unknown_field_names_are_capped_per_system(caplog: pytest.LogCaptureFixture) -> None:
+    """A client chooses the names: 200 in one message made 200 series and 201 warnings, never
+    freed. Past the cap a system's names count as ``other`` after one warning; names are cut."""
+    long = "x" * 300
+    model = _Node.model_validate({f"f{i:03}": i for i in range(200)} | {long: 1})
+    with caplog.at_level(logging.WARNING, logger="tether.core.wire"):
+        assert len(note_unknown_fields("capped", model)) == 201
+        note_unknown_fields("capped", _Node.model_validate({"f000": 1, "f999": 2}))
+        note_unknown_fields("capped-too", _Node.model_validate({long: 1}))
+    series = {
+        s.labels["field"]: s.value
+        for metric in REGISTRY.collect()
+        if metric.name == "tether_upstream_unknown_fields"
+        for s in metric.samples
+        if s.name.endswith("_total") and s.labels["system"] == "capped"
+    }
+    assert len(series) == MAX_FIELD_NAMES + 1 and series["other"] == 201 - MAX_FIELD_NAMES + 1
+    assert series["f000"] == 2 and "f999" not in series
+    assert len(caplog.records) == MAX_FIELD_NAMES + 2  # each name kept, the cap, "capped-too"
+    assert "over 50 distinct unknown fields" in caplog.records[MAX_FIELD_NAMES].getMessage()
+    assert caplog.records[-1].__dict__["field"] == "x" * MAX_NAME_CHARS

@@ -14,7 +14,8 @@ within ``head_timeout_s`` of the connection or of its first byte (a keep-alive c
 request; a bare CR or LF between requests counts, since it stops uvicorn's keep-alive timer),
 and the body within ``body_timeout_s`` of the head; else 408 (when no response has
 started) and the connection is closed. Idle keep-alive connections stay uvicorn's. One timer per
-connection, re-armed only when it fires: a request only stores its deadline.
+connection, re-armed when it fires; a request only stores its deadline, and moves the timer only
+when that deadline is earlier (a head after a body that came before its own deadline).
 
 The size limit is uvicorn's ``h11_max_incomplete_event_size`` setting, the same number h11 used,
 so ``server_options`` stays the one place that sets it; the timeouts come through
@@ -94,6 +95,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def expect(self, seconds: float) -> None:
         """The part now being received must be complete within ``seconds``."""
         self.deadline = self.loop.time() + seconds
+        if self.read_timer is not None and self.read_timer.when() > self.deadline:
+            # a body that came early left its timer for its own, later deadline: the next
+            # head's 408 waited for it (18 s of a head dripped instead of 10)
+            self.read_timer.cancel()
+            self.read_timer = None
         if self.read_timer is None:
             self.read_timer = self.loop.call_at(self.deadline, self.check_deadline)
 

@@ -20,21 +20,33 @@ TRACEBACK_AGAIN_AFTER_S = 600.0  # a repeat logged in a later window has no trac
 # Norwegian person ids (11 digits) are personal data: never in a log line. GSRNs (18 digits),
 # GLNs (13) and organisation numbers (9) do not match.
 _PERSON_ID = re.compile(r"(?<!\d)\d{11}(?!\d)")
-# a credential after its scheme: ``Bearer x``, ``bearer:x``, ``Bearer "x"``, ``Bearer%20x`` (as a
-# query value), ``Basic <base64>``
-_SCHEME = re.compile(r"(?i)\b(bearer|basic)(?:\s|%20|\+|[:=])+[\"']?[^\s\"'&,;]+")
-# a credential after its name, wherever: ``token=x``, ``"password": "x"``, ``tether_session=x``,
-# ``Authorization: Token x`` (prefixes as in ``access_token`` need no match: the name's end does)
-_NAMED_SECRET = re.compile(
-    r"(?i)((?:token|secret|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|credentials?|session|jwt"
-    r"|auth(?:orization)?)(?:\[\])?[\"']?\s*(?:[:=]|%3d)\s*[\"']?(?:(?:token|bearer|basic)\s+)?)"
-    r"[^\s\"'&,;]+"
+# A value, quoted or not. A quoted one ("x y", 'x', or escaped as in JSON text: \"x\") goes up
+# to its closing quote (or the line's end), an unquoted one up to a space, quote, ``&``, ``,``
+# or ``;``. Each repeat takes a character only one way and stops where the next part starts: the
+# patterns below run in linear time, whatever the text.
+_OPEN = r"(?:(?P<dq>\\?\")|(?P<sq>\\?'))?"
+_VALUE = r"(?(dq)(?:[^\"\\\n]|\\[^\"\n])*|(?(sq)(?:[^'\\\n]|\\[^'\n])*|[^\s\"'&,;]+))"
+# a credential after its scheme: ``Bearer x``, ``bearer:x``, ``Bearer "x"``, ``Bearer+x``,
+# ``a%20Bearer%09x`` (percent-encoded, once or twice), ``Basic <base64>``
+_SEP = r"(?:\s|%(?:25)?(?:20|09|0a|0d|3a|3d)|\+|[:=])+"
+_SCHEME = re.compile(rf"(?i)(?<![a-z])(?P<keep>bearer|basic){_SEP}{_OPEN}{_VALUE}")
+# a credential after its name, wherever: ``token=x``, ``"password": "x y"``, ``tether_session=x``,
+# ``password%3Ax``, ``Authorization: Token x`` (prefixes as in ``access_token`` need no match: the
+# name's end does)
+_NAME = (
+    r"(?:token|secret|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|credentials?|session|jwt"
+    r"|auth(?:orization)?)(?:\[\])?"
 )
+_NAMED_SECRET = re.compile(
+    rf"(?i)(?P<keep>{_NAME}(?:\\?[\"']|%(?:25)?22)?\s*(?:[:=]|%(?:25)?3[ad])\s*{_OPEN}"
+    rf"(?:(?:token|bearer|basic)\s+)?){_VALUE}"
+)
+_SECRET_KEY = re.compile(rf"(?i){_NAME}$")  # an extra so named (``db_password``): all of it goes
 # a credential in a query string (``?key=``, an OAuth ``code`` on /docs' redirect...): the value
 # goes, the rest stays. uvicorn's access line hides every query value anyway (``mask_query``).
 _QUERY_SECRET = re.compile(r"(?i)([?&;][\w.%-]*(?:key|code|sig(?:nature)?)(?:\[\])?=)[^&;#\s\"']+")
 # keys.PREFIX: an API key anywhere, in any case, percent-encoded too (``tth%5F...%2D...``)
-_API_KEY = re.compile(r"(?i)tth(?:_|%5f)[0-9a-f]{16}(?:_|%5f)(?:[\w-]|%[0-9a-f]{2})+")
+_API_KEY = re.compile(r"(?i)tth(?:_|%(?:25)?5f)[0-9a-f]{16}(?:_|%(?:25)?5f)(?:[\w-]|%[0-9a-f]{2})+")
 # the record's own fields, and uvicorn's copy of its message with terminal colour codes in it
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -46,9 +58,13 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 def redact(text: str) -> str:
     """Mask person ids, API keys and credentials (after a scheme, a name or in a query string) in
     ``text``."""
-    text = _SCHEME.sub(lambda m: m[1] + " <HIDDEN>", _API_KEY.sub("tth_<HIDDEN>", text))
-    text = _QUERY_SECRET.sub(r"\1<HIDDEN>", _NAMED_SECRET.sub(r"\1<HIDDEN>", text))
+    text = _SCHEME.sub(_scheme_hidden, _API_KEY.sub("tth_<HIDDEN>", text))
+    text = _QUERY_SECRET.sub(r"\1<HIDDEN>", _NAMED_SECRET.sub(r"\g<keep><HIDDEN>", text))
     return _PERSON_ID.sub("<HIDDEN>", text)
+
+
+def _scheme_hidden(match: re.Match[str]) -> str:
+    return f"{match['keep']} {match['dq'] or match['sq'] or ''}<HIDDEN>"
 
 
 def mask_query(target: str) -> str:
@@ -84,22 +100,45 @@ class _RedactingFormatter(logging.Formatter):
             # (client, method, path with query, HTTP version, status): the query's values go
             record = copy.copy(record)
             record.args = (*args[:2], mask_query(str(args[2])), *args[3:])
-        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        extras = {
+            k: "<HIDDEN>" if _SECRET_KEY.search(k) else v
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD
+        }
         if self.as_json:
+            # each text masked before it is quoted: masking the JSON line took the ``\`` of an
+            # escaped quote for the value, left the secret and broke the line's JSON
             payload: dict[str, Any] = {
                 "ts": self.formatTime(record),
                 "level": record.levelname,
                 "logger": record.name,
-                "message": record.getMessage(),
-                **extras,
+                "message": redact(record.getMessage()),
+                **{k: _masked(v) for k, v in extras.items()},
             }
             if record.exc_info:
-                payload["exc"] = self.formatException(record.exc_info)
-            return redact(json.dumps(payload, default=str))
+                payload["exc"] = redact(self.formatException(record.exc_info))
+            return json.dumps(payload)
         line = super().format(record)
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return redact(line)
+
+
+def _masked(value: object) -> object:
+    """``value`` as JSON can hold it, each text in it masked (the values of keys named as
+    credentials whole)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return {
+            redact(str(k)): "<HIDDEN>" if _SECRET_KEY.search(str(k)) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    text = str(value)
+    shown = redact(text)
+    return value if isinstance(value, int | float) and shown == text else shown  # a person id?
 
 
 class _Repeats(logging.Filter):

@@ -2,13 +2,16 @@
 
 The reference systems broke on any field their contract did not name. tether's wire models allow
 extra fields; ``note_unknown_fields`` counts them per system in one metric and logs each name
-once per process, so a contract extension is visible without being fatal.
+once per process, so a contract extension is visible without being fatal. A client chooses the
+names (200 in one payment message made 200 series and 201 warnings, never freed): past
+``MAX_FIELD_NAMES`` a system's further names are counted as ``other``, after one warning.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast, get_args, get_origin
 
@@ -22,7 +25,12 @@ UNKNOWN_FIELDS = Counter(
     "Fields in external payloads that the contract does not name (ignored)",
     ["system", "field"],
 )
-_seen: set[tuple[str, str]] = set()
+MAX_FIELD_NAMES = 50  # distinct names per system, each a series and a warning
+MAX_NAME_CHARS = 64  # a name in a label or a log line
+OTHER = "other"
+_seen: dict[str, set[str]] = {}  # system -> the names counted under their own label
+_capped: set[str] = set()  # the systems past the cap, told once
+_seen_lock = threading.Lock()
 
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
@@ -136,13 +144,38 @@ def note_unknown_fields(system: str, model: WireModel) -> list[str]:
         return []
     fields = unknown_fields(model)
     for name in fields:
-        UNKNOWN_FIELDS.labels(system, name).inc()
-        if (system, name) not in _seen:
-            _seen.add((system, name))
+        label, news = _label(system, name[:MAX_NAME_CHARS])
+        UNKNOWN_FIELDS.labels(system, label).inc()
+        if news == "new":
             logger.warning(
                 "%s sent unknown field %r; ignored",
                 system,
-                name,
-                extra={"action": "unknown_field", "system": system, "field": name},
+                label,
+                extra={"action": "unknown_field", "system": system, "field": label},
+            )
+        elif news == "capped":
+            logger.warning(
+                "%s sent over %d distinct unknown fields; further ones are counted as %r, "
+                "not logged",
+                system,
+                MAX_FIELD_NAMES,
+                OTHER,
+                extra={"action": "unknown_fields_capped", "system": system},
             )
     return fields
+
+
+def _label(system: str, name: str) -> tuple[str, Literal["new", "capped", ""]]:
+    """The metric label for ``name``, and whether it is a new name or the first one past the
+    cap (each logged once)."""
+    with _seen_lock:
+        names = _seen.setdefault(system, set())
+        if name in names:
+            return name, ""
+        if len(names) < MAX_FIELD_NAMES:
+            names.add(name)
+            return name, "new"
+        if system in _capped:
+            return OTHER, ""
+        _capped.add(system)
+        return OTHER, "capped"
