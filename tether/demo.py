@@ -143,13 +143,16 @@ async def _run(
     api = f"http://127.0.0.1:{port}"
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops gracefully, with a summary
+    # Ctrl-C stops gracefully, with a summary; so does a closed terminal (SIGHUP, unless nohup
+    # ignores it): it no longer reaches the embedded NATS, in its own session
+    hangup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+    for sig in (signal.SIGINT, signal.SIGTERM, *hangup):
         running.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         if settings.nats_url is None:  # queues and pulled events work on a fresh machine too
-            nats = EmbeddedNats(Path(tempfile.mkdtemp(prefix="tether-demo-nats-")))
-            stack.callback(shutil.rmtree, nats.store, True)
-            stack.callback(nats.stop)
+            store = Path(tempfile.mkdtemp(prefix="tether-demo-nats-"))
+            stack.callback(shutil.rmtree, store, True)
+            nats = stack.enter_context(EmbeddedNats(store))  # stopped last, even on errors
             settings = settings.model_copy(update={"nats_url": nats.url})
         ctx = DemoContext(
             console=console,
