@@ -132,3 +132,13 @@ def test_url_prints_database_url_whole_and_status_masks_its_password(db_url: str
 )
 def test_masked_hides_only_a_password(url: str, shown: str) -> None:
     assert masked(url) == shown
+
+
+def test_db_upgrade_says_each_migration_once(empty_db_url: str) -> None:
+    """Its result line on stdout; the INFO log said each again on stderr (35 + 35 lines)."""
+    upgraded = tether("db", "upgrade", DATABASE_URL=empty_db_url, TETHER_LOG_LEVEL="INFO")
+    assert upgraded.returncode == 0, upgraded.stderr
+    said = (upgraded.stdout + upgraded.stderr).splitlines()
+    assert "applied tether.core 0001_history" in upgraded.stdout.splitlines()
+    assert [line for line in said if "0001_history" in line] == ["applied tether.core 0001_history"]
+    assert "migration_applied" not in upgraded.stderr

@@ -7,6 +7,7 @@ migration runner iterate ``CAPABILITIES``.
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -38,12 +39,12 @@ def migration_components() -> tuple[str, ...]:
     return ("tether.core", *(c.package for c in CAPABILITIES))
 
 
-def upgrade_database(url: str) -> list[Migration]:
+def upgrade_database(url: str, *, log_level: int = logging.INFO) -> list[Migration]:
     """Everything ``tether db upgrade`` does as the owner: our migrations, then the durable
     workflow library's schema (so a data-only role never needs DDL)."""
     from tether.core import migrations, workflows  # here: a worker needs neither
 
-    applied = migrations.upgrade(url, migration_components())
+    applied = migrations.upgrade(url, migration_components(), log_level=log_level)
 
     workflows.migrate(url)
     return applied

@@ -8,6 +8,7 @@ Results go to stdout; errors, and advice, to stderr.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,7 +50,8 @@ def upgrade() -> None:
 
     Migrates DATABASE_URL, or the running embedded server (`tether db start` starts it).
     """
-    applied = upgrade_database(db.url_in_use(_settings()))
+    # it prints each applied migration on stdout: the log says it at DEBUG only
+    applied = upgrade_database(db.url_in_use(_settings()), log_level=logging.DEBUG)
     for m in applied:
         out.print(f"applied {m.component} {m.version:04d}_{m.name}")
     out.print(

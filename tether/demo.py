@@ -54,6 +54,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def api_port(wanted: int, console: Console) -> int:
+    """``wanted`` if free, else any free port, said aloud: the URLs moved without a word why."""
+    port = port_or_any(wanted) or free_port()
+    if wanted and port != wanted:
+        console.print(f"port {wanted} is in use; the API listens on {port}", highlight=False)
+    return port
+
+
 def recreate_demo_database(server_url: str) -> str:
     """Drop and create ``tether_demo`` on the server; return its URL, migrated."""
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -131,17 +139,20 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
 async def _run(
     settings: Settings, options: DemoOptions, console: Console, url: str, admin_key: str
 ) -> None:
-    port = port_or_any(options.port) or free_port()
+    port = api_port(options.port, console)
     api = f"http://127.0.0.1:{port}"
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C stops gracefully, with a summary
+    # Ctrl-C stops gracefully, with a summary; so does a closed terminal (SIGHUP, unless nohup
+    # ignores it): it no longer reaches the embedded NATS, in its own session
+    hangup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+    for sig in (signal.SIGINT, signal.SIGTERM, *hangup):
         running.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         if settings.nats_url is None:  # queues and pulled events work on a fresh machine too
-            nats = EmbeddedNats(Path(tempfile.mkdtemp(prefix="tether-demo-nats-")))
-            stack.callback(shutil.rmtree, nats.store, True)
-            stack.callback(nats.stop)
+            store = Path(tempfile.mkdtemp(prefix="tether-demo-nats-"))
+            stack.callback(shutil.rmtree, store, True)
+            nats = stack.enter_context(EmbeddedNats(store))  # stopped last, even on errors
             settings = settings.model_copy(update={"nats_url": nats.url})
         ctx = DemoContext(
             console=console,

@@ -60,8 +60,13 @@ def discover(components: tuple[str, ...]) -> list[Migration]:
     return found
 
 
-def upgrade(url: str, components: tuple[str, ...]) -> list[Migration]:
-    """Apply pending migrations, each in its own transaction; return the ones applied."""
+def upgrade(
+    url: str, components: tuple[str, ...], *, log_level: int = logging.INFO
+) -> list[Migration]:
+    """Apply pending migrations, each in its own transaction; return the ones applied.
+
+    Each is logged at ``log_level``: INFO where nothing else says so (serve, worker), DEBUG
+    where the caller prints them itself (``tether db upgrade``, which said each one twice)."""
     applied: list[Migration] = []
     with db.connect_errors_explained(url):
         conn = psycopg.connect(url, autocommit=True)
@@ -91,7 +96,8 @@ def upgrade(url: str, components: tuple[str, ...]) -> list[Migration]:
                         " VALUES (%s, %s, %s)",
                         (migration.component, migration.version, migration.name),
                     )
-                logger.info(
+                logger.log(
+                    log_level,
                     "applied migration %s/%04d_%s",
                     migration.component,
                     migration.version,

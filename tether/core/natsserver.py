@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
+from typing import Self
 
 from tether.core.errors import ConfigurationError
 
@@ -43,7 +45,13 @@ class EmbeddedNats:
         log = store / "nats-server.log"  # a file, not a pipe: a full pipe would block the server
         args = [str(binary()), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)]
         with log.open("wb") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            # its own session: a Ctrl-C reaches the terminal's process group, and a server that
+            # died with it left tether's consumers logging "unexpected EOF" while they stopped;
+            # tether stops it, last (``stop``, the ``with`` block, or at the latest at exit)
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._finalizer = weakref.finalize(self, _stop, self.proc)
         deadline = time.monotonic() + start_timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -60,9 +68,21 @@ class EmbeddedNats:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self._finalizer()  # once: a second call does nothing
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

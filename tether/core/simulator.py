@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tether.core.errors import ConfigurationError
 from tether.core.loop import run, startup_frozen
 from tether.core.simulator_auth import (
     ControlAuth,
@@ -191,12 +192,20 @@ class _Uncaptured(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, option: str) -> socket.socket:
+    """A port in use is a one-line error naming the option that moves it, not a traceback."""
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
     # listener says so, and without it every keep-alive response waits ~40 ms (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): another process uses it. "
+            f"Stop it, or pick another port with {option}."
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -228,8 +237,12 @@ class SimulatorServer:
         self.control_app: ASGIApp = ControlAuth(control_app, self.control_token)
         self.state = state
         self.host = host
-        self._data_sock = _bind(host, port)
-        self._control_sock = _bind(host, control_port)
+        self._data_sock = _bind(host, port, "--port")
+        try:
+            self._control_sock = _bind(host, control_port, "--control-port")
+        except ConfigurationError:
+            self._data_sock.close()
+            raise
         self.port: int = self._data_sock.getsockname()[1]
         self.control_port: int = self._control_sock.getsockname()[1]
         self._data_server: uvicorn.Server | None = None
@@ -277,7 +290,7 @@ class SimulatorServer:
 
     async def _start_data(self) -> None:
         if self._data_sock.fileno() == -1:
-            self._data_sock = _bind(self.host, self.port)
+            self._data_sock = _bind(self.host, self.port, "--port")
         self._data_server = self._server(self.data_app)
         self._data_task = asyncio.create_task(self._data_server.serve(sockets=[self._data_sock]))
         while not self._data_server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
