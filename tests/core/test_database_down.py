@@ -204,3 +204,27 @@ def test_the_console_says_libpq_s_reason_and_healthz_only_its_kind(
     assert str(relay.port) not in page.text  # libpq's address is left out
     fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
     assert "unreachable (server closed the connection unexpectedly" in fragment.text
+
+
+def test_once_healthz_says_ready_after_a_long_outage_requests_succeed_too(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """After a 97 s outage /healthz said ready at once but requests failed for 18-40 s more:
+    the pool slept through psycopg_pool's doubling reconnect backoff (1, 2, 4, 8, 16 s: the
+    server came back in the 16 s one). Now its retries end after ``db.RECONNECT_S``, and a
+    request that finds no connection then has the pool connect at once."""
+    relay, _ = relayed
+    assert api.get(AP).status_code == 404
+    relay.set("refuse")
+    cut = time.monotonic()
+    while time.monotonic() < cut + 16:  # requests through the outage, as a client retries
+        assert api.get(AP).status_code == 503
+        time.sleep(0.5)
+    relay.set("forward")
+    while api.get("/healthz").status_code != 200:
+        assert time.monotonic() < cut + 60
+        time.sleep(0.2)
+    ready = time.monotonic()
+    while (answer := api.get(AP)).status_code != 404:
+        assert time.monotonic() < ready + 5, answer.text
+        time.sleep(0.2)
