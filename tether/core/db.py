@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -155,9 +156,15 @@ def connect_errors_explained(url: str) -> Iterator[None]:
 
 def libpq_reason(exc: Exception) -> str:
     """libpq's reason ("Connection refused", "FATAL: password authentication failed ..."), not
-    its hint line ("Is the server running on that host ...") nor the address said again."""
+    its hint line ("Is the server running on that host ...") nor the address said again. A
+    missing socket file is a server not running: libpq says "No such file or directory"."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and (gone := _NO_SOCKET.search(lines[0])):
+        return f"server not running (no socket at {gone['dir']})"
     return " ".join(lines[0].rsplit("failed: ", 1)[-1].split()) if lines else type(exc).__name__
+
+
+_NO_SOCKET = re.compile(r'on socket "(?P<dir>.*)/\.s\.PGSQL\.\d+" failed: No such file or dir')
 
 
 ACTIVE_DATABASE = "active-database"  # in data_dir: the database a running demo uses
