@@ -245,12 +245,18 @@ def test_once_healthz_says_ready_after_a_long_outage_requests_succeed_too(
         time.sleep(0.2)
 
 
+@pytest.fixture
+def socket_dir() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="tether-sock-") as folder:  # a socket path: 107 B
+        yield folder
+
+
 def test_a_stopped_server_s_missing_socket_is_said_not_running(
-    settings: Settings, db_url: str, start_api: Any
+    settings: Settings, db_url: str, start_api: Any, socket_dir: str
 ) -> None:
     """A stopped embedded server leaves no socket file: the console said "The database does
     not answer: No such file or directory" and /healthz "database: unreachable"."""
-    folder = tempfile.mkdtemp(prefix="tether-sock-")  # short: a socket path has 107 bytes
+    folder = socket_dir
     relay = Relay(target(db_url), listen=f"{folder}/.s.PGSQL.5432")
     info = psycopg.conninfo.conninfo_to_dict(db_url)
     info.update(host=folder, port=5432)
@@ -267,4 +273,3 @@ def test_a_stopped_server_s_missing_socket_is_said_not_running(
     assert f"server not running (no socket at {folder})" in page.text
     fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
     assert f"unreachable (server not running (no socket at {folder}))" in fragment.text
-    os.rmdir(folder)
