@@ -5,7 +5,9 @@ hole (connections accepted, nothing answered)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,14 +24,21 @@ from tether.core.settings import Settings
 class Relay:
     """A TCP relay to PostgreSQL with three modes: ``forward``, ``refuse`` and ``blackhole``.
 
-    ``target`` is a (host, port) pair, or the path of a Unix socket (the embedded server).
+    ``target`` is a (host, port) pair, or the path of a Unix socket (the embedded server); it
+    listens on a local port, or on the Unix socket ``listen`` (removed by ``close``).
     """
 
-    def __init__(self, target: tuple[str, int] | str) -> None:
+    def __init__(self, target: tuple[str, int] | str, listen: str | None = None) -> None:
         self.target = target
         self.mode = "forward"
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        if listen is None:
+            self.listener = socket.create_server(("127.0.0.1", 0))
+            self.port = self.listener.getsockname()[1]
+        else:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(listen)
+            self.listener.listen()
+        self.listen = listen
         self.open: list[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -81,14 +90,20 @@ class Relay:
     def close(self) -> None:
         self.set("refuse")
         self.listener.close()
+        if self.listen is not None:
+            os.unlink(self.listen)  # as a server that stops removes its socket
+
+
+def target(db_url: str) -> tuple[str, int] | str:
+    info = psycopg.conninfo.conninfo_to_dict(db_url)
+    host, port = str(info.get("host") or "/tmp"), int(info.get("port") or 5432)
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
 
 
 @pytest.fixture
 def relayed(db_url: str) -> Iterator[tuple[Relay, str]]:
     info = psycopg.conninfo.conninfo_to_dict(db_url)
-    host, port = str(info.get("host") or "/tmp"), int(info.get("port") or 5432)
-    target = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
-    relay = Relay(target)
+    relay = Relay(target(db_url))
     info.update(host="127.0.0.1", port=relay.port)
     yield relay, psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
     relay.close()
@@ -204,3 +219,57 @@ def test_the_console_says_libpq_s_reason_and_healthz_only_its_kind(
     assert str(relay.port) not in page.text  # libpq's address is left out
     fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
     assert "unreachable (server closed the connection unexpectedly" in fragment.text
+
+
+def test_once_healthz_says_ready_after_a_long_outage_requests_succeed_too(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """After a 97 s outage /healthz said ready at once but requests failed for 18-40 s more:
+    the pool slept through psycopg_pool's doubling reconnect backoff (1, 2, 4, 8, 16 s: the
+    server came back in the 16 s one). Now its retries end after ``db.RECONNECT_S``, and a
+    request that finds no connection then has the pool connect at once."""
+    relay, _ = relayed
+    assert api.get(AP).status_code == 404
+    relay.set("refuse")
+    cut = time.monotonic()
+    while time.monotonic() < cut + 16:  # requests through the outage, as a client retries
+        assert api.get(AP).status_code == 503
+        time.sleep(0.5)
+    relay.set("forward")
+    while api.get("/healthz").status_code != 200:
+        assert time.monotonic() < cut + 60
+        time.sleep(0.2)
+    ready = time.monotonic()
+    while (answer := api.get(AP)).status_code != 404:
+        assert time.monotonic() < ready + 5, answer.text
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="tether-sock-") as folder:  # a socket path: 107 B
+        yield folder
+
+
+def test_a_stopped_server_s_missing_socket_is_said_not_running(
+    settings: Settings, db_url: str, start_api: Any, socket_dir: str
+) -> None:
+    """A stopped embedded server leaves no socket file: the console said "The database does
+    not answer: No such file or directory" and /healthz "database: unreachable"."""
+    folder = socket_dir
+    relay = Relay(target(db_url), listen=f"{folder}/.s.PGSQL.5432")
+    info = psycopg.conninfo.conninfo_to_dict(db_url)
+    info.update(host=folder, port=5432)
+    url = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    quick = settings.model_copy(update={"database_url": url, "db_pool_timeout_s": 0.5})
+    api: httpx.Client = start_api(quick, database_url=url)
+    assert api.get("/healthz").status_code == 200
+    relay.close()  # the server stopped: its socket is gone
+    health = api.get("/healthz")
+    assert health.status_code == 503 and health.json()["detail"] == "database: not running"
+    for _ in range(2):  # a broken pooled connection first, then no connection at all
+        page = api.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 503 and "No such file" not in page.text
+    assert f"server not running (no socket at {folder})" in page.text
+    fragment = api.get("/console/panels", headers={"accept": "text/html", "hx-request": "true"})
+    assert f"unreachable (server not running (no socket at {folder}))" in fragment.text

@@ -85,6 +85,7 @@ async def check(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
 
 
 _CATEGORIES = (
+    ("server not running", "not running"),  # no socket file: first, its path may say anything
     ("no answer in time", "no answer in time"),
     ("timeout", "no answer in time"),
     ("refused", "connection refused"),

@@ -250,6 +250,7 @@ async def build(runtime: Runtime) -> AsyncIterator[ElicensingService]:
         runtime.database_url,
         min_size=1,
         max_size=settings.refresh_concurrency + WRITE_SLOTS,
+        reconnect_timeout=db.RECONNECT_S,  # its backoff outlasted an outage by 30 s
         open=False,
         # autocommit: a lease or a session lock is one round trip, no COMMIT
         kwargs={"row_factory": dict_row, "autocommit": True},
