@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -162,7 +163,7 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
 class _Streak:
     """A job's failures in a row, so that an outage (the database down for an hour) logs one
     traceback, then one short line per restart, then how long it lasted: not one traceback per
-    restart. A different error in the streak gets its traceback too."""
+    restart. A different error in the streak gets its traceback too (``error_key``)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -176,8 +177,8 @@ class _Streak:
             self.since = now
         self.count += 1
         error = f"{type(exc).__name__}: {exc}".strip()
-        if error not in self.seen:
-            self.seen.add(error)
+        if (key := error_key(exc)) not in self.seen:
+            self.seen.add(key)
             logger.error(
                 "job %s failed (%d in a row); started again in %.0f s",
                 self.name,
@@ -209,6 +210,16 @@ class _Streak:
         )
         self.count = 0
         self.seen.clear()
+
+
+def error_key(exc: BaseException) -> str:
+    """An error as the streak knows it: its root cause's type and first line, digits masked.
+    In an outage the accruals executor failed first on psycopg's ``OperationalError`` and then
+    on sqlalchemy's wrapping of the same one (DBOS' launch): two tracebacks for one error."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"\d+", "N", f"{type(exc).__name__}: {lines[0] if lines else ''}")
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
