@@ -106,10 +106,18 @@ async def run_jobs(
                 )
                 for job in jobs
             ]
-        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end
+        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end,
+        # listing the jobs still running (beaten again as soon as one ends)
+        ended = asyncio.Event()
+        for task in tasks:
+            task.add_done_callback(lambda _: ended.set())
         beat = asyncio.create_task(
             workers.heartbeat(
-                runtime.pool, lane=options.lane, jobs=[t.get_name() for t in tasks], stop=stop
+                runtime.pool,
+                lane=options.lane,
+                jobs=lambda: [t.get_name() for t in tasks if not t.done()],
+                stop=stop,
+                changed=ended,
             ),
             name="heartbeat",
         )

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,21 +36,29 @@ DEAD_KEPT_S = 600.0  # a dead process's row is shown this long, then pruned
 
 
 async def heartbeat(
-    pool: AsyncConnectionPool[Any], *, lane: str, jobs: Sequence[str], stop: asyncio.Event
+    pool: AsyncConnectionPool[Any],
+    *,
+    lane: str,
+    jobs: Callable[[], Sequence[str]],
+    stop: asyncio.Event,
+    changed: asyncio.Event | None = None,
 ) -> None:
     """Beat until ``stop``, then delete this process's row. Never raises: a database outage
-    is logged once, and its end once."""
+    is logged once, and its end once. Each beat lists ``jobs()``, the jobs still running (one
+    that ended, as the payments jobs without NATS do, was listed as if it ran); ``changed``
+    beats at once."""
     params = {
         "id": default_worker_id(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "lane": lane,
-        "jobs": list(jobs),
+        "jobs": list(jobs()),
         "started_at": datetime.now(UTC),
         "kept_s": DEAD_KEPT_S,
     }
     failing = False
     while not stop.is_set():
+        params["jobs"] = list(jobs())
         try:
             async with pool.connection() as conn:
                 await conn.execute(Q["beat_worker"], params)
@@ -64,7 +72,7 @@ async def heartbeat(
             if failing:
                 logger.info("worker heartbeat back", extra={"action": "beat_back"})
             failing = False
-        await idle(stop, None, BEAT_S)
+        await idle(stop, changed, BEAT_S)
     with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
         async with asyncio.timeout(5), pool.connection() as conn:
             await conn.execute(Q["end_worker"], {"id": params["id"]})
