@@ -222,7 +222,7 @@ class _Streak:
 
 def error_key(exc: BaseException) -> str:
     """An error as the streak knows it: its root cause's type and first line, digits masked.
-    In an outage the accruals executor failed first on psycopg's ``OperationalError`` and then
+    In an outage a DBOS job failed first on psycopg's ``OperationalError`` and then
     on sqlalchemy's wrapping of the same one (DBOS' launch): two tracebacks for one error."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
