@@ -208,3 +208,24 @@ def test_children_that_keep_dying_stop_the_worker_with_a_failure(
             proc.kill()
     log = (tmp_path / "worker.log").read_text()
     assert "2 deaths in 60 s: stopping the worker" in log
+
+
+def test_a_childs_lines_name_its_lane_and_pid_and_why_it_ended(db_url: str, tmp_path: Path) -> None:
+    """Two children wrote identical lines: none said which process it was. Each child's line
+    now ends with worker=<lane>:<pid>, and "worker process done" says why it ended."""
+    proc = start_logged_worker(db_url, tmp_path, deaths_max=5)
+    kids: set[int] = set()
+    try:
+        (kid,) = kids = wait_for_children(proc, 1)
+        time.sleep(1)  # its jobs started (a SIGTERM before its handler is set is no test)
+        stop_and_check(proc, kids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = (tmp_path / "worker.log").read_text().splitlines()
+    done = [line for line in lines if "action=worker_done" in line]
+    assert len(done) == 1
+    assert f"worker process done (lane prompt, pid {kid}): stopped by SIGTERM" in done[0]
+    assert done[0].endswith(f" worker=prompt:{kid}")
+    started = [line for line in lines if "action=job_started" in line]  # the job's own line
+    assert started and all(line.endswith(f" worker=prompt:{kid}") for line in started)

@@ -248,24 +248,46 @@ def process_main(
     for sig in STOP_SIGNALS:  # a replacement forked from the parent inherits its forwarding
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
-    configure_logging(settings.log_level, settings.log_json)
+    pid = os.getpid()
+    # every line says which process wrote it: children of one worker wrote identical lines
+    configure_logging(
+        settings.log_level, settings.log_json, fields={"worker": f"{options.lane}:{pid}"}
+    )
     if options.lane == "deferred":
         os.nice(settings.worker_deferred_nice)
 
     async def main() -> None:
         stop = asyncio.Event()
+        why: list[str] = []  # what ended the process, first cause first
+
+        def stopped_by(name: str) -> None:
+            why.append(f"stopped by {name}")
+            stop.set()
+
         running = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                running.add_signal_handler(sig, stop.set)
+                running.add_signal_handler(sig, stopped_by, sig.name)
         watcher = asyncio.create_task(_watch_parent(parent, stop))
         try:
             named = db.with_application_name(database_url, f"tether worker {options.lane}")
             await run_jobs(settings, named, options, stop)
+        except Exception as exc:
+            why.append(f"failed: {workers.reason(exc)}")
+            raise
         finally:
             stop.set()
             await watcher
-        logger.info("worker process done", extra={"action": "worker_done"})
+            if os.getppid() != parent:
+                why.append("its parent died")
+            why.append("its work is done (--once)" if options.once else "all its jobs ended")
+            logger.info(
+                "worker process done (lane %s, pid %d): %s",
+                options.lane,
+                pid,
+                why[0],
+                extra={"action": "worker_done"},
+            )
 
     loop.run(main())
 
