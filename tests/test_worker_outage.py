@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.test_worker import WAIT_S, alive, stop_and_check, wait_for_children
@@ -70,6 +71,41 @@ async def test_an_outage_logs_one_traceback_then_short_lines_then_its_recovery(
         ("job_still_failing", False),
         ("job_still_failing", False),
         ("job_restarted", True),  # another error: its own traceback
+        ("job_recovered", False),
+    ]
+
+
+async def test_the_same_error_wrapped_or_with_other_numbers_has_no_second_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """accruals.executor printed a traceback at failure 1 (psycopg's OperationalError) and 2
+    (sqlalchemy's OperationalError around the same one, from DBOS' launch). Now an error is
+    its root cause, its digits (ports, pids) aside."""
+    monkeypatch.setattr(worker, "RESTART_BASE_S", 0.01)
+    monkeypatch.setattr(worker, "RECOVERED_AFTER_S", 0.2)
+
+    def wrapped(pid: int) -> Exception:
+        try:
+            try:
+                raise psycopg.OperationalError(f"connection failed: backend pid {pid}\n\thint")
+            except psycopg.OperationalError as exc:
+                raise RuntimeError(f"(psycopg.OperationalError) {exc}\n(background)") from exc
+        except RuntimeError as outer:
+            return outer
+
+    errors = [psycopg.OperationalError("connection failed: backend pid 11"), wrapped(12)]
+    errors += [wrapped(13), ValueError("other")]
+
+    async def flaky(ctx: JobContext) -> None:
+        if errors:
+            raise errors.pop(0)
+        await ctx.stop.wait()
+
+    assert actions(await supervised_log(caplog, flaky)) == [
+        ("job_restarted", True),
+        ("job_still_failing", False),
+        ("job_still_failing", False),
+        ("job_restarted", True),
         ("job_recovered", False),
     ]
 
@@ -172,3 +208,24 @@ def test_children_that_keep_dying_stop_the_worker_with_a_failure(
             proc.kill()
     log = (tmp_path / "worker.log").read_text()
     assert "2 deaths in 60 s: stopping the worker" in log
+
+
+def test_a_childs_lines_name_its_lane_and_pid_and_why_it_ended(db_url: str, tmp_path: Path) -> None:
+    """Two children wrote identical lines: none said which process it was. Each child's line
+    now ends with worker=<lane>:<pid>, and "worker process done" says why it ended."""
+    proc = start_logged_worker(db_url, tmp_path, deaths_max=5)
+    kids: set[int] = set()
+    try:
+        (kid,) = kids = wait_for_children(proc, 1)
+        time.sleep(1)  # its jobs started (a SIGTERM before its handler is set is no test)
+        stop_and_check(proc, kids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = (tmp_path / "worker.log").read_text().splitlines()
+    done = [line for line in lines if "action=worker_done" in line]
+    assert len(done) == 1
+    assert f"worker process done (lane prompt, pid {kid}): stopped by SIGTERM" in done[0]
+    assert done[0].endswith(f" worker=prompt:{kid}")
+    started = [line for line in lines if "action=job_started" in line]  # the job's own line
+    assert started and all(line.endswith(f" worker=prompt:{kid}") for line in started)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -105,10 +106,18 @@ async def run_jobs(
                 )
                 for job in jobs
             ]
-        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end
+        # the console's "workers: N alive": a row beaten every few seconds, deleted at the end,
+        # listing the jobs still running (beaten again as soon as one ends)
+        ended = asyncio.Event()
+        for task in tasks:
+            task.add_done_callback(lambda _: ended.set())
         beat = asyncio.create_task(
             workers.heartbeat(
-                runtime.pool, lane=options.lane, jobs=[t.get_name() for t in tasks], stop=stop
+                runtime.pool,
+                lane=options.lane,
+                jobs=lambda: [t.get_name() for t in tasks if not t.done()],
+                stop=stop,
+                changed=ended,
             ),
             name="heartbeat",
         )
@@ -162,7 +171,7 @@ async def supervised(job: Job, ctx: JobContext, name: str) -> None:
 class _Streak:
     """A job's failures in a row, so that an outage (the database down for an hour) logs one
     traceback, then one short line per restart, then how long it lasted: not one traceback per
-    restart. A different error in the streak gets its traceback too."""
+    restart. A different error in the streak gets its traceback too (``error_key``)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -176,8 +185,8 @@ class _Streak:
             self.since = now
         self.count += 1
         error = f"{type(exc).__name__}: {exc}".strip()
-        if error not in self.seen:
-            self.seen.add(error)
+        if (key := error_key(exc)) not in self.seen:
+            self.seen.add(key)
             logger.error(
                 "job %s failed (%d in a row); started again in %.0f s",
                 self.name,
@@ -211,6 +220,16 @@ class _Streak:
         self.seen.clear()
 
 
+def error_key(exc: BaseException) -> str:
+    """An error as the streak knows it: its root cause's type and first line, digits masked.
+    In an outage a DBOS job failed first on psycopg's ``OperationalError`` and then
+    on sqlalchemy's wrapping of the same one (DBOS' launch): two tracebacks for one error."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"\d+", "N", f"{type(exc).__name__}: {lines[0] if lines else ''}")
+
+
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
     """Set ``stop`` when the parent process is gone (re-parented children see a new ppid)."""
     while not stop.is_set():
@@ -229,24 +248,46 @@ def process_main(
     for sig in STOP_SIGNALS:  # a replacement forked from the parent inherits its forwarding
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was started
-    configure_logging(settings.log_level, settings.log_json)
+    pid = os.getpid()
+    # every line says which process wrote it: children of one worker wrote identical lines
+    configure_logging(
+        settings.log_level, settings.log_json, fields={"worker": f"{options.lane}:{pid}"}
+    )
     if options.lane == "deferred":
         os.nice(settings.worker_deferred_nice)
 
     async def main() -> None:
         stop = asyncio.Event()
+        why: list[str] = []  # what ended the process, first cause first
+
+        def stopped_by(name: str) -> None:
+            why.append(f"stopped by {name}")
+            stop.set()
+
         running = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                running.add_signal_handler(sig, stop.set)
+                running.add_signal_handler(sig, stopped_by, sig.name)
         watcher = asyncio.create_task(_watch_parent(parent, stop))
         try:
             named = db.with_application_name(database_url, f"tether worker {options.lane}")
             await run_jobs(settings, named, options, stop)
+        except Exception as exc:
+            why.append(f"failed: {workers.reason(exc)}")
+            raise
         finally:
             stop.set()
             await watcher
-        logger.info("worker process done", extra={"action": "worker_done"})
+            if os.getppid() != parent:
+                why.append("its parent died")
+            why.append("its work is done (--once)" if options.once else "all its jobs ended")
+            logger.info(
+                "worker process done (lane %s, pid %d): %s",
+                options.lane,
+                pid,
+                why[0],
+                extra={"action": "worker_done"},
+            )
 
     loop.run(main())
 

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tether.core import workers
 from tether.core.jobs import backoff
 from tether.core.settings import Settings, exported
 from tether.worker import STOP_SIGNALS, WorkerOptions, _forkable, lanes, process_main, selected
@@ -122,13 +123,15 @@ def run_children(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
     try:
-        return _watch(children, forward, start, replaces=not options.once)
+        return _watch(children, forward, start, database_url, replaces=not options.once)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _watch(children: list[_Child], forward: _Forward, start: Any, *, replaces: bool) -> int:
+def _watch(
+    children: list[_Child], forward: _Forward, start: Any, database_url: str, *, replaces: bool
+) -> int:
     """Wait for every child; replace one that died while the worker runs."""
     running = list(children)
     waiting: list[tuple[float, _Child]] = []  # (when, a dead child's place) to start again
@@ -167,6 +170,14 @@ def _watch(children: list[_Child], forward: _Forward, start: Any, *, replaces: b
                 if given_up
                 else f"starting another in {delay:.0f} s",
                 extra={"action": "worker_child_died"},
+            )
+            # its heartbeat row goes now (not once silent for 30 s) and the death is counted
+            workers.child_died(
+                database_url,
+                child.process.pid,
+                lane=child.options.lane,
+                how=how_it_ended(code),
+                jobs=child.jobs(),
             )
             if given_up:
                 failed += 1

@@ -186,3 +186,12 @@ def test_quoted_and_encoded_credentials_are_hidden_whole() -> None:
         "token=" * 2700 + SECRET,
     ]:
         assert not leaks(redact(text)), (text, redact(text))
+
+
+def test_fields_of_the_process_are_on_every_line_text_and_json() -> None:
+    """A worker child's lane and pid on each of its lines, so two children's are told apart."""
+    fields = {"worker": "prompt:4711"}
+    text = _RedactingFormatter(as_json=False, fields=fields).format(_record(action="x"))
+    assert text.endswith("Started process [7] action=x worker=prompt:4711")
+    payload = json.loads(_RedactingFormatter(as_json=True, fields=fields).format(_record()))
+    assert payload["worker"] == "prompt:4711"

@@ -67,10 +67,11 @@ def test_repeats_are_counted_and_tracebacks_kept_for_the_first(logs: io.StringIO
     logging.getLogger("tether.x").warning("something else")
     later = [line.split(" ", 2)[2] for line in logs.getvalue().splitlines()[len(lines) :]]
     assert later == [
-        "WARNING psycopg.pool 49 similar records suppressed in the last 0 s:"
-        " error connecting in %r: %s action=log_suppressed",
-        "ERROR dbos 4 similar records suppressed in the last 0 s: DBOS failed to launch:"
+        "WARNING psycopg.pool 49 similar records suppressed in the last 0 s, the last:"
+        " error connecting in 'tether': connection failed: Connection refused"
         " action=log_suppressed",
+        "ERROR dbos 4 similar records suppressed in the last 0 s, the last: DBOS failed to"
+        " launch: action=log_suppressed",
         "WARNING tether.x something else",
     ]
 
@@ -81,3 +82,50 @@ def test_repeats_are_counted_and_tracebacks_kept_for_the_first(logs: io.StringIO
         "ERROR dbos DBOS failed to launch:"
         " error=OperationalError: connection failed: Connection refused"
     ]
+
+
+def test_a_summary_shows_the_last_message_held_back_formatted_and_masked(
+    logs: io.StringIO,
+) -> None:
+    """The summary printed the raw template ("job %s still failing for %.0f s ..."); now the
+    last repeat's own text, masked like every line."""
+    job = logging.getLogger("tether.x")
+    for i in range(3):
+        job.warning("job %s still failing for %.0f s, %s", "a.b", 10.0 * i, "password=x")
+    time.sleep(0.35)
+    job.warning("something else")
+    lines = [line.split(" ", 2)[2] for line in logs.getvalue().splitlines()]
+    assert lines == [
+        "WARNING tether.x job a.b still failing for 0 s, password=<HIDDEN>",
+        "WARNING tether.x 2 similar records suppressed in the last 0 s, the last:"
+        " job a.b still failing for 20 s, password=<HIDDEN> action=log_suppressed",
+        "WARNING tether.x something else",
+    ]
+
+
+def test_a_librarys_burst_of_different_messages_is_one_kind_per_exception_type(
+    logs: io.StringIO,
+) -> None:
+    """At an outage's start DBOS' threads (queues, schedules, locks) log dozens of different
+    messages with the same error: ~700 lines in a second. A library's kind is its logger, level
+    and exception, whatever the message; tether's own loggers keep their kinds by template."""
+    dbos = logging.getLogger("dbos")
+    for i in range(20):
+        dbos.error("queue thread %d: listing queues failed", i, exc_info=launch_failure())
+        dbos.error(f"schedule {i} failed", exc_info=launch_failure())
+    for port in (5432, 5433):  # another error (digits aside): shown, with its traceback
+        dbos.error("background jobs lock", exc_info=launch_failure(f"port {port}: no password"))
+    for i in range(3):
+        logging.getLogger("tether.x").warning(f"ours {i}")
+    lines = logs.getvalue().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines if " dbos " in line] == [
+        "ERROR dbos queue thread 0: listing queues failed",
+        "ERROR dbos background jobs lock",
+    ]
+    assert sum(line.startswith("Traceback") for line in lines) == 2
+    assert sum("WARNING tether.x ours" in line for line in lines) == 3
+    time.sleep(0.35)
+    logging.getLogger("tether.x").warning("later")
+    assert "ERROR dbos 39 similar records suppressed in the last 0 s, the last: schedule 19" in (
+        logs.getvalue()
+    )

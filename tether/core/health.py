@@ -41,9 +41,12 @@ async def panel(runtime: Runtime, _service: object = None) -> Panel:
                 workers.Q["worker_processes"],
                 {"dead_after_s": workers.DEAD_AFTER_S, "limit": LISTED},
             )
+            deaths = await db.fetch_all(
+                conn, workers.Q["child_deaths"], {"window_s": workers.DEATHS_WINDOW_S}
+            )
     except psycopg.OperationalError as exc:  # no server, no connection in time
         return unreachable_panel(await reason_for(exc, runtime.database_url))
-    return build_panel(rows)
+    return build_panel(rows, deaths)
 
 
 async def reason_for(exc: psycopg.OperationalError, url: str) -> str:
@@ -129,7 +132,9 @@ def _database_up(value: float) -> Gauge:
     )
 
 
-def build_panel(rows: Sequence[Mapping[str, Any]]) -> Panel:
+def build_panel(
+    rows: Sequence[Mapping[str, Any]], deaths: Sequence[Mapping[str, Any]] = ()
+) -> Panel:
     now = rows[0]["now"] if rows else datetime.now(UTC)
     alive = int(rows[0]["alive_count"]) if rows else 0
     silent = [r for r in rows if not r["alive"]]
@@ -143,6 +148,18 @@ def build_panel(rows: Sequence[Mapping[str, Any]]) -> Panel:
             Row(
                 label="workers gone silent",
                 value=f"{len(silent)} (last beat {age(last, now)} ago)",
+                status="warn",
+            )
+        )
+    died = sum(int(d["deaths"]) for d in deaths)
+    if died:
+        last = max(deaths, key=lambda d: d["last_at"])
+        per_lane = ", ".join(f"{d['lane']} {d['deaths']}" for d in deaths)
+        lines.append(
+            Row(
+                label=f"child deaths in the last {workers.DEATHS_WINDOW_S / 3600:.0f} h",
+                value=f"{died} ({per_lane}; last {last['last_how']}, "
+                f"{age(last['last_at'], last['now'])} ago)",
                 status="warn",
             )
         )
@@ -168,5 +185,25 @@ def build_panel(rows: Sequence[Mapping[str, Any]]) -> Panel:
             help=f"Worker processes that beat in the last {workers.DEAD_AFTER_S:.0f} s.",
             value=float(alive),
         ),
+        *_deaths_gauges(rows, deaths),
     )
     return Panel(title=TITLE, rows=tuple(lines), table=table, gauges=gauges)
+
+
+def _deaths_gauges(
+    rows: Sequence[Mapping[str, Any]], deaths: Sequence[Mapping[str, Any]]
+) -> list[Gauge]:
+    """Children's deaths per lane, for an alert on one that keeps crashing: a lane of a live
+    worker without deaths reports 0 (an absent series alerts on nothing)."""
+    counts = {r["lane"]: 0 for r in rows if r["alive"]} | {
+        d["lane"]: int(d["deaths"]) for d in deaths
+    }
+    return [
+        Gauge(
+            name="tether_worker_child_deaths_last_hour",
+            help="Worker processes found dead by their tether worker parent in the last hour.",
+            value=float(n),
+            labels={"lane": lane},
+        )
+        for lane, n in sorted(counts.items())
+    ]

@@ -16,6 +16,10 @@ from urllib.parse import quote, unquote_plus
 
 REPEAT_WINDOW_S = 60.0  # a warning or error seen again within this is counted, not logged
 TRACEBACK_AGAIN_AFTER_S = 600.0  # a repeat logged in a later window has no traceback until then
+# libraries whose retry loops log many messages for one outage (DBOS' queue threads, schedules,
+# locks; the pool's reconnects): their repeats are kinds by level and exception type only
+COARSE_LOGGERS = frozenset({"dbos", "psycopg"})
+_DIGITS = re.compile(r"\d+")  # ports, pids, counts and durations in an error's message
 
 # Norwegian person ids (11 digits) are personal data: never in a log line. GSRNs (18 digits),
 # GLNs (13) and organisation numbers (9) do not match.
@@ -90,9 +94,10 @@ def mask_query(target: str) -> str:
 
 
 class _RedactingFormatter(logging.Formatter):
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, fields: dict[str, str] | None = None) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
         self.as_json = as_json
+        self.fields = fields or {}  # on every line (a worker child's lane and pid)
 
     def format(self, record: logging.LogRecord) -> str:
         args = record.args
@@ -104,7 +109,7 @@ class _RedactingFormatter(logging.Formatter):
             k: "<HIDDEN>" if _SECRET_KEY.search(k) else v
             for k, v in record.__dict__.items()
             if k not in _STANDARD
-        }
+        } | self.fields
         if self.as_json:
             # each text masked before it is quoted: masking the JSON line took the ``\`` of an
             # escaped quote for the value, left the secret and broke the line's JSON
@@ -149,13 +154,16 @@ class _Repeats(logging.Filter):
 
     A kind: the logger, the message template with its text arguments (a job's or a queue's
     name; numbers such as durations differ between repeats) and the exception (its type and
-    first line: another error is another kind, with its own traceback). Records
+    first line: another error is another kind, with its own traceback); for the libraries of
+    ``COARSE_LOGGERS`` only the logger, the level and the exception (from ``exc_info`` or the
+    arguments, its digits masked), whatever the message: DBOS logs dozens of different messages
+    for one error in an outage's first second. Records
     below WARNING (the access log, progress lines) pass untouched, at the cost of one compare.
     The first of a kind is never held back. A window that ends with repeats held back says so
-    in one line ("N similar records suppressed ...", on the next record of any kind) and opens
-    the next window: an outage logs a kind once a minute. A repeat after a quiet window is let
-    through, without a second traceback (``error=`` names it) until the kind has been quiet
-    for ``TRACEBACK_AGAIN_AFTER_S``.
+    in one line ("N similar records suppressed ..., the last: <its message>", on the next
+    record of any kind) and opens the next window: an outage logs a kind once a minute. A
+    repeat after a quiet window is let through, without a second traceback (``error=`` names
+    it) until the kind has been quiet for ``TRACEBACK_AGAIN_AFTER_S``.
     """
 
     def __init__(
@@ -165,8 +173,9 @@ class _Repeats(logging.Filter):
         self.handler = handler
         self.clock = clock
         self.lock = threading.Lock()
-        # kind -> [end of its window, repeats held back in it, last seen, (logger, level, template)]
-        # (not the record: its traceback would keep every frame's locals alive)
+        # kind -> [end of its window, repeats held back in it, last seen, (logger, level, template),
+        # the last held back's message] (not the record: its traceback would keep every frame's
+        # locals alive)
         self.kinds: dict[tuple[Any, ...], list[Any]] = {}
         self.next_sweep = 0.0
 
@@ -175,20 +184,27 @@ class _Repeats(logging.Filter):
             return True
         error = record.exc_info[1] if record.exc_info else None
         args = record.args if isinstance(record.args, tuple) else ()
-        said = f"{type(error).__name__}: {error}".splitlines()[0][:200] if error else ""
-        kind = (record.name, str(record.msg), said, *(a for a in args if isinstance(a, str)))
+        said = _said(error)
+        kind: tuple[Any, ...]
+        if record.name.split(".")[0] in COARSE_LOGGERS:
+            # a library's burst of many messages over one outage: one kind per exception type
+            raised = error or next((a for a in args if isinstance(a, BaseException)), None)
+            kind = (record.name, record.levelno, _DIGITS.sub("N", _said(raised)))
+        else:
+            kind = (record.name, str(record.msg), said, *(a for a in args if isinstance(a, str)))
         now = self.clock()
         with self.lock:
             ended = self._sweep(now) if now >= self.next_sweep else []
             entry = self.kinds.get(kind)
             if entry is None:
                 first = (record.name, record.levelno, record.levelname, str(record.msg))
-                self.kinds[kind] = [now + REPEAT_WINDOW_S, 0, now, first]
+                self.kinds[kind] = [now + REPEAT_WINDOW_S, 0, now, first, ""]
             else:
                 entry[2] = now
                 held = now < entry[0]
                 if held:
                     entry[1] += 1
+                    entry[4] = _message(record)  # the summary shows the last one held back
                 else:  # a quiet window ended: this one opens the next
                     entry[0] = now + REPEAT_WINDOW_S
         for line in ended:
@@ -212,13 +228,13 @@ class _Repeats(logging.Filter):
             if now >= entry[2] + TRACEBACK_AGAIN_AFTER_S:
                 del self.kinds[kind]
             elif now >= entry[0] and entry[1]:
-                name, levelno, levelname, template = entry[3]
+                name, levelno, levelname, _ = entry[3]
                 summary = {
                     "name": name,
                     "levelno": levelno,
                     "levelname": levelname,
-                    "msg": "%d similar records suppressed in the last %.0f s: %s",
-                    "args": (entry[1], REPEAT_WINDOW_S, template),
+                    "msg": "%d similar records suppressed in the last %.0f s, the last: %s",
+                    "args": (entry[1], REPEAT_WINDOW_S, entry[4]),
                     "action": "log_suppressed",
                 }
                 lines.append(logging.makeLogRecord(summary))
@@ -233,14 +249,31 @@ class _Repeats(logging.Filter):
             self.handler.release()
 
 
-def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
-    """Route every logger, uvicorn's included, to stderr through the redacting formatter.
+def _said(error: BaseException | None) -> str:
+    """An exception's type and the first line of its message ("" for none)."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:200] if error else ""
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's text (masked with the summary's line), or its template should its
+    arguments not fit."""
+    try:
+        return record.getMessage()[:500]
+    except (TypeError, ValueError):
+        return str(record.msg)[:500]
+
+
+def configure_logging(
+    level: str = "INFO", as_json: bool = False, fields: dict[str, str] | None = None
+) -> None:
+    """Route every logger, uvicorn's included, to stderr through the redacting formatter;
+    ``fields`` are added to every line (``worker=prompt:4711``: which process wrote it).
 
     uvicorn must then run with ``log_config=None`` (see ``limits.server_options``) so it does
     not install its own handlers again.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(as_json))
+    handler.setFormatter(_RedactingFormatter(as_json, fields))
     handler.addFilter(_Repeats(handler))
     root = logging.getLogger()
     root.handlers[:] = [handler]

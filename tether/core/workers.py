@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,24 +33,35 @@ Q = load_queries("tether.core", "workers.sql")
 BEAT_S = 5.0  # a worker process's heartbeat interval
 DEAD_AFTER_S = 30.0  # silent this long: dead (six beats missed, not one slow statement)
 DEAD_KEPT_S = 600.0  # a dead process's row is shown this long, then pruned
+DEATHS_WINDOW_S = 3600.0  # the panel counts children's deaths over this
+DEATHS_KEPT_S = 86400.0  # a death is kept this long
+RECORD_TIMEOUT_S = 3.0  # a parent waits this long at most to record a death
 
 
 async def heartbeat(
-    pool: AsyncConnectionPool[Any], *, lane: str, jobs: Sequence[str], stop: asyncio.Event
+    pool: AsyncConnectionPool[Any],
+    *,
+    lane: str,
+    jobs: Callable[[], Sequence[str]],
+    stop: asyncio.Event,
+    changed: asyncio.Event | None = None,
 ) -> None:
     """Beat until ``stop``, then delete this process's row. Never raises: a database outage
-    is logged once, and its end once."""
+    is logged once, and its end once. Each beat lists ``jobs()``, the jobs still running (one
+    that ended, as a NATS consumer does without NATS, was listed as if it ran); ``changed``
+    beats at once."""
     params = {
         "id": default_worker_id(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "lane": lane,
-        "jobs": list(jobs),
+        "jobs": list(jobs()),
         "started_at": datetime.now(UTC),
         "kept_s": DEAD_KEPT_S,
     }
     failing = False
     while not stop.is_set():
+        params["jobs"] = list(jobs())
         try:
             async with pool.connection() as conn:
                 await conn.execute(Q["beat_worker"], params)
@@ -64,7 +75,7 @@ async def heartbeat(
             if failing:
                 logger.info("worker heartbeat back", extra={"action": "beat_back"})
             failing = False
-        await idle(stop, None, BEAT_S)
+        await idle(stop, changed, BEAT_S)
     with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
         async with asyncio.timeout(5), pool.connection() as conn:
             await conn.execute(Q["end_worker"], {"id": params["id"]})
@@ -74,3 +85,35 @@ def reason(exc: BaseException) -> str:
     """An error in one line: its type and the first line of its message."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def child_died(database_url: str, pid: int, *, lane: str, how: str, jobs: Sequence[str]) -> None:
+    """Called by a ``tether worker`` parent that reaped a dead child: its row goes at once (it
+    counted as alive until silent for ``DEAD_AFTER_S``) and its death is kept for the panel.
+    One short connection (the parent has no pool, and forks children: no thread or loop is
+    left behind); a database that does not answer within ``RECORD_TIMEOUT_S`` is logged."""
+    params = {
+        "id": f"{socket.gethostname()}:{pid}",  # the child's default_worker_id()
+        "lane": lane,
+        "how": how,
+        "jobs": list(jobs),
+        "kept_s": DEATHS_KEPT_S,
+    }
+
+    async def record() -> None:
+        async with asyncio.timeout(RECORD_TIMEOUT_S):
+            conn = await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True, connect_timeout=2, application_name="tether worker"
+            )
+            async with conn:
+                await conn.execute(Q["child_died"], params)
+
+    try:
+        asyncio.run(record())
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        logger.warning(
+            "could not record the death of worker process %s: %s",
+            params["id"],
+            reason(exc),
+            extra={"action": "child_death_unrecorded"},
+        )

@@ -28,3 +28,23 @@ FROM (
 ) w
 ORDER BY alive DESC, id
 LIMIT %(limit)s
+
+-- name: child_died
+-- A parent reaped a dead child: its row goes at once (it counted as alive for 30 s more), the
+-- death is kept for the panel, and deaths older than kept_s are pruned on the way.
+WITH gone AS (
+    DELETE FROM tether.worker_process WHERE id = %(id)s
+), pruned AS (
+    DELETE FROM tether.worker_death WHERE died_at < now() - make_interval(secs => %(kept_s)s)
+)
+INSERT INTO tether.worker_death (worker_id, lane, how, jobs)
+VALUES (%(id)s, %(lane)s, %(how)s, %(jobs)s)
+
+-- name: child_deaths
+-- The Service panel: deaths of worker processes per lane within window_s, the latest's manner.
+SELECT lane, count(*) AS deaths, max(died_at) AS last_at,
+       (array_agg(how ORDER BY died_at DESC))[1] AS last_how, now() AS now
+FROM tether.worker_death
+WHERE died_at >= now() - make_interval(secs => %(window_s)s)
+GROUP BY lane
+ORDER BY lane
