@@ -155,9 +155,9 @@ class _Repeats(logging.Filter):
     A kind: the logger, the message template with its text arguments (a job's or a queue's
     name; numbers such as durations differ between repeats) and the exception (its type and
     first line: another error is another kind, with its own traceback); for the libraries of
-    ``COARSE_LOGGERS`` only the logger, the level and the exception (from ``exc_info`` or the
-    arguments, its digits masked), whatever the message: DBOS logs dozens of different messages
-    for one error in an outage's first second. Records
+    ``COARSE_LOGGERS``, when a record carries an exception, only the logger, the level and the
+    exception (from ``exc_info`` or the arguments, its digits masked), whatever the message:
+    DBOS logs dozens of different messages for one error in an outage's first second. Records
     below WARNING (the access log, progress lines) pass untouched, at the cost of one compare.
     The first of a kind is never held back. A window that ends with repeats held back says so
     in one line ("N similar records suppressed ..., the last: <its message>", on the next
@@ -186,9 +186,10 @@ class _Repeats(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         said = _said(error)
         kind: tuple[Any, ...]
-        if record.name.split(".")[0] in COARSE_LOGGERS:
+        raised = error or next((a for a in args if isinstance(a, BaseException)), None)
+        if raised is not None and record.name.split(".")[0] in COARSE_LOGGERS:
             # a library's burst of many messages over one outage: one kind per exception type
-            raised = error or next((a for a in args if isinstance(a, BaseException)), None)
+            # (a message with no exception keeps its own kind: it is no burst of one error)
             kind = (record.name, record.levelno, _DIGITS.sub("N", _said(raised)))
         else:
             kind = (record.name, str(record.msg), said, *(a for a in args if isinstance(a, str)))
