@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,15 @@ def application_names(db_url: str) -> set[str]:
             " WHERE datname = current_database() AND application_name LIKE 'tether worker%'"
         ).fetchall()
     return {r[0] for r in rows}
+
+
+def reap(proc: subprocess.Popen[bytes], kids: Iterable[int] = ()) -> None:
+    """A test's cleanup: the worker and any of ``kids`` still alive killed."""
+    if proc.poll() is None:
+        proc.kill()
+    for pid in kids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop_and_check(proc: subprocess.Popen[bytes], kids: set[int]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.test_worker import WAIT_S, alive, stop_and_check, wait_for_children
+from tests.test_worker import WAIT_S, reap, stop_and_check, wait_for_children
 from tether import worker
 from tether.core.capability import Job, JobContext
 
@@ -178,11 +178,7 @@ def test_a_killed_child_is_logged_and_replaced(db_url: str, tmp_path: Path) -> N
         kids = {new_child(proc, {first})}
         stop_and_check(proc, kids)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in kids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        reap(proc, kids)
     log = (tmp_path / "worker.log").read_text()
     died = [line for line in log.splitlines() if "action=worker_child_died" in line]
     assert len(died) == 1 and " ERROR tether.worker " in died[0]

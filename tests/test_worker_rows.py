@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from tests.test_worker import (
     WAIT_S,
-    alive,
+    reap,
     start_worker,
     stop_and_check,
     wait_for_children,
@@ -83,8 +83,4 @@ def test_a_killed_childs_row_goes_at_once_and_its_death_is_counted(
         kids = wait_for_children(proc, 1) - {first}
         stop_and_check(proc, kids)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in kids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        reap(proc, kids)
