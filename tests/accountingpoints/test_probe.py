@@ -119,3 +119,30 @@ async def test_a_poll_with_nothing_due_is_not_logged_or_counted_as_a_probe(
     assert probes(service) == before + 1
     assert caplog.text.count("probing") == 1
     assert (await service.breaker.state()).state == "closed"
+
+
+DEFAULT_RETRIES = {"breaker_failure_threshold": 1, "breaker_open_s": 600.0, "adapter_retries": 2}
+
+
+@pytest.mark.parametrize("settings_overrides", [DEFAULT_RETRIES])
+async def test_a_probe_is_one_request_though_normal_calls_are_retried(
+    service: AccountingPointService, sim: Sim
+) -> None:
+    """The probe claimed one AP, but the HTTP client retried its 500 twice: 3 calls per
+    half-open period where the runbook promises one. Closed, a call still gets its retries."""
+    server, hub = sim
+    await seed_never_synced(service, hub.gsrns[:2])
+    server.set_mode(DatahubFault.ERROR_500)
+    assert (await work(service)).outcomes == {"upstream_5xx": 2}
+    assert received(sim, reset=True) == 6  # 2 APs, each 1 + 2 retries: opens the circuit
+    await sql(service, "UPDATE ap.accounting_point_sync SET next_sync_at = now()")
+
+    await half_open(service)
+    assert (await work(service)).outcomes == {"upstream_5xx": 1}  # the worker's probe
+    assert received(sim, reset=True) == 1
+
+    await half_open(service)
+    with pytest.raises(UpstreamUnavailable):  # a registration's fetch holds the probe
+        await service.register_controllable_unit(gsrn=hub.gsrns[5], name="cu")
+    assert received(sim, reset=True) == 1
+    assert (await service.breaker.state()).state == "open"

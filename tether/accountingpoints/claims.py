@@ -8,6 +8,7 @@ another worker takes them over, instead of waiting for the whole dead-sync timeo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tether.accountingpoints import repository
+from tether.accountingpoints.models import Claim
 from tether.accountingpoints.settings import AccountingPointSettings
 from tether.core import db
 
@@ -24,6 +26,23 @@ logger = logging.getLogger(__name__)
 def lease(settings: AccountingPointSettings) -> timedelta:
     """How long a claim lasts without a heartbeat (never longer than the dead-sync timeout)."""
     return timedelta(seconds=min(settings.claim_lease_s, settings.dead_sync_timeout_s))
+
+
+async def claim(
+    pool: AsyncConnectionPool[Any],
+    settings: AccountingPointSettings,
+    *,
+    limit: int,
+    worker: str,
+    probe: bool = False,
+) -> list[Claim]:
+    """Up to ``limit`` due APs claimed for ``worker``; under the circuit's ``probe`` one, marked
+    so that its call is one request (retried, one probe was three calls to a failing datahub)."""
+    async with db.autocommit(pool) as conn:  # one statement: atomic by itself
+        due = await repository.claim_due_syncs(
+            conn, limit=1 if probe else limit, dead_timeout=lease(settings), worker=worker
+        )
+    return [dataclasses.replace(c, probe=True) for c in due] if probe else due
 
 
 async def heartbeat(

@@ -167,13 +167,21 @@ class AdapterClient:
         await self.upstream.aclose()
 
     async def get_accounting_point(
-        self, gsrn: str, valid_from: datetime, valid_to: datetime | None = None
+        self,
+        gsrn: str,
+        valid_from: datetime,
+        valid_to: datetime | None = None,
+        *,
+        probe: bool = False,
     ) -> AccountingPointData:
-        """``GET /accounting_point/{gsrn}``; ``valid_from`` is required by the contract."""
+        """``GET /accounting_point/{gsrn}``; ``valid_from`` is required by the contract. A
+        circuit's ``probe`` is one request, not retried: the runbook promises one call."""
         params = {"valid_from": valid_from.isoformat()}
         if valid_to is not None:
             params["valid_to"] = valid_to.isoformat()
-        payload = await self.upstream.get_json(f"/accounting_point/{gsrn}", params=params)
+        attempts = 1 if probe else None
+        path = f"/accounting_point/{gsrn}"
+        payload = await self.upstream.get_json(path, params=params, attempts=attempts)
         return parse_accounting_point(payload, gsrn=gsrn, tz=self.tz)
 
 

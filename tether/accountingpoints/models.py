@@ -72,6 +72,7 @@ class Claim:
     earliest_start: date | None = None  # of its controllable units: the fetch window's start
     attempts: int = 1
     last_reason: str | None = None  # why the previous attempt failed (None: it did not)
+    probe: bool = False  # claimed under the circuit's probe: one request, no retry
 
 
 @dataclass(frozen=True, kw_only=True)

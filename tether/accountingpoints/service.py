@@ -150,7 +150,7 @@ class AccountingPointService:
         try:
             async with gate:
                 data = await self.client.get_accounting_point(
-                    claim.gsrn, self._valid_from(claim.earliest_start)
+                    claim.gsrn, self._valid_from(claim.earliest_start), probe=claim.probe
                 )
             return pii.protect(data, self.pii_key)
         except (UpstreamError, DataRejected) as exc:
@@ -231,11 +231,8 @@ class AccountingPointService:
             decision = await self.breaker.acquire(announce=False)
         except CircuitOpen:
             return []
-        probe, lease = decision is Decision.PROBE, claims.lease(self.settings)
-        async with db.autocommit(self.pool) as conn:  # one statement: atomic by itself
-            due = await repository.claim_due_syncs(
-                conn, limit=1 if probe else limit, dead_timeout=lease, worker=worker
-            )
+        probe = decision is Decision.PROBE
+        due = await claims.claim(self.pool, self.settings, limit=limit, worker=worker, probe=probe)
         if probe and due:
             self.breaker.probing()
         elif probe:
@@ -260,9 +257,10 @@ class AccountingPointService:
         return await asyncio.shield(running)
 
     async def _fetch_guarded(self, gsrn: str, earliest_start: date | None) -> AccountingPointData:
-        await self.breaker.acquire()  # raises CircuitOpen (503) while the datahub is down
+        decision = await self.breaker.acquire()  # raises CircuitOpen (503) while it is down
+        valid_from, probe = self._valid_from(earliest_start), decision is Decision.PROBE
         try:
-            data = await self.client.get_accounting_point(gsrn, self._valid_from(earliest_start))
+            data = await self.client.get_accounting_point(gsrn, valid_from, probe=probe)
         except UpstreamNotFound as exc:
             await self.breaker.record_success()
             raise AccountingPointNotFound(

@@ -135,26 +135,33 @@ class UpstreamClient:
         params: dict[str, str] | None = None,
         json_body: Any = None,
         idempotent: bool | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
-        """Send one request; retry unavailability only when the call is idempotent."""
+        """Send one request; retry unavailability only when the call is idempotent, up to
+        ``attempts`` tries in all (default: the policy's), e.g. 1 for a circuit's probe."""
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-        attempts = self.retry.attempts if idempotent else 1
+        attempts = (attempts or self.retry.attempts) if idempotent else 1
         return await self._retrying(
             attempts, partial(self._send_once, method, path, params, json_body)
         )
 
-    async def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
+    async def get_json(
+        self, path: str, *, params: dict[str, str] | None = None, attempts: int | None = None
+    ) -> Any:
         """GET and decode a JSON body; a body that is not JSON is an invalid payload."""
-        return _loads(self.system, await self.get_body(path, params=params))
+        return _loads(self.system, await self.get_body(path, params=params, attempts=attempts))
 
-    async def get_body(self, path: str, *, params: dict[str, str] | None = None) -> bytes:
+    async def get_body(
+        self, path: str, *, params: dict[str, str] | None = None, attempts: int | None = None
+    ) -> bytes:
         """GET a body (the status checked, as ``request`` does), for a caller that decodes it
         itself; on the aiohttp session directly, without httpx's request and response objects,
-        unless a transport was given."""
+        unless a transport was given. ``attempts`` as in ``request``."""
         if not self._direct:
-            return (await self.request("GET", path, params=params)).content
-        return await self._retrying(self.retry.attempts, partial(self._get_once, path, params))
+            return (await self.request("GET", path, params=params, attempts=attempts)).content
+        tries = attempts or self.retry.attempts
+        return await self._retrying(tries, partial(self._get_once, path, params))
 
     async def _retrying(self, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """``call``, tried again after unavailability up to ``attempts`` times in all; not
