@@ -1,13 +1,18 @@
 """``tether demo`` with its port taken says which port the API moved to: it printed the new
-URLs without a word, and a newcomer's bookmark of :8000 reached the other process."""
+URLs without a word, and a newcomer's bookmark of :8000 reached the other process. A simulator's
+port (7001-7003, control 7101-7103) moved as silently: every capability's demo asks for its
+ports through ``DemoContext.port``, which says so the same way."""
 
 from __future__ import annotations
 
 import io
 import socket
+from pathlib import Path
 
 from rich.console import Console
 
+from tether.core.capability import DemoContext
+from tether.core.settings import Settings
 from tether.demo import api_port
 
 
@@ -29,3 +34,20 @@ def test_a_free_port_is_used_without_a_word() -> None:
     said = io.StringIO()
     assert api_port(free, Console(file=said)) == free
     assert said.getvalue() == ""
+
+
+def test_a_simulator_whose_port_is_taken_says_where_it_listens_instead(tmp_path: Path) -> None:
+    said = io.StringIO()
+    ctx = DemoContext(
+        console=Console(file=said, width=200),
+        api_url="http://127.0.0.1:1",
+        core=Settings(data_dir=tmp_path),  # type: ignore[call-arg]
+        nats_url=None,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        port = ctx.port(taken, "the datahub simulator")
+    assert port not in (taken, 0)  # a real port to print, not 0 for "any"
+    assert said.getvalue() == f"port {taken} is in use; the datahub simulator listens on {port}\n"

@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -32,7 +31,7 @@ from tether.app import create_app
 from tether.capabilities import CAPABILITIES, migration_components
 from tether.core import db, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
-from tether.core.capability import DemoContext, DemoPart, port_or_any
+from tether.core.capability import DemoContext, DemoPart, demo_port
 from tether.core.limits import server_options
 from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
@@ -48,18 +47,9 @@ class DemoOptions:
     duration_s: float | None = None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def api_port(wanted: int, console: Console) -> int:
-    """``wanted`` if free, else any free port, said aloud: the URLs moved without a word why."""
-    port = port_or_any(wanted) or free_port()
-    if wanted and port != wanted:
-        console.print(f"port {wanted} is in use; the API listens on {port}", highlight=False)
-    return port
+    """``wanted`` if free, else any free port, said aloud (as every simulator's port is)."""
+    return demo_port(wanted, "the API", console)
 
 
 def recreate_demo_database(server_url: str) -> str:

@@ -26,8 +26,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     token = secrets.token_urlsafe(24)  # a fresh adapter token per demo, never the dev value
     server, datahub = start_simulator(
         count=settings.demo_accounting_points,
-        port=ctx.port(7001),
-        control_port=ctx.port(7101),
+        port=ctx.port(7001, "the datahub simulator"),
+        control_port=ctx.port(7101, "the datahub simulator's control API"),
         token=token,
         webhook_url=f"{ctx.api_url}/api/v1/events",
         webhook_token=ctx.core.events_token.get_secret_value(),

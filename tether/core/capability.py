@@ -83,6 +83,22 @@ def port_or_any(port: int) -> int:
     return port
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def demo_port(wanted: int, what: str, console: Console) -> int:
+    """``wanted`` if free, else any free port, said aloud (``what`` listens on it): a taken port
+    moved the demo's URLs without a word why, and a bookmark reached the other process."""
+    port = port_or_any(wanted) or free_port()
+    if wanted and port != wanted:
+        console.print(f"port {wanted} is in use; {what} listens on {port}", highlight=False)
+    return port
+
+
 @dataclass(frozen=True, kw_only=True)
 class DemoContext:
     """What the demo gives each capability's demo hook."""
@@ -93,9 +109,9 @@ class DemoContext:
     nats_url: str | None
     credentials: Mapping[str, str] = field(default_factory=dict)
 
-    def port(self, preferred: int) -> int:
-        """``preferred`` if free, else 0 so the server picks any free port."""
-        return port_or_any(preferred)
+    def port(self, preferred: int, what: str) -> int:
+        """``preferred`` if free, else any free port, said on the console (``demo_port``)."""
+        return demo_port(preferred, what, self.console)
 
 
 @dataclass(frozen=True, kw_only=True)

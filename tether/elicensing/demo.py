@@ -30,7 +30,11 @@ def start_simulator(
 async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     """The e-licensing share of ``tether demo``: a seeded simulator and report versions."""
     token = secrets.token_urlsafe(24)  # a fresh token per demo, never the dev value
-    server = start_simulator(port=ctx.port(7002), control_port=ctx.port(7102), token=token)
+    server = start_simulator(
+        port=ctx.port(7002, "the e-licensing simulator"),
+        control_port=ctx.port(7102, "the e-licensing simulator's control API"),
+        token=token,
+    )
 
     async def seed_demo(runtime: Runtime, service: object) -> list[str]:
         return [f"E-licensing sim {server.url}", *await seed(runtime, server, api=ctx.api_url)]

@@ -1,4 +1,4 @@
-"""Demo hooks: the payment system simulator on the demo's NATS, and a few cases sent through."""
+"""Demo hooks: the Oppdrag simulator on the demo's NATS, and a few cases sent through."""
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     token = secrets.token_urlsafe(24)  # a fresh token per demo, never the dev value
     server = start_simulator(
         ctx.nats_url,
-        port=ctx.port(7003),
-        control_port=ctx.port(7103),
+        port=ctx.port(7003, "the Oppdrag simulator"),
+        control_port=ctx.port(7103, "the Oppdrag simulator's control API"),
         topology=topology,
         token=token,
     )
