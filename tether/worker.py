@@ -38,6 +38,7 @@ from tether.capabilities import CAPABILITIES
 from tether.core import db, loop, workers
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import Capability, Job, JobContext, Ref
+from tether.core.errors import one_line
 from tether.core.jobs import backoff, default_worker_id, idle
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings
@@ -226,8 +227,7 @@ def error_key(exc: BaseException) -> str:
     on sqlalchemy's wrapping of the same one (DBOS' launch): two tracebacks for one error."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    return re.sub(r"\d+", "N", f"{type(exc).__name__}: {lines[0] if lines else ''}")
+    return re.sub(r"\d+", "N", one_line(exc))
 
 
 async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
@@ -273,7 +273,7 @@ def process_main(
             named = db.with_application_name(database_url, f"tether worker {options.lane}")
             await run_jobs(settings, named, options, stop)
         except Exception as exc:
-            why.append(f"failed: {workers.reason(exc)}")
+            why.append(f"failed: {one_line(exc)}")
             raise
         finally:
             stop.set()

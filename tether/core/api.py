@@ -28,11 +28,11 @@ from tether.core.errors import (
     TetherError,
     Unauthorized,
     UpstreamError,
+    one_line,
 )
 from tether.core.limits import excerpt
 from tether.core.metrics import exposition, metrics_response
 from tether.core.web import error_page, wants_html
-from tether.core.workers import reason
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8
@@ -131,7 +131,7 @@ async def _why(request: Request, exc: Exception) -> str:
     runtime = getattr(request.app.state, "runtime", None)
     if wants_html(request) and runtime is not None and isinstance(exc, psycopg.OperationalError):
         return await health.reason_for(exc, runtime.database_url)
-    return reason(exc)
+    return one_line(exc)
 
 
 async def _sweep(runtime: Runtime) -> None:

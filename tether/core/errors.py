@@ -138,3 +138,10 @@ class UpstreamInvalidPayload(UpstreamError):
     """The external system answered with data that breaks its contract."""
 
     reason = "upstream_invalid_payload"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error in one line: its type and the first line of its message (a log's kind, a
+    console cell, a streak's key)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -24,6 +24,7 @@ from psycopg_pool import PoolTimeout
 from tether.core import db, workers
 from tether.core.bootstrap import Runtime
 from tether.core.console import Cell, Gauge, Panel, Row, Table, age
+from tether.core.errors import one_line
 
 LISTED = 50  # worker processes the panel lists at most
 TITLE = "Service"
@@ -55,7 +56,7 @@ async def reason_for(exc: psycopg.OperationalError, url: str) -> str:
     if not isinstance(exc, PoolTimeout):
         return scrub(db.libpq_reason(exc), url)
     why = await why_down(url)
-    return why or f"{workers.reason(exc)} (the database answers: every connection was busy)"
+    return why or f"{one_line(exc)} (the database answers: every connection was busy)"
 
 
 _asked: dict[str, tuple[float, asyncio.AbstractEventLoop, asyncio.Future[str | None]]] = {}

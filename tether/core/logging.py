@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+from tether.core.errors import one_line
+
 REPEAT_WINDOW_S = 60.0  # a warning or error seen again within this is counted, not logged
 TRACEBACK_AGAIN_AFTER_S = 600.0  # a repeat logged in a later window has no traceback until then
 # libraries whose retry loops log many messages for one outage (DBOS' queue threads, schedules,
@@ -251,8 +253,8 @@ class _Repeats(logging.Filter):
 
 
 def _said(error: BaseException | None) -> str:
-    """An exception's type and the first line of its message ("" for none)."""
-    return f"{type(error).__name__}: {error}".splitlines()[0][:200] if error else ""
+    """An exception in one line ("" for none), at most 200 characters."""
+    return one_line(error)[:200] if error else ""
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core.errors import one_line
 from tether.core.jobs import default_worker_id, idle
 from tether.core.sql import load_queries
 
@@ -68,7 +69,7 @@ async def heartbeat(
         except (psycopg.Error, OSError) as exc:  # a pool timeout is a psycopg error too
             if not failing:
                 logger.warning(
-                    "worker heartbeat failed: %s", reason(exc), extra={"action": "beat_failed"}
+                    "worker heartbeat failed: %s", one_line(exc), extra={"action": "beat_failed"}
                 )
             failing = True
         else:
@@ -79,12 +80,6 @@ async def heartbeat(
     with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
         async with asyncio.timeout(5), pool.connection() as conn:
             await conn.execute(Q["end_worker"], {"id": params["id"]})
-
-
-def reason(exc: BaseException) -> str:
-    """An error in one line: its type and the first line of its message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def child_died(database_url: str, pid: int, *, lane: str, how: str, jobs: Sequence[str]) -> None:
@@ -114,6 +109,6 @@ def child_died(database_url: str, pid: int, *, lane: str, how: str, jobs: Sequen
         logger.warning(
             "could not record the death of worker process %s: %s",
             params["id"],
-            reason(exc),
+            one_line(exc),
             extra={"action": "child_death_unrecorded"},
         )
