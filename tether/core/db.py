@@ -102,7 +102,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     Only a start is logged at INFO: a process that joined one had started nothing to stop.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    was_running = running_embedded_url(data_dir) is not None
+    was_running = _running_server(data_dir) is not None
     server = embedded_server(data_dir.resolve() / "pgdata", cleanup_mode=None)
     uri: str = server.get_uri()
     if was_running:
@@ -232,15 +232,20 @@ def running_embedded_url(data_dir: Path) -> str | None:
     """The URL ``resolve_database_url`` would give when the embedded server of ``data_dir`` is
     running; None when it is not. Starts nothing: ``tether db url`` and ``db status`` report,
     and a server they started as a side effect would outlive them unnoticed."""
+    info = _running_server(data_dir)
+    return None if info is None else _active_database(data_dir, info.get_uri())
+
+
+def _running_server(data_dir: Path) -> Any:
+    """pgserver's record of the embedded server of ``data_dir`` when it runs and is ready."""
     from pgserver.utils import PostmasterInfo
 
     try:
         info = PostmasterInfo.read_from_pgdata(data_dir.resolve() / "pgdata")
     except (OSError, ValueError, AssertionError):  # unreadable, or still being written
         return None
-    if info is None or not info.is_running() or info.status != "ready":
-        return None
-    return _active_database(data_dir, info.get_uri())
+    ready = info is not None and info.is_running() and info.status == "ready"
+    return info if ready else None
 
 
 NOT_RUNNING = (
