@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def default_worker_id() -> str:
-    """Host and process: unique among live workers, readable in ``claimed_by`` columns."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def default_worker_id(pid: int | None = None) -> str:
+    """Host and process (this one, or ``pid`` of this host): unique among live workers,
+    readable in ``claimed_by`` columns."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def backoff(attempts: int, *, base_s: float, max_s: float, jitter: float = 0.0) -> float:

@@ -88,7 +88,7 @@ def child_died(database_url: str, pid: int, *, lane: str, how: str, jobs: Sequen
     One short connection (the parent has no pool, and forks children: no thread or loop is
     left behind); a database that does not answer within ``RECORD_TIMEOUT_S`` is logged."""
     params = {
-        "id": f"{socket.gethostname()}:{pid}",  # the child's default_worker_id()
+        "id": default_worker_id(pid),  # the child's own
         "lane": lane,
         "how": how,
         "jobs": list(jobs),
