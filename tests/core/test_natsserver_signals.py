@@ -1,6 +1,7 @@
 """The embedded NATS (the demo's, the tests') stops when tether stops it, not before: a Ctrl-C
 reached it with the rest of the terminal's process group, it died first, and the demo's
-consumers logged ``nats: unexpected EOF`` and ``Connection refused`` while shutting down."""
+consumers logged ``nats: unexpected EOF`` and ``Connection refused`` while shutting down. Nor
+after: a tether killed with SIGKILL left it running, in its own session."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 OWNER = """
 import signal, sys, time
@@ -35,9 +38,31 @@ print(nats.proc.pid, flush=True)
 raise SystemExit(3)  # an error on the way: nobody called stop()
 """
 
+# started from the main thread or from a thread that ends at once (PR_SET_PDEATHSIG fires when
+# the thread that forked ends), with the kernel's signal or with the watchdog of other systems
+KILLED = """
+import sys, threading, time
+from pathlib import Path
+from tether.core import natsserver
+
+natsserver.PDEATHSIG = sys.argv[3] == "pdeathsig"
+servers = []
+start = lambda: servers.append(natsserver.EmbeddedNats(Path(sys.argv[1])))
+if sys.argv[2] == "thread":
+    helper = threading.Thread(target=start)
+    helper.start()
+    helper.join()
+    time.sleep(0.5)  # a signal for the helper's end would have come by now
+else:
+    start()
+nats = servers[0]
+print(nats.proc.pid, "running" if nats.proc.poll() is None else "dead", flush=True)
+time.sleep(600)
+"""
+
 
 def _gone(pid: int) -> bool:
-    for _ in range(100):
+    for _ in range(200):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -82,3 +107,28 @@ def test_an_owner_that_exits_without_stopping_it_still_stops_nats(private_dir: P
     owner, nats_pid = _owner(FORGETFUL, private_dir / "nats")
     assert owner.wait(timeout=30) == 3
     assert _gone(nats_pid), "nats-server outlived the process that started it"
+
+
+@pytest.mark.parametrize(
+    ("starter", "guard"),
+    [("main", "pdeathsig"), ("thread", "pdeathsig"), ("main", "watchdog")],
+)
+def test_nats_dies_with_an_owner_killed_by_sigkill(
+    private_dir: Path, starter: str, guard: str
+) -> None:
+    if guard == "pdeathsig" and not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(private_dir / "nats"), starter, guard],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert owner.stdout is not None
+    try:
+        pid, state = owner.stdout.readline().split()
+        assert state == "running", "nats-server died with the thread that started it"
+    finally:
+        owner.kill()  # SIGKILL: no finalizer, no atexit
+        owner.wait()
+    assert _gone(int(pid)), "nats-server outlived the process killed with SIGKILL"

@@ -40,9 +40,10 @@ DOCS_ASSETS = "/static-offline-docs/"  # fastapi_offline's bundles: cacheable, n
 _PAGES = (*_COMMON, (b"content-security-policy", PAGES_CSP.encode()))
 _DOCS = (*_COMMON, (b"content-security-policy", DOCS_CSP.encode()))
 _NO_STORE = (b"cache-control", b"no-store")
-# the same set as a block of header lines, for the answers the HTTP protocol writes itself
-# (408, 431: no app runs for them)
-RAW_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in (*_PAGES, _NO_STORE))
+# the same set for the answers the HTTP protocol writes itself or has uvicorn's 503 app send
+# (400, 408, 431, 503: no tether app runs for them), and as a block of header lines
+PROTOCOL_HEADERS = (*_PAGES, _NO_STORE)
+RAW_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in PROTOCOL_HEADERS)
 
 
 class SecurityHeaders:

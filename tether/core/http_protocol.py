@@ -17,6 +17,17 @@ started) and the connection is closed. Idle keep-alive connections stay uvicorn'
 connection, re-armed when it fires; a request only stores its deadline, and moves the timer only
 when that deadline is earlier (a head after a body that came before its own deadline).
 
+Nor does uvicorn bound the time a response takes to leave: a client that asks for large responses
+and never reads fills the transport's buffer, uvicorn pauses (a streamed response waits for a
+drain that never comes; a whole one sits in the buffer, and a close waits for it to flush), and
+the connection and its slot of ``limit_concurrency`` are held for ever. Here a transport paused
+for writing longer than ``send_timeout_s`` (a client reading nothing meanwhile) is
+aborted, its buffer dropped (the first resume cancels the timer).
+
+uvicorn's own 400 (a request the parser rejects) and its 503 (``limit_concurrency`` reached)
+carry the security headers too: the 400 is this protocol's ``refuse``; the 503 is uvicorn's
+small ASGI app, run with this connection's default headers plus them.
+
 The size limit is uvicorn's ``h11_max_incomplete_event_size`` setting, the same number h11 used,
 so ``server_options`` stays the one place that sets it; the timeouts come through
 ``functools.partial`` of this class (a class, not a closure: uvicorn's worker processes unpickle
@@ -30,18 +41,24 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tether.core.headers import RAW_HEADERS
+from tether.core.headers import PROTOCOL_HEADERS, RAW_HEADERS
 
 _TOO_LARGE = b"request head too large"
 _TOO_SLOW = b"request not received in time"
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that refuses a request head over the configured size with 431, and a
-    request whose head or body is not received in time with 408."""
+    """HttpToolsProtocol that refuses a request head over the configured size with 431, a
+    request whose head or body is not received in time with 408, and aborts a connection whose
+    response the client does not read for ``send_timeout_s``."""
 
     def __init__(
-        self, *args: Any, head_timeout_s: float = 10.0, body_timeout_s: float = 30.0, **kwargs: Any
+        self,
+        *args: Any,
+        head_timeout_s: float = 10.0,
+        body_timeout_s: float = 30.0,
+        send_timeout_s: float = 30.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.head_limit: int = self.config.h11_max_incomplete_event_size or 16 * 1024
@@ -50,6 +67,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timeout_s, self.body_timeout_s = head_timeout_s, body_timeout_s
         self.deadline: float | None = None  # when the part being received must be complete
         self.read_timer: asyncio.TimerHandle | None = None
+        self.send_timeout_s = send_timeout_s
+        self.write_timer: asyncio.TimerHandle | None = None  # armed while writing is paused
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,6 +78,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.read_timer is not None:
             self.read_timer.cancel()
             self.read_timer = None
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -82,7 +104,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.in_head, self.head_bytes = False, 0
         self.expect(self.body_timeout_s)
+        earlier, limit = self.cycle, self.limit_concurrency
+        # uvicorn's own test, made before it adds this request's task: it answers 503 then
+        full = limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
         super().on_headers_complete()
+        if full and self.cycle is not None and self.cycle is not earlier:
+            self.cycle.default_headers = [*self.cycle.default_headers, *PROTOCOL_HEADERS]
 
     def on_message_complete(self) -> None:
         self.in_head, self.head_bytes, self.deadline = True, 0, None
@@ -91,6 +118,32 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self.deadline = None  # the connection is the WebSocket protocol's from now on
         super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_timer is None:
+            self.write_timer = self.loop.call_later(self.send_timeout_s, self.write_stalled)
+
+    def resume_writing(self) -> None:
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
+        super().resume_writing()
+
+    def write_stalled(self) -> None:
+        """The client read nothing for ``send_timeout_s``: drop the connection and its buffer
+        (a close would wait for the buffer to flush, which is what never happens)."""
+        self.write_timer = None
+        if not self.flow.write_paused:
+            return
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
+        self.logger.warning("Response not read in time by %s: connection aborted.", client)
+        self.transport.abort()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser rejects, with the security headers."""
+        self.refuse(b"400 Bad Request", msg.encode("ascii"))
+        self.transport.close()
 
     def expect(self, seconds: float) -> None:
         """The part now being received must be complete within ``seconds``."""

@@ -201,7 +201,7 @@ def install_limits(app: FastAPI, settings: Settings) -> None:
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options that bound what one client can hold: head size, time to send a request,
-    idle time, concurrency.
+    time to read a response, idle time, concurrency.
 
     httptools (cheaper than h11 per request) through a protocol that bounds the request head
     and the time to receive a request; the size bound is uvicorn's h11 head-size option, read by
@@ -216,6 +216,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
             BoundedHttpToolsProtocol,
             head_timeout_s=settings.head_timeout_s,
             body_timeout_s=settings.body_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
         ),
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "timeout_keep_alive": settings.timeout_keep_alive_s,

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         default=30.0, gt=0, description="Likewise for a request body, from the end of its head."
     )
+    send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="`serve` aborts a connection whose client reads nothing of its response "
+        "this long while the server's send buffer is full.",
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_audience(self) -> Settings:
