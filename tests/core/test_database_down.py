@@ -199,6 +199,25 @@ def test_metrics_and_the_console_say_the_database_is_unreachable(
     assert "\ntether_database_up 1.0\n" in again.text and "tether_workers_alive 0.0" in again.text
 
 
+def test_login_without_the_database_answers_503_before_trying_a_credential(
+    api: httpx.Client, relayed: tuple[Relay, str]
+) -> None:
+    """Failed sign-ins are counted in the database: without it /login cannot tell whether the
+    address is blocked, so it tries no credential (a guess at the events token got 401 then,
+    uncounted) and says the database is down. No sign-in could succeed without it anyway: API
+    keys and the session a sign-in starts live there."""
+    relay, _ = relayed
+    guess = {"token": "not-the-events-token", "next": "/"}
+    page = {"accept": "text/html"}
+    assert api.post("/login", data=guess, headers=page).status_code == 401
+    relay.set("refuse")
+    for _ in range(2):  # a broken pooled connection first, then no connection at all
+        down = api.post("/login", data=guess, headers=page)
+        assert down.status_code == 503, down.text
+        assert "<h1>Database unreachable</h1>" in down.text
+    assert api.post("/login", data=guess).json()["error"] == "DatabaseUnavailable"
+
+
 def test_the_console_says_libpq_s_reason_and_healthz_only_its_kind(
     api: httpx.Client, relayed: tuple[Relay, str]
 ) -> None:

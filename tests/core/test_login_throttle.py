@@ -1,14 +1,21 @@
 """``/login`` stops trying credentials for an address after too many failures (429 with when to
-try again), while other addresses sign in as usual. The app on a real socket; the second address
-is a real one too (127.0.0.2, another loopback address the client binds)."""
+try again), while other addresses sign in as usual; the count is the database's, so every API
+process shares it. The app on a real socket; the second address is a real one too (127.0.0.2,
+another loopback address the client binds)."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from tests.core.test_serve_process import env, free_port, wait_serving
 from tether.core import keys
 from tether.core.settings import Settings
 from tether.core.throttle import INVALID, LoginThrottle, client_key
@@ -18,9 +25,14 @@ WINDOW_S = 600
 
 
 @pytest.fixture
-def api(settings: Settings, start_api: Any) -> httpx.Client:
+def throttled(settings: Settings) -> Settings:
     update = {"login_max_failures": FAILURES, "login_failure_window_s": WINDOW_S}
-    client: httpx.Client = start_api(settings.model_copy(update=update))
+    return settings.model_copy(update=update)
+
+
+@pytest.fixture
+def api(throttled: Settings, start_api: Any) -> httpx.Client:
+    client: httpx.Client = start_api(throttled)
     return client
 
 
@@ -62,7 +74,7 @@ def test_a_success_does_not_clear_the_failures(api: httpx.Client, db_url: str) -
         assert guesser.post("/login", data={"token": "tth_guess_more"}).status_code == 429
 
 
-def guesses_until_refused(api: httpx.Client, forwarded_for: list[str]) -> list[int]:
+def guesses(api: httpx.Client, forwarded_for: list[str]) -> list[int]:
     """The statuses of failed sign-ins from this (trusted, loopback) client each claiming, in
     X-Forwarded-For, the next of ``forwarded_for`` as its address."""
     with browser(api, "127.0.0.1") as local:
@@ -74,18 +86,26 @@ def guesses_until_refused(api: httpx.Client, forwarded_for: list[str]) -> list[i
         ]
 
 
+def guesses_answer(api: httpx.Client, forwarded_for: str) -> httpx.Response:
+    """The answer to one failed sign-in claiming ``forwarded_for`` as its address."""
+    with browser(api, "127.0.0.1") as local:
+        return local.post(
+            "/login", data={"token": "tth_guess"}, headers={"X-Forwarded-For": forwarded_for}
+        )
+
+
 def test_an_address_that_is_no_ip_is_not_a_fresh_address(api: httpx.Client) -> None:
     """uvicorn takes any X-Forwarded-For value from a trusted peer as the client's address: each
     a new garbage value was a fresh count (and a key of thousands of characters in memory)."""
     garbage = [f"{n}-" + "x" * 2000 for n in range(FAILURES + 1)]
-    assert guesses_until_refused(api, garbage) == [401] * FAILURES + [429]
+    assert guesses(api, garbage) == [401] * FAILURES + [429]
 
 
 def test_an_ipv6_client_is_counted_by_its_slash_64(api: httpx.Client) -> None:
     """One host commonly holds a whole /64: rotating through it is not a fresh address."""
     same_64 = [f"2001:db8::{n + 1:x}" for n in range(FAILURES)] + ["2001:db8::ffff:1"]
-    assert guesses_until_refused(api, same_64) == [401] * FAILURES + [429]
-    assert guesses_until_refused(api, ["2001:db8:0:1::1"]) == [401]  # another /64
+    assert guesses(api, same_64) == [401] * FAILURES + [429]
+    assert guesses(api, ["2001:db8:0:1::1"]) == [401]  # another /64
 
 
 def test_client_keys_are_bounded_and_canonical() -> None:
@@ -94,39 +114,141 @@ def test_client_keys_are_bounded_and_canonical() -> None:
     assert client_key("x" * 12_000) == client_key("") == client_key("1.2.3.4:5") == INVALID
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_window_ends_a_block() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(2, 60, clock=clock)
-    throttle.failed("a")
-    assert throttle.retry_after("a") == 0
-    throttle.failed("a")
-    assert throttle.retry_after("a") == 60 and throttle.retry_after("b") == 0
-    clock.now += 59.5
-    assert throttle.retry_after("a") == 1
-    clock.now += 0.5
-    assert throttle.retry_after("a") == 0
-    throttle.failed("a")  # a new window: one failure is not a block
-    assert throttle.retry_after("a") == 0
+def age(db_url: str, seconds: float) -> None:
+    """Move every window ``seconds`` closer to its end, as that much time passing would."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "UPDATE tether.login_failure SET window_ends = window_ends - make_interval(secs => %s)",
+            (seconds,),
+        )
 
 
-def test_memory_is_bounded_by_the_number_of_addresses() -> None:
-    throttle = LoginThrottle(1, 60, max_clients=100, clock=Clock())
-    for n in range(1000):
-        throttle.failed(f"10.0.{n // 256}.{n % 256}")
-    assert len(throttle) == 100
-    assert throttle.retry_after("10.0.3.231") > 0  # the latest are kept (n = 999)
+def rows(db_url: str) -> dict[str, tuple[int, bool]]:
+    """Every key in the table: its count, and whether its window still runs."""
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute(
+            "SELECT client, failures, window_ends > now() FROM tether.login_failure"
+        ).fetchall()
+    return {client: (failures, running) for client, failures, running in found}
 
 
-def test_zero_failures_turns_the_limit_off() -> None:
-    throttle = LoginThrottle(0, 60, clock=Clock())
+def test_every_api_process_shares_the_count_and_a_restart_keeps_it(
+    throttled: Settings, start_api: Any, db_url: str
+) -> None:
+    """Each process counted in its own memory: `tether serve --workers N` took N times the
+    failures, and a restart forgot them. A `tether serve` process fails twice, stops; an app
+    started afterwards refuses after one more failure, and so does a third one beside it."""
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", "--port", str(port), "--no-migrate"],
+        env=env(
+            DATABASE_URL=db_url,
+            TETHER_LOGIN_MAX_FAILURES=str(FAILURES),
+            TETHER_LOGIN_FAILURE_WINDOW_S=str(WINDOW_S),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as other:
+            wait_serving(other)
+            with browser(other, "127.0.0.1") as guesser:
+                for attempt in range(FAILURES - 1):
+                    wrong = guesser.post("/login", data={"token": f"tth_guess_{attempt}"})
+                    assert wrong.status_code == 401, wrong.text
+    finally:
+        serve.terminate()
+        serve.wait(30)
+    first, second = start_api(throttled), start_api(throttled)
+    with browser(first, "127.0.0.1") as guesser, browser(second, "127.0.0.1") as again:
+        assert guesser.post("/login", data={"token": "tth_guess_last"}).status_code == 401
+        assert guesser.post("/login", data={"token": "tth_guess_more"}).status_code == 429
+        refused = again.post("/login", data={"token": "tth_guess_more"})
+        assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= WINDOW_S
+    assert rows(db_url) == {"127.0.0.1": (FAILURES, True)}  # a 429 is not one more failure
+
+
+def test_the_window_ends_the_block_in_every_process(
+    throttled: Settings, start_api: Any, db_url: str
+) -> None:
+    first, second = start_api(throttled), start_api(throttled)
+    assert guesses(first, ["203.0.113.7"] * FAILURES) == [401] * FAILURES
+    assert guesses(second, ["203.0.113.7"]) == [429]
+    age(db_url, WINDOW_S - 5)
+    assert 0 < int(guesses_answer(second, "203.0.113.7").headers["retry-after"]) <= 5
+    age(db_url, 5)  # the window ended: a new one, where one failure is no block
+    assert guesses(first, ["203.0.113.7"]) == [401]
+    assert rows(db_url) == {"203.0.113.7": (1, True)}
+    assert guesses(second, ["203.0.113.7"] * (FAILURES - 1)) == [401] * (FAILURES - 1)
+    assert guesses(first, ["203.0.113.7"]) == [429]
+
+
+def test_every_address_that_is_no_ip_shares_one_count_across_processes(
+    throttled: Settings, start_api: Any, db_url: str
+) -> None:
+    first, second = start_api(throttled), start_api(throttled)
+    assert guesses(first, ["x" * 3000, "unknown"]) == [401, 401]
+    assert guesses(second, ["not-an-address", "x" * 3001]) == [401, 429]
+    assert rows(db_url) == {INVALID: (FAILURES, True)}  # one short key, not the header values
+
+
+async def test_the_table_keeps_about_one_window_of_a_flood(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """A flood of distinct addresses, each failing once: every failure deletes ended windows (at
+    most a batch of them, a bounded cost), so the table holds the keys of about one window, not
+    of the whole flood; the next failures delete what is left once it stops."""
+    throttle = LoginThrottle(1, 60, lambda: pool, purge_batch=150)
+    for window in range(4):
+        for n in range(100):
+            await throttle.failed(f"10.{window}.{n // 256}.{n % 256}")
+        assert len(rows(db_url)) == 100  # not 100 per window so far
+        age(db_url, 60)  # this window ended
+    assert await throttle.retry_after("10.3.0.99") == 0  # an ended row blocks nothing
+    for n in range(200):  # 200 keys in one window (more than a batch), then it ends
+        await throttle.failed(f"10.9.{n // 256}.{n % 256}")
+    age(db_url, 60)
+    await throttle.failed("192.0.2.1")  # deletes one batch only
+    assert len(rows(db_url)) == 200 - 150 + 1
+    await throttle.failed("192.0.2.2")
+    assert rows(db_url) == {f"192.0.2.{n}": (1, True) for n in (1, 2)}
+    assert await throttle.retry_after("192.0.2.2") > 0
+
+
+async def test_concurrent_failures_each_count_and_purge_without_deadlock(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """Failures of keys whose windows ended, at once from several connections (as from several
+    API processes): each purge may pick the very rows the others restart. Each statement
+    upserts its own row before purging, and the purge skips locked rows, so none waits holding a
+    row another waits for; every failure counts."""
+    throttle = LoginThrottle(10, 60, lambda: pool, purge_batch=5)
+    clients = [f"198.51.100.{n}" for n in range(16)]
+    for _ in range(20):
+        age(db_url, 60)  # every window ended
+        await asyncio.gather(*(throttle.failed(client) for client in reversed(clients)))
+        await asyncio.gather(*(throttle.failed(client) for client in clients))
+    assert rows(db_url) == {client: (2, True) for client in clients}
+
+
+async def test_the_window_ends_a_block(pool: AsyncConnectionPool[Any], db_url: str) -> None:
+    throttle = LoginThrottle(2, 60, lambda: pool)
+    await throttle.failed("a")
+    assert await throttle.retry_after("a") == 0
+    await throttle.failed("a")
+    assert 0 < await throttle.retry_after("a") <= 60 and await throttle.retry_after("b") == 0
+    age(db_url, 55)
+    assert 0 < await throttle.retry_after("a") <= 5
+    age(db_url, 5)
+    assert await throttle.retry_after("a") == 0
+    await throttle.failed("a")  # a new window: one failure is not a block
+    assert await throttle.retry_after("a") == 0 and rows(db_url) == {"a": (1, True)}
+
+
+async def test_zero_failures_turns_the_limit_off(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    throttle = LoginThrottle(0, 60, lambda: pool)
     for _ in range(50):
-        throttle.failed("a")
-    assert throttle.retry_after("a") == 0 and len(throttle) == 0
+        await throttle.failed("a")
+    assert await throttle.retry_after("a") == 0 and rows(db_url) == {}

@@ -63,10 +63,11 @@ def install_security(
 ) -> None:
     """Authentication (``app.state.auth``), ``/login``, input limits, security headers,
     documented errors."""
-    app.state.auth = Authenticator(settings, pool or (lambda: app.state.runtime.pool))
+    database = pool or (lambda: app.state.runtime.pool)
+    app.state.auth = Authenticator(settings, database)
     install_limits(app, settings)
     wrap_outermost(app, SecurityHeaders)  # the limits' refusals and a bug's 500 get them too
-    app.include_router(login_router(settings))
+    app.include_router(login_router(settings, database))
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> HTMLResponse:
@@ -168,9 +169,9 @@ def _throttled(wait_s: int, target: str) -> HTMLResponse:
     )
 
 
-def login_router(settings: Settings) -> APIRouter:
+def login_router(settings: Settings, pool: Callable[[], AsyncConnectionPool[Any]]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_s)
+    throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_s, pool)
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_form(next: str = HOME) -> HTMLResponse:
@@ -181,20 +182,25 @@ def login_router(settings: Settings) -> APIRouter:
     @router.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
         """POST only (and a SameSite=Strict cookie), so another site cannot use a session.
-        An address that failed too often gets 429 without its credential being tried."""
+        An address that failed too often gets 429 without its credential being tried.
+
+        Without the database the throttle cannot be asked, and the request fails with the app's
+        503 for it (a page naming the database) before any credential is tried: no guess goes
+        uncounted, and no sign-in could succeed then anyway (API keys and the session a sign-in
+        starts live in the database)."""
         client = client_key(request.client.host if request.client else "")
         try:
             form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
         except ValueError:  # more fields than the form has: not a sign-in (it was a 500)
             return render("tether.core", "login.html", status_code=400, failed=True, next=HOME)
         target = _safe_next((form.get("next") or [HOME])[0])
-        if wait_s := throttle.retry_after(client):
+        if wait_s := await throttle.retry_after(client):
             return _throttled(wait_s, target)
         token = (form.get("token") or [""])[0].strip()
         auth: Authenticator = authenticator(request)
         principal = await auth.from_bearer(token) if token.isascii() and token else None
         if principal is None:
-            throttle.failed(client)
+            await throttle.failed(client)
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
         auth.refuse_weak_off_loopback(principal, request)
         value, max_age = await auth.session_cookie(principal)
