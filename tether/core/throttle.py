@@ -30,6 +30,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core import db
 from tether.core.sql import load_queries
 
 Q = load_queries("tether.core", "throttle.sql")
@@ -76,12 +77,10 @@ class LoginThrottle:
         """Seconds until ``client`` may try again (0: now)."""
         if self.max_failures <= 0:
             return 0
-        async with self._pool().connection() as conn:
-            cur = await conn.execute(
-                Q["blocked_for"], {"client": client, "max_failures": self.max_failures}
+        async with db.autocommit(self._pool()) as conn:
+            row = await db.fetch_optional(
+                conn, Q["blocked_for"], {"client": client, "max_failures": self.max_failures}
             )
-            row = await cur.fetchone()
-            await conn.rollback()
         return 0 if row is None else max(1, math.ceil(row["left_s"]))
 
     async def failed(self, client: str) -> None:
@@ -89,6 +88,5 @@ class LoginThrottle:
         if self.max_failures <= 0:
             return
         params = {"client": client, "window_s": self.window_s, "batch": self.purge_batch}
-        async with self._pool().connection() as conn:
-            await conn.execute(Q["record_failure"], params)
-            await conn.commit()
+        async with db.autocommit(self._pool()) as conn:  # one statement: atomic by itself
+            await db.execute(conn, Q["record_failure"], params)
