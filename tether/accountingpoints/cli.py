@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from tether.accountingpoints import claims, parties
-from tether.core import loop
+from tether.core import loop, textfiles
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
@@ -93,7 +93,7 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
         ],
     ) -> None:
         """Add every ``business_id,name`` row of a CSV file, all or none."""
-        rows = parties.parse_csv(path.read_text(encoding="utf-8"))
+        rows = parties.parse_csv(textfiles.read_text(path))
 
         async def use(pool: Any) -> None:
             stored = await parties.add_parties(pool, kind, rows)
