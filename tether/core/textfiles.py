@@ -9,7 +9,7 @@ A leading UTF-8 byte order mark (what spreadsheets write for "CSV UTF-8") is dro
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from tether.core.errors import InvalidInput
@@ -40,7 +40,7 @@ def read_text(path: Path) -> str:
     return decode(str(path), data[bom:], start=bom)
 
 
-def lines(path: Path) -> Iterator[str]:
+def lines(path: Path) -> Generator[str]:
     """The file's lines with their line endings (what ``csv.reader`` wants), decoded one at a
     time so a large file streams; ``NotUtf8`` at the first bad line, so a caller that stores
     only after the last line stores nothing. Splitting the bytes at ``\\n`` is safe: no UTF-8
