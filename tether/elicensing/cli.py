@@ -163,7 +163,7 @@ def register(
     invoice_number: Annotated[str, typer.Option(help="E-licensing invoice number.")],
     client_object_id: Annotated[str, typer.Option(help="E-licensing client object id.")],
     client_guid: Annotated[
-        str, typer.Option(help=f"E-licensing client GUID: {EXPECTED['client_guid']}.")
+        str, typer.Option(help="E-licensing client GUID: a UUID (hex digits 8-4-4-4-12).")
     ],
     operator_name: Annotated[str, typer.Option(help="Operator's legal name.")],
     cra_business_number: Annotated[str, typer.Option(help="Operator's nine-digit CRA number.")],
