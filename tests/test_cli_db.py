@@ -99,7 +99,7 @@ def test_one_shot_commands_start_no_server_and_use_a_started_one(private_dir: Pa
         runs = tether("accruals", "runs", "--json", **env)
         assert runs.returncode == 0 and json.loads(runs.stdout) == [], runs.stderr
         released = tether("accounting-points", "release", "worker-1", **env)
-        assert released.returncode == 0 and "released 0 claim(s)" in released.stdout
+        assert released.returncode == 1 and "no claims held by 'worker-1'" in released.stderr
         sent = tether("payments", "send", str(message), "--json", **env)  # stored: FEILET 400
         assert json.loads(sent.stdout)["status"] == "FEILET", sent.stderr
     finally:

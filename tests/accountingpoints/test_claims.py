@@ -88,3 +88,14 @@ async def test_release_frees_a_named_worker_s_claims_at_once(
     assert "released 3 claim(s) of dead-worker" in released.stdout
     stats = await run_worker(service, stop=asyncio.Event(), once=True)
     assert stats.outcomes == {"ok": 3}
+    again = await asyncio.to_thread(  # nothing left: said on stderr, exit 1 (was "released 0")
+        subprocess.run,
+        [sys.executable, "-m", "tether", "accounting-points", "release", "dead-worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert again.returncode == 1 and again.stdout == ""
+    assert "no claims held by 'dead-worker': nothing released" in again.stderr
+    assert "host:pid" in again.stderr

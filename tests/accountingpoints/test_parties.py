@@ -120,3 +120,17 @@ def test_the_cli_loads_a_csv_all_or_nothing(db_url: str, tmp_path: Path) -> None
     assert refused.returncode != 0 and "row 2" in refused.stderr
     after = subprocess.run([*run, "list"], capture_output=True, text=True, env=env)
     assert "10YNO-9--------2" not in after.stdout  # nothing of a refused file is stored
+
+
+def test_the_cli_refuses_a_file_that_is_not_utf8_in_one_line(db_url: str, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url, "TETHER_DATA_DIR": str(tmp_path)}
+    run = [sys.executable, "-m", "tether", "accounting-points", "suppliers"]
+    lat = tmp_path / "lat.csv"
+    lat.write_bytes("7080000000001,Fine\n7080000000002,Hafslund Strøm\n".encode("latin-1"))
+    refused = subprocess.run([*run, "load", str(lat)], capture_output=True, text=True, env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"error: {lat} is not UTF-8 (byte 0xf8 at offset 45): save it as UTF-8"
+    )
+    listed = subprocess.run([*run, "list"], capture_output=True, text=True, env=env)
+    assert "7080000000001" not in listed.stdout  # nothing of the file is stored

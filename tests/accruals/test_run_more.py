@@ -238,3 +238,18 @@ def test_cli_load_prints_json_and_exits_1_on_a_rejected_file(
     assert body["status"] == "rejected" and body["errors"][0]["line"] == 2
     missing = CliRunner().invoke(app, ["load", "accounts", str(tmp_path / "missing.csv")])
     assert missing.exit_code == 2  # typer: the file does not exist
+
+
+def test_a_file_that_is_not_utf8_is_refused_in_one_line_and_nothing_loaded(
+    db_url: str, tmp_path: Path
+) -> None:
+    from tether.core.textfiles import NotUtf8
+
+    latin = tmp_path / "lat2.csv"
+    latin.write_bytes(ACCOUNTS.replace("residential", "résidential", 1).encode("latin-1"))
+    with pytest.raises(NotUtf8, match=r"lat2.csv is not UTF-8 \(byte 0xe9 at offset \d+\): save"):
+        loader.load(db_url, "accounts", latin)
+    assert count(db_url, "acc.account") == 0
+    marked = tmp_path / "marked.csv"  # "CSV UTF-8" from a spreadsheet: a byte order mark first
+    marked.write_bytes(ACCOUNTS.encode("utf-8-sig"))
+    assert loader.load(db_url, "accounts", marked).status == "loaded"

@@ -50,11 +50,54 @@ def test_dry_run_of_a_file_that_is_not_json_is_refused(runner: CliRunner, tmp_pa
     assert result.exit_code == 2 and "m.json is not JSON" in " ".join(result.stderr.split())
 
 
-def test_bad_json_is_sent_and_feilet(runner: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"{bad", "m.json is not JSON (Expecting property name enclosed in double quotes"),
+        (b"[]", "m.json holds an array, not a JSON object"),
+        ('{"sakId": "Strøm"}'.encode("latin-1"), "m.json is not UTF-8 (byte 0xf8 at offset 14)"),
+    ],
+)
+def test_a_file_that_is_no_json_object_is_refused_and_its_key_stays_free(
+    runner: CliRunner, tmp_path: Path, body: bytes, said: str
+) -> None:
+    """Sent, ``{bad`` ended FEILET under k1 and used k1 up: the fixed file was a Conflict."""
     file = tmp_path / "m.json"
-    file.write_text("{oops")
-    result = runner.invoke(app, ["payments", "send", str(file), "--key", "bad"])
-    assert result.exit_code == 1 and "FEILET" in result.stdout and "400" in result.stdout
+    file.write_bytes(body)
+    result = runner.invoke(app, ["payments", "send", str(file), "--key", "k1"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert said in " ".join(result.stderr.replace("│", " ").split())
+    assert "nothing sent" in result.stderr
+    assert runner.invoke(app, ["payments", "status", "k1"]).exit_code == 1  # never taken
+    file.write_bytes(message(june(3, 14)))
+    fixed = runner.invoke(app, ["payments", "send", str(file), "--key", "k1"])
+    assert fixed.exit_code == 0 and "k1: MOTTATT" in fixed.stdout
+
+
+def test_a_key_reused_for_another_message_says_what_to_do(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    first, other = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_bytes(message(june(3, 14)))
+    other.write_bytes(message(june(3, 7)))
+    assert runner.invoke(app, ["payments", "send", str(first), "--key", "k1"]).exit_code == 0
+    refused = runner.invoke(app, ["payments", "send", str(other), "--key", "k1"])
+    assert refused.exit_code == 1
+    assert (
+        "key 'k1' was used before for a different message: send it under a new --key "
+        "(or omit --key for a new UUID)"
+    ) in " ".join(refused.stderr.split())
+
+
+def test_the_sample_message_of_the_help_and_the_docs_is_a_message() -> None:
+    from tether.payments.cli import send
+    from tether.payments.models import parse_message
+
+    doc = send.__doc__ or ""
+    parse_message(doc[doc.index("{") : doc.rindex("}") + 1].encode())
+    guide = (Path(__file__).parents[2] / "docs" / "payments.md").read_text(encoding="utf-8")
+    sample = guide.split("```json\n", 1)[1].split("```", 1)[0]
+    assert parse_message(sample.encode()).sak_id == "sak-1"
 
 
 @pytest.mark.parametrize("key", ["", "   ", "k" * 201])
@@ -124,3 +167,16 @@ def test_send_wait_with_seconds_says_to_use_wait_s_and_sends_nothing(
     assert "unexpected extra argument" not in said
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM pay.inbound").fetchone() == (0,)
+
+
+def test_a_body_that_is_not_json_says_so_without_a_second_key() -> None:
+    """Over HTTP or NATS a body that is no JSON still ends FEILET 400; its reason said "key must
+    be a string", read beside the original key as if that were wrong."""
+    from tether.payments.models import PaymentValidationError, parse_message
+
+    with pytest.raises(PaymentValidationError) as caught:
+        parse_message(b"{bad")
+    assert str(caught.value) == (
+        "invalid message: body: not valid JSON: an object key must be a quoted string "
+        "at line 1 column 2"
+    )

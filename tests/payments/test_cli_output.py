@@ -76,7 +76,7 @@ def _answer(db_url: str, key: str, body: bytes, code: str) -> None:
 def test_keys_that_look_like_markup_are_printed_as_given(
     runner: CliRunner, tmp_path: Path, key: str
 ) -> None:
-    file = _file(tmp_path, "{oops")
+    file = _file(tmp_path, "{}")  # no message: FEILET 400, under the key as given
     sent = _cli(runner, "send", str(file), "--key", key)
     assert f"{key}: FEILET" in sent.stdout
     status = _cli(runner, "status", key)
@@ -139,18 +139,19 @@ def test_a_dry_run_of_json_that_is_no_object_is_refused_and_nothing_is_taken(
     assert _cli(runner, "status", "arr").exit_code == 1  # never taken
 
 
-def test_without_dry_run_json_that_is_no_object_is_sent_and_feilet_400(
+def test_without_dry_run_json_that_is_no_object_is_refused_too(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     result = _cli(runner, "send", str(_file(tmp_path, "[]")), "--key", "arr")
-    assert result.exit_code == 1 and "arr: FEILET" in result.stdout and "400" in result.stdout
+    assert result.exit_code == 2 and "holds an array" in " ".join(result.stderr.split())
+    assert _cli(runner, "status", "arr").exit_code == 1  # never taken
 
 
 # --- 4 and 5. exit codes and --wait -------------------------------------------------------------
 
 
 def test_feilet_exits_1_on_send_and_on_status(runner: CliRunner, tmp_path: Path) -> None:
-    file = _file(tmp_path, "{oops")
+    file = _file(tmp_path, "{}")  # an object, but no message: FEILET 400 under its key
     assert _cli(runner, "send", str(file), "--key", "bad").exit_code == 1
     assert _cli(runner, "status", "bad").exit_code == 1
     assert _cli(runner, "status", "bad", "--json").exit_code == 1
@@ -171,6 +172,7 @@ def test_a_wait_that_ends_before_a_final_status_says_so_and_exits_3(
     sent = _cli(runner, "send", str(file), "--key", "k1", "--wait-s", "0.2")
     assert sent.exit_code == 3 and "k1: MOTTATT" in sent.stdout
     assert "no final status after 0.2 s; still MOTTATT" in " ".join(sent.stderr.split())
+    assert "the worker needs TETHER_NATS_URL" in " ".join(sent.stderr.split())
     waited = _cli(runner, "status", "k1", "--wait", "0.2")
     assert waited.exit_code == 3 and "no final status after 0.2 s" in waited.stderr
     assert _cli(runner, "status", "k1").exit_code == 0  # not waited for: not final is no failure
@@ -216,6 +218,10 @@ def test_a_dry_run_is_marked_as_simulated(runner: CliRunner, tmp_path: Path) -> 
     failed = _cli(runner, "send", str(_file(tmp_path, message(june(3, 7)))), "--dry-run")
     assert failed.exit_code == 1  # the simulation service is down: FEILET, still marked
     assert "FEILET, dry run (simulated, nothing paid)" in failed.stdout
+    said = " ".join(failed.stdout.split())  # where it called and what to do next
+    assert "oppdrag could not be reached" in said
+    assert "at TETHER_PAYMENTS_OPPDRAG_URL=http://127.0.0.1:9: start the payment" in said
+    assert "`tether simulate oppdrag`), then dry-run again under a new key" in said
     real = _cli(runner, "send", str(_file(tmp_path, message(june(3, 7)))), "--key", "r1")
     assert "dry run" not in real.stdout
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from tether.accountingpoints import claims, parties
-from tether.core import loop
+from tether.core import loop, textfiles
 from tether.core.bootstrap import open_runtime
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
@@ -89,11 +89,16 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
     def load(
         path: Annotated[
             Path,
-            typer.Argument(exists=True, dir_okay=False, help="CSV file: business_id,name rows."),
+            typer.Argument(
+                exists=True,
+                dir_okay=False,
+                help="UTF-8 CSV file of business_id,name rows; a first line business_id,name "
+                "(a header) is optional.",
+            ),
         ],
     ) -> None:
-        """Add every ``business_id,name`` row of a CSV file, all or none."""
-        rows = parties.parse_csv(path.read_text(encoding="utf-8"))
+        """Add every business_id,name row of a CSV file, all or none."""
+        rows = parties.parse_csv(textfiles.read_text(path))
 
         async def use(pool: Any) -> None:
             stored = await parties.add_parties(pool, kind, rows)
@@ -104,14 +109,31 @@ def _party_commands(kind: parties.PartyKind) -> typer.Typer:
     return group
 
 
-@app.command("release")
-def release(worker_id: Annotated[str, typer.Argument(help="The dead worker's id.")]) -> None:
+WORKER_ID_HELP = (
+    "The dead worker's id, host:pid (e.g. db1:4242): `tether status` lists workers gone "
+    "silent by id; the claimed_by column of ap.accounting_point_sync holds it too."
+)
+
+
+@app.command("release", epilog="Exit codes: 0 claims released; 1 none held by that id.")
+def release(worker_id: Annotated[str, typer.Argument(help=WORKER_ID_HELP)]) -> None:
     """Free a dead worker's claims at once (they also lapse by themselves within a minute)."""
+    released = 0
 
     async def use(pool: Any) -> None:
-        console.print(f"released {await claims.release(pool, worker_id)} claim(s) of {worker_id}")
+        nonlocal released
+        released = await claims.release(pool, worker_id)
 
     _run(use)
+    if not released:  # a typo, or claims that lapsed and were taken over already
+        typer.echo(
+            f"no claims held by {worker_id!r}: nothing released (an id is host:pid, as "
+            "`tether status` shows; a dead worker's claims also lapse by themselves within "
+            "a minute)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    console.print(f"released {released} claim(s) of {worker_id}", markup=False, highlight=False)
 
 
 app.add_typer(_party_commands(parties.PartyKind.ENERGY_SUPPLIERS), name="suppliers")
@@ -162,7 +184,8 @@ def simulate(
     contract_violation, overlapping, not_midnight, unknown_enum,
     partial_location.
 
-    GSRNs are make_gsrn("70705750", n) for n = 1..count. Serves until Ctrl-C.
+    GSRNs: 18 digits, 70705750, then n (1..count) in 9 digits, then a GS1 check digit
+    (707057500000000018 is the first). Serves until Ctrl-C.
     """
     from tether.accountingpoints.simulator import build_simulator
 

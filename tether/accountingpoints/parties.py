@@ -54,15 +54,17 @@ class Party:
 
 
 def check(kind: PartyKind, rows: list[tuple[str, str]]) -> None:
-    """Refuse the whole list, naming the first bad row, before anything is stored."""
+    """Refuse the whole list, naming the first bad row, before anything is stored (a single
+    party has no rows to count: "row 1" confused an operator adding one)."""
     pattern, what = _FORMAT[kind]
     if not rows or len(rows) > MAX_PARTIES:
         raise InvalidInput(f"give 1 to {MAX_PARTIES} parties")
     for n, (business_id, name) in enumerate(rows, 1):
+        where = f"row {n}: " if len(rows) > 1 else ""
         if not pattern.fullmatch(business_id):
-            raise InvalidInput(f"row {n}: {business_id!r} is not {what}")
+            raise InvalidInput(f"{where}{business_id!r} is not {what}")
         if not name.strip() or len(name) > 200:
-            raise InvalidInput(f"row {n}: a name of 1 to 200 characters is required")
+            raise InvalidInput(f"{where}a name of 1 to 200 characters is required")
 
 
 def parse_csv(text: str) -> list[tuple[str, str]]:

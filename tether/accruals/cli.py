@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import re
 import socket
 import threading
 from datetime import date, datetime
@@ -39,11 +41,19 @@ def _url() -> str:
     return service.database(settings)
 
 
-def _day(text: str) -> date:
+def _day(text: str, option: str = "--period-end") -> date:
+    """A date option; 2024-02-30 is "not a calendar date" (it has the format: saying "not a
+    date YYYY-MM-DD" sent a user looking for a typo in the format)."""
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD") from None
+        pass
+    found = re.fullmatch(r"(\d{4})-(\d{2})-\d{2}", text)
+    why = "is not a date YYYY-MM-DD"
+    if found and 1 <= int(found[2]) <= 12:
+        days = calendar.monthrange(int(found[1]), int(found[2]))[1]
+        why = f"is not a calendar date ({found[1]}-{found[2]} has {days} days)"
+    raise typer.BadParameter(f"{text!r} {why}", param_hint=f"'{option}'")
 
 
 def _stamp(text: str) -> datetime:
@@ -185,6 +195,13 @@ def run_cmd(
 
     day = _day(period_end)
     stamp = _stamp(as_at) if as_at else None
+    if out is not None and not wait:
+        raise typer.BadParameter(
+            "--out writes the files when the run ends, and with --no-wait nothing here waits "
+            "for that: leave out --out (the files stay with the run; the API serves them at "
+            f"/api/v1/accruals/runs/{day}/exports/<name>), or drop --no-wait",
+            param_hint="'--out'",
+        )
     url = _url()
     try:
         wid = flow.submit(url, AccrualsSettings(), day, stamp, new_settings=new_settings)
@@ -194,6 +211,7 @@ def run_cmd(
         raise typer.Exit(_fail(str(exc))) from None
     stdout.print(f"workflow {wid}")
     if not wait:
+        console.print(_QUEUED.format(day=day), markup=False, highlight=False, soft_wrap=True)
         return
     _executor(url, "cli")  # this process helps: it runs queued work until the run ends
     try:
@@ -201,6 +219,12 @@ def run_cmd(
     finally:
         workflows.shutdown()
     _print_run(url, day, out or AccrualsSettings().export_dir)
+
+
+_QUEUED = (
+    "queued: a running `tether worker` runs it (this command does not wait); follow it with "
+    "`tether accruals runs --period-end {day}`"
+)
 
 
 def _print_run(url: str, day: date, out: Path | None) -> None:
@@ -223,13 +247,21 @@ def runs(
     as_json: AsJson = False,
 ) -> None:
     """List runs, or show one (steps, progress, totals, failures, files)."""
+    day = _day(period_end) if period_end else None
     url = _url()
-    data: Any = service.run_detail(url, _day(period_end)) if period_end else service.list_runs(url)
-    if data is None:
-        raise typer.Exit(_fail(f"no run for {period_end}"))
+    data: Any = service.run_detail(url, day) if day else service.list_runs(url)
+    if data is None and day is not None:
+        _not_started(url, day, as_json)
+        return
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
+    if not data:
+        console.print(
+            "no runs yet: start one with `tether accruals run --period-end YYYY-MM-DD`",
+            markup=False,
+            highlight=False,
+        )
     for row in data if isinstance(data, list) else [data]:
         totals = row.get("totals") or {}
         stdout.print(
@@ -241,6 +273,28 @@ def runs(
         )
         for step in row.get("steps", []):
             stdout.print(f"  {step['step']:<9} {step['status']:<8} {step['detail']}")
+
+
+def _not_started(url: str, day: date, as_json: bool) -> None:
+    """A run date with no run row: queued and not started by a worker yet (said, exit 0: it
+    answered "no run", exit 1, until a worker took it), or never submitted (exit 1)."""
+    from tether.accruals.run import workflow_id
+    from tether.core import workflows
+
+    wid = workflow_id(day, 1)  # a date's first attempt: later ones have the row of the first
+    state = workflows.status(url, wid)
+    if state not in ("ENQUEUED", "PENDING"):
+        raise typer.Exit(
+            _fail(f"no run for {day}: start one with `tether accruals run --period-end {day}`")
+        )
+    if as_json:
+        typer.echo(json.dumps({"period_end": str(day), "status": "queued", "workflow_id": wid}))
+        return
+    stdout.print(
+        f"{day}  queued   workflow {wid}: not started yet; a running `tether worker` runs it",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("resubmit")

@@ -29,7 +29,12 @@ out = Console(soft_wrap=True)  # a file's summary stays one line when piped
 
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="NEM12/NEM13 files, or folders of them (all files in).")
+        list[Path],
+        typer.Argument(
+            # a missing path is bad usage (exit 2, as `accruals load`), not a rejected file
+            exists=True,
+            help="NEM12/NEM13 files, or folders of them (all files in).",
+        ),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list of per-file results on stdout.")

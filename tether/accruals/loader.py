@@ -6,6 +6,7 @@ a half-loaded tariff or account list can never be priced.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import LiteralString
 
 import psycopg
+
+from tether.core import textfiles
 
 KINDS = ("accounts", "tariffs", "invoices")
 
@@ -160,8 +163,8 @@ def _check_tariff(row: dict[str, str]) -> list[str]:
 
 
 def _rows(path: Path, kind: str, result: LoadResult) -> Iterator[tuple[str | None, ...]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    with contextlib.closing(textfiles.lines(path)) as source:  # not UTF-8: raises, none stored
+        reader = csv.DictReader(source)
         header = tuple(reader.fieldnames or ())
         if header != COLUMNS[kind]:
             result.errors.append(

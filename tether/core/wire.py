@@ -61,9 +61,15 @@ class WireModel(BaseModel):
 
 
 def first_error(exc: ValidationError) -> str:
-    """``<field path>: <what is wrong>`` of the first error, never the value (may be personal)."""
+    """``<field path>: <what is wrong>`` of the first error, never the value (may be personal).
+    A body that is not JSON says so in words that cannot be read as another "key": the
+    parser's "key must be a string" sat next to a payment's original key and confused."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] == "json_invalid":
+        detail = str(first["msg"]).removeprefix("Invalid JSON: ")
+        detail = detail.replace("key must be a string", "an object key must be a quoted string")
+        return f"{where}: not valid JSON: {detail}"
     return f"{where}: {first['msg']}"
 
 

@@ -14,15 +14,16 @@ from rich.console import Console
 
 from tether.core import loop
 from tether.core.bootstrap import open_runtime
-from tether.core.errors import InvalidInput
+from tether.core.errors import InvalidInput, UpstreamUnavailable
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 from tether.core.simulator_auth import ControlTokenOption, configured_token
-from tether.core.wire import first_error
 from tether.elicensing import obligations
+from tether.elicensing.errors import InvoiceNotFound
 from tether.elicensing.models import InvoiceType, ObligationLink
 from tether.elicensing.obligations import ObligationLinkIn
 from tether.elicensing.service import ElicensingService, build
+from tether.elicensing.settings import ElicensingSettings
 
 console = Console(soft_wrap=True, markup=False, highlight=False)  # results, as given
 app = typer.Typer(
@@ -38,15 +39,27 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text."
 
 
 def _run(use: Callable[[ElicensingService], Awaitable[None]]) -> None:
-    """Run one use case with the service of this process (a pool, no web app)."""
+    """Run one use case with the service of this process (a pool, no web app). Warnings and
+    worse only, as the payments commands: a call's INFO lines buried the one error line."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging("WARNING", settings.log_json)
 
     async def _main() -> None:
         async with open_runtime(settings) as runtime, build(runtime) as service:
             await use(service)
 
-    loop.run(_main())
+    try:
+        loop.run(_main())
+    except UpstreamUnavailable as exc:  # the same class, with where it called and what to do
+        raise type(exc)(f"{exc.message}; {_unreachable_hint()}") from None
+
+
+def _unreachable_hint() -> str:
+    url = ElicensingSettings().url
+    return (
+        f"is e-licensing running at TETHER_ELICENSING_URL={url}? Start it (locally: "
+        "`tether simulate elicensing`) or set TETHER_ELICENSING_URL, then try again"
+    )
 
 
 def _print_json(value: object) -> None:
@@ -107,7 +120,15 @@ def invoice(
         )
         console.print(f"outstanding {inv.outstanding_balance}  amount due {inv.amount_due}")
 
-    _run(use)
+    try:
+        _run(use)
+    except InvoiceNotFound as exc:
+        if invoice_type is not InvoiceType.OBLIGATION:
+            raise
+        raise InvoiceNotFound(  # the one invoice an operator links by hand: say how
+            f"{exc.message}: register it with `tether elicensing obligations register "
+            f"{report_version_id} --invoice-number ...` (see its --help)"
+        ) from None
     if not fresh:  # answered, from the local copy: a script can tell it from a fresh one
         raise typer.Exit(EXIT_STALE)
 
@@ -122,17 +143,36 @@ Actor = Annotated[
 ]
 
 
+OPTIONS = {"operator_legal_name": "operator-name"}  # the fields whose option is named otherwise
+EXPECTED = {
+    "reporting_year": "a year, 2000 to 2100",
+    "obligation_id": "letters, digits, '.', '_' and '-', starting with a letter or digit, "
+    "e.g. 24-0001-1-1",
+    "fee_amount": "dollars, 0 or more, at most two decimals, e.g. 1234.50",
+    "invoice_number": "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    "client_object_id": "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    "client_guid": "a UUID, e.g. 3f2b8c1e-9d4a-4c6e-8b7f-1a2b3c4d5e6f",
+    "operator_legal_name": "1 to 255 characters",
+    "cra_business_number": "nine digits, e.g. 123456789",
+}
+
+
 @obligations_app.command("register")
 def register(
     report_version_id: Annotated[int, typer.Argument(help="Compliance report version id.")],
     invoice_number: Annotated[str, typer.Option(help="E-licensing invoice number.")],
     client_object_id: Annotated[str, typer.Option(help="E-licensing client object id.")],
-    client_guid: Annotated[str, typer.Option(help="E-licensing client GUID.")],
+    client_guid: Annotated[
+        str, typer.Option(help="E-licensing client GUID: a UUID (hex digits 8-4-4-4-12).")
+    ],
     operator_name: Annotated[str, typer.Option(help="Operator's legal name.")],
     cra_business_number: Annotated[str, typer.Option(help="Operator's nine-digit CRA number.")],
-    obligation_id: Annotated[str, typer.Option(help="Obligation id, e.g. 24-0001-1-1.")],
+    obligation_id: Annotated[
+        str,
+        typer.Option(help=f"Obligation id as e-licensing gives it: {EXPECTED['obligation_id']}."),
+    ],
     fee_amount: Annotated[str, typer.Option(help="Dollars the obligation bills, e.g. 1234.50.")],
-    reporting_year: Annotated[int, typer.Option(help="Year the report covers.")],
+    reporting_year: Annotated[int, typer.Option(help="Year the report covers, 2000 to 2100.")],
     actor: Actor = "",
     as_json: Json = False,
 ) -> None:
@@ -149,7 +189,7 @@ def register(
             cra_business_number=cra_business_number,
         )
     except ValidationError as exc:
-        raise InvalidInput(f"invalid link: {first_error(exc)}") from None
+        raise InvalidInput(_bad_options(exc)) from None
 
     async def use(service: ElicensingService) -> None:
         made, created = await obligations.register(
@@ -230,6 +270,17 @@ def history(
     _run(use)
 
 
+def _bad_options(exc: ValidationError) -> str:
+    """Every bad value at once, each named as its option with what it expects (one refusal
+    per attempt, under field names such as ``client_guid``, sent operators round in circles)."""
+    bad = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    parts = [
+        f"--{OPTIONS.get(field, field.replace('_', '-'))} must be {EXPECTED.get(field, 'valid')}"
+        for field in bad
+    ]
+    return "invalid options: " + "; ".join(parts) + " (nothing registered)"
+
+
 def _line(link: ObligationLink) -> str:
     return (
         f"report version {link.report_version_id} ({link.reporting_year}) -> invoice "
@@ -244,9 +295,13 @@ def simulate(
     control_port: Annotated[int, typer.Option(help="Control port (/faults, /ledger).")] = 7102,
     clients: Annotated[int, typer.Option(help="Generated clients, one invoice each.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed of the generated ledger.")] = 42,
-    token: Annotated[str, typer.Option(help="Bearer token the API requires.")] = (
-        "dev-elicensing-token"
-    ),
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="TETHER_ELICENSING_TOKEN",  # what tether's client sends: one setting for both
+            help="Bearer token the API requires.",
+        ),
+    ] = "dev-elicensing-token",
     control_token: ControlTokenOption = None,
 ) -> None:
     """Run the e-licensing simulator until Ctrl-C.

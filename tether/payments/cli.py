@@ -19,11 +19,13 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from tether.core import loop
+from tether.core import loop, textfiles
 from tether.core.bootstrap import open_runtime
 from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
+from tether.core.textfiles import NotUtf8
+from tether.payments.intake import KeyReused
 from tether.payments.records import CaseView, OrderRow, StatusRow
 from tether.payments.service import FINAL, MAX_KEY, PaymentsService, build, valid_key
 
@@ -49,7 +51,10 @@ EXIT_CODES = (
 STYLES = {"OK": "bold green", "FEILET": "bold red"}
 DRY_RUN = "dry run (simulated, nothing paid)"
 STILL = {
-    "MOTTATT": "the order is stored; a running `tether worker` sends it",
+    "MOTTATT": (
+        "the order is stored; a running `tether worker` sends it (orders travel over NATS: "
+        "the worker needs TETHER_NATS_URL)"
+    ),
     "VENTER": "it waits for the receipt of an earlier order of its case",
     "HOS_OPPDRAG": (
         "tether asks the payment system itself after TETHER_PAYMENTS_RECEIPT_TIMEOUT_S "
@@ -91,23 +96,32 @@ def _read(file: Path, dry_run: bool, max_bytes: int) -> bytes:
         raise typer.BadParameter(
             f"cannot read {file} ({exc.strerror}): give a readable file", param_hint="'file'"
         ) from None
+    message = _json_object(file, raw)  # refused here, in both modes: nothing stored, key unused
     if not dry_run:
-        return raw  # sent as is: what is not a message ends FEILET 400, as over HTTP
+        return raw  # sent as is: a message's own rules are the intake's (FEILET 400 under its key)
+    message["dryrun"] = True
+    return json.dumps(message, ensure_ascii=False).encode()
+
+
+def _json_object(file: Path, raw: bytes) -> dict[str, Any]:
+    """The file as a JSON object, or a usage error (exit 2). Sent, a file that is no message at
+    all ended FEILET under its key and used the key up for the fixed file."""
     try:
-        message = json.loads(raw)
+        message = json.loads(textfiles.decode(file.name, raw))
+    except NotUtf8 as exc:
+        raise typer.BadParameter(f"{exc.message}; nothing sent", param_hint="'file'") from None
     except ValueError as exc:
         raise typer.BadParameter(
-            f"{file.name} is not JSON ({exc}): --dry-run needs a JSON object",
+            f"{file.name} is not JSON ({exc}): a message is a JSON object; nothing sent",
             param_hint="'file'",
         ) from None
     if not isinstance(message, dict):
         kind = JSON_TYPES.get(type(message), "a number")
         raise typer.BadParameter(
-            f"{file.name} holds {kind}, not a JSON object: --dry-run needs a message object",
+            f"{file.name} holds {kind}, not a JSON object (a message is one); nothing sent",
             param_hint="'file'",
         )
-    message["dryrun"] = True
-    return json.dumps(message, ensure_ascii=False).encode()
+    return message
 
 
 def _report(
@@ -222,7 +236,13 @@ def send(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Submit one dagpenger message; print its key and status."""
+    """Submit one dagpenger message (a JSON object); print its key and status.
+
+    A message of one day (fields in docs/payments.md): {"sakId": "sak-1", "behandlingId":
+    "b-1", "ident": "12345678910", "vedtakstidspunktet": "2024-06-20T10:00:00",
+    "utbetalinger": [{"meldeperiode": "mp-1", "dato": "2024-06-03", "sats": 800,
+    "utbetaltBeløp": 800, "utbetalingstype": "Dagpenger"}]}
+    """
     if key is not None and not valid_key(key):
         raise typer.BadParameter(
             f"the original key must be 1 to {MAX_KEY} characters and not blank "
@@ -235,7 +255,10 @@ def send(
     waited_s = wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
 
     async def work(service: PaymentsService) -> int:
-        submission = await service.submit(original_key, raw)
+        try:
+            submission = await service.submit(original_key, raw)
+        except KeyReused as exc:  # the next step in this command's own words
+            raise KeyReused(exc.key, how="a new --key (or omit --key for a new UUID)") from None
         row = await service.wait_status(submission.key, waited_s)
         return _report(service, row, as_json, waited_s, submission.duplicate)
 

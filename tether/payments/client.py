@@ -14,7 +14,12 @@ from typing import Any
 
 import httpx
 
-from tether.core.errors import UpstreamInvalidPayload, UpstreamNotFound, UpstreamRejected
+from tether.core.errors import (
+    UpstreamInvalidPayload,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from tether.core.http import UpstreamClient
 from tether.payments.settings import PaymentsSettings
 
@@ -35,8 +40,9 @@ class SimulationRefused(UpstreamRejected):
 class OppdragClient:
     """Typed calls to the payment system; errors are the core ``Upstream*`` errors."""
 
-    def __init__(self, http: UpstreamClient) -> None:
+    def __init__(self, http: UpstreamClient, url: str = "") -> None:
         self.http = http
+        self.url = url  # TETHER_PAYMENTS_OPPDRAG_URL: named when it cannot be reached
 
     @classmethod
     def from_settings(
@@ -50,7 +56,8 @@ class OppdragClient:
                 token=settings.oppdrag_token.get_secret_value(),
                 timeout=timeout,
                 transport=transport,
-            )
+            ),
+            url=settings.oppdrag_url,
         )
 
     async def __aenter__(self) -> OppdragClient:
@@ -67,6 +74,13 @@ class OppdragClient:
             )
         except UpstreamRejected as exc:
             raise _verdict(exc) or exc from exc
+        except UpstreamUnavailable as exc:  # the dry run's FEILET then says where and what next
+            exc.args = (
+                f"{exc.message} at TETHER_PAYMENTS_OPPDRAG_URL={self.url}: start the payment "
+                "system's simulation service there (locally: `tether simulate oppdrag`), then "
+                "dry-run again under a new key",
+            )  # the same error (class, timed_out) with the hint: callers still tell it apart
+            raise
         try:
             body = response.json()
         except ValueError as exc:

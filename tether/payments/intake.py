@@ -81,10 +81,21 @@ def prepare(key: str, raw: bytes) -> Item:
     return Item(key=key, raw=raw, digest=digest, msg=msg, checked=checked)
 
 
+class KeyReused(Conflict):
+    """An original key sent before with other content: the first message keeps it, so the
+    refusal says what to do (``how``: the caller's way to give another key)."""
+
+    def __init__(self, key: str, *, how: str = "a new original key") -> None:
+        super().__init__(
+            f"key {key!r} was used before for a different message: send it under {how}"
+        )
+        self.key = key
+
+
 def answer_seen(key: str, stored_hash: str | None, digest: str) -> Outcome:
     """A key seen before: same content is answered from what is stored, other content refused."""
     if stored_hash != digest:
-        return Conflict(f"key {key!r} was used before for a different message")
+        return KeyReused(key)
     return Submission(key=key, duplicate=True)
 
 

@@ -359,7 +359,7 @@ class PaymentsService:
 def _answer_seen(seen: InboundRow, digest: str) -> Submission:
     """A key seen before: same content is answered from what is stored, other content refused."""
     if seen.content_hash != digest:
-        raise Conflict(f"key {seen.original_key!r} was used before for a different message")
+        raise intake.KeyReused(seen.original_key)
     return Submission(key=seen.original_key, duplicate=True)
 
 
