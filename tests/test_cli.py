@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from tether import cli
+from tether.core import cli_output
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -145,6 +146,6 @@ def test_a_database_without_the_schema_says_to_upgrade_and_which_it_is(
     # own, empty, instead of joining a demo's)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
-    assert f"TETHER_DATA_DIR={tmp_path / 'data'}" in cli._which_database()
+    assert f"TETHER_DATA_DIR={tmp_path / 'data'}" in cli_output.which_database()
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
-    assert cli._which_database() == ""
+    assert cli_output.which_database() == ""
