@@ -121,3 +121,24 @@ def test_send_wait_with_seconds_waits_that_long(
     assert "no final status after 0.2 s" in result.stderr
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM pay.inbound").fetchone() == (1,)
+
+
+def test_errors_are_error_lines_never_wrapped_when_piped(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not ``NotFound: ...`` wrapped at 80 columns: ``error: ...`` in one line, as every
+    command's (CliRunner is no terminal, as a pipe)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    key = "k" * 150
+    unknown = runner.invoke(app, ["payments", "status", key])
+    assert unknown.exit_code == 1 and len(unknown.stderr.splitlines()) == 1
+    assert unknown.stderr.startswith(
+        "error: no message with key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+    )
+    file = tmp_path / "m.json"
+    file.write_bytes(message(june(3, 14)))
+    sent = runner.invoke(app, ["payments", "send", str(file), "--key", key, "--wait-s", "0.1"])
+    assert sent.exit_code == 3
+    assert sent.stdout.startswith(f"{key}: MOTTATT\n")
+    assert sent.stderr.startswith("no final status after 0.1 s; still MOTTATT: the order is stored")
+    assert len(sent.stderr.splitlines()) == 1
