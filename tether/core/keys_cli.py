@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tether.core import db, keys
+from tether.core import cli_output, db, keys
 from tether.core.errors import InvalidInput
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
 app = typer.Typer(help="API keys: bearer credentials with scopes.", no_args_is_help=True)
-console = Console(stderr=True)  # notes; the results (a secret, a revocation) go to stdout
+console = cli_output.console(stderr=True)  # notes; results (a secret, a revocation): stdout
 
 
 def _url() -> str:
