@@ -65,6 +65,11 @@ def test_a_bad_value_is_one_line_naming_the_variable(
     assert done.stdout == ""
 
 
+def test_help_is_shown_whatever_the_environment() -> None:
+    done = tether("simulate", "elicensing", "--help", TETHER_PORT="abc")
+    assert done.returncode == 0 and "Usage" in done.stdout, done.stderr
+
+
 def test_a_malformed_upstream_url_never_reaches_the_client_or_its_circuit(db_url: str) -> None:
     """It was taken for an outage (UnsupportedProtocol) and opened the shared circuit."""
     rows = "SELECT name, state, failures, last_failure FROM tether.circuit_breaker ORDER BY 1"

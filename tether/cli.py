@@ -114,7 +114,8 @@ class _Root(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         with cli_output.one_line_errors():
-            check_environment(settings_classes())
+            if not set(ctx.args) & set(ctx.help_option_names):  # help reads no setting
+                check_environment(settings_classes())
             return super().invoke(ctx)
 
 
