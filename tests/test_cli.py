@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from tether import cli
+from tether.core import cli_output
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -145,6 +146,27 @@ def test_a_database_without_the_schema_says_to_upgrade_and_which_it_is(
     # own, empty, instead of joining a demo's)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
-    assert f"TETHER_DATA_DIR={tmp_path / 'data'}" in cli._which_database()
+    assert f"TETHER_DATA_DIR={tmp_path / 'data'}" in cli_output.which_database()
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
-    assert cli._which_database() == ""
+    assert cli_output.which_database() == ""
+
+
+def test_serve_states_its_defaults_and_refuses_a_port_out_of_range() -> None:
+    shown = " ".join(CliRunner().invoke(cli.app, ["serve", "-h"]).output.replace("│", " ").split())
+    assert "[TETHER_HOST; default: 127.0.0.1]" in shown
+    assert "1-65535 [TETHER_PORT; default: 8000]" in shown
+    bad = CliRunner().invoke(cli.app, ["serve", "--port", "99999"])
+    assert bad.exit_code == 2 and "99999 is not a port: give 1 to 65535" in bad.output
+    assert not isinstance(bad.exception, OverflowError)
+
+
+def test_worker_only_names_the_capabilities_with_jobs_and_status_says_what_it_shows() -> None:
+    from tether.capabilities import CAPABILITIES
+
+    shown = " ".join(CliRunner().invoke(cli.app, ["worker", "-h"]).output.replace("│", " ").split())
+    assert "<list[str]>" not in shown
+    assert all(c.name in shown for c in CAPABILITIES if c.jobs)
+    status = " ".join(
+        CliRunner().invoke(cli.app, ["status", "-h"]).output.replace("│", " ").split()
+    )
+    assert "(what / shows)" not in status and "web console's home page" in status

@@ -9,22 +9,20 @@ import socket
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated, Any
 
-import psycopg
 import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup, TyperOption
 
 from tether import __version__, db_cli
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, exposure, keys_cli, loop, migrations
+from tether.core import cli_output, db, exposure, keys_cli, loop, migrations
 from tether.core.capability import Ref
-from tether.core.errors import ConfigurationError, TetherError
+from tether.core.errors import ConfigurationError
 from tether.core.logging import configure_logging
-from tether.core.settings import Settings, load_settings
+from tether.core.settings import Settings, SimulatorSettings, check_environment, load_settings
 
-console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
+console = cli_output.errors  # an error stays one line, however long
 _typed = TyperOption.display_type_rich
 
 
@@ -101,13 +99,29 @@ def _simulator(name: str, command: Ref[Callable[..., Any]]) -> Callable[[], Any]
 
 
 class _Root(TyperGroup):
-    """``tether``: every capability's sub-commands (``tether <name> ...``), loaded when used."""
+    """``tether``: every capability's sub-commands (``tether <name> ...``), loaded when used.
+
+    Every command runs through ``invoke``: there the environment is checked first (a bad
+    ``TETHER_*`` value stops any command, whichever settings it reads; an unknown name is
+    warned of), and an expected failure becomes one ``error: ...`` line and its exit code.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         tidy_help(self)  # and the sub-commands loaded already (db, keys, ...)
         lazy = {c.name: _capability_cli(c.cli) for c in CAPABILITIES if c.cli is not None}
         self.commands = LazyCommands(self.commands, lazy)
+
+    def invoke(self, ctx: Any) -> Any:
+        with cli_output.one_line_errors():
+            if not set(ctx.args) & set(ctx.help_option_names):  # help reads no setting
+                check_environment(settings_classes())
+            return super().invoke(ctx)
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class: core's, the simulators' and each capability's."""
+    return [Settings, SimulatorSettings, *(c.settings for c in CAPABILITIES)]
 
 
 class _Simulators(TyperGroup):
@@ -183,16 +197,32 @@ def settings_from_env() -> Settings:
 
 @app.command("status")
 def status(as_json: JsonOption = False) -> None:
-    """Print every capability's console panel (what / shows); read-only: applies nothing."""
+    """Print the Service panel and every capability's panel, as the web console's home page
+    shows them; read-only: applies nothing."""
     from tether.ops import print_status
 
     loop.run(print_status(settings_from_env(), as_json=as_json))
 
 
+def _port(value: int | None) -> int | None:
+    """1 to 65535, checked here: as ``min``/``max`` the range took a column of the help's
+    width and the option texts were cut to fit the rest."""
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a port: give 1 to 65535")
+    return value
+
+
+_HOST = f"default: {Settings.model_fields['host'].default}"
+_PORT = f"default: {Settings.model_fields['port'].default}"
+_WITH_JOBS = " or ".join(", ".join(c.name for c in CAPABILITIES if c.jobs).rsplit(", ", 1))
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [TETHER_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [TETHER_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help=f"Bind address [TETHER_HOST; {_HOST}].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help=f"Port, 1-65535 [TETHER_PORT; {_PORT}].", callback=_port)
+    ] = None,
     no_migrate: NoMigrate = False,
     workers: Annotated[
         int,
@@ -246,14 +276,6 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _port(value: int | None) -> int | None:
-    """1 to 65535, checked here: as ``min``/``max`` the range took a column of the help's
-    width and the option texts were cut to fit the rest."""
-    if value is not None and not 1 <= value <= 65535:
-        raise typer.BadParameter(f"{value} is not a port: give 1 to 65535")
-    return value
-
-
 @app.command()
 def worker(
     processes: Annotated[
@@ -269,7 +291,11 @@ def worker(
     ] = False,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only this capability's jobs (repeatable); default: all."),
+        typer.Option(
+            metavar="NAME",
+            help=f"Run only this capability's jobs: {_WITH_JOBS} (repeat for several); "
+            "default: all.",
+        ),
     ] = None,
     metrics_port: Annotated[
         int | None,
@@ -348,29 +374,5 @@ def main() -> None:
 
     # pgserver's platformdirs warns on machines without XDG_RUNTIME_DIR; harmless, and noisy.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    try:
+    with cli_output.one_line_errors():  # what ``_Root.invoke`` did not see
         app()
-    except TetherError as exc:  # expected failures: one clear line, no traceback
-        console.print(f"[red]error:[/] {escape(exc.message)}")
-        raise SystemExit(1) from None
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        console.print(
-            "[red]error:[/] the database has no tether schema (or an old one): "
-            f"run `tether db upgrade` first{escape(_which_database())}"
-        )
-        raise SystemExit(1) from None
-
-
-def _which_database() -> str:
-    """Which database that was: the embedded PostgreSQL of another TETHER_DATA_DIR than the
-    demo's (a command run from another folder looks in its own ``.tether``)."""
-    try:
-        settings = load_settings()
-    except Exception:  # the environment is broken: the first error said enough
-        return ""
-    if settings.database_url is not None:
-        return ""
-    return (
-        f" (it is the embedded PostgreSQL of TETHER_DATA_DIR={settings.data_dir.resolve()}; "
-        "to use a running demo's, run from its folder or set its TETHER_DATA_DIR)"
-    )

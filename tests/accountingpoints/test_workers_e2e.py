@@ -173,7 +173,7 @@ def test_a_worker_killed_mid_sync_leaves_nothing_half_written_and_is_taken_over(
     log = (tmp_path / "killed-worker.log").open("w")
     victim = subprocess.Popen(
         [sys.executable, "-m", "tether", "worker"],
-        env={**env, "TETHER_ADAPTER_TIMEOUT_S": "60"},
+        env={**env, "TETHER_AP_ADAPTER_TIMEOUT_S": "60"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the CLI and its worker child

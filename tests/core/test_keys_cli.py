@@ -72,3 +72,30 @@ def test_keys_cli_creates_lists_and_revokes(db_url: str) -> None:
     assert unknown.returncode == 1 and "no API key" in unknown.stderr
     bad = _tether(db_url, "create", "x", "--scope", "root")
     assert bad.returncode == 1 and "scopes must be" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_revoke_given_a_secret_revokes_by_its_id_and_never_prints_it(db_url: str) -> None:
+    key, secret = keys.create(db_url, "pasted", ["read"])
+    done = _tether(db_url, "revoke", secret)
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert secret.split("_", 2)[2] not in done.stdout + done.stderr
+    assert f"revoking it by its id {key.id}" in done.stderr
+    assert done.stdout == f"revoked key {key.id} (pasted)\n"
+    cut = secret[:12]  # no whole id in it: refused, not echoed
+    refused = _tether(db_url, "revoke", cut)
+    assert refused.returncode == 1 and cut not in refused.stderr
+    assert "looks like a key's secret" in refused.stderr
+
+
+def test_scopes_may_be_given_as_a_comma_list_and_an_empty_list_says_what_to_do(
+    db_url: str,
+) -> None:
+    empty = _tether(db_url, "list")
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert "no keys yet: create one with `tether keys create NAME --scope read`" in empty.stderr
+    assert _tether(db_url, "list", "--json").stdout.strip() == "[]"
+    created = _tether(db_url, "create", "ci", "--scope", "read, write", "--scope", "events")
+    assert created.returncode == 0, created.stderr
+    [key] = keys.list_all(db_url)
+    assert key.scopes == ("read", "write", "events")

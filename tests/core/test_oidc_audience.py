@@ -84,5 +84,5 @@ def test_serve_without_an_audience_stops_with_one_line() -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # a bad setting: 2
     assert "TETHER_OIDC_AUDIENCE" in result.stderr

@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tether.core.setting_types import TimeZoneName, UpstreamUrl
+from tether.core.settings import TetherSettings
 
 
-class AccountingPointSettings(BaseSettings):
+class AccountingPointSettings(TetherSettings):
     """Each field maps to ``TETHER_AP_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_AP_", frozen=True, extra="ignore")
+    also_read = ("TETHER_ADAPTER_TOKEN", "TETHER_TIMEZONE")  # `simulate datahub` falls back to them
 
-    timezone: str = Field(default="Europe/Oslo", description="Local time zone of the datahub.")
-    adapter_url: str = "http://127.0.0.1:7001"
+    timezone: TimeZoneName = Field(
+        default="Europe/Oslo", description="Local time zone of the datahub."
+    )
+    adapter_url: UpstreamUrl = "http://127.0.0.1:7001"
     adapter_token: SecretStr = SecretStr("dev-adapter-token")
     pii_key: SecretStr = Field(
         default=SecretStr("dev-pii-key"),

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tether.core.settings import TetherSettings
 
 #: The settings that change a run's figures: fixed for a run when it is submitted and stored
 #: with it (acc.run.settings), so every executor prices with the same ones and a re-run of the
@@ -23,7 +25,7 @@ RUN_FIELDS = (
 )
 
 
-class AccrualsSettings(BaseSettings):
+class AccrualsSettings(TetherSettings):
     """Knobs of the run: snapshot, estimation, chunking, schedule and exports."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_ACCRUALS_", frozen=True, extra="ignore")

@@ -2,6 +2,7 @@
 
 TetherError
  ├── ConfigurationError            settings that cannot work
+ │    └── InvalidSetting           a TETHER_* value that cannot be read (the CLI exits 2)
  ├── NotFound                      a row or remote object that does not exist
  ├── Conflict                      a state that forbids the operation (e.g. data is stale)
  │    ├── DataRejected             the database refused data by one of our rules
@@ -29,6 +30,7 @@ class TetherError(Exception):
     """Something tether expected could go wrong."""
 
     status_code: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1  # of a ``tether`` command it ends
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
@@ -40,6 +42,12 @@ class TetherError(Exception):
 
 class ConfigurationError(TetherError):
     """The configuration cannot work; fix the TETHER_* variables."""
+
+
+class InvalidSetting(ConfigurationError):
+    """A TETHER_* variable's value cannot be read; the message names it and what it takes."""
+
+    exit_code = 2  # as a bad command-line value: the invocation was wrong, nothing was done
 
 
 class NotFound(TetherError):

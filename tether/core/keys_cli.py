@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tether.core import db, keys
+from tether.core import cli_output, db, keys
+from tether.core.errors import InvalidInput
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
 app = typer.Typer(help="API keys: bearer credentials with scopes.", no_args_is_help=True)
-console = Console(stderr=True)  # notes; the results (a secret, a revocation) go to stdout
+console = cli_output.console(stderr=True)  # notes; results (a secret, a revocation): stdout
 
 
 def _url() -> str:
@@ -27,7 +29,8 @@ def _url() -> str:
 def create(
     name: Annotated[str, typer.Argument(help="Who or what uses the key.")],
     scope: Annotated[
-        list[str], typer.Option(help="read, write, events or admin; repeat for several.")
+        list[str],
+        typer.Option(help="read, write, events or admin; repeat for several, or read,write."),
     ],
 ) -> None:
     """Create a key and print its secret once (only a hash is stored).
@@ -35,7 +38,8 @@ def create(
     The secret alone goes to stdout (its middle part is the key's id), so KEY="$(tether keys
     create ...)" keeps it; the notes about it go to stderr.
     """
-    key, secret = keys.create(_url(), name, scope)
+    scopes = [s.strip() for given in scope for s in given.split(",") if s.strip()]
+    key, secret = keys.create(_url(), name, scopes)
     console.print(f"created key {key.id} ({key.name}) with scopes {', '.join(key.scopes)}")
     console.print("the secret is shown only now; send it as 'Authorization: Bearer <secret>':")
     typer.echo(secret)
@@ -47,6 +51,9 @@ def list_keys(
 ) -> None:
     """Every key with its scopes and when it was created, last used and revoked."""
     found = keys.list_all(_url())
+    if not found and not as_json:  # an empty table said nothing about what to do
+        console.print("no keys yet: create one with `tether keys create NAME --scope read`")
+        return
     if as_json:
         typer.echo(
             json.dumps(
@@ -83,8 +90,16 @@ def list_keys(
 
 
 @app.command("revoke")
-def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")]) -> None:
+def revoke(
+    key_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="The key's id (its secret works too: it is revoked by its id)."
+        ),
+    ],
+) -> None:
     """Revoke a key; requests with it get 401 from then on. A key revoked before stays so."""
+    key_id = _id_of(key_id)
     key, already = keys.revoke(_url(), key_id)
     if already and key.revoked_at is not None:
         typer.echo(
@@ -92,3 +107,22 @@ def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's i
         )
     else:
         typer.echo(f"revoked key {key.id} ({key.name})")
+
+
+_SECRET_ID = re.compile(rf"^{keys.PREFIX}(?P<id>[0-9a-f]{{16}})_")
+
+
+def _id_of(given: str) -> str:
+    """The key id in ``given``. A whole secret (``tth_<id>_<secret>``) is taken by its id and
+    never printed: echoed back in "no API key with id ..." it landed in the terminal's
+    scrollback and in whatever logs the command's output."""
+    if not given.startswith(keys.PREFIX):
+        return given
+    found = _SECRET_ID.match(given)
+    if found is None:
+        raise InvalidInput(
+            f"that looks like a key's secret ({keys.PREFIX}...), not an id, and it has no id in "
+            "it: give the id `tether keys list` shows"
+        )
+    console.print(f"that is a key's secret; revoking it by its id {found['id']}")
+    return found["id"]

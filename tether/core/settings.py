@@ -7,18 +7,62 @@ modules read the environment.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+import pydantic_settings
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tether.core.errors import ConfigurationError
+from tether.core.errors import InvalidSetting
+from tether.core.setting_types import (
+    LogLevel,
+    NatsUrl,
+    OptionalUpstreamUrl,
+    explain,
+    explain_unparsed,
+    variable,
+)
+
+logger = logging.getLogger(__name__)
+
+#: ``TETHER_*`` variables that are no setting of tether's: read by its test and benchmark
+#: suites only. Any other unknown name gets a warning (``warn_unknown``).
+NOT_SETTINGS = ("TETHER_TEST_DATABASE_URL", "TETHER_BENCH_DATABASE_URL")
 
 
-class Settings(BaseSettings):
+class TetherSettings(BaseSettings):
+    """Base of every settings class: a value that cannot be read is an ``InvalidSetting`` naming
+    its variable (``TETHER_PORT='abc': not a whole number (e.g. 8000)``), not pydantic's page
+    about the field, whichever command reads it first."""
+
+    #: Variables a class's commands read besides its fields (a simulator's option that falls
+    #: back to an older name): known, so not warned about as unknown.
+    also_read: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise InvalidSetting(explain(type(self), exc)) from None
+        except pydantic_settings.SettingsError as exc:  # a list that is not JSON
+            fields = type(self).model_fields
+            name = next((f for f in fields if f'field "{f}"' in str(exc)), "")
+            value = _environ_value(variable(type(self), name)) if name else None
+            raise InvalidSetting(explain_unparsed(type(self), name, value)) from None
+
+
+def _environ_value(name: str) -> str | None:
+    """A variable's value, its name in any case (as pydantic-settings reads it)."""
+    return next((v for k, v in os.environ.items() if k.upper() == name.upper()), None)
+
+
+class Settings(TetherSettings):
     """The knobs every process has. Each field maps to ``TETHER_<FIELD>`` (and ``DATABASE_URL``)."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_", frozen=True, extra="ignore")
@@ -35,16 +79,18 @@ class Settings(BaseSettings):
 
     # --- API -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     events_token: SecretStr = Field(
         default=SecretStr("dev-events-token"), description="Bearer token for POST /api/v1/events."
     )
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
 
     # --- worker -------------------------------------------------------------------------------
     worker_metrics_port: int | None = Field(
         default=None,
+        ge=1,
+        le=65535,
         description="`tether worker` serves its processes' counters on this port (off: unset).",
     )
     worker_metrics_host: str = Field(
@@ -61,7 +107,7 @@ class Settings(BaseSettings):
     )
 
     # --- broker --------------------------------------------------------------------------------
-    nats_url: str | None = Field(default=None, description="NATS server for events and queues.")
+    nats_url: NatsUrl = Field(default=None, description="NATS server for events and queues.")
 
     # --- security ----------------------------------------------------------------------------
     session_secret: SecretStr | None = Field(
@@ -74,7 +120,7 @@ class Settings(BaseSettings):
     )
     oidc_issuer: str | None = Field(default=None, description="Accept JWTs of this issuer.")
     oidc_audience: str | None = Field(default=None, description="Required JWT audience.")
-    oidc_jwks_url: str | None = Field(default=None, description="JWKS URL of the issuer.")
+    oidc_jwks_url: OptionalUpstreamUrl = Field(default=None, description="JWKS URL of the issuer.")
     oidc_scope_claim: str = Field(default="scope", description="JWT claim holding the scopes.")
     api_key_cache_s: float = Field(
         default=30.0,
@@ -122,18 +168,18 @@ class Settings(BaseSettings):
         """OIDC without an audience would accept tokens the issuer gave any other app; half of
         its settings would leave it silently off while the operator thinks it on."""
         if bool(self.oidc_issuer) != bool(self.oidc_jwks_url):
-            raise ConfigurationError(
+            raise InvalidSetting(
                 "OIDC needs both TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL (and "
                 "TETHER_OIDC_AUDIENCE); set the missing one, or neither to turn OIDC off"
             )
         if self.oidc_issuer and not self.oidc_audience:
-            raise ConfigurationError(
+            raise InvalidSetting(
                 "TETHER_OIDC_ISSUER and TETHER_OIDC_JWKS_URL are set without TETHER_OIDC_AUDIENCE: "
                 "set it to the audience (aud) the issuer puts in tokens for this API"
             )
 
 
-class SimulatorSettings(BaseSettings):
+class SimulatorSettings(TetherSettings):
     """``tether simulate <name>``: ``TETHER_SIMULATOR_*``. Apart from ``Settings``, whose unset
     secrets stop ``serve`` and ``worker`` off loopback: this one only simulators need."""
 
@@ -149,6 +195,47 @@ class SimulatorSettings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, with explicit overrides winning (used by tests and the demo)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def check_environment(classes: Iterable[type[BaseSettings]]) -> None:
+    """Read every settings class once, so a bad value stops any command before it starts
+    (whichever settings it reads itself), and warn of each ``TETHER_*`` variable none of them
+    reads: a misspelt name (``TETHER_API_PORT``) was silently the default."""
+    classes = list(classes)
+    for cls in classes:
+        try:
+            cls()
+        except ValidationError as exc:  # a class not built on TetherSettings
+            raise InvalidSetting(explain(cls, exc)) from None
+    warn_unknown(classes)
+
+
+def known_variables(classes: Iterable[type[BaseSettings]]) -> set[str]:
+    """Every variable the settings ``classes`` read, upper case."""
+    names = set(NOT_SETTINGS)
+    for cls in classes:
+        names |= {variable(cls, field) for field in cls.model_fields}
+        names |= {n.upper() for n in getattr(cls, "also_read", ())}
+    return names
+
+
+def warn_unknown(classes: Iterable[type[BaseSettings]]) -> list[str]:
+    """Warn, one line each, of the ``TETHER_*`` variables no settings class reads, with the
+    closest known name if one is close; returns the unknown names."""
+    known = sorted(known_variables(classes))
+    unknown = sorted(
+        k for k in os.environ if k.upper().startswith("TETHER_") and k.upper() not in known
+    )
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        logger.warning(
+            "unknown variable %s is ignored (no tether setting has that name)%s",
+            name,
+            hint,
+            extra={"action": "unknown_setting"},
+        )
+    return unknown
 
 
 @contextmanager

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tether.core.setting_types import TimeZoneName, UpstreamUrl
+from tether.core.settings import TetherSettings
 
 
-class ElicensingSettings(BaseSettings):
+class ElicensingSettings(TetherSettings):
     """Each field maps to ``TETHER_ELICENSING_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_ELICENSING_", frozen=True, extra="ignore")
 
-    url: str = "http://127.0.0.1:7002"
+    url: UpstreamUrl = "http://127.0.0.1:7002"
     token: SecretStr = SecretStr("dev-elicensing-token")
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
@@ -33,6 +36,6 @@ class ElicensingSettings(BaseSettings):
         ge=0,
         description="How long a read waits for a call slot before answering stale (busy).",
     )
-    timezone: str = Field(
+    timezone: TimeZoneName = Field(
         default="America/Vancouver", description="Time zone dates and times are shown in."
     )

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from tether.core import loop, textfiles
+from tether.core import cli_output, loop, textfiles
 from tether.core.bootstrap import open_runtime
-from tether.core.errors import TetherError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
 from tether.core.textfiles import NotUtf8
@@ -29,8 +27,8 @@ from tether.payments.intake import KeyReused
 from tether.payments.records import CaseView, OrderRow, StatusRow
 from tether.payments.service import FINAL, MAX_KEY, PaymentsService, build, valid_key
 
-out = Console()  # results: stdout
-err = Console(stderr=True)  # errors and waits given up: stdout stays the result
+out = cli_output.console()  # results: stdout, a line each however long (a pipe greps them)
+err = cli_output.console(stderr=True)  # waits given up: stdout stays the result
 app = typer.Typer(
     help=(
         "Payment orders: the benefit system's thick messages become one atomic order per case "
@@ -40,13 +38,17 @@ app = typer.Typer(
 )
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-SEND_WAIT_S = 30.0  # a bare --wait
+SEND_WAIT_S = 30.0  # a bare --wait (``send`` and ``status``)
 EXIT_FEILET = 1  # as every tether error (unknown key, key reused): the message did not succeed
 EXIT_NOT_FINAL = 3  # 2 is taken: Typer's bad usage, here also a file that cannot be used
 EXIT_CODES = (
     "Exit codes: 0 OK (or a status not final yet, when not waiting); 1 FEILET, or an error "
     "such as an unknown key; 2 bad usage or an unusable file (nothing sent); 3 --wait ended "
     "before a final status."
+)
+STATUS_EXIT_CODES = (
+    "Exit codes: 0 OK (or a status not final yet, when not waiting); 1 FEILET, or an error "
+    "such as an unknown key; 2 bad usage; 3 --wait ended before a final status."
 )
 STYLES = {"OK": "bold green", "FEILET": "bold red"}
 DRY_RUN = "dry run (simulated, nothing paid)"
@@ -72,11 +74,7 @@ def _with_service(work: Any, settings: Settings | None = None) -> Any:
         async with open_runtime(settings) as runtime, build(runtime) as service:
             return await work(service)
 
-    try:
-        return loop.run(_run())
-    except TetherError as exc:
-        err.print(Text(f"{type(exc).__name__}: {exc.message}", style="red"))
-        raise typer.Exit(1) from None
+    return loop.run(_run())  # an error: ``error: ...``, exit 1, as every command's (cli.py)
 
 
 def _read(file: Path, dry_run: bool, max_bytes: int) -> bytes:
@@ -175,25 +173,24 @@ def _exit(code: int) -> None:
         raise typer.Exit(code)
 
 
-class _SendCommand(TyperCommand):
-    """``send``, whose ``--wait`` is a flag: ``--wait 30`` is told to say ``--wait-s 30``, not
-    "Got unexpected extra argument (30)". A number after ``--wait`` is taken as meant for it
-    (a message file named like a number is the one thing this refuses)."""
+class _WaitCommand(TyperCommand):
+    """``send`` and ``status``: ``--wait`` is a flag (up to ``SEND_WAIT_S``) and ``--wait-s
+    SECONDS`` the seconds, on both. ``--wait 30`` (or ``--wait=30``) is read as ``--wait-s 30``:
+    ``status`` took seconds after ``--wait`` before, and users typed it on ``send`` too, where
+    it was "Got unexpected extra argument (30)". A message file or key named like a number,
+    right after ``--wait``, is the one thing this reads otherwise (put it first)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        for option, value in zip(args, [*args[1:], ""], strict=True):
+        args, given = list(args), list(args)
+        for i, option in enumerate(given):
             if option == "--":
                 break
-            given = option.removeprefix("--wait=") if option.startswith("--wait=") else None
-            if given is None and option == "--wait" and _number(value):
-                given = value
-            if given is not None:
-                raise typer.BadParameter(
-                    f"--wait takes no value (alone it waits {SEND_WAIT_S:g} s); "
-                    f"to wait {given} s, give --wait-s {given}",
-                    ctx=ctx,
-                    param_hint="'--wait'",
-                )
+            if option.startswith("--wait="):
+                args[i : i + 1] = ["--wait-s", option.removeprefix("--wait=")]
+                return self.parse_args(ctx, args)
+            if option == "--wait" and i + 1 < len(given) and _number(given[i + 1]):
+                args[i] = "--wait-s"
+                return self.parse_args(ctx, args)
         return super().parse_args(ctx, args)
 
 
@@ -205,7 +202,24 @@ def _number(text: str) -> bool:
     return True
 
 
-@app.command("send", epilog=EXIT_CODES, cls=_SendCommand)
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help=f"Wait up to {SEND_WAIT_S:g} s (or --wait-s) for OK/FEILET (needs a worker).",
+    ),
+]
+WaitSeconds = Annotated[
+    float | None,
+    typer.Option("--wait-s", help="Seconds to wait for OK/FEILET (implies --wait).", min=0),
+]
+
+
+def _waited_s(wait: bool, wait_s: float | None) -> float:
+    return wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
+
+
+@app.command("send", epilog=EXIT_CODES, cls=_WaitCommand)
 def send(
     file: Annotated[
         Path,
@@ -223,17 +237,8 @@ def send(
             "TETHER_PAYMENTS_OPPDRAG_TOKEN.",
         ),
     ] = False,
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait",
-            help=f"Wait up to {SEND_WAIT_S:g} s (or --wait-s) for OK/FEILET (needs a worker).",
-        ),
-    ] = False,
-    wait_s: Annotated[
-        float | None,
-        typer.Option("--wait-s", help="Seconds to wait for OK/FEILET (implies --wait).", min=0),
-    ] = None,
+    wait: Wait = False,
+    wait_s: WaitSeconds = None,
     as_json: AsJson = False,
 ) -> None:
     """Submit one dagpenger message (a JSON object); print its key and status.
@@ -252,7 +257,7 @@ def send(
     settings = load_settings()
     raw = _read(file, dry_run, settings.max_body_bytes)
     original_key = key if key is not None else str(uuid.uuid4())
-    waited_s = wait_s if wait_s is not None else SEND_WAIT_S if wait else 0.0
+    waited_s = _waited_s(wait, wait_s)
 
     async def work(service: PaymentsService) -> int:
         try:
@@ -265,25 +270,19 @@ def send(
     _exit(_with_service(work, settings))
 
 
-@app.command("status", epilog=EXIT_CODES)
+@app.command("status", epilog=STATUS_EXIT_CODES, cls=_WaitCommand)
 def status(
     key: Annotated[str, typer.Argument(help="The original key.")],
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            "--wait-s",  # the name `send` gives its seconds
-            help="Seconds to wait for OK/FEILET.",
-            min=0,
-        ),
-    ] = 0.0,
+    wait: Wait = False,
+    wait_s: WaitSeconds = None,
     as_json: AsJson = False,
 ) -> None:
     """Print the latest status of a message."""
+    waited_s = _waited_s(wait, wait_s)
 
     async def work(service: PaymentsService) -> int:
-        row = await service.wait_status(key, wait)
-        return _report(service, row, as_json, wait, duplicate=False)
+        row = await service.wait_status(key, waited_s)
+        return _report(service, row, as_json, waited_s, duplicate=False)
 
     _exit(_with_service(work))
 
@@ -350,7 +349,7 @@ def case(
         if as_json:
             out.print_json(json.dumps(_case_json(view, orders), default=str))
             return
-        out.print(case_table(view))
+        out.print(case_table(view), soft_wrap=False)
         for o in orders:
             out.print(Text(f"order {o.id} {o.state} (key {o.original_key})"))
 

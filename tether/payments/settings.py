@@ -7,17 +7,19 @@ payments-specific (subjects, streams, durable consumers, timeouts) lives here.
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tether.core.events import STREAM_MAX_AGE_S
+from tether.core.setting_types import UpstreamUrl
+from tether.core.settings import TetherSettings
 
 
-class PaymentsSettings(BaseSettings):
+class PaymentsSettings(TetherSettings):
     """Every knob of the payments capability; each maps to ``TETHER_PAYMENTS_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="TETHER_PAYMENTS_", frozen=True, extra="ignore")
 
-    oppdrag_url: str = Field(
+    oppdrag_url: UpstreamUrl = Field(
         default="http://127.0.0.1:7003", description="The payment system's HTTP service."
     )
     oppdrag_token: SecretStr = Field(
