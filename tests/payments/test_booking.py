@@ -92,8 +92,8 @@ async def test_a_case_booked_twice_in_one_booking_is_booked_in_order(
 async def _send_claim(pool: AsyncConnectionPool[Any], sak: str) -> list[tuple[int, bool]]:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT send_attempts, coalesce(send_due_at > now(), false) AS claimed FROM pay.oppdrag"
-            " WHERE sak_id = %s ORDER BY created_at",
+            "SELECT send_attempts, coalesce(claimed_until > now(), false) AS claimed"
+            " FROM pay.oppdrag WHERE sak_id = %s ORDER BY created_at",
             (sak,),
         )
         return [(r["send_attempts"], r["claimed"]) for r in await cur.fetchall()]
@@ -103,7 +103,7 @@ async def test_orders_a_receipt_batch_plans_go_to_the_local_sender_claimed(
     service: PaymentsService, pool: AsyncConnectionPool[Any]
 ) -> None:
     """With a sender in the process (``send_here``), the order planned for a freed case is
-    stored claimed by it (one attempt, due only when the claim would expire, as
+    stored claimed by it (one attempt, held until the claim would expire, as
     ``claim_due_orders`` leaves a claimed row) and handed to it once; without one, it is
     stored due for any sender to claim."""
     for sak in ("sakA", "sakB"):

@@ -1,5 +1,7 @@
-"""An order's XML is stored out of line and uncompressed (migration 0007): an order row is
-updated three times, and each update then copies a pointer instead of the compressed XML."""
+"""How order and case rows are stored for their updates: an order's XML out of line and
+uncompressed (migration 0007: each of its three updates copies a pointer, not the compressed
+XML), and order and case pages with room for the versions their updates make (migration
+0009)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from tether.payments import repository
 from tether.payments.service import PaymentsService
 
 from .conftest import june, message
@@ -32,3 +35,46 @@ async def test_a_large_order_xml_is_stored_out_of_line_uncompressed(
         row = await cur.fetchone()
     assert row is not None and row["toast_tables"] == 1
     assert row["stored"] == row["raw"]  # not compressed (inline, it was about 45 % of it)
+
+
+async def _pages(conn: Any, table: str, key: str) -> dict[str, float]:
+    cur = await conn.execute(
+        f"SELECT {key}::text AS key, (ctid::text::point)[0] AS page FROM {table}"
+    )
+    return {r["key"]: r["page"] for r in await cur.fetchall()}
+
+
+async def _hot_updates(conn: Any) -> tuple[int, int]:
+    cur = await conn.execute(
+        "SELECT pg_stat_get_xact_tuples_hot_updated('pay.oppdrag'::regclass) AS orders,"
+        " pg_stat_get_xact_tuples_hot_updated('pay.sak'::regclass) AS cases"
+    )
+    row = await cur.fetchone()
+    return row["orders"], row["cases"]
+
+
+async def test_an_orders_claim_and_a_cases_update_are_hot_on_their_own_page(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    # more rows than one full page holds (about 11 orders, 80 cases at fillfactor 100): a new
+    # version is written beside the old one (migration 0009), where its WAL record logs only
+    # what changed; a case's update and an order's claim (migration 0010) are HOT
+    await service.submit_many([(f"k{n}", message(june(3, 14), sak=f"sak{n}")) for n in range(30)])
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO pay.sak (fagsystem, sak_id) SELECT 'DP', 'more' || n"
+            " FROM generate_series(1, 200) AS n"
+        )
+        await conn.commit()
+        orders, cases = (
+            await _pages(conn, "pay.oppdrag", "id"),
+            await _pages(conn, "pay.sak", "sak_id"),
+        )
+        hot = await _hot_updates(conn)  # counted by this session, flushed only when idle
+        claimed = await repository.claim_due_orders(conn, limit=100, dead_s=60)
+        await conn.execute("UPDATE pay.sak SET updated_at = now()")
+        now = await _hot_updates(conn)
+        assert (now[0] - hot[0], now[1] - hot[1]) == (30, 230)  # no index entry written
+        assert len(claimed) == 30 and len(cases) == 230
+        assert await _pages(conn, "pay.oppdrag", "id") == orders
+        assert await _pages(conn, "pay.sak", "sak_id") == cases

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core.events import ensure_stream
-from tether.payments import tasks
+from tether.payments import repository, tasks
 from tether.payments.service import PaymentsService
 
 from .conftest import june, message
@@ -46,3 +46,18 @@ async def test_a_refused_publish_is_recorded_and_a_later_one_marks_the_order_sen
     assert (await js.stream_info(s.orders_stream)).state.messages == 1
     statuses = [row.status for row in await service.statuses("sak1")]
     assert statuses == ["MOTTATT", "HOS_OPPDRAG"]
+
+
+async def test_a_failed_send_ends_the_claim_so_the_order_is_due_at_its_retry_time(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    """A claim holds an order for the dead timeout (``claimed_until``, migration 0010); a send
+    that failed gives it a retry time instead, and the order is claimed again then, not only
+    when the claim would have expired."""
+    await service.submit("k1", message(june(3, 14)))
+    async with pool.connection() as conn:
+        (order,) = await repository.claim_due_orders(conn, limit=10, dead_s=600)
+        assert await repository.claim_due_orders(conn, limit=10, dead_s=600) == []  # held
+        await repository.record_send_failure(conn, id=order.id, delay_s=0, error="refused")
+        (again,) = await repository.claim_due_orders(conn, limit=10, dead_s=600)
+    assert again.id == order.id and again.send_attempts == 2

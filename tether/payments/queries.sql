@@ -41,10 +41,9 @@ WITH o AS (
              uids text[], details jsonb, status jsonb, candidates jsonb)
 ), oppdrag AS (
     INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
-                             state, message_id, send_due_at, send_attempts)
+                             state, message_id, send_due_at, claimed_until, send_attempts)
     SELECT o.id, %(fagsystem)s, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
-           'MOTTATT', o.id::text,
-           now() + make_interval(secs => coalesce(%(claim_s)s::float8, 0)),
+           'MOTTATT', o.id::text, now(), now() + make_interval(secs => %(claim_s)s::float8),
            CASE WHEN %(claim_s)s::float8 IS NULL THEN 0 ELSE 1 END
     FROM o
     RETURNING id
@@ -130,11 +129,14 @@ LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
                    WHERE original_key = %(original_key)s ORDER BY id DESC LIMIT 1) s ON true;
 
 -- name: claim_due_orders
--- a claim moves the due clock past the dead timeout: a crashed sender's claim expires by itself
-UPDATE pay.oppdrag o SET send_due_at = now() + make_interval(secs => %(dead_s)s),
+-- a claim holds an order for the dead timeout: a crashed sender's claim expires by itself. It
+-- sets claimed_until, no indexed column, so it is a HOT update (migration 0010); the claim
+-- walks oppdrag_due in due order and steps over the orders claimed now
+UPDATE pay.oppdrag o SET claimed_until = now() + make_interval(secs => %(dead_s)s),
                          send_attempts = o.send_attempts + 1
 WHERE o.id IN (SELECT id FROM pay.oppdrag
                WHERE state = 'MOTTATT' AND send_due_at <= now()
+                 AND (claimed_until IS NULL OR claimed_until <= now())
                ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
           o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
@@ -151,7 +153,7 @@ WITH locked AS MATERIALIZED (
     ORDER BY o.id FOR UPDATE
 ), sent AS (
     UPDATE pay.oppdrag o SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
-                             last_error = NULL
+                             claimed_until = NULL, last_error = NULL
     FROM locked WHERE o.id = locked.id AND o.state = 'MOTTATT'
     RETURNING o.original_key, o.details
 )
@@ -163,14 +165,14 @@ FROM sent;
 
 -- name: record_send_failure
 UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
-                       last_error = %(error)s
+                       claimed_until = NULL, last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
 -- name: park_order
 -- too large to send and perhaps already published (a second attempt the payment system does
 -- not know yet: it may still be in its queue): no due time, so no sender claims it again, and
 -- its receipt, should one come, is still booked; an operator decides
-UPDATE pay.oppdrag SET send_due_at = NULL, last_error = %(error)s
+UPDATE pay.oppdrag SET send_due_at = NULL, claimed_until = NULL, last_error = %(error)s
 WHERE id = %(id)s AND state = 'MOTTATT';
 
 -- name: claim_unanswered_orders
@@ -186,7 +188,7 @@ RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, 
 
 -- name: resend_order
 -- the payment system never got it: send it again (same message id)
-UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now()
+UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now(), claimed_until = NULL
 WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
 -- name: lock_orders
@@ -241,7 +243,8 @@ WITH r AS (
         receipt_text = CASE WHEN r.code IS NULL THEN NULL ELSE r.text END,
         last_error = CASE WHEN r.code IS NULL THEN r.text ELSE o.last_error END,
         sent_at = CASE WHEN r.code IS NULL THEN o.sent_at ELSE coalesce(o.sent_at, now()) END,
-        send_due_at = NULL
+        send_due_at = NULL,
+        claimed_until = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)s::uuid[])
 )
 INSERT INTO pay.status (original_key, status, body)

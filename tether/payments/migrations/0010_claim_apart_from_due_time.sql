@@ -1,0 +1,12 @@
+-- A sender's claim on an order is its own column, so that the claim is a HOT update.
+--
+-- A claim (claim_due_orders, and an order stored already claimed) moved send_due_at past the
+-- dead timeout: send_due_at is the key of oppdrag_due, so the claim wrote a new entry in every
+-- index of pay.oppdrag (its key, its case, its due time), for a version that lives until the
+-- order is marked sent a few milliseconds later. Now the claim sets claimed_until and leaves the
+-- due time alone; an order is due when its due time has come and no live claim holds it. Both
+-- columns are read only by the claim, which walks oppdrag_due in due order and steps over the
+-- orders claimed now (a send batch, or a dead sender's until its claim expires). A failure, a
+-- parked order or a re-send ends the claim (claimed_until NULL), as its new due time did.
+-- Claims taken before this migration are in send_due_at and expire there, as they did.
+ALTER TABLE pay.oppdrag ADD COLUMN claimed_until timestamptz;
