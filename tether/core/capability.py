@@ -78,8 +78,11 @@ class Job:
 
 
 def port_or_any(port: int) -> int:
-    """``port`` if it is free on 127.0.0.1, else 0 (any free port)."""
+    """``port`` if it is free on 127.0.0.1, else 0 (any free port). Probed as uvicorn binds,
+    with ``SO_REUSEADDR``: without it, the TIME-WAIT connections a demo stopped a moment ago
+    left on its port made the port "in use", and the next demo moved off 8000 for nothing."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
