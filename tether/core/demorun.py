@@ -11,7 +11,6 @@ a running demo's by the lock, not by their presence.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -47,7 +46,7 @@ def hold(data_dir: Path) -> Iterator[None]:
     fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
     try:
         deadline = time.monotonic() + _RETRY_S
-        while not _try_lock(fd, fcntl.LOCK_EX):
+        while not _try_lock(fd, exclusive=True):
             if time.monotonic() >= deadline:
                 raise DemoRunning(_refusal(data_dir, _pid(fd)))
             time.sleep(0.05)
@@ -70,7 +69,7 @@ def running_pid(data_dir: Path) -> int | None:
     except OSError:  # never a demo here (or not ours to read)
         return None
     try:
-        if _try_lock(fd, fcntl.LOCK_SH):
+        if _try_lock(fd, exclusive=False):
             return None
         return _pid(fd)
     finally:
@@ -111,7 +110,7 @@ def _forget_killed(data_dir: Path) -> None:
     except OSError:
         return
     try:
-        if not _try_lock(fd, fcntl.LOCK_EX):  # one started since: its files are not stale
+        if not _try_lock(fd, exclusive=True):  # one started since: its files are not stale
             return
         removed = _remove(data_dir)
     finally:
@@ -141,9 +140,11 @@ def _remove(data_dir: Path) -> list[str]:
     return removed
 
 
-def _try_lock(fd: int, kind: int) -> bool:
+def _try_lock(fd: int, *, exclusive: bool) -> bool:
+    import fcntl  # POSIX only: loaded when a demo is looked for, not with the contract module
+
     try:
-        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
