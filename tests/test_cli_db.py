@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.test_cli_ops import one_line_error, tether
-from tether.core import db
+from tether.core import demorun
 from tether.db_cli import masked
 
 
@@ -47,12 +47,19 @@ def test_status_and_url_start_no_server_and_start_and_stop_do(private_dir: Path)
         assert url.startswith("postgresql://"), url
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute('CREATE DATABASE "tether_demo"')
-        db.set_active_database(data, "tether_demo")  # what a running demo leaves for the CLI
-        demo_url = tether("db", "url", **env).stdout.strip()
-        assert demo_url.startswith("postgresql://"), demo_url  # a URL, as the docs say
-        with psycopg.connect(demo_url) as conn:
-            assert conn.execute("SELECT current_database()").fetchone() == ("tether_demo",)
-        db.set_active_database(data, None)
+        with demorun.hold(data):  # as a running demo does
+            demorun.set_active_database(data, "tether_demo")  # what it leaves for the CLI
+            demo_url = tether("db", "url", **env).stdout.strip()
+            assert demo_url.startswith("postgresql://"), demo_url  # a URL, as the docs say
+            with psycopg.connect(demo_url) as conn:
+                assert conn.execute("SELECT current_database()").fetchone() == ("tether_demo",)
+        demorun.set_active_database(data, "tether_demo")  # what a killed demo leaves behind
+        (data / demorun.ENV).write_text("TETHER_EVENTS_TOKEN=x\n")
+        stale = tether("db", "url", **env)
+        assert stale.stdout.strip() == url  # not "the running demo"'s any more
+        assert stale.stderr.count("no longer runs") == 1, stale.stderr
+        assert not (data / demorun.ACTIVE_DATABASE).exists() and not (data / demorun.ENV).exists()
+        assert "no longer runs" not in tether("db", "url", **env).stderr  # said once
         running = json.loads(tether("db", "status", "--json", **env).stdout)
         assert running["running"] is True and running["database_url"] == url  # no password
         assert {"component": "tether.core", "version": 1, "name": "history"} in running["pending"]

@@ -9,6 +9,7 @@ import io
 import socket
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from tether.core.capability import DemoContext
@@ -51,3 +52,29 @@ def test_a_simulator_whose_port_is_taken_says_where_it_listens_instead(tmp_path:
         port = ctx.port(taken, "the datahub simulator")
     assert port not in (taken, 0)  # a real port to print, not 0 for "any"
     assert said.getvalue() == f"port {taken} is in use; the datahub simulator listens on {port}\n"
+
+
+def _time_wait_port() -> int:
+    """A port with nothing listening and one TIME-WAIT connection: the server side of a
+    connection closed first, as a stopped demo's API leaves its port (uvicorn listens with
+    SO_REUSEADDR, which its connections keep into TIME-WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = int(listener.getsockname()[1])
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server closes first: its end waits in TIME-WAIT
+        client.recv(1)  # its FIN arrived
+        client.close()
+    return port
+
+
+def test_a_port_with_only_time_wait_connections_is_free() -> None:
+    port = _time_wait_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the probe without SO_REUSEADDR met
+    said = io.StringIO()
+    assert api_port(port, Console(file=said)) == port  # uvicorn binds it (SO_REUSEADDR)
+    assert said.getvalue() == ""

@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import signal
-import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -29,16 +28,16 @@ from rich.console import Console
 
 from tether.app import create_app
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, exposure, keys, migrations
+from tether.core import db, demorun, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
-from tether.core.capability import DemoContext, DemoPart, demo_port
+from tether.core.capability import DemoContext, DemoPart, demo_port, scratch_folder
 from tether.core.limits import server_options
 from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
 
 DEMO_DB = "tether_demo"
-DEMO_ENV = "demo.env"  # in data_dir while a demo runs: its settings, for the CLI to source
+DEMO_ENV = demorun.ENV  # in data_dir while a demo runs: its settings, for the CLI to source
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,25 +104,30 @@ def _with_key(line: str, api: str, key: str) -> str:
 
 async def run_demo(settings: Settings, options: DemoOptions, console: Console) -> None:
     """Start everything, seed it, print what to try, and serve until Ctrl-C or the duration."""
-    console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
-    settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
-    embedded = settings.database_url is None
-    if embedded:  # a demo that crashed may have left its pointer behind
-        db.set_active_database(settings.data_dir, None)
-    url = recreate_demo_database(db.resolve_database_url(settings))
-    _, admin_key = keys.create(url, "demo admin", ["admin"])
-    if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
-        db.set_active_database(settings.data_dir, DEMO_DB)
-    try:
-        await _run(settings, options, console, url, admin_key)
-    finally:
-        if embedded:
-            db.set_active_database(settings.data_dir, None)
-    if embedded:
+    # first of all: another demo on this data dir would lose its database to ours
+    with demorun.hold(settings.data_dir):
+        await _run_held(settings, options, console)
+    if settings.database_url is None:
         console.print(
             "The embedded PostgreSQL keeps running (the next demo starts faster); "
             "`tether db stop` stops it."
         )
+
+
+async def _run_held(settings: Settings, options: DemoOptions, console: Console) -> None:
+    """The demo, this process holding the data dir (``demorun.hold``)."""
+    console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
+    settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
+    embedded = settings.database_url is None
+    url = recreate_demo_database(db.resolve_database_url(settings))
+    _, admin_key = keys.create(url, "demo admin", ["admin"])
+    if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
+        demorun.set_active_database(settings.data_dir, DEMO_DB)
+    try:
+        await _run(settings, options, console, url, admin_key)
+    finally:
+        if embedded:
+            demorun.set_active_database(settings.data_dir, None)
 
 
 async def _run(
@@ -140,7 +144,7 @@ async def _run(
         running.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         if settings.nats_url is None:  # queues and pulled events work on a fresh machine too
-            store = Path(tempfile.mkdtemp(prefix="tether-demo-nats-"))
+            store = scratch_folder(settings.data_dir, "nats")
             stack.callback(shutil.rmtree, store, True)
             nats = stack.enter_context(EmbeddedNats(store))  # stopped last, even on errors
             settings = settings.model_copy(update={"nats_url": nats.url})

@@ -71,7 +71,16 @@ class AccountingPointSettings(TetherSettings):
     nats_stream: str = "DATAHUB"
     nats_subject: str = "datahub.accounting_point.changed"
     nats_durable: str = "tether-accounting-points"
-    demo_accounting_points: int = Field(default=300, description="APs in the demo's datahub.")
+    # at least 1: the guide's curl lines name the first unit's AP (none was an IndexError after
+    # the demo had migrated); at most what the demo sets up in about half a minute (the datahub
+    # generates an AP in 0.25 ms with 5 KB of memory; each unit is registered and synced before
+    # the demo serves): ten times more took minutes and gigabytes before anything was served
+    demo_accounting_points: int = Field(
+        default=300, ge=1, le=100_000, description="APs in the demo's datahub."
+    )
     demo_controllable_units: int = Field(
-        default=100, description="Demo APs that get a controllable unit (and so are synced)."
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Demo APs that get a controllable unit (and so are synced).",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -25,14 +25,17 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
     folder is the data dir's (in demo.env): the guide's re-run writes there, not into
     whatever folder the user runs it from."""
     exports = (ctx.core.data_dir / "accruals-exports").resolve()
-    with tempfile.TemporaryDirectory(prefix="tether-accruals-") as folder:
+    folder = ctx.folder("accruals")
 
-        async def seed_demo(runtime: Runtime, svc: object) -> list[str]:
-            assert isinstance(svc, AccrualsService)
-            return await seed(runtime, svc, Path(folder), ctx.api_url)
+    async def seed_demo(runtime: Runtime, svc: object) -> list[str]:
+        assert isinstance(svc, AccrualsService)
+        return await seed(runtime, svc, folder, ctx.api_url)
 
+    try:
         settings = {"min_contributors": 5, "chunk_size": 50, "export_dir": exports}
         yield DemoPart(settings=settings, seed=seed_demo)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def seed(runtime: Runtime, svc: AccrualsService, folder: Path, api: str) -> list[str]:

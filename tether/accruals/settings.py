@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from tether.core.setting_types import CronSchedule
 from tether.core.settings import TetherSettings
 
 #: The settings that change a run's figures: fixed for a run when it is submitted and stored
@@ -52,14 +53,14 @@ class AccrualsSettings(TetherSettings):
     chunk_size: int = Field(default=2000, description="Accounts per queued chunk.")
     worker_concurrency: int = Field(default=1, description="Chunks one worker prices at once.")
     global_concurrency: int = Field(default=4, description="Chunks priced at once, all workers.")
-    schedule: str = Field(
+    schedule: CronSchedule = Field(
         default="0 2 8 * *",
         description="Cron (UTC) of the scheduled run; it runs for the last day of the previous"
         " month, and must fire after its default as-at (period end + as_at_lag_days, 00:00"
         " AEST: the 6th 14:00 UTC by default), which a run never takes in the future. Empty:"
         " no schedule.",
     )
-    purge_schedule: str = Field(
+    purge_schedule: CronSchedule = Field(
         default="30 3 * * *",
         description="Cron (UTC) of the purge of superseded meter data past"
         " superseded_retention_days (tether accruals purge-superseded). Empty: no schedule.",

@@ -13,12 +13,16 @@ tens of MB per process).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from tether.core import demorun
 
 if TYPE_CHECKING:  # only for annotations: importing them here would load the web stack
     import typer
@@ -74,8 +78,11 @@ class Job:
 
 
 def port_or_any(port: int) -> int:
-    """``port`` if it is free on 127.0.0.1, else 0 (any free port)."""
+    """``port`` if it is free on 127.0.0.1, else 0 (any free port). Probed as uvicorn binds,
+    with ``SO_REUSEADDR``: without it, the TIME-WAIT connections a demo stopped a moment ago
+    left on its port made the port "in use", and the next demo moved off 8000 for nothing."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -99,6 +106,16 @@ def demo_port(wanted: int, what: str, console: Console) -> int:
     return port
 
 
+def scratch_folder(data_dir: Path, name: str) -> Path:
+    """A folder ``name`` of the demo's files in ``data_dir``, created empty. They were temporary
+    folders in /tmp, one set per run, that a killed demo left there; a demo empties this one
+    when it starts and when it stops."""
+    folder = data_dir.resolve() / demorun.SCRATCH / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 @dataclass(frozen=True, kw_only=True)
 class DemoContext:
     """What the demo gives each capability's demo hook."""
@@ -112,6 +129,10 @@ class DemoContext:
     def port(self, preferred: int, what: str) -> int:
         """``preferred`` if free, else any free port, said on the console (``demo_port``)."""
         return demo_port(preferred, what, self.console)
+
+    def folder(self, name: str) -> Path:
+        """An empty folder for this run's files (``scratch_folder``), in the data dir."""
+        return scratch_folder(self.core.data_dir, name)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic_core import to_json
 
+from tether.core import demorun
 from tether.core.errors import Busy, ConfigurationError, DataRejected, NotFound
 from tether.core.settings import Settings
 
@@ -167,9 +168,6 @@ def libpq_reason(exc: Exception) -> str:
 _NO_SOCKET = re.compile(r'on socket "(?P<dir>.*)/\.s\.PGSQL\.\d+" failed: No such file or dir')
 
 
-ACTIVE_DATABASE = "active-database"  # in data_dir: the database a running demo uses
-
-
 def check_url(url: str) -> str:
     """``url`` if it parses as a PostgreSQL URL; a ``ConfigurationError`` saying why otherwise."""
     scheme = url.split("://", 1)[0] if "://" in url else None
@@ -191,16 +189,6 @@ def check_url(url: str) -> str:
     return url
 
 
-def set_active_database(data_dir: Path, dbname: str | None) -> None:
-    """Point later processes using the embedded server at ``dbname`` (None: the default)."""
-    marker = data_dir / ACTIVE_DATABASE
-    if dbname is None:
-        marker.unlink(missing_ok=True)
-    else:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(dbname)
-
-
 def resolve_database_url(settings: Settings) -> str:
     """The configured ``DATABASE_URL``, or the URL of the embedded server, started when it is
     not running: its database of a running demo when one is running (``TETHER_DATA_DIR`` is
@@ -219,10 +207,10 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def _active_database(data_dir: Path, url: str) -> str:
-    """``url`` naming the database a running demo uses, when one runs on this server."""
-    marker = data_dir / ACTIVE_DATABASE
-    if marker.exists():
-        dbname = marker.read_text().strip()
+    """``url`` naming the database a running demo uses, when one runs on this server (a
+    killed demo's marker is removed, not followed)."""
+    dbname = demorun.active_database(data_dir)
+    if dbname is not None:
         logger.info("using database %s of the running demo", dbname)
         return with_dbname(url, dbname)
     return url

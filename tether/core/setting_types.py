@@ -43,6 +43,22 @@ def _time_zone(value: str) -> str:
     return value
 
 
+def _cron(value: str) -> str:
+    """A schedule as the workflow library (DBOS) reads it when a worker registers it: croniter,
+    with a sixth field for seconds first. Checked there only, a bad one (``99 * * * *``) let the
+    worker start and crash-loop its job on "Invalid cron schedule". Blank: no schedule."""
+    from croniter import croniter  # only what reads a schedule pays for importing it
+
+    if not value.strip():
+        return ""
+    if not croniter.is_valid(value, second_at_beginning=True):
+        raise ValueError(
+            "not a cron schedule: give minute hour day-of-month month day-of-week, e.g. "
+            "'30 3 * * *' (a sixth field first: seconds); empty: none"
+        )
+    return value
+
+
 def _url(schemes: tuple[str, ...], example: str) -> AfterValidator:
     """A URL of one of ``schemes`` with a host (and a port that is a number, if any)."""
 
@@ -71,6 +87,8 @@ LogLevel = Annotated[str, AfterValidator(_log_level)]
 """A ``logging`` level name, any case (stored upper case)."""
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 """An IANA time zone ``zoneinfo`` knows (every ``*_TIMEZONE`` setting)."""
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+"""A cron expression DBOS's scheduler takes (every ``*_SCHEDULE`` setting, UTC); blank: none."""
 UpstreamUrl = Annotated[str, _url(("http", "https"), "https://host.example:8443")]
 """The base URL of an external system tether calls over HTTP."""
 OptionalUpstreamUrl = Annotated[

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
@@ -65,7 +64,7 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
         topology=topology,
         token=token,
     )
-    examples = Path(tempfile.mkdtemp(prefix="tether-demo-payments-"))
+    examples = ctx.folder("payments")
 
     async def seed(runtime: Runtime, service: Any) -> list[str]:
         assert isinstance(service, PaymentsService)

@@ -1,0 +1,86 @@
+"""A second ``tether demo`` on the data dir of a running one: it dropped the running demo's
+database (its admin key then answered 401, its DBOS lost its tables) and deleted its settings
+file on the way out. Now it refuses in one line, naming the running demo's pid, and touches
+nothing; once that demo is killed (SIGKILL: no cleanup of its own) the next one starts, and the
+files the killed run left are in the data dir, where that next run removes them, not in /tmp."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tether.core import demorun
+
+
+def _demo(duration: int) -> list[str]:
+    return [sys.executable, "-m", "tether", "demo", "--port", "0", "--duration", str(duration)]
+
+
+@pytest.mark.xdist_group("tether_demo")  # one database (tether_demo), the same simulator ports
+def test_a_second_demo_on_the_same_data_dir_is_refused_and_harms_nothing(
+    server_url: str, private_dir: Path
+) -> None:
+    data = private_dir / "data"
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_url,
+        "TETHER_DATA_DIR": str(data),
+        "TETHER_LOG_LEVEL": "WARNING",
+        "TETHER_AP_DEMO_ACCOUNTING_POINTS": "10",
+        "TETHER_AP_DEMO_CONTROLLABLE_UNITS": "2",
+    }
+    first = subprocess.Popen(
+        _demo(300), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        assert first.stdout is not None
+        lines: list[str] = []
+        api = key = gsrn = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and "Ctrl-C stops everything." not in "".join(lines):
+            line = first.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.search(r"API docs\s+(http://127\.0\.0\.1:\d+)/docs", line):
+                api = m.group(1)
+            if m := re.search(r"Admin API key\s+(tth_\S+)", line):
+                key = m.group(1)
+            if m := re.search(r"accounting-points/(\d{18})/history", line):
+                gsrn = m.group(1)
+        assert api and key and gsrn, "".join(lines)
+        point = f"{api}/api/v1/accounting-points/{gsrn}"
+        auth = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(point, headers=auth, timeout=10).status_code == 200
+
+        second = subprocess.run(_demo(0), capture_output=True, text=True, timeout=120, env=env)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert second.stdout == ""  # it started nothing
+        assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+        assert second.stderr.startswith(f"error: a demo (pid {first.pid}) is running with ")
+        assert f"kill {first.pid}" in second.stderr
+
+        assert httpx.get(point, headers=auth, timeout=10).status_code == 200  # key and data kept
+        assert (data / demorun.ENV).exists()  # its settings file too
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        assert (data / demorun.ENV).exists()  # what a killed demo leaves, in the data dir
+        assert (data / demorun.SCRATCH / "nats").is_dir()  # (its NATS store was in /tmp)
+
+        third = subprocess.run(_demo(0), capture_output=True, text=True, timeout=300, env=env)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "tether demo is running" in third.stdout
+        assert not (data / demorun.SCRATCH).exists() and not (data / demorun.ENV).exists()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
