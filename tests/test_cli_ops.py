@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.core.test_serve_process import free_port
 from tests.test_cli import COMMANDS
 from tether import __version__
 
@@ -107,24 +108,38 @@ def test_db_url_json(db_url: str) -> None:
     assert json.loads(result.stdout) == {"database_url": db_url}
 
 
+def long_running() -> tuple[tuple[str, ...], ...]:
+    """``serve`` (on a free port: a taken one is an error of its own) and ``worker``: they printed
+    uvicorn's lifespan traceback (exit 3), or took a ``mysql://`` URL for an exposed database."""
+    return (("serve", "--port", str(free_port())), ("worker", "--once"))
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("mysql://u@h/db", "must start with postgresql://"),
+        ("mysql://u:s3cr3t@h/db", "must start with postgresql://"),
         ("not a url", "DATABASE_URL is malformed"),
-        ("postgresql://u@h:port/db", "is not a number"),
+        ("postgresql://u:s3cr3t@h:port/db", "is not a number"),
+        ("postgresql://u:s3cr3t@127.0.0.1:abc/x", "is not a number"),
+        ("postgresql://u:s3cr3t@[::1/x", 'in URI: "postgresql://u:***@[::1/x"'),
+        ("postgresql://u:s3@cr3t@[::1/x", "DATABASE_URL is malformed"),
+        ("postgresql://u@[::1/x?password=s3cr3t", "postgresql://u@[::1/x?password=***"),
     ],
 )
-def test_a_malformed_database_url_is_one_line(url: str, says: str) -> None:
-    for args in (("db", "status"), ("status",), ("elicensing", "invoice", "101")):
+def test_a_malformed_database_url_is_one_line_without_its_password(url: str, says: str) -> None:
+    commands = (("db", "status"), ("status",), ("elicensing", "invoice", "101"), *long_running())
+    for args in commands:
         message = one_line_error(tether(*args, DATABASE_URL=url))
         assert says in message and "postgresql://user:password@host:5432/dbname" in message
+        assert "s3cr3t" not in message and "cr3t" not in message
 
 
 def test_an_unreachable_database_is_one_line() -> None:
-    url = "postgresql://nobody@127.0.0.1:1/none"
-    for args in (("status",), ("elicensing", "invoice", "101", "--json"), ("db", "status")):
+    url = "postgresql://nobody:s3cr3t@127.0.0.1:1/none"
+    commands = (("status",), ("elicensing", "invoice", "101", "--json"), ("db", "status"))
+    for args in (*commands, *long_running(), ("serve", "--no-migrate", "--port", str(free_port()))):
         message = one_line_error(tether(*args, DATABASE_URL=url))
+        assert "s3cr3t" not in message
         assert "cannot connect to PostgreSQL at 127.0.0.1:1 (Connection refused)" in message
         assert "Check DATABASE_URL" in message
 

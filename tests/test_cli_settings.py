@@ -14,6 +14,7 @@ import pytest
 
 from tether.cli import settings_classes
 from tether.core.errors import InvalidSetting
+from tether.core.setting_types import variable
 from tether.core.settings import Settings, known_variables, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,9 @@ CASES = [
     ("TETHER_AP_EVENT_TYPES", "one,two", ["status"], "not JSON (e.g. ["),
     ("TETHER_LOG_LEVEL", "LOUD", ["simulate", "elicensing", "--port", "0"], "CRITICAL"),
     ("TETHER_PORT", "abc", ["demo", "--duration", "1"], "not a whole number"),
+    ("TETHER_SEND_TIMEOUT_S", "inf", ["serve"], "not a finite number (e.g. 30.0)"),
+    ("TETHER_HEAD_TIMEOUT_S", "inf", ["serve"], "not a finite number (e.g. 10.0)"),
+    ("TETHER_ELICENSING_READ_TIMEOUT_S", "-inf", ["elicensing", "invoice", "1"], "finite"),
 ]  # fmt: skip
 
 
@@ -63,6 +67,24 @@ def test_a_bad_value_is_one_line_naming_the_variable(
     [line] = done.stderr.splitlines()
     assert line.startswith(f"error: {name}={value!r}: ") and reason in line, line
     assert done.stdout == ""
+
+
+def test_no_number_setting_takes_inf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``inf`` passed every ``gt=0`` bound and silently turned a time limit off (nan did not:
+    it is no more than 0): every float setting of every class refuses both."""
+    floats = [
+        (cls, field)
+        for cls in settings_classes()
+        for field, info in cls.model_fields.items()
+        if float in (info.annotation, *getattr(info.annotation, "__args__", ()))
+    ]
+    assert len(floats) > 20
+    for cls, field in floats:
+        for value in ("inf", "-Infinity", "nan"):
+            with monkeypatch.context() as env:
+                env.setenv(variable(cls, field), value)
+                with pytest.raises(InvalidSetting, match=r": not a finite number"):
+                    cls()
 
 
 def test_help_is_shown_whatever_the_environment() -> None:

@@ -246,8 +246,11 @@ def serve(
     if no_migrate:
         settings = settings.model_copy(update={"migrate": False})
     bind_host, bind_port = host or settings.host, port or settings.port
+    check_database_url(settings)
     exposure.refuse_unsafe(*all_settings(settings), bind_host=bind_host)
     ensure_port_free(bind_host, bind_port)
+    url = db.resolve_database_url(settings)  # then reachable and migrated, before uvicorn runs
+    migrations.ready(url, migration_components(), migrate=settings.migrate)
     common = {
         "host": bind_host,
         "port": bind_port,
@@ -256,11 +259,16 @@ def serve(
         **server_options(settings),
     }
     if workers > 1:  # uvicorn starts each process from the app factory's import path
-        if settings.migrate:
-            migrations.upgrade(db.resolve_database_url(settings), migration_components())
         uvicorn.run("tether.app:app_from_env", factory=True, workers=workers, **common)
         return
-    uvicorn.run(create_app(settings), **common)
+    uvicorn.run(create_app(settings, database_url=url, migrate=False), **common)
+
+
+def check_database_url(settings: Settings) -> None:
+    """A DATABASE_URL that is not PostgreSQL's (or not a URL) is said as such first: the
+    exposure check read a ``mysql://`` one as a remote database needing real secrets."""
+    if settings.database_url:
+        db.check_url(settings.database_url)
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -327,6 +335,7 @@ def worker(
         selected(options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--only") from None
+    check_database_url(settings)
     exposure.refuse_unsafe(*all_settings(settings), skip=("events_token", "session_secret"))
     url = db.resolve_database_url(settings)
     if settings.migrate and not no_migrate:

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from tether.core.logging import _RedactingFormatter, configure_logging, redact
+from tether.core.logging import _RedactingFormatter, configure_logging, hide_passwords, redact
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -140,6 +140,29 @@ def test_credentials_written_in_other_ways_are_masked_in_any_line() -> None:
         assert not leaks(redact(text)), (text, redact(text))
     assert redact("Bearer abc, basic dXNlcjpwYXNz") == ("Bearer <HIDDEN>, basic <HIDDEN>")
     assert redact("token_kind=oidc status 404") == "token_kind=oidc status 404"
+
+
+def test_url_passwords_are_hidden_in_log_lines_and_errors() -> None:
+    """libpq quotes a malformed DATABASE_URL whole ("... in URI: \"postgresql://u:pw@[::1/x\"")
+    and an error printed it, password included. Up to the word's last ``@``: a password may
+    hold one; an example's placeholder stays."""
+    quoted = 'in URI: "postgresql://u:s3cr3t@[::1/x"'
+    assert hide_passwords(quoted) == 'in URI: "postgresql://u:***@[::1/x"'
+    assert redact(quoted) == 'in URI: "postgresql://u:<HIDDEN>@[::1/x"'
+    for text, shown in [
+        ("postgresql://u:s3@cr/3t@db:5432/x up", "postgresql://u:***@db:5432/x up"),
+        ("https://:s3cr3t@host/x", "https://:***@host/x"),
+        ("host=db password=s3cr3t port=1", "host=db password=*** port=1"),
+        ("host=db password='s3 cr3t' port=1", "host=db password=*** port=1"),
+        (
+            "postgresql://u@db/x?password=s3cr3t&sslmode=x",
+            "postgresql://u@db/x?password=***&sslmode=x",
+        ),
+        ("e.g. postgresql://user:password@host:5432/dbname", None),
+        ("http://db:8080/x postgresql://u@db/x", None),
+    ]:
+        assert hide_passwords(text) == (shown or text)
+        assert "cr3t" not in redact(text)
 
 
 def test_json_lines_stay_json_and_hide_quoted_secrets() -> None:

@@ -74,6 +74,43 @@ def test_a_success_does_not_clear_the_failures(api: httpx.Client, db_url: str) -
         assert guesser.post("/login", data={"token": "tth_guess_more"}).status_code == 429
 
 
+async def sign_in_at_once(api: httpx.Client, tokens: list[str], address: str) -> list[int]:
+    """The statuses of sign-ins with ``tokens``, all sent at once, each on its own connection,
+    from a (trusted, loopback) client claiming ``address`` in X-Forwarded-For."""
+    limits = httpx.Limits(max_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=api.base_url, limits=limits, timeout=30) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post("/login", data={"token": token}, headers={"X-Forwarded-For": address})
+                for token in tokens
+            )
+        )
+    return [answer.status_code for answer in answers]
+
+
+async def test_concurrent_guesses_try_at_most_the_limit(api: httpx.Client, db_url: str) -> None:
+    """Each sign-in checked the count, tried the credential, then counted the failure: 200
+    guesses at once all got 401. Now each takes its place before its credential is tried."""
+    statuses = await sign_in_at_once(api, [f"tth_guess_{n}" for n in range(60)], "198.51.100.2")
+    assert statuses.count(401) == FAILURES
+    assert statuses.count(429) == 60 - FAILURES
+    assert rows(db_url) == {"198.51.100.2": (FAILURES, True)}
+
+
+async def test_a_right_credential_among_concurrent_guesses(api: httpx.Client, db_url: str) -> None:
+    """It signs in when it got a place (and gives it back), or waits like the guesses; either
+    way no more than the limit of guesses are tried, and the count is exactly those."""
+    _, secret = keys.create(db_url, "reader", ["read"])
+    tokens = [f"tth_guess_{n}" for n in range(30)]
+    tokens.insert(7, secret)
+    statuses = await sign_in_at_once(api, tokens, "198.51.100.3")
+    assert statuses[7] in (303, 429)
+    guesses = statuses[:7] + statuses[8:]
+    assert set(guesses) <= {401, 429} and guesses.count(401) <= FAILURES
+    assert rows(db_url) == {"198.51.100.3": (guesses.count(401), True)}
+    assert (await sign_in_at_once(api, [secret], "198.51.100.4")) == [303]  # elsewhere: as usual
+
+
 def guesses(api: httpx.Client, forwarded_for: list[str]) -> list[int]:
     """The statuses of failed sign-ins from this (trusted, loopback) client each claiming, in
     X-Forwarded-For, the next of ``forwarded_for`` as its address."""
@@ -195,60 +232,89 @@ def test_every_address_that_is_no_ip_shares_one_count_across_processes(
 async def test_the_table_keeps_about_one_window_of_a_flood(
     pool: AsyncConnectionPool[Any], db_url: str
 ) -> None:
-    """A flood of distinct addresses, each failing once: every failure deletes ended windows (at
+    """A flood of distinct addresses, each failing once: every attempt deletes ended windows (at
     most a batch of them, a bounded cost), so the table holds the keys of about one window, not
-    of the whole flood; the next failures delete what is left once it stops."""
+    of the whole flood; the next attempts delete what is left once it stops."""
     throttle = LoginThrottle(1, 60, lambda: pool, purge_batch=150)
     for window in range(4):
         for n in range(100):
-            await throttle.failed(f"10.{window}.{n // 256}.{n % 256}")
+            await throttle.reserve(f"10.{window}.{n // 256}.{n % 256}")
         assert len(rows(db_url)) == 100  # not 100 per window so far
         age(db_url, 60)  # this window ended
-    assert await throttle.retry_after("10.3.0.99") == 0  # an ended row blocks nothing
+    assert (await throttle.reserve("10.3.0.99")).wait_s == 0  # an ended row blocks nothing
+    assert len(rows(db_url)) == 1  # and that attempt deleted the other 99 ended ones
     for n in range(200):  # 200 keys in one window (more than a batch), then it ends
-        await throttle.failed(f"10.9.{n // 256}.{n % 256}")
+        await throttle.reserve(f"10.9.{n // 256}.{n % 256}")
     age(db_url, 60)
-    await throttle.failed("192.0.2.1")  # deletes one batch only
-    assert len(rows(db_url)) == 200 - 150 + 1
-    await throttle.failed("192.0.2.2")
+    await throttle.reserve("192.0.2.1")  # deletes one batch only
+    assert len(rows(db_url)) == 201 - 150 + 1
+    await throttle.reserve("192.0.2.2")
     assert rows(db_url) == {f"192.0.2.{n}": (1, True) for n in (1, 2)}
-    assert await throttle.retry_after("192.0.2.2") > 0
+    assert (await throttle.reserve("192.0.2.2")).wait_s > 0
 
 
-async def test_concurrent_failures_each_count_and_purge_without_deadlock(
+async def test_concurrent_attempts_each_count_and_purge_without_deadlock(
     pool: AsyncConnectionPool[Any], db_url: str
 ) -> None:
-    """Failures of keys whose windows ended, at once from several connections (as from several
+    """Attempts of keys whose windows ended, at once from several connections (as from several
     API processes): each purge may pick the very rows the others restart. Each statement
     upserts its own row before purging, and the purge skips locked rows, so none waits holding a
-    row another waits for; every failure counts."""
+    row another waits for; every attempt counts."""
     throttle = LoginThrottle(10, 60, lambda: pool, purge_batch=5)
     clients = [f"198.51.100.{n}" for n in range(16)]
     for _ in range(20):
         age(db_url, 60)  # every window ended
-        await asyncio.gather(*(throttle.failed(client) for client in reversed(clients)))
-        await asyncio.gather(*(throttle.failed(client) for client in clients))
+        await asyncio.gather(*(throttle.reserve(client) for client in reversed(clients)))
+        await asyncio.gather(*(throttle.reserve(client) for client in clients))
     assert rows(db_url) == {client: (2, True) for client in clients}
+
+
+async def test_concurrent_attempts_of_one_key_take_at_most_the_limit(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """Checking, then counting after the try, let every concurrent attempt pass the check: each
+    reservation decides on the row's latest version, so exactly the limit is reserved and the
+    rest are refused without counting."""
+    throttle = LoginThrottle(FAILURES, WINDOW_S, lambda: pool)
+    attempts = await asyncio.gather(*(throttle.reserve("a") for _ in range(40)))
+    assert sum(a.wait_s == 0 for a in attempts) == FAILURES
+    assert all(0 < a.wait_s <= WINDOW_S for a in attempts if a.window_ends is None)
+    assert rows(db_url) == {"a": (FAILURES, True)}
+
+
+async def test_a_release_gives_back_only_its_own_place(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    throttle = LoginThrottle(2, 60, lambda: pool)
+    await throttle.reserve("a")  # a failure: kept
+    right = await throttle.reserve("a")
+    await throttle.release("a", right)
+    assert rows(db_url) == {"a": (1, True)}
+    assert (await throttle.reserve("a")).wait_s == 0  # the place given back
+    assert (await throttle.reserve("a")).wait_s > 0
+    both = [await throttle.reserve("c") for _ in range(2)]
+    for attempt in both:
+        await throttle.release("c", attempt)
+    assert rows(db_url)["c"] == (0, True)  # a count of right credentials only: no failures
 
 
 async def test_the_window_ends_a_block(pool: AsyncConnectionPool[Any], db_url: str) -> None:
     throttle = LoginThrottle(2, 60, lambda: pool)
-    await throttle.failed("a")
-    assert await throttle.retry_after("a") == 0
-    await throttle.failed("a")
-    assert 0 < await throttle.retry_after("a") <= 60 and await throttle.retry_after("b") == 0
+    assert [(await throttle.reserve("a")).wait_s for _ in range(2)] == [0, 0]
+    assert 0 < (await throttle.reserve("a")).wait_s <= 60
+    assert (await throttle.reserve("b")).wait_s == 0
     age(db_url, 55)
-    assert 0 < await throttle.retry_after("a") <= 5
+    assert 0 < (await throttle.reserve("a")).wait_s <= 5
     age(db_url, 5)
-    assert await throttle.retry_after("a") == 0
-    await throttle.failed("a")  # a new window: one failure is not a block
-    assert await throttle.retry_after("a") == 0 and rows(db_url) == {"a": (1, True)}
+    assert (await throttle.reserve("a")).wait_s == 0  # a new window: one failure is no block
+    assert rows(db_url) == {"a": (1, True)}  # b's ended window was purged
 
 
 async def test_zero_failures_turns_the_limit_off(
     pool: AsyncConnectionPool[Any], db_url: str
 ) -> None:
     throttle = LoginThrottle(0, 60, lambda: pool)
-    for _ in range(50):
-        await throttle.failed("a")
-    assert await throttle.retry_after("a") == 0 and rows(db_url) == {}
+    attempts = [await throttle.reserve("a") for _ in range(50)]
+    assert all(a.wait_s == 0 and a.window_ends is None for a in attempts)
+    await throttle.release("a", attempts[0])
+    assert rows(db_url) == {}

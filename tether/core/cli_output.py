@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tether.core.errors import TetherError
+from tether.core.logging import hide_passwords
 from tether.core.settings import load_settings
 
 
@@ -30,8 +31,9 @@ errors = console(stderr=True)
 
 def print_error(message: str) -> None:
     """``error: <message>`` on stderr, in one line; the message is printed as given (a key or
-    an upstream's text like ``[red]`` is no markup)."""
-    errors.print(Text.assemble(("error:", "red"), " ", message))
+    an upstream's text like ``[red]`` is no markup), but for the passwords of URLs and
+    connection strings in it (libpq quotes a malformed ``DATABASE_URL`` whole)."""
+    errors.print(Text.assemble(("error:", "red"), " ", hide_passwords(message)))
 
 
 @contextlib.contextmanager

@@ -24,13 +24,13 @@ from pydantic_core import to_json
 
 from tether.core import demorun
 from tether.core.errors import Busy, ConfigurationError, DataRejected, NotFound
+from tether.core.logging import hide_passwords
 from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Connection = psycopg.AsyncConnection[DictRow]
 Params = Mapping[str, Any] | None
-
 
 EMBEDDED_LOCK = Path(tempfile.gettempdir()) / "tether-pgserver.lock"  # one machine, one starter
 
@@ -183,7 +183,7 @@ def check_url(url: str) -> str:
             raise psycopg.ProgrammingError(f"port {params.get('port')!r} is not a number")
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(
-            f"DATABASE_URL is malformed ({str(exc).strip()}); "
+            f"DATABASE_URL is malformed ({hide_passwords(str(exc).strip())}); "
             "e.g. postgresql://user:password@host:5432/dbname"
         ) from None
     return url

@@ -51,6 +51,12 @@ _SECRET_KEY = re.compile(rf"(?i){_NAME}$")  # an extra so named (``db_password``
 # a credential in a query string (``?key=``, an OAuth ``code`` on /docs' redirect...): the value
 # goes, the rest stays. uvicorn's access line hides every query value anyway (``mask_query``).
 _QUERY_SECRET = re.compile(r"(?i)([?&;][\w.%-]*(?:key|code|sig(?:nature)?)(?:\[\])?=)[^&;#\s\"']+")
+# a password in a URL's userinfo (``scheme://user:password@host``), up to the word's last ``@``
+# (a password may hold one), and in a connection string (``password=x``, ``?password='x y'``);
+# possessive repeats: linear time
+_URL_PASSWORD = re.compile(r"(://[^\s:@/\"'<>]*+:)((?:[^\s\"'@]*+@)++)")
+_CONNINFO_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)(?:'(?:[^'\\\n]|\\.)*+'?|[^\s&'\"]++)")
+_EXAMPLE_PASSWORD = "password@"  # the userinfo password of examples in messages: no secret
 # keys.PREFIX: an API key anywhere, in any case, percent-encoded too (``tth%5F...%2D...``)
 _API_KEY = re.compile(r"(?i)tth(?:_|%(?:25)?5f)[0-9a-f]{16}(?:_|%(?:25)?5f)(?:[\w-]|%[0-9a-f]{2})+")
 # the record's own fields, and uvicorn's copy of its message with terminal colour codes in it
@@ -61,9 +67,21 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 
+def hide_passwords(text: str, mask: str = "***") -> str:
+    """``text`` with the password of every URL (``postgresql://user:password@host``) and
+    connection string (``password=x``) in it as ``mask``: what an error quoting a
+    ``DATABASE_URL`` (libpq's own "invalid URI" quotes it whole) or an upstream URL may show.
+    The placeholder of an example (``user:password@host``) stays, to read as one."""
+    text = _URL_PASSWORD.sub(
+        lambda m: m[0] if m[2] == _EXAMPLE_PASSWORD else f"{m[1]}{mask}@", text
+    )
+    return _CONNINFO_PASSWORD.sub(rf"\g<1>{mask}", text)
+
+
 def redact(text: str) -> str:
-    """Mask person ids, API keys and credentials (after a scheme, a name or in a query string) in
-    ``text``."""
+    """Mask person ids, API keys, URL passwords and credentials (after a scheme, a name or in a
+    query string) in ``text``."""
+    text = _URL_PASSWORD.sub(r"\1<HIDDEN>@", text)
     text = _SCHEME.sub(_scheme_hidden, _API_KEY.sub("tth_<HIDDEN>", text))
     text = _QUERY_SECRET.sub(r"\1<HIDDEN>", _NAMED_SECRET.sub(r"\g<keep><HIDDEN>", text))
     return _PERSON_ID.sub("<HIDDEN>", text)

@@ -60,6 +60,17 @@ def discover(components: tuple[str, ...]) -> list[Migration]:
     return found
 
 
+def ready(url: str, components: tuple[str, ...], *, migrate: bool) -> None:
+    """Migrate ``url`` (``migrate`` off: only connect to it), so a command that runs until
+    stopped (``serve``) learns that the database does not answer before it starts anything, and
+    says so in one line (``ConfigurationError``), not in its server's lifespan traceback."""
+    if migrate:
+        upgrade(url, components)
+        return
+    with db.connect_errors_explained(url):
+        psycopg.connect(url, connect_timeout=10).close()
+
+
 def upgrade(
     url: str, components: tuple[str, ...], *, log_level: int = logging.INFO
 ) -> list[Migration]:

@@ -182,7 +182,9 @@ def login_router(settings: Settings, pool: Callable[[], AsyncConnectionPool[Any]
     @router.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
         """POST only (and a SameSite=Strict cookie), so another site cannot use a session.
-        An address that failed too often gets 429 without its credential being tried.
+        Each attempt takes its place in its address's count before its credential is tried,
+        and a right credential gives it back, so concurrent guesses cannot all pass the check
+        first: an address whose window is full gets 429 without its credential being tried.
 
         Without the database the throttle cannot be asked, and the request fails with the app's
         503 for it (a page naming the database) before any credential is tried: no guess goes
@@ -194,14 +196,15 @@ def login_router(settings: Settings, pool: Callable[[], AsyncConnectionPool[Any]
         except ValueError:  # more fields than the form has: not a sign-in (it was a 500)
             return render("tether.core", "login.html", status_code=400, failed=True, next=HOME)
         target = _safe_next((form.get("next") or [HOME])[0])
-        if wait_s := await throttle.retry_after(client):
-            return _throttled(wait_s, target)
+        attempt = await throttle.reserve(client)
+        if attempt.wait_s:
+            return _throttled(attempt.wait_s, target)
         token = (form.get("token") or [""])[0].strip()
         auth: Authenticator = authenticator(request)
         principal = await auth.from_bearer(token) if token.isascii() and token else None
-        if principal is None:
-            await throttle.failed(client)
+        if principal is None:  # its place stays taken: a counted failure
             return render("tether.core", "login.html", status_code=401, failed=True, next=target)
+        await throttle.release(client, attempt)  # a right credential is no failure
         auth.refuse_weak_off_loopback(principal, request)
         value, max_age = await auth.session_cookie(principal)
         response = RedirectResponse(target, status_code=303)

@@ -132,6 +132,8 @@ def _reason(error: ErrorDetails, info: FieldInfo | None) -> str:
         return f"not a whole number{_example(info)}"
     if kind in ("float_parsing", "float_type"):
         return f"not a number{_example(info)}"
+    if kind == "finite_number":
+        return f"not a finite number{_example(info)}"
     if kind in ("bool_parsing", "bool_type"):
         return "not a boolean: give true or false (or 1/0, yes/no, on/off)"
     if kind in ("literal_error", "enum"):

@@ -41,6 +41,10 @@ class TetherSettings(BaseSettings):
     its variable (``TETHER_PORT='abc': not a whole number (e.g. 8000)``), not pydantic's page
     about the field, whichever command reads it first."""
 
+    # inf (and nan) is no number of seconds or bytes: an "inf" time limit silently turned the
+    # deadline off. Every class inherits this (pydantic merges a subclass's config into it).
+    model_config = SettingsConfigDict(allow_inf_nan=False)
+
     #: Variables a class's commands read besides its fields (a simulator's option that falls
     #: back to an older name): known, so not warned about as unknown.
     also_read: ClassVar[tuple[str, ...]] = ()

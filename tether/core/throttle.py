@@ -1,19 +1,30 @@
-"""Failed sign-ins counted per client address: ``/login`` stops trying credentials for an address
-that failed too often, so the form is not an unlimited guessing (or database-load) endpoint.
+"""Sign-in attempts counted per client address: ``/login`` tries at most ``max_failures``
+wrong credentials of an address per window, so the form is not an unlimited guessing (or
+database-load) endpoint.
 
-The count lives in PostgreSQL (``tether.login_failure``, core migration 0009), which sign-in
-needs anyway: every API process (``tether serve --workers N``, several hosts) shares it and a
-restart keeps it; a count in each process's memory allowed N times the failures. Time is the
-database's ``now()``, so the processes' clocks need not agree. One statement records a failure,
-one asks whether an address is blocked; ``max_failures`` 0 turns both off (no query at all).
+Race-free by reserving before trying: an attempt first takes a place in its address's count
+(``reserve``, one statement whose row lock makes concurrent attempts of one address take the
+places one at a time) and only then is its credential tried; a full window refuses it untried
+(429). A right credential gives its place back (``release``); a wrong one keeps it, which makes
+it a counted failure. Counting after the try let any number of concurrent guesses pass the check
+before the first was counted (200 parallel guesses all got 401). An attempt whose request dies
+between the two (a dropped connection, a database that stopped answering, a crash) keeps its
+place: it counts as a failure, which errs on the side of the limit.
+
+The count lives in PostgreSQL (``tether.login_failure``, core migrations 0009 and 0010), which
+sign-in needs anyway: every API process (``tether serve --workers N``, several hosts) shares it
+and a restart keeps it; a count in each process's memory allowed N times the failures. Time is
+the database's ``now()``, so the processes' clocks need not agree. ``max_failures`` 0 turns the
+limit off (no query at all).
 
 An address is blocked only by its own failures, so a user at another address signs in as usual.
-A success does not clear the count (failures leave with their window): else a guesser holding any
-valid credential, an events-only token say, signed in now and then and never reached the limit.
+A success gives back only its own place, never earlier failures (they leave with their window):
+else a guesser holding any valid credential, an events-only token say, signed in now and then
+and never reached the limit.
 
 Bounded: a row is small (a key of at most 24 characters, a count, an end) and dead once its
-window ends; each failure deletes up to ``purge_batch`` ended windows, far more than the one row
-it adds, so a flood of addresses leaves at most one window of its keys, then drains.
+window ends; each reserved attempt deletes up to ``purge_batch`` ended windows, far more than the
+one row it adds, so a flood of addresses leaves at most one window of its keys, then drains.
 
 The address is whatever uvicorn made ``request.client`` (from ``X-Forwarded-For`` when the peer
 is a trusted proxy): ``client_key`` counts only a valid IP (IPv6 by its /64, which one host
@@ -26,6 +37,8 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -35,7 +48,7 @@ from tether.core.sql import load_queries
 
 Q = load_queries("tether.core", "throttle.sql")
 INVALID = "invalid"  # the one key of every client address that is not an IP
-PURGE_BATCH = 1000  # ended windows one failure deletes at most: a bounded cost per failure
+PURGE_BATCH = 1000  # ended windows one attempt deletes at most: a bounded cost per attempt
 
 
 def client_key(host: str) -> str:
@@ -51,9 +64,19 @@ def client_key(host: str) -> str:
     return str(address)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in's place in its address's count: ``wait_s`` > 0 refuses it (seconds until the
+    address may try again); else ``window_ends`` is the window it holds a place in (None: no
+    limit, nothing to give back)."""
+
+    wait_s: int = 0
+    window_ends: datetime | None = None
+
+
 class LoginThrottle:
-    """``max_failures`` failed sign-ins within ``window_s`` of an address's first block it until
-    that window ends (``max_failures`` 0: never), counted in the database of ``pool``.
+    """At most ``max_failures`` failed sign-ins of an address within ``window_s`` of its first
+    attempt (``max_failures`` 0: no limit), counted in the database of ``pool``.
 
     Either call raises the pool's errors (``PoolTimeout``, ``psycopg.OperationalError``) when the
     database does not answer: ``/login`` then answers 503, as it would have to anyway since
@@ -73,20 +96,30 @@ class LoginThrottle:
         self.purge_batch = purge_batch
         self._pool = pool
 
-    async def retry_after(self, client: str) -> int:
-        """Seconds until ``client`` may try again (0: now)."""
+    async def reserve(self, client: str) -> Attempt:
+        """Count one attempt of ``client`` before its credential is tried (and delete a batch of
+        ended windows); refused, it counts nothing."""
         if self.max_failures <= 0:
-            return 0
-        async with db.autocommit(self._pool()) as conn:
-            row = await db.fetch_optional(
-                conn, Q["blocked_for"], {"client": client, "max_failures": self.max_failures}
-            )
-        return 0 if row is None else max(1, math.ceil(row["left_s"]))
-
-    async def failed(self, client: str) -> None:
-        """Count one failed sign-in of ``client`` (and delete a batch of ended windows)."""
-        if self.max_failures <= 0:
-            return
-        params = {"client": client, "window_s": self.window_s, "batch": self.purge_batch}
+            return Attempt()
+        params = {
+            "client": client,
+            "window_s": self.window_s,
+            "max_failures": self.max_failures,
+            "batch": self.purge_batch,
+        }
         async with db.autocommit(self._pool()) as conn:  # one statement: atomic by itself
-            await db.execute(conn, Q["record_failure"], params)
+            row = await db.fetch_optional(conn, Q["reserve"], params)
+        if row is not None and row["reserved"]:
+            return Attempt(window_ends=row["window_ends"])
+        # refused; the window this statement's snapshot shows may be older than the one that
+        # refused (or missing): then that one has just started, and lasts about a whole window
+        left_s = row["left_s"] if row is not None and row["left_s"] > 0 else self.window_s
+        return Attempt(wait_s=max(1, math.ceil(left_s)))
+
+    async def release(self, client: str, attempt: Attempt) -> None:
+        """Give back the place of ``attempt``, whose credential was right."""
+        if attempt.window_ends is None:
+            return
+        params = {"client": client, "window_ends": attempt.window_ends}
+        async with db.autocommit(self._pool()) as conn:
+            await db.execute(conn, Q["release"], params)
