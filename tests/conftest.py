@@ -4,6 +4,7 @@ fresh database per test cloned from a migrated template, as procrastinate's test
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import socket
 import threading
@@ -23,6 +24,28 @@ from tether.core import db, keys, migrations
 from tether.core.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _one_of_its_group_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests marked ``xdist_group(name)`` (the demos: one data dir, one database, the same
+    simulator ports) run one at a time across the xdist workers. ``--dist loadgroup`` was meant
+    to put them in one worker, but with pytest 9.2 it no longer does (pytest-xdist issue 1386:
+    its nodeid suffix is ignored), so two demos ran at once; an flock on a file in the session's
+    shared temp dir serialises them whichever workers they land on."""
+    mark = request.node.get_closest_marker("xdist_group")
+    if mark is None:
+        yield
+        return
+    name = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's basetemp is a folder of the session's
+    with open(shared / f"xdist-group-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 @pytest.fixture(autouse=True)
