@@ -76,26 +76,23 @@ async def test_release_frees_a_named_worker_s_claims_at_once(
     await service.claim_due(limit=10, worker="dead-worker")
     assert (await run_worker(service, stop=asyncio.Event(), once=True)).claimed == 0
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url, "TETHER_DATA_DIR": str(tmp_path)}
-    released = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tether", "accounting-points", "release", "dead-worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+
+    async def release() -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "tether", "accounting-points", "release", "dead-worker"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    released = await release()
     assert released.returncode == 0, released.stderr
     assert "released 3 claim(s) of dead-worker" in released.stdout
     stats = await run_worker(service, stop=asyncio.Event(), once=True)
     assert stats.outcomes == {"ok": 3}
-    again = await asyncio.to_thread(  # nothing left: said on stderr, exit 1 (was "released 0")
-        subprocess.run,
-        [sys.executable, "-m", "tether", "accounting-points", "release", "dead-worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    again = await release()  # nothing left: said on stderr, exit 1 (was "released 0")
     assert again.returncode == 1 and again.stdout == ""
     assert "no claims held by 'dead-worker': nothing released" in again.stderr
     assert "host:pid" in again.stderr

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from tests.e2e.banner import read_banner
 from tether.core import db
 
 
@@ -47,26 +45,11 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
         text=True,
         env=env,
     )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    api = gsrn = key = None
-    env_file: Path | None = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (api is None or gsrn is None or key is None):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"API docs\s+(http://127\.0\.0\.1:\d+)/docs", line):
-            api = m.group(1)
-        if m := re.search(r"accounting-points/(\d{18})/history", line):
-            gsrn = m.group(1)
-        if m := re.search(r"Admin API key\s+(tth_\S+)", line):
-            key = m.group(1)
-        if m := re.search(r"CLI settings\s+set -a; \. (\S+); set \+a", line):
-            env_file = Path(m.group(1))
+    banner = read_banner(proc, timeout_s=120)
+    api, gsrn, key = (banner.values.get(k) for k in ("api", "gsrn", "key"))
+    env_file = banner.env_file()
     try:
-        assert api is not None and gsrn is not None and key is not None, "".join(lines)
+        assert api is not None and gsrn is not None and key is not None, banner.text
         ap_url = f"{api}/api/v1/accounting-points/{gsrn}"
         assert httpx.get(ap_url, timeout=10).status_code == 401
         auth = {"Authorization": f"Bearer {key}"}
@@ -110,10 +93,10 @@ def test_demo_serves_synced_accounting_points_and_the_obligation_page(server_url
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, "".join(lines) + rest
+    assert proc.returncode == 0, banner.text + rest
     assert not env_file.exists()  # the demo's settings go with it
     assert "worker synced" in rest
-    printed = "".join(lines)
+    printed = banner.text
     assert "dev-" not in printed  # random secrets, printed with the curl lines
     assert f"curl -H 'authorization: Bearer {key}' {api}/api/v1/accounting-points/" in printed
     with psycopg.connect(server_url, dbname="tether_demo") as conn:

@@ -7,16 +7,15 @@ files the killed run left are in the data dir, where that next run removes them,
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e.banner import read_banner
 from tether.core import demorun
 
 
@@ -41,22 +40,9 @@ def test_a_second_demo_on_the_same_data_dir_is_refused_and_harms_nothing(
         _demo(300), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     try:
-        assert first.stdout is not None
-        lines: list[str] = []
-        api = key = gsrn = None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and "Ctrl-C stops everything." not in "".join(lines):
-            line = first.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if m := re.search(r"API docs\s+(http://127\.0\.0\.1:\d+)/docs", line):
-                api = m.group(1)
-            if m := re.search(r"Admin API key\s+(tth_\S+)", line):
-                key = m.group(1)
-            if m := re.search(r"accounting-points/(\d{18})/history", line):
-                gsrn = m.group(1)
-        assert api and key and gsrn, "".join(lines)
+        banner = read_banner(first, timeout_s=180)
+        api, key, gsrn = (banner.values.get(k) for k in ("api", "key", "gsrn"))
+        assert api and key and gsrn, banner.text
         point = f"{api}/api/v1/accounting-points/{gsrn}"
         auth = {"Authorization": f"Bearer {key}"}
         assert httpx.get(point, headers=auth, timeout=10).status_code == 200
