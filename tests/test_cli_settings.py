@@ -144,7 +144,7 @@ def test_values_are_explained_without_secrets_and_blanks_stay_unset(
     with pytest.raises(InvalidSetting) as raised:
         load_settings()
     assert "hunter2" not in raised.value.message
-    assert "TETHER_OIDC_JWKS_URL='ftp://user:***@idp.example/jwks'" in raised.value.message
+    assert "TETHER_OIDC_JWKS_URL='ftp://user:<HIDDEN>@idp.example/jwks'" in raised.value.message
     monkeypatch.setenv("TETHER_OIDC_JWKS_URL", "")  # empty: unset, as before
     monkeypatch.setenv("TETHER_NATS_URL", "")
     monkeypatch.setenv("TETHER_LOG_LEVEL", "warning")
