@@ -116,18 +116,20 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
 
 async def _run_held(settings: Settings, options: DemoOptions, console: Console) -> None:
     """The demo, this process holding the data dir (``demorun.hold``)."""
-    console.print("[bold]tether demo[/] — starting PostgreSQL, simulators, API and a worker")
     settings = settings.model_copy(update=exposure.random_secrets(settings))  # never dev values
     embedded = settings.database_url is None
-    url = recreate_demo_database(db.resolve_database_url(settings))
-    _, admin_key = keys.create(url, "demo admin", ["admin"])
-    if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
-        demorun.set_active_database(settings.data_dir, DEMO_DB)
-    try:
-        await _run(settings, options, console, url, admin_key)
-    finally:
-        if embedded:
-            demorun.set_active_database(settings.data_dir, None)
+    server = db.resolve_database_url(settings)
+    with demorun.hold_server(server):  # another data dir's demo may use this server
+        console.print("[bold]tether demo[/] — starting simulators, API and a worker")
+        url = recreate_demo_database(server)
+        _, admin_key = keys.create(url, "demo admin", ["admin"])
+        if embedded:  # the CLI, sharing TETHER_DATA_DIR, follows the demo to its database
+            demorun.set_active_database(settings.data_dir, DEMO_DB)
+        try:
+            await _run(settings, options, console, url, admin_key)
+        finally:
+            if embedded:
+                demorun.set_active_database(settings.data_dir, None)
 
 
 async def _run(

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -70,3 +71,48 @@ def test_a_second_demo_on_the_same_data_dir_is_refused_and_harms_nothing(
         if first.poll() is None:
             first.kill()
             first.wait()
+
+
+HOLDER = """
+import sys, time
+from tether.core import demorun
+with demorun.hold_server(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.xdist_group("tether_demo")  # it holds the server's demo lock: demos wait for it
+def test_a_demo_on_a_server_another_demo_uses_is_refused(server_url: str, tmp_path: Path) -> None:
+    """Two data dirs, one ``DATABASE_URL`` server: both demos dropped the same ``tether_demo``.
+    The data dir's lock cannot see that; the server's advisory lock does, and a killed holder's
+    connection ends, which releases it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, server_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        env = {
+            **os.environ,
+            "DATABASE_URL": server_url,
+            "TETHER_DATA_DIR": str(tmp_path / "other"),
+        }
+        refused = subprocess.run(_demo(0), capture_output=True, text=True, timeout=120, env=env)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stdout == ""  # it started nothing, dropped nothing
+        assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+        assert refused.stderr.startswith(f"error: a demo (pid {holder.pid}) is running on the ")
+        holder.send_signal(signal.SIGKILL)  # its connection ends with it: the lock goes too
+        holder.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with demorun.hold_server(server_url):
+                    break
+            except demorun.DemoRunning:
+                assert time.monotonic() < deadline, "the killed demo's server lock stayed"
+                time.sleep(0.2)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()

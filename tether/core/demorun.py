@@ -7,6 +7,11 @@ and another one that finds it held refuses before it touches anything. The kerne
 lock when its process ends, however it ends: a demo killed with SIGKILL blocks nobody, and the
 files it could not remove (its database marker, its settings, its scratch folder) are told from
 a running demo's by the lock, not by their presence.
+
+The data dir is not all two demos can share: with ``DATABASE_URL`` both drop the same
+``tether_demo`` on one server. So a demo also holds an advisory lock on that server, in its
+``postgres`` database (advisory locks are per database), on a connection kept for its life: the
+server releases it when the connection ends, a killed demo's included.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+
 from tether.core.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
+SERVER_LOCK = (0x7E7E, 1)  # pg_try_advisory_lock(int, int): tether's demo on this server
 LOCK = "demo.lock"  # held by the running demo; holds its pid, for the message of a second one
 ACTIVE_DATABASE = "active-database"  # the database the running demo uses (embedded server)
 ENV = "demo.env"  # the running demo's settings, for the CLI to source
@@ -163,3 +171,39 @@ def _refusal(data_dir: Path, pid: int) -> str:
         f"{who} is running with TETHER_DATA_DIR={data_dir.resolve()}: starting another would "
         f"drop its database. Stop it first ({stop}), or give this one another TETHER_DATA_DIR"
     )
+
+
+@contextmanager
+def hold_server(server_url: str) -> Iterator[None]:
+    """This process's claim on the database server of ``server_url`` as the one demo using it
+    (its ``tether_demo``); ``DemoRunning`` naming the other demo's pid when it is taken."""
+    me = f"tether demo pid {os.getpid()}"
+    try:
+        conn = psycopg.connect(_maintenance(server_url), autocommit=True, application_name=me)
+    except psycopg.OperationalError:  # no postgres database to use: the one configured
+        conn = psycopg.connect(server_url, autocommit=True, application_name=me)
+    with conn:
+        taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", SERVER_LOCK).fetchone()
+        if not (taken and taken[0]):
+            holder = conn.execute(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s"
+                " AND l.objid = %s AND l.objsubid = 2",
+                SERVER_LOCK,
+            ).fetchone()
+            pid = (holder[0] if holder else "").removeprefix("tether demo pid ")
+            info = psycopg.conninfo.conninfo_to_dict(server_url)
+            where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}"
+            raise DemoRunning(
+                f"a demo{f' (pid {pid})' if pid.isdigit() else ''} is running on the database "
+                f"server {where}: starting another would drop its database (tether_demo). "
+                "Stop it first, or give this one another server (DATABASE_URL)"
+            )
+        yield
+
+
+def _maintenance(url: str) -> str:
+    """``url`` on the server's ``postgres`` database (where every demo takes the same lock)."""
+    from tether.core.db import with_dbname  # db imports this module
+
+    return with_dbname(url, "postgres")
