@@ -42,7 +42,8 @@ async def demo(ctx: DemoContext) -> AsyncIterator[DemoPart]:
 
     async def summary(service: AccountingPointService) -> str:
         counts = await service.sync_counts()
-        return f"worker synced accounting points; sync states: {dict(counts)}"
+        states = ", ".join(f"{state} {n}" for state, n in counts.items())
+        return f"worker synced accounting points; sync states: {states}"
 
     try:
         yield DemoPart(

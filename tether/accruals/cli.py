@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from tether.accruals import service
@@ -21,11 +20,12 @@ from tether.accruals.cli_ingest import ingest
 from tether.accruals.loader import KINDS
 from tether.accruals.retention import SnapshotPurged
 from tether.accruals.settings import AccrualsSettings
+from tether.core import cli_output
 from tether.core.logging import configure_logging
 from tether.core.settings import load_settings
 
-console = Console(stderr=True)  # progress, warnings, errors
-stdout = Console(soft_wrap=True)  # results, one line each however long (`out` is an option)
+console = cli_output.console(stderr=True)  # progress, warnings, errors: a line each
+stdout = cli_output.console()  # results, one line each however long (`out` is an option)
 app = typer.Typer(
     help="Bottom-up accruals: meter data, accounts, tariffs, the run.", no_args_is_help=True
 )

@@ -13,6 +13,7 @@ from tether.core.bootstrap import Runtime
 from tether.core.capability import DemoContext, DemoPart
 from tether.core.simulator import SimulatorServer
 from tether.elicensing import repository
+from tether.elicensing.settings import ElicensingSettings
 from tether.elicensing.simulator import ElicensingSimulatorServer, make_simulator
 
 FIRST_REPORT_VERSION = 101
@@ -65,14 +66,15 @@ async def seed(runtime: Runtime, simulator: SimulatorServer, *, api: str = "") -
     control = simulator.control_url
     auth = f"-H 'authorization: Bearer {simulator.control_token}'"
     page = f"{api}/compliance-report-versions/{first}/obligation"
+    failures = runtime.settings_of(ElicensingSettings).breaker_failure_threshold
     faults = f"curl -X PUT {control}/faults {auth} -H 'content-type: application/json' -d "
     return [
         f"E-licensing: obligation page {page}  (report versions {versions[0]}..{versions[-1]})",
         f"  JSON: curl {api}/api/v1/compliance-report-versions/{first}/obligation-summary",
         "  take e-licensing down:",
         f'    {faults}\'{{"mode":"down"}}\'',
-        f"    open {page}?force=true : the stale-data alert appears; the console shows the "
-        "circuit open",
+        f"    open {page}?force=true : the stale-data alert appears; after {failures} such "
+        "reads in a row (each a failed refresh) the console shows the circuit open",
         "  bring it back:",
         f'    {faults}\'{{"mode":"none"}}\'',
         f"    the circuit stays open {CIRCUIT_OPEN_S:.0f} s after the last failure, then the next "
