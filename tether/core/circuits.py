@@ -48,7 +48,10 @@ def circuit_rows(
     status = _STATUS.get(state, "bad")
     text = state.replace("_", "-")
     if state == "open" and circuit.open_until is not None:
-        text += f" (next probe at {shown(circuit.open_until)})"
+        if circuit.open_until <= datetime.now(UTC):  # read as stuck: a past time, still open
+            text += f" (a probe is due since {shown(circuit.open_until)}: the next call tries it)"
+        else:
+            text += f" (next probe at {shown(circuit.open_until)})"
     rows = [
         Row(label="circuit", value=text, status=status),
         Row(
