@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from tests.test_cli_ops import one_line_error, tether
-from tether.core import demorun
+from tether.capabilities import migration_components
+from tether.core import demorun, migrations
 from tether.db_cli import masked
 
 
@@ -149,3 +150,5 @@ def test_db_upgrade_says_each_migration_once(empty_db_url: str) -> None:
     assert "applied tether.core 0001_history" in upgraded.stdout.splitlines()
     assert [line for line in said if "0001_history" in line] == ["applied tether.core 0001_history"]
     assert "migration_applied" not in upgraded.stderr
+    listed = [line for line in upgraded.stdout.splitlines() if line.startswith("applied ")]
+    assert len(listed) == len(migrations.discover(migration_components()))  # each one

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 import shutil
@@ -36,6 +37,8 @@ from tether.core.natsserver import EmbeddedNats
 from tether.core.settings import Settings
 from tether.worker import WorkerOptions, run_jobs
 
+logger = logging.getLogger(__name__)
+
 DEMO_DB = "tether_demo"
 DEMO_ENV = demorun.ENV  # in data_dir while a demo runs: its settings, for the CLI to source
 
@@ -51,13 +54,24 @@ def api_port(wanted: int, console: Console) -> int:
     return demo_port(wanted, "the API", console)
 
 
-def recreate_demo_database(server_url: str) -> str:
-    """Drop and create ``tether_demo`` on the server; return its URL, migrated."""
+def recreate_demo_database(server_url: str, dbname: str = DEMO_DB) -> str:
+    """Drop and create ``dbname`` on the server; return its URL, migrated.
+
+    The database is new on every run, so every migration applies every time: one INFO line
+    says so, and each migration is at DEBUG only (some 40 lines before the banner otherwise).
+    ``tether db upgrade`` still prints each: there it is the operator's news.
+    """
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
-    url = db.with_dbname(server_url, DEMO_DB)
-    migrations.upgrade(url, migration_components())
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    url = db.with_dbname(server_url, dbname)
+    applied = migrations.upgrade(url, migration_components(), log_level=logging.DEBUG)
+    logger.info(
+        "applied %d migrations to %s",
+        len(applied),
+        dbname,
+        extra={"action": "demo_database_migrated"},
+    )
     return url
 
 

@@ -142,6 +142,22 @@ def test_credentials_written_in_other_ways_are_masked_in_any_line() -> None:
     assert redact("token_kind=oidc status 404") == "token_kind=oidc status 404"
 
 
+def test_the_word_token_after_bearer_in_prose_is_no_credential() -> None:
+    """An upstream's 401 said "missing or wrong bearer token" and the log showed "bearer
+    <HIDDEN>", as if a credential had been sent back. Only the bare word at the end of its text
+    is kept: followed by more, it may start a credential, and stays masked."""
+    for text in [
+        '{"detail":"missing or wrong bearer token"}',
+        '{\\"detail\\":\\"missing bearer token\\"}',
+        "HTTP 401: missing or wrong Bearer Token.",
+        "no basic credentials, so 401",
+    ]:
+        assert redact(text) == text
+    assert redact("Bearer token abc") == "Bearer <HIDDEN> abc"
+    assert redact("Bearer tokens4711") == "Bearer <HIDDEN>"
+    assert redact(f'"bearer {SECRET}"') == '"bearer <HIDDEN>"'
+
+
 def test_url_passwords_are_hidden_in_log_lines_and_errors() -> None:
     """libpq quotes a malformed DATABASE_URL whole ("... in URI: \"postgresql://u:pw@[::1/x\"")
     and an error printed it, password included. Up to the word's last ``@``: a password may

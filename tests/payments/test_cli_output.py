@@ -19,8 +19,9 @@ from tether.payments import codec, repository
 from tether.payments.client import OppdragClient
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
+from tether.payments.simulator import start_simulator
 
-from .conftest import day, june, message, unique_settings
+from .conftest import day, june, message, unique_settings, unique_topology
 
 
 @pytest.fixture
@@ -224,6 +225,26 @@ def test_a_dry_run_is_marked_as_simulated(runner: CliRunner, tmp_path: Path) -> 
     assert "`tether simulate oppdrag`), then dry-run again under a new key" in said
     real = _cli(runner, "send", str(_file(tmp_path, message(june(3, 7)))), "--key", "r1")
     assert "dry run" not in real.stdout
+
+
+def test_a_refused_credential_names_its_setting_and_the_demo_settings(
+    runner: CliRunner, tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI without the demo's settings sends the default token to the demo's simulator: the
+    FEILET ended "HTTP 401: ... bearer <HIDDEN>" with no next step."""
+    sim = start_simulator(nats_url, topology=unique_topology(), token="the-demos-random-token-4711")
+    try:
+        monkeypatch.setenv("TETHER_PAYMENTS_OPPDRAG_URL", sim.url)
+        file = _file(tmp_path, message(june(3, 7)))
+        result = _cli(runner, "send", str(file), "--dry-run", "--wait")
+    finally:
+        sim.stop()
+    said = " ".join(result.stdout.split())
+    assert result.exit_code == 1 and "FEILET, dry run" in said, said
+    assert "HTTP 401" in said and "missing or wrong bearer token" in said
+    assert "TETHER_PAYMENTS_OPPDRAG_TOKEN carries the credential" in said
+    assert f"TETHER_PAYMENTS_OPPDRAG_URL={sim.url}" in said
+    assert "`set -a; . <TETHER_DATA_DIR>/demo.env; set +a`, the line the demo prints" in said
 
 
 def test_a_bare_ok_says_nothing_changed(runner: CliRunner, tmp_path: Path) -> None:

@@ -128,6 +128,12 @@ class UpstreamRejected(UpstreamError):
 
     reason = "upstream_rejected"
 
+    def __init__(
+        self, message: str | None = None, *, answer: str = "", http_status: int | None = None
+    ) -> None:
+        super().__init__(message, answer=answer)
+        self.http_status = http_status  # 401/403: our credential was refused, not the request
+
 
 class UpstreamUnavailable(UpstreamError):
     """The external system is down, slow or failing."""

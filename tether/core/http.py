@@ -275,7 +275,7 @@ def _raise_for_status(system: str, status: int, body: bytes) -> None:
     if status in (408, 429) or status >= 500:
         raise UpstreamUnavailable(f"{system} failed with HTTP {status}: {detail}", answer=answer)
     message = f"{system} rejected the request with HTTP {status}: {detail}"
-    raise UpstreamRejected(message, answer=answer)
+    raise UpstreamRejected(message, answer=answer, http_status=status)
 
 
 def decode_json(system: str, response: httpx.Response) -> Any:

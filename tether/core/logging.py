@@ -35,7 +35,12 @@ _VALUE = r"(?(dq)(?:[^\"\\\n]|\\[^\"\n])*|(?(sq)(?:[^'\\\n]|\\[^'\n])*|[^\s\"'&,
 # a credential after its scheme: ``Bearer x``, ``bearer:x``, ``Bearer "x"``, ``Bearer+x``,
 # ``a%20Bearer%09x`` (percent-encoded, once or twice), ``Basic <base64>``
 _SEP = r"(?:\s|%(?:25)?(?:20|09|0a|0d|3a|3d)|\+|[:=])+"
-_SCHEME = re.compile(rf"(?i)(?<![a-z])(?P<keep>bearer|basic){_SEP}{_OPEN}{_VALUE}")
+_SCHEME = re.compile(rf"(?i)(?<![a-z])(?P<keep>bearer|basic){_SEP}{_OPEN}(?P<value>{_VALUE})")
+# prose naming the credential, not one: "missing or wrong bearer token" (an upstream's 401) read
+# "bearer <HIDDEN>". Only the word, and only where nothing follows it but a quote, a separator or
+# the end: "Bearer token abc" stays masked, as the word may be the start of a credential there.
+_PLACEHOLDER = re.compile(r"(?i)(?:tokens?|credentials?)[.!?)]*\\?")  # \" in JSON text
+_PROSE_END = re.compile(r"[\\\"'&,;]|$")
 # a credential after its name, wherever: ``token=x``, ``"password": "x y"``, ``tether_session=x``,
 # ``password%3Ax``, ``Authorization: Token x`` (prefixes as in ``access_token`` need no match: the
 # name's end does)
@@ -88,6 +93,8 @@ def redact(text: str) -> str:
 
 
 def _scheme_hidden(match: re.Match[str]) -> str:
+    if _PLACEHOLDER.fullmatch(match["value"]) and _PROSE_END.match(match.string, match.end()):
+        return match[0]
     return f"{match['keep']} {match['dq'] or match['sq'] or ''}<HIDDEN>"
 
 

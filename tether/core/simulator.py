@@ -13,10 +13,9 @@ import contextlib
 import json
 import logging
 import signal
-import socket
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ParamSpec, Self, TypeVar
@@ -37,6 +36,7 @@ from tether.core.simulator_auth import (
     checked_token,
     refuse_weak_data_token,
 )
+from tether.core.simulator_ports import DataPortTaken, Uncaptured, bind
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,30 @@ def install_generic_faults(app: FastAPI, state: SimulatorState) -> None:
     app.add_middleware(GenericFaults, state=state)
 
 
+async def switch_mode(
+    state: SimulatorState,
+    mode: str,
+    *,
+    latency_ms: float | None = None,
+    slow_ms: float | None = None,
+) -> None:
+    """Set the fault settings and let the hooks follow, all or nothing: when the data port cannot
+    come back (``DataPortTaken``), the state stays what it was, so ``GET /faults`` says ``down``
+    as long as nothing listens (it said the new mode)."""
+    before = (state.mode, state.latency_s, state.slow_s)
+    state.mode = mode
+    if latency_ms is not None:
+        state.latency_s = latency_ms / 1000
+    if slow_ms is not None:
+        state.slow_s = slow_ms / 1000
+    try:
+        for hook in state.on_mode_change:
+            await hook(mode)
+    except DataPortTaken:
+        state.mode, state.latency_s, state.slow_s = before
+        raise
+
+
 def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
     """``/faults`` and ``/stats`` for the control port."""
     router = APIRouter()
@@ -161,13 +185,11 @@ def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
         if body.mode not in names:
             detail = f"unknown mode {body.mode!r}; one of: {', '.join(names)}"
             return JSONResponse({"detail": detail}, 422)  # type: ignore[return-value]
-        state.mode = body.mode
-        if body.latency_ms is not None:
-            state.latency_s = body.latency_ms / 1000
-        if body.slow_ms is not None:
-            state.slow_s = body.slow_ms / 1000
-        for hook in state.on_mode_change:
-            await hook(state.mode)
+        try:
+            await switch_mode(state, body.mode, latency_ms=body.latency_ms, slow_ms=body.slow_ms)
+        except DataPortTaken as exc:  # a conflict to retry, not a 500 with a traceback
+            logger.warning("%s", exc, extra={"action": "simulator_port_taken"})
+            return JSONResponse({"detail": str(exc), "mode": state.mode}, 409)  # type: ignore[return-value]
         return await get_faults()
 
     @router.get("/stats")
@@ -180,34 +202,6 @@ def control_router(state: SimulatorState, modes: type[StrEnum]) -> APIRouter:
         return {"calls": {}, "total": 0}
 
     return router
-
-
-class _Uncaptured(uvicorn.Server):
-    """A server that leaves SIGINT and SIGTERM to its process (``serve_alone``): uvicorn's own
-    capture made each of the two servers take the signal in turn and re-raise it, and a Ctrl-C
-    could leave the process waiting for a stop that never came."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _bind(host: str, port: int, option: str) -> socket.socket:
-    """A port in use is a one-line error naming the option that moves it, not a traceback."""
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
-    # listener says so, and without it every keep-alive response waits ~40 ms (Nagle).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigurationError(
-            f"cannot listen on {host}:{port} ({exc.strerror}): another process uses it. "
-            f"Stop it, or pick another port with {option}."
-        ) from None
-    sock.set_inheritable(True)
-    return sock
 
 
 class SimulatorServer:
@@ -237,9 +231,9 @@ class SimulatorServer:
         self.control_app: ASGIApp = ControlAuth(control_app, self.control_token)
         self.state = state
         self.host = host
-        self._data_sock = _bind(host, port, "--port")
+        self._data_sock = bind(host, port, "--port")
         try:
-            self._control_sock = _bind(host, control_port, "--control-port")
+            self._control_sock = bind(host, control_port, "--control-port")
         except ConfigurationError:
             self._data_sock.close()
             raise
@@ -286,11 +280,14 @@ class SimulatorServer:
             timeout_keep_alive=30,
             **own_logging,
         )
-        return _Uncaptured(config) if self._alone else uvicorn.Server(config)
+        return Uncaptured(config) if self._alone else uvicorn.Server(config)
 
     async def _start_data(self) -> None:
-        if self._data_sock.fileno() == -1:
-            self._data_sock = _bind(self.host, self.port, "--port")
+        if self._data_sock.fileno() == -1:  # closed by `down`: someone may hold the port now
+            try:
+                self._data_sock = bind(self.host, self.port, "--port")
+            except ConfigurationError:
+                raise DataPortTaken(self.host, self.port) from None
         self._data_server = self._server(self.data_app)
         self._data_task = asyncio.create_task(self._data_server.serve(sockets=[self._data_sock]))
         while not self._data_server.started:  # noqa: ASYNC110 - uvicorn exposes a flag only
@@ -364,14 +361,8 @@ class SimulatorServer:
         """Switch the fault mode from any thread (tests use this instead of the control port)."""
         assert self._loop is not None, "server not started"
 
-        async def _apply() -> None:
-            self.state.mode = mode
-            if latency_ms is not None:
-                self.state.latency_s = latency_ms / 1000
-            for hook in self.state.on_mode_change:
-                await hook(mode)
-
-        asyncio.run_coroutine_threadsafe(_apply(), self._loop).result(timeout=10)
+        applying = switch_mode(self.state, mode, latency_ms=latency_ms)
+        asyncio.run_coroutine_threadsafe(applying, self._loop).result(timeout=10)
 
     def start_in_thread(self) -> Self:
         """Run the servers on a background thread's own event loop; return once listening."""

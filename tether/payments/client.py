@@ -73,6 +73,9 @@ class OppdragClient:
                 "POST", "/simulering", json_body={"oppdrag": xml}, idempotent=True
             )
         except UpstreamRejected as exc:
+            if exc.http_status in (401, 403):  # the dry run's FEILET then names the setting
+                exc.args = (f"{exc.message}; {self._credential_hint()}",)
+                raise
             raise _verdict(exc) or exc from exc
         except UpstreamUnavailable as exc:  # the dry run's FEILET then says where and what next
             exc.args = (
@@ -88,6 +91,18 @@ class OppdragClient:
         if not isinstance(body, dict):
             raise UpstreamInvalidPayload(f"{SYSTEM} simulation answer is not an object")
         return body
+
+    def _credential_hint(self) -> str:
+        """What to do when the service refuses our credential: a bare "HTTP 401" named neither
+        the setting nor, for a CLI run beside the demo, the demo's settings file (which holds
+        the demo simulator's random token)."""
+        return (
+            "TETHER_PAYMENTS_OPPDRAG_TOKEN carries the credential of the payment system's "
+            f"simulation service at TETHER_PAYMENTS_OPPDRAG_URL={self.url}: set it to the "
+            "service's token (beside `tether demo`, source the demo's CLI settings first: "
+            "`set -a; . <TETHER_DATA_DIR>/demo.env; set +a`, the line the demo prints, "
+            "TETHER_DATA_DIR being .tether unless set), then dry-run again under a new key"
+        )
 
     async def has_order(self, order_id: uuid.UUID) -> bool:
         """Whether the payment system already received this order (so it must not be re-sent)."""
