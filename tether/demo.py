@@ -23,13 +23,14 @@ from typing import Any
 
 import psycopg
 import uvicorn
+from psycopg_pool import PoolTimeout
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 from rich.console import Console
 
 from tether.app import create_app
 from tether.capabilities import CAPABILITIES, migration_components
-from tether.core import db, demorun, exposure, keys, migrations
+from tether.core import db, demorun, errors, exposure, keys, migrations
 from tether.core.bootstrap import open_runtime
 from tether.core.capability import DemoContext, DemoPart, demo_port, scratch_folder
 from tether.core.limits import server_options
@@ -235,6 +236,16 @@ async def _run(
         server.should_exit = True
         await api_task
         await jobs
-        for part, service in zip(parts, services, strict=True):
+        for capability, part, service in zip(CAPABILITIES, parts, services, strict=True):
             if part.summary is not None:
-                console.print(await part.summary(service))
+                console.print(await _summary(capability.name, part, service))
+
+
+async def _summary(name: str, part: DemoPart, service: Any) -> str:
+    """A capability's closing line, or why there is none: the database may be gone by the end
+    (stopped under the demo), and the demo still stops cleanly after saying so."""
+    assert part.summary is not None
+    try:
+        return await part.summary(service)
+    except (psycopg.Error, PoolTimeout, errors.DatabaseUnavailable) as exc:
+        return f"{name}: no summary, the database did not answer ({errors.one_line(exc)})"
