@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic_settings import BaseSettings
-from rich.console import Console
 from typer.core import TyperGroup, TyperOption
 
 from tether import __version__, db_cli
@@ -374,7 +373,7 @@ def demo(
     logging.getLogger("tether.core.http").setLevel(logging.WARNING)  # one line per call: too much
     options = DemoOptions(port=port, duration_s=duration)
     with contextlib.suppress(KeyboardInterrupt):
-        loop.run(run_demo(settings, options, Console()))
+        loop.run(run_demo(settings, options, cli_output.console()))
 
 
 def main() -> None:
