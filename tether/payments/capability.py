@@ -4,6 +4,7 @@ used."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from tether.core.capability import Capability, Job, JobContext, Ref
@@ -12,6 +13,21 @@ from tether.payments.settings import PaymentsSettings
 logger = logging.getLogger(__name__)
 
 Loop = Callable[..., Awaitable[int]]
+
+
+_told: set[int] = set()  # the processes that said it (a forked child says it again)
+
+
+def _say_no_broker() -> None:
+    """One warning a process for all its payments jobs (it was one per job: five lines)."""
+    if os.getpid() in _told:
+        return
+    _told.add(os.getpid())
+    logger.warning(
+        "payments jobs not started in this process: set TETHER_NATS_URL to a NATS server with "
+        "JetStream",
+        extra={"action": "payments_job_no_nats"},
+    )
 
 
 def _job(name: str, loop: Loop, *, deferred: bool = True) -> Job:
@@ -23,11 +39,7 @@ def _job(name: str, loop: Loop, *, deferred: bool = True) -> Job:
     async def run(ctx: JobContext) -> None:
         url = ctx.runtime.settings.nats_url
         if not url:
-            logger.warning(
-                "payments job %s not started: set TETHER_NATS_URL",
-                name,
-                extra={"action": "payments_job_no_nats"},
-            )
+            _say_no_broker()
             return
         await loop(ctx.service, url, stop=ctx.stop, once=ctx.once)
 
