@@ -19,7 +19,13 @@ from tether.core import cli_output, db, exposure, keys_cli, loop, migrations
 from tether.core.capability import Ref
 from tether.core.errors import ConfigurationError
 from tether.core.logging import configure_logging
-from tether.core.settings import Settings, SimulatorSettings, check_environment, load_settings
+from tether.core.settings import (
+    Settings,
+    SimulatorSettings,
+    TetherSettings,
+    check_environment,
+    load_settings,
+)
 
 console = cli_output.errors  # an error stays one line, however long
 _typed = TyperOption.display_type_rich
@@ -118,7 +124,7 @@ class _Root(TyperGroup):
             return super().invoke(ctx)
 
 
-def settings_classes() -> list[type[BaseSettings]]:
+def settings_classes() -> list[type[TetherSettings]]:
     """Every settings class: core's, the simulators' and each capability's."""
     return [Settings, SimulatorSettings, *(c.settings for c in CAPABILITIES)]
 

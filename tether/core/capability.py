@@ -27,12 +27,11 @@ from tether.core import demorun
 if TYPE_CHECKING:  # only for annotations: importing them here would load the web stack
     import typer
     from fastapi import APIRouter
-    from pydantic_settings import BaseSettings
     from rich.console import Console
 
     from tether.core.bootstrap import Runtime
     from tether.core.console import Panel
-    from tether.core.settings import Settings
+    from tether.core.settings import Settings, TetherSettings
 
 T = TypeVar("T")
 
@@ -152,7 +151,7 @@ class Capability:
 
     name: str  # CLI and URL name: ``tether <name> ...``
     package: str  # its migrations live in ``<package>/migrations/``
-    settings: type[BaseSettings]
+    settings: type[TetherSettings]  # its errors name the variable (core/settings.py)
     build: Callable[[Runtime], AbstractAsyncContextManager[Any]]
     router: Ref[APIRouter] | None = None
     cli: Ref[typer.Typer] | None = None

@@ -12,7 +12,6 @@ checked then), and the other panels show their own failure. It says why in libpq
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from tether.core import db, workers
 from tether.core.bootstrap import Runtime
 from tether.core.console import Cell, Gauge, Panel, Row, Table, age
 from tether.core.errors import one_line
+from tether.core.logging import hide_passwords
 
 LISTED = 50  # worker processes the panel lists at most
 TITLE = "Service"
@@ -113,7 +113,7 @@ def scrub(text: str, url: str) -> str:
     password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     if password:
         text = text.replace(str(password), "<HIDDEN>")
-    return re.sub(r"(://[^:@/\s]*:)[^@\s]*@", r"\1<HIDDEN>@", text)
+    return hide_passwords(text, mask="<HIDDEN>")  # any other URL's or conninfo's
 
 
 def unreachable_panel(reason: str) -> Panel:

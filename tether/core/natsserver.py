@@ -167,13 +167,15 @@ def _stop(proc: subprocess.Popen[bytes], watchdog: subprocess.Popen[bytes] | Non
             watchdog.stdin.close()
         except OSError:
             pass
-        try:
-            watchdog.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watchdog.kill()
+        _reap(watchdog)
     if proc.poll() is not None:
         return
     proc.terminate()
+    _reap(proc)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for ``proc`` to end (10 s), then kill it."""
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:

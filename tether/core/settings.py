@@ -201,16 +201,14 @@ def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def check_environment(classes: Iterable[type[BaseSettings]]) -> None:
+def check_environment(classes: Iterable[type[TetherSettings]]) -> None:
     """Read every settings class once, so a bad value stops any command before it starts
-    (whichever settings it reads itself), and warn of each ``TETHER_*`` variable none of them
-    reads: a misspelt name (``TETHER_API_PORT``) was silently the default."""
+    (whichever settings it reads itself; ``InvalidSetting``), and warn of each ``TETHER_*``
+    variable none of them reads: a misspelt name (``TETHER_API_PORT``) was silently the
+    default."""
     classes = list(classes)
     for cls in classes:
-        try:
-            cls()
-        except ValidationError as exc:  # a class not built on TetherSettings
-            raise InvalidSetting(explain(cls, exc)) from None
+        cls()
     warn_unknown(classes)
 
 
