@@ -215,7 +215,7 @@ def _tidspkt(text: str) -> datetime:
     (several times all the rest of a line) for the form this module writes."""
     m = _TIDSPKT.fullmatch(text)
     if m is not None:
-        y, mo, d, h, mi, sec, us = (int(g) for g in m.groups())
+        y, mo, d, h, mi, sec, us = map(int, m.groups())
         with contextlib.suppress(ValueError):  # out of range: strptime says why
             return datetime(y, mo, d, h, mi, sec, us)
     return datetime.strptime(text, TIDSPKT_FORMAT)
