@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -113,13 +114,8 @@ class Case:
 
 
 def _uuid_hex(key: str) -> str:
-    """``uuid.UUID(key).hex`` (a UUID in any spelling it reads, as 32 lowercase hex digits), else
-    ``key``: its own steps, without building the object (a UUID per order received)."""
-    digits = key.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
-    if len(digits) != 32:
-        return key
     try:
-        return f"{int(digits, 16):032x}"
+        return uuid.UUID(key).hex
     except ValueError:
         return key
 
