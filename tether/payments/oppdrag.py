@@ -17,6 +17,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from tether.payments.models import Line, Order, Receipt
+from tether.payments.order_form import OrderForm
 
 NAMESPACE = "http://www.trygdeetaten.no/skjema/oppdrag"
 ORDERS_STREAM = "OPPDRAG_ORDERS"
@@ -214,7 +215,7 @@ def _tidspkt(text: str) -> datetime:
     (several times all the rest of a line) for the form this module writes."""
     m = _TIDSPKT.fullmatch(text)
     if m is not None:
-        y, mo, d, h, mi, sec, us = (int(g) for g in m.groups())
+        y, mo, d, h, mi, sec, us = map(int, m.groups())
         with contextlib.suppress(ValueError):  # out of range: strptime says why
             return datetime(y, mo, d, h, mi, sec, us)
     return datetime.strptime(text, TIDSPKT_FORMAT)
@@ -266,10 +267,17 @@ def _order(root: ET.Element) -> Order:
     )
 
 
+_FORM = OrderForm(
+    _DECLARATION, f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}">', "</ns2:oppdrag>", _tidspkt
+)
+
+
 def parse_order_xml(raw: str | bytes) -> Order:
-    """Read an order back (the simulator's side); ``OppdragFormatError`` when malformed."""
+    """Read an order back (the simulator's side); ``OppdragFormatError`` when malformed. One in
+    the form ``build_order_xml`` writes is read by ``OrderForm``, any other by ElementTree."""
     try:
-        return _order(_parse(raw))
+        order = _FORM.read(raw)
+        return _order(_parse(raw)) if order is None else order
     except ValueError as exc:  # bad dates or numbers
         if isinstance(exc, OppdragFormatError):
             raise
