@@ -1,0 +1,99 @@
+"""Publishing to JetStream in rounds, each message's acknowledgement counted, not awaited.
+
+nats-py's ``publish`` makes a request per message (a new reply token, a future and a timer) and
+its ``publish_async`` a future, a random token (a system call), a done callback and a decoded
+``PubAck`` per message: with the round trips, most of what the sender and the status publisher
+cost a message. A ``Publisher`` writes a round's messages in order, each with a reply subject
+of the round's own plus its place, and one subscription files JetStream's answers by that place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+Item = tuple[bytes, dict[str, str]]  # payload, headers
+
+
+class Publisher:
+    """Rounds of messages to one subject, on one connection (its own reply subscription)."""
+
+    def __init__(self, nc: Any, subject: str) -> None:
+        self.nc = nc
+        self.subject = subject
+        self.inbox = nc.new_inbox()
+        self.rounds = itertools.count()
+        self.waiting: dict[str, _Round] = {}
+        self.sub: Any = None
+
+    async def publish(self, items: Sequence[Item], *, timeout_s: float) -> list[str | None]:
+        """Publish ``items`` in order and wait up to ``timeout_s`` for JetStream's answers: per
+        item None once it was stored, else why not (its error answer, none in time, or the
+        failed write of it or of one before it)."""
+        if not items:
+            return []
+        if self.sub is None:
+            self.sub = await self.nc.subscribe(f"{self.inbox}.*.*", cb=self._answered)
+        prefix = f"{self.inbox}.{next(self.rounds)}"
+        done = self.waiting[prefix] = _Round(len(items), timeout_s)
+        try:
+            for n, (data, headers) in enumerate(items):
+                try:
+                    await self.nc.publish(
+                        self.subject, data, reply=f"{prefix}.{n}", headers=headers
+                    )
+                except Exception as exc:  # the connection's, nats-py's own: none of the rest left
+                    done.unsent(n, f"{type(exc).__name__}: {exc}")
+                    break
+            if done.left:
+                await asyncio.wait({done.future}, timeout=timeout_s)
+        finally:
+            del self.waiting[prefix]
+        return done.answers
+
+    async def _answered(self, msg: Any) -> None:
+        prefix, _, place = msg.subject.rpartition(".")
+        done = self.waiting.get(prefix)
+        if done is not None:  # else a round given up
+            done.answer(int(place), _error(msg))
+
+
+class _Round:
+    """A round's answers, and the future set once every item has one."""
+
+    def __init__(self, size: int, timeout_s: float) -> None:
+        self.answers: list[str | None] = [f"no acknowledgement within {timeout_s:g} s"] * size
+        self.pending = [True] * size
+        self.left = size
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def answer(self, n: int, error: str | None) -> None:
+        if self.pending[n]:  # the first answer counts
+            self.pending[n] = False
+            self.answers[n] = error
+            self.left -= 1
+            if not self.left:
+                self.future.set_result(None)
+
+    def unsent(self, first: int, error: str) -> None:
+        for n in range(first, len(self.answers)):
+            self.answer(n, error)
+
+
+def _error(msg: Any) -> str | None:
+    """Why JetStream's answer is no acknowledgement (None: stored), as nats-py reads one: a 503
+    status (no stream takes the subject), an error, or no ``PubAck``."""
+    if msg.headers and msg.headers.get("Status") == "503":
+        return "NoStreamResponseError: no stream takes the subject (503)"
+    try:
+        answer = json.loads(msg.data)
+    except ValueError:
+        return f"not an acknowledgement: {msg.data[:200]!r}"
+    if isinstance(answer, dict) and "error" in answer:
+        return f"APIError: {answer['error']}"[:300]
+    if not isinstance(answer, dict) or "seq" not in answer:
+        return f"not an acknowledgement: {msg.data[:200]!r}"
+    return None
