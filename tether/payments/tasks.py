@@ -23,10 +23,10 @@ from typing import Any
 
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
-from tether.core.events import close_quietly, connect_nats, ensure_stream, fetch_ready
+from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, intake, outbox, repository
-from tether.payments.jetstream import Publisher
+from tether.payments.jetstream import Publisher, Puller
 from tether.payments.records import OrderRow
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM
@@ -220,10 +220,11 @@ async def _consume(
 
         config = ConsumerConfig(ack_wait=ack_wait_s)
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        puller = Puller(nc, stream, durable)
         while not stop.is_set():
             try:
-                msgs = await fetch_ready(sub, batch, wait_s=0.5)
-            except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
+                msgs = await puller.fetch(batch, wait_s=0.5)
+            except TimeoutError:  # none within the wait
                 if once:
                     break
                 continue

@@ -1,11 +1,16 @@
-"""``jetstream.Publisher`` against a real NATS: a round is stored in order with an answer per
-message; a refusal, a missing stream, a lost answer and a failed write each reach only the
-messages they concern; a round given up ignores its late answers; statuses are all or nothing."""
+"""``jetstream`` against a real NATS. ``Publisher``: a round is stored in order with an answer
+per message; a refusal, a missing stream, a lost answer and a failed write each reach only the
+messages they concern; a round given up ignores its late answers; statuses are all or nothing.
+``Puller``: batches in order, a short batch at once, nothing within the wait a timeout, a
+missing consumer an error, a late delivery kept for the next fetch."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats
@@ -14,7 +19,7 @@ import pytest
 from tether.core.errors import UpstreamError
 from tether.core.events import ensure_stream
 from tether.payments import statuses
-from tether.payments.jetstream import Publisher
+from tether.payments.jetstream import Publisher, Puller
 
 
 @pytest.fixture
@@ -96,3 +101,58 @@ async def test_statuses_go_out_all_or_none(nc: Any) -> None:
     await statuses._publish_all(publisher, [item(0, stream), item(1, stream)])
     with pytest.raises(UpstreamError, match="1 of 2 statuses not stored"):
         await statuses._publish_all(publisher, [item(2, stream), item(3, "ELSEWHERE")])
+
+
+async def stream_of(nc: Any, count: int) -> tuple[str, str, Any]:
+    """A stream holding ``count`` messages and a durable pull consumer on it."""
+    stream, subject = names()
+    js = nc.jetstream()
+    await ensure_stream(js, stream, subject)
+    assert (
+        await Publisher(nc, subject).publish([item(n, stream) for n in range(count)], timeout_s=5)
+        == [None] * count
+    )
+    await js.pull_subscribe(subject, durable="d", stream=stream)
+    return stream, subject, js
+
+
+async def test_a_puller_takes_batches_in_order_and_a_short_one_at_once(nc: Any) -> None:
+    stream, _, js = await stream_of(nc, 25)
+    puller = Puller(nc, stream, "d")
+    first = await puller.fetch(10, wait_s=5)
+    started = time.monotonic()
+    rest = await puller.fetch(100, wait_s=5)
+    assert time.monotonic() - started < 1  # what is there, not a full batch
+    assert [m.data for m in first + rest] == [f"m{n}".encode() for n in range(25)]
+    for msg in first + rest:
+        await msg.ack()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await puller.fetch(10, wait_s=0.3)
+    assert 0.25 < time.monotonic() - started < 2
+    for _ in range(50):  # the acks were written, not awaited
+        info = await js.consumer_info(stream, "d")
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def test_a_puller_of_no_consumer_is_refused(nc: Any) -> None:
+    stream, _, _ = await stream_of(nc, 1)
+    with pytest.raises(UpstreamError, match="refused a pull"):
+        await Puller(nc, stream, "nobody").fetch(10, wait_s=2)
+
+
+@dataclass
+class Delivered:
+    subject: str
+    data: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def test_a_late_delivery_is_kept_and_another_requests_status_dropped(nc: Any) -> None:
+    puller = Puller(nc, "S", "d")
+    await puller._delivered(Delivered("late", b"late"))  # after its request was given up
+    await puller._delivered(Delivered(f"{puller.inbox}.7", headers={"Status": "503"}))
+    assert [m.data for m in await puller.fetch(1, wait_s=0.1)] == [b"late"]
