@@ -196,20 +196,22 @@ WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
 -- name: lock_orders
 -- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case;
--- what booking reads of them (records.OrderHead), not the XML stored out of line
-SELECT id, fagsystem, sak_id, original_key, uids, details, state
+-- what booking reads of them (records.OrderHead), not the XML stored out of line nor the details
+-- (book_receipts puts them in the statuses)
+SELECT id, fagsystem, sak_id, original_key, uids, state
 FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
 
 -- name: book_receipts
 -- a receipt batch's bookings in one statement (the orders and cases are locked by the caller,
 -- each case at most once per call): 00/04 make the order's candidates the confirmed
 -- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
--- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender; a row
+-- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
+-- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
 -- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
-             code text, text text, original_key text, hos jsonb, body jsonb)
+             code text, text text, original_key text, hos boolean, error jsonb)
 ), confirmed AS (
     INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id,
                                 last_line, data, confirmed_at)
@@ -249,13 +251,19 @@ WITH r AS (
         send_due_at = NULL,
         claimed_until = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
+    RETURNING o.id, o.details
 )
 INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status, body FROM (
-    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, r.hos AS body
-    FROM r WHERE r.hos IS NOT NULL
+SELECT original_key, status,
+       jsonb_build_object('status', status, 'detaljer', details, 'error', error,
+                          'simulering', false)
+FROM (
+    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
+           f.details
+    FROM r JOIN finished f ON f.id = r.id WHERE r.hos
     UNION ALL
-    SELECT r.ord, 1, r.original_key, r.state, r.body FROM r
+    SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
+    FROM r JOIN finished f ON f.id = r.id
 ) booked
 ORDER BY ord, step;
 

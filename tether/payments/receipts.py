@@ -32,10 +32,10 @@ class Booking:
         self, conn: Connection, order: OrderHead, receipt: codec.Receipt, case: CaseRow
     ) -> tuple[str, CaseRow]:
         """Queue one booking; returns the outcome and the case row as the booking leaves it."""
-        body = codec.final(order.details, receipt)
-        hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
+        hos = order.state == "MOTTATT"
         text = receipt.source.beskr_melding
-        state = await self._queue(conn, order, body, code=receipt.code, text=text, hos=hos)
+        final = codec.final(receipt)
+        state = await self._queue(conn, order, final, code=receipt.code, text=text, hos=hos)
         if state == "OK":
             case = replace(
                 case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
@@ -50,24 +50,24 @@ class Booking:
         """Queue the end of an order tether never sent and never will (too large for the
         queue): ``FEILET`` 400 under its message's key, as an 08 would leave it (previous state
         in force, case freed), but no receipt (no code), no sent time; ``last_error`` says why."""
-        body = codec.unsendable(order.details, error)
-        await self._queue(conn, order, body, code=None, text=error, hos=None)
+        await self._queue(conn, order, codec.unsendable(error), code=None, text=error, hos=False)
         return replace(case, inflight_order=None) if case.inflight_order == order.id else case
 
     async def _queue(
         self,
         conn: Connection,
         order: OrderHead,
-        body: codec.StatusBody,
+        final: tuple[str, codec.StatusBody | None],
         *,
         code: str | None,
         text: str | None,
-        hos: codec.StatusBody | None,
+        hos: bool,
     ) -> str:
-        """One row of ``book_receipts``; returns the final status it stores."""
+        """One row of ``book_receipts`` (final status and error; ``hos``: ``HOS_OPPDRAG``
+        first); returns the final status it stores."""
         if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
             await self.flush(conn)
-        state = str(body["status"])
+        state, error = final
         self.rows.append(
             {
                 "ord": len(self.rows),
@@ -81,11 +81,11 @@ class Booking:
                 "text": text,
                 "original_key": order.original_key,
                 "hos": hos,
-                "body": body,
+                "error": error,
             }
         )
         self.cases.add(case_key(order))
-        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        self.counted += ["HOS_OPPDRAG", state] if hos else [state]
         return state
 
     async def flush(self, conn: Connection) -> None:
