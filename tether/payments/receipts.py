@@ -4,7 +4,6 @@ plans as the local sender gets them."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ class Booking:
         self.rows: list[dict[str, Any]] = []
         self.cases: set[tuple[str, str]] = set()
         self.counted: list[str] = []
+        self.orders: set[uuid.UUID] = set()  # booked by this batch: a second receipt is a duplicate
 
     async def add(
         self, conn: Connection, order: OrderHead, receipt: codec.Receipt, case: CaseRow
@@ -37,11 +37,9 @@ class Booking:
         final = codec.final(receipt)
         state = await self._queue(conn, order, final, code=receipt.code, text=text, hos=hos)
         if state == "OK":
-            case = replace(
-                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
-            )
+            case = _freed(case, frozenset(order.uids), has_order_before=True)
         elif case.inflight_order == order.id:
-            case = replace(case, inflight_order=None)
+            case = _freed(case, case.active_uids, has_order_before=case.has_order_before)
         return state.lower(), case
 
     async def refuse(
@@ -51,7 +49,9 @@ class Booking:
         queue): ``FEILET`` 400 under its message's key, as an 08 would leave it (previous state
         in force, case freed), but no receipt (no code), no sent time; ``last_error`` says why."""
         await self._queue(conn, order, codec.unsendable(error), code=None, text=error, hos=False)
-        return replace(case, inflight_order=None) if case.inflight_order == order.id else case
+        if case.inflight_order != order.id:
+            return case
+        return _freed(case, case.active_uids, has_order_before=case.has_order_before)
 
     async def _queue(
         self,
@@ -85,6 +85,7 @@ class Booking:
             }
         )
         self.cases.add(case_key(order))
+        self.orders.add(order.id)
         self.counted += ["HOS_OPPDRAG", state] if hos else [state]
         return state
 
@@ -92,6 +93,18 @@ class Booking:
         if self.rows:
             await repository.book_receipts(conn, receipts=self.rows)
         self.rows, self.cases = [], set()
+
+
+def _freed(case: CaseRow, uids: frozenset[str] | None, *, has_order_before: bool) -> CaseRow:
+    """The case without an order in flight (built, not ``dataclasses.replace``d: a receipt
+    each, and replace introspects the fields every call)."""
+    return CaseRow(
+        fagsystem=case.fagsystem,
+        sak_id=case.sak_id,
+        active_uids=uids,
+        has_order_before=has_order_before,
+        inflight_order=None,
+    )
 
 
 def planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:

@@ -15,7 +15,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -295,7 +294,7 @@ class PaymentsService:
                 extra={"action": "payments_receipt_stray"},
             )
             return "stray"
-        if order.state in FINAL:
+        if order.state in FINAL or order.id in booking.orders:  # finished, or earlier in the batch
             logger.info(
                 "second receipt for order %s ignored",
                 order.id,
@@ -305,7 +304,6 @@ class PaymentsService:
         # locked by lock_cases; drained at the end of the batch when free
         key = receipts.case_key(order)
         outcome, cases[key] = await booking.add(conn, order, receipt, cases[key])
-        orders[order.id] = replace(order, state=outcome.upper())
         return outcome
 
     # --- reads ---------------------------------------------------------------------------
