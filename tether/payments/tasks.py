@@ -58,7 +58,7 @@ async def send_orders(
             if handed and now - last_claim < s.poll_interval_s:
                 return list(handed)
             last_claim = now
-            async with db.transaction(service.pool) as conn:
+            async with db.autocommit(service.pool) as conn:  # one statement, atomic by itself
                 due = await repository.claim_due_orders(
                     conn, limit=max(1, s.send_batch - len(handed)), dead_s=s.send_dead_timeout_s
                 )
