@@ -11,7 +11,7 @@ from typing import Literal
 
 from tether.payments import codec
 from tether.payments.jetstream import Item, Publisher
-from tether.payments.records import OrderRow
+from tether.payments.records import Outgoing
 from tether.payments.service import PaymentsService
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ SEND_TIMEOUT_S = 5.0  # JetStream's acknowledgement of an order, or it is sent a
 
 
 async def send(
-    service: PaymentsService, publisher: Publisher, orders: Sequence[OrderRow], limit: int
+    service: PaymentsService, publisher: Publisher, orders: Sequence[Outgoing], limit: int
 ) -> list[str | None]:
     """Per order, None once sent, an error text when it could not be (it is retried later), a
     ``TooLarge`` one when it never can be (planning refuses such orders; one stored before the
@@ -57,7 +57,7 @@ async def send(
     return outcomes
 
 
-async def _look_up(service: PaymentsService, order: OrderRow) -> Literal[False] | str | None:
+async def _look_up(service: PaymentsService, order: Outgoing) -> Literal[False] | str | None:
     """None when the payment system has the order already (it is not sent again), False when
     it has not, an error text when it could not be asked (asked again on the next attempt)."""
     try:
@@ -73,7 +73,7 @@ async def _look_up(service: PaymentsService, order: OrderRow) -> Literal[False] 
     return None
 
 
-def _too_large(order: OrderRow, size: int, limit: int) -> TooLarge:
+def _too_large(order: Outgoing, size: int, limit: int) -> TooLarge:
     logger.error(
         "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; "
         "its message is FEILET 400 on a first attempt, else the order is parked for an "

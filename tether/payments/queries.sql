@@ -134,15 +134,15 @@ LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
 -- name: claim_due_orders
 -- a claim holds an order for the dead timeout: a crashed sender's claim expires by itself. It
 -- sets claimed_until, no indexed column, so it is a HOT update (migration 0010); the claim
--- walks oppdrag_due in due order and steps over the orders claimed now
+-- walks oppdrag_due in due order and steps over the orders claimed now; it returns what the
+-- sender reads (records.Outgoing)
 UPDATE pay.oppdrag o SET claimed_until = now() + make_interval(secs => %(dead_s)s),
                          send_attempts = o.send_attempts + 1
 WHERE o.id IN (SELECT id FROM pay.oppdrag
                WHERE state = 'MOTTATT' AND send_due_at <= now()
                  AND (claimed_until IS NULL OR claimed_until <= now())
                ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
-          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+RETURNING o.id, o.original_key, o.xml, o.message_id, o.send_attempts;
 
 -- name: mark_orders_sent
 -- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten.

@@ -4,12 +4,11 @@ plans as the local sender gets them."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.db import Connection
 from tether.payments import codec, repository
-from tether.payments.records import CaseRow, OrderHead, OrderRow
+from tether.payments.records import CaseRow, OrderHead, Outgoing
 
 
 def case_key(order: OrderHead) -> tuple[str, str]:
@@ -107,18 +106,12 @@ def _freed(case: CaseRow, uids: frozenset[str] | None, *, has_order_before: bool
     )
 
 
-def planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
+def planned_order(planned: dict[str, Any]) -> Outgoing:
     """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
-    return OrderRow.from_row(
-        {
-            **planned,
-            "id": uuid.UUID(planned["id"]),
-            "fagsystem": fagsystem,
-            "state": "MOTTATT",
-            "message_id": planned["id"],
-            "created_at": datetime.now(UTC),
-            "send_attempts": 1,
-            "sent_at": None,
-            "receipt_code": None,
-        }
+    return Outgoing(
+        id=uuid.UUID(planned["id"]),
+        original_key=planned["original_key"],
+        xml=planned["xml"],
+        message_id=planned["id"],
+        send_attempts=1,
     )

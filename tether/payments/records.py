@@ -148,6 +148,29 @@ class OrderRow(OrderHead):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Outgoing:
+    """What the sender reads of an order it sends (claimed, or handed to it by a receipt batch):
+    what it publishes and logs. Not the details, which the claim decoded from JSON for every
+    order only to drop them: a tenth of what sending one cost."""
+
+    id: uuid.UUID
+    original_key: str
+    xml: str
+    message_id: str
+    send_attempts: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Outgoing:
+        return cls(
+            id=row["id"],
+            original_key=row["original_key"],
+            xml=row["xml"],
+            message_id=row["message_id"],
+            send_attempts=row["send_attempts"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusRow:
     """One status published under an original key; ``body`` is the spec's status shape."""
 

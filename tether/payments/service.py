@@ -33,6 +33,7 @@ from tether.payments.records import (
     InboundRow,
     OrderHead,
     OrderRow,
+    Outgoing,
     StatusRow,
     Submission,
 )
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 FINAL = frozenset({"OK", "FEILET"})
 CaseMap = dict[tuple[str, str], CaseRow]
-Drained = tuple[list[str], list[OrderRow]]  # statuses stored, orders stored claimed
+Drained = tuple[list[str], list[Outgoing]]  # statuses stored, orders stored claimed
 
 
 class PaymentsService:
@@ -67,7 +68,7 @@ class PaymentsService:
         self.statuses_ready = asyncio.Event()
         # orders a receipt batch planned, stored claimed for this process's sender (None: no
         # sender here, so they are stored due for any sender to claim)
-        self._handed: list[OrderRow] | None = None
+        self._handed: list[Outgoing] | None = None
 
     def send_here(self) -> None:
         """This process runs a sender: the orders its receipt batches plan are handed to it
@@ -75,7 +76,7 @@ class PaymentsService:
         if self._handed is None:
             self._handed = []
 
-    def take_handed(self) -> list[OrderRow]:
+    def take_handed(self) -> list[Outgoing]:
         """The orders handed to this process's sender since it last took them."""
         handed = self._handed or []
         if handed:
@@ -160,7 +161,7 @@ class PaymentsService:
         once committed, and the orders stored claimed (none without ``claim_s``)."""
         free = {(c.fagsystem, c.sak_id): c for c in cases}
         counted: list[str] = []
-        orders: list[OrderRow] = []
+        orders: list[Outgoing] = []
         while free:
             taken = await repository.take_waiting(conn, keys=sorted(free))
             planners: dict[str, intake.Planner] = {}
@@ -184,7 +185,7 @@ class PaymentsService:
                 )
                 counted += planner.counted
                 if claim_s is not None:  # stored claimed: the local sender gets them
-                    orders += [receipts.planned_order(fagsystem, o) for o in planner.orders]
+                    orders += [receipts.planned_order(o) for o in planner.orders]
             free = still
         return counted, orders
 

@@ -27,7 +27,7 @@ from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, intake, outbox, repository
 from tether.payments.jetstream import Publisher, Puller
-from tether.payments.records import OrderRow
+from tether.payments.records import OrderRow, Outgoing
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM
 
@@ -45,10 +45,10 @@ async def send_orders(
         await ensure_stream(js, s.orders_stream, s.orders_subject, max_age_s=s.stream_max_age_s)
         publisher = Publisher(nc, s.orders_subject)
         service.send_here()
-        handed: list[OrderRow] = []
+        handed: list[Outgoing] = []
         last_claim = float("-inf")
 
-        async def claim() -> list[OrderRow]:
+        async def claim() -> list[Outgoing]:
             # the handed ones were claimed for this sender when stored; due ones are claimed
             # besides at least every poll interval, so a steady flow of receipts cannot starve
             # orders stored elsewhere (they wait no longer than an idle sender's poll)
@@ -64,7 +64,7 @@ async def send_orders(
                 )
             return [*handed, *due]
 
-        async def process(orders: Sequence[OrderRow]) -> None:
+        async def process(orders: Sequence[Outgoing]) -> None:
             await _send_batch(service, publisher, orders, max_payload=nc.max_payload)
             if len(orders) < s.send_batch and not handed:  # handed: a receipt batch's group
                 await asyncio.sleep(s.round_linger_s)
@@ -85,7 +85,7 @@ async def send_orders(
 async def _send_batch(
     service: PaymentsService,
     publisher: Publisher,
-    orders: Sequence[OrderRow],
+    orders: Sequence[Outgoing],
     *,
     max_payload: int | None = None,
 ) -> int:
