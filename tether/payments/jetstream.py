@@ -39,7 +39,10 @@ class Publisher:
         if not items:
             return []
         if self.sub is None:
-            self.sub = await self.nc.subscribe(f"{self.inbox}.*.*", cb=self._answered)
+            try:
+                self.sub = await self.nc.subscribe(f"{self.inbox}.*.*", cb=self._answered)
+            except Exception as exc:  # the connection's, nats-py's own: nothing can be sent
+                return [f"{type(exc).__name__}: {exc}"] * len(items)
         prefix = f"{self.inbox}.{next(self.rounds)}"
         done = self.waiting[prefix] = _Round(len(items), timeout_s)
         try:
