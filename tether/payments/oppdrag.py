@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tether.payments import receipt_head
 from tether.payments.models import Line, Order, Receipt
 from tether.payments.order_form import OrderForm
 
@@ -285,8 +286,13 @@ def parse_order_xml(raw: str | bytes) -> Order:
 
 
 def parse_receipt(raw: str | bytes) -> Receipt:
-    """Read a receipt; ``alvorlighetsgrad`` comes back trimmed (the payment system pads it)."""
-    root = _parse(raw)
+    """Read a receipt; ``alvorlighetsgrad`` comes back trimmed (the payment system pads it).
+    One in the usual form is read without a tree of the order it echoes (``receipt_head``)."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    usual = receipt_head.read(data)
+    if usual is not None:
+        return usual
+    root = _parse(data)
     mmel = _child(root, "mmel")
     if mmel is None:
         raise OppdragFormatError("<mmel> is missing: not a receipt")
