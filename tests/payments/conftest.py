@@ -18,12 +18,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.api import install_error_handlers
 from tether.core.hotpath import install_hot_routes
+from tether.core.jetstream import Publisher
 from tether.core.routetable import install_route_table
 from tether.core.security import install_security
 from tether.core.settings import Settings
 from tether.payments.api import router
 from tether.payments.client import OppdragClient
-from tether.payments.jetstream import Publisher
 from tether.payments.records import StatusRow
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings

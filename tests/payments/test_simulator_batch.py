@@ -4,10 +4,13 @@ acked only once JetStream acknowledged every receipt of it (else nakked, to be r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from tether.core.jetstream import Publisher
 from tether.payments import oppdrag, simulator
 from tether.payments.simulator import OppdragSimulator
 
@@ -63,21 +66,34 @@ class _Order:
         self.answer = "nak"
 
 
-class _Js:
-    """JetStream that acknowledges a receipt, refuses SAK2's and never answers SAK3's."""
+@dataclass
+class _Answer:
+    subject: str
+    data: bytes
+    headers: dict[str, str] | None = None
+
+
+class _Nc:
+    """A connection whose JetStream stores a receipt, refuses SAK2's and never answers SAK3's."""
 
     def __init__(self) -> None:
-        self.pending: list[asyncio.Future[Any]] = []
+        self.answer: Callable[[Any], Awaitable[None]] | None = None
+        self.unanswered: list[str] = []
 
-    async def publish_async(self, subject: str, payload: bytes, headers: Any) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if b"SAK2" in payload:
-            future.set_exception(RuntimeError("no stream"))
-        elif b"SAK3" in payload:
-            self.pending.append(future)
+    def new_inbox(self) -> str:
+        return "_INBOX.sim"
+
+    async def subscribe(self, subject: str, cb: Callable[[Any], Awaitable[None]]) -> None:
+        self.answer = cb
+
+    async def publish(self, subject: str, data: bytes, reply: str, headers: Any) -> None:
+        assert self.answer is not None
+        if b"SAK2" in data:
+            await self.answer(_Answer(reply, b'{"error":{"code":503,"description":"no stream"}}'))
+        elif b"SAK3" in data:
+            self.unanswered.append(reply)
         else:
-            future.set_result(None)
-        return future
+            await self.answer(_Answer(reply, b'{"stream":"OPP_REC","seq":1}'))
 
 
 async def test_an_order_whose_receipt_was_not_acknowledged_is_nakked(
@@ -85,11 +101,13 @@ async def test_an_order_whose_receipt_was_not_acknowledged_is_nakked(
 ) -> None:
     monkeypatch.setattr(simulator, "RECEIPT_ACK_TIMEOUT_S", 0.05)
     orders = [_Order(sak) for sak in ("SAK1", "SAK2", "SAK3", "SAK4")]
-    js = _Js()
-    await sim._handle_batch(js, orders)
+    nc = _Nc()
+    receipts = Publisher(nc, "receipts")
+    await sim._handle_batch(receipts, orders)
     assert [o.answer for o in orders] == ["ack", "nak", "nak", "ack"]
     assert sim.state.calls["receipts"] == 2
-    assert [f.cancelled() for f in js.pending] == [True]  # its slot is not held for ever
+    assert len(nc.unanswered) == 1 and receipts.waiting == {}  # the round is not held for ever
+    await receipts._answered(_Answer(nc.unanswered[0], b'{"stream":"OPP_REC","seq":2}'))  # late
     assert all(sim.ledger.view(s) is not None for s in ("SAK2", "SAK3"))  # booked: a redelivery
     # gets the first receipt again, as for any order seen before
 
@@ -116,5 +134,5 @@ async def test_when_slow_no_order_waits_for_the_next_ones_sleep(
 
     monkeypatch.setattr(sim.ledger, "receive", judged)
     orders = [_Order(sak, log) for sak in ("SAK1", "SAK4")]
-    await sim._handle_batch(_Js(), orders)
+    await sim._handle_batch(Publisher(_Nc(), "receipts"), orders)
     assert log == expected

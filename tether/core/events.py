@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tether.core.errors import InvalidInput
+from tether.core.jetstream import Puller
 from tether.core.settings import Settings
 from tether.core.wire import first_error
 
@@ -135,22 +136,6 @@ async def close_quietly(nc: Any, sub: Any = None) -> None:
             await nc.close()
 
 
-async def fetch_ready(sub: Any, batch: int, wait_s: float) -> list[Any]:
-    """Up to ``batch`` messages of a JetStream pull subscription, without waiting for a full
-    batch: the first is awaited up to ``wait_s`` (``TimeoutError`` if none comes), then what is
-    already there is taken. nats-py's ``fetch(n)`` instead waits, when nothing was ready at
-    first, until n messages came or the timeout passed: a few messages in flight then wait the
-    whole timeout."""
-    msgs: list[Any] = await sub.fetch(1, timeout=wait_s)
-    if batch > 1:
-        with contextlib.suppress(TimeoutError):  # nothing more right now
-            msgs += await sub.fetch(batch - 1, timeout=READY_WAIT_S)
-    return msgs
-
-
-READY_WAIT_S = 0.005  # how long ``fetch_ready`` lingers for more once it has one
-
-
 async def publish_nats(url: str, stream: str, subject: str, events: list[CloudEvent]) -> None:
     """Publish events to a JetStream subject (the simulator and tests use this)."""
 
@@ -179,18 +164,17 @@ async def consume_nats(
     A batch is acknowledged only after ``handle`` returned, so a crash redelivers it. Malformed
     messages are acknowledged and logged: redelivering them would never succeed.
     """
-    from nats.errors import TimeoutError as NatsTimeout
-
     nc = await connect_nats(url)
     sub = None
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subject)
-        sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
+        sub = await js.pull_subscribe(subject, durable=durable, stream=stream)  # the consumer
+        puller = Puller(nc, stream, durable)
         while not stop.is_set():
             try:
-                msgs = await fetch_ready(sub, batch, wait_s=0.5)
-            except (NatsTimeout, TimeoutError):  # nats-py raises either when nothing came
+                msgs = await puller.fetch(batch, wait_s=0.5)
+            except TimeoutError:  # nothing came
                 continue
             good: list[CloudEvent] = []
             for msg in msgs:

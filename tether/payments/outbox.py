@@ -9,8 +9,8 @@ import logging
 from collections.abc import Sequence
 from typing import Literal
 
+from tether.core.jetstream import Item, Publisher
 from tether.payments import codec
-from tether.payments.jetstream import Item, Publisher
 from tether.payments.records import Outgoing
 from tether.payments.service import PaymentsService
 

@@ -30,13 +30,8 @@ from fastapi import FastAPI, Request
 from rich.console import Console
 from starlette.responses import JSONResponse
 
-from tether.core.events import (
-    STREAM_MAX_AGE_S,
-    close_quietly,
-    connect_nats,
-    ensure_stream,
-    fetch_ready,
-)
+from tether.core.events import STREAM_MAX_AGE_S, close_quietly, connect_nats, ensure_stream
+from tether.core.jetstream import Item, Publisher, Puller
 from tether.core.loop import cancel_and_wait
 from tether.core.simulator import (
     GenericFaults,
@@ -153,51 +148,53 @@ class OppdragSimulator(SimulatorServer):
         js = nc.jetstream()
         await ensure_stream(js, top.orders_stream, top.orders_subject, max_age_s=top.max_age_s)
         await ensure_stream(js, top.receipts_stream, top.receipts_subject, max_age_s=top.max_age_s)
-        sub = await js.pull_subscribe(
+        sub = await js.pull_subscribe(  # the durable consumer
             top.orders_subject, durable=top.durable, stream=top.orders_stream
         )
-        consumer = asyncio.create_task(self._consume(js, sub))
+        puller = Puller(nc, top.orders_stream, top.durable)
+        consumer = asyncio.create_task(self._consume(puller, Publisher(nc, top.receipts_subject)))
         try:
             await super().serve()
         finally:
             await cancel_and_wait(consumer)
             await close_quietly(nc, sub)  # closed even when the broker went first
 
-    async def _consume(self, js: Any, sub: Any) -> None:
+    async def _consume(self, puller: Puller, receipts: Publisher) -> None:
         while not self._stopped.is_set():
             if self.state.mode == OppdragFault.DOWN:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                msgs = await fetch_ready(sub, ORDER_BATCH, wait_s=0.5)
-            except TimeoutError:  # nats' own and the bare asyncio one fetch also raises
+                msgs = await puller.fetch(ORDER_BATCH, wait_s=0.5)
+            except TimeoutError:  # none within the wait
                 continue
             except Exception as exc:  # a broken connection: nats reconnects, so try again
                 logger.warning("oppdrag simulator could not fetch orders: %r", exc)
                 await asyncio.sleep(0.2)
                 continue
-            await self._handle_batch(js, msgs)
+            await self._handle_batch(receipts, msgs)
 
-    async def _handle_batch(self, js: Any, msgs: list[Any]) -> None:
-        """Each order judged in turn, its receipts written at once (``publish_async``); an order
-        is acked once every receipt of it was acknowledged, else nakked: one flush and one
-        wait for a fetched batch instead of a publish round trip per order. When slow, each
-        order is settled before the next one's wait, so no ack waits for the others' sleeps."""
-        handled: list[tuple[Any, list[asyncio.Future[Any]]]] = []
+    async def _handle_batch(self, receipts: Publisher, msgs: list[Any]) -> None:
+        """Each order judged in turn, then the receipts of them all published in one round, in
+        order; an order is acked once every receipt of it was acknowledged, else nakked: one
+        write and one wait for a fetched batch instead of a publish round trip per order. When
+        slow, each order is settled before the next one's wait, so no ack waits for the others'
+        sleeps."""
+        handled: list[tuple[Any, list[Item]]] = []
         for msg in msgs:
             mode = self.state.mode
             if mode == OppdragFault.DOWN:  # went down while fetching
                 await msg.nak(delay=0.2)
                 continue
             if mode == OppdragFault.SLOW and handled:
-                await self._settle(handled)
+                await self._settle(receipts, handled)
                 handled = []
             try:
-                handled.append((msg, await self._handle(js, msg)))
+                handled.append((msg, await self._handle(msg)))
             except Exception:  # a bug must not stop the consumer: log, keep the order
                 logger.exception("oppdrag simulator failed on an order")
                 await msg.nak(delay=1)
-        await self._settle(handled)
+        await self._settle(receipts, handled)
         self._unfrozen += len(msgs)
         if self._alone and self._unfrozen >= FREEZE_EVERY:
             # The ledger only grows (every case and order received): out of the collector's
@@ -207,26 +204,24 @@ class OppdragSimulator(SimulatorServer):
             gc.freeze()
             self._unfrozen = 0
 
-    async def _settle(self, handled: list[tuple[Any, list[asyncio.Future[Any]]]]) -> None:
-        """Wait for the receipts' acknowledgements; ack each order whose receipts all were."""
-        futures = [f for _, fs in handled for f in fs]
-        if futures:
-            await asyncio.wait(futures, timeout=RECEIPT_ACK_TIMEOUT_S)
-        for msg, fs in handled:
-            failed = [f for f in fs if not f.done() or f.cancelled() or f.exception() is not None]
-            self.state.calls["receipts"] += len(fs) - len(failed)
+    async def _settle(self, receipts: Publisher, handled: list[tuple[Any, list[Item]]]) -> None:
+        """Publish the orders' receipts; ack each order whose receipts all were acknowledged."""
+        answers = iter(
+            await receipts.publish(
+                [item for _, items in handled for item in items], timeout_s=RECEIPT_ACK_TIMEOUT_S
+            )
+        )
+        for msg, items in handled:
+            failed = [why for why in itertools.islice(answers, len(items)) if why is not None]
+            self.state.calls["receipts"] += len(items) - len(failed)
             if not failed:
                 await msg.ack()
                 continue
-            first = failed[0]
-            why = first.exception() if first.done() and not first.cancelled() else "no ack in time"
-            logger.error("oppdrag simulator could not publish a receipt: %r", why)
-            for f in failed:
-                f.cancel()  # a lost ack must not hold its slot in nats-py's pending table
+            logger.error("oppdrag simulator could not publish a receipt: %s", failed[0])
             await msg.nak(delay=1)
 
-    async def _handle(self, js: Any, msg: Any) -> list[asyncio.Future[Any]]:
-        """Judge one order; its receipts' publish acknowledgements (none when silent)."""
+    async def _handle(self, msg: Any) -> list[Item]:
+        """Judge one order; its receipts, to publish (none when silent)."""
         state, mode = self.state, self.state.mode
         msg_id = (msg.headers or {}).get("Nats-Msg-Id")
         outcome = self.ledger.receive(msg.data, msg_id, mode)
@@ -242,17 +237,15 @@ class OppdragSimulator(SimulatorServer):
         if mode == OppdragFault.SILENT:
             return []
         receipt = received.receipt(msg.data).encode()
-        futures = []
+        items: list[Item] = []
         for _ in range(2 if mode == OppdragFault.DUPLICATE else 1):
             receipt_id = f"{received.nokkel_avstemming}.{self._instance}.{next(self._receipt_seq)}"
             headers = {
                 "Nats-Msg-Id": receipt_id,
                 "Oppdrag-Msg-Id": msg_id or "",
             }
-            futures.append(
-                await js.publish_async(self.topology.receipts_subject, receipt, headers=headers)
-            )
-        return futures
+            items.append((receipt, headers))
+        return items
 
 
 def build_simulator(

@@ -19,9 +19,9 @@ from typing import Any
 from tether.core import db
 from tether.core.errors import UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream
+from tether.core.jetstream import Item, Publisher
 from tether.core.jobs import idle
 from tether.payments import repository
-from tether.payments.jetstream import Item, Publisher
 from tether.payments.paths import status_url
 from tether.payments.service import PaymentsService
 

@@ -24,9 +24,9 @@ from typing import Any
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream
+from tether.core.jetstream import Publisher, Puller
 from tether.core.jobs import backoff, run_due_loop
 from tether.payments import codec, intake, outbox, repository
-from tether.payments.jetstream import Publisher, Puller
 from tether.payments.records import OrderRow, Outgoing
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM

@@ -1,6 +1,6 @@
 """``jetstream`` against a real NATS. ``Publisher``: a round is stored in order with an answer
 per message; a refusal, a missing stream, a lost answer and a failed write each reach only the
-messages they concern; a round given up ignores its late answers; statuses are all or nothing.
+messages they concern; a round given up ignores its late answers.
 ``Puller``: batches in order, a short batch at once, nothing within the wait a timeout, a
 missing consumer an error, a late delivery kept for the next fetch."""
 
@@ -18,8 +18,7 @@ import pytest
 
 from tether.core.errors import UpstreamError
 from tether.core.events import ensure_stream
-from tether.payments import statuses
-from tether.payments.jetstream import Publisher, Puller
+from tether.core.jetstream import Publisher, Puller
 
 
 @pytest.fixture
@@ -92,15 +91,6 @@ async def test_a_failed_write_fails_the_rest_of_its_round(nc: Any) -> None:
     first, *rest = await Publisher(nc, subject).publish(items, timeout_s=5)
     assert first is None
     assert rest[0] == rest[1] and rest[0] is not None and "MaxPayloadError" in rest[0]
-
-
-async def test_statuses_go_out_all_or_none(nc: Any) -> None:
-    stream, subject = names()
-    await ensure_stream(nc.jetstream(), stream, subject)
-    publisher = Publisher(nc, subject)
-    await statuses._publish_all(publisher, [item(0, stream), item(1, stream)])
-    with pytest.raises(UpstreamError, match="1 of 2 statuses not stored"):
-        await statuses._publish_all(publisher, [item(2, stream), item(3, "ELSEWHERE")])
 
 
 async def stream_of(nc: Any, count: int) -> tuple[str, str, Any]:

@@ -3,9 +3,10 @@ fetching from a pull consumer without a task per message.
 
 nats-py's ``publish`` makes a request per message (a new reply token, a future and a timer) and
 its ``publish_async`` a future, a random token (a system call), a done callback and a decoded
-``PubAck`` per message: with the round trips, most of what the sender and the status publisher
-cost a message. A ``Publisher`` writes a round's messages in order, each with a reply subject
-of the round's own plus its place, and one subscription files JetStream's answers by that place.
+``PubAck`` per message: with the round trips, most of what publishing a message costs a process
+whose work is moving messages. A ``Publisher`` writes a round's messages in order, each with a
+reply subject of the round's own plus its place, and one subscription files JetStream's answers
+by that place.
 """
 
 from __future__ import annotations
@@ -111,17 +112,20 @@ def _error(msg: Any) -> str | None:
     return None
 
 
-READY_WAIT_S = 0.005  # how long a fetch lingers for more once it has one (as fetch_ready)
+READY_WAIT_S = 0.005  # how long a fetch lingers for more once it has one
 _ENDS = frozenset({"404", "408", "409"})  # no messages, expired, a conflict: the request is over
 
 
 class Puller:
-    """Fetches from a durable pull consumer as ``events.fetch_ready`` does (the first message
-    awaited up to ``wait_s``, then what comes within ``READY_WAIT_S``, up to a batch), with one
-    subscription filing every delivery: nats-py's ``fetch`` awaits each message of a batch as a
+    """Fetches from a durable pull consumer without waiting for a full batch: the first message
+    is awaited up to ``wait_s``, then what comes within ``READY_WAIT_S`` is taken, up to a batch
+    (nats-py's ``fetch(n)`` instead waits, when nothing was ready at first, until n messages came
+    or the timeout passed: a few messages in flight then wait the whole timeout). One
+    subscription files every delivery: nats-py's ``fetch`` awaits each message of a batch as a
     task of its own, named by a ``uuid4`` (a system call), about as much CPU as the rest of
     taking the message. A message delivered after its request was given up is kept for the next
-    fetch, as nats-py keeps it; a status answering another request is dropped."""
+    fetch, as nats-py keeps it; a status answering another request is dropped. The durable
+    consumer is made beforehand (``js.pull_subscribe``)."""
 
     def __init__(self, nc: Any, stream: str, durable: str) -> None:
         self.nc = nc
