@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tether.core.records import record
 from tether.payments.domain import plan as plan_order
 from tether.payments.domain import receipt_outcome, split, validate_message
 from tether.payments.models import (
@@ -41,7 +42,7 @@ SIMULATION_DOC = "docs/payments.md#dry-run"  # why a dry run failed, and what to
 __all__ = ["CaseState", "Message", "Rejected", "StatusBody", "Utbetaling", "parse"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Planned:
     """What intake stores for one message; ``xml is None`` means nothing changed."""
 

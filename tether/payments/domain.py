@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+from tether.core.records import record
 from tether.payments.lines import build_order, details
 from tether.payments.models import (
     FAGSYSTEM,
@@ -289,7 +290,7 @@ def candidate(state: CaseState | None, changes: Diff, order: Order | None) -> Ca
     return CaseState(active_uids=frozenset(active), confirmed=confirmed, has_order_before=True)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Plan:
     """Everything one message leads to. ``order is None``: nothing changed (bare OK)."""
 

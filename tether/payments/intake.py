@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.errors import Conflict, TetherError
 from tether.core.groups import Grouped
+from tether.core.records import record
 from tether.payments import codec, repository
 from tether.payments.records import CaseRow, IntakeRow, Submission
 
@@ -48,7 +49,7 @@ FAGSYSTEM = "DAGPENGER"
 Outcome = Submission | TetherError
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Item:
     """One message ready for a batch: parsed, or the reason it could not be (its FEILET)."""
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from tether.core.records import record
 from tether.payments.models import (
     FAGSYSTEM,
     MAX_ID_LENGTH,
@@ -42,7 +42,7 @@ def line_id(uid: str, ref: str | None, period: Period) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:MAX_ID_LENGTH]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class _Ctx:
     """What every line of one message shares."""
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from pydantic import Field, ValidationError
 
+from tether.core.records import record
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 
 FAGSYSTEM = "DAGPENGER"
@@ -78,7 +79,7 @@ class DagpengerDay(NamedTuple):
     utbetalingstype: Utbetalingstype
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DagpengerMessage:
     """The whole case as the benefit system sends it (every reporting period so far)."""
 
@@ -163,7 +164,7 @@ def parse_message(raw: bytes | str | Mapping[str, Any]) -> DagpengerMessage:
 # --- utbetalinger and the case state ----------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, order=True)
+@record(order=True)
 class Period:
     """A run of days with one amount and rate; ``tom`` inclusive."""
 
@@ -190,7 +191,7 @@ class Period:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Utbetaling:
     """What the message says should be paid for one (meldeperiode, klassekode) of a case."""
 
@@ -208,7 +209,7 @@ class Utbetaling:
     periods: tuple[Period, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ConfirmedUtbetaling:
     """What the payment system confirmed for one uid: its periods and the chain's last line.
 
@@ -260,7 +261,7 @@ class ConfirmedUtbetaling:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CaseState:
     """A case as the payment system confirmed it.
 
@@ -280,7 +281,7 @@ class ChangeKind(StrEnum):
     UNCHANGED = "unchanged"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Change:
     """What one uid needs. ``old`` is the confirmed utbetaling (also for a come-back create)."""
 
@@ -290,7 +291,7 @@ class Change:
     old: ConfirmedUtbetaling | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Diff:
     changes: tuple[Change, ...]
 
@@ -302,7 +303,7 @@ class Diff:
 # --- the order ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Line:
     """One ``oppdrags-linje-150``. A stop line has ``kode_status_linje == "OPPH"``."""
 
@@ -330,7 +331,7 @@ class Line:
         return self.kode_status_linje == "OPPH"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Order:
     """One ``oppdrag-110``: every line of one case for one message, all or nothing."""
 
@@ -345,7 +346,7 @@ class Order:
     kode_fagomraade: str = KODE_FAGOMRAADE
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DetailLine:
     """One line of a status's ``detaljer``; a stop line shows ``belop == 0``."""
 
@@ -367,7 +368,7 @@ class DetailLine:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Details:  # a status's ``detaljer``: the order's lines sorted by fom
     ytelse: str
     linjer: tuple[DetailLine, ...]
