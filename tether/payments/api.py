@@ -78,7 +78,6 @@ def _message_body() -> dict[str, Any]:
     schema = MessageIn.model_json_schema()
     inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
     inlined["title"] = "DagpengerMessage"
-    inlined["properties"]["utbetalinger"]["items"]["title"] = "DagpengerDay"
     return {
         "required": True,
         "description": "The whole case. Unknown fields are ignored; a body that does not fit "
