@@ -10,7 +10,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from tether.core import db
-from tether.core.db import Connection, json_text
+from tether.core.db import Connection, json_param, json_text
 from tether.core.sql import load_queries
 from tether.payments.records import (
     CaseRow,
@@ -108,9 +108,9 @@ async def store_intake(
         queries["store_intake"],
         {
             "fagsystem": fagsystem,
-            "orders": json_text(orders),
+            "orders": json_param(orders),
             "sak_ids": [o["sak_id"] for o in orders],
-            "statuses": json_text(statuses),
+            "statuses": json_param(statuses),
             "waiting": list(waiting),
             "claim_s": claim_s,
         },
