@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 from starlette.responses import HTMLResponse, Response
 
 from tether.core.auth import PAGE, READ, WRITE
@@ -151,15 +152,12 @@ async def submit_dagpenger(request: Request) -> Response:
         transaction_id = _utf8(transaction_id)
     service = await _service(request)  # not a dependency: one less to solve per request
     submission = await service.submit(transaction_id, await request.body())
-    return Response(
-        Accepted(
-            key=submission.key,
-            status_url=status_url(submission.key),
-            duplicate=submission.duplicate,
-        ).model_dump_json(),
-        status_code=202,
-        media_type="application/json",
-    )
+    accepted = {  # ``Accepted``'s JSON, the model not built: half the cost
+        "key": submission.key,
+        "status_url": status_url(submission.key),
+        "duplicate": submission.duplicate,
+    }
+    return Response(to_json(accepted), status_code=202, media_type="application/json")
 
 
 def _utf8(header: str) -> str:
