@@ -24,14 +24,13 @@ from tether.payments.models import (
     ConfirmedUtbetaling,
     DagpengerMessage,
     PaymentValidationError,
-    Period,
     ReceiptCode,
     Utbetaling,
 )
 from tether.payments.models import Receipt as ModelReceipt
 from tether.payments.models import parse_message as parse
 from tether.payments.oppdrag import build_order_xml, parse_receipt
-from tether.payments.records import CaseRow, UtbetalingRow
+from tether.payments.records import CaseRow, Json, UtbetalingRow
 
 Message = DagpengerMessage
 Rejected = PaymentValidationError
@@ -48,7 +47,7 @@ class Planned:
 
     xml: str | None
     details: StatusBody | None
-    candidates: list[UtbetalingRow]
+    candidates: list[Json]  # ``pay.candidate`` rows, one per uid whose entry changes
     uids: frozenset[str]
 
 
@@ -61,23 +60,24 @@ class Receipt:
     source: ModelReceipt
 
 
-def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
-    """The candidate row of ``c``: its columns are parts of ``data`` (each written once)."""
+def _candidate(c: ConfirmedUtbetaling) -> Json:
+    """``c`` as the ``pay.candidate`` row ``store_intake`` stores: its columns are parts of
+    ``data`` (each written once), the last line as a period's JSON (``Period.to_json``). Built
+    as that dict: a row record, a ``Period`` and a second dict in between cost half of it."""
     data = c.to_json()
-    last_line = Period(
-        fom=c.last_line_fom,
-        tom=c.last_line_tom,
-        belop=c.last_line_sats,
-        vedtakssats=c.last_line_vedtakssats,
-    )
-    return UtbetalingRow(
-        uid=c.uid,
-        klassekode=data["klassekode"],
-        periods=data["perioder"],
-        last_line_id=c.last_line_id,
-        last_line=last_line.to_json(),
-        data=data,
-    )
+    return {
+        "uid": c.uid,
+        "klassekode": data["klassekode"],
+        "periods": data["perioder"],
+        "last_line_id": c.last_line_id,
+        "last_line": {
+            "fom": data["lastLineFom"],
+            "tom": data["lastLineTom"],
+            "beløp": c.last_line_sats,
+            "vedtakssats": c.last_line_vedtakssats,
+        },
+        "data": data,
+    }
 
 
 def precheck(msg: DagpengerMessage) -> tuple[Utbetaling, ...]:
@@ -127,7 +127,7 @@ def plan(
         return Planned(xml=None, details=None, candidates=[], uids=frozenset())
     before: Mapping[str, ConfirmedUtbetaling] = state.confirmed if state else {}
     changed = [
-        _confirmed_row(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
+        _candidate(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
     ]
     xml = build_order_xml(result.order)
     if max_order_bytes is not None:

@@ -241,7 +241,7 @@ class Planner:
                 "uids": sorted(planned.uids),
                 "details": planned.details,
                 "status": codec.mottatt(planned.details),
-                "candidates": [repository.candidate_payload(c) for c in planned.candidates],
+                "candidates": planned.candidates,
             }
         )
         self.counted.append("MOTTATT")

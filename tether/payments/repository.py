@@ -159,18 +159,6 @@ async def take_waiting(
     ]
 
 
-def candidate_payload(c: UtbetalingRow) -> Json:
-    """A candidate utbetaling as the order statements store it (``pay.candidate`` columns)."""
-    return {
-        "uid": c.uid,
-        "klassekode": c.klassekode,
-        "periods": c.periods,
-        "last_line_id": c.last_line_id,
-        "last_line": c.last_line,
-        "data": c.data,
-    }
-
-
 async def insert_status(conn: Connection, *, original_key: str, status: str, body: Json) -> None:
     params = {"original_key": original_key, "status": status, "body": Jsonb(body)}
     await db.execute(conn, queries["insert_status"], params)
