@@ -26,6 +26,7 @@ from tether.payments.models import (
     Order,
     Period,
     Utbetaling,
+    iso,
 )
 
 #: Joins hashed fields; the message parser refuses control characters, so it cannot occur.
@@ -36,8 +37,8 @@ def line_id(uid: str, ref: str | None, period: Period) -> str:
     """A deterministic line id: 30 hex digits (120 bits) of SHA-256 over the uid, the line it
     continues (so a chain never repeats an id) and the period. See docs/payments.md."""
     raw = (
-        f"{uid}{SEPARATOR}{ref or ''}{SEPARATOR}{period.fom.isoformat()}{SEPARATOR}"
-        f"{period.tom.isoformat()}{SEPARATOR}{period.belop}{SEPARATOR}{period.vedtakssats}"
+        f"{uid}{SEPARATOR}{ref or ''}{SEPARATOR}{iso(period.fom)}{SEPARATOR}"
+        f"{iso(period.tom)}{SEPARATOR}{period.belop}{SEPARATOR}{period.vedtakssats}"
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:MAX_ID_LENGTH]
 
