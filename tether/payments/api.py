@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 
 from tether.core.auth import PAGE, READ, WRITE
 from tether.core.errors import InvalidInput, TetherError
-from tether.core.hotpath import hot
+from tether.core.hotpath import hot, read_body
 from tether.core.web import error_page, render
 from tether.payments.intake import FAGSYSTEM
 from tether.payments.models import MessageIn
@@ -151,7 +151,7 @@ async def submit_dagpenger(request: Request) -> Response:
     if not transaction_id.isascii():  # read as UTF-8, as the broker's headers and the CLI are
         transaction_id = _utf8(transaction_id)
     service = await _service(request)  # not a dependency: one less to solve per request
-    submission = await service.submit(transaction_id, await request.body())
+    submission = await service.submit(transaction_id, await read_body(request))
     accepted = {  # ``Accepted``'s JSON, the model not built: half the cost
         "key": submission.key,
         "status_url": status_url(submission.key),
