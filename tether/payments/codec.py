@@ -201,10 +201,6 @@ def _body(
     }
 
 
-def mottatt(details: StatusBody) -> StatusBody:
-    return _body("MOTTATT", details=details)
-
-
 def hos_oppdrag(details: StatusBody) -> StatusBody:
     return _body("HOS_OPPDRAG", details=details)
 

@@ -240,7 +240,6 @@ class Planner:
                 "sha256": hashlib.sha256(planned.xml.encode()).hexdigest(),
                 "uids": sorted(planned.uids),
                 "details": planned.details,
-                "status": codec.mottatt(planned.details),
                 "candidates": planned.candidates,
             }
         )
