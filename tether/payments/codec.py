@@ -47,7 +47,7 @@ class Planned:
 
     xml: str | None
     details: StatusBody | None
-    candidates: list[Json]  # ``pay.candidate`` rows, one per uid whose entry changes
+    candidates: list[Json]  # the entries that change (``pay.candidate``'s data), one per uid
     uids: frozenset[str]
 
 
@@ -58,26 +58,6 @@ class Receipt:
     order_id: uuid.UUID | None
     code: str
     source: ModelReceipt
-
-
-def _candidate(c: ConfirmedUtbetaling) -> Json:
-    """``c`` as the ``pay.candidate`` row ``store_intake`` stores: its columns are parts of
-    ``data`` (each written once), the last line as a period's JSON (``Period.to_json``). Built
-    as that dict: a row record, a ``Period`` and a second dict in between cost half of it."""
-    data = c.to_json()
-    return {
-        "uid": c.uid,
-        "klassekode": data["klassekode"],
-        "periods": data["perioder"],
-        "last_line_id": c.last_line_id,
-        "last_line": {
-            "fom": data["lastLineFom"],
-            "tom": data["lastLineTom"],
-            "beløp": c.last_line_sats,
-            "vedtakssats": c.last_line_vedtakssats,
-        },
-        "data": data,
-    }
 
 
 def precheck(msg: DagpengerMessage) -> tuple[Utbetaling, ...]:
@@ -126,8 +106,8 @@ def plan(
     if result.order is None or result.details is None:
         return Planned(xml=None, details=None, candidates=[], uids=frozenset())
     before: Mapping[str, ConfirmedUtbetaling] = state.confirmed if state else {}
-    changed = [
-        _candidate(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
+    changed: list[Json] = [
+        c.to_json() for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
     ]
     xml = build_order_xml(result.order)
     if max_order_bytes is not None:

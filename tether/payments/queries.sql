@@ -50,11 +50,14 @@ WITH o AS (
     FROM o
     RETURNING id
 ), candidates AS (
+    -- a candidate comes as its entry's data (ConfirmedUtbetaling.to_json); the other columns
+    -- are parts of it, taken here (the last line as a period's JSON) rather than sent twice
     INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
-    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
-    FROM o, jsonb_to_recordset(o.candidates)
-         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
-              data jsonb)
+    SELECT o.id, d->>'uid', d->>'klassekode', d->'perioder', d->>'lastLineId',
+           jsonb_build_object('fom', d->'lastLineFom', 'tom', d->'lastLineTom',
+                              'beløp', d->'lastLineSats', 'vedtakssats', d->'lastLineVedtakssats'),
+           d
+    FROM o, jsonb_array_elements(o.candidates) AS d
     WHERE o.id IN (SELECT id FROM oppdrag)
 ), inflight AS (
     -- the keys again as an array: the record set's row count is a guess (100), an unnested
