@@ -8,13 +8,12 @@ inputs (``now`` only sets the order's timestamp).
 from __future__ import annotations
 
 import hashlib
-import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, gt
 from typing import Any
 
 from tether.core.records import record
@@ -157,7 +156,7 @@ def validate_utbetaling(u: Utbetaling) -> None:
     if not periods:
         raise _bad("Utbetalingen mangler perioder")
     foms, toms = list(map(_FOM, periods)), list(map(_TOM, periods))
-    if any(map(operator.gt, foms, toms)):
+    if any(map(gt, foms, toms)):
         raise _bad("fom kan ikke være etter tom")
     if len(set(foms)) < len(periods):
         raise _bad("Kan ikke sende inn duplikate perioder (samme fom)")
