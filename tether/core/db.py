@@ -340,7 +340,7 @@ def json_text(value: object) -> str:
 def json_param(value: object) -> Jsonb:
     """``value`` as a jsonb parameter whose JSON (pydantic's encoder, as ``json_text``) goes to
     the server as the encoder's bytes: ``json_text``'s str is decoded from them only for psycopg
-    to encode it again, a character at a time once it holds a non-ASCII one (a payments order's
+    to encode it again, a character at a time once it holds a non-ASCII one (an order's
     ``beløp``): 40k instructions of an intake message's 2M."""
     return Jsonb(value, dumps=to_json)
 

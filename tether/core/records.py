@@ -1,12 +1,12 @@
 """Frozen dataclasses that are cheap to build: ``record`` (``quick_init``).
 
 A frozen dataclass's own ``__init__`` sets each field through ``object.__setattr__`` (its
-``__setattr__`` refuses): a Python-level call per field. A payments intake builds some thirty
-such records per message (an order line alone has 18 fields): ``record`` took 9 % off the
-instructions of parsing and planning one, 6.5 % off a whole request. ``quick_init`` gives the
-class an ``__init__`` with the same signature that sets the instance's ``__dict__`` at once,
-fields in order: the instance is the same (equal, same hash, same ``repr``), and stays frozen,
-as assignment still goes through the class's ``__setattr__``.
+``__setattr__`` refuses): a Python-level call per field. An intake message builds some thirty
+such records (an order line alone has 18 fields): ``record`` took 9 % off the instructions of
+parsing and planning one, 6.5 % off a whole request. ``quick_init`` gives the class an
+``__init__`` with the same signature that sets the instance's ``__dict__`` at once, fields in
+order: the instance is the same (equal, same hash, same ``repr``), and stays frozen, as
+assignment still goes through the class's ``__setattr__``.
 """
 
 from __future__ import annotations
