@@ -23,6 +23,7 @@ from tether.core.security import install_security
 from tether.core.settings import Settings
 from tether.payments.api import router
 from tether.payments.client import OppdragClient
+from tether.payments.jetstream import Publisher
 from tether.payments.records import StatusRow
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
@@ -56,6 +57,11 @@ async def service(pool: AsyncConnectionPool[Any]) -> AsyncIterator[PaymentsServi
     own = unique_settings()
     async with OppdragClient.from_settings(own) as client:
         yield PaymentsService(pool=pool, settings=own, client=client)
+
+
+def order_publisher(js: Any, service: PaymentsService) -> Publisher:
+    """What ``send_orders`` publishes orders with, on the test's connection."""
+    return Publisher(js._nc, service.settings.orders_subject)
 
 
 async def publish_once(service: PaymentsService, nats_url: str) -> int:

@@ -12,7 +12,7 @@ from tether.core.events import ensure_stream
 from tether.payments import repository, tasks
 from tether.payments.service import PaymentsService
 
-from .conftest import june, message
+from .conftest import june, message, order_publisher
 
 
 async def _order_row(pool: AsyncConnectionPool[Any], order_id: Any) -> dict[str, Any]:
@@ -33,14 +33,14 @@ async def test_a_refused_publish_is_recorded_and_a_later_one_marks_the_order_sen
     await service.submit("k1", message(june(3, 14)))
     (order,) = await service.orders("sak1")
     # no stream holds the orders subject yet: JetStream refuses the publish
-    assert await tasks._send_batch(service, js, [order]) == 0
+    assert await tasks._send_batch(service, order_publisher(js, service), [order]) == 0
     refused = await _order_row(pool, order.id)
     assert refused["state"] == "MOTTATT" and not refused["sent"]
     assert refused["last_error"] and refused["later"]
 
     s = service.settings
     await ensure_stream(js, s.orders_stream, s.orders_subject)
-    assert await tasks._send_batch(service, js, [order]) == 1
+    assert await tasks._send_batch(service, order_publisher(js, service), [order]) == 1
     sent = await _order_row(pool, order.id)
     assert sent["state"] == "HOS_OPPDRAG" and sent["sent"] and sent["last_error"] is None
     assert (await js.stream_info(s.orders_stream)).state.messages == 1

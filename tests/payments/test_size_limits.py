@@ -25,6 +25,7 @@ from .conftest import (
     day,
     june,
     message,
+    order_publisher,
     publish_once,
     start_simulator,
     unique_settings,
@@ -158,7 +159,7 @@ async def test_an_order_too_large_to_send_is_feilet_400_and_its_case_goes_on(
     s = service.settings.model_copy(update={"max_order_bytes": 2000})
     sender = PaymentsService(pool=pool, settings=s, client=service.client)
     await ensure_stream(js, s.orders_stream, s.orders_subject)
-    assert await tasks._send_batch(sender, js, [order]) == 0
+    assert await tasks._send_batch(sender, order_publisher(js, sender), [order]) == 0
     assert (await js.stream_info(s.orders_stream)).state.messages == 0
 
     k1 = await service.latest_status("k1")
@@ -213,7 +214,12 @@ async def test_a_second_attempt_too_large_is_parked_not_refused(
         async with OppdragClient.from_settings(s) as client:
             sender = PaymentsService(pool=pool, settings=s, client=client)
             await ensure_stream(js, s.orders_stream, s.orders_subject)
-            assert await tasks._send_batch(sender, js, [replace(order, send_attempts=2)]) == 0
+            assert (
+                await tasks._send_batch(
+                    sender, order_publisher(js, sender), [replace(order, send_attempts=2)]
+                )
+                == 0
+            )
     finally:
         sim.stop()
     assert (await js.stream_info(s.orders_stream)).state.messages == 0

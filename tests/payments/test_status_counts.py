@@ -19,7 +19,7 @@ from tether.payments.intake import KINDS
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
 
-from .conftest import day, june, message
+from .conftest import day, june, message, order_publisher
 
 POISON = ("poison", "poison-dry")  # keys whose transaction fails at COMMIT
 
@@ -79,7 +79,9 @@ async def test_the_counter_adds_one_per_committed_status_row_of_each_kind(
     s = service.settings
     await ensure_stream(js, s.orders_stream, s.orders_subject)
     (k1,) = await service.orders("sak1")
-    assert await tasks._send_batch(service, js, [k1]) == 1  # HOS_OPPDRAG by the sender
+    assert (
+        await tasks._send_batch(service, order_publisher(js, service), [k1]) == 1
+    )  # HOS_OPPDRAG by the sender
     (g1,) = await service.orders("sakG")  # unsent: its 08 stores HOS_OPPDRAG first
     booked = await service.apply_receipts([_receipt(k1.xml, "00"), _receipt(g1.xml, "08")])
     assert booked == ["ok", "feilet"]  # k1b drained: its MOTTATT

@@ -24,6 +24,8 @@ from tether.core.http import UpstreamClient
 from tether.payments.settings import PaymentsSettings
 
 SYSTEM = "oppdrag"
+DRY_RUN_AGAIN = "dry-run again under a new key"
+ASKED_AGAIN = "restart `tether worker`: it asks again about every order still waiting"
 
 
 class SimulationRefused(UpstreamRejected):
@@ -74,7 +76,7 @@ class OppdragClient:
             )
         except UpstreamRejected as exc:
             if exc.http_status in (401, 403):  # the dry run's FEILET then names the setting
-                exc.args = (f"{exc.message}; {self._credential_hint()}",)
+                exc.args = (f"{exc.message}; {self._credential_hint(DRY_RUN_AGAIN)}",)
                 raise
             raise _verdict(exc) or exc from exc
         except UpstreamUnavailable as exc:  # the dry run's FEILET then says where and what next
@@ -92,7 +94,7 @@ class OppdragClient:
             raise UpstreamInvalidPayload(f"{SYSTEM} simulation answer is not an object")
         return body
 
-    def _credential_hint(self) -> str:
+    def _credential_hint(self, then: str) -> str:
         """What to do when the service refuses our credential: a bare "HTTP 401" named neither
         the setting nor, for a CLI run beside the demo, the demo's settings file (which holds
         the demo simulator's random token)."""
@@ -101,7 +103,7 @@ class OppdragClient:
             f"simulation service at TETHER_PAYMENTS_OPPDRAG_URL={self.url}: set it to the "
             "service's token (beside `tether demo`, source the demo's CLI settings first: "
             "`set -a; . <TETHER_DATA_DIR>/demo.env; set +a`, the line the demo prints, "
-            "TETHER_DATA_DIR being .tether unless set), then dry-run again under a new key"
+            f"TETHER_DATA_DIR being .tether unless set), then {then}"
         )
 
     async def has_order(self, order_id: uuid.UUID) -> bool:
@@ -114,6 +116,10 @@ class OppdragClient:
             body = await self.http.get_json(f"/orders/{order_id}")
         except UpstreamNotFound:
             return None
+        except UpstreamRejected as exc:
+            if exc.http_status in (401, 403):  # the worker's warning then names the setting
+                exc.args = (f"{exc.message}; {self._credential_hint(ASKED_AGAIN)}",)
+            raise
         if not isinstance(body, dict):
             raise UpstreamInvalidPayload(f"{SYSTEM} order lookup answer is not an object")
         return body

@@ -181,10 +181,6 @@ def _body(
     }
 
 
-def hos_oppdrag(details: StatusBody) -> StatusBody:
-    return _body("HOS_OPPDRAG", details=details)
-
-
 def bare_ok() -> StatusBody:
     """Nothing changed: OK with no details, nothing sent (how duplicates are absorbed)."""
     return _body("OK")
@@ -200,15 +196,16 @@ def internal_error(msg: str, *, simulering: bool = False) -> StatusBody:
     )
 
 
-def unsendable(details: StatusBody, msg: str) -> StatusBody:
-    """An order tether will never send (too large for the queue): FEILET 400, as at planning."""
-    return _body("FEILET", details=details, error=Rejected(400, msg).as_error())
+def unsendable(msg: str) -> tuple[str, StatusBody]:
+    """An order tether will never send (too large for the queue): FEILET 400, as at planning.
+    Its status and error: ``book_receipts`` stores the body, with the order's details."""
+    return "FEILET", Rejected(400, msg).as_error()
 
 
-def final(details: StatusBody, receipt: Receipt) -> StatusBody:
-    """The receipt's final status: 00 OK, 04 OK with a warning, 08 FEILET 400, else 500."""
-    status, error = receipt_outcome(receipt.source)
-    return _body(status, details=details, error=error)
+def final(receipt: Receipt) -> tuple[str, StatusBody | None]:
+    """The receipt's final status, 00 OK, 04 OK with a warning, 08 FEILET 400, else 500, and
+    its error: ``book_receipts`` stores the body, with the order's details."""
+    return receipt_outcome(receipt.source)
 
 
 def simulated(details: StatusBody | None, simulation: StatusBody) -> StatusBody:

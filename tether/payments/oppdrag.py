@@ -16,7 +16,9 @@ from datetime import date, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tether.payments import receipt_head
 from tether.payments.models import Line, Order, Receipt, iso
+from tether.payments.order_form import OrderForm
 
 NAMESPACE = "http://www.trygdeetaten.no/skjema/oppdrag"
 ORDERS_STREAM = "OPPDRAG_ORDERS"
@@ -214,7 +216,7 @@ def _tidspkt(text: str) -> datetime:
     (several times all the rest of a line) for the form this module writes."""
     m = _TIDSPKT.fullmatch(text)
     if m is not None:
-        y, mo, d, h, mi, sec, us = (int(g) for g in m.groups())
+        y, mo, d, h, mi, sec, us = map(int, m.groups())
         with contextlib.suppress(ValueError):  # out of range: strptime says why
             return datetime(y, mo, d, h, mi, sec, us)
     return datetime.strptime(text, TIDSPKT_FORMAT)
@@ -266,10 +268,17 @@ def _order(root: ET.Element) -> Order:
     )
 
 
+_FORM = OrderForm(
+    _DECLARATION, f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}">', "</ns2:oppdrag>", _tidspkt
+)
+
+
 def parse_order_xml(raw: str | bytes) -> Order:
-    """Read an order back (the simulator's side); ``OppdragFormatError`` when malformed."""
+    """Read an order back (the simulator's side); ``OppdragFormatError`` when malformed. One in
+    the form ``build_order_xml`` writes is read by ``OrderForm``, any other by ElementTree."""
     try:
-        return _order(_parse(raw))
+        order = _FORM.read(raw)
+        return _order(_parse(raw)) if order is None else order
     except ValueError as exc:  # bad dates or numbers
         if isinstance(exc, OppdragFormatError):
             raise
@@ -277,8 +286,13 @@ def parse_order_xml(raw: str | bytes) -> Order:
 
 
 def parse_receipt(raw: str | bytes) -> Receipt:
-    """Read a receipt; ``alvorlighetsgrad`` comes back trimmed (the payment system pads it)."""
-    root = _parse(raw)
+    """Read a receipt; ``alvorlighetsgrad`` comes back trimmed (the payment system pads it).
+    One in the usual form is read without a tree of the order it echoes (``receipt_head``)."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    usual = receipt_head.read(data)
+    if usual is not None:
+        return usual
+    root = _parse(data)
     mmel = _child(root, "mmel")
     if mmel is None:
         raise OppdragFormatError("<mmel> is missing: not a receipt")

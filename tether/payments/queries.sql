@@ -1,4 +1,7 @@
 -- Named queries of the payments capability (loaded by tether/core/sql.py).
+-- Array parameters go in binary (%()b): psycopg dumps an array element by element in Python, as
+-- text about 20k instructions an element (a quoting regex and escaping each), a third of it in
+-- binary; a receipt batch passes six arrays of its size.
 
 -- name: lock_cases
 -- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock),
@@ -10,7 +13,7 @@
 SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
 FROM pay.sak s
 WHERE (s.sak_id, s.fagsystem) IN (SELECT o.sak_id, o.fagsystem FROM pay.oppdrag o
-                                  WHERE o.id IN (SELECT unnest(%(ids)s::uuid[])))
+                                  WHERE o.id IN (SELECT unnest(%(ids)b::uuid[])))
 ORDER BY s.fagsystem, s.sak_id
 FOR UPDATE OF s;
 
@@ -63,10 +66,10 @@ WITH o AS (
     -- the keys again as an array: the record set's row count is a guess (100), an unnested
     -- array's is exact, so the cases are found by key, never by a scan of every case
     UPDATE pay.sak s SET inflight_order = o.id, updated_at = now()
-    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id IN (SELECT unnest(%(sak_ids)s::text[]))
+    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id IN (SELECT unnest(%(sak_ids)b::text[]))
              AND s.sak_id = o.sak_id
 ), waiting AS (
-    UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)s::text[])
+    UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)b::text[])
 )
 INSERT INTO pay.status (original_key, status, body)
 SELECT original_key, status, body FROM (
@@ -107,7 +110,7 @@ RETURNING seq, original_key, content_hash, fagsystem, sak_id, body, dryrun, stat
 -- index (LIMIT 1), not every waiting message of the case sorted (a hot case has hundreds)
 WITH nxt AS (
     SELECT w.seq
-    FROM unnest(%(fagsystems)s::text[], %(sak_ids)s::text[]) AS c(fagsystem, sak_id)
+    FROM unnest(%(fagsystems)b::text[], %(sak_ids)b::text[]) AS c(fagsystem, sak_id)
     CROSS JOIN LATERAL (SELECT i.seq FROM pay.inbound i
                         WHERE i.sak_id = c.sak_id AND i.fagsystem = c.fagsystem
                           AND i.state = 'waiting'
@@ -139,15 +142,15 @@ LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
 -- name: claim_due_orders
 -- a claim holds an order for the dead timeout: a crashed sender's claim expires by itself. It
 -- sets claimed_until, no indexed column, so it is a HOT update (migration 0010); the claim
--- walks oppdrag_due in due order and steps over the orders claimed now
+-- walks oppdrag_due in due order and steps over the orders claimed now; it returns what the
+-- sender reads (records.Outgoing)
 UPDATE pay.oppdrag o SET claimed_until = now() + make_interval(secs => %(dead_s)s),
                          send_attempts = o.send_attempts + 1
 WHERE o.id IN (SELECT id FROM pay.oppdrag
                WHERE state = 'MOTTATT' AND send_due_at <= now()
                  AND (claimed_until IS NULL OR claimed_until <= now())
                ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
-          o.state, o.message_id, o.created_at, o.send_attempts, o.sent_at, o.receipt_code;
+RETURNING o.id, o.original_key, o.xml, o.message_id, o.send_attempts;
 
 -- name: mark_orders_sent
 -- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten.
@@ -157,7 +160,7 @@ RETURNING o.id, o.fagsystem, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, 
 -- every order sent since the last vacuum (a cost that grew with the traffic)
 WITH locked AS MATERIALIZED (
     SELECT o.id FROM pay.oppdrag o
-    WHERE o.id IN (SELECT unnest(%(ids)s::uuid[])) AND o.state = 'MOTTATT'
+    WHERE o.id IN (SELECT unnest(%(ids)b::uuid[])) AND o.state = 'MOTTATT'
     ORDER BY o.id FOR UPDATE
 ), sent AS (
     UPDATE pay.oppdrag o SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
@@ -201,20 +204,22 @@ WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
 -- name: lock_orders
 -- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case;
--- what booking reads of them (records.OrderHead), not the XML stored out of line
-SELECT id, fagsystem, sak_id, original_key, uids, details, state
-FROM pay.oppdrag WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE;
+-- what booking reads of them (records.OrderHead), not the XML stored out of line nor the details
+-- (book_receipts puts them in the statuses)
+SELECT id, fagsystem, sak_id, original_key, uids, state
+FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
 
 -- name: book_receipts
 -- a receipt batch's bookings in one statement (the orders and cases are locked by the caller,
 -- each case at most once per call): 00/04 make the order's candidates the confirmed
 -- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
--- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender; a row
+-- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
+-- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
 -- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
-             code text, text text, original_key text, hos jsonb, body jsonb)
+             code text, text text, original_key text, hos boolean, error jsonb)
 ), confirmed AS (
     INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id,
                                 last_line, data, confirmed_at)
@@ -242,7 +247,7 @@ WITH r AS (
     -- unique by itself is estimated with a default selectivity until the table is analyzed,
     -- and a fast-filled table was scanned whole (migration 0006)
     FROM r WHERE s.fagsystem = r.fagsystem AND s.sak_id = r.sak_id
-             AND s.sak_id IN (SELECT unnest(%(sak_ids)s::text[]))
+             AND s.sak_id IN (SELECT unnest(%(sak_ids)b::text[]))
 ), finished AS (
     UPDATE pay.oppdrag o
     SET state = r.state,
@@ -253,14 +258,20 @@ WITH r AS (
         sent_at = CASE WHEN r.code IS NULL THEN o.sent_at ELSE coalesce(o.sent_at, now()) END,
         send_due_at = NULL,
         claimed_until = NULL
-    FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)s::uuid[])
+    FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
+    RETURNING o.id, o.details
 )
 INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status, body FROM (
-    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, r.hos AS body
-    FROM r WHERE r.hos IS NOT NULL
+SELECT original_key, status,
+       jsonb_build_object('status', status, 'detaljer', details, 'error', error,
+                          'simulering', false)
+FROM (
+    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
+           f.details
+    FROM r JOIN finished f ON f.id = r.id WHERE r.hos
     UNION ALL
-    SELECT r.ord, 1, r.original_key, r.state, r.body FROM r
+    SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
+    FROM r JOIN finished f ON f.id = r.id
 ) booked
 ORDER BY ord, step;
 

@@ -4,13 +4,11 @@ plans as the local sender gets them."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from tether.core.db import Connection
 from tether.payments import codec, repository
-from tether.payments.records import CaseRow, OrderHead, OrderRow
+from tether.payments.records import CaseRow, OrderHead, Outgoing
 
 
 def case_key(order: OrderHead) -> tuple[str, str]:
@@ -27,21 +25,20 @@ class Booking:
         self.rows: list[dict[str, Any]] = []
         self.cases: set[tuple[str, str]] = set()
         self.counted: list[str] = []
+        self.orders: set[uuid.UUID] = set()  # booked by this batch: a second receipt is a duplicate
 
     async def add(
         self, conn: Connection, order: OrderHead, receipt: codec.Receipt, case: CaseRow
     ) -> tuple[str, CaseRow]:
         """Queue one booking; returns the outcome and the case row as the booking leaves it."""
-        body = codec.final(order.details, receipt)
-        hos = codec.hos_oppdrag(order.details) if order.state == "MOTTATT" else None
+        hos = order.state == "MOTTATT"
         text = receipt.source.beskr_melding
-        state = await self._queue(conn, order, body, code=receipt.code, text=text, hos=hos)
+        final = codec.final(receipt)
+        state = await self._queue(conn, order, final, code=receipt.code, text=text, hos=hos)
         if state == "OK":
-            case = replace(
-                case, active_uids=frozenset(order.uids), has_order_before=True, inflight_order=None
-            )
+            case = _freed(case, frozenset(order.uids), has_order_before=True)
         elif case.inflight_order == order.id:
-            case = replace(case, inflight_order=None)
+            case = _freed(case, case.active_uids, has_order_before=case.has_order_before)
         return state.lower(), case
 
     async def refuse(
@@ -50,24 +47,26 @@ class Booking:
         """Queue the end of an order tether never sent and never will (too large for the
         queue): ``FEILET`` 400 under its message's key, as an 08 would leave it (previous state
         in force, case freed), but no receipt (no code), no sent time; ``last_error`` says why."""
-        body = codec.unsendable(order.details, error)
-        await self._queue(conn, order, body, code=None, text=error, hos=None)
-        return replace(case, inflight_order=None) if case.inflight_order == order.id else case
+        await self._queue(conn, order, codec.unsendable(error), code=None, text=error, hos=False)
+        if case.inflight_order != order.id:
+            return case
+        return _freed(case, case.active_uids, has_order_before=case.has_order_before)
 
     async def _queue(
         self,
         conn: Connection,
         order: OrderHead,
-        body: codec.StatusBody,
+        final: tuple[str, codec.StatusBody | None],
         *,
         code: str | None,
         text: str | None,
-        hos: codec.StatusBody | None,
+        hos: bool,
     ) -> str:
-        """One row of ``book_receipts``; returns the final status it stores."""
+        """One row of ``book_receipts`` (final status and error; ``hos``: ``HOS_OPPDRAG``
+        first); returns the final status it stores."""
         if case_key(order) in self.cases:  # a case booked twice: in order, as one by one would
             await self.flush(conn)
-        state = str(body["status"])
+        state, error = final
         self.rows.append(
             {
                 "ord": len(self.rows),
@@ -81,11 +80,12 @@ class Booking:
                 "text": text,
                 "original_key": order.original_key,
                 "hos": hos,
-                "body": body,
+                "error": error,
             }
         )
         self.cases.add(case_key(order))
-        self.counted += ["HOS_OPPDRAG", state] if hos is not None else [state]
+        self.orders.add(order.id)
+        self.counted += ["HOS_OPPDRAG", state] if hos else [state]
         return state
 
     async def flush(self, conn: Connection) -> None:
@@ -94,18 +94,24 @@ class Booking:
         self.rows, self.cases = [], set()
 
 
-def planned_order(fagsystem: str, planned: dict[str, Any]) -> OrderRow:
+def _freed(case: CaseRow, uids: frozenset[str] | None, *, has_order_before: bool) -> CaseRow:
+    """The case without an order in flight (built, not ``dataclasses.replace``d: a receipt
+    each, and replace introspects the fields every call)."""
+    return CaseRow(
+        fagsystem=case.fagsystem,
+        sak_id=case.sak_id,
+        active_uids=uids,
+        has_order_before=has_order_before,
+        inflight_order=None,
+    )
+
+
+def planned_order(planned: dict[str, Any]) -> Outgoing:
     """An order as ``store_intake`` stored it claimed (one attempt, not sent yet)."""
-    return OrderRow.from_row(
-        {
-            **planned,
-            "id": uuid.UUID(planned["id"]),
-            "fagsystem": fagsystem,
-            "state": "MOTTATT",
-            "message_id": planned["id"],
-            "created_at": datetime.now(UTC),
-            "send_attempts": 1,
-            "sent_at": None,
-            "receipt_code": None,
-        }
+    return Outgoing(
+        id=uuid.UUID(planned["id"]),
+        original_key=planned["original_key"],
+        xml=planned["xml"],
+        message_id=planned["id"],
+        send_attempts=1,
     )

@@ -19,6 +19,7 @@ from tether.payments.records import (
     Json,
     OrderHead,
     OrderRow,
+    Outgoing,
     StatusPage,
     StatusRow,
     UtbetalingRow,
@@ -175,11 +176,10 @@ async def fetch_latest_status(
     return StatusRow.from_row(row), None
 
 
-async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[OrderRow]:
+async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[Outgoing]:
     params = {"limit": limit, "dead_s": dead_s}
-    return [
-        OrderRow.from_row(r) for r in await db.fetch_all(conn, queries["claim_due_orders"], params)
-    ]
+    rows = await db.fetch_all(conn, queries["claim_due_orders"], params)
+    return [Outgoing.from_row(r) for r in rows]
 
 
 async def mark_orders_sent(conn: Connection, *, ids: Sequence[uuid.UUID]) -> int:

@@ -15,7 +15,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -34,6 +33,7 @@ from tether.payments.records import (
     InboundRow,
     OrderHead,
     OrderRow,
+    Outgoing,
     StatusRow,
     Submission,
 )
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 FINAL = frozenset({"OK", "FEILET"})
 CaseMap = dict[tuple[str, str], CaseRow]
-Drained = tuple[list[str], list[OrderRow]]  # statuses stored, orders stored claimed
+Drained = tuple[list[str], list[Outgoing]]  # statuses stored, orders stored claimed
 
 
 class PaymentsService:
@@ -68,7 +68,7 @@ class PaymentsService:
         self.statuses_ready = asyncio.Event()
         # orders a receipt batch planned, stored claimed for this process's sender (None: no
         # sender here, so they are stored due for any sender to claim)
-        self._handed: list[OrderRow] | None = None
+        self._handed: list[Outgoing] | None = None
 
     def send_here(self) -> None:
         """This process runs a sender: the orders its receipt batches plan are handed to it
@@ -76,7 +76,7 @@ class PaymentsService:
         if self._handed is None:
             self._handed = []
 
-    def take_handed(self) -> list[OrderRow]:
+    def take_handed(self) -> list[Outgoing]:
         """The orders handed to this process's sender since it last took them."""
         handed = self._handed or []
         if handed:
@@ -161,7 +161,7 @@ class PaymentsService:
         once committed, and the orders stored claimed (none without ``claim_s``)."""
         free = {(c.fagsystem, c.sak_id): c for c in cases}
         counted: list[str] = []
-        orders: list[OrderRow] = []
+        orders: list[Outgoing] = []
         while free:
             taken = await repository.take_waiting(conn, keys=sorted(free))
             planners: dict[str, intake.Planner] = {}
@@ -185,7 +185,7 @@ class PaymentsService:
                 )
                 counted += planner.counted
                 if claim_s is not None:  # stored claimed: the local sender gets them
-                    orders += [receipts.planned_order(fagsystem, o) for o in planner.orders]
+                    orders += [receipts.planned_order(o) for o in planner.orders]
             free = still
         return counted, orders
 
@@ -295,7 +295,7 @@ class PaymentsService:
                 extra={"action": "payments_receipt_stray"},
             )
             return "stray"
-        if order.state in FINAL:
+        if order.state in FINAL or order.id in booking.orders:  # finished, or earlier in the batch
             logger.info(
                 "second receipt for order %s ignored",
                 order.id,
@@ -305,7 +305,6 @@ class PaymentsService:
         # locked by lock_cases; drained at the end of the batch when free
         key = receipts.case_key(order)
         outcome, cases[key] = await booking.add(conn, order, receipt, cases[key])
-        orders[order.id] = replace(order, state=outcome.upper())
         return outcome
 
     # --- reads ---------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether.core import db
+from tether.core.errors import UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import idle
 from tether.payments import repository
+from tether.payments.jetstream import Item, Publisher
 from tether.payments.paths import status_url
 from tether.payments.service import PaymentsService
 
@@ -40,18 +42,22 @@ async def publish_statuses(
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.status_stream, s.status_subject, max_age_s=s.stream_max_age_s)
+        publisher = Publisher(nc, s.status_subject)
+        stream = s.status_stream
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
                 page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
                 rows = [] if page is None else page.rows
                 await _publish_all(
-                    js,
-                    s.status_subject,
-                    s.status_stream,
+                    publisher,
                     [
                         (
                             _fit(key, body, nc.max_payload - HEADROOM),
-                            {"Transaction-ID": key, "Nats-Msg-Id": f"status-{id_}"},
+                            {
+                                "Transaction-ID": key,
+                                "Nats-Msg-Id": f"status-{id_}",
+                                "Nats-Expected-Stream": stream,
+                            },
                         )
                         for _, id_, key, body in rows
                     ],
@@ -69,18 +75,13 @@ async def publish_statuses(
     return published
 
 
-async def _publish_all(
-    js: Any, subject: str, stream: str, items: Sequence[tuple[bytes, dict[str, str]]]
-) -> None:
-    """Written to the socket in order, the acknowledgements awaited together: no request timer
-    and reply subscription per message. Raises unless every one was acknowledged in time, so
-    nothing is marked and the batch is published again (JetStream drops the repeats by id)."""
-    futures = [await js.publish_async(subject, data, stream=stream, headers=h) for data, h in items]
-    try:
-        await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S)
-    finally:
-        for future in futures:  # a lost ack must not hold its slot in nats-py's pending table
-            future.cancel()
+async def _publish_all(publisher: Publisher, items: Sequence[Item]) -> None:
+    """Raises unless every one was acknowledged in time, so nothing is marked and the batch is
+    published again (JetStream drops the repeats by id)."""
+    answers = await publisher.publish(items, timeout_s=PUBLISH_TIMEOUT_S)
+    failed = [answer for answer in answers if answer is not None]
+    if failed:
+        raise UpstreamError(f"{len(failed)} of {len(items)} statuses not stored: {failed[0]}")
 
 
 def _fit(key: str, body: str, limit: int) -> bytes:

@@ -23,10 +23,11 @@ from typing import Any
 
 from tether.core import db
 from tether.core.errors import Conflict, InvalidInput, UpstreamError
-from tether.core.events import close_quietly, connect_nats, ensure_stream, fetch_ready
+from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jobs import backoff, run_due_loop
-from tether.payments import codec, intake, repository
-from tether.payments.records import OrderRow
+from tether.payments import codec, intake, outbox, repository
+from tether.payments.jetstream import Publisher, Puller
+from tether.payments.records import OrderRow, Outgoing
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM
 
@@ -42,12 +43,12 @@ async def send_orders(
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.orders_stream, s.orders_subject, max_age_s=s.stream_max_age_s)
-
+        publisher = Publisher(nc, s.orders_subject)
         service.send_here()
-        handed: list[OrderRow] = []
+        handed: list[Outgoing] = []
         last_claim = float("-inf")
 
-        async def claim() -> list[OrderRow]:
+        async def claim() -> list[Outgoing]:
             # the handed ones were claimed for this sender when stored; due ones are claimed
             # besides at least every poll interval, so a steady flow of receipts cannot starve
             # orders stored elsewhere (they wait no longer than an idle sender's poll)
@@ -57,14 +58,14 @@ async def send_orders(
             if handed and now - last_claim < s.poll_interval_s:
                 return list(handed)
             last_claim = now
-            async with db.transaction(service.pool) as conn:
+            async with db.autocommit(service.pool) as conn:  # one statement, atomic by itself
                 due = await repository.claim_due_orders(
                     conn, limit=max(1, s.send_batch - len(handed)), dead_s=s.send_dead_timeout_s
                 )
             return [*handed, *due]
 
-        async def process(orders: Sequence[OrderRow]) -> None:
-            await _send_batch(service, js, orders, max_payload=nc.max_payload)
+        async def process(orders: Sequence[Outgoing]) -> None:
+            await _send_batch(service, publisher, orders, max_payload=nc.max_payload)
             if len(orders) < s.send_batch and not handed:  # handed: a receipt batch's group
                 await asyncio.sleep(s.round_linger_s)
 
@@ -82,14 +83,18 @@ async def send_orders(
 
 
 async def _send_batch(
-    service: PaymentsService, js: Any, orders: Sequence[OrderRow], *, max_payload: int | None = None
+    service: PaymentsService,
+    publisher: Publisher,
+    orders: Sequence[Outgoing],
+    *,
+    max_payload: int | None = None,
 ) -> int:
     """Send a claimed batch; ``max_payload`` is the broker's (its connection's), if known."""
     s = service.settings
     limit = s.max_order_bytes
     if max_payload is not None:
         limit = min(limit, max_payload - HEADROOM)
-    outcomes = await asyncio.gather(*(_send_one(service, js, o, limit) for o in orders))
+    outcomes = await outbox.send(service, publisher, orders, limit)
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
     unsendable: list[tuple[uuid.UUID, str]] = []  # refused once the marks are committed
     marked = 0  # HOS_OPPDRAG statuses stored: none for an order a receipt finished first
@@ -97,9 +102,9 @@ async def _send_batch(
         if done:
             marked = await repository.mark_orders_sent(conn, ids=done)
         for order, err in zip(orders, outcomes, strict=True):
-            if isinstance(err, TooLarge) and order.send_attempts < 2:  # never published
+            if isinstance(err, outbox.TooLarge) and order.send_attempts < 2:  # never published
                 unsendable.append((order.id, err))
-            elif isinstance(err, TooLarge):  # may sit in the queue, unseen by the lookup
+            elif isinstance(err, outbox.TooLarge):  # may sit in the queue, unseen by the lookup
                 await repository.park_order(conn, id=order.id, error=err)
             elif err is not None:
                 delay = backoff(
@@ -115,51 +120,6 @@ async def _send_batch(
     if done:
         service.statuses_ready.set()
     return len(done)
-
-
-class TooLarge(str):
-    """The error of an order the broker would refuse for its size: retrying cannot help."""
-
-
-async def _send_one(service: PaymentsService, js: Any, order: OrderRow, limit: int) -> str | None:
-    """Publish one order; an error text when it could not be sent (it is retried later), a
-    ``TooLarge`` one when it never can be (planning refuses such orders; one stored before the
-    limit, or under a larger one, is refused or parked by ``_send_batch`` instead of being
-    refused by the broker for ever). One that may have left before is first looked up."""
-    s = service.settings
-    try:
-        if order.send_attempts > 1 and await service.client.has_order(order.id):
-            logger.info(
-                "order %s already at the payment system: not re-sent",
-                order.id,
-                extra={"action": "payments_order_already_sent"},
-            )
-            return None
-    except Exception as exc:  # upstream or socket errors: asked again on the next attempt
-        return f"{type(exc).__name__}: {exc}"
-    size = len(order.xml.encode())
-    if size > limit:
-        logger.error(
-            "order %s (key %s) is %d bytes, over the %d the orders queue takes: not sent; "
-            "its message is FEILET 400 on a first attempt, else the order is parked for an "
-            "operator (an earlier attempt may sit in the payment system's queue)",
-            order.id,
-            order.original_key,
-            size,
-            limit,
-            extra={"action": "payments_order_too_large"},
-        )
-        return TooLarge(codec.too_large(size, limit))
-    try:
-        await js.publish(
-            s.orders_subject,
-            order.xml.encode(),
-            stream=s.orders_stream,
-            headers={"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)},
-        )
-    except Exception as exc:  # socket or nats-py's own errors: all mean "not sent"
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 async def chase_receipts(
@@ -260,10 +220,11 @@ async def _consume(
 
         config = ConsumerConfig(ack_wait=ack_wait_s)
         sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        puller = Puller(nc, stream, durable)
         while not stop.is_set():
             try:
-                msgs = await fetch_ready(sub, batch, wait_s=0.5)
-            except TimeoutError:  # nats-py's own and asyncio's (raised on an expired pull)
+                msgs = await puller.fetch(batch, wait_s=0.5)
+            except TimeoutError:  # none within the wait
                 if once:
                     break
                 continue
@@ -298,7 +259,8 @@ async def _batch_and_ack(
             extra={"action": "payments_batch_fallback"},
         )
         return list(await asyncio.gather(*(one(m) for m in msgs)))
-    await asyncio.gather(*(m.ack() for m in msgs))
+    for msg in msgs:  # one after the other: an ack is written, never awaited (no task each)
+        await msg.ack()
     return [True] * len(msgs)
 
 
