@@ -3,15 +3,18 @@ app's error handlers; a route the fast path cannot serve as FastAPI would is ref
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import SecretStr
+from starlette.requests import ClientDisconnect
 
 from tether.core.api import install_error_handlers
 from tether.core.auth import require
 from tether.core.errors import InvalidInput
-from tether.core.hotpath import hot, install_hot_routes
+from tether.core.hotpath import hot, install_hot_routes, read_body
 from tether.core.security import install_security
 from tether.core.settings import Settings
 
@@ -80,3 +83,28 @@ def test_a_route_the_fast_path_cannot_serve_is_refused() -> None:
 
     with pytest.raises(TypeError, match="hot route /open"):
         install_hot_routes(bare)
+
+
+async def test_read_body_joins_the_chunks_and_refuses_a_client_that_left() -> None:
+    """``read_body`` reads as ``Request.body`` does: every chunk, or ``ClientDisconnect``."""
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+
+    def receiving(*messages: dict[str, object]) -> Callable[[], Awaitable[dict[str, object]]]:
+        pending = list(messages)
+
+        async def receive() -> dict[str, object]:
+            return pending.pop(0)
+
+        return receive
+
+    chunks = receiving(
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "more_body": True},
+        {"type": "http.request", "body": b"c"},
+    )
+    assert await read_body(Request(scope, chunks)) == b"abc"
+    gone = receiving(
+        {"type": "http.request", "body": b"a", "more_body": True}, {"type": "http.disconnect"}
+    )
+    with pytest.raises(ClientDisconnect):
+        await read_body(Request(scope, gone))

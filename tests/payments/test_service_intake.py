@@ -43,6 +43,13 @@ async def test_first_message_stores_order_candidates_and_mottatt(
     orders = await service.orders("sak1")
     assert [o.state for o in orders] == ["MOTTATT"]
     assert "<kodeEndring>NY</kodeEndring>" in orders[0].xml
+    # the statement builds the body from the order's details: the spec's status shape
+    assert status.body == {
+        "status": "MOTTATT",
+        "detaljer": orders[0].details,
+        "error": None,
+        "simulering": False,
+    }
     assert await _count(pool, "candidate") == 1
     case = await service.case("sak1")
     assert case.active_uids is None and case.inflight_order == orders[0].id

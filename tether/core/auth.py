@@ -173,9 +173,9 @@ class Authenticator:
 
     def refuse_weak_off_loopback(self, principal: Principal, request: Request) -> None:
         """A development secret leaked or guessed must not open this API to other machines."""
-        client = request.client.host if request.client else None
         if principal.secret is None or principal.secret not in self.weak:
-            return
+            return  # an API key, a session, a token: no client address to read
+        client = request.client.host if request.client else None
         if not exposure.is_loopback(client):
             name = exposure.env_name(self.settings, principal.secret)
             raise Unauthorized(

@@ -27,7 +27,7 @@ from tether.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 EXCERPT = 100
-_STRICT_HEADERS = (b"authorization", b"cookie", b"content-length", b"content-type")
+_STRICT_HEADERS = frozenset((b"authorization", b"cookie", b"content-length", b"content-type"))
 _ERROR_NAMES = {
     400: "InvalidInput",
     401: "Unauthorized",
@@ -91,10 +91,11 @@ def malformed(scope: Scope) -> str | None:
     if not _text_ok(scope.get("query_string", b"")):
         return "the query string is not valid UTF-8 text (or holds a NUL byte)"
     for name, value in scope["headers"]:
-        if name in _STRICT_HEADERS and _NOT_PRINTABLE.search(value):
-            return f"the {name.decode()} header must be printable ASCII"
-        if name == b"content-length" and not value.strip().isdigit():
-            return "the content-length header is not a number"
+        if name in _STRICT_HEADERS:  # a set: most names are none of them
+            if _NOT_PRINTABLE.search(value):
+                return f"the {name.decode()} header must be printable ASCII"
+            if name == b"content-length" and not value.strip().isdigit():
+                return "the content-length header is not a number"
     return None
 
 

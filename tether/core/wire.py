@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
@@ -133,13 +133,13 @@ def has_unknown_fields(model: WireModel) -> bool:
     values: dict[str, Any] = model.__dict__
     for name in _nesting(type(model)) or ():
         value = values.get(name)
-        items: list[object] | tuple[object] = value if isinstance(value, list) else (value,)
-        for item in items:
-            shape = _nesting(type(item))
+        items: list[Any] | tuple[Any] = value if isinstance(value, list) else (value,)
+        for item in items:  # no call per item but the recursion: a Python call cost more
+            kind = type(item)
+            shape = _SHAPES[kind] if kind in _SHAPES else _nesting(kind)
             if shape is None:
                 continue
-            wire = cast(WireModel, item)  # its class is a wire model's
-            if wire.__pydantic_extra__ or (shape and has_unknown_fields(wire)):
+            if item.__pydantic_extra__ or (shape and has_unknown_fields(item)):
                 return True
     return False
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 from starlette.responses import HTMLResponse, Response
 
 from tether.core.auth import PAGE, READ, WRITE
 from tether.core.errors import InvalidInput, TetherError
-from tether.core.hotpath import hot
+from tether.core.hotpath import hot, read_body
 from tether.core.web import error_page, render
 from tether.payments.intake import FAGSYSTEM
 from tether.payments.models import MessageIn
@@ -78,7 +79,6 @@ def _message_body() -> dict[str, Any]:
     schema = MessageIn.model_json_schema()
     inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
     inlined["title"] = "DagpengerMessage"
-    inlined["properties"]["utbetalinger"]["items"]["title"] = "DagpengerDay"
     return {
         "required": True,
         "description": "The whole case. Unknown fields are ignored; a body that does not fit "
@@ -151,16 +151,13 @@ async def submit_dagpenger(request: Request) -> Response:
     if not transaction_id.isascii():  # read as UTF-8, as the broker's headers and the CLI are
         transaction_id = _utf8(transaction_id)
     service = await _service(request)  # not a dependency: one less to solve per request
-    submission = await service.submit(transaction_id, await request.body())
-    return Response(
-        Accepted(
-            key=submission.key,
-            status_url=status_url(submission.key),
-            duplicate=submission.duplicate,
-        ).model_dump_json(),
-        status_code=202,
-        media_type="application/json",
-    )
+    submission = await service.submit(transaction_id, await read_body(request))
+    accepted = {  # ``Accepted``'s JSON, the model not built: half the cost
+        "key": submission.key,
+        "status_url": status_url(submission.key),
+        "duplicate": submission.duplicate,
+    }
+    return Response(to_json(accepted), status_code=202, media_type="application/json")
 
 
 def _utf8(header: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tether.core.records import record
 from tether.payments.domain import plan as plan_order
 from tether.payments.domain import receipt_outcome, split, validate_message
 from tether.payments.models import (
@@ -23,14 +24,13 @@ from tether.payments.models import (
     ConfirmedUtbetaling,
     DagpengerMessage,
     PaymentValidationError,
-    Period,
     ReceiptCode,
     Utbetaling,
 )
 from tether.payments.models import Receipt as ModelReceipt
 from tether.payments.models import parse_message as parse
 from tether.payments.oppdrag import build_order_xml, parse_receipt
-from tether.payments.records import CaseRow, UtbetalingRow
+from tether.payments.records import CaseRow, Json, UtbetalingRow
 
 Message = DagpengerMessage
 Rejected = PaymentValidationError
@@ -41,13 +41,13 @@ SIMULATION_DOC = "docs/payments.md#dry-run"  # why a dry run failed, and what to
 __all__ = ["CaseState", "Message", "Rejected", "StatusBody", "Utbetaling", "parse"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Planned:
     """What intake stores for one message; ``xml is None`` means nothing changed."""
 
     xml: str | None
     details: StatusBody | None
-    candidates: list[UtbetalingRow]
+    candidates: list[Json]  # the entries that change (``pay.candidate``'s data), one per uid
     uids: frozenset[str]
 
 
@@ -58,25 +58,6 @@ class Receipt:
     order_id: uuid.UUID | None
     code: str
     source: ModelReceipt
-
-
-def _confirmed_row(c: ConfirmedUtbetaling) -> UtbetalingRow:
-    """The candidate row of ``c``: its columns are parts of ``data`` (each written once)."""
-    data = c.to_json()
-    last_line = Period(
-        fom=c.last_line_fom,
-        tom=c.last_line_tom,
-        belop=c.last_line_sats,
-        vedtakssats=c.last_line_vedtakssats,
-    )
-    return UtbetalingRow(
-        uid=c.uid,
-        klassekode=data["klassekode"],
-        periods=data["perioder"],
-        last_line_id=c.last_line_id,
-        last_line=last_line.to_json(),
-        data=data,
-    )
 
 
 def precheck(msg: DagpengerMessage) -> tuple[Utbetaling, ...]:
@@ -125,8 +106,8 @@ def plan(
     if result.order is None or result.details is None:
         return Planned(xml=None, details=None, candidates=[], uids=frozenset())
     before: Mapping[str, ConfirmedUtbetaling] = state.confirmed if state else {}
-    changed = [
-        _confirmed_row(c) for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
+    changed: list[Json] = [
+        c.to_json() for uid, c in result.candidate.confirmed.items() if before.get(uid) != c
     ]
     xml = build_order_xml(result.order)
     if max_order_bytes is not None:
@@ -198,10 +179,6 @@ def _body(
         "simulering": simulering,
         **extra,
     }
-
-
-def mottatt(details: StatusBody) -> StatusBody:
-    return _body("MOTTATT", details=details)
 
 
 def bare_ok() -> StatusBody:

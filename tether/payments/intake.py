@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.core.errors import Conflict, TetherError
 from tether.core.groups import Grouped
+from tether.core.records import record
 from tether.payments import codec, repository
 from tether.payments.records import CaseRow, IntakeRow, Submission
 
@@ -49,7 +50,7 @@ FAGSYSTEM = "DAGPENGER"
 Outcome = Submission | TetherError
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Item:
     """One message ready for a batch: parsed, or the reason it could not be (its FEILET)."""
 
@@ -239,8 +240,7 @@ class Planner:
                 "sha256": hashlib.sha256(planned.xml.encode()).hexdigest(),
                 "uids": sorted(planned.uids),
                 "details": planned.details,
-                "status": codec.mottatt(planned.details),
-                "candidates": [repository.candidate_payload(c) for c in planned.candidates],
+                "candidates": planned.candidates,
             }
         )
         self.counted.append("MOTTATT")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from tether.payments.models import (
     FAGSYSTEM,
@@ -26,6 +24,7 @@ from tether.payments.models import (
     Order,
     Period,
     Utbetaling,
+    iso,
 )
 
 #: Joins hashed fields; the message parser refuses control characters, so it cannot occur.
@@ -36,40 +35,63 @@ def line_id(uid: str, ref: str | None, period: Period) -> str:
     """A deterministic line id: 30 hex digits (120 bits) of SHA-256 over the uid, the line it
     continues (so a chain never repeats an id) and the period. See docs/payments.md."""
     raw = (
-        f"{uid}{SEPARATOR}{ref or ''}{SEPARATOR}{period.fom.isoformat()}{SEPARATOR}"
-        f"{period.tom.isoformat()}{SEPARATOR}{period.belop}{SEPARATOR}{period.vedtakssats}"
+        f"{uid}{SEPARATOR}{ref or ''}{SEPARATOR}{iso(period.fom)}{SEPARATOR}"
+        f"{iso(period.tom)}{SEPARATOR}{period.belop}{SEPARATOR}{period.vedtakssats}"
     )
     return hashlib.sha256(raw.encode()).hexdigest()[:MAX_ID_LENGTH]
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Ctx:
-    """What every line of one message shares."""
+def _line(
+    msg: DagpengerMessage,
+    uid: str,
+    klassekode: str,
+    type_sats: str,
+    *,
+    kode_endring_linje: str,
+    kode_status_linje: str | None,
+    dato_status_fom: date | None,
+    delytelse_id: str,
+    ref_delytelse_id: str | None,
+    ref_fagsystem_id: str | None,
+    fom: date,
+    tom: date,
+    sats: int,
+    vedtakssats: int | None,
+) -> Line:
+    """A line of ``msg``, with what every line of one message shares; each field named
+    (``**fields`` built and merged two dicts a line, a third of what the line cost)."""
+    return Line(
+        uid=uid,
+        kode_endring_linje=kode_endring_linje,
+        kode_status_linje=kode_status_linje,
+        dato_status_fom=dato_status_fom,
+        vedtak_id=msg.vedtakstidspunkt.date(),
+        delytelse_id=delytelse_id,
+        ref_delytelse_id=ref_delytelse_id,
+        ref_fagsystem_id=ref_fagsystem_id,
+        kode_klassifik=str(klassekode),
+        fom=fom,
+        tom=tom,
+        sats=sats,
+        type_sats=str(type_sats),
+        saksbeh_id=msg.saksbehandler,
+        utbetales_til_id=msg.ident,
+        henvisning=msg.behandling_id,
+        attestant_id=msg.beslutter,
+        vedtakssats=vedtakssats,
+    )
 
-    msg: DagpengerMessage
-    sak_id: str
 
-    def line(self, uid: str, klassekode: str, type_sats: str, **fields: Any) -> Line:
-        return Line(
-            uid=uid,
-            vedtak_id=self.msg.vedtakstidspunkt.date(),
-            kode_klassifik=str(klassekode),
-            type_sats=str(type_sats),
-            saksbeh_id=self.msg.saksbehandler,
-            utbetales_til_id=self.msg.ident,
-            henvisning=self.msg.behandling_id,
-            attestant_id=self.msg.beslutter,
-            **fields,
-        )
-
-
-def _new_lines(ctx: _Ctx, u: Utbetaling, periods: Sequence[Period], ref: str | None) -> list[Line]:
+def _new_lines(
+    msg: DagpengerMessage, u: Utbetaling, periods: Sequence[Period], ref: str | None
+) -> list[Line]:
     """One NY line per period in fom order, each chained to the one before."""
     lines = []
     for p in periods:
         lid = line_id(u.uid, ref, p)
         lines.append(
-            ctx.line(
+            _line(
+                msg,
                 u.uid,
                 u.klassekode,
                 u.type_sats,
@@ -78,7 +100,7 @@ def _new_lines(ctx: _Ctx, u: Utbetaling, periods: Sequence[Period], ref: str | N
                 dato_status_fom=None,
                 delytelse_id=lid,
                 ref_delytelse_id=ref,
-                ref_fagsystem_id=ctx.sak_id if ref else None,
+                ref_fagsystem_id=msg.sak_id if ref else None,
                 fom=p.fom,
                 tom=p.tom,
                 sats=p.belop,
@@ -89,9 +111,10 @@ def _new_lines(ctx: _Ctx, u: Utbetaling, periods: Sequence[Period], ref: str | N
     return lines
 
 
-def _stop_line(ctx: _Ctx, old: ConfirmedUtbetaling, stop: date) -> Line:
+def _stop_line(msg: DagpengerMessage, old: ConfirmedUtbetaling, stop: date) -> Line:
     """Restates the old last line (id, period, rate) with ENDR + OPPH from ``stop``."""
-    return ctx.line(
+    return _line(
+        msg,
         old.uid,
         old.klassekode,
         old.type_sats,
@@ -135,32 +158,32 @@ def stop_date(old: Sequence[Period], new: Sequence[Period]) -> date | None:
     return min(found, default=None)
 
 
-def update_lines(ctx: _Ctx, u: Utbetaling, old: ConfirmedUtbetaling) -> list[Line]:
+def update_lines(msg: DagpengerMessage, u: Utbetaling, old: ConfirmedUtbetaling) -> list[Line]:
     """Stop line first (if needed), then NY lines from the first difference, ref the old last."""
     i = _first_difference(old.periods, u.periods)
     fresh = list(u.periods[i:])
     if fresh and i < len(old.periods) and _pure_shortening(old.periods[i], fresh[0]):
         fresh = fresh[1:]
-    lines = _new_lines(ctx, u, fresh, old.last_line_id)
+    lines = _new_lines(msg, u, fresh, old.last_line_id)
     stop = stop_date(old.periods, u.periods)
     if stop is not None and not any(line.fom <= stop for line in lines):
-        lines.insert(0, _stop_line(ctx, old, stop))
+        lines.insert(0, _stop_line(msg, old, stop))
     return lines
 
 
-def change_lines(ctx: _Ctx, change: Change) -> list[Line]:
+def change_lines(msg: DagpengerMessage, change: Change) -> list[Line]:
     """The lines one change needs (none for unchanged)."""
     u, old = change.new, change.old
     if change.kind == ChangeKind.CREATE:
         assert u is not None
-        return _new_lines(ctx, u, u.periods, old.last_line_id if old else None)
+        return _new_lines(msg, u, u.periods, old.last_line_id if old else None)
     if change.kind == ChangeKind.UPDATE:
         assert u is not None and old is not None
-        return update_lines(ctx, u, old)
+        return update_lines(msg, u, old)
     if change.kind == ChangeKind.DELETE:
         assert old is not None
         first = old.periods[0].fom if old.periods else old.last_line_fom
-        return [_stop_line(ctx, old, first)]
+        return [_stop_line(msg, old, first)]
     return []
 
 
@@ -177,8 +200,7 @@ def build_order(
     ``kodeEndring`` is NY for the first order the payment system would accept on the case, else
     ENDR. ``nokkel`` (nokkelAvstemming) defaults to 30 hex digits over the case, time and lines.
     """
-    ctx = _Ctx(msg=msg, sak_id=msg.sak_id)
-    every = [line for change in changes.changes for line in change_lines(ctx, change)]
+    every = [line for change in changes.changes for line in change_lines(msg, change)]
     # stop lines first in the whole order; each chain's own lines keep their order
     lines = [line for line in every if line.is_stop] + [line for line in every if not line.is_stop]
     if not lines:

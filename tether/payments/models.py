@@ -7,15 +7,17 @@ the rules that build these records live in ``domain.py``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from tether.core.records import record
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 
 FAGSYSTEM = "DAGPENGER"
@@ -65,20 +67,19 @@ TYPE_SATS_OF = {Klassekode.DAGPENGER: TypeSats.DAG, Klassekode.DAGPENGERFERIE: T
 # --- input ----------------------------------------------------------------------------------
 
 
-class DagpengerDay(NamedTuple):
-    """One day of the message: what is paid that day and in which reporting period.
-
-    A named tuple, not a frozen dataclass like the other records: a message brings twenty or
-    more, and a frozen dataclass's keyword ``__init__`` cost three times as much to build."""
-
-    meldeperiode: str
+class DagpengerDay(WireModel):
+    # One day of the message: what is paid that day and in which reporting period. The parser's
+    # own model, read by the rules as it is: a message brings twenty or more days, and a copy of
+    # each cost as much as parsing it. (A comment: a docstring would be its OpenAPI description.)
+    model_config = ConfigDict(validate_by_name=False)  # "belop" in a day is an unknown field
+    meldeperiode: str = Field(min_length=1)
     dato: date
-    sats: int
-    belop: int
+    sats: int = Field(ge=0, le=MAX_AMOUNT)
+    belop: int = Field(alias="utbetaltBeløp", ge=0, le=MAX_AMOUNT)
     utbetalingstype: Utbetalingstype
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DagpengerMessage:
     """The whole case as the benefit system sends it (every reporting period so far)."""
 
@@ -92,14 +93,6 @@ class DagpengerMessage:
     utbetalinger: tuple[DagpengerDay, ...] = ()
 
 
-class _DayIn(WireModel):
-    meldeperiode: str = Field(min_length=1)
-    dato: date
-    sats: int = Field(ge=0, le=MAX_AMOUNT)
-    utbetaltBeløp: int = Field(ge=0, le=MAX_AMOUNT)
-    utbetalingstype: Utbetalingstype
-
-
 class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API documents it)
     dryrun: bool = Field(default=False, strict=True)  # "yes" is no way to ask for a simulation
     sakId: str = Field(min_length=1)
@@ -108,7 +101,7 @@ class MessageIn(WireModel):  # the wire shape ``parse_message`` reads (the API d
     vedtakstidspunktet: str
     saksbehandler: str | None = None
     beslutter: str | None = None
-    utbetalinger: list[_DayIn] = Field(default_factory=list, max_length=MAX_DAYS)
+    utbetalinger: list[DagpengerDay] = Field(default_factory=list, max_length=MAX_DAYS)
 
 
 def _local_time(raw: str) -> datetime:
@@ -120,6 +113,13 @@ def _local_time(raw: str) -> datetime:
             return moment
     msg = "vedtakstidspunktet: not an ISO local date-time (yyyy-MM-ddTHH:mm[:ss], Z allowed)"
     raise PaymentValidationError(400, msg)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def iso(day: date) -> str:
+    """``day.isoformat()``, remembered: a message writes each of its dates some five times (its
+    rows, line ids, order XML and status), and ``isoformat`` (C's printf) cost four lookups."""
+    return day.isoformat()
 
 
 def _clean(name: str, value: str) -> str:
@@ -142,12 +142,7 @@ def parse_message(raw: bytes | str | Mapping[str, Any]) -> DagpengerMessage:
     note_unknown_fields("dagpenger", model)
     for meldeperiode in {d.meldeperiode for d in model.utbetalinger}:
         _clean("meldeperiode", meldeperiode)
-    days = tuple(
-        [
-            DagpengerDay(d.meldeperiode, d.dato, d.sats, d.utbetaltBeløp, d.utbetalingstype)
-            for d in model.utbetalinger
-        ]
-    )
+    days = tuple(model.utbetalinger)
     return DagpengerMessage(
         dryrun=model.dryrun,
         sak_id=_clean("sakId", model.sakId),
@@ -163,7 +158,7 @@ def parse_message(raw: bytes | str | Mapping[str, Any]) -> DagpengerMessage:
 # --- utbetalinger and the case state ----------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, order=True)
+@record(order=True)
 class Period:
     """A run of days with one amount and rate; ``tom`` inclusive."""
 
@@ -174,8 +169,8 @@ class Period:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "fom": self.fom.isoformat(),
-            "tom": self.tom.isoformat(),
+            "fom": iso(self.fom),
+            "tom": iso(self.tom),
             "beløp": self.belop,
             "vedtakssats": self.vedtakssats,
         }
@@ -190,7 +185,7 @@ class Period:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Utbetaling:
     """What the message says should be paid for one (meldeperiode, klassekode) of a case."""
 
@@ -208,7 +203,7 @@ class Utbetaling:
     periods: tuple[Period, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ConfirmedUtbetaling:
     """What the payment system confirmed for one uid: its periods and the chain's last line.
 
@@ -237,8 +232,8 @@ class ConfirmedUtbetaling:
             "typeSats": str(self.type_sats),
             "perioder": [p.to_json() for p in self.periods],
             "lastLineId": self.last_line_id,
-            "lastLineFom": self.last_line_fom.isoformat(),
-            "lastLineTom": self.last_line_tom.isoformat(),
+            "lastLineFom": iso(self.last_line_fom),
+            "lastLineTom": iso(self.last_line_tom),
             "lastLineSats": self.last_line_sats,
             "lastLineVedtakssats": self.last_line_vedtakssats,
         }
@@ -260,7 +255,7 @@ class ConfirmedUtbetaling:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CaseState:
     """A case as the payment system confirmed it.
 
@@ -280,7 +275,7 @@ class ChangeKind(StrEnum):
     UNCHANGED = "unchanged"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Change:
     """What one uid needs. ``old`` is the confirmed utbetaling (also for a come-back create)."""
 
@@ -290,7 +285,7 @@ class Change:
     old: ConfirmedUtbetaling | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Diff:
     changes: tuple[Change, ...]
 
@@ -302,7 +297,7 @@ class Diff:
 # --- the order ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Line:
     """One ``oppdrags-linje-150``. A stop line has ``kode_status_linje == "OPPH"``."""
 
@@ -330,7 +325,7 @@ class Line:
         return self.kode_status_linje == "OPPH"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Order:
     """One ``oppdrag-110``: every line of one case for one message, all or nothing."""
 
@@ -345,7 +340,7 @@ class Order:
     kode_fagomraade: str = KODE_FAGOMRAADE
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DetailLine:
     """One line of a status's ``detaljer``; a stop line shows ``belop == 0``."""
 
@@ -359,15 +354,15 @@ class DetailLine:
     def to_json(self) -> dict[str, Any]:
         return {
             "behandlingId": self.behandling_id,
-            "fom": self.fom.isoformat(),
-            "tom": self.tom.isoformat(),
+            "fom": iso(self.fom),
+            "tom": iso(self.tom),
             "vedtakssats": self.vedtakssats,
             "beløp": self.belop,
             "klassekode": self.klassekode,
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Details:  # a status's ``detaljer``: the order's lines sorted by fom
     ytelse: str
     linjer: tuple[DetailLine, ...]

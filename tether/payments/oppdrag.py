@@ -17,7 +17,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from tether.payments import receipt_head
-from tether.payments.models import Line, Order, Receipt
+from tether.payments.models import Line, Order, Receipt, iso
 from tether.payments.order_form import OrderForm
 
 NAMESPACE = "http://www.trygdeetaten.no/skjema/oppdrag"
@@ -58,17 +58,17 @@ def _esc(text: str) -> str:
 def _line_xml(line: Line) -> str:
     """One line: required values written in place (dates ISO, numbers as digits, text escaped),
     the optional ones by ``_el`` (left out when None); ~40 calls fewer per order."""
-    fom = line.fom.isoformat()
+    fom = iso(line.fom)
     vedtakssats = line.vedtakssats
     return (
         f"<oppdrags-linje-150><kodeEndringLinje>{_esc(line.kode_endring_linje)}</kodeEndringLinje>"
         f"{_el('kodeStatusLinje', line.kode_status_linje)}"
         f"{_el('datoStatusFom', line.dato_status_fom)}"
-        f"<vedtakId>{line.vedtak_id.isoformat()}</vedtakId>"
+        f"<vedtakId>{iso(line.vedtak_id)}</vedtakId>"
         f"<delytelseId>{_esc(line.delytelse_id)}</delytelseId>"
         f"<kodeKlassifik>{_esc(line.kode_klassifik)}</kodeKlassifik>"
         f"<datoKlassifikFom>{fom}</datoKlassifikFom><datoVedtakFom>{fom}</datoVedtakFom>"
-        f"<datoVedtakTom>{line.tom.isoformat()}</datoVedtakTom>"
+        f"<datoVedtakTom>{iso(line.tom)}</datoVedtakTom>"
         f"<sats>{line.sats}</sats><fradragTillegg>T</fradragTillegg>"
         f"<typeSats>{_esc(line.type_sats)}</typeSats><brukKjoreplan>N</brukKjoreplan>"
         f"<saksbehId>{_esc(line.saksbeh_id)}</saksbehId>"

@@ -37,11 +37,13 @@ FROM pay.intake_one(%(fagsystem)s, %(key)s, %(hash)s, %(sak)s, %(body)s);
 -- status per message planned (MOTTATT, or a bare OK / FEILET), in the batch's order. With
 -- claim_s (a receipt batch whose process sends), the orders are stored already claimed by
 -- that process's sender for claim_s seconds (as claim_due_orders claims): it sends them
--- without a claim statement, and should it die they are due again when the claim expires
+-- without a claim statement, and should it die they are due again when the claim expires.
+-- An order's MOTTATT body is built here from its details (as mark_orders_sent builds
+-- HOS_OPPDRAG's): sent as JSON too, it was a second copy of them to encode and parse
 WITH o AS (
     SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb)
         AS o(ord int, id uuid, sak_id text, original_key text, xml text, sha256 text,
-             uids text[], details jsonb, status jsonb, candidates jsonb)
+             uids text[], details jsonb, candidates jsonb)
 ), oppdrag AS (
     INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
                              state, message_id, send_due_at, claimed_until, send_attempts)
@@ -51,11 +53,14 @@ WITH o AS (
     FROM o
     RETURNING id
 ), candidates AS (
+    -- a candidate comes as its entry's data (ConfirmedUtbetaling.to_json); the other columns
+    -- are parts of it, taken here (the last line as a period's JSON) rather than sent twice
     INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
-    SELECT o.id, c.uid, c.klassekode, c.periods, c.last_line_id, c.last_line, c.data
-    FROM o, jsonb_to_recordset(o.candidates)
-         AS c(uid text, klassekode text, periods jsonb, last_line_id text, last_line jsonb,
-              data jsonb)
+    SELECT o.id, d->>'uid', d->>'klassekode', d->'perioder', d->>'lastLineId',
+           jsonb_build_object('fom', d->'lastLineFom', 'tom', d->'lastLineTom',
+                              'beløp', d->'lastLineSats', 'vedtakssats', d->'lastLineVedtakssats'),
+           d
+    FROM o, jsonb_array_elements(o.candidates) AS d
     WHERE o.id IN (SELECT id FROM oppdrag)
 ), inflight AS (
     -- the keys again as an array: the record set's row count is a guess (100), an unnested
@@ -68,7 +73,10 @@ WITH o AS (
 )
 INSERT INTO pay.status (original_key, status, body)
 SELECT original_key, status, body FROM (
-    SELECT o.ord, o.original_key, 'MOTTATT' AS status, o.status AS body FROM o
+    SELECT o.ord, o.original_key, 'MOTTATT' AS status,
+           jsonb_build_object('status', 'MOTTATT', 'detaljer', o.details, 'error', NULL,
+                              'simulering', false) AS body
+    FROM o
     UNION ALL
     SELECT s.ord, s.original_key, s.status, s.body
     FROM jsonb_to_recordset(%(statuses)s::jsonb)

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tether.core.records import record
+
 Json = Mapping[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CaseRow:
     """A case: its active uids (None = never paid) and the order its next messages wait for."""
 
@@ -33,7 +35,7 @@ class CaseRow:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class IntakeRow:
     """What the batch intake function says about one message of the batch."""
 
@@ -43,7 +45,7 @@ class IntakeRow:
     confirmed: Json | None  # uid -> data, on the case's first message of the batch only
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class UtbetalingRow:
     """The last confirmed utbetaling of one uid; ``data`` is the domain record as JSON."""
 
@@ -200,7 +202,7 @@ class StatusPage:
     limit: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Submission:
     """What the intake answers: the key to follow, and whether it was seen before."""
 

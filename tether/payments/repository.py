@@ -10,7 +10,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from tether.core import db
-from tether.core.db import Connection, json_text
+from tether.core.db import Connection, json_param, json_text
 from tether.core.sql import load_queries
 from tether.payments.records import (
     CaseRow,
@@ -109,9 +109,9 @@ async def store_intake(
         queries["store_intake"],
         {
             "fagsystem": fagsystem,
-            "orders": json_text(orders),
+            "orders": json_param(orders),
             "sak_ids": [o["sak_id"] for o in orders],
-            "statuses": json_text(statuses),
+            "statuses": json_param(statuses),
             "waiting": list(waiting),
             "claim_s": claim_s,
         },
@@ -158,18 +158,6 @@ async def take_waiting(
         ((r["fagsystem"], r["sak_id"]), r["original_key"], bytes(r["body"]), r["confirmed"])
         for r in rows
     ]
-
-
-def candidate_payload(c: UtbetalingRow) -> Json:
-    """A candidate utbetaling as the order statements store it (``pay.candidate`` columns)."""
-    return {
-        "uid": c.uid,
-        "klassekode": c.klassekode,
-        "periods": c.periods,
-        "last_line_id": c.last_line_id,
-        "last_line": c.last_line,
-        "data": c.data,
-    }
 
 
 async def insert_status(conn: Connection, *, original_key: str, status: str, body: Json) -> None:
