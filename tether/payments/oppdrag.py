@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 
 from tether.payments import receipt_head
 from tether.payments.models import Line, Order, Receipt, iso
-from tether.payments.order_form import OrderForm
+from tether.payments.order_form import OrderForm, Texts
 
 NAMESPACE = "http://www.trygdeetaten.no/skjema/oppdrag"
 ORDERS_STREAM = "OPPDRAG_ORDERS"
@@ -176,39 +176,34 @@ def _need(el: ET.Element | None, tag: str) -> str:
     return value
 
 
-def _opt_int(el: ET.Element | None, tag: str) -> int | None:
-    value = _text(el, tag)
-    return None if value is None else int(value)
-
-
-def _children(el: ET.Element) -> dict[str, ET.Element]:
-    """Each child by local name, the first of a name winning (as ``_child`` finds it): one pass
-    over the element instead of one search per field."""
-    found: dict[str, ET.Element] = {}
+def _texts(el: ET.Element) -> dict[str, str | None]:
+    """Each child's text by local name, the first of a name winning (as ``_child`` finds it):
+    one pass over the element instead of one search per field."""
+    found: dict[str, str | None] = {}
     for c in el:
-        found.setdefault(_local(c.tag), c)
+        found.setdefault(_local(c.tag), c.text)
     return found
 
 
-def _get(found: Mapping[str, ET.Element], tag: str) -> str | None:
-    el = found.get(tag)
-    return None if el is None else el.text
-
-
-def _req(found: Mapping[str, ET.Element], tag: str) -> str:
-    value = _get(found, tag)
+def _req(texts: Texts, tag: str) -> str:
+    value = texts.get(tag)
     if value is None:
         raise OppdragFormatError(f"<{tag}> is missing")
     return value
 
 
-def _req_day(found: Mapping[str, ET.Element], tag: str) -> date:
-    return date.fromisoformat(_req(found, tag))
+def _req_day(texts: Texts, tag: str) -> date:
+    return date.fromisoformat(_req(texts, tag))
 
 
-def _get_day(found: Mapping[str, ET.Element], tag: str) -> date | None:
-    value = _get(found, tag)
+def _get_day(texts: Texts, tag: str) -> date | None:
+    value = texts.get(tag)
     return None if value is None else date.fromisoformat(value)
+
+
+def _get_int(texts: Texts, tag: str) -> int | None:
+    value = texts.get(tag)
+    return None if value is None else int(value)
 
 
 def _tidspkt(text: str) -> datetime:
@@ -222,54 +217,69 @@ def _tidspkt(text: str) -> datetime:
     return datetime.strptime(text, TIDSPKT_FORMAT)
 
 
-def _line(el: ET.Element) -> Line:
-    f = _children(el)
-    attestant = f.get("attestant-180")
-    vedtakssats = f.get("vedtakssats-157")
+def _line(t: Texts) -> Line:
+    """A line from its texts by element name, whichever reader found them (the tree's, or
+    ``OrderForm``'s): one place converts them, in one order, so both fail alike."""
     return Line(
         uid="",  # not on the wire
-        kode_endring_linje=_req(f, "kodeEndringLinje"),
-        kode_status_linje=_get(f, "kodeStatusLinje"),
-        dato_status_fom=_get_day(f, "datoStatusFom"),
-        vedtak_id=_req_day(f, "vedtakId"),
-        delytelse_id=_req(f, "delytelseId"),
-        ref_delytelse_id=_get(f, "refDelytelseId"),
-        ref_fagsystem_id=_get(f, "refFagsystemId"),
-        kode_klassifik=_req(f, "kodeKlassifik"),
-        fom=_req_day(f, "datoVedtakFom"),
-        tom=_req_day(f, "datoVedtakTom"),
-        sats=int(_req(f, "sats")),
-        type_sats=_req(f, "typeSats"),
-        saksbeh_id=_req(f, "saksbehId"),
-        utbetales_til_id=_req(f, "utbetalesTilId"),
-        henvisning=_req(f, "henvisning"),
-        attestant_id=_need(attestant, "attestantId"),
-        vedtakssats=_opt_int(vedtakssats, "vedtakssats"),
+        kode_endring_linje=_req(t, "kodeEndringLinje"),
+        kode_status_linje=t.get("kodeStatusLinje"),
+        dato_status_fom=_get_day(t, "datoStatusFom"),
+        vedtak_id=_req_day(t, "vedtakId"),
+        delytelse_id=_req(t, "delytelseId"),
+        ref_delytelse_id=t.get("refDelytelseId"),
+        ref_fagsystem_id=t.get("refFagsystemId"),
+        kode_klassifik=_req(t, "kodeKlassifik"),
+        fom=_req_day(t, "datoVedtakFom"),
+        tom=_req_day(t, "datoVedtakTom"),
+        sats=int(_req(t, "sats")),
+        type_sats=_req(t, "typeSats"),
+        saksbeh_id=_req(t, "saksbehId"),
+        utbetales_til_id=_req(t, "utbetalesTilId"),
+        henvisning=_req(t, "henvisning"),
+        attestant_id=_req(t, "attestantId"),
+        vedtakssats=_get_int(t, "vedtakssats"),
     )
+
+
+def _order_of(head: Texts, lines: Iterable[Texts]) -> Order:
+    """An order from the texts of its head (``avstemming-115``'s among them) and of its lines,
+    converted head first, then line by line."""
+    return Order(
+        kode_aksjon=_req(head, "kodeAksjon"),
+        kode_endring=_req(head, "kodeEndring"),
+        kode_fagomraade=_req(head, "kodeFagomraade"),
+        fagsystem_id=_req(head, "fagsystemId"),
+        oppdrag_gjelder_id=_req(head, "oppdragGjelderId"),
+        saksbeh_id=_req(head, "saksbehId"),
+        nokkel_avstemming=_req(head, "nokkelAvstemming"),
+        tidspkt_melding=_tidspkt(_req(head, "tidspktMelding")),
+        lines=tuple(map(_line, lines)),
+    )
+
+
+def _line_texts(el: ET.Element) -> dict[str, str | None]:
+    """A line's texts, the attestant's and the vedtakssats' read from their own elements."""
+    texts = _texts(el)
+    texts["attestantId"] = _text(_child(el, "attestant-180"), "attestantId")
+    texts["vedtakssats"] = _text(_child(el, "vedtakssats-157"), "vedtakssats")
+    return texts
 
 
 def _order(root: ET.Element) -> Order:
     head = _child(root, "oppdrag-110")
     if head is None:
         raise OppdragFormatError("<oppdrag-110> is missing")
-    f = _children(head)
-    avstemming = f.get("avstemming-115")
-    a = {} if avstemming is None else _children(avstemming)
-    return Order(
-        kode_aksjon=_req(f, "kodeAksjon"),
-        kode_endring=_req(f, "kodeEndring"),
-        kode_fagomraade=_req(f, "kodeFagomraade"),
-        fagsystem_id=_req(f, "fagsystemId"),
-        oppdrag_gjelder_id=_req(f, "oppdragGjelderId"),
-        saksbeh_id=_req(f, "saksbehId"),
-        nokkel_avstemming=_req(a, "nokkelAvstemming"),
-        tidspkt_melding=_tidspkt(_req(a, "tidspktMelding")),
-        lines=tuple(_line(c) for c in head if _local(c.tag) == "oppdrags-linje-150"),
-    )
+    texts = _texts(head)
+    avstemming = _child(head, "avstemming-115")
+    texts["nokkelAvstemming"] = _text(avstemming, "nokkelAvstemming")
+    texts["tidspktMelding"] = _text(avstemming, "tidspktMelding")
+    lines = (_line_texts(c) for c in head if _local(c.tag) == "oppdrags-linje-150")
+    return _order_of(texts, lines)
 
 
 _FORM = OrderForm(
-    _DECLARATION, f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}">', "</ns2:oppdrag>", _tidspkt
+    _DECLARATION, f'<ns2:oppdrag xmlns:ns2="{NAMESPACE}">', "</ns2:oppdrag>", _order_of
 )
 
 

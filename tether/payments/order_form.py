@@ -13,10 +13,11 @@ match, and ``oppdrag.parse_order_xml`` reads it with ElementTree instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Mapping
 
-from tether.payments.models import Line, Order
+from tether.payments.models import Order
+
+Texts = Mapping[str, str | None]  # an element's texts by the local names of its children
 
 #: A text ElementTree gives as it is: no markup, no ``\r`` (XML reads it as a newline), no control
 #: character XML forbids; the other characters it forbids are ``_FORBIDDEN``.
@@ -77,46 +78,25 @@ _LINE = re.compile(
 )
 
 
-def _line(m: re.Match[str]) -> Line:
-    """``oppdrag._line`` for a matched line (every required text there): the same conversions in
-    the same order, so a bad value fails with the same message."""
-    status_fom, vedtakssats = m["datoStatusFom"], m["vedtakssats"]
-    return Line(
-        uid="",  # not on the wire
-        kode_endring_linje=m["kodeEndringLinje"],
-        kode_status_linje=m["kodeStatusLinje"],
-        dato_status_fom=None if status_fom is None else date.fromisoformat(status_fom),
-        vedtak_id=date.fromisoformat(m["vedtakId"]),
-        delytelse_id=m["delytelseId"],
-        ref_delytelse_id=m["refDelytelseId"],
-        ref_fagsystem_id=m["refFagsystemId"],
-        kode_klassifik=m["kodeKlassifik"],
-        fom=date.fromisoformat(m["datoVedtakFom"]),
-        tom=date.fromisoformat(m["datoVedtakTom"]),
-        sats=int(m["sats"]),
-        type_sats=m["typeSats"],
-        saksbeh_id=m["saksbehId"],
-        utbetales_til_id=m["utbetalesTilId"],
-        henvisning=m["henvisning"],
-        attestant_id=m["attestantId"],
-        vedtakssats=None if vedtakssats is None else int(vedtakssats),
-    )
-
-
 class OrderForm:
-    """The form for one declaration and root element, as ``oppdrag`` writes them; ``tidspkt``
-    reads ``tidspktMelding`` (oppdrag's own reader, so both readers read it alike)."""
+    """The form for one declaration and root element, as ``oppdrag`` writes them. It finds the
+    texts; ``build`` (``oppdrag``'s, which the tree's texts go through too) makes the order of
+    them, so both readers convert alike."""
 
     def __init__(
-        self, declaration: str, root_start: str, root_end: str, tidspkt: Callable[[str], datetime]
+        self,
+        declaration: str,
+        root_start: str,
+        root_end: str,
+        build: Callable[[Texts, list[Texts]], Order],
     ) -> None:
         self._head = re.compile(re.escape(declaration + root_start) + _HEAD)
         self._tail = "</oppdrag-110>" + root_end
-        self._tidspkt = tidspkt
+        self._build = build
 
     def read(self, raw: str | bytes) -> Order | None:
         """The order, or None when ``raw`` is not in this form (bytes not UTF-8 are not); a bad
-        value (a date, a number) raises ``ValueError`` as ``oppdrag._order`` would."""
+        value (a date, a number) raises ``build``'s ``ValueError``."""
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode()
@@ -125,20 +105,11 @@ class OrderForm:
         head = self._head.match(raw)
         if head is None or (not raw.isascii() and _FORBIDDEN.search(raw) is not None):
             return None
-        lines, pos = [], head.end()
+        lines: list[Texts] = []
+        pos = head.end()
         while (line := _LINE.match(raw, pos)) is not None:
-            lines.append(line)
+            lines.append(line.groupdict())
             pos = line.end()
         if raw[pos:] != self._tail:
             return None
-        return Order(
-            kode_aksjon=head["kodeAksjon"],
-            kode_endring=head["kodeEndring"],
-            kode_fagomraade=head["kodeFagomraade"],
-            fagsystem_id=head["fagsystemId"],
-            oppdrag_gjelder_id=head["oppdragGjelderId"],
-            saksbeh_id=head["saksbehId"],
-            nokkel_avstemming=head["nokkelAvstemming"],
-            tidspkt_melding=self._tidspkt(head["tidspktMelding"]),
-            lines=tuple(map(_line, lines)),
-        )
+        return self._build(head.groupdict(), lines)
