@@ -60,6 +60,18 @@ async def test_a_refusal_concerns_its_message_only(nc: Any) -> None:
     assert refused is not None and refused.startswith("APIError")
 
 
+async def test_a_publisher_with_a_stream_says_so_in_every_message(nc: Any) -> None:
+    stream, subject = names()
+    await ensure_stream(nc.jetstream(), stream, subject)
+    plain = (b"m", {"Nats-Msg-Id": "plain"})
+    assert await Publisher(nc, subject, stream=stream).publish([plain], timeout_s=5) == [None]
+    (refused,) = await Publisher(nc, subject, stream="NOT_THIS_STREAM").publish(
+        [(b"m", {"Nats-Msg-Id": "other"})], timeout_s=5
+    )
+    assert refused is not None and refused.startswith("APIError")
+    assert plain[1] == {"Nats-Msg-Id": "plain"}  # the caller's headers are not changed
+
+
 async def test_no_stream_and_no_answer_are_errors(nc: Any) -> None:
     stream, subject = names()
     publisher = Publisher(nc, subject)

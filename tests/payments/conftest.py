@@ -61,7 +61,8 @@ async def service(pool: AsyncConnectionPool[Any]) -> AsyncIterator[PaymentsServi
 
 def order_publisher(js: Any, service: PaymentsService) -> Publisher:
     """What ``send_orders`` publishes orders with, on the test's connection."""
-    return Publisher(js._nc, service.settings.orders_subject)
+    s = service.settings
+    return Publisher(js._nc, s.orders_subject, stream=s.orders_stream)
 
 
 async def publish_once(service: PaymentsService, nats_url: str) -> int:

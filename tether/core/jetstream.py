@@ -23,11 +23,14 @@ Item = tuple[bytes, dict[str, str]]  # payload, headers
 
 
 class Publisher:
-    """Rounds of messages to one subject, on one connection (its own reply subscription)."""
+    """Rounds of messages to one subject, on one connection (its own reply subscription). With
+    ``stream``, each message says which stream must store it (``Nats-Expected-Stream``, as
+    nats-py's ``publish(stream=...)``): another stream taking the subject refuses it."""
 
-    def __init__(self, nc: Any, subject: str) -> None:
+    def __init__(self, nc: Any, subject: str, *, stream: str | None = None) -> None:
         self.nc = nc
         self.subject = subject
+        self.expected = {} if stream is None else {"Nats-Expected-Stream": stream}
         self.inbox = nc.new_inbox()
         self.rounds = itertools.count()
         self.waiting: dict[str, _Round] = {}
@@ -50,7 +53,10 @@ class Publisher:
             for n, (data, headers) in enumerate(items):
                 try:
                     await self.nc.publish(
-                        self.subject, data, reply=f"{prefix}.{n}", headers=headers
+                        self.subject,
+                        data,
+                        reply=f"{prefix}.{n}",
+                        headers={**headers, **self.expected},
                     )
                 except Exception as exc:  # the connection's, nats-py's own: none of the rest left
                     done.unsent(n, f"{type(exc).__name__}: {exc}")

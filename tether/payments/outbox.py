@@ -38,7 +38,6 @@ async def send(
     outcomes: list[str | None] = []
     places: list[int] = []
     items: list[Item] = []
-    stream = service.settings.orders_stream
     for order in orders:
         seen = looked_up.get(order.id, False)
         data = order.xml.encode()
@@ -49,8 +48,7 @@ async def send(
         else:
             places.append(len(outcomes))
             outcomes.append(None)
-            headers = {"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)}
-            items.append((data, {**headers, "Nats-Expected-Stream": stream}))
+            items.append((data, {"Nats-Msg-Id": order.message_id, "Order-Id": str(order.id)}))
     answers = await publisher.publish(items, timeout_s=SEND_TIMEOUT_S)
     for place, answer in zip(places, answers, strict=True):
         outcomes[place] = answer

@@ -42,8 +42,7 @@ async def publish_statuses(
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.status_stream, s.status_subject, max_age_s=s.stream_max_age_s)
-        publisher = Publisher(nc, s.status_subject)
-        stream = s.status_stream
+        publisher = Publisher(nc, s.status_subject, stream=s.status_stream)
         while not stop.is_set():
             async with db.transaction(service.pool) as conn:
                 page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
@@ -53,11 +52,7 @@ async def publish_statuses(
                     [
                         (
                             _fit(key, body, nc.max_payload - HEADROOM),
-                            {
-                                "Transaction-ID": key,
-                                "Nats-Msg-Id": f"status-{id_}",
-                                "Nats-Expected-Stream": stream,
-                            },
+                            {"Transaction-ID": key, "Nats-Msg-Id": f"status-{id_}"},
                         )
                         for _, id_, key, body in rows
                     ],

@@ -43,7 +43,7 @@ async def send_orders(
     try:
         js = nc.jetstream()
         await ensure_stream(js, s.orders_stream, s.orders_subject, max_age_s=s.stream_max_age_s)
-        publisher = Publisher(nc, s.orders_subject)
+        publisher = Publisher(nc, s.orders_subject, stream=s.orders_stream)
         service.send_here()
         handed: list[Outgoing] = []
         last_claim = float("-inf")
