@@ -74,8 +74,7 @@ WITH o AS (
 INSERT INTO pay.status (original_key, status, body)
 SELECT original_key, status, body FROM (
     SELECT o.ord, o.original_key, 'MOTTATT' AS status,
-           jsonb_build_object('status', 'MOTTATT', 'detaljer', o.details, 'error', NULL,
-                              'simulering', false) AS body
+           pay.status_body('MOTTATT', o.details, NULL) AS body
     FROM o
     UNION ALL
     SELECT s.ord, s.original_key, s.status, s.body
@@ -169,9 +168,7 @@ WITH locked AS MATERIALIZED (
     RETURNING o.original_key, o.details
 )
 INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, 'HOS_OPPDRAG',
-       jsonb_build_object('status', 'HOS_OPPDRAG', 'detaljer', details, 'error', NULL,
-                          'simulering', false)
+SELECT original_key, 'HOS_OPPDRAG', pay.status_body('HOS_OPPDRAG', details, NULL)
 FROM sent;
 
 -- name: record_send_failure
@@ -262,9 +259,7 @@ WITH r AS (
     RETURNING o.id, o.details
 )
 INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status,
-       jsonb_build_object('status', status, 'detaljer', details, 'error', error,
-                          'simulering', false)
+SELECT original_key, status, pay.status_body(status, details, error)
 FROM (
     SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
            f.details
@@ -342,8 +337,7 @@ SELECT original_key, status, body, created_at FROM (
     WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s
     UNION ALL
     SELECT i.original_key, 'VENTER',
-           jsonb_build_object('status', 'VENTER', 'detaljer', NULL, 'error', NULL,
-                              'simulering', false),
+           pay.status_body('VENTER', NULL, NULL),
            i.received_at, 1, i.seq
     FROM pay.inbound i
     WHERE i.fagsystem = %(fagsystem)s AND i.sak_id = %(sak_id)s AND i.state = 'waiting'
