@@ -65,7 +65,7 @@ import psycopg
 
 from bench import cpu, http_load
 from bench.common import percentile, postgres, scratch_database, write_section
-from tether.core import keys
+from tether.core import keys, loop
 
 HEADING = "## Payments throughput"
 RUN_TIMEOUT_S = 600.0
@@ -484,7 +484,7 @@ def one_run(
     label = f"{path} at {rate:.0f}/s" if rate else path
     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
     probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
-    ref_s, ref_lat = asyncio.run(
+    ref_s, ref_lat = loop.run(
         post_all(api, probes, concurrency, token, reference=True, rate=rate)
     )
     after_id = last_status_id(db_url)
@@ -496,14 +496,14 @@ def one_run(
     timeline = ""
     if path == "http":
         marks: tuple[dict[str, float], dict[str, float], dict[str, float]] = ({}, {}, {})
-        intake_s, latencies = asyncio.run(
+        intake_s, latencies = loop.run(
             post_all(api, items, concurrency, token, rate=rate, timeline=marks)
         )
         if args.timeline and rate:
             timeline = latency_timeline(*marks)
     else:
         first = time.time()
-        _, started, sent = asyncio.run(publish_all(args.nats_url, items, concurrency, rate))
+        _, started, sent = loop.run(publish_all(args.nats_url, items, concurrency, rate))
         logged_at, logged = wait_logged(db_url, len(items), after_seq)
         latencies = [max(0.0, at - started[key]) for key, at in logged.items() if key in started]
         if args.timeline:
@@ -544,9 +544,9 @@ def warm_up(args: argparse.Namespace, api: str, token: str, db_url: str) -> None
         items = scenario_items("cases", prefix, 50, 0)
         after_id = last_status_id(db_url)
         if path == "http":
-            asyncio.run(post_all(api, items, 10, token))
+            loop.run(post_all(api, items, 10, token))
         else:
-            asyncio.run(publish_all(args.nats_url, items, 10))
+            loop.run(publish_all(args.nats_url, items, 10))
         wait_final(db_url, prefix, len(items), after_id)
 
 
