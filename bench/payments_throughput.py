@@ -484,9 +484,7 @@ def one_run(
     label = f"{path} at {rate:.0f}/s" if rate else path
     items = scenario_items(scenario, prefix, args.cases, args.hot_messages)
     probes = [(f"{prefix}ref{i}", b"") for i in range(min(len(items), 500))]
-    ref_s, ref_lat = loop.run(
-        post_all(api, probes, concurrency, token, reference=True, rate=rate)
-    )
+    ref_s, ref_lat = loop.run(post_all(api, probes, concurrency, token, reference=True, rate=rate))
     after_id = last_status_id(db_url)
     after_seq = last_inbound_seq(db_url)
     dbname = str(psycopg.conninfo.conninfo_to_dict(db_url)["dbname"])

@@ -8,8 +8,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core import db
 from tether.core.errors import Conflict, InvalidInput
 from tether.payments import codec
 from tether.payments.oppdrag import build_receipt_xml
@@ -255,6 +257,46 @@ async def test_an_error_halfway_through_intake_leaves_no_rows(
         assert await _count(pool, table) == 0, table
     await service.submit("k1", message(june(3, 14)))  # the case is not stuck
     assert (await service.latest_status("k1")).status == "MOTTATT"
+
+
+async def _lent_as_usual(pool: AsyncConnectionPool[Any]) -> int:
+    """The pool's one connection is as the pool lends it: no transaction, autocommit off; its
+    server process id."""
+    async with pool.connection() as conn:
+        assert conn.pgconn.transaction_status == TransactionStatus.IDLE
+        assert conn.autocommit is False
+        return conn.info.backend_pid
+
+
+@pytest.mark.parametrize("refused", ["inbound", "status"])
+async def test_intake_in_two_round_trips_rolls_back_either_and_lends_its_connection_back_clean(
+    db_url: str, service: PaymentsService, refused: str
+) -> None:
+    # BEGIN goes with the intake and COMMIT with the store (autocommit, pipelined): a failure in
+    # the first (the log) or the second (the statuses) leaves nothing, and the connection goes
+    # back to the pool out of any transaction with autocommit off, as every other user expects
+    pool = db.make_pool(db_url, min_size=1, max_size=1)  # one connection: the next user gets it
+    await pool.open(wait=True)
+    try:
+        own = PaymentsService(pool=pool, settings=service.settings, client=service.client)
+        kept = await _lent_as_usual(pool)
+        async with pool.connection() as conn:
+            await conn.execute(
+                "CREATE FUNCTION pay.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION 'refused'; END $$;"
+                f" CREATE TRIGGER refuse BEFORE INSERT ON pay.{refused} FOR EACH ROW"  # type: ignore[arg-type]
+                " WHEN (NEW.original_key = 'boom') EXECUTE FUNCTION pay.refuse()"
+            )
+        with pytest.raises(Exception, match="refused"):
+            await own.submit("boom", message(june(3, 14)))
+        assert await _lent_as_usual(pool) == kept  # rolled back and kept, not replaced
+        for table in ("sak", "inbound", "oppdrag", "candidate", "status"):
+            assert await _count(pool, table) == 0, table
+        await own.submit("k1", message(june(3, 14)))
+        assert await _lent_as_usual(pool) == kept
+        assert (await own.latest_status("k1")).status == "MOTTATT"
+    finally:
+        await pool.close()
 
 
 async def test_concurrent_messages_of_one_case_get_one_order_and_wait_in_arrival_order(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from psycopg import AsyncCursor
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -64,21 +66,54 @@ async def intake_batch(
 ) -> list[IntakeRow]:
     """Lock the batch's cases, log its messages and read each case's confirmed state in one
     call; one row per message, in the batch's order."""
+    cur = await _send_intake(conn, fagsystem, keys, hashes, sak_ids, bodies)
+    return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)
+
+
+async def begin_intake(
+    conn: Connection,
+    *,
+    fagsystem: str,
+    keys: Sequence[str],
+    hashes: Sequence[str],
+    sak_ids: Sequence[str | None],
+    bodies: Sequence[bytes],
+) -> list[IntakeRow]:
+    """``BEGIN`` and ``intake_batch`` sent together, one round trip (``conn`` in autocommit:
+    psycopg's own BEGIN would wait for its answer first). The transaction stays open for
+    ``store_and_commit``; on an error the caller rolls it back."""
+    async with conn.pipeline():
+        await conn.execute(b"BEGIN")
+        cur = await _send_intake(conn, fagsystem, keys, hashes, sak_ids, bodies)
+    return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)  # read at the pipeline's sync
+
+
+async def _send_intake(
+    conn: Connection,
+    fagsystem: str,
+    keys: Sequence[str],
+    hashes: Sequence[str],
+    sak_ids: Sequence[str | None],
+    bodies: Sequence[bytes],
+) -> AsyncCursor[dict[str, Any]]:
     if len(keys) == 1:  # the usual HTTP batch: a cheaper function, the same row
         params = {"key": keys[0], "hash": hashes[0], "sak": sak_ids[0], "body": bodies[0]}
-        rows = await db.fetch_all(conn, queries["intake_one"], {"fagsystem": fagsystem, **params})
-    else:
-        rows = await db.fetch_all(
-            conn,
-            queries["intake_batch"],
-            {
-                "fagsystem": fagsystem,
-                "keys": list(keys),
-                "hashes": list(hashes),
-                "saks": list(sak_ids),
-                "bodies": list(bodies),
-            },
-        )
+        return await conn.execute(queries["intake_one"], {"fagsystem": fagsystem, **params})
+    return await conn.execute(
+        queries["intake_batch"],
+        {
+            "fagsystem": fagsystem,
+            "keys": list(keys),
+            "hashes": list(hashes),
+            "saks": list(sak_ids),
+            "bodies": list(bodies),
+        },
+    )
+
+
+def _intake_rows(
+    rows: Sequence[dict[str, Any]], fagsystem: str, sak_ids: Sequence[str | None]
+) -> list[IntakeRow]:
     return [
         IntakeRow(
             logged=r["logged"],
@@ -107,16 +142,43 @@ async def store_intake(
     await db.execute(
         conn,
         queries["store_intake"],
-        {
-            "fagsystem": fagsystem,
-            "orders": json_param(orders),
-            "sak_ids": [o["sak_id"] for o in orders],
-            "statuses": json_param(statuses),
-            "waiting": list(waiting),
-            "claim_s": claim_s,
-        },
+        _store_params(fagsystem, orders, statuses, waiting, claim_s),
         prepare=CACHE_PLANS,
     )
+
+
+async def store_and_commit(
+    conn: Connection,
+    *,
+    fagsystem: str,
+    orders: Sequence[Json],
+    statuses: Sequence[Json],
+    waiting: Sequence[str],
+) -> None:
+    """``store_intake`` (when there is anything to store) and ``COMMIT`` sent together, one
+    round trip: the end of ``begin_intake``'s transaction."""
+    async with conn.pipeline():
+        if orders or statuses or waiting:
+            params = _store_params(fagsystem, orders, statuses, waiting, None)
+            await conn.execute(queries["store_intake"], params, prepare=CACHE_PLANS)
+        await conn.execute(b"COMMIT")
+
+
+def _store_params(
+    fagsystem: str,
+    orders: Sequence[Json],
+    statuses: Sequence[Json],
+    waiting: Sequence[str],
+    claim_s: float | None,
+) -> dict[str, Any]:
+    return {
+        "fagsystem": fagsystem,
+        "orders": json_param(orders),
+        "sak_ids": [o["sak_id"] for o in orders],
+        "statuses": json_param(statuses),
+        "waiting": list(waiting),
+        "claim_s": claim_s,
+    }
 
 
 async def insert_inbound(
