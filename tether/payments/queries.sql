@@ -212,7 +212,8 @@ FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
 -- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
 -- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
 -- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
--- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent
+-- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent.
+-- Returns which of the given free cases have a waiting message (see the end)
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
@@ -257,18 +258,26 @@ WITH r AS (
         claimed_until = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
     RETURNING o.id, o.details
+), booked AS (
+    INSERT INTO pay.status (original_key, status, body)
+    SELECT original_key, status, pay.status_body(status, details, error)
+    FROM (
+        SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
+               f.details
+        FROM r JOIN finished f ON f.id = r.id WHERE r.hos
+        UNION ALL
+        SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
+        FROM r JOIN finished f ON f.id = r.id
+    ) booked
+    ORDER BY ord, step
 )
-INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status, pay.status_body(status, details, error)
-FROM (
-    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
-           f.details
-    FROM r JOIN finished f ON f.id = r.id WHERE r.hos
-    UNION ALL
-    SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
-    FROM r JOIN finished f ON f.id = r.id
-) booked
-ORDER BY ord, step;
+-- of the cases the batch leaves free (free_*), those a message waits on (an index probe each
+-- on inbound_waiting): the caller drains only these. Read here, after the cases' locks are
+-- held (lock_cases' snapshot predates them, blind to a message queued while it waited)
+SELECT c.fagsystem, c.sak_id
+FROM unnest(%(free_fagsystems)b::text[], %(free_sak_ids)b::text[]) AS c(fagsystem, sak_id)
+WHERE EXISTS (SELECT FROM pay.inbound i
+              WHERE i.sak_id = c.sak_id AND i.fagsystem = c.fagsystem AND i.state = 'waiting');
 
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);
