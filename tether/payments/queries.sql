@@ -9,11 +9,13 @@
 -- case never changes, so reading it before the orders' locks are granted is safe). Whether a
 -- message waits is not read here: a read of another table in this statement uses the snapshot
 -- taken before the lock wait, blind to a message an intake holding the lock queued
--- (take_waiting, a later statement, sees it)
+-- (book_receipts, a later statement, reads it). The ids by "= ANY" on the primary key (one
+-- bitmap scan, estimated exactly: the key is unique), not as an unnested subquery, one
+-- semi-join fewer to plan: 0.158 -> 0.127 ms of planning a 26-receipt batch (EXPLAIN, 20,000 cases)
 SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
 FROM pay.sak s
 WHERE (s.sak_id, s.fagsystem) IN (SELECT o.sak_id, o.fagsystem FROM pay.oppdrag o
-                                  WHERE o.id IN (SELECT unnest(%(ids)b::uuid[])))
+                                  WHERE o.id = ANY(%(ids)b::uuid[]))
 ORDER BY s.fagsystem, s.sak_id
 FOR UPDATE OF s;
 
@@ -257,19 +259,16 @@ WITH r AS (
         send_due_at = NULL,
         claimed_until = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
-    RETURNING o.id, o.details
+    -- what the statuses need of the receipt comes back with the order: no join of r and
+    -- finished (two of them before, one per status step), less to plan
+    RETURNING r.ord, r.original_key, r.hos, r.state, r.error, o.details
 ), booked AS (
     INSERT INTO pay.status (original_key, status, body)
-    SELECT original_key, status, pay.status_body(status, details, error)
-    FROM (
-        SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
-               f.details
-        FROM r JOIN finished f ON f.id = r.id WHERE r.hos
-        UNION ALL
-        SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
-        FROM r JOIN finished f ON f.id = r.id
-    ) booked
-    ORDER BY ord, step
+    SELECT f.original_key, v.status, pay.status_body(v.status, f.details, v.error)
+    FROM finished f CROSS JOIN LATERAL (VALUES (0, 'HOS_OPPDRAG', NULL::jsonb),
+                                               (1, f.state, f.error)) AS v(step, status, error)
+    WHERE f.hos OR v.step = 1
+    ORDER BY f.ord, v.step
 )
 -- of the cases the batch leaves free (free_*), those a message waits on (an index probe each
 -- on inbound_waiting): the caller drains only these. Read here, after the cases' locks are
