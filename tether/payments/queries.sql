@@ -215,7 +215,7 @@ FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
 -- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
 -- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
 -- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent.
--- Returns which of the given free cases have a waiting message (see the end)
+-- Returns which of the given free cases may have a waiting message (see the end)
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
@@ -270,13 +270,13 @@ WITH r AS (
     WHERE f.hos OR v.step = 1
     ORDER BY f.ord, v.step
 )
--- of the cases the batch leaves free (free_*), those a message waits on (an index probe each
--- on inbound_waiting): the caller drains only these. Read here, after the cases' locks are
--- held (lock_cases' snapshot predates them, blind to a message queued while it waited)
-SELECT c.fagsystem, c.sak_id
-FROM unnest(%(free_fagsystems)b::text[], %(free_sak_ids)b::text[]) AS c(fagsystem, sak_id)
-WHERE EXISTS (SELECT FROM pay.inbound i
-              WHERE i.sak_id = c.sak_id AND i.fagsystem = c.fagsystem AND i.state = 'waiting');
+-- the cases with a waiting message among the sak ids the batch leaves free (the caller keeps
+-- those of its own fagsystem and drains only these): one scan of the small partial index
+-- inbound_waiting, cheaper to plan than a probe per case (EXISTS over the unnested keys:
+-- 0.15M instructions more a batch). Read here, after the cases' locks are held (lock_cases'
+-- snapshot predates them, blind to a message queued while it waited)
+SELECT DISTINCT i.fagsystem, i.sak_id FROM pay.inbound i
+WHERE i.state = 'waiting' AND i.sak_id = ANY(%(free_sak_ids)b::text[]);
 
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);

@@ -92,8 +92,8 @@ class Booking:
     async def flush(
         self, conn: Connection, free: Sequence[tuple[str, str]] = ()
     ) -> set[tuple[str, str]] | None:
-        """Store the queued bookings; returns the cases of ``free`` a message waits on (None:
-        nothing was queued, so nothing was read)."""
+        """Store the queued bookings; returns the cases a message waits on among ``free``'s sak
+        ids (``repository.book_receipts``; None: nothing was queued, so nothing was read)."""
         waiting = None
         if self.rows:
             waiting = await repository.book_receipts(conn, receipts=self.rows, free=free)

@@ -228,12 +228,13 @@ async def book_receipts(
     conn: Connection, *, receipts: Sequence[Json], free: Sequence[tuple[str, str]] = ()
 ) -> set[tuple[str, str]]:
     """A batch's bookings (``receipts.Booking`` rows), all in one statement; returns the cases
-    of ``free`` (fagsystem, sak_id) a message waits on, read once the batch holds their locks."""
+    (fagsystem, sak_id) a message waits on whose sak id is one of ``free``'s, read once the
+    batch holds their locks: a superset of the free cases with a waiting message (the caller
+    intersects; another fagsystem's case of the same sak id may be among them)."""
     params = {
         "receipts": json_text(receipts),
         "ids": [r["id"] for r in receipts],
         "sak_ids": [r["sak_id"] for r in receipts],
-        "free_fagsystems": [k[0] for k in free],
         "free_sak_ids": [k[1] for k in free],
     }
     rows = await db.fetch_all(conn, queries["book_receipts"], params, prepare=CACHE_PLANS)
