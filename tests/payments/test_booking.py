@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from tether.payments import codec, repository
@@ -172,3 +173,37 @@ async def test_a_receipt_batch_locks_its_orders_without_their_xml(
     assert not hasattr(head, "xml")
     assert (head.state, head.original_key, head.uids) == ("MOTTATT", "k1", order.uids)
     assert list(cases) == [("DAGPENGER", "sak1")]
+
+
+async def test_a_batch_drains_only_the_cases_a_message_waits_on(
+    service: PaymentsService, pool: AsyncConnectionPool[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``book_receipts`` reads which freed cases have a waiting message: those are drained
+    (their messages planned, in order), the others are not looked at again, and a batch where
+    no message waits sends no ``take_waiting`` at all (the usual batch: one message a case)."""
+    taken: list[list[tuple[str, str]]] = []
+    take_waiting = repository.take_waiting
+
+    async def spy(conn: Any, *, keys: list[tuple[str, str]]) -> Any:
+        taken.append(list(keys))
+        return await take_waiting(conn, keys=keys)
+
+    monkeypatch.setattr(repository, "take_waiting", spy)
+    for sak in ("sakA", "sakB", "sakC"):
+        await service.submit(f"{sak}-1", message(june(3, 7), sak=sak))
+    for sak in ("sakA", "sakC"):  # queued behind the case's order
+        await service.submit(f"{sak}-2", message(june(3, 14), sak=sak, behandling="b2"))
+    firsts = [(await service.orders(s))[0] for s in ("sakA", "sakB", "sakC")]
+    assert await service.apply_receipts([_receipt(o.xml, "00") for o in firsts]) == ["ok"] * 3
+    assert taken == [[("DAGPENGER", "sakA"), ("DAGPENGER", "sakC")]]
+    for sak in ("sakA", "sakC"):
+        assert await _statuses(pool, f"{sak}-2") == ["MOTTATT"]
+        assert [o.original_key for o in await service.orders(sak)] == [f"{sak}-1", f"{sak}-2"]
+
+    await service.submit("sakB-2", message(june(3, 14), sak="sakB", behandling="b2"))
+    seconds = [(await service.orders(s))[1] for s in ("sakA", "sakB", "sakC")]
+    assert await service.apply_receipts([_receipt(o.xml, "00") for o in seconds]) == ["ok"] * 3
+    assert len(taken) == 1  # nothing waited: no take_waiting
+    for sak in ("sakA", "sakB", "sakC"):
+        assert await _statuses(pool, f"{sak}-2") == ["MOTTATT", "HOS_OPPDRAG", "OK"]
+        assert (await service.case(sak)).inflight_order is None

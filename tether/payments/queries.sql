@@ -9,11 +9,13 @@
 -- case never changes, so reading it before the orders' locks are granted is safe). Whether a
 -- message waits is not read here: a read of another table in this statement uses the snapshot
 -- taken before the lock wait, blind to a message an intake holding the lock queued
--- (take_waiting, a later statement, sees it)
+-- (book_receipts, a later statement, reads it). The ids by "= ANY" on the primary key (one
+-- bitmap scan, estimated exactly: the key is unique), not as an unnested subquery, one
+-- semi-join fewer to plan: 0.158 -> 0.127 ms of planning a 26-receipt batch (EXPLAIN, 20,000 cases)
 SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
 FROM pay.sak s
 WHERE (s.sak_id, s.fagsystem) IN (SELECT o.sak_id, o.fagsystem FROM pay.oppdrag o
-                                  WHERE o.id IN (SELECT unnest(%(ids)b::uuid[])))
+                                  WHERE o.id = ANY(%(ids)b::uuid[]))
 ORDER BY s.fagsystem, s.sak_id
 FOR UPDATE OF s;
 
@@ -212,7 +214,8 @@ FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
 -- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
 -- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
 -- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
--- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent
+-- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent.
+-- Returns which of the given free cases may have a waiting message (see the end)
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
         AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
@@ -256,19 +259,24 @@ WITH r AS (
         send_due_at = NULL,
         claimed_until = NULL
     FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
-    RETURNING o.id, o.details
+    -- what the statuses need of the receipt comes back with the order: no join of r and
+    -- finished (two of them before, one per status step), less to plan
+    RETURNING r.ord, r.original_key, r.hos, r.state, r.error, o.details
+), booked AS (
+    INSERT INTO pay.status (original_key, status, body)
+    SELECT f.original_key, v.status, pay.status_body(v.status, f.details, v.error)
+    FROM finished f CROSS JOIN LATERAL (VALUES (0, 'HOS_OPPDRAG', NULL::jsonb),
+                                               (1, f.state, f.error)) AS v(step, status, error)
+    WHERE f.hos OR v.step = 1
+    ORDER BY f.ord, v.step
 )
-INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status, pay.status_body(status, details, error)
-FROM (
-    SELECT r.ord, 0 AS step, r.original_key, 'HOS_OPPDRAG' AS status, NULL::jsonb AS error,
-           f.details
-    FROM r JOIN finished f ON f.id = r.id WHERE r.hos
-    UNION ALL
-    SELECT r.ord, 1, r.original_key, r.state, r.error, f.details
-    FROM r JOIN finished f ON f.id = r.id
-) booked
-ORDER BY ord, step;
+-- the cases with a waiting message among the sak ids the batch leaves free (the caller keeps
+-- those of its own fagsystem and drains only these): one scan of the small partial index
+-- inbound_waiting, cheaper to plan than a probe per case (EXISTS over the unnested keys:
+-- 0.15M instructions more a batch). Read here, after the cases' locks are held (lock_cases'
+-- snapshot predates them, blind to a message queued while it waited)
+SELECT DISTINCT i.fagsystem, i.sak_id FROM pay.inbound i
+WHERE i.state = 'waiting' AND i.sak_id = ANY(%(free_sak_ids)b::text[]);
 
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);

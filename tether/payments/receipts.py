@@ -4,6 +4,7 @@ plans as the local sender gets them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from tether.core.db import Connection
@@ -88,10 +89,16 @@ class Booking:
         self.counted += ["HOS_OPPDRAG", state] if hos else [state]
         return state
 
-    async def flush(self, conn: Connection) -> None:
+    async def flush(
+        self, conn: Connection, free: Sequence[tuple[str, str]] = ()
+    ) -> set[tuple[str, str]] | None:
+        """Store the queued bookings; returns the cases a message waits on among ``free``'s sak
+        ids (``repository.book_receipts``; None: nothing was queued, so nothing was read)."""
+        waiting = None
         if self.rows:
-            await repository.book_receipts(conn, receipts=self.rows)
+            waiting = await repository.book_receipts(conn, receipts=self.rows, free=free)
         self.rows, self.cases = [], set()
+        return waiting
 
 
 def _freed(case: CaseRow, uids: frozenset[str] | None, *, has_order_before: bool) -> CaseRow:

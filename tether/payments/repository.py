@@ -286,14 +286,21 @@ async def lock_orders_and_cases(
     )
 
 
-async def book_receipts(conn: Connection, *, receipts: Sequence[Json]) -> None:
-    """A batch's bookings (``receipts.Booking`` rows), all in one statement."""
+async def book_receipts(
+    conn: Connection, *, receipts: Sequence[Json], free: Sequence[tuple[str, str]] = ()
+) -> set[tuple[str, str]]:
+    """A batch's bookings (``receipts.Booking`` rows), all in one statement; returns the cases
+    (fagsystem, sak_id) a message waits on whose sak id is one of ``free``'s, read once the
+    batch holds their locks: a superset of the free cases with a waiting message (the caller
+    intersects; another fagsystem's case of the same sak id may be among them)."""
     params = {
         "receipts": json_text(receipts),
         "ids": [r["id"] for r in receipts],
         "sak_ids": [r["sak_id"] for r in receipts],
+        "free_sak_ids": [k[1] for k in free],
     }
-    await db.execute(conn, queries["book_receipts"], params, prepare=CACHE_PLANS)
+    rows = await db.fetch_all(conn, queries["book_receipts"], params, prepare=CACHE_PLANS)
+    return {(r["fagsystem"], r["sak_id"]) for r in rows}
 
 
 async def insert_stray_receipt(
