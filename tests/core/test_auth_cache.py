@@ -164,3 +164,21 @@ def test_a_hit_reads_the_dict_not_the_listener() -> None:
     cache.put(b"digest", found, cache.generation)
     assert cache.get(b"digest") == found
     assert cache.get(b"other") is None
+
+
+async def test_a_cached_key_is_let_in_without_parsing_its_token(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is stored only once it parsed and verified: a hit skips the key regex (twice a
+    request before, 16,000 instructions of the intake's 2.5 million with the rest of the
+    path)."""
+    auth = Authenticator(settings, lambda: pytest.fail("a cached key needs no database"))
+    auth.keys._conn = object()  # type: ignore[assignment]  # live, as far as the cache knows
+    token = f"tth_{'0' * 16}_{'A' * 43}"
+    digest = hashlib.sha256(token.encode()).digest()
+    auth.keys.put(digest, ("0" * 16, frozenset({"write"})), auth.keys.generation)
+    monkeypatch.setattr(keys, "parse", lambda _: pytest.fail("a cached token was parsed"))
+    principal = await auth.from_bearer(token)
+    assert principal is not None and principal.key_id == "0" * 16
+    assert principal.scopes == frozenset({"write"}) and principal.kind == "api_key"
+    assert auth.keys.known("tth_\u00e9") is None  # not ASCII: never a key, never hashed

@@ -242,6 +242,14 @@ class KeyCache:
             return None
         return entry[0]
 
+    def known(self, token: str) -> Verified | None:
+        """``get`` by the whole token, before it is parsed: only a token that parsed as a key
+        and verified is ever stored, so a hit needs no parse (its regex was 0.2 % of the
+        intake's CPU, twice a request)."""
+        if not self._entries or not token.isascii():
+            return None
+        return self.get(hashlib.sha256(token.encode("ascii")).digest())
+
     def __contains__(self, digest: object) -> bool:
         """Whether an entry is stored (no listener read: safe from another thread)."""
         return digest in self._entries
