@@ -147,3 +147,38 @@ def test_a_cache_that_does_not_confirm_a_revocation_has_its_listener_cut(db_url:
     assert keys.revoke(db_url, key.id, wait_s=0.5)[0].revoked_at is not None
     assert listener_pids(db_url) == []  # gone: that process's cache stops serving
     stalled.close()
+
+
+def test_a_hit_reads_the_dict_not_the_listener() -> None:
+    """The loop reads the listener when its socket turns readable; a hit makes no ``recv`` (one
+    per request was 2.5 % of the API's CPU at 1,000 requests/s)."""
+
+    class Unread:
+        @property
+        def pgconn(self) -> None:
+            raise AssertionError("a cache hit read the listener")
+
+    cache = keys.KeyCache(600.0, lambda: pytest.fail("a hit needs no pool"))
+    cache._conn = Unread()  # type: ignore[assignment]  # live, as far as the cache knows
+    found = ("0123456789abcdef", frozenset({"read"}))
+    cache.put(b"digest", found, cache.generation)
+    assert cache.get(b"digest") == found
+    assert cache.get(b"other") is None
+
+
+async def test_a_cached_key_is_let_in_without_parsing_its_token(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is stored only once it parsed and verified: a hit skips the key regex (twice a
+    request before, 16,000 instructions of the intake's 2.5 million with the rest of the
+    path)."""
+    auth = Authenticator(settings, lambda: pytest.fail("a cached key needs no database"))
+    auth.keys._conn = object()  # type: ignore[assignment]  # live, as far as the cache knows
+    token = f"tth_{'0' * 16}_{'A' * 43}"
+    digest = hashlib.sha256(token.encode()).digest()
+    auth.keys.put(digest, ("0" * 16, frozenset({"write"})), auth.keys.generation)
+    monkeypatch.setattr(keys, "parse", lambda _: pytest.fail("a cached token was parsed"))
+    principal = await auth.from_bearer(token)
+    assert principal is not None and principal.key_id == "0" * 16
+    assert principal.scopes == frozenset({"write"}) and principal.kind == "api_key"
+    assert auth.keys.known("tth_\u00e9") is None  # not ASCII: never a key, never hashed

@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from tether.core.headers import PAGES_CSP
-from tether.core.limits import malformed, server_options
+from tether.core.limits import InputGuard, malformed, server_options
 from tether.core.settings import Settings
 
 LIMIT = 10_000
@@ -186,3 +187,30 @@ def test_event_batches_are_bounded_in_length_and_nesting(api: httpx.Client) -> N
     many = json.dumps([event] * 1001).encode()
     assert len(many) > LIMIT  # the body limit is hit first at this setting
     assert api.post(EVENTS, content=many).status_code == 413
+
+
+async def test_a_body_of_one_content_length_reaches_the_app_unwrapped() -> None:
+    """The server reads no more than a Content-Length within the limit, so the guard counts
+    nothing: the app gets the server's own receive and send (the wrappers were a third of the
+    guard's cost); a chunked body is still counted."""
+    seen: list[tuple[Receive, Send]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((receive, send))
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    guard = InputGuard(app, max_body_bytes=LIMIT, max_header_bytes=8192)
+    head = [(b"host", b"t"), (b"content-length", b"2")]
+    scope = {"type": "http", "path": "/", "raw_path": b"/", "query_string": b"", "headers": head}
+    await guard(scope, receive, send)
+    chunked = [(b"host", b"t"), (b"transfer-encoding", b"chunked")]
+    await guard({**scope, "headers": chunked}, receive, send)
+    both = [*head, (b"transfer-encoding", b"chunked")]
+    await guard({**scope, "headers": both}, receive, send)
+    assert seen[0] == (receive, send)
+    assert all(r is not receive and s is not send for r, s in seen[1:])

@@ -84,10 +84,12 @@ class Authenticator:
 
     async def from_bearer(self, token: str) -> Principal | None:
         """The caller a bearer token names, or ``None`` when it is not valid."""
-        if keys.parse(token) is not None:
+        found = self.keys.known(token)  # a cached key: no parse (it parsed when stored)
+        if found is None and keys.parse(token) is not None:
             found = await keys.verify(self._pool(), token, self.keys)
             if found is None:
                 return None
+        if found is not None:
             key_id, scopes = found
             return Principal(subject=f"key:{key_id}", kind="api_key", scopes=scopes, key_id=key_id)
         events = self.settings.events_token.get_secret_value().encode()
