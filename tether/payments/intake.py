@@ -134,13 +134,14 @@ async def _store(
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
-            rows = await repository.begin_intake(
+            rows = await repository.intake_batch(
                 conn,
                 fagsystem=FAGSYSTEM,
                 keys=[i.key for i in items],
                 hashes=[i.digest for i in items],
                 sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
                 bodies=[i.raw for i in items],
+                begin=True,
             )
             batch = Planner(max_order_bytes)
             results = [

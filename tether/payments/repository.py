@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncCursor
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -63,52 +62,33 @@ async def intake_batch(
     hashes: Sequence[str],
     sak_ids: Sequence[str | None],
     bodies: Sequence[bytes],
+    begin: bool = False,
 ) -> list[IntakeRow]:
     """Lock the batch's cases, log its messages and read each case's confirmed state in one
-    call; one row per message, in the batch's order."""
-    cur = await _send_intake(conn, fagsystem, keys, hashes, sak_ids, bodies)
-    return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)
-
-
-async def begin_intake(
-    conn: Connection,
-    *,
-    fagsystem: str,
-    keys: Sequence[str],
-    hashes: Sequence[str],
-    sak_ids: Sequence[str | None],
-    bodies: Sequence[bytes],
-) -> list[IntakeRow]:
-    """``BEGIN`` and ``intake_batch`` sent together, one round trip (``conn`` in autocommit:
-    psycopg's own BEGIN would wait for its answer first). The transaction stays open for
-    ``store_and_commit``; on an error the caller rolls it back."""
-    async with conn.pipeline():
-        await conn.execute(b"BEGIN")
-        cur = await _send_intake(conn, fagsystem, keys, hashes, sak_ids, bodies)
-    return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)  # read at the pipeline's sync
-
-
-async def _send_intake(
-    conn: Connection,
-    fagsystem: str,
-    keys: Sequence[str],
-    hashes: Sequence[str],
-    sak_ids: Sequence[str | None],
-    bodies: Sequence[bytes],
-) -> AsyncCursor[dict[str, Any]]:
+    call; one row per message, in the batch's order. With ``begin``, ``BEGIN`` goes with it in
+    one round trip (``conn`` in autocommit: psycopg's own BEGIN would wait for its answer
+    first); the transaction stays open for ``store_and_commit``, and on an error the caller
+    rolls it back."""
     if len(keys) == 1:  # the usual HTTP batch: a cheaper function, the same row
-        params = {"key": keys[0], "hash": hashes[0], "sak": sak_ids[0], "body": bodies[0]}
-        return await conn.execute(queries["intake_one"], {"fagsystem": fagsystem, **params})
-    return await conn.execute(
-        queries["intake_batch"],
-        {
-            "fagsystem": fagsystem,
-            "keys": list(keys),
-            "hashes": list(hashes),
-            "saks": list(sak_ids),
-            "bodies": list(bodies),
-        },
-    )
+        query = queries["intake_one"]
+        params: dict[str, object] = {
+            "key": keys[0],
+            "hash": hashes[0],
+            "sak": sak_ids[0],
+            "body": bodies[0],
+        }
+    else:
+        query = queries["intake_batch"]
+        params = {"keys": list(keys), "hashes": list(hashes), "saks": list(sak_ids)}
+        params["bodies"] = list(bodies)
+    params["fagsystem"] = fagsystem
+    if not begin:
+        cur = await conn.execute(query, params)
+    else:
+        async with conn.pipeline():
+            await conn.execute(b"BEGIN")
+            cur = await conn.execute(query, params)
+    return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)  # with begin: read at the sync
 
 
 def _intake_rows(
