@@ -79,8 +79,12 @@ async def intake_batch(
         }
     else:
         query = queries["intake_batch"]
-        params = {"keys": list(keys), "hashes": list(hashes), "saks": list(sak_ids)}
-        params["bodies"] = list(bodies)
+        params = {
+            "keys": list(keys),
+            "hashes": list(hashes),
+            "saks": list(sak_ids),
+            "bodies": list(bodies),
+        }
     params["fagsystem"] = fagsystem
     if not begin:
         cur = await conn.execute(query, params)
