@@ -321,13 +321,31 @@ async def transaction(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connectio
 @asynccontextmanager
 async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection]:
     """One connection outside any transaction, for a single statement (atomic by itself): no
-    BEGIN and no COMMIT round trips (a hot path pays for three round trips otherwise)."""
+    BEGIN and no COMMIT round trips (a hot path pays for three round trips otherwise). A caller
+    may open a transaction itself with a ``BEGIN`` pipelined with its first statement and end it
+    with a ``COMMIT`` pipelined with its last (payments' intake: two round trips, not four);
+    whatever it leaves open is rolled back on the way out."""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
             yield conn
         finally:
-            await conn.set_autocommit(False)
+            await _as_lent(conn)
+
+
+async def _as_lent(conn: Connection) -> None:
+    """Back to how the pool lends a connection: no transaction (one a caller left open, or that
+    failed midway, rolled back), autocommit off. One that cannot be (a statement still running
+    when its caller was cancelled) is closed, and the pool replaces it."""
+    if conn.closed:
+        return
+    try:
+        if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await conn.execute(b"ROLLBACK")
+        await conn.set_autocommit(False)
+    except Exception:
+        logger.warning("a pooled connection could not be reset; closed", exc_info=True)
+        await conn.close()
 
 
 def json_text(value: object) -> str:

@@ -28,9 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core import db
 from tether.core.errors import Conflict, TetherError
 from tether.core.groups import Grouped
 from tether.core.records import record
@@ -131,47 +131,29 @@ async def _store(
     # in autocommit so that psycopg sends no BEGIN of its own and waits for it). Each round trip
     # is two wake-ups, and on a busy machine each waits for a core: four of them were 1.2-1.5 ms
     # each of a 10.6 ms batch at 1,000 requests/s (bench/RESULTS.md)
-    async with pool.connection() as conn:
-        await conn.set_autocommit(True)
-        try:
-            rows = await repository.intake_batch(
-                conn,
-                fagsystem=FAGSYSTEM,
-                keys=[i.key for i in items],
-                hashes=[i.digest for i in items],
-                sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
-                bodies=[i.raw for i in items],
-                begin=True,
-            )
-            batch = Planner(max_order_bytes)
-            results = [
-                batch.take(n, i, row) for n, (i, row) in enumerate(zip(items, rows, strict=True))
-            ]
-            await repository.store_and_commit(
-                conn,
-                fagsystem=FAGSYSTEM,
-                orders=batch.orders,
-                statuses=batch.statuses,
-                waiting=batch.waiting,
-            )
-        finally:
-            await _end(conn)
+    async with db.autocommit(pool) as conn:  # an error leaves the transaction rolled back
+        rows = await repository.intake_batch(
+            conn,
+            fagsystem=FAGSYSTEM,
+            keys=[i.key for i in items],
+            hashes=[i.digest for i in items],
+            sak_ids=[i.msg.sak_id if i.msg is not None else None for i in items],
+            bodies=[i.raw for i in items],
+            begin=True,
+        )
+        batch = Planner(max_order_bytes)
+        results = [
+            batch.take(n, i, row) for n, (i, row) in enumerate(zip(items, rows, strict=True))
+        ]
+        await repository.store_and_commit(
+            conn,
+            fagsystem=FAGSYSTEM,
+            orders=batch.orders,
+            statuses=batch.statuses,
+            waiting=batch.waiting,
+        )
     count(batch.counted)
     return results
-
-
-async def _end(conn: Any) -> None:
-    """Back to how the pool lends connections: no transaction (one that failed midway is rolled
-    back), autocommit off; a connection that cannot be is closed, and the pool replaces it."""
-    if conn.closed:
-        return
-    try:
-        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
-            await conn.execute(b"ROLLBACK")
-        await conn.set_autocommit(False)
-    except Exception:
-        logger.warning("an intake connection could not be reset; closed", exc_info=True)
-        await conn.close()
 
 
 def count(statuses: Iterable[str]) -> None:

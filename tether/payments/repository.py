@@ -140,7 +140,7 @@ async def store_and_commit(
     waiting: Sequence[str],
 ) -> None:
     """``store_intake`` (when there is anything to store) and ``COMMIT`` sent together, one
-    round trip: the end of ``begin_intake``'s transaction."""
+    round trip: the end of the transaction ``intake_batch(begin=True)`` opened."""
     async with conn.pipeline():
         if orders or statuses or waiting:
             params = _store_params(fagsystem, orders, statuses, waiting, None)
