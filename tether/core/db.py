@@ -323,7 +323,7 @@ async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection
     """One connection outside any transaction, for a single statement (atomic by itself): no
     BEGIN and no COMMIT round trips (a hot path pays for three round trips otherwise). A caller
     may open a transaction itself with a ``BEGIN`` pipelined with its first statement and end it
-    with a ``COMMIT`` pipelined with its last (payments' intake: two round trips, not four);
+    with a ``COMMIT`` pipelined with its last (a transaction in two round trips, not four);
     whatever it leaves open is rolled back on the way out."""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
