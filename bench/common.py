@@ -23,7 +23,7 @@ def postgres(server_url: str | None) -> Iterator[str]:
     if server_url:
         yield server_url
         return
-    from tether.core.db import embedded_server
+    from tether.core.embedded import embedded_server
 
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
         server = embedded_server(Path(tmp) / "pg", cleanup_mode="stop")

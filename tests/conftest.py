@@ -20,7 +20,7 @@ import uvicorn
 from psycopg_pool import AsyncConnectionPool
 
 from tether.capabilities import migration_components
-from tether.core import db, keys, migrations
+from tether.core import db, embedded, keys, migrations
 from tether.core.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -72,7 +72,7 @@ def server_url() -> Iterator[str]:
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="tether-test-pg-"))
-    server = db.embedded_server(folder / "data", cleanup_mode="stop")
+    server = embedded.embedded_server(folder / "data", cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from tether.capabilities import migration_components, upgrade_database
-from tether.core import db, migrations, roles
+from tether.core import db, embedded, migrations, roles
 from tether.core.errors import ConfigurationError
 from tether.core.logging import configure_logging
 from tether.core.settings import Settings, load_settings
@@ -137,7 +137,7 @@ def stop() -> None:
     settings = _settings()
     if settings.database_url:
         raise ConfigurationError("DATABASE_URL is set: that server is not tether's to stop")
-    stopped = db.stop_embedded_postgres(settings.data_dir)
+    stopped = embedded.stop_embedded_postgres(settings.data_dir)
     where = settings.data_dir.resolve()
     out.print(
         f"stopped the embedded PostgreSQL in {where}"

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tether.core import db
+from tether.core import embedded
 
 
 def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> None:
@@ -20,11 +20,11 @@ def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> N
     # creates it and the others find it
     started: list[Any] = []
     # opened as the product opens it (read-only): a lock file root made serves any user
-    with open(os.open(db.EMBEDDED_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)) as held:
+    with open(os.open(embedded.EMBEDDED_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)) as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another starter holds the lock
         starter = threading.Thread(
             target=lambda: started.append(
-                db.embedded_server(private_dir / "data", cleanup_mode="delete")
+                embedded.embedded_server(private_dir / "data", cleanup_mode="delete")
             )
         )
         starter.start()
@@ -43,8 +43,8 @@ def test_embedded_server_waits_for_the_machine_wide_lock(private_dir: Path) -> N
 def test_embedded_server_starts_without_the_lock_where_it_cannot_be_opened(
     private_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "EMBEDDED_LOCK", private_dir / "no-such-folder" / "lock")
-    server = db.embedded_server(private_dir / "data", cleanup_mode="delete")
+    monkeypatch.setattr(embedded, "EMBEDDED_LOCK", private_dir / "no-such-folder" / "lock")
+    server = embedded.embedded_server(private_dir / "data", cleanup_mode="delete")
     try:
         with psycopg.connect(server.get_uri()) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -56,12 +56,12 @@ def test_embedded_server_starts_without_the_lock_where_it_cannot_be_opened(
 def test_embedded_server_does_not_zero_fill_new_wal_segments(private_dir: Path) -> None:
     # a new segment zero-filled and fsynced inside a commit stalled the payments intake for
     # about 50 ms every 16 MB of WAL; the setting lasts over a restart of the same folder
-    server = db.embedded_server(private_dir / "data", cleanup_mode="stop")
+    server = embedded.embedded_server(private_dir / "data", cleanup_mode="stop")
     try:
         assert _setting(server.get_uri(), "wal_init_zero") == "off"
     finally:
         server.cleanup()
-    again = db.embedded_server(private_dir / "data", cleanup_mode="delete")
+    again = embedded.embedded_server(private_dir / "data", cleanup_mode="delete")
     try:
         with psycopg.connect(again.get_uri()) as conn:
             row = conn.execute(
