@@ -5,19 +5,13 @@
 
 -- name: lock_cases
 -- a receipt batch's cases, locked in key order as an intake batch locks them (no deadlock),
--- found by the batch's orders: sent right after lock_orders in the same round trip (an order's
--- case never changes, so reading it before the orders' locks are granted is safe). Whether a
--- message waits is not read here: a read of another table in this statement uses the snapshot
--- taken before the lock wait, blind to a message an intake holding the lock queued
--- (book_receipts, a later statement, reads it). The ids by "= ANY" on the primary key (one
--- bitmap scan, estimated exactly: the key is unique), not as an unnested subquery, one
--- semi-join fewer to plan: 0.158 -> 0.127 ms of planning a 26-receipt batch (EXPLAIN, 20,000 cases)
-SELECT s.fagsystem, s.sak_id, s.active_uids, s.has_order_before, s.inflight_order
-FROM pay.sak s
-WHERE (s.sak_id, s.fagsystem) IN (SELECT o.sak_id, o.fagsystem FROM pay.oppdrag o
-                                  WHERE o.id = ANY(%(ids)b::uuid[]))
-ORDER BY s.fagsystem, s.sak_id
-FOR UPDATE OF s;
+-- found by the batch's orders (migration 0014): sent right after lock_orders in the same round
+-- trip (an order's case never changes, so reading it before the orders' locks are granted is
+-- safe). Whether a message waits is not read here: a read of another table in this statement
+-- uses the snapshot taken before the lock wait, blind to a message an intake holding the lock
+-- queued (book_receipts, a later statement, reads it)
+SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
+FROM pay.lock_cases(%(ids)b::uuid[]);
 
 -- name: intake_batch
 -- lock the batch's cases in key order, log its messages, read each case's confirmed state
@@ -34,56 +28,16 @@ SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order, co
 FROM pay.intake_one(%(fagsystem)s, %(key)s, %(hash)s, %(sak)s, %(body)s);
 
 -- name: store_intake
--- what a batch's planning produced, in one statement: the orders (outbox) with their candidates,
--- each case's order in flight, the messages now queued behind an order of this batch, and one
--- status per message planned (MOTTATT, or a bare OK / FEILET), in the batch's order. With
--- claim_s (a receipt batch whose process sends), the orders are stored already claimed by
--- that process's sender for claim_s seconds (as claim_due_orders claims): it sends them
--- without a claim statement, and should it die they are due again when the claim expires.
--- An order's MOTTATT body is built here from its details (as mark_orders_sent builds
--- HOS_OPPDRAG's): sent as JSON too, it was a second copy of them to encode and parse
-WITH o AS (
-    SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb)
-        AS o(ord int, id uuid, sak_id text, original_key text, xml text, sha256 text,
-             uids text[], details jsonb, candidates jsonb)
-), oppdrag AS (
-    INSERT INTO pay.oppdrag (id, fagsystem, sak_id, original_key, xml, sha256, uids, details,
-                             state, message_id, send_due_at, claimed_until, send_attempts)
-    SELECT o.id, %(fagsystem)s, o.sak_id, o.original_key, o.xml, o.sha256, o.uids, o.details,
-           'MOTTATT', o.id::text, now(), now() + make_interval(secs => %(claim_s)s::float8),
-           CASE WHEN %(claim_s)s::float8 IS NULL THEN 0 ELSE 1 END
-    FROM o
-    RETURNING id
-), candidates AS (
-    -- a candidate comes as its entry's data (ConfirmedUtbetaling.to_json); the other columns
-    -- are parts of it, taken here (the last line as a period's JSON) rather than sent twice
-    INSERT INTO pay.candidate (oppdrag_id, uid, klassekode, periods, last_line_id, last_line, data)
-    SELECT o.id, d->>'uid', d->>'klassekode', d->'perioder', d->>'lastLineId',
-           jsonb_build_object('fom', d->'lastLineFom', 'tom', d->'lastLineTom',
-                              'beløp', d->'lastLineSats', 'vedtakssats', d->'lastLineVedtakssats'),
-           d
-    FROM o, jsonb_array_elements(o.candidates) AS d
-    WHERE o.id IN (SELECT id FROM oppdrag)
-), inflight AS (
-    -- the keys again as an array: the record set's row count is a guess (100), an unnested
-    -- array's is exact, so the cases are found by key, never by a scan of every case
-    UPDATE pay.sak s SET inflight_order = o.id, updated_at = now()
-    FROM o WHERE s.fagsystem = %(fagsystem)s AND s.sak_id IN (SELECT unnest(%(sak_ids)b::text[]))
-             AND s.sak_id = o.sak_id
-), waiting AS (
-    UPDATE pay.inbound SET state = 'waiting' WHERE original_key = ANY(%(waiting)b::text[])
-)
-INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, status, body FROM (
-    SELECT o.ord, o.original_key, 'MOTTATT' AS status,
-           pay.status_body('MOTTATT', o.details, NULL) AS body
-    FROM o
-    UNION ALL
-    SELECT s.ord, s.original_key, s.status, s.body
-    FROM jsonb_to_recordset(%(statuses)s::jsonb)
-         AS s(ord int, original_key text, status text, body jsonb)
-) planned
-ORDER BY ord;
+-- what a batch's planning produced, in one statement (migration 0014): the orders (outbox) with
+-- their candidates, each case's order in flight, the messages now queued behind an order of
+-- this batch, and one status per message planned (MOTTATT, or a bare OK / FEILET), in the
+-- batch's order. With claim_s (a receipt batch whose process sends), the orders are stored
+-- already claimed by that process's sender for claim_s seconds (as claim_due_orders claims):
+-- it sends them without a claim statement, and should it die they are due again when the
+-- claim expires. An order's MOTTATT body is built there from its details (as mark_orders_sent
+-- builds HOS_OPPDRAG's): sent as JSON too, it was a second copy of them to encode and parse
+SELECT pay.store_intake(%(fagsystem)s, %(orders)s::jsonb, %(sak_ids)b::text[],
+                        %(statuses)s::jsonb, %(waiting)b::text[], %(claim_s)s::float8);
 
 -- name: fetch_case
 SELECT fagsystem, sak_id, active_uids, has_order_before, inflight_order
@@ -202,81 +156,24 @@ UPDATE pay.oppdrag SET state = 'MOTTATT', send_due_at = now(), claimed_until = N
 WHERE id = %(id)s AND state = 'HOS_OPPDRAG';
 
 -- name: lock_orders
--- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case;
--- what booking reads of them (records.OrderHead), not the XML stored out of line nor the details
--- (book_receipts puts them in the statuses)
-SELECT id, fagsystem, sak_id, original_key, uids, state
-FROM pay.oppdrag WHERE id = ANY(%(ids)b::uuid[]) ORDER BY id FOR UPDATE;
+-- a receipt batch's orders, locked in id order (as mark_orders_sent locks them), before any case
+-- (migration 0014); what booking reads of them (records.OrderHead), not the XML stored out of
+-- line nor the details (book_receipts puts them in the statuses)
+SELECT id, fagsystem, sak_id, original_key, uids, state FROM pay.lock_orders(%(ids)b::uuid[]);
 
 -- name: book_receipts
--- a receipt batch's bookings in one statement (the orders and cases are locked by the caller,
--- each case at most once per call): 00/04 make the order's candidates the confirmed
--- utbetalinger and its uids the case's; 08/12 only free the case; every order finished; the
--- statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the sender, each body
--- built here from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a row
--- without a code is an order tether refused to send (Booking.refuse): no receipt, not sent.
--- Returns which of the given free cases may have a waiting message (see the end)
-WITH r AS (
-    SELECT * FROM jsonb_to_recordset(%(receipts)s::jsonb)
-        AS r(ord int, id uuid, ok boolean, fagsystem text, sak_id text, uids text[], state text,
-             code text, text text, original_key text, hos boolean, error jsonb)
-), confirmed AS (
-    INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods, last_line_id,
-                                last_line, data, confirmed_at)
-    SELECT c.uid, r.fagsystem, r.sak_id, c.klassekode, c.periods, c.last_line_id, c.last_line,
-           c.data, now()
-    -- per order its own candidates by key (OFFSET 0 keeps the subquery a lookup per order):
-    -- joined whole, the planner hashed every candidate ever stored (a scan that grows with
-    -- the table) until the table was large enough for it to prefer the index
-    FROM r CROSS JOIN LATERAL (SELECT * FROM pay.candidate c WHERE c.oppdrag_id = r.id
-                               OFFSET 0) c
-    WHERE r.ok
-    ON CONFLICT (uid) DO UPDATE SET klassekode = EXCLUDED.klassekode, periods = EXCLUDED.periods,
-        last_line_id = EXCLUDED.last_line_id, last_line = EXCLUDED.last_line, data = EXCLUDED.data,
-        confirmed_at = EXCLUDED.confirmed_at
-), cases AS (
-    UPDATE pay.sak s
-    SET active_uids = CASE WHEN r.ok THEN r.uids ELSE s.active_uids END,
-        has_order_before = s.has_order_before OR r.ok,
-        inflight_order = CASE WHEN r.ok OR s.inflight_order = r.id THEN NULL
-                              ELSE s.inflight_order END,
-        updated_at = now()
-    -- the keys again as unnested arrays (here and above): the record set's row count is a
-    -- guess (100), an unnested array's is exact (each statement is planned per call,
-    -- repository.CACHE_PLANS), so rows are found by key; "= ANY(array)" on a column that is not
-    -- unique by itself is estimated with a default selectivity until the table is analyzed,
-    -- and a fast-filled table was scanned whole (migration 0006)
-    FROM r WHERE s.fagsystem = r.fagsystem AND s.sak_id = r.sak_id
-             AND s.sak_id IN (SELECT unnest(%(sak_ids)b::text[]))
-), finished AS (
-    UPDATE pay.oppdrag o
-    SET state = r.state,
-        receipt_at = CASE WHEN r.code IS NULL THEN NULL ELSE now() END,
-        receipt_code = r.code,
-        receipt_text = CASE WHEN r.code IS NULL THEN NULL ELSE r.text END,
-        last_error = CASE WHEN r.code IS NULL THEN r.text ELSE o.last_error END,
-        sent_at = CASE WHEN r.code IS NULL THEN o.sent_at ELSE coalesce(o.sent_at, now()) END,
-        send_due_at = NULL,
-        claimed_until = NULL
-    FROM r WHERE o.id = r.id AND o.id = ANY(%(ids)b::uuid[])
-    -- what the statuses need of the receipt comes back with the order: no join of r and
-    -- finished (two of them before, one per status step), less to plan
-    RETURNING r.ord, r.original_key, r.hos, r.state, r.error, o.details
-), booked AS (
-    INSERT INTO pay.status (original_key, status, body)
-    SELECT f.original_key, v.status, pay.status_body(v.status, f.details, v.error)
-    FROM finished f CROSS JOIN LATERAL (VALUES (0, 'HOS_OPPDRAG', NULL::jsonb),
-                                               (1, f.state, f.error)) AS v(step, status, error)
-    WHERE f.hos OR v.step = 1
-    ORDER BY f.ord, v.step
-)
--- the cases with a waiting message among the sak ids the batch leaves free (the caller keeps
--- those of its own fagsystem and drains only these): one scan of the small partial index
--- inbound_waiting, cheaper to plan than a probe per case (EXISTS over the unnested keys:
--- 0.15M instructions more a batch). Read here, after the cases' locks are held (lock_cases'
--- snapshot predates them, blind to a message queued while it waited)
-SELECT DISTINCT i.fagsystem, i.sak_id FROM pay.inbound i
-WHERE i.state = 'waiting' AND i.sak_id = ANY(%(free_sak_ids)b::text[]);
+-- a receipt batch's bookings in one statement (migration 0014; the orders and cases are locked
+-- by the caller, each case at most once per call): 00/04 make the order's candidates the
+-- confirmed utbetalinger and its uids the case's; 08/12 only free the case; every order
+-- finished; the statuses in the batch's order, HOS_OPPDRAG first where the receipt beat the
+-- sender, each body built from the order's details (as mark_orders_sent builds HOS_OPPDRAG); a
+-- row without a code is an order tether refused to send (Booking.refuse): no receipt, not
+-- sent. Returns the cases with a waiting message among the sak ids the batch leaves free (the
+-- caller keeps those of its own fagsystem and drains only these), read after the cases' locks
+-- are held (lock_cases' snapshot predates them, blind to a message queued while it waited)
+SELECT fagsystem, sak_id
+FROM pay.book_receipts(%(receipts)s::jsonb, %(ids)b::uuid[], %(sak_ids)b::text[],
+                       %(free_sak_ids)b::text[]);
 
 -- name: insert_stray_receipt
 INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(reason)s, %(body)s);

@@ -27,10 +27,14 @@ from tether.payments.records import (
 )
 
 queries = load_queries("tether.payments")
-# The batch statements over the case, order and inbound tables are planned for each call
+# The other batch statements over the case, order and inbound tables are planned for each call
 # (db.fetch_all): those tables fill fast, and a plan cached while they were small scans them
-# whole until autovacuum analyzes them (migration 0006 does the same for pay.intake_batch).
+# whole until autovacuum analyzes them.
 CACHE_PLANS = False  # psycopg prepare: no, so each call is planned for its own parameters
+# The hot batch statements call plpgsql functions whose plans reach every table by key, cached
+# (migration 0014): the call itself is prepared too (its plan is a function scan), so it is
+# neither parsed nor planned again.
+CALLS = True
 
 
 async def fetch_case(conn: Connection, *, fagsystem: str, sak_id: str) -> CaseRow | None:
@@ -87,11 +91,11 @@ async def intake_batch(
         }
     params["fagsystem"] = fagsystem
     if not begin:
-        cur = await conn.execute(query, params)
+        cur = await conn.execute(query, params, prepare=CALLS)
     else:
         async with conn.pipeline():
             await conn.execute(b"BEGIN")
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(query, params, prepare=CALLS)
     return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)  # with begin: read at the sync
 
 
@@ -127,7 +131,7 @@ async def store_intake(
         conn,
         queries["store_intake"],
         _store_params(fagsystem, orders, statuses, waiting, claim_s),
-        prepare=CACHE_PLANS,
+        prepare=CALLS,
     )
 
 
@@ -144,7 +148,7 @@ async def store_and_commit(
     async with conn.pipeline():
         if orders or statuses or waiting:
             params = _store_params(fagsystem, orders, statuses, waiting, None)
-            await conn.execute(queries["store_intake"], params, prepare=CACHE_PLANS)
+            await conn.execute(queries["store_intake"], params, prepare=CALLS)
         await conn.execute(b"COMMIT")
 
 
@@ -262,8 +266,8 @@ async def lock_orders_and_cases(
     """A receipt batch's orders in id order, then their cases in key order: both statements
     sent before either result is read, one round trip in pipeline mode."""
     params = {"ids": list(ids)}
-    orders = await conn.execute(queries["lock_orders"], params, prepare=CACHE_PLANS)
-    cases = await conn.execute(queries["lock_cases"], params, prepare=CACHE_PLANS)
+    orders = await conn.execute(queries["lock_orders"], params, prepare=CALLS)
+    cases = await conn.execute(queries["lock_cases"], params, prepare=CALLS)
     return (
         {r["id"]: OrderHead.from_row(r) for r in await orders.fetchall()},
         {(r["fagsystem"], r["sak_id"]): CaseRow.from_row(r) for r in await cases.fetchall()},
@@ -283,7 +287,7 @@ async def book_receipts(
         "sak_ids": [r["sak_id"] for r in receipts],
         "free_sak_ids": [k[1] for k in free],
     }
-    rows = await db.fetch_all(conn, queries["book_receipts"], params, prepare=CACHE_PLANS)
+    rows = await db.fetch_all(conn, queries["book_receipts"], params, prepare=CALLS)
     return {(r["fagsystem"], r["sak_id"]) for r in rows}
 
 
