@@ -25,13 +25,13 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from bench.common import scratch_database
+from bench.payments_throughput import make_message as message  # the benchmark's message
 from tether.capabilities import migration_components
 from tether.core import db, migrations
 from tether.payments import codec, intake, repository
@@ -65,37 +65,6 @@ WATCHED = {  # what a statement's text begins with (the first match names it)
 INTAKE = ("intake_one", "intake_batch", "store_intake")
 RECEIPT = ("lock_orders", "lock_cases", "book_receipts")
 Stats = dict[tuple[str, bool], tuple[int, float, float]]  # (name, top level): calls, plan, exec
-
-
-def _weekdays(first: date, count: int) -> list[date]:
-    out, day = [], first
-    while len(out) < count:
-        if day.weekday() < 5:
-            out.append(day)
-        day += timedelta(days=1)
-    return out
-
-
-def message(sak_id: str, amount: int) -> bytes:
-    """Two reporting periods of ten weekdays (as bench.payments_throughput's messages)."""
-    days = _weekdays(date(2024, 6, 3), 20)
-    body = {
-        "sakId": sak_id,
-        "behandlingId": f"b{amount}",
-        "ident": "12345678910",
-        "vedtakstidspunktet": "2024-06-20T10:00:00",
-        "utbetalinger": [
-            {
-                "meldeperiode": f"mp{i // 10 + 1}",
-                "dato": d.isoformat(),
-                "sats": amount,
-                "utbetaltBeløp": amount,
-                "utbetalingstype": "Dagpenger",
-            }
-            for i, d in enumerate(days)
-        ],
-    }
-    return json.dumps(body).encode()
 
 
 async def _round(service: PaymentsService, batch: Sequence[tuple[str, bytes]], size: int) -> None:
