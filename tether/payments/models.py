@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from tether.core.records import record
+from tether.core.records import member, record
 from tether.core.wire import WireModel, first_error, note_unknown_fields
 
 FAGSYSTEM = "DAGPENGER"
@@ -244,8 +244,8 @@ class ConfirmedUtbetaling:
             uid=raw["uid"],
             sak_id=raw["sakId"],
             ident=raw["ident"],
-            klassekode=Klassekode(raw["klassekode"]),
-            type_sats=TypeSats(raw["typeSats"]),
+            klassekode=member(Klassekode, raw["klassekode"]),
+            type_sats=member(TypeSats, raw["typeSats"]),
             periods=tuple(Period.from_json(p) for p in raw["perioder"]),
             last_line_id=raw["lastLineId"],
             last_line_fom=date.fromisoformat(raw["lastLineFom"]),
