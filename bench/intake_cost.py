@@ -2,9 +2,10 @@
 updates of the same cases once confirmed.
 
 One app, its lifespan running, called as an ASGI app (no sockets, as ``route_cost``); one
-client, so each request is a group-commit batch of one (``intake_one``). ``--requests N`` new
-cases (``make_message``), each case's order then confirmed by a ``00`` receipt booked straight
-into the service, then N updates of those cases (another amount: two new lines each). With
+client by default, so each request is a group-commit batch of one (``intake_one``), or
+``--clients N`` at once, sharing batches. ``--requests N`` new cases (``make_message``), each
+case's order then confirmed by a ``00`` receipt booked straight into the service, then N
+updates of those cases (another amount: two new lines each). With
 ``--callgrind``, under ``valgrind --tool=callgrind --instr-atstart=no``, collection is on only
 around each block (``callgrind_control -i``) and each block is dumped to its own file, whose
 ``totals:`` line is the block's instructions (``--read`` prints them per request).
@@ -48,6 +49,9 @@ def callgrind(*args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
 
 
+CLIENTS = 1  # concurrent clients (--clients): more share each group-commit batch
+
+
 async def block(
     app: Any, token: str, items: list[tuple[str, bytes]], under: bool, profile: bool = False
 ) -> float:
@@ -58,15 +62,20 @@ async def block(
         callgrind("-z")
         callgrind("-i", "on")
     start = time.process_time()
-    for key, body in items:
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Transaction-ID": key,
-            "Content-Type": "application/json",
-        }
-        status = await request(app, "POST", PATH, headers, body)
-        if status != 202:
-            raise RuntimeError(f"{key}: answered {status}")
+    queue = iter(items)
+
+    async def client() -> None:
+        for key, body in queue:
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Transaction-ID": key,
+                "Content-Type": "application/json",
+            }
+            status = await request(app, "POST", PATH, headers, body)
+            if status != 202:
+                raise RuntimeError(f"{key}: answered {status}")
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
     spent = time.process_time() - start
     if profiler is not None:
         profiler.disable()
@@ -142,10 +151,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per block")
     parser.add_argument("--callgrind", action="store_true", help="toggle callgrind per block")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent clients")
     parser.add_argument("--read", help="print the per-request totals of a callgrind run")
     parser.add_argument("--profile", choices=["new", "update"], help="cProfile one block")
     parser.add_argument("--server-url", default=os.environ.get("TETHER_TEST_DATABASE_URL"))
     args = parser.parse_args()
+    global CLIENTS
+    CLIENTS = args.clients
     if args.read:
         read(args.read, args.requests)
         return
