@@ -90,7 +90,7 @@ def test_parse_ignores_unknown_fields_and_accepts_a_trailing_z() -> None:
     assert msg.vedtakstidspunkt == datetime(2024, 6, 1, 10, 11, 12, 500000)
     assert msg.vedtakstidspunkt.tzinfo is None
     assert (msg.dryrun, msg.saksbehandler, msg.beslutter) == (False, "dagpenger", "dagpenger")
-    assert msg.utbetalinger[0].belop == 100
+    assert msg.utbetalinger[0]["utbetaltBeløp"] == 100
 
 
 @pytest.mark.parametrize(
