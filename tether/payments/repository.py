@@ -228,13 +228,15 @@ async def fetch_latest_status(
 
 async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[Outgoing]:
     params = {"limit": limit, "dead_s": dead_s}
-    rows = await db.fetch_all(conn, queries["claim_due_orders"], params)
+    rows = await db.fetch_all(conn, queries["claim_due_orders"], params, prepare=CALLS)
     return [Outgoing.from_row(r) for r in rows]
 
 
 async def mark_orders_sent(conn: Connection, *, ids: Sequence[uuid.UUID]) -> int:
     """HOS_OPPDRAG (and its status) for the orders still unsent; returns how many."""
-    return await db.execute(conn, queries["mark_orders_sent"], {"ids": list(ids)})
+    params = {"ids": list(ids)}
+    rows = await db.fetch_all(conn, queries["mark_orders_sent"], params, prepare=CALLS)
+    return int(rows[0]["marked"])
 
 
 async def record_send_failure(
@@ -302,7 +304,7 @@ async def claim_status_window(conn: Connection, *, limit: int) -> StatusPage | N
     """The next page of statuses to publish, in order; None while another publisher holds the
     cursor."""
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(queries["claim_status_window"], {"limit": limit})
+        await cur.execute(queries["claim_status_window"], {"limit": limit}, prepare=CALLS)
         rows = await cur.fetchall()
     if not rows:
         return None
