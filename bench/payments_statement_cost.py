@@ -92,8 +92,8 @@ async def _round(service: PaymentsService, batch: Sequence[tuple[str, bytes]], s
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
     async with db.autocommit(service.pool) as conn:
         claimed = await repository.claim_due_orders(conn, limit=len(batch), dead_s=30.0)
-    async with db.transaction(service.pool) as conn:
-        await repository.mark_orders_sent(conn, ids=[o.id for o in claimed])
+    async with db.autocommit(service.pool) as conn:  # as tasks._send_batch books a round
+        await repository.book_sends(conn, sent=[o.id for o in claimed])
     async with service.pool.connection() as conn:
         cur = await conn.execute(  # each case's order in flight, by key (no scan to weigh)
             "SELECT o.xml FROM pay.sak s JOIN pay.oppdrag o ON o.id = s.inflight_order"
@@ -106,10 +106,9 @@ async def _round(service: PaymentsService, batch: Sequence[tuple[str, bytes]], s
         booked = await service.apply_receipts([(codec.read_receipt(x), x) for x in part])
         assert booked == ["ok"] * len(part), booked
     while True:  # the statuses' pages, as statuses.publish_statuses claims and moves them
-        async with db.transaction(service.pool) as conn:
-            page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
-            if page is not None:
-                await repository.move_status_cursor(conn, page)
+        async with db.autocommit(service.pool) as conn:
+            page = await repository.claim_status_window(conn, limit=STATUS_BATCH, begin=True)
+            await repository.move_status_cursor(conn, page, commit=True)
         if page is None or len(page.rows) < STATUS_BATCH:
             break
 
