@@ -129,3 +129,24 @@ async def test_autovacuum_is_paced_on_every_busy_pay_table(pool: AsyncConnection
         delays = {r["name"]: r["delay"] for r in await cur.fetchall()}
     busy = ("sak", "utbetaling", "inbound", "oppdrag", "candidate", "status")
     assert {name: delays[name] for name in busy} == dict.fromkeys(busy, "10")
+
+
+async def test_a_status_is_written_into_two_indexes_and_read_by_them(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    # three statuses a message, each an entry in every index of pay.status: the primary key on
+    # id served no statement, so it went (0016); a key's latest status is still its last id's
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT indexrelid::regclass::text AS name FROM pg_index"
+            " WHERE indrelid = 'pay.status'::regclass ORDER BY 1"
+        )
+        assert [r["name"] for r in await cur.fetchall()] == ["pay.status_key", "pay.status_txid"]
+    await service.submit("k1", message(june(3, 7, 100)))
+    async with pool.connection() as conn:
+        await repository.insert_status(conn, original_key="k1", status="OK", body={})
+        latest, _ = await repository.fetch_latest_status(conn, original_key="k1")
+        cur = await conn.execute("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM pay.status")
+        counted = await cur.fetchone()
+    assert latest is not None and latest.status == "OK"
+    assert counted is not None and counted["n"] == counted["ids"] == 2
