@@ -39,6 +39,7 @@ from tether.payments.client import OppdragClient
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
 from tether.payments.settings import PaymentsSettings
+from tether.payments.statuses import STATUS_BATCH
 
 WATCHED = {  # what a statement's text begins with (the first match names it)
     "intake_one": "SELECT ord, logged, seen_hash, active_uids, has_order_before, inflight_order,"
@@ -61,17 +62,38 @@ WATCHED = {  # what a statement's text begins with (the first match names it)
     "lock_orders ": "SELECT o.id, o.fagsystem, o.sak_id, o.original_key, o.uids, o.state",
     "lock_cases ": "SELECT s.fagsystem, s.sak_id, s.active_uids",
     "book_receipts ": "WITH r AS (",
+    # the sender's and the status publisher's (queries.sql, or their functions' calls)
+    "claim_due_orders": "SELECT id, original_key, xml, message_id, send_attempts",
+    "claim_due_orders (sql)": "UPDATE pay.oppdrag o SET claimed_until",
+    "mark_orders_sent": "SELECT pay.mark_orders_sent(",
+    "mark_orders_sent (sql)": "WITH locked AS MATERIALIZED (",
+    "claim_status_window": "SELECT done, upto, txid, id, original_key, body",
+    "claim_status_window (sql)": "WITH c AS (",
+    "move_status_cursor": "UPDATE pay.status_cursor",
 }
 INTAKE = ("intake_one", "intake_batch", "store_intake")
 RECEIPT = ("lock_orders", "lock_cases", "book_receipts")
+SENDER = (
+    "claim_due_orders",
+    "claim_due_orders (sql)",
+    "mark_orders_sent",
+    "mark_orders_sent (sql)",
+)
+STATUSES = ("claim_status_window", "claim_status_window (sql)", "move_status_cursor")
 Stats = dict[tuple[str, bool], tuple[int, float, float]]  # (name, top level): calls, plan, exec
 
 
 async def _round(service: PaymentsService, batch: Sequence[tuple[str, bytes]], size: int) -> None:
-    """A batch's intake, then its orders' receipts (00) in batches of ``size``."""
+    """A batch's intake, its orders claimed and marked sent as the sender does, then their
+    receipts (00) in batches of ``size``, and the statuses' pages claimed as the publisher does
+    (nothing published)."""
     items = [intake.prepare(k, raw) for k, raw in batch]
     outcomes = await intake.store(service.pool, items)
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    async with db.autocommit(service.pool) as conn:
+        claimed = await repository.claim_due_orders(conn, limit=len(batch), dead_s=30.0)
+    async with db.autocommit(service.pool) as conn:  # as tasks._send_batch books a round
+        await repository.book_sends(conn, sent=[o.id for o in claimed])
     async with service.pool.connection() as conn:
         cur = await conn.execute(  # each case's order in flight, by key (no scan to weigh)
             "SELECT o.xml FROM pay.sak s JOIN pay.oppdrag o ON o.id = s.inflight_order"
@@ -83,6 +105,12 @@ async def _round(service: PaymentsService, batch: Sequence[tuple[str, bytes]], s
         part = xmls[n : n + size]
         booked = await service.apply_receipts([(codec.read_receipt(x), x) for x in part])
         assert booked == ["ok"] * len(part), booked
+    while True:  # the statuses' pages, as statuses.publish_statuses claims and moves them
+        async with db.autocommit(service.pool) as conn:
+            page = await repository.claim_status_window(conn, limit=STATUS_BATCH, begin=True)
+            await repository.move_status_cursor(conn, page, commit=True)
+        if page is None or len(page.rows) < STATUS_BATCH:
+            break
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -177,12 +205,13 @@ def measure(url: str, size: int, messages: int, warm: int, offset: int) -> None:
         label = name if toplevel else f"  (nested) {name}"
         print(f"{label:24} {c:6d} {p / c:12.3f} {e / c:12.3f}")
     total = 0.0
-    for label, names in (("intake", INTAKE), ("receipts", RECEIPT)):
+    groups = (("intake", INTAKE), ("receipts", RECEIPT), ("sender", SENDER), ("statuses", STATUSES))
+    for label, names in groups:
         plan = sum(got[(n, True)][1] for n in names if (n, True) in got) / batches
         exe = sum(got[(n, True)][2] for n in names if (n, True) in got) / batches
         total += plan + exe
         print(f"per batch, {label:8}: plan {plan:.3f} + exec {exe:.3f} = {plan + exe:.3f} ms")
-    print(f"per batch, both    : {total:.3f} ms (planning and execution)")
+    print(f"per batch, all     : {total:.3f} ms (planning and execution)")
 
 
 def main() -> None:

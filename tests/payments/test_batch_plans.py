@@ -16,15 +16,18 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from tether.core import db
-from tether.payments import codec, intake
+from tether.payments import codec, intake, repository
 from tether.payments.client import OppdragClient
 from tether.payments.oppdrag import build_receipt_xml
 from tether.payments.service import PaymentsService
+from tether.payments.statuses import STATUS_BATCH
 
 from .conftest import june, message, unique_settings
 
-TABLES = ("sak", "inbound", "oppdrag", "candidate", "utbetaling")
+TABLES = ("sak", "inbound", "oppdrag", "candidate", "utbetaling", "status")
 FUNCTIONS = ("intake_batch", "intake_one", "store_intake", "lock_orders", "lock_cases")
+# the sender's and the status publisher's (migration 0015)
+SENDING = ("claim_due_orders", "mark_orders_sent", "claim_status_window")
 BURST = 50_000
 READS: LiteralString = (
     "SELECT t.relname, t.seq_scan, coalesce(t.seq_tup_read, 0) + coalesce(t.idx_tup_fetch, 0),"
@@ -41,12 +44,32 @@ def _reads(db_url: str) -> dict[str, tuple[int, int, int]]:
 
 
 async def _round(service: PaymentsService, tag: str, saks: list[str], amount: int) -> None:
-    """A batch of messages (one per case; a change where the case paid before), then their
-    receipts as one batch; then one message alone and its receipt."""
+    """A batch of messages (one per case; a change where the case paid before), a sender's
+    claim and its orders marked sent, then their receipts as one batch; then one message alone
+    and its receipt; then the statuses' pages claimed as the publisher claims them."""
     batch = [(f"{tag}-{s}", message(june(3, 7, amount), sak=s)) for s in saks[:-1]]
     await intake.store(service.pool, [intake.prepare(k, raw) for k, raw in batch])
+    async with service.pool.connection() as conn:
+        await repository.claim_due_orders(conn, limit=len(batch), dead_s=30.0)
+        await repository.mark_orders_sent(conn, ids=await _inflight(conn, saks[:-1]))
     await intake.store(service.pool, [intake.prepare(f"{tag}-1", message(june(3, 7, amount)))])
     await _book(service, saks)
+    while True:
+        async with db.transaction(service.pool) as conn:
+            page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
+            assert page is not None
+            await repository.move_status_cursor(conn, page)
+        if len(page.rows) < STATUS_BATCH:
+            break
+
+
+async def _inflight(conn: Any, saks: list[str]) -> list[Any]:
+    cur = await conn.execute(  # the cases' orders in flight, by key
+        "SELECT inflight_order AS id FROM pay.sak WHERE sak_id = ANY(%s)"
+        " AND fagsystem = 'DAGPENGER'",
+        (saks,),
+    )
+    return [r["id"] for r in await cur.fetchall()]
 
 
 async def _book(service: PaymentsService, saks: list[str]) -> None:
@@ -94,6 +117,11 @@ def _burst(db_url: str) -> None:
             "INSERT INTO pay.utbetaling (uid, fagsystem, sak_id, klassekode, periods,"
             " last_line_id, last_line, data) SELECT 'b' || g, 'DAGPENGER', 'b' || (g %% 500),"
             " 'K', '[]', 'l', '{}', '{}' FROM generate_series(1, %s) g",
+            (BURST,),
+        )
+        conn.execute(  # published long ago: in every window's done snapshot
+            "INSERT INTO pay.status (original_key, status, body, txid)"
+            " SELECT 'b' || g, 'OK', '{}', '3' FROM generate_series(1, %s) g",
             (BURST,),
         )
 
@@ -158,7 +186,7 @@ async def test_plans_made_on_small_tables_still_read_by_key_after_a_burst(
         assert scans == 0, f"pay.{table} scanned {scans} times"
         assert rows < 500, f"pay.{table}: {rows} rows read"
         assert entries < 500, f"pay.{table}: {entries} index entries read"
-    for function in (*FUNCTIONS, "book_receipts"):
+    for function in (*FUNCTIONS, "book_receipts", *SENDING):
         assert f"pay.{function}(" in prepared  # the calls are not parsed again either
 
 
@@ -167,9 +195,9 @@ def test_the_batch_functions_keep_one_plan_without_sequential_scans(db_url: str)
         rows = conn.execute(
             "SELECT proname, proconfig FROM pg_proc"
             " WHERE pronamespace = 'pay'::regnamespace AND proname = ANY(%s)",
-            ([*FUNCTIONS, "book_receipts"],),
+            ([*FUNCTIONS, "book_receipts", *SENDING],),
         ).fetchall()
-    assert {r[0] for r in rows} == {*FUNCTIONS, "book_receipts"}
+    assert {r[0] for r in rows} == {*FUNCTIONS, "book_receipts", *SENDING}
     for name, config in rows:
         assert set(config or ()) >= {"plan_cache_mode=force_generic_plan", "enable_seqscan=off"}, (
             name

@@ -129,3 +129,33 @@ async def test_autovacuum_is_paced_on_every_busy_pay_table(pool: AsyncConnection
         delays = {r["name"]: r["delay"] for r in await cur.fetchall()}
     busy = ("sak", "utbetaling", "inbound", "oppdrag", "candidate", "status")
     assert {name: delays[name] for name in busy} == dict.fromkeys(busy, "10")
+
+
+async def test_a_status_is_written_into_two_indexes_and_read_by_them(
+    service: PaymentsService, pool: AsyncConnectionPool[Any]
+) -> None:
+    # three statuses a message, each an entry in every index of pay.status: the index on id
+    # alone served no statement, so the primary key became (original_key, id), the index a
+    # key's reads use (0016); a key's latest status is still its last id's
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT indexrelid::regclass::text AS name FROM pg_index"
+            " WHERE indrelid = 'pay.status'::regclass ORDER BY 1"
+        )
+        # the key's columns, in order: its reads find a key's statuses by its first column
+        key = await conn.execute(
+            "SELECT array_agg(a.attname ORDER BY k.n)::text[] AS cols FROM pg_constraint c,"
+            " unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = 'pay.status'::regclass AND a.attnum = k.attnum"
+            " WHERE c.conrelid = 'pay.status'::regclass AND c.contype = 'p'"
+        )
+        assert (await key.fetchone()) == {"cols": ["original_key", "id"]}
+        assert [r["name"] for r in await cur.fetchall()] == ["pay.status_pkey", "pay.status_txid"]
+    await service.submit("k1", message(june(3, 7, 100)))
+    async with pool.connection() as conn:
+        await repository.insert_status(conn, original_key="k1", status="OK", body={})
+        latest, _ = await repository.fetch_latest_status(conn, original_key="k1")
+        cur = await conn.execute("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM pay.status")
+        counted = await cur.fetchone()
+    assert latest is not None and latest.status == "OK"
+    assert counted is not None and counted["n"] == counted["ids"] == 2

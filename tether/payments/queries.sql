@@ -98,34 +98,15 @@ LEFT JOIN LATERAL (SELECT status, body, created_at FROM pay.status
 -- a claim holds an order for the dead timeout: a crashed sender's claim expires by itself. It
 -- sets claimed_until, no indexed column, so it is a HOT update (migration 0010); the claim
 -- walks oppdrag_due in due order and steps over the orders claimed now; it returns what the
--- sender reads (records.Outgoing)
-UPDATE pay.oppdrag o SET claimed_until = now() + make_interval(secs => %(dead_s)s),
-                         send_attempts = o.send_attempts + 1
-WHERE o.id IN (SELECT id FROM pay.oppdrag
-               WHERE state = 'MOTTATT' AND send_due_at <= now()
-                 AND (claimed_until IS NULL OR claimed_until <= now())
-               ORDER BY send_due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.original_key, o.xml, o.message_id, o.send_attempts;
+-- sender reads (records.Outgoing). A function whose plan each session keeps (migration 0015)
+SELECT id, original_key, xml, message_id, send_attempts
+FROM pay.claim_due_orders(%(limit)s::int, %(dead_s)s::float8);
 
 -- name: mark_orders_sent
 -- HOS_OPPDRAG only for orders still unsent: a receipt that came first is not overwritten.
--- Rows locked in id order, as a batch of receipts locks them: the two cannot deadlock. The ids
--- come as an unnested array, found by primary key: with "id = ANY(array) AND state = 'MOTTATT'"
--- the planner ANDed in a scan of the whole partial index oppdrag_due, which holds an entry for
--- every order sent since the last vacuum (a cost that grew with the traffic)
-WITH locked AS MATERIALIZED (
-    SELECT o.id FROM pay.oppdrag o
-    WHERE o.id IN (SELECT unnest(%(ids)b::uuid[])) AND o.state = 'MOTTATT'
-    ORDER BY o.id FOR UPDATE
-), sent AS (
-    UPDATE pay.oppdrag o SET state = 'HOS_OPPDRAG', sent_at = now(), send_due_at = NULL,
-                             claimed_until = NULL, last_error = NULL
-    FROM locked WHERE o.id = locked.id AND o.state = 'MOTTATT'
-    RETURNING o.original_key, o.details
-)
-INSERT INTO pay.status (original_key, status, body)
-SELECT original_key, 'HOS_OPPDRAG', pay.status_body('HOS_OPPDRAG', details, NULL)
-FROM sent;
+-- Rows locked in id order, as a batch of receipts locks them: the two cannot deadlock.
+-- Returns how many statuses it stored (migration 0015: one plan per session)
+SELECT pay.mark_orders_sent(%(ids)b::uuid[]) AS marked;
 
 -- name: record_send_failure
 UPDATE pay.oppdrag SET send_due_at = now() + make_interval(secs => %(delay_s)s),
@@ -183,43 +164,11 @@ INSERT INTO pay.stray_receipt (order_id, reason, body) VALUES (%(order_id)s, %(r
 -- while another publisher holds the cursor (one at a time, so a key's statuses leave in order).
 -- A window whose last page came back short is first moved on to what has committed since. Its
 -- statuses: those of the transactions open in done (an index probe each), and those from done's
--- xmax on (one index range, its only lower bound the greater of done's xmax and the last page's
--- end, so the scan starts there), visible in upto. The body as the database's JSON text,
--- published as it is (never decoded and encoded again). A NULL id: nothing (more) to publish
-WITH c AS (
-    SELECT * FROM pay.status_cursor FOR UPDATE SKIP LOCKED
-), w AS (
-    SELECT CASE WHEN c.exhausted THEN c.upto ELSE c.done END AS done,
-           CASE WHEN c.exhausted THEN pg_current_snapshot() ELSE c.upto END AS upto,
-           CASE WHEN c.exhausted THEN '0'::xid8 ELSE c.last_txid END AS last_txid,
-           CASE WHEN c.exhausted THEN 0 ELSE c.last_id END AS last_id
-    FROM c
-), r AS MATERIALIZED (  -- the window's bounds computed once, not per row
-    SELECT w.*,
-           CASE WHEN w.last_txid >= pg_snapshot_xmax(w.done) THEN w.last_txid
-                ELSE pg_snapshot_xmax(w.done) END AS from_txid,
-           CASE WHEN w.last_txid >= pg_snapshot_xmax(w.done) THEN w.last_id ELSE 0 END AS from_id
-    FROM w
-)
-SELECT r.done::text, r.upto::text, s.txid::text, s.id, s.original_key, s.body::text
-FROM r LEFT JOIN LATERAL (
-    SELECT * FROM (
-        (SELECT x.* FROM pg_snapshot_xip(r.done) AS open(txid)
-         CROSS JOIN LATERAL (  -- its LIMIT keeps it a probe per open transaction, not a merge
-             SELECT st.txid, st.id, st.original_key, st.body FROM pay.status st
-             WHERE st.txid = open.txid AND (st.txid, st.id) > (r.last_txid, r.last_id)
-               AND pg_visible_in_snapshot(st.txid, r.upto)
-             ORDER BY st.id LIMIT %(limit)s) x
-         ORDER BY x.txid, x.id LIMIT %(limit)s)
-        UNION ALL
-        (SELECT st.txid, st.id, st.original_key, st.body FROM pay.status st
-         WHERE (st.txid, st.id) > (r.from_txid, r.from_id)
-           AND st.txid < pg_snapshot_xmax(r.upto)
-           AND pg_visible_in_snapshot(st.txid, r.upto)
-         ORDER BY st.txid, st.id LIMIT %(limit)s)
-    ) page ORDER BY page.txid, page.id LIMIT %(limit)s
-) s ON true
-ORDER BY s.txid, s.id;
+-- xmax on (one index range from the greater of done's xmax and the last page's end), visible in
+-- upto. The body as the database's JSON text, published as it is (never decoded and encoded
+-- again). A NULL id: nothing (more) to publish. A function whose plan each session keeps
+-- (migration 0015)
+SELECT done, upto, txid, id, original_key, body FROM pay.claim_status_window(%(limit)s::int);
 
 -- name: move_status_cursor
 -- after the broker acknowledged a page, in the transaction that claimed it

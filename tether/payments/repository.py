@@ -228,13 +228,42 @@ async def fetch_latest_status(
 
 async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> list[Outgoing]:
     params = {"limit": limit, "dead_s": dead_s}
-    rows = await db.fetch_all(conn, queries["claim_due_orders"], params)
+    rows = await db.fetch_all(conn, queries["claim_due_orders"], params, prepare=CALLS)
     return [Outgoing.from_row(r) for r in rows]
 
 
 async def mark_orders_sent(conn: Connection, *, ids: Sequence[uuid.UUID]) -> int:
     """HOS_OPPDRAG (and its status) for the orders still unsent; returns how many."""
-    return await db.execute(conn, queries["mark_orders_sent"], {"ids": list(ids)})
+    params = {"ids": list(ids)}
+    rows = await db.fetch_all(conn, queries["mark_orders_sent"], params, prepare=CALLS)
+    return int(rows[0]["marked"])
+
+
+async def book_sends(
+    conn: Connection,
+    *,
+    sent: Sequence[uuid.UUID],
+    parked: Sequence[tuple[uuid.UUID, str]] = (),
+    failed: Sequence[tuple[uuid.UUID, float, str]] = (),
+) -> int:
+    """A send round's outcomes in one transaction and one round trip: ``BEGIN``,
+    ``mark_orders_sent``, each order parked (``park_order``) and each failure (id, retry delay,
+    error: ``record_send_failure``), ``COMMIT``, pipelined on ``conn`` in autocommit
+    (``db.autocommit``: a failure leaves the transaction for it to roll back). Returns how many
+    HOS_OPPDRAG statuses it stored."""
+    marked = None
+    async with conn.pipeline():
+        await conn.execute(b"BEGIN")
+        if sent:
+            params: dict[str, Any] = {"ids": list(sent)}
+            marked = await conn.execute(queries["mark_orders_sent"], params, prepare=CALLS)
+        for id_, error in parked:
+            await conn.execute(queries["park_order"], {"id": id_, "error": error[:500]})
+        for id_, delay_s, error in failed:
+            params = {"id": id_, "delay_s": delay_s, "error": error[:500]}
+            await conn.execute(queries["record_send_failure"], params)
+        await conn.execute(b"COMMIT")
+    return 0 if marked is None else int((await marked.fetchall())[0]["marked"])
 
 
 async def record_send_failure(
@@ -298,12 +327,22 @@ async def insert_stray_receipt(
     await db.execute(conn, queries["insert_stray_receipt"], params)
 
 
-async def claim_status_window(conn: Connection, *, limit: int) -> StatusPage | None:
+async def claim_status_window(
+    conn: Connection, *, limit: int, begin: bool = False
+) -> StatusPage | None:
     """The next page of statuses to publish, in order; None while another publisher holds the
-    cursor."""
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(queries["claim_status_window"], {"limit": limit})
-        rows = await cur.fetchall()
+    cursor. With ``begin``, ``BEGIN`` goes with it in one round trip (``conn`` in autocommit, as
+    ``intake_batch(begin=True)``); ``move_status_cursor(commit=True)`` ends that transaction."""
+    cur = conn.cursor(row_factory=tuple_row)
+    query, params = queries["claim_status_window"], {"limit": limit}
+    if begin:
+        async with conn.pipeline():
+            await conn.execute(b"BEGIN")
+            await cur.execute(query, params, prepare=CALLS)
+    else:
+        await cur.execute(query, params, prepare=CALLS)
+    rows = await cur.fetchall()  # with begin: read at the sync
+    await cur.close()
     if not rows:
         return None
     done, upto = rows[0][0], rows[0][1]
@@ -315,17 +354,25 @@ async def claim_status_window(conn: Connection, *, limit: int) -> StatusPage | N
     )
 
 
-async def move_status_cursor(conn: Connection, page: StatusPage) -> None:
-    """Past ``page``: its window is exhausted when the page came back short."""
-    last_txid, last_id = (page.rows[-1][0], page.rows[-1][1]) if page.rows else ("0", 0)
-    params = {
-        "done": page.done,
-        "upto": page.upto,
-        "last_txid": last_txid,
-        "last_id": last_id,
-        "exhausted": len(page.rows) < page.limit,
-    }
-    await db.execute(conn, queries["move_status_cursor"], params)
+async def move_status_cursor(
+    conn: Connection, page: StatusPage | None, *, commit: bool = False
+) -> None:
+    """Past ``page`` (None: no page was claimed, the cursor stays): its window is exhausted
+    when the page came back short. With ``commit``, ``COMMIT`` goes with it in one round trip
+    (the end of ``claim_status_window(begin=True)``'s transaction)."""
+    async with conn.pipeline():
+        if page is not None:
+            last_txid, last_id = (page.rows[-1][0], page.rows[-1][1]) if page.rows else ("0", 0)
+            params = {
+                "done": page.done,
+                "upto": page.upto,
+                "last_txid": last_txid,
+                "last_id": last_id,
+                "exhausted": len(page.rows) < page.limit,
+            }
+            await conn.execute(queries["move_status_cursor"], params)
+        if commit:
+            await conn.execute(b"COMMIT")
 
 
 async def fetch_orders_of_case(conn: Connection, *, fagsystem: str, sak_id: str) -> list[OrderRow]:

@@ -44,8 +44,10 @@ async def publish_statuses(
         await ensure_stream(js, s.status_stream, s.status_subject, max_age_s=s.stream_max_age_s)
         publisher = Publisher(nc, s.status_subject, stream=s.status_stream)
         while not stop.is_set():
-            async with db.transaction(service.pool) as conn:
-                page = await repository.claim_status_window(conn, limit=STATUS_BATCH)
+            # one transaction in two round trips: BEGIN with the claim, COMMIT with the move
+            # (a failure in between leaves it open, and db.autocommit rolls it back)
+            async with db.autocommit(service.pool) as conn:
+                page = await repository.claim_status_window(conn, limit=STATUS_BATCH, begin=True)
                 rows = [] if page is None else page.rows
                 await _publish_all(
                     publisher,
@@ -57,8 +59,7 @@ async def publish_statuses(
                         for _, id_, key, body in rows
                     ],
                 )
-                if page is not None:
-                    await repository.move_status_cursor(conn, page)
+                await repository.move_status_cursor(conn, page, commit=True)
             published += len(rows)
             if once and not rows:
                 break

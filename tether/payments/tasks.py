@@ -97,23 +97,25 @@ async def _send_batch(
     outcomes = await outbox.send(service, publisher, orders, limit)
     done = [o.id for o, err in zip(orders, outcomes, strict=True) if err is None]
     unsendable: list[tuple[uuid.UUID, str]] = []  # refused once the marks are committed
+    parked: list[tuple[uuid.UUID, str]] = []
+    failed: list[tuple[uuid.UUID, float, str]] = []
+    for order, err in zip(orders, outcomes, strict=True):
+        if isinstance(err, outbox.TooLarge) and order.send_attempts < 2:  # never published
+            unsendable.append((order.id, err))
+        elif isinstance(err, outbox.TooLarge):  # may sit in the queue, unseen by the lookup
+            parked.append((order.id, err))
+        elif err is not None:
+            delay = backoff(
+                order.send_attempts,
+                base_s=s.send_retry_base_s,
+                max_s=s.send_retry_max_s,
+                jitter=0.5,
+            )
+            failed.append((order.id, delay, err))
     marked = 0  # HOS_OPPDRAG statuses stored: none for an order a receipt finished first
-    async with db.transaction(service.pool) as conn:
-        if done:
-            marked = await repository.mark_orders_sent(conn, ids=done)
-        for order, err in zip(orders, outcomes, strict=True):
-            if isinstance(err, outbox.TooLarge) and order.send_attempts < 2:  # never published
-                unsendable.append((order.id, err))
-            elif isinstance(err, outbox.TooLarge):  # may sit in the queue, unseen by the lookup
-                await repository.park_order(conn, id=order.id, error=err)
-            elif err is not None:
-                delay = backoff(
-                    order.send_attempts,
-                    base_s=s.send_retry_base_s,
-                    max_s=s.send_retry_max_s,
-                    jitter=0.5,
-                )
-                await repository.record_send_failure(conn, id=order.id, delay_s=delay, error=err)
+    if done or parked or failed:  # one transaction, one round trip
+        async with db.autocommit(service.pool) as conn:
+            marked = await repository.book_sends(conn, sent=done, parked=parked, failed=failed)
     intake.count(["HOS_OPPDRAG"] * marked)  # committed
     if unsendable:  # never retried: FEILET 400, and the case goes on with its next message
         await service.refuse_unsendable(unsendable)
