@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 
 import pytest
 
-from tether.core.records import quick_init, record
+from tether.core.records import member, quick_init, record
 
 
 @record
@@ -80,3 +81,29 @@ def test_quick_init_refuses_what_its_init_would_not_do() -> None:
     for cls in (Mutable, Slotted, Posted, Hidden):
         with pytest.raises(TypeError):
             quick_init(cls)
+
+
+class _Code(StrEnum):
+    A, B = "a", "b"
+
+
+class _Number(Enum):
+    ONE = 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [(_Code, "a"), (_Code, "b"), (_Number, 1), (_Number, 1.0), (_Code, _Code.A)]
+)
+def test_member_is_the_enum_called(kind: type[Enum], value: object) -> None:
+    assert member(kind, value) is kind(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [(_Code, "c"), (_Code, None), (_Code, ["a"]), (_Number, "1")]
+)
+def test_a_value_that_is_no_member_fails_as_the_enum_does(kind: type[Enum], value: object) -> None:
+    with pytest.raises(ValueError) as expected:
+        kind(value)
+    with pytest.raises(ValueError) as found:
+        member(kind, value)
+    assert str(found.value) == str(expected.value)

@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from tether.core.wire import (
     MAX_FIELD_NAMES,
     MAX_NAME_CHARS,
     WireModel,
+    extra_keys,
     has_unknown_fields,
     note_unknown_fields,
     unknown_fields,
@@ -84,3 +87,24 @@ def test_unknown_field_names_are_capped_per_system(caplog: pytest.LogCaptureFixt
     assert len(records) == MAX_FIELD_NAMES + 2  # each name kept, the cap, "capped-too"
     assert "over 50 distinct unknown fields" in records[MAX_FIELD_NAMES].getMessage()
     assert records[-1].__dict__["field"] == "x" * MAX_NAME_CHARS
+
+
+def test_extra_keys_of_typed_dicts_are_named_as_a_nested_models_are() -> None:
+    """A list field typed as a ``TypedDict`` is not walked (its items are dicts); its extra
+    keys, named by ``extra_keys``, are counted with the model's own under the same names."""
+
+    @with_config(ConfigDict(extra="allow"))
+    class Row(TypedDict):
+        a: int
+
+    class Holder(WireModel):
+        rows: list[Row] = []
+
+    plain = Holder.model_validate({"rows": [{"a": 1}, {"a": 2}]})
+    assert extra_keys("rows", plain.rows, Row.__required_keys__) == []
+    assert note_unknown_fields("typed-dicts", plain) == []
+    model = Holder.model_validate({"top": 1, "rows": [{"a": 1, "z": 2}, {"a": 2, "b": 3, "z": 4}]})
+    also = extra_keys("rows", model.rows, Row.__required_keys__)
+    assert sorted(also) == ["rows[].b", "rows[].z"]
+    assert note_unknown_fields("typed-dicts", model, also=also) == ["rows[].b", "rows[].z", "top"]
+    assert unknown_fields(model) == ["top"]  # the walk does not look into the dicts

@@ -90,7 +90,7 @@ def test_parse_ignores_unknown_fields_and_accepts_a_trailing_z() -> None:
     assert msg.vedtakstidspunkt == datetime(2024, 6, 1, 10, 11, 12, 500000)
     assert msg.vedtakstidspunkt.tzinfo is None
     assert (msg.dryrun, msg.saksbehandler, msg.beslutter) == (False, "dagpenger", "dagpenger")
-    assert msg.utbetalinger[0].belop == 100
+    assert msg.utbetalinger[0]["utbetaltBeløp"] == 100
 
 
 @pytest.mark.parametrize(
@@ -496,3 +496,20 @@ def test_confirmed_utbetaling_survives_its_json_form() -> None:
     state = plan(message(days("2024-06-03", "2024-06-07")), None, now=NOW).candidate
     for value in state.confirmed.values():
         assert ConfirmedUtbetaling.from_json(json.loads(json.dumps(value.to_json()))) == value
+
+
+@pytest.mark.parametrize("value", ["NOPE", "dagpenger", ["DAGPENGER"], None])
+def test_a_stored_code_that_is_no_member_fails_as_the_enum_does(value: object) -> None:
+    """Stored codes are read by a lookup, not a call of the enum: a value that is none of its
+    members (or cannot be one) still fails with the enum's own error."""
+    state = plan(message(days("2024-06-03", "2024-06-07")), None, now=NOW).candidate
+    [stored] = [v.to_json() for v in state.confirmed.values()]
+    read = ConfirmedUtbetaling.from_json(stored)
+    assert read.klassekode is Klassekode.DAGPENGER and read.type_sats is TypeSats.DAG
+    with pytest.raises(ValueError) as expected:
+        Klassekode(value)
+    with pytest.raises(ValueError) as found:
+        ConfirmedUtbetaling.from_json({**stored, "klassekode": value})
+    assert str(found.value) == str(expected.value)
+    with pytest.raises(ValueError, match="is not a valid TypeSats"):
+        ConfirmedUtbetaling.from_json({**stored, "typeSats": value})

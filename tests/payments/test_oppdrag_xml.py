@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -223,6 +223,26 @@ def test_tidspkt_melding_reads_as_strptime_does(tidspkt: str) -> None:
             oppdrag.parse_order_xml(xml)
         return
     assert oppdrag.parse_order_xml(xml).tidspkt_melding == expected
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 6, 20, 10, 5, 7, 123),
+        datetime(2024, 12, 31, 23, 59, 59, 999999),
+        datetime(2024, 1, 2, 3, 4, 5),  # no fraction: still six digits
+        datetime(2024, 6, 20, 10, 5, 7, 1, tzinfo=timezone(timedelta(hours=2))),  # offset left out
+        datetime(2024, 6, 20, 10, 5, 7, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+        datetime(999, 1, 1),  # a year below 1000: strftime's own answer, padded or not
+        datetime(1, 1, 1),
+    ],
+)
+def test_tidspkt_melding_is_written_as_strftime_writes_it(moment: datetime) -> None:
+    assert oppdrag.tidspkt(moment) == moment.strftime(oppdrag.TIDSPKT_FORMAT)
+    order = replace(two_line_order(), tidspkt_melding=moment)
+    written = moment.strftime(oppdrag.TIDSPKT_FORMAT)
+    assert f"<tidspktMelding>{written}</tidspktMelding>" in oppdrag.build_order_xml(order)
 
 
 def test_a_receipt_needs_an_oppdrag_root() -> None:

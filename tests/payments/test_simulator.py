@@ -349,9 +349,9 @@ def test_the_ledger_pays_what_every_message_in_a_history_asks() -> None:
         assert ledger_amounts(ledger, state) == expected_amounts(msg)
         paid = ledger_amounts(ledger, state)
         for d in msg.utbetalinger:  # every weekday the message asks for, straight from its days
-            if d.belop > 0 and d.utbetalingstype == DAG and d.dato.weekday() < 5:
-                uid = uid_for("DAGPENGER", msg.sak_id, d.meldeperiode, "DAGPENGER")
-                assert paid.get((uid, d.dato)) == d.belop, (d, n)
+            if d["utbetaltBeløp"] > 0 and d["utbetalingstype"] == DAG and d["dato"].weekday() < 5:
+                uid = uid_for("DAGPENGER", msg.sak_id, d["meldeperiode"], "DAGPENGER")
+                assert paid.get((uid, d["dato"])) == d["utbetaltBeløp"], (d, n)
 
 
 def _random_case(rng: random.Random) -> list[dict[str, Any]]:
@@ -391,6 +391,6 @@ def test_random_histories_pay_what_each_message_asks(seed: int) -> None:
         assert ledger_amounts(ledger, state) == expected_amounts(msg)
         paid = ledger_amounts(ledger, state)
         for d in msg.utbetalinger:  # every weekday the message asks for, straight from its days
-            if d.belop > 0 and d.utbetalingstype == DAG and d.dato.weekday() < 5:
-                uid = uid_for("DAGPENGER", msg.sak_id, d.meldeperiode, "DAGPENGER")
-                assert paid.get((uid, d.dato)) == d.belop, (d, n)
+            if d["utbetaltBeløp"] > 0 and d["utbetalingstype"] == DAG and d["dato"].weekday() < 5:
+                uid = uid_for("DAGPENGER", msg.sak_id, d["meldeperiode"], "DAGPENGER")
+                assert paid.get((uid, d["dato"])) == d["utbetaltBeløp"], (d, n)

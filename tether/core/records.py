@@ -12,11 +12,14 @@ assignment still goes through the class's ``__setattr__``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
+from enum import Enum
+from typing import Any, TypeVar, cast, dataclass_transform, overload
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 _KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 
 
@@ -73,3 +76,18 @@ def record(
         return quick_init(dataclasses.dataclass(frozen=True, kw_only=True, order=order)(cls))
 
     return make if cls is None else make(cls)
+
+
+def member(kind: type[E], value: Any) -> E:
+    """``kind(value)`` by a dict lookup: calling an enum is two Python calls
+    (``EnumType.__call__``, ``Enum.__new__``), a stored case's state reads two codes per
+    utbetaling. A value that is no member (or no key) goes to the call, for its own error."""
+    try:
+        return cast(E, _members(kind)[value])
+    except (KeyError, TypeError):
+        return kind(value)
+
+
+@functools.cache
+def _members(kind: type[Enum]) -> dict[Any, Enum]:
+    return {m.value: m for m in kind}

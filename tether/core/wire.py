@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from typing_extensions import is_typeddict
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ def _may_hold(annotation: Any) -> bool:
     unsure (``Any``, a type variable, a forward reference), yes."""
     if annotation is Any:  # a class itself since Python 3.11
         return True
+    if is_typeddict(annotation):  # a dict: its extras are its caller's to name (``also``)
+        return False
     if isinstance(annotation, type) and get_origin(annotation) is None:
         return issubclass(annotation, WireModel) or issubclass(WireModel, annotation)
     if get_origin(annotation) is Literal:
@@ -144,11 +149,25 @@ def has_unknown_fields(model: WireModel) -> bool:
     return False
 
 
-def note_unknown_fields(system: str, model: WireModel) -> list[str]:
-    """Count the extra fields of ``model``; log each name the first time; return them."""
-    if not has_unknown_fields(model):
+def extra_keys(
+    prefix: str, items: Sequence[Mapping[str, Any]], fields: AbstractSet[str]
+) -> list[str]:
+    """Names (``prefix[].key``, as the walk names a nested model's) of the keys of ``items``
+    beyond ``fields``: a list field typed as a ``TypedDict`` whose keys are all required, for
+    ``note_unknown_fields(also=...)``. Every item's size is read in one C loop first."""
+    if not items or set(map(len, items)) == {len(fields)}:
         return []
-    fields = unknown_fields(model)
+    return [f"{prefix}[].{key}" for key in {key for item in items for key in item} - fields]
+
+
+def note_unknown_fields(system: str, model: WireModel, *, also: Iterable[str] = ()) -> list[str]:
+    """Count the extra fields of ``model``; log each name the first time; return them.
+    ``also``: extra fields found outside its wire models (in a field typed as a ``TypedDict``),
+    named by the caller as the walk names a nested model's."""
+    also = list(also)
+    if not also and not has_unknown_fields(model):
+        return []
+    fields = sorted({*unknown_fields(model), *also})
     for name in fields:
         label, news = _label(system, name[:MAX_NAME_CHARS])
         UNKNOWN_FIELDS.labels(system, label).inc()

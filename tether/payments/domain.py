@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from operator import attrgetter, gt
+from operator import attrgetter, gt, itemgetter
 from typing import Any
 
 from tether.core.records import record
@@ -60,7 +60,7 @@ UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:tether:payments:utbetaling")
 UID_SEPARATOR = "\x00"
 _UID_PREFIX = UID_NAMESPACE.bytes
 MAX_WEEKDAY_SPAN_DAYS = 1100
-_DATO = attrgetter("dato")
+_DATO = itemgetter("dato")
 _PERIOD_ORDER = attrgetter("fom", "tom", "belop")
 _FOM, _TOM, _BELOP = attrgetter("fom"), attrgetter("tom"), attrgetter("belop")
 
@@ -94,8 +94,8 @@ def compress(days: Iterable[DagpengerDay]) -> tuple[Period, ...]:
     groups: dict[tuple[int, int], list[date]] = defaultdict(list)
     ordered = sorted(days, key=_DATO)
     for day in ordered:
-        groups[(day.belop, day.sats)].append(day.dato)
-    paid = {day.dato for day in ordered} if len(groups) > 1 else set()
+        groups[(day["utbetaltBeløp"], day["sats"])].append(day["dato"])
+    paid = {day["dato"] for day in ordered} if len(groups) > 1 else set()
     periods: list[Period] = []
     for (belop, sats), dates in groups.items():
         start = prev = dates[0]
@@ -118,8 +118,8 @@ def split(msg: DagpengerMessage) -> list[Utbetaling]:
     """One utbetaling per (meldeperiode, klassekode) with a paid day; sorted by first fom."""
     groups: dict[tuple[str, Utbetalingstype], list[DagpengerDay]] = defaultdict(list)
     for day in msg.utbetalinger:
-        if day.belop > 0:
-            groups[(day.meldeperiode, day.utbetalingstype)].append(day)
+        if day["utbetaltBeløp"] > 0:
+            groups[(day["meldeperiode"], day["utbetalingstype"])].append(day)
     found = []
     for (meldeperiode, utbetalingstype), days in groups.items():
         klassekode = KLASSEKODE_OF[utbetalingstype]

@@ -86,6 +86,14 @@ def _line_xml(line: Line) -> str:
     )
 
 
+def tidspkt(moment: datetime) -> str:
+    """``moment.strftime(TIDSPKT_FORMAT)`` from its ISO form (``yyyy-MM-dd-HH:mm:ss.ffffff``,
+    the offset cut off): ``strftime`` with ``%f`` builds a time tuple and formats twice."""
+    if moment.year < 1000:  # strftime's %Y does not pad such a year everywhere: its own answer
+        return moment.strftime(TIDSPKT_FORMAT)
+    return moment.isoformat("-", "microseconds")[:26].replace(":", ".")
+
+
 def build_order_xml(order: Order) -> str:
     """The order as the payment system receives it: fixed element order, optional ones left out,
     so the same order is the same bytes. Written as text (escaped like ElementTree) because
@@ -105,7 +113,7 @@ def build_order_xml(order: Order) -> str:
             f"<saksbehId>{_esc(order.saksbeh_id)}</saksbehId>"
             f"<avstemming-115><kodeKomponent>{kode_fagomraade}</kodeKomponent>"
             f"<nokkelAvstemming>{_esc(order.nokkel_avstemming)}</nokkelAvstemming>"
-            f"<tidspktMelding>{order.tidspkt_melding.strftime(TIDSPKT_FORMAT)}</tidspktMelding>"
+            f"<tidspktMelding>{tidspkt(order.tidspkt_melding)}</tidspktMelding>"
             "</avstemming-115><oppdrags-enhet-120><typeEnhet>BOS</typeEnhet><enhet>8020</enhet>"
             "<datoEnhetFom>1970-01-01</datoEnhetFom></oppdrags-enhet-120>",
             *(_line_xml(line) for line in order.lines),
