@@ -69,7 +69,7 @@ class PaymentsSettings(TetherSettings):
         "waits less, a crowd forms smaller batches and costs more CPU a message).",
     )
     intake_linger_s: float = Field(
-        default=0.003,
+        default=0.002,
         ge=0,
         le=0.05,
         description="An HTTP intake batch of fewer than intake_linger_below messages waits up to "
