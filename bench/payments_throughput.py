@@ -563,6 +563,9 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
         )
         if args.round_linger_s is not None:
             env["TETHER_PAYMENTS_ROUND_LINGER_S"] = str(args.round_linger_s)
+        for name in ("intake_linger_s", "intake_linger_below"):
+            if getattr(args, name) is not None:
+                env[f"TETHER_PAYMENTS_{name.upper()}"] = str(getattr(args, name))
         if args.deferred_nice is not None:
             env["TETHER_WORKER_DEFERRED_NICE"] = str(args.deferred_nice)
         tether = [sys.executable, "-m", "tether"]
@@ -650,6 +653,18 @@ def main() -> None:
         type=float,
         default=None,
         help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--intake-linger-s",
+        type=float,
+        default=None,
+        help="TETHER_PAYMENTS_INTAKE_LINGER_S for the API (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--intake-linger-below",
+        type=int,
+        default=None,
+        help="TETHER_PAYMENTS_INTAKE_LINGER_BELOW for the API (default: the setting's default)",
     )
     parser.add_argument(
         "--deferred-nice",

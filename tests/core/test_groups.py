@@ -78,3 +78,56 @@ async def test_an_item_submitted_as_the_last_group_ends_starts_a_group_of_its_ow
     later = asyncio.ensure_future(late())
     assert await grouped.submit(1) == 1
     assert await asyncio.wait_for(later, 5) == 2
+
+
+async def settle() -> None:
+    """Lets every ready task run (a group that may start has started)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_lone_item_lingers_for_company_but_never_longer_than_linger_s() -> None:
+    recorder = Recorder()
+    grouped = Grouped(recorder.run, parallel=1, linger_s=0.01, linger_below=100)
+    lone = asyncio.ensure_future(grouped.submit(2))
+    await settle()
+    assert recorder.groups == []  # waiting for company
+    assert await asyncio.wait_for(lone, 5) == 20  # 99 more never came: it went alone
+    assert recorder.groups == [[2]]
+
+
+async def test_items_arriving_during_the_linger_join_its_group_which_starts_once_enough() -> None:
+    recorder = Recorder()
+    grouped = Grouped(recorder.run, parallel=4, linger_s=30, linger_below=3)
+    first = [asyncio.ensure_future(grouped.submit(i)) for i in (0, 2)]
+    await settle()
+    assert recorder.groups == []  # two of three: lingering, and no second group started
+    third = asyncio.ensure_future(grouped.submit(4))
+    assert await asyncio.wait_for(asyncio.gather(*first, third), 5) == [0, 20, 40]
+    assert recorder.groups == [[0, 2, 4]]  # started by the third, not by the 30 s
+
+
+async def test_linger_0_starts_a_lone_item_at_once() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    grouped = Grouped(recorder.run, parallel=1, linger_s=0, linger_below=100)
+    lone = asyncio.ensure_future(grouped.submit(2))
+    await settle()
+    assert recorder.groups == [[2]]
+    recorder.gate.set()
+    assert await lone == 20
+
+
+async def test_items_queued_behind_a_running_group_do_not_linger_again() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    grouped = Grouped(recorder.run, parallel=1, linger_s=0.05, linger_below=2)
+    first = [asyncio.ensure_future(grouped.submit(i)) for i in (0, 2)]
+    await settle()
+    assert recorder.groups == [[0, 2]]  # enough: at once
+    later = asyncio.ensure_future(grouped.submit(4))
+    await asyncio.sleep(0.06)  # the running group outlasts the later item's linger
+    recorder.gate.set()
+    await settle()
+    assert recorder.groups == [[0, 2], [4]]  # its wait counts: it goes as soon as it can
+    assert await asyncio.gather(*first, later) == [0, 20, 40]

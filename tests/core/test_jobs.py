@@ -101,3 +101,48 @@ async def test_stopping_early_cancels_what_is_still_running() -> None:
         break
     await groups.aclose()
     await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def rounds_with_a_newcomer(linger_s: float, full: int, first: list[int]) -> list[list[int]]:
+    """The rounds of a once-loop over ``first``; an item comes while the first round's end
+    yields to the event loop a few times (well within any pause)."""
+    queue = list(first)
+    rounds: list[list[int]] = []
+    tasks: list[asyncio.Future[None]] = []
+
+    async def claim() -> Sequence[int]:
+        taken = queue[:full]
+        del queue[:full]
+        return taken
+
+    async def newcomer() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        queue.append(99)
+
+    async def process(items: Sequence[int]) -> None:
+        rounds.append(list(items))
+        if len(rounds) == 1:
+            tasks.append(asyncio.ensure_future(newcomer()))
+
+    await jobs.run_due_loop(
+        claim=claim,
+        process=process,
+        stop=asyncio.Event(),
+        once=True,
+        poll_interval_s=0.01,
+        linger_s=linger_s,
+        small=lambda items: len(items) < full,
+    )
+    return rounds
+
+
+async def test_a_small_round_lingers_so_what_comes_meanwhile_joins_the_next() -> None:
+    assert await rounds_with_a_newcomer(0.05, 3, [1]) == [[1], [99]]
+
+
+async def test_a_full_round_or_linger_0_claims_again_at_once() -> None:
+    # the full first round is followed at once by the small [4], which lingers for 99
+    assert await rounds_with_a_newcomer(0.05, 3, [1, 2, 3, 4]) == [[1, 2, 3], [4], [99]]
+    assert await rounds_with_a_newcomer(0.05, 1, [1, 2]) == [[1], [2]]  # ended before it came
+    assert await rounds_with_a_newcomer(0, 3, [1]) == [[1]]

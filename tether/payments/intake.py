@@ -254,16 +254,21 @@ def group_commit(
     at_once: int,
     *,
     max_order_bytes: int | None = None,
+    linger_s: float = 0.0,
+    linger_below: int = 0,
 ) -> Grouped[Item, Submission]:
     """Concurrent intakes of one process share transactions (``core.groups``): up to
     ``at_once`` batches stored at the same time, a crowd waiting for the next free one (at most
-    ``max_batch``); a lone request is stored at once (no timer). A message's ``TetherError``
-    outcome is raised to its caller."""
+    ``max_batch``); a batch of fewer than ``linger_below`` waits up to ``linger_s`` from its
+    oldest message for more (a batch's fixed cost is most of a small one's). A message's
+    ``TetherError`` outcome is raised to its caller."""
 
     async def run(items: list[Item]) -> list[Outcome]:
         return await store(pool, items, max_order_bytes=max_order_bytes)
 
-    return Grouped(run, parallel=at_once, limit=max_batch)
+    return Grouped(
+        run, parallel=at_once, limit=max_batch, linger_s=linger_s, linger_below=linger_below
+    )
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,12 @@ class PaymentsService:
         self.client = client
         s = settings
         self._group = intake.group_commit(
-            pool, s.intake_batch, s.intake_parallel, max_order_bytes=s.max_order_bytes
+            pool,
+            s.intake_batch,
+            s.intake_parallel,
+            max_order_bytes=s.max_order_bytes,
+            linger_s=s.intake_linger_s,
+            linger_below=s.intake_linger_below,
         )
         # in-process wake-ups: an order or a status was just stored (other processes poll)
         self.orders_ready = asyncio.Event()

@@ -68,6 +68,16 @@ class PaymentsSettings(TetherSettings):
         description="HTTP intake transactions of one API process at once (more: a lone request "
         "waits less, a crowd forms smaller batches and costs more CPU a message).",
     )
+    intake_linger_s: float = Field(
+        default=0.002,
+        ge=0,
+        le=0.05,
+        description="An HTTP intake batch of fewer than intake_linger_below messages waits up to "
+        "this long (from its oldest message) for more: fewer, larger batches (0: at once).",
+    )
+    intake_linger_below: int = Field(
+        default=8, ge=0, description="An HTTP intake batch this large starts without lingering."
+    )
     round_linger_s: float = Field(
         default=0.01, description="Pause of a job after a round of less than a full batch."
     )

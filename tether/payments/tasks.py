@@ -66,8 +66,9 @@ async def send_orders(
 
         async def process(orders: Sequence[Outgoing]) -> None:
             await _send_batch(service, publisher, orders, max_payload=nc.max_payload)
-            if len(orders) < s.send_batch and not handed:  # handed: a receipt batch's group
-                await asyncio.sleep(s.round_linger_s)
+
+        def small(orders: Sequence[Outgoing]) -> bool:
+            return len(orders) < s.send_batch and not handed  # handed: a receipt batch's group
 
         return await run_due_loop(
             claim=claim,
@@ -77,6 +78,8 @@ async def send_orders(
             poll_interval_s=s.poll_interval_s,
             wake=service.orders_ready,
             name="payments-send",
+            linger_s=s.round_linger_s,
+            small=small,
         )
     finally:
         await close_quietly(nc)
