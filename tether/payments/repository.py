@@ -273,10 +273,6 @@ async def record_send_failure(
     await db.execute(conn, queries["record_send_failure"], params)
 
 
-async def park_order(conn: Connection, *, id: uuid.UUID, error: str) -> None:
-    await db.execute(conn, queries["park_order"], {"id": id, "error": error[:500]})
-
-
 async def claim_unanswered_orders(
     conn: Connection, *, limit: int, timeout_s: float
 ) -> list[OrderRow]:
