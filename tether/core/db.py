@@ -204,7 +204,7 @@ async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection
     """One connection outside any transaction, for a single statement (atomic by itself): no
     BEGIN and no COMMIT round trips (a hot path pays for three round trips otherwise). A caller
     may open a transaction itself with a ``BEGIN`` pipelined with its first statement and end it
-    with a ``COMMIT`` pipelined with its last (a transaction in two round trips, not four);
+    with a ``COMMIT`` pipelined with its last (``pipelined``: two round trips, not four);
     whatever it leaves open is rolled back on the way out."""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
@@ -212,6 +212,25 @@ async def autocommit(pool: AsyncConnectionPool[Any]) -> AsyncIterator[Connection
             yield conn
         finally:
             await _as_lent(conn)
+
+
+@asynccontextmanager
+async def pipelined(
+    conn: Connection, *, begin: bool = False, commit: bool = False
+) -> AsyncIterator[Connection]:
+    """The statements of the block sent in one round trip with a ``BEGIN`` before them and/or a
+    ``COMMIT`` after them (``conn`` from ``autocommit``: a transaction in two round trips, or
+    one when the block is the whole of it). Neither: the block runs as it is. A block that
+    raises sends no ``COMMIT``; ``autocommit`` rolls back what it left open."""
+    if not (begin or commit):
+        yield conn
+        return
+    async with conn.pipeline():
+        if begin:
+            await conn.execute(b"BEGIN")
+        yield conn
+        if commit:
+            await conn.execute(b"COMMIT")
 
 
 async def _as_lent(conn: Connection) -> None:

@@ -90,12 +90,8 @@ async def intake_batch(
             "bodies": list(bodies),
         }
     params["fagsystem"] = fagsystem
-    if not begin:
+    async with db.pipelined(conn, begin=begin):
         cur = await conn.execute(query, params, prepare=CALLS)
-    else:
-        async with conn.pipeline():
-            await conn.execute(b"BEGIN")
-            cur = await conn.execute(query, params, prepare=CALLS)
     return _intake_rows(await cur.fetchall(), fagsystem, sak_ids)  # with begin: read at the sync
 
 
@@ -145,11 +141,10 @@ async def store_and_commit(
 ) -> None:
     """``store_intake`` (when there is anything to store) and ``COMMIT`` sent together, one
     round trip: the end of the transaction ``intake_batch(begin=True)`` opened."""
-    async with conn.pipeline():
+    async with db.pipelined(conn, commit=True):
         if orders or statuses or waiting:
             params = _store_params(fagsystem, orders, statuses, waiting, None)
             await conn.execute(queries["store_intake"], params, prepare=CALLS)
-        await conn.execute(b"COMMIT")
 
 
 def _store_params(
@@ -252,8 +247,7 @@ async def book_sends(
     (``db.autocommit``: a failure leaves the transaction for it to roll back). Returns how many
     HOS_OPPDRAG statuses it stored."""
     marked = None
-    async with conn.pipeline():
-        await conn.execute(b"BEGIN")
+    async with db.pipelined(conn, begin=True, commit=True):
         if sent:
             params: dict[str, Any] = {"ids": list(sent)}
             marked = await conn.execute(queries["mark_orders_sent"], params, prepare=CALLS)
@@ -262,7 +256,6 @@ async def book_sends(
         for id_, delay_s, error in failed:
             params = {"id": id_, "delay_s": delay_s, "error": error[:500]}
             await conn.execute(queries["record_send_failure"], params)
-        await conn.execute(b"COMMIT")
     return 0 if marked is None else int((await marked.fetchall())[0]["marked"])
 
 
@@ -331,11 +324,7 @@ async def claim_status_window(
     ``intake_batch(begin=True)``); ``move_status_cursor(commit=True)`` ends that transaction."""
     cur = conn.cursor(row_factory=tuple_row)
     query, params = queries["claim_status_window"], {"limit": limit}
-    if begin:
-        async with conn.pipeline():
-            await conn.execute(b"BEGIN")
-            await cur.execute(query, params, prepare=CALLS)
-    else:
+    async with db.pipelined(conn, begin=begin):
         await cur.execute(query, params, prepare=CALLS)
     rows = await cur.fetchall()  # with begin: read at the sync
     await cur.close()
@@ -356,7 +345,7 @@ async def move_status_cursor(
     """Past ``page`` (None: no page was claimed, the cursor stays): its window is exhausted
     when the page came back short. With ``commit``, ``COMMIT`` goes with it in one round trip
     (the end of ``claim_status_window(begin=True)``'s transaction)."""
-    async with conn.pipeline():
+    async with db.pipelined(conn, commit=commit):
         if page is not None:
             last_txid, last_id = (page.rows[-1][0], page.rows[-1][1]) if page.rows else ("0", 0)
             params = {
@@ -367,8 +356,6 @@ async def move_status_cursor(
                 "exhausted": len(page.rows) < page.limit,
             }
             await conn.execute(queries["move_status_cursor"], params)
-        if commit:
-            await conn.execute(b"COMMIT")
 
 
 async def fetch_orders_of_case(conn: Connection, *, fagsystem: str, sak_id: str) -> list[OrderRow]:
