@@ -49,9 +49,9 @@ async def _round(service: PaymentsService, tag: str, saks: list[str], amount: in
     and its receipt; then the statuses' pages claimed as the publisher claims them."""
     batch = [(f"{tag}-{s}", message(june(3, 7, amount), sak=s)) for s in saks[:-1]]
     await intake.store(service.pool, [intake.prepare(k, raw) for k, raw in batch])
-    async with service.pool.connection() as conn:
+    async with db.autocommit(service.pool) as conn:
         await repository.claim_due_orders(conn, limit=len(batch), dead_s=30.0)
-        await repository.mark_orders_sent(conn, ids=await _inflight(conn, saks[:-1]))
+        await repository.book_sends(conn, sent=await _inflight(conn, saks[:-1]))
     await intake.store(service.pool, [intake.prepare(f"{tag}-1", message(june(3, 7, amount)))])
     await _book(service, saks)
     while True:

@@ -185,8 +185,8 @@ def test_a_wait_at_the_payment_system_names_tethers_own_follow_up(
     async def sent(service: PaymentsService) -> None:
         await service.submit("k1", message(june(3, 7)))
         (order,) = await service.orders("sak1")
-        async with service.pool.connection() as conn:
-            await repository.mark_orders_sent(conn, ids=[order.id])
+        async with db.autocommit(service.pool) as conn:
+            await repository.book_sends(conn, sent=[order.id])
 
     _with_service(db_url, sent)
     result = _cli(runner, "status", "k1", "--wait", "0.1")

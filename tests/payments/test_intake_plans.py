@@ -131,8 +131,8 @@ async def test_marking_orders_sent_finds_them_by_key_not_through_the_due_index(
         before = _due_index_blocks(db_url)
         marked = []
         for _ in range(8):  # past the five calls after which a generic plan may be cached
-            async with db.transaction(pool) as conn:
-                marked.append(await repository.mark_orders_sent(conn, ids=ids))
+            async with db.autocommit(pool) as conn:
+                marked.append(await repository.book_sends(conn, sent=ids))
         async with pool.connection() as conn:
             await conn.execute("SELECT pg_stat_force_next_flush()")
         await asyncio.sleep(1)

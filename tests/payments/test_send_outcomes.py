@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from tether.core import db
 from tether.core.events import ensure_stream
 from tether.payments import repository, tasks
 from tether.payments.service import PaymentsService
@@ -55,9 +56,9 @@ async def test_a_failed_send_ends_the_claim_so_the_order_is_due_at_its_retry_tim
     that failed gives it a retry time instead, and the order is claimed again then, not only
     when the claim would have expired."""
     await service.submit("k1", message(june(3, 14)))
-    async with pool.connection() as conn:
+    async with db.autocommit(pool) as conn:
         (order,) = await repository.claim_due_orders(conn, limit=10, dead_s=600)
         assert await repository.claim_due_orders(conn, limit=10, dead_s=600) == []  # held
-        await repository.record_send_failure(conn, id=order.id, delay_s=0, error="refused")
+        await repository.book_sends(conn, sent=[], failed=[(order.id, 0, "refused")])
         (again,) = await repository.claim_due_orders(conn, limit=10, dead_s=600)
     assert again.id == order.id and again.send_attempts == 2

@@ -227,13 +227,6 @@ async def claim_due_orders(conn: Connection, *, limit: int, dead_s: float) -> li
     return [Outgoing.from_row(r) for r in rows]
 
 
-async def mark_orders_sent(conn: Connection, *, ids: Sequence[uuid.UUID]) -> int:
-    """HOS_OPPDRAG (and its status) for the orders still unsent; returns how many."""
-    params = {"ids": list(ids)}
-    rows = await db.fetch_all(conn, queries["mark_orders_sent"], params, prepare=CALLS)
-    return int(rows[0]["marked"])
-
-
 async def book_sends(
     conn: Connection,
     *,
@@ -257,13 +250,6 @@ async def book_sends(
             params = {"id": id_, "delay_s": delay_s, "error": error[:500]}
             await conn.execute(queries["record_send_failure"], params)
     return 0 if marked is None else int((await marked.fetchall())[0]["marked"])
-
-
-async def record_send_failure(
-    conn: Connection, *, id: uuid.UUID, delay_s: float, error: str
-) -> None:
-    params = {"id": id, "delay_s": delay_s, "error": error[:500]}
-    await db.execute(conn, queries["record_send_failure"], params)
 
 
 async def claim_unanswered_orders(
