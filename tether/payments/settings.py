@@ -85,7 +85,7 @@ class PaymentsSettings(TetherSettings):
         "their cases (each stage's pause is in their cycle: keep it short).",
     )
     round_idle_linger_s: float = Field(
-        default=0.03,
+        default=0.05,
         ge=0,
         description="Pause of a worker job after a partial round when no message waits behind "
         "a case: fewer, fuller rounds, for at most this much more latency a stage.",
