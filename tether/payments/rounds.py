@@ -7,8 +7,8 @@ its case's cycle. Hence two pauses: ``round_linger_s`` (short) while messages wa
 cases, ``round_idle_linger_s`` (longer) when none does. What waits is known from the receipt
 batches: one that planned waiting messages (``PaymentsService.queueing``) says cases queue.
 
-Latency: a message waits at most one pause a stage (one that comes to an idle stage, none). Against
-the 0.01 s every stage paused before, a lone message's ``OK`` is stored at most 2 x 0.04 s later
+Latency: each stage adds at most one pause to a message (a stage idle when it comes takes it as
+before). Against the 0.01 s of before, a lone message's ``OK`` is stored at most 2 x 0.04 s later
 (sender, receipts) and published at most 3 x 0.04 = 0.12 s later, at the default 0.05 s. For
 that, at 300 msg/s the workers' CPU a message fell by about half (bench/RESULTS.md); a longer
 pause saves less and less (0.08 s: a further fifth of the workers' CPU, for 60 % more wait).
