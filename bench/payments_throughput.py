@@ -561,9 +561,12 @@ def run_all(args: argparse.Namespace, server_url: str, tmp: Path) -> tuple[list[
             TETHER_LOG_LEVEL="WARNING",
             TETHER_PAYMENTS_OPPDRAG_URL=f"http://127.0.0.1:{sim_port}",
         )
-        if args.round_linger_s is not None:
-            env["TETHER_PAYMENTS_ROUND_LINGER_S"] = str(args.round_linger_s)
-        for name in ("intake_linger_s", "intake_linger_below"):
+        for name in (
+            "round_linger_s",
+            "round_idle_linger_s",
+            "intake_linger_s",
+            "intake_linger_below",
+        ):
             if getattr(args, name) is not None:
                 env[f"TETHER_PAYMENTS_{name.upper()}"] = str(getattr(args, name))
         if args.deferred_nice is not None:
@@ -653,6 +656,12 @@ def main() -> None:
         type=float,
         default=None,
         help="TETHER_PAYMENTS_ROUND_LINGER_S for the workers (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--round-idle-linger-s",
+        type=float,
+        default=None,
+        help="TETHER_PAYMENTS_ROUND_IDLE_LINGER_S for the workers (default: the setting's default)",
     )
     parser.add_argument(
         "--intake-linger-s",

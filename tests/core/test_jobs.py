@@ -131,8 +131,7 @@ async def rounds_with_a_newcomer(linger_s: float, full: int, first: list[int]) -
         stop=asyncio.Event(),
         once=True,
         poll_interval_s=0.01,
-        linger_s=linger_s,
-        small=lambda items: len(items) < full,
+        pause=lambda items: linger_s if len(items) < full else 0.0,
     )
     return rounds
 

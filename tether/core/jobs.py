@@ -57,15 +57,14 @@ async def run_due_loop(
     poll_interval_s: float = 1.0,
     wake: asyncio.Event | None = None,
     name: str = "job",
-    linger_s: float = 0.0,
-    small: Callable[[Sequence[T]], bool] | None = None,
+    pause: Callable[[Sequence[T]], float] | None = None,
 ) -> int:
     """Claim and process due work until ``stop`` (or, with ``once``, until nothing is due).
 
-    ``wake`` cuts an idle wait short (a new item was just queued in this process). A round
-    ``small`` calls small is followed by a pause of ``linger_s``, so what comes meanwhile joins
-    the next round: a trickle goes in groups, each round's fixed cost shared, for at most that
-    much latency. Returns how many items were processed.
+    ``wake`` cuts an idle wait short (a new item was just queued in this process). After a
+    round the loop sleeps ``pause(items)`` seconds (0: claims again at once), so what comes
+    meanwhile joins the next round: a trickle goes in groups, each round's fixed cost shared,
+    for at most that much latency. Returns how many items were processed.
     """
     processed = failures = 0
     logger.info("%s loop started", name, extra={"action": "job_started", "job": name})
@@ -95,8 +94,9 @@ async def run_due_loop(
             await idle(stop, wake, poll_interval_s)
             continue
         processed += len(items)
-        if linger_s > 0 and small is not None and small(items):
-            await asyncio.sleep(linger_s)
+        wait_s = 0.0 if pause is None else pause(items)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
     logger.info(
         "%s loop stopped after %d item(s)",
         name,

@@ -74,6 +74,7 @@ class PaymentsService:
         # orders a receipt batch planned, stored claimed for this process's sender (None: no
         # sender here, so they are stored due for any sender to claim)
         self._handed: list[Outgoing] | None = None
+        self.queueing = False  # the last receipt batch planned waiting messages (rounds.py)
 
     def send_here(self) -> None:
         """This process runs a sender: the orders its receipt batches plan are handed to it
@@ -279,6 +280,7 @@ class PaymentsService:
     def _booked(self, booking: receipts.Booking, drained: Drained) -> None:
         counted, planned = drained  # committed: count, hand the planned orders to the sender
         intake.count(booking.counted + counted)
+        self.queueing = bool(counted)  # each message it planned left a status
         if self._handed is not None:
             self._handed += planned
         self._wake()

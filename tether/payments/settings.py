@@ -79,7 +79,16 @@ class PaymentsSettings(TetherSettings):
         default=8, ge=0, description="An HTTP intake batch this large starts without lingering."
     )
     round_linger_s: float = Field(
-        default=0.01, description="Pause of a job after a round of less than a full batch."
+        default=0.01,
+        ge=0,
+        description="Pause of a worker job after a partial round while messages wait behind "
+        "their cases (each stage's pause is in their cycle: keep it short).",
+    )
+    round_idle_linger_s: float = Field(
+        default=0.05,
+        ge=0,
+        description="Pause of a worker job after a partial round when no message waits behind "
+        "a case: fewer, fuller rounds, for at most this much more latency a stage.",
     )
     fetch_batch: int = Field(default=100, description="Messages pulled per fetch.")
     receipt_concurrency: int = Field(default=16, description="Receipts booked at once per worker.")

@@ -21,7 +21,7 @@ from tether.core.errors import UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jetstream import Item, Publisher
 from tether.core.jobs import idle
-from tether.payments import repository
+from tether.payments import repository, rounds
 from tether.payments.paths import status_url
 from tether.payments.service import PaymentsService
 
@@ -64,7 +64,11 @@ async def publish_statuses(
             if once and not rows:
                 break
             if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
-                await asyncio.sleep(s.round_linger_s)
+                await asyncio.sleep(
+                    rounds.after_statuses(
+                        s, published=len(rows), batch=STATUS_BATCH, queueing=service.queueing
+                    )
+                )
                 await idle(stop, service.statuses_ready, s.poll_interval_s)
     finally:
         await close_quietly(nc)

@@ -8,9 +8,10 @@
   ``Transaction-ID``), a fetched batch booked in one transaction, acknowledged after its commit.
 - ``statuses.publish_statuses``: every stored status to ``payments.status.v1``.
 
-A round of less than a full batch is followed by a pause of ``round_linger_s``: a trickle is
-taken in groups, less CPU a message for at most that much latency (not the intake's: a sender
-waits on it, and a crowd forms batches by itself).
+A round of less than a full batch is followed by a pause (``rounds``: short while messages wait
+behind their cases, longer when none does): a trickle is taken in groups, less CPU a message for
+at most that much latency (not the intake's: a sender waits on it, and a crowd forms batches by
+itself).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tether.core.errors import Conflict, InvalidInput, UpstreamError
 from tether.core.events import close_quietly, connect_nats, ensure_stream
 from tether.core.jetstream import Publisher, Puller
 from tether.core.jobs import backoff, run_due_loop
-from tether.payments import codec, intake, outbox, repository
+from tether.payments import codec, intake, outbox, repository, rounds
 from tether.payments.records import OrderRow, Outgoing
 from tether.payments.service import PaymentsService
 from tether.payments.statuses import HEADROOM
@@ -67,8 +68,10 @@ async def send_orders(
         async def process(orders: Sequence[Outgoing]) -> None:
             await _send_batch(service, publisher, orders, max_payload=nc.max_payload)
 
-        def small(orders: Sequence[Outgoing]) -> bool:
-            return len(orders) < s.send_batch and not handed  # handed: a receipt batch's group
+        def pause(orders: Sequence[Outgoing]) -> float:
+            return rounds.after_send(
+                s, orders=len(orders), handed=len(handed), queueing=service.queueing
+            )
 
         return await run_due_loop(
             claim=claim,
@@ -78,8 +81,7 @@ async def send_orders(
             poll_interval_s=s.poll_interval_s,
             wake=service.orders_ready,
             name="payments-send",
-            linger_s=s.round_linger_s,
-            small=small,
+            pause=pause,
         )
     finally:
         await close_quietly(nc)
@@ -201,13 +203,14 @@ async def _consume(
     max_age_s: float,
     parallel: int = 1,
     handle_batch: Callable[[list[Any]], Awaitable[None]] | None = None,
-    linger_s: float = 0.0,
+    pause: Callable[[int], float] | None = None,
 ) -> int:
     """Pull messages with a durable consumer; each is acknowledged once ``handle`` returned.
 
     A message not acknowledged within ``ack_wait_s`` (its worker died) is delivered again.
     ``parallel`` > 1 handles a fetched batch concurrently (receipts: each books its own order).
     ``handle_batch`` takes a fetched batch at once; when it fails, ``handle`` takes each message.
+    ``pause(fetched)``: seconds to sleep after a round (none without it).
     """
     from nats.js.api import ConsumerConfig
 
@@ -240,8 +243,9 @@ async def _consume(
             else:  # one at a time: the broker's order is the arrival order
                 results = [await _handle_and_ack(m, handle) for m in msgs]
             handled += sum(results)
-            if len(msgs) < batch:
-                await asyncio.sleep(linger_s)
+            wait_s = 0.0 if pause is None else pause(len(msgs))
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
     finally:
         await close_quietly(nc, sub)
     return handled
@@ -329,7 +333,7 @@ async def consume_receipts(
         max_age_s=s.stream_max_age_s,
         parallel=s.receipt_concurrency,
         handle_batch=handle_batch,
-        linger_s=s.round_linger_s,
+        pause=lambda fetched: rounds.after_receipts(s, fetched=fetched, queueing=service.queueing),
     )
 
 
