@@ -70,18 +70,26 @@ def start_worker(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[by
 
 
 def is_worker(pid: int) -> bool:
-    """A worker process, forked or spawned (multiprocessing's resource tracker, a child too when
-    spawning, is not)."""
+    """A worker process, forked (tether's command line) or spawned (multiprocessing's): not the
+    resource tracker, a child too when spawning, nor the ``file`` that croniter's import runs
+    (``platform.architecture``) in the parent, which looks like the parent until its exec."""
     try:
-        return b"resource_tracker" not in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
         return False
+    return b"resource_tracker" not in cmdline and (b"tether" in cmdline or b"spawn_main" in cmdline)
 
 
 def wait_for_children(proc: subprocess.Popen[bytes], count: int) -> set[int]:
+    """``count`` worker children of ``proc``. A child counts once it still looks like one 0.1 s
+    after it was seen: a process the parent runs has the parent's command line from its fork
+    until its exec, and was once taken for the worker."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         kids = {k for k in children_of(proc.pid) if alive(k) and is_worker(k)}
+        if len(kids) >= count:
+            time.sleep(0.1)
+            kids = {k for k in kids if alive(k) and is_worker(k)}
         if len(kids) >= count:
             return kids
         assert proc.poll() is None, "the worker exited early"
