@@ -15,6 +15,9 @@ Scenarios, each at concurrency 1, 10 and 100:
 - ``cases``: N cases, one message each (each becomes a first order, ``NY``).
 - ``hot``: 10 cases, M messages each, every message changing the amount: each case's messages
   take turns behind its order at the payment system, so this measures the per-case round trip.
+- ``mixed``: N messages, every tenth to one of 2 hot cases (a new amount each time), the others
+  each a case of its own: a few queueing cases among many quiet ones (the worker's pauses
+  follow whether messages wait behind a case, `payments/rounds.py`).
 
 Open loop (``--rate R``): on either path the n-th message is due at n / R seconds and leaves
 then, whatever the earlier ones are doing, and its latency runs from its due time (a server that
@@ -449,6 +452,13 @@ def scenario_items(
 ) -> list[tuple[str, bytes]]:
     if scenario == "cases":
         return [(f"{prefix}{i}", make_message(f"{prefix}s{i}"[:30], 500)) for i in range(cases)]
+    if scenario == "mixed":  # every tenth message to one of 2 hot cases, the rest each its own
+        return [
+            (f"{prefix}{i}", make_message(f"{prefix}h{i // 10 % 2}"[:30], 100 + i // 20))
+            if i % 10 == 9
+            else (f"{prefix}{i}", make_message(f"{prefix}s{i}"[:30], 500))
+            for i in range(cases)
+        ]
     # round-robin over 10 cases: each client's consecutive posts hit different cases
     return [
         (f"{prefix}{m}-{c}", make_message(f"{prefix}h{c}"[:30], 100 + m))
@@ -649,7 +659,9 @@ def main() -> None:
     )
     parser.add_argument("--api-workers", type=int, default=1, help="tether serve --workers")
     parser.add_argument(
-        "--scenarios", default="cases,hot", help="comma-separated: cases, hot (default both)"
+        "--scenarios",
+        default="cases,hot",
+        help="comma-separated: cases, hot, mixed (default cases,hot)",
     )
     parser.add_argument(
         "--round-linger-s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from tether.core.bootstrap import Runtime
 from tether.core.db import Connection
 from tether.core.errors import Conflict, InvalidInput, NotFound
 from tether.core.limits import excerpt
-from tether.payments import codec, dryrun, intake, receipts, repository
+from tether.payments import codec, dryrun, intake, receipts, repository, rounds
 from tether.payments.client import OppdragClient
 from tether.payments.intake import FAGSYSTEM
 from tether.payments.records import (
@@ -74,13 +75,19 @@ class PaymentsService:
         # orders a receipt batch planned, stored claimed for this process's sender (None: no
         # sender here, so they are stored due for any sender to claim)
         self._handed: list[Outgoing] | None = None
-        self.queueing = False  # the last receipt batch planned waiting messages (rounds.py)
+        self._queued_at = float("-inf")  # when a receipt batch last planned waiting messages
 
     def send_here(self) -> None:
         """This process runs a sender: the orders its receipt batches plan are handed to it
         directly (stored claimed by it), not claimed back from the table."""
         if self._handed is None:
             self._handed = []
+
+    @property
+    def queueing(self) -> bool:
+        """Messages wait behind their cases: a receipt batch planned some within the last
+        ``rounds.QUEUEING_MEMORY_S`` (the worker's rounds then pause short, ``rounds.py``)."""
+        return time.monotonic() - self._queued_at < rounds.QUEUEING_MEMORY_S
 
     def take_handed(self) -> list[Outgoing]:
         """The orders handed to this process's sender since it last took them."""
@@ -280,7 +287,8 @@ class PaymentsService:
     def _booked(self, booking: receipts.Booking, drained: Drained) -> None:
         counted, planned = drained  # committed: count, hand the planned orders to the sender
         intake.count(booking.counted + counted)
-        self.queueing = bool(counted)  # each message it planned left a status
+        if counted:  # each message it planned left a status
+            self._queued_at = time.monotonic()
         if self._handed is not None:
             self._handed += planned
         self._wake()
