@@ -5,7 +5,6 @@ when none does; and the signal, ``PaymentsService.queueing``, set by each receip
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -61,17 +60,22 @@ async def test_a_receipt_batch_says_whether_it_released_waiting_messages(
     """The first receipt frees a case with a message waiting behind it (planned now: cases
     queue); the second frees it with none waiting, which leaves the signal on for the memory's
     length (a quiet batch between a hot case's receipts must not end its short pauses)."""
-    assert service.queueing is False
+    assert service.queueing.now() is False
     await service.submit("sakQ-1", message(june(3, 7), sak="sakQ"))
     await service.submit("sakQ-2", message(june(3, 14), sak="sakQ", behandling="b2"))
     (first,) = await service.orders("sakQ")
     await service.apply_receipts([_receipt(first.xml)])
-    assert service.queueing is True
-    released_at = service._queued_at
+    assert service.queueing.now() is True
+    released_at = service.queueing.released_at
     second = next(o for o in await service.orders("sakQ") if o.id != first.id)
     await service.apply_receipts([_receipt(second.xml)])
-    assert service._queued_at == released_at  # neither renewed nor cleared: remembered
-    service._queued_at = time.monotonic()
-    assert service.queueing is True
-    service._queued_at -= rounds.QUEUEING_MEMORY_S  # as if that much time had passed
-    assert service.queueing is False
+    assert service.queueing.released_at == released_at  # neither renewed nor cleared
+
+
+def test_the_queueing_signal_is_remembered_for_its_memory_then_ends() -> None:
+    signal = rounds.Queueing()
+    assert signal.now() is False  # nothing released yet
+    signal.released()
+    assert signal.now() is True
+    signal.released_at -= rounds.QUEUEING_MEMORY_S  # as if that much time had passed
+    assert signal.now() is False

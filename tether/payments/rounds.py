@@ -6,10 +6,10 @@ order is out) is sent only once that order's receipt is booked, so every stage's
 its case's cycle. Hence two pauses: ``round_linger_s`` (short) while messages wait behind
 cases, ``round_idle_linger_s`` (longer) when none does. What waits is known from the receipt
 batches: one that planned waiting messages says cases queue, for ``QUEUEING_MEMORY_S``
-(``PaymentsService.queueing``). Remembered, not the last batch's word: with a few hot cases among
-many quiet ones, most receipt batches hold only quiet receipts, and each such batch switched the
-hot cases' cycle to the long pauses (10,000 messages at 1,000/s, every tenth to one of 2 cases:
-639 against 746 msg/s end to end before this change).
+(``Queueing``, one a process: ``PaymentsService.queueing``). Remembered, not the last batch's
+word: with a few hot cases among many quiet ones, most receipt batches hold only quiet
+receipts, and each such batch switched the hot cases' cycle to the long pauses (10,000 messages
+at 1,000/s, every tenth to one of 2 cases: 639 against 746 msg/s end to end before this change).
 
 Latency: each stage adds at most one pause to a message (a stage idle when it comes takes it as
 before). Against the 0.01 s of before, a lone message's ``OK`` is stored at most 2 x 0.04 s later
@@ -20,11 +20,27 @@ pause saves less and less (0.08 s: a further fifth of the workers' CPU, for 60 %
 
 from __future__ import annotations
 
+import time
+
 from tether.payments.settings import PaymentsSettings
 
 # a hot case releases its next message every cycle (20-45 ms on 2 cores): half a second without
 # any release means nothing waits
 QUEUEING_MEMORY_S = 0.5
+
+
+class Queueing:
+    """Whether messages wait behind their cases: a receipt batch released (planned) some within
+    the last ``QUEUEING_MEMORY_S``. One per process, read by each of its worker jobs."""
+
+    def __init__(self) -> None:
+        self.released_at = float("-inf")
+
+    def released(self) -> None:
+        self.released_at = time.monotonic()
+
+    def now(self) -> bool:
+        return time.monotonic() - self.released_at < QUEUEING_MEMORY_S
 
 
 def after_round(s: PaymentsSettings, *, taken: int, batch: int, queueing: bool) -> float:

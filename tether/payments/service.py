@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -75,19 +74,13 @@ class PaymentsService:
         # orders a receipt batch planned, stored claimed for this process's sender (None: no
         # sender here, so they are stored due for any sender to claim)
         self._handed: list[Outgoing] | None = None
-        self._queued_at = float("-inf")  # when a receipt batch last planned waiting messages
+        self.queueing = rounds.Queueing()  # do messages wait behind their cases?
 
     def send_here(self) -> None:
         """This process runs a sender: the orders its receipt batches plan are handed to it
         directly (stored claimed by it), not claimed back from the table."""
         if self._handed is None:
             self._handed = []
-
-    @property
-    def queueing(self) -> bool:
-        """Messages wait behind their cases: a receipt batch planned some within the last
-        ``rounds.QUEUEING_MEMORY_S`` (the worker's rounds then pause short, ``rounds.py``)."""
-        return time.monotonic() - self._queued_at < rounds.QUEUEING_MEMORY_S
 
     def take_handed(self) -> list[Outgoing]:
         """The orders handed to this process's sender since it last took them."""
@@ -288,7 +281,7 @@ class PaymentsService:
         counted, planned = drained  # committed: count, hand the planned orders to the sender
         intake.count(booking.counted + counted)
         if counted:  # each message it planned left a status
-            self._queued_at = time.monotonic()
+            self.queueing.released()
         if self._handed is not None:
             self._handed += planned
         self._wake()

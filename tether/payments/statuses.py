@@ -66,7 +66,7 @@ async def publish_statuses(
             if len(rows) < STATUS_BATCH and not once:  # drained: wait, without an empty round
                 await asyncio.sleep(
                     rounds.after_statuses(
-                        s, published=len(rows), batch=STATUS_BATCH, queueing=service.queueing
+                        s, published=len(rows), batch=STATUS_BATCH, queueing=service.queueing.now()
                     )
                 )
                 await idle(stop, service.statuses_ready, s.poll_interval_s)

@@ -70,7 +70,7 @@ async def send_orders(
 
         def pause(orders: Sequence[Outgoing]) -> float:
             return rounds.after_send(
-                s, orders=len(orders), handed=len(handed), queueing=service.queueing
+                s, orders=len(orders), handed=len(handed), queueing=service.queueing.now()
             )
 
         return await run_due_loop(
@@ -333,7 +333,9 @@ async def consume_receipts(
         max_age_s=s.stream_max_age_s,
         parallel=s.receipt_concurrency,
         handle_batch=handle_batch,
-        pause=lambda fetched: rounds.after_receipts(s, fetched=fetched, queueing=service.queueing),
+        pause=lambda fetched: rounds.after_receipts(
+            s, fetched=fetched, queueing=service.queueing.now()
+        ),
     )
 
 
